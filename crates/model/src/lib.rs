@@ -1,0 +1,43 @@
+//! callmeter's data model: what a billable call is, and how calls are
+//! counted into periods and priced (DESIGN §1–§3).
+//!
+//! Pure code: no I/O, no threads, no clock reads. Functions that need the
+//! time take `now` from the caller.
+//!
+//! # Layout
+//!
+//! - [`event`]: the call event, its `interface` and `operation` enums with
+//!   their stable on-disk codes, and deriving an operation from a method.
+//! - [`parse`]: one JSON object to a validated [`CallEvent`], or an
+//!   [`EventError`] naming the field and the [`RejectReason`].
+//! - [`rules`]: effective-dated billing rules per interface.
+//! - [`plan`]: plans, overage in started blocks of 1,000, picking a plan.
+//! - [`period`]: `30d` and `monthly` usage periods in an IANA zone, and an
+//!   account's schedule of plan, zone and anchor changes.
+//! - [`bucket`]: the 15-minute buckets aggregates are kept in.
+//! - [`pages`]: how many requests a folder listing takes.
+//! - [`key`]: the 128-bit dedup key of (account, id).
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod bucket;
+pub mod event;
+pub mod key;
+pub mod pages;
+pub mod parse;
+pub mod period;
+pub mod plan;
+pub mod rules;
+
+pub use bucket::{bucket_of, bucket_start, BUCKET_SECONDS};
+pub use event::{derive_operation, CallEvent, Direction, Interface, Operation, UnknownName};
+pub use key::DedupKey;
+pub use pages::{list_pages, DEFAULT_LIST_PAGE_SIZE};
+pub use parse::{
+    event_from_value, is_valid_account, parse_event, EventError, EventLimits, RejectReason, MAX_ACCOUNT_BYTES,
+    MAX_ID_BYTES,
+};
+pub use period::{local_midnight, AccountSchedule, PeriodKind, PeriodRule, Term, UnknownPeriodKind, UsagePeriod};
+pub use plan::{pick_plan, Overage, Plan, OVERAGE_BLOCK_CALLS};
+pub use rules::{platform_billing_start, BillingRule, BillingRules};

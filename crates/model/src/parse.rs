@@ -1,0 +1,755 @@
+//! Turning one JSON object into a validated [`CallEvent`], or a precise reason why not.
+//!
+//! The fast path deserializes into a borrowed struct, so a valid event costs
+//! one pass over its bytes and one allocation per kept string. Only when that
+//! fails is the input parsed again into a `serde_json::Value` and walked field
+//! by field, to name the field and the reason. Both paths end in the same
+//! checks, so they agree on every input that has no duplicate keys
+//! (with duplicates, the last value wins, as in `serde_json::Value`).
+//!
+//! Order of checks: JSON syntax, then field types (in the order of the DESIGN
+//! §3 table), then missing required fields and values (same order).
+
+use crate::event::{derive_operation, CallEvent, Interface, Operation};
+use chrono::{DateTime, Duration, Utc};
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::borrow::Cow;
+use std::fmt;
+
+/// Size and clock limits applied while parsing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventLimits {
+    /// Longest optional string field, in bytes (default 4096).
+    pub max_field_bytes: usize,
+    /// How far ahead of `now` a call's `time` may be (default 5 minutes; DESIGN §3).
+    pub max_future: Duration,
+}
+
+impl Default for EventLimits {
+    fn default() -> Self {
+        EventLimits { max_field_bytes: 4096, max_future: Duration::minutes(5) }
+    }
+}
+
+/// Why an event was refused. The snake_case codes are part of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectReason {
+    /// Not JSON at all.
+    InvalidJson,
+    /// A required field is absent or null.
+    MissingField,
+    /// A field has the wrong JSON type (or the event is not an object).
+    WrongType,
+    /// A field has the right type but a value outside its domain.
+    InvalidValue,
+    /// A field is longer than allowed.
+    Oversize,
+    /// `time` is too far ahead of the server clock.
+    InFuture,
+    /// The account does not exist and may not be created (decided by the store).
+    UnknownAccount,
+    /// `time` is older than the retention (decided by the store).
+    OlderThanRetention,
+}
+
+impl RejectReason {
+    /// The stable code: `invalid_json`, `missing_field`, `wrong_type`, `invalid_value`,
+    /// `oversize`, `in_future`, `unknown_account` or `older_than_retention`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RejectReason::InvalidJson => "invalid_json",
+            RejectReason::MissingField => "missing_field",
+            RejectReason::WrongType => "wrong_type",
+            RejectReason::InvalidValue => "invalid_value",
+            RejectReason::Oversize => "oversize",
+            RejectReason::InFuture => "in_future",
+            RejectReason::UnknownAccount => "unknown_account",
+            RejectReason::OlderThanRetention => "older_than_retention",
+        }
+    }
+}
+
+impl fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A refused event: which field, the reason code, and a message for people.
+///
+/// Displays as `field "time": not RFC 3339: "yesterday"`, or just the detail
+/// when no single field is to blame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{detail}", FieldPrefix(*.field))]
+pub struct EventError {
+    /// The offending field, as named in the JSON.
+    pub field: Option<&'static str>,
+    /// The reason code.
+    pub reason: RejectReason,
+    /// What was wrong, lowercase, quoting (a prefix of) the bad value.
+    pub detail: String,
+}
+
+struct FieldPrefix(Option<&'static str>);
+
+impl fmt::Display for FieldPrefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(name) => write!(f, "field {name:?}: "),
+            None => Ok(()),
+        }
+    }
+}
+
+impl EventError {
+    fn new(field: &'static str, reason: RejectReason, detail: impl Into<String>) -> Self {
+        EventError { field: Some(field), reason, detail: detail.into() }
+    }
+}
+
+/// Longest `id`, in bytes (DESIGN §3).
+pub const MAX_ID_BYTES: usize = 128;
+
+/// Longest account name, in bytes (DESIGN §3).
+pub const MAX_ACCOUNT_BYTES: usize = 64;
+
+/// Whether `s` is an account name: `[a-z0-9][a-z0-9._-]{0,63}` (DESIGN §3).
+pub fn is_valid_account(s: &str) -> bool {
+    let b = s.as_bytes();
+    let Some((first, rest)) = b.split_first() else {
+        return false;
+    };
+    b.len() <= MAX_ACCOUNT_BYTES
+        && (first.is_ascii_lowercase() || first.is_ascii_digit())
+        && rest.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-'))
+}
+
+/// Parses and validates one event from JSON bytes. Never panics.
+pub fn parse_event(json: &[u8], now: DateTime<Utc>, limits: &EventLimits) -> Result<CallEvent, EventError> {
+    // serde would read a JSON array into the struct positionally: only objects take the fast path.
+    if json.trim_ascii_start().first() == Some(&b'{') {
+        if let Ok(wire) = serde_json::from_slice::<Wire<'_>>(json) {
+            return finish(wire, now, limits);
+        }
+    }
+    match serde_json::from_slice::<Value>(json) {
+        Ok(v) => event_from_value(&v, now, limits),
+        Err(e) => Err(EventError { field: None, reason: RejectReason::InvalidJson, detail: format!("not JSON: {e}") }),
+    }
+}
+
+/// Validates one event already parsed into a JSON value (a CloudEvent's `data`,
+/// an element of a parsed array). Never panics.
+pub fn event_from_value(v: &Value, now: DateTime<Utc>, limits: &EventLimits) -> Result<CallEvent, EventError> {
+    let wire = wire_from_value(v)?;
+    finish(wire, now, limits)
+}
+
+/// The event as it arrives: types checked, values not yet.
+///
+/// Strings borrow from the input when it has no escapes, so fields that are
+/// only checked (`time`) cost no allocation; unknown fields are skipped.
+#[derive(Debug, Default, Deserialize)]
+struct Wire<'a> {
+    #[serde(borrow, default, deserialize_with = "opt_cow")]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "opt_cow")]
+    account: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "opt_cow")]
+    time: Option<Cow<'a, str>>,
+    interface: Option<Interface>,
+    operation: Option<Operation>,
+    #[serde(borrow, default, deserialize_with = "opt_cow")]
+    method: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "opt_cow")]
+    path: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "opt_cow")]
+    destination: Option<Cow<'a, str>>,
+    status: Option<i64>,
+    #[serde(borrow, default, deserialize_with = "opt_cow")]
+    api_key: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "opt_cow")]
+    user: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "opt_cow")]
+    client_ip: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "opt_cow")]
+    user_agent: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "opt_cow")]
+    integration: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "opt_cow")]
+    cursor: Option<Cow<'a, str>>,
+    result_count: Option<u64>,
+    bytes: Option<u64>,
+    duration_ms: Option<f64>,
+}
+
+/// `Option<Cow<str>>` that really borrows: serde's own `Cow` impl always copies.
+fn opt_cow<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+    struct OptCow;
+    struct CowStr;
+
+    impl<'de> Visitor<'de> for CowStr {
+        type Value = Cow<'de, str>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Cow::Borrowed(v))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Cow::Owned(v.to_owned()))
+        }
+        fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+            Ok(Cow::Owned(v))
+        }
+    }
+
+    impl<'de> Visitor<'de> for OptCow {
+        type Value = Option<Cow<'de, str>>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string or null")
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_str(CowStr).map(Some)
+        }
+    }
+
+    d.deserialize_option(OptCow)
+}
+
+/// The slow path: the same struct, read from a `Value`, naming the first field of the wrong type.
+fn wire_from_value(v: &Value) -> Result<Wire<'_>, EventError> {
+    let Value::Object(obj) = v else {
+        return Err(EventError {
+            field: None,
+            reason: RejectReason::WrongType,
+            detail: format!("an event must be a JSON object, not {}", kind(v)),
+        });
+    };
+    let get = |name: &'static str| obj.get(name).filter(|v| !v.is_null());
+    let string = |name: &'static str| -> Result<Option<Cow<'_, str>>, EventError> {
+        match get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(Cow::Borrowed(s.as_str()))),
+            Some(other) => Err(wrong_type(name, "a string", other)),
+        }
+    };
+    let unsigned = |name: &'static str| -> Result<Option<u64>, EventError> {
+        match get(name) {
+            None => Ok(None),
+            Some(Value::Number(n)) => match n.as_u64() {
+                Some(x) => Ok(Some(x)),
+                None if n.is_i64() => Err(EventError::new(name, RejectReason::InvalidValue, format!("negative: {n}"))),
+                None => Err(wrong_type(name, "an integer", &Value::Number(n.clone()))),
+            },
+            Some(other) => Err(wrong_type(name, "an integer", other)),
+        }
+    };
+
+    let id = string("id")?;
+    let account = string("account")?;
+    let time = string("time")?;
+    let interface = match string("interface")? {
+        None => None,
+        Some(s) => Some(s.parse::<Interface>().map_err(|e| {
+            EventError::new(
+                "interface",
+                RejectReason::InvalidValue,
+                format!("not an interface: {} (expected one of: {})", quote(&s), e.expected),
+            )
+        })?),
+    };
+    let operation = match string("operation")? {
+        None => None,
+        Some(s) => Some(s.parse::<Operation>().map_err(|e| {
+            EventError::new(
+                "operation",
+                RejectReason::InvalidValue,
+                format!("not an operation: {} (expected one of: {})", quote(&s), e.expected),
+            )
+        })?),
+    };
+    let method = string("method")?;
+    let path = string("path")?;
+    let destination = string("destination")?;
+    let status = match get("status") {
+        None => None,
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(x) => Some(x),
+            None if n.is_u64() => {
+                return Err(EventError::new("status", RejectReason::InvalidValue, format!("out of range: {n}")))
+            }
+            None => return Err(wrong_type("status", "an integer", &Value::Number(n.clone()))),
+        },
+        Some(other) => return Err(wrong_type("status", "an integer", other)),
+    };
+    let api_key = string("api_key")?;
+    let user = string("user")?;
+    let client_ip = string("client_ip")?;
+    let user_agent = string("user_agent")?;
+    let integration = string("integration")?;
+    let cursor = string("cursor")?;
+    let result_count = unsigned("result_count")?;
+    let bytes = unsigned("bytes")?;
+    let duration_ms = match get("duration_ms") {
+        None => None,
+        Some(Value::Number(n)) => n.as_f64(),
+        Some(other) => return Err(wrong_type("duration_ms", "a number", other)),
+    };
+    Ok(Wire {
+        id,
+        account,
+        time,
+        interface,
+        operation,
+        method,
+        path,
+        destination,
+        status,
+        api_key,
+        user,
+        client_ip,
+        user_agent,
+        integration,
+        cursor,
+        result_count,
+        bytes,
+        duration_ms,
+    })
+}
+
+/// The checks both paths share: required fields, then each value.
+fn finish(w: Wire<'_>, now: DateTime<Utc>, limits: &EventLimits) -> Result<CallEvent, EventError> {
+    let id = w.id.ok_or_else(|| missing("id"))?;
+    if id.is_empty() {
+        return Err(EventError::new("id", RejectReason::InvalidValue, "empty"));
+    }
+    if id.len() > MAX_ID_BYTES {
+        return Err(oversize("id", id.len(), MAX_ID_BYTES));
+    }
+    let account = w.account.ok_or_else(|| missing("account"))?;
+    if !is_valid_account(&account) {
+        return Err(EventError::new(
+            "account",
+            RejectReason::InvalidValue,
+            format!("not an account name ([a-z0-9][a-z0-9._-]{{0,63}}): {}", quote(&account)),
+        ));
+    }
+    let time = w.time.ok_or_else(|| missing("time"))?;
+    let time = match DateTime::parse_from_rfc3339(&time) {
+        Ok(t) => t.with_timezone(&Utc),
+        Err(_) => {
+            return Err(EventError::new("time", RejectReason::InvalidValue, format!("not RFC 3339: {}", quote(&time))))
+        }
+    };
+    // No limit when `now + max_future` is past chrono's range.
+    if let Some(latest) = now.checked_add_signed(limits.max_future) {
+        if time > latest {
+            return Err(EventError::new(
+                "time",
+                RejectReason::InFuture,
+                format!(
+                    "{} is {} s ahead of the server clock (at most {} s allowed)",
+                    time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                    (time - now).num_seconds(),
+                    limits.max_future.num_seconds()
+                ),
+            ));
+        }
+    }
+    let interface = w.interface.ok_or_else(|| missing("interface"))?;
+
+    let max = limits.max_field_bytes;
+    let method = optional("method", w.method, max)?;
+    let path = optional("path", w.path, max)?;
+    let destination = optional("destination", w.destination, max)?;
+    let api_key = optional("api_key", w.api_key, max)?;
+    let user = optional("user", w.user, max)?;
+    let client_ip = optional("client_ip", w.client_ip, max)?;
+    let user_agent = optional("user_agent", w.user_agent, max)?;
+    let integration = optional("integration", w.integration, max)?;
+    let cursor = optional("cursor", w.cursor, max)?;
+    let operation = w.operation.unwrap_or_else(|| derive_operation(interface, method.as_deref()));
+
+    Ok(CallEvent {
+        id: id.into_owned(),
+        account: account.into_owned(),
+        time,
+        interface,
+        operation,
+        method,
+        path,
+        destination,
+        status: w.status,
+        api_key,
+        user,
+        client_ip,
+        user_agent,
+        integration,
+        cursor,
+        result_count: w.result_count,
+        bytes: w.bytes,
+        duration_ms: w.duration_ms,
+    })
+}
+
+fn optional(field: &'static str, v: Option<Cow<'_, str>>, max: usize) -> Result<Option<String>, EventError> {
+    match v {
+        Some(s) if s.len() > max => Err(oversize(field, s.len(), max)),
+        other => Ok(other.map(Cow::into_owned)),
+    }
+}
+
+fn missing(field: &'static str) -> EventError {
+    EventError::new(field, RejectReason::MissingField, "missing")
+}
+
+fn oversize(field: &'static str, len: usize, max: usize) -> EventError {
+    EventError::new(field, RejectReason::Oversize, format!("{len} bytes, more than the limit of {max}"))
+}
+
+fn wrong_type(field: &'static str, expected: &str, got: &Value) -> EventError {
+    EventError::new(field, RejectReason::WrongType, format!("expected {expected}, got {}", kind(got)))
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(n) if n.is_f64() => "a fractional number",
+        Value::Number(_) => "an integer",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A bad value for an error message: quoted, and cut short so that a huge
+/// field does not make a huge answer.
+fn quote(s: &str) -> String {
+    const MAX: usize = 64;
+    if s.len() <= MAX {
+        return format!("{s:?}");
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{:?}…", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-03-01T12:00:00Z").unwrap().with_timezone(&Utc)
+    }
+
+    fn base() -> Value {
+        json!({"id": "e1", "account": "acme", "time": "2026-03-01T11:00:00Z", "interface": "rest"})
+    }
+
+    fn with(k: &str, v: Value) -> Vec<u8> {
+        let mut b = base();
+        b[k] = v;
+        serde_json::to_vec(&b).unwrap()
+    }
+
+    fn without(k: &str) -> Vec<u8> {
+        let mut b = base();
+        b.as_object_mut().unwrap().remove(k);
+        serde_json::to_vec(&b).unwrap()
+    }
+
+    fn parse(b: &[u8]) -> Result<CallEvent, EventError> {
+        parse_event(b, now(), &EventLimits::default())
+    }
+
+    fn full() -> CallEvent {
+        CallEvent {
+            id: "sample-00001".into(),
+            account: "acme.eu_1-x".into(),
+            time: DateTime::parse_from_rfc3339("2026-02-27T07:59:58.942123Z").unwrap().with_timezone(&Utc),
+            interface: Interface::Webdav,
+            operation: Operation::Move,
+            method: Some("MOVE".into()),
+            path: Some("/inbox/a \"quoted\" ü.txt".into()),
+            destination: Some("/archive/a.txt".into()),
+            status: Some(-1),
+            api_key: Some("key_7f3a".into()),
+            user: Some("etl".into()),
+            client_ip: Some("2001:db8::42".into()),
+            user_agent: Some("Microsoft-WebDAV-MiniRedir/10.0".into()),
+            integration: Some("nightly".into()),
+            cursor: Some("c2".into()),
+            result_count: Some(40),
+            bytes: Some(u64::MAX),
+            duration_ms: Some(12.5),
+        }
+    }
+
+    #[test]
+    fn minimal_event_parses_and_derives_its_operation() {
+        let e = parse(&with("method", json!("PROPFIND"))).unwrap();
+        assert_eq!((e.id.as_str(), e.account.as_str(), e.interface), ("e1", "acme", Interface::Rest));
+        assert_eq!(e.operation, Operation::List);
+        let e = parse(&serde_json::to_vec(&base()).unwrap()).unwrap();
+        assert_eq!(e.operation, Operation::Other);
+        assert_eq!(e.path, None);
+    }
+
+    #[test]
+    fn full_event_round_trips() {
+        let e = full();
+        let bytes = serde_json::to_vec(&e).unwrap();
+        assert_eq!(parse(&bytes).unwrap(), e);
+        let v: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(event_from_value(&v, now(), &EventLimits::default()).unwrap(), e);
+    }
+
+    #[test]
+    fn canonical_json_shape() {
+        let mut e = full();
+        e.time = DateTime::parse_from_rfc3339("2026-02-27T07:59:58.940+01:00").unwrap().with_timezone(&Utc);
+        e.destination = None;
+        e.cursor = None;
+        let s = serde_json::to_string(&e).unwrap();
+        assert!(s.starts_with(
+            r#"{"id":"sample-00001","account":"acme.eu_1-x","time":"2026-02-27T06:59:58.940Z","interface":"webdav","operation":"move","method":"MOVE","path":"#
+        ));
+        assert!(!s.contains("destination") && !s.contains("cursor"));
+        assert!(s.ends_with(r#""result_count":40,"bytes":18446744073709551615,"duration_ms":12.5}"#), "{s}");
+        e.time = DateTime::parse_from_rfc3339("2026-02-27T07:59:58Z").unwrap().with_timezone(&Utc);
+        assert!(serde_json::to_string(&e).unwrap().contains(r#""time":"2026-02-27T07:59:58Z""#));
+    }
+
+    #[test]
+    fn times_accept_offsets_and_fractions() {
+        let e = parse(&with("time", json!("2026-03-01T17:00:00.123456789+05:45"))).unwrap();
+        assert_eq!(e.time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true), "2026-03-01T11:15:00.123456789Z");
+        let e = parse(&with("time", json!("2026-03-01T11:00:00.5-00:00"))).unwrap();
+        assert_eq!(e.time.timestamp_subsec_millis(), 500);
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored() {
+        let mut b = base();
+        b["extra"] = json!({"nested": [1, 2, {"deep": null}]});
+        b["specversion"] = json!("1.0");
+        b["x"] = Value::Null;
+        let e = parse(&serde_json::to_vec(&b).unwrap()).unwrap();
+        assert_eq!(e, parse(&serde_json::to_vec(&base()).unwrap()).unwrap());
+    }
+
+    #[test]
+    fn null_means_absent() {
+        for k in ["path", "status", "bytes", "duration_ms", "operation", "cursor"] {
+            let e = parse(&with(k, Value::Null)).unwrap();
+            assert_eq!(e, parse(&serde_json::to_vec(&base()).unwrap()).unwrap(), "{k}");
+        }
+        let e = parse(&with("id", Value::Null)).unwrap_err();
+        assert_eq!((e.field, e.reason), (Some("id"), RejectReason::MissingField));
+    }
+
+    #[test]
+    fn fast_path_borrows_unescaped_strings() {
+        let w: Wire<'_> = serde_json::from_slice(br#"{"time":"2026-01-01T00:00:00Z","path":"a\"b"}"#).unwrap();
+        assert!(matches!(w.time, Some(Cow::Borrowed(_))));
+        assert!(matches!(w.path, Some(Cow::Owned(ref s)) if s == "a\"b"));
+    }
+
+    #[test]
+    fn every_reject_reason_names_its_field() {
+        use RejectReason::*;
+        let far = "x".repeat(4097);
+        let cases: Vec<(Vec<u8>, Option<&str>, RejectReason)> = vec![
+            (b"{\"id\":".to_vec(), None, InvalidJson),
+            (b"".to_vec(), None, InvalidJson),
+            (b"{\"id\":\"a\"} x".to_vec(), None, InvalidJson),
+            (b"[1,2]".to_vec(), None, WrongType),
+            (b"\"event\"".to_vec(), None, WrongType),
+            (br#"["e1","acme","2026-03-01T11:00:00Z","rest"]"#.to_vec(), None, WrongType),
+            (without("id"), Some("id"), MissingField),
+            (without("account"), Some("account"), MissingField),
+            (without("time"), Some("time"), MissingField),
+            (without("interface"), Some("interface"), MissingField),
+            (b"{}".to_vec(), Some("id"), MissingField),
+            (with("id", json!(7)), Some("id"), WrongType),
+            (with("account", json!(["acme"])), Some("account"), WrongType),
+            (with("time", json!(1767225600)), Some("time"), WrongType),
+            (with("interface", json!(true)), Some("interface"), WrongType),
+            (with("status", json!("200")), Some("status"), WrongType),
+            (with("status", json!(200.0)), Some("status"), WrongType),
+            (with("bytes", json!(1.5)), Some("bytes"), WrongType),
+            (with("result_count", json!({})), Some("result_count"), WrongType),
+            (with("duration_ms", json!("3ms")), Some("duration_ms"), WrongType),
+            (with("path", json!(5)), Some("path"), WrongType),
+            (with("user", json!(false)), Some("user"), WrongType),
+            (with("id", json!("")), Some("id"), InvalidValue),
+            (with("account", json!("Acme")), Some("account"), InvalidValue),
+            (with("account", json!("-acme")), Some("account"), InvalidValue),
+            (with("account", json!("a".repeat(65))), Some("account"), InvalidValue),
+            (with("time", json!("yesterday")), Some("time"), InvalidValue),
+            (with("time", json!("2026-03-01 11:00")), Some("time"), InvalidValue),
+            (with("interface", json!("telnet")), Some("interface"), InvalidValue),
+            (with("interface", json!("REST")), Some("interface"), InvalidValue),
+            (with("operation", json!("chmod")), Some("operation"), InvalidValue),
+            (with("bytes", json!(-1)), Some("bytes"), InvalidValue),
+            (with("result_count", json!(-3)), Some("result_count"), InvalidValue),
+            (with("status", json!(u64::MAX)), Some("status"), InvalidValue),
+            (with("id", json!("i".repeat(129))), Some("id"), Oversize),
+            (with("path", json!(far)), Some("path"), Oversize),
+            (with("user_agent", json!(far)), Some("user_agent"), Oversize),
+            (with("time", json!("2026-03-01T12:05:01Z")), Some("time"), InFuture),
+            (with("time", json!("9999-12-31T23:59:59Z")), Some("time"), InFuture),
+        ];
+        for (input, field, reason) in cases {
+            let text = String::from_utf8_lossy(&input).into_owned();
+            let e = parse(&input).expect_err(&text);
+            assert_eq!((e.field, e.reason), (field, reason), "{text}: {e}");
+            assert!(!e.detail.is_empty());
+            // The slow path alone agrees with the fast path.
+            if let Ok(v) = serde_json::from_slice::<Value>(&input) {
+                assert_eq!(event_from_value(&v, now(), &EventLimits::default()), Err(e), "{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn boundaries_are_accepted() {
+        assert!(parse(&with("time", json!("2026-03-01T12:05:00Z"))).is_ok(), "exactly 5 minutes ahead");
+        assert!(parse(&with("time", json!("1999-01-01T00:00:00Z"))).is_ok(), "old is the store's business");
+        assert!(parse(&with("id", json!("i".repeat(128)))).is_ok());
+        assert!(parse(&with("account", json!("a".repeat(64)))).is_ok());
+        assert!(parse(&with("path", json!("p".repeat(4096)))).is_ok());
+        assert!(parse(&with("status", json!(i64::MIN))).is_ok());
+        assert!(parse(&with("duration_ms", json!(-0.25))).is_ok());
+        assert!(parse(&with("duration_ms", json!(3))).is_ok());
+        let tight = EventLimits { max_field_bytes: 3, max_future: Duration::zero() };
+        let e = parse_event(&with("method", json!("POST")), now(), &tight).unwrap_err();
+        assert_eq!((e.field, e.reason), (Some("method"), RejectReason::Oversize));
+        let e = parse_event(&with("time", json!("2026-03-01T12:00:00.000000001Z")), now(), &tight).unwrap_err();
+        assert_eq!(e.reason, RejectReason::InFuture);
+    }
+
+    #[test]
+    fn messages_read_well() {
+        let e = parse(&with("time", json!("yesterday"))).unwrap_err();
+        assert_eq!(e.to_string(), r#"field "time": not RFC 3339: "yesterday""#);
+        let e = parse(&without("account")).unwrap_err();
+        assert_eq!(e.to_string(), r#"field "account": missing"#);
+        let e = parse(&with("status", json!(1.5))).unwrap_err();
+        assert_eq!(e.to_string(), r#"field "status": expected an integer, got a fractional number"#);
+        let e = parse(&with("time", json!("2026-03-01T13:00:00Z"))).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"field "time": 2026-03-01T13:00:00Z is 3600 s ahead of the server clock (at most 300 s allowed)"#
+        );
+        let e = parse(b"[]").unwrap_err();
+        assert_eq!(e.to_string(), "an event must be a JSON object, not an array");
+        let e = parse(&with("account", json!("A".repeat(1000)))).unwrap_err();
+        assert!(e.detail.len() < 200, "bad values are cut short: {}", e.detail);
+        assert_eq!(RejectReason::OlderThanRetention.as_str(), "older_than_retention");
+        assert_eq!(serde_json::to_string(&RejectReason::InFuture).unwrap(), "\"in_future\"");
+    }
+
+    #[test]
+    fn duplicate_keys_take_the_last_value() {
+        let e =
+            parse(br#"{"id":"a","id":"b","account":"acme","time":"2026-03-01T11:00:00Z","interface":"rest"}"#).unwrap();
+        assert_eq!(e.id, "b");
+    }
+
+    #[test]
+    fn account_names() {
+        for ok in ["a", "0", "acme", "acme.eu", "a_b-c.d", "9lives"] {
+            assert!(is_valid_account(ok), "{ok}");
+        }
+        for bad in ["", "Acme", ".a", "_a", "-a", "a b", "a/b", "ä", "a\n"] {
+            assert!(!is_valid_account(bad), "{bad:?}");
+        }
+        assert!(is_valid_account(&"a".repeat(64)));
+        assert!(!is_valid_account(&"a".repeat(65)));
+    }
+
+    /// A tiny deterministic generator: no `rand` dependency for a test.
+    struct XorShift(u64);
+
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n.max(1) as u64) as usize
+        }
+    }
+
+    #[test]
+    fn mutated_and_truncated_inputs_never_panic() {
+        let seed = serde_json::to_vec(&full()).unwrap();
+        let alphabet = b"{}[]\":,.-+eE0123456789abcnrstuz\\ \x00\xff\xc3";
+        let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+        let (mut ok, mut err) = (0, 0);
+        for round in 0..600 {
+            let mut input = seed.clone();
+            match round % 4 {
+                0 => input.truncate(rng.below(input.len() + 1)),
+                _ => {
+                    for _ in 0..=rng.below(4) {
+                        let at = rng.below(input.len() + 1);
+                        let c = alphabet[rng.below(alphabet.len())];
+                        match rng.below(3) {
+                            0 if at < input.len() => input[at] = c,
+                            1 if at < input.len() => {
+                                input.remove(at);
+                            }
+                            _ => input.insert(at, c),
+                        }
+                    }
+                }
+            }
+            match parse(&input) {
+                Ok(e) => {
+                    ok += 1;
+                    assert!(is_valid_account(&e.account) && !e.id.is_empty() && e.id.len() <= MAX_ID_BYTES);
+                    assert!(e.time <= now() + Duration::minutes(5));
+                }
+                Err(e) => {
+                    err += 1;
+                    assert!(!e.to_string().is_empty());
+                }
+            }
+            if let Ok(v) = serde_json::from_slice::<Value>(&input) {
+                let _ = event_from_value(&v, now(), &EventLimits::default());
+            }
+        }
+        assert!(ok > 0 && err > 0, "the mutations reach both outcomes ({ok} ok, {err} rejected)");
+    }
+
+    #[test]
+    fn deep_nesting_does_not_crash() {
+        let head = r#"{"id":"a","account":"acme","time":"2026-03-01T11:00:00Z","interface":"rest","x":"#;
+        // Balanced: serde skips an unknown field without recursing, so the event is fine.
+        let s = format!("{head}{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(parse(s.as_bytes()).unwrap().id, "a");
+        // Unbalanced: the slow path's recursion limit answers, not the stack.
+        let s = format!("{head}{}", "[".repeat(100_000));
+        assert_eq!(parse(s.as_bytes()).unwrap_err().reason, RejectReason::InvalidJson);
+        let s = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(parse(s.as_bytes()).unwrap_err().reason, RejectReason::InvalidJson);
+    }
+}
