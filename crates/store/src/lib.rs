@@ -1,0 +1,35 @@
+//! Storage for callmeter: the [`Store`] trait the server is written against,
+//! and [`EmbeddedStore`], which keeps everything in one data folder with the
+//! fjall storage engine.
+//!
+//! # Layout
+//!
+//! - `store.rs`: the [`Store`] trait and its request types.
+//! - `records.rs`: accounts, tokens, adjustments, outcomes, request-log pages.
+//! - `options.rs`: [`StoreOptions`], the metering settings a store applies.
+//! - `codec.rs`: how a block of calls is laid out on disk.
+//! - `aggregate.rs`: the 15-minute aggregates kept on write.
+//! - `keys.rs`: byte layouts of the keys.
+//! - `disk.rs`: free space, checked before every commit.
+//! - `embedded/`: the fjall store: open and reads (`mod.rs`), the single
+//!   writer with group commit (`writer.rs`), the time-ordered request-log
+//!   scan (`scan.rs`) and online backup (`backup.rs`).
+//! - `error.rs`: [`StoreError`].
+
+mod aggregate;
+mod codec;
+mod disk;
+mod embedded;
+mod error;
+mod keys;
+mod options;
+mod records;
+mod store;
+
+pub use aggregate::{BreakdownRow, CallFlags, TotalRow};
+pub use codec::StoredCall;
+pub use embedded::{EmbeddedStore, FORMAT_VERSION};
+pub use error::{is_disk_full, StoreError};
+pub use options::{LatePolicy, StoreOptions};
+pub use records::{AccountRecord, Adjustment, CallFilter, CallPage, Outcome, Position, Scope, TokenRecord};
+pub use store::{AccountChange, BackupReport, IngestTicket, Store};

@@ -1,0 +1,107 @@
+//! The storage trait: everything the server asks of a store.
+//!
+//! The embedded store implements it today; a PostgreSQL store can follow
+//! (DESIGN §9) without the server changing. Writes go through `ingest` and
+//! the account, token and adjustment calls; reads never block writes.
+
+use crate::aggregate::{BreakdownRow, TotalRow};
+use crate::records::{AccountRecord, Adjustment, CallFilter, CallPage, Outcome, Position, TokenRecord};
+use crate::StoreError;
+use callmeter_model::CallEvent;
+use chrono::NaiveDate;
+use std::path::Path;
+
+/// Resolves once a batch of events is durable (or has failed as a whole).
+pub struct IngestTicket(pub(crate) tokio::sync::oneshot::Receiver<Result<Vec<Outcome>, StoreError>>);
+
+impl IngestTicket {
+    /// Waits for the outcome from async code.
+    pub async fn wait(self) -> Result<Vec<Outcome>, StoreError> {
+        self.0.await.unwrap_or(Err(StoreError::ShuttingDown))
+    }
+
+    /// Waits for the outcome from a plain thread.
+    pub fn wait_blocking(self) -> Result<Vec<Outcome>, StoreError> {
+        self.0.blocking_recv().unwrap_or(Err(StoreError::ShuttingDown))
+    }
+}
+
+/// A change to an account's plan, zone or anchor; each absent part stays as it is.
+#[derive(Debug, Clone, Default)]
+pub struct AccountChange {
+    /// The new plan's name.
+    pub plan: Option<String>,
+    /// The new IANA time zone.
+    pub timezone: Option<chrono_tz::Tz>,
+    /// The new period anchor date.
+    pub anchor: Option<NaiveDate>,
+}
+
+/// What a backup copied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackupReport {
+    /// Key-value rows copied.
+    pub rows: u64,
+    /// Bytes of keys and values copied.
+    pub bytes: u64,
+}
+
+/// A store of calls, aggregates, accounts and tokens.
+pub trait Store: Send + Sync + 'static {
+    /// Submits validated events. Each is deduplicated, checked against retention
+    /// and its account, and counted; the ticket resolves once every accepted
+    /// event is durable, with one outcome per event in order.
+    fn ingest(&self, events: Vec<CallEvent>) -> IngestTicket;
+
+    /// One account.
+    fn account(&self, name: &str) -> Option<AccountRecord>;
+
+    /// Every account, by name.
+    fn accounts(&self) -> Vec<AccountRecord>;
+
+    /// Creates an account, or schedules a change of plan, zone or anchor from its next period on.
+    fn upsert_account(&self, name: &str, change: AccountChange) -> Result<AccountRecord, StoreError>;
+
+    /// Per-bucket totals of an account for buckets in `[from_bucket, to_bucket)`.
+    fn totals(&self, account: &str, from_bucket: i64, to_bucket: i64) -> Result<Vec<TotalRow>, StoreError>;
+
+    /// Per-bucket counts with api key and user for buckets in `[from_bucket, to_bucket)`.
+    fn breakdown(&self, account: &str, from_bucket: i64, to_bucket: i64) -> Result<Vec<BreakdownRow>, StoreError>;
+
+    /// A page of the request log in time order, after `after` when given.
+    fn calls(
+        &self,
+        account: &str,
+        filter: &CallFilter,
+        after: Option<Position>,
+        limit: usize,
+    ) -> Result<CallPage, StoreError>;
+
+    /// Records an adjustment.
+    fn add_adjustment(&self, adjustment: Adjustment) -> Result<(), StoreError>;
+
+    /// The adjustments of the period of an account that starts at `period_start`.
+    fn adjustments(
+        &self,
+        account: &str,
+        period_start: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<Adjustment>, StoreError>;
+
+    /// Stores a token (replacing one with the same id).
+    fn put_token(&self, token: TokenRecord) -> Result<(), StoreError>;
+
+    /// Revokes a token; false when there was none with that id.
+    fn delete_token(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// Every token.
+    fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
+
+    /// Writes a consistent copy of the store into an empty folder, while it keeps running.
+    fn backup(&self, dir: &Path) -> Result<BackupReport, StoreError>;
+
+    /// Whether the store can take writes (false after a failed sync, until restart).
+    fn is_writable(&self) -> bool;
+
+    /// Bytes the store takes on disk.
+    fn disk_bytes(&self) -> u64;
+}
