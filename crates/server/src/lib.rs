@@ -1,0 +1,95 @@
+//! callmeter's HTTP server: ingest, usage, the request log, accounts, plans,
+//! adjustments and tokens, on axum and tokio, over any [`Store`].
+//!
+//! # Layout
+//!
+//! - `options.rs`: [`ServerOptions`], at once the flags, the environment and the config file.
+//! - `api.rs`: the routes and their handlers.
+//! - `ingest.rs`: `POST /v1/events` body framing and the per-event answer.
+//! - `usage.rs`: usage reports from the 15-minute aggregates.
+//! - `export.rs`: the request log as JSON, CSV and NDJSON streams.
+//! - `auth.rs`: tokens, scopes and the admin token.
+//! - `metrics.rs`: Prometheus counters.
+//! - `error.rs`: [`ApiError`], and the table from error to code and HTTP status.
+
+mod api;
+mod auth;
+mod error;
+mod export;
+mod ingest;
+mod metrics;
+mod options;
+mod usage;
+
+pub use error::ApiError;
+pub use options::{default_plans, OptionsError, ServerOptions, Settings, MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST};
+pub use usage::UsageReport;
+
+use callmeter_store::{EmbeddedStore, Store};
+use std::sync::Arc;
+
+/// Errors that stop the server from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The store could not be opened.
+    #[error("cannot open the store in {path}: {source}")]
+    Store {
+        /// The data folder.
+        path: std::path::PathBuf,
+        /// Why.
+        source: callmeter_store::StoreError,
+    },
+    /// A socket or file error.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Opens the embedded store and serves until SIGTERM or Ctrl-C, then stops
+/// accepting, finishes the requests in flight, and syncs the store.
+pub async fn serve(settings: Settings) -> Result<(), ServeError> {
+    let data = settings.data.clone();
+    let store = {
+        let opts = settings.store.clone();
+        let path = data.clone();
+        tokio::task::spawn_blocking(move || EmbeddedStore::open(&path, opts))
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))?
+            .map_err(|source| ServeError::Store { path: data.clone(), source })?
+    };
+    let store = Arc::new(store);
+    let (auth, generated) = auth::Auth::load(store.as_ref(), &data, settings.admin_token.as_deref())?;
+    if let Some(secret) = generated {
+        // Printed once, on purpose on stdout and not in the log: it is a secret.
+        println!("admin token (kept in {}): {secret}", data.join("admin-token").display());
+    }
+    let listener = tokio::net::TcpListener::bind(settings.listen).await?;
+    let addr = listener.local_addr()?;
+    let dyn_store: Arc<dyn Store> = store.clone();
+    let state = Arc::new(api::AppState { store: dyn_store, auth, settings, metrics: Default::default() });
+    let app = api::router(state.clone());
+    tracing::info!(%addr, data = %data.display(), "callmeter listening");
+    println!("listening on http://{addr}");
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    tracing::info!("shutting down: requests finished, syncing the store");
+    drop(state);
+    match Arc::try_unwrap(store) {
+        Ok(store) => store.shutdown(),
+        Err(store) => drop(store), // streams still hold it: their drop stops the writer
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

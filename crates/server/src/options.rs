@@ -1,0 +1,255 @@
+//! The server's settings: one struct that is at once the command-line flags,
+//! the `CALLMETER_*` environment variables and the TOML config file.
+//!
+//! A flag or variable wins over the file, and the file over the defaults
+//! ([`ServerOptions::merge`], then [`ServerOptions::resolve`]).
+
+use callmeter_model::{BillingRule, BillingRules, PeriodKind, Plan};
+use callmeter_store::{LatePolicy, StoreOptions};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Settings as given; every one optional so that flags, environment and file can be merged.
+#[derive(Debug, Clone, Default, clap::Args, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerOptions {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "CALLMETER_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Data folder of the embedded store [default: ./callmeter-data].
+    #[arg(long, env = "CALLMETER_DATA")]
+    pub data: Option<PathBuf>,
+    /// The admin token. Without one, the first start makes one and keeps it in DATA/admin-token.
+    #[arg(long, env = "CALLMETER_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Serve /metrics without a token [default: false].
+    #[arg(long, env = "CALLMETER_METRICS_PUBLIC")]
+    pub metrics_public: Option<bool>,
+    /// Days a call is kept and its duplicates recognised [default: 400].
+    #[arg(long, env = "CALLMETER_RETENTION_DAYS")]
+    pub retention_days: Option<u32>,
+    /// Hours after its end that a usage period closes; fractions allowed [default: 72].
+    #[arg(long, env = "CALLMETER_GRACE_HOURS")]
+    pub grace_hours: Option<f64>,
+    /// Calls for a closed period: "not_billed" or "bill_in_open_period" [default: not_billed].
+    #[arg(long, env = "CALLMETER_LATE_CALLS")]
+    pub late_calls: Option<String>,
+    /// Create an account the first time a call names it [default: true].
+    #[arg(long, env = "CALLMETER_AUTO_CREATE_ACCOUNTS")]
+    pub auto_create_accounts: Option<bool>,
+    /// Plan of accounts created that way [default: the first plan].
+    #[arg(long, env = "CALLMETER_DEFAULT_PLAN")]
+    pub default_plan: Option<String>,
+    /// IANA time zone of accounts created that way [default: UTC].
+    #[arg(long, env = "CALLMETER_DEFAULT_TIMEZONE")]
+    pub default_timezone: Option<String>,
+    /// Refuse writes (507) while the data folder's disk has less free space than this [default: 64].
+    #[arg(long, env = "CALLMETER_MIN_FREE_MB")]
+    pub min_free_mb: Option<u64>,
+    /// Ingest requests that share one commit and one sync at most [default: 16].
+    #[arg(long, env = "CALLMETER_REQUESTS_PER_COMMIT")]
+    pub requests_per_commit: Option<usize>,
+    /// Engine block cache in MiB [default: 64].
+    #[arg(long, env = "CALLMETER_CACHE_MB")]
+    pub cache_mb: Option<u64>,
+    /// Plans (config file only).
+    #[arg(skip)]
+    pub plans: Option<Vec<Plan>>,
+    /// Effective-dated billing rules (config file only) [default: DESIGN §1's rule].
+    #[arg(skip)]
+    pub billing_rules: Option<Vec<BillingRule>>,
+}
+
+/// Errors in the settings.
+#[derive(Debug, thiserror::Error)]
+pub enum OptionsError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML for these settings.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with its line.
+        message: String,
+    },
+    /// A setting has a value that cannot be used.
+    #[error("setting {name}: {message}")]
+    Invalid {
+        /// The setting.
+        name: &'static str,
+        /// Why.
+        message: String,
+    },
+}
+
+/// The settings after merging and defaults.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Data folder.
+    pub data: PathBuf,
+    /// The configured admin token, if any.
+    pub admin_token: Option<String>,
+    /// Serve /metrics without a token.
+    pub metrics_public: bool,
+    /// What the store applies to calls.
+    pub store: StoreOptions,
+}
+
+/// Events one ingest request may carry.
+pub const MAX_EVENTS_PER_REQUEST: usize = 10_000;
+/// Bytes one ingest request may carry.
+pub const MAX_BODY_BYTES: usize = 16 << 20;
+
+impl ServerOptions {
+    /// Reads a TOML config file.
+    pub fn from_file(path: &Path) -> Result<ServerOptions, OptionsError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| OptionsError::Read { path: path.to_owned(), source })?;
+        toml::from_str(&text).map_err(|e| OptionsError::Parse { path: path.to_owned(), message: e.to_string() })
+    }
+
+    /// Each setting from `self` (flags and environment) when given, else from `file`.
+    pub fn merge(self, file: ServerOptions) -> ServerOptions {
+        ServerOptions {
+            listen: self.listen.or(file.listen),
+            data: self.data.or(file.data),
+            admin_token: self.admin_token.or(file.admin_token),
+            metrics_public: self.metrics_public.or(file.metrics_public),
+            retention_days: self.retention_days.or(file.retention_days),
+            grace_hours: self.grace_hours.or(file.grace_hours),
+            late_calls: self.late_calls.or(file.late_calls),
+            auto_create_accounts: self.auto_create_accounts.or(file.auto_create_accounts),
+            default_plan: self.default_plan.or(file.default_plan),
+            default_timezone: self.default_timezone.or(file.default_timezone),
+            min_free_mb: self.min_free_mb.or(file.min_free_mb),
+            requests_per_commit: self.requests_per_commit.or(file.requests_per_commit),
+            cache_mb: self.cache_mb.or(file.cache_mb),
+            plans: self.plans.or(file.plans),
+            billing_rules: self.billing_rules.or(file.billing_rules),
+        }
+    }
+
+    /// Applies the defaults and checks the values.
+    pub fn resolve(self) -> Result<Settings, OptionsError> {
+        let invalid = |name, message: String| OptionsError::Invalid { name, message };
+        let plans = self.plans.unwrap_or_else(default_plans);
+        if plans.is_empty() {
+            return Err(invalid("plans", "at least one plan is needed".into()));
+        }
+        let default_plan = self.default_plan.unwrap_or_else(|| plans[0].name.clone());
+        if !plans.iter().any(|p| p.name == default_plan) {
+            return Err(invalid("default_plan", format!("no plan is named {default_plan:?}")));
+        }
+        let tz_name = self.default_timezone.unwrap_or_else(|| "UTC".into());
+        let default_timezone: chrono_tz::Tz = tz_name
+            .parse()
+            .map_err(|_| invalid("default_timezone", format!("{tz_name:?} is not an IANA time zone")))?;
+        let late_calls = match self.late_calls.as_deref().unwrap_or("not_billed") {
+            "not_billed" => LatePolicy::NotBilled,
+            "bill_in_open_period" => LatePolicy::BillInOpenPeriod,
+            other => {
+                return Err(invalid("late_calls", format!("{other:?}: use \"not_billed\" or \"bill_in_open_period\"")))
+            }
+        };
+        let retention_days = self.retention_days.unwrap_or(400);
+        if retention_days == 0 {
+            return Err(invalid("retention_days", "must be at least 1".into()));
+        }
+        let grace_hours = self.grace_hours.unwrap_or(72.0);
+        if !(grace_hours.is_finite() && grace_hours >= 0.0) {
+            return Err(invalid("grace_hours", format!("{grace_hours} is not a number of hours")));
+        }
+        let requests_per_commit = self.requests_per_commit.unwrap_or(16).max(1);
+        Ok(Settings {
+            listen: self.listen.unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid address")),
+            data: self.data.unwrap_or_else(|| PathBuf::from("callmeter-data")),
+            admin_token: self.admin_token.filter(|t| !t.is_empty()),
+            metrics_public: self.metrics_public.unwrap_or(false),
+            store: StoreOptions {
+                retention: chrono::Duration::days(retention_days.into()),
+                grace: chrono::Duration::milliseconds((grace_hours * 3_600_000.0) as i64),
+                late_calls,
+                auto_create_accounts: self.auto_create_accounts.unwrap_or(true),
+                default_plan,
+                default_timezone,
+                plans,
+                rules: self.billing_rules.map_or_else(BillingRules::platform_default, |rules| BillingRules { rules }),
+                min_free_bytes: self.min_free_mb.unwrap_or(64) << 20,
+                max_requests_per_commit: requests_per_commit,
+                cache_bytes: self.cache_mb.unwrap_or(64) << 20,
+            },
+        })
+    }
+}
+
+/// The plans used when the config file names none (the same as `config/callmeter.example.toml`).
+pub fn default_plans() -> Vec<Plan> {
+    vec![
+        Plan {
+            name: "starter".into(),
+            period: PeriodKind::ThirtyDays,
+            included_calls: 1_000_000,
+            overage_price_per_1000: 100,
+            currency: "USD".into(),
+        },
+        Plan {
+            name: "business".into(),
+            period: PeriodKind::Monthly,
+            included_calls: 20_000_000,
+            overage_price_per_1000: 50,
+            currency: "USD".into(),
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_file_and_defaults_fill_the_rest() {
+        let cli = ServerOptions { grace_hours: Some(1.0), ..Default::default() };
+        let file: ServerOptions = toml::from_str(
+            "grace_hours = 5\nretention_days = 10\n[[plans]]\nname = \"p\"\nperiod = \"monthly\"\nincluded_calls = 5\noverage_price_per_1000 = 1\n",
+        )
+        .unwrap();
+        let s = cli.merge(file).resolve().unwrap();
+        assert_eq!(s.store.grace, chrono::Duration::hours(1));
+        assert_eq!(s.store.retention, chrono::Duration::days(10));
+        assert_eq!(s.store.default_plan, "p");
+        assert_eq!(s.listen.port(), 8080);
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let o = ServerOptions { default_timezone: Some("Mars/Base".into()), ..Default::default() };
+        assert!(o.resolve().unwrap_err().to_string().contains("default_timezone"));
+        let o = ServerOptions { late_calls: Some("later".into()), ..Default::default() };
+        assert!(o.resolve().unwrap_err().to_string().contains("late_calls"));
+        assert!(toml::from_str::<ServerOptions>("listn = 1").is_err());
+    }
+
+    #[test]
+    fn the_shipped_example_config_is_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/callmeter.example.toml");
+        let example = ServerOptions::from_file(&path).unwrap().resolve().unwrap();
+        let defaults = ServerOptions::default().resolve().unwrap();
+        assert_eq!(example.listen, defaults.listen);
+        assert_eq!(example.data, defaults.data);
+        assert_eq!(example.store.plans, defaults.store.plans);
+        assert_eq!(example.store.rules, defaults.store.rules);
+        assert_eq!(example.store.grace, defaults.store.grace);
+        assert_eq!(example.store.retention, defaults.store.retention);
+        assert_eq!(example.store.min_free_bytes, defaults.store.min_free_bytes);
+    }
+}

@@ -1,0 +1,407 @@
+//! Usage answers: an account's calls in a period or range, against its plan.
+//!
+//! Everything here is computed from the 15-minute aggregates; no call is read.
+
+use crate::error::ApiError;
+use callmeter_model::{bucket_of, bucket_start, local_midnight, Direction, Plan, UsagePeriod};
+use callmeter_store::{AccountRecord, BreakdownRow, CallFlags, TotalRow};
+use chrono::{DateTime, NaiveDate, Timelike, Utc};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// A usage period as answered, with whether it has closed.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PeriodInfo {
+    /// First instant of the period.
+    pub start: DateTime<Utc>,
+    /// First instant after it.
+    pub end: DateTime<Utc>,
+    /// Whether its billable total is final.
+    pub closed: bool,
+    /// When it closes (or closed).
+    pub closes_at: DateTime<Utc>,
+}
+
+/// Calls and billable calls of one interface, group or time slot.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct CallCount {
+    /// Calls.
+    pub calls: u64,
+    /// Of them, billable and on time (plus late calls carried into this period).
+    pub billable_calls: u64,
+}
+
+/// Overage beyond the plan.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct OverageInfo {
+    /// Calls beyond the allowance.
+    pub calls: u64,
+    /// Started blocks of 1,000 calls.
+    pub blocks: u64,
+    /// Price, in minor units of the currency.
+    pub price: u64,
+    /// The plan's currency.
+    pub currency: String,
+}
+
+/// The answer of `GET /v1/accounts/{account}/usage`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct UsageReport {
+    /// The account.
+    pub account: String,
+    /// The plan in force for the period (or at the range's start).
+    pub plan: String,
+    /// The account's time zone.
+    pub timezone: String,
+    /// The period, when one was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub period: Option<PeriodInfo>,
+    /// Start of the range counted.
+    pub from: DateTime<Utc>,
+    /// End of the range counted (exclusive).
+    pub to: DateTime<Utc>,
+    /// Every call in the range, billable or not, late or not.
+    pub calls: u64,
+    /// Billable calls: billable by the rule at their time and on time, plus late calls billed in this period.
+    pub billable_calls: u64,
+    /// Calls that are not billable here (by the rule, or late).
+    pub non_billable_calls: u64,
+    /// Calls that arrived after their period closed.
+    pub late_calls: u64,
+    /// Reads: list, stat, read, login, other.
+    pub read_calls: u64,
+    /// Writes: write, delete, move, copy, mkdir.
+    pub write_calls: u64,
+    /// Calls by interface.
+    pub by_interface: BTreeMap<String, CallCount>,
+    /// Sum of the operator's adjustments to the period.
+    pub adjustments: i64,
+    /// What is billed: billable calls plus adjustments (never below zero).
+    pub billed_calls: u64,
+    /// Calls the plan includes per period.
+    pub included_calls: u64,
+    /// Calls left in the allowance.
+    pub remaining_calls: u64,
+    /// Overage and its price.
+    pub overage: OverageInfo,
+    /// Billed calls expected by the period's end at the pace so far (open periods only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub projected_calls: Option<u64>,
+    /// Counts by the asked dimensions, largest first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<Group>>,
+    /// Counts per local hour or day.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub series: Option<Vec<SeriesPoint>>,
+}
+
+/// Counts for one combination of the `group_by` dimensions.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Group {
+    /// The dimension values, by dimension name.
+    pub key: BTreeMap<&'static str, String>,
+    /// The counts.
+    #[serde(flatten)]
+    pub count: CallCount,
+}
+
+/// Counts for one local hour or day.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SeriesPoint {
+    /// Start of the slot, in the account's zone.
+    pub start: String,
+    /// The counts.
+    #[serde(flatten)]
+    pub count: CallCount,
+}
+
+/// A dimension of `group_by`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dimension {
+    /// The interface.
+    Interface,
+    /// The operation.
+    Operation,
+    /// The api key.
+    ApiKey,
+    /// The user.
+    User,
+}
+
+impl Dimension {
+    /// Parses `interface,operation,api_key,user`.
+    pub fn parse_list(s: &str) -> Result<Vec<Dimension>, ApiError> {
+        s.split(',')
+            .filter(|p| !p.is_empty())
+            .map(|p| match p.trim() {
+                "interface" => Ok(Dimension::Interface),
+                "operation" => Ok(Dimension::Operation),
+                "api_key" => Ok(Dimension::ApiKey),
+                "user" => Ok(Dimension::User),
+                other => Err(ApiError::BadRequest(format!(
+                    "group_by: {other:?} is not one of interface, operation, api_key, user"
+                ))),
+            })
+            .collect()
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Dimension::Interface => "interface",
+            Dimension::Operation => "operation",
+            Dimension::ApiKey => "api_key",
+            Dimension::User => "user",
+        }
+    }
+}
+
+/// Time-series slot size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Granularity {
+    /// Local hours.
+    Hour,
+    /// Local days.
+    Day,
+}
+
+/// The usage period that `period=` names for an account: `current`, `previous`, or a local date inside it.
+pub fn select_period(account: &AccountRecord, selector: &str, now: DateTime<Utc>) -> Result<UsagePeriod, ApiError> {
+    let (current, term) = account.schedule.period_containing(now);
+    match selector {
+        "current" => Ok(current),
+        "previous" => Ok(account.schedule.period_containing(current.start - chrono::Duration::nanoseconds(1)).0),
+        date => {
+            let d = NaiveDate::parse_from_str(date, "%Y-%m-%d").map_err(|_| {
+                ApiError::BadRequest(format!("period: {date:?} is not current, previous or a date YYYY-MM-DD"))
+            })?;
+            Ok(account.schedule.period_containing(local_midnight(term.rule.tz, d)).0)
+        }
+    }
+}
+
+/// Whether a totals row counts as a call of its bucket (carried rows only count towards billing).
+fn is_call(flags: CallFlags) -> bool {
+    !flags.carried
+}
+
+/// Whether a row's calls are billed in the bucket's period.
+fn is_billed(flags: CallFlags) -> bool {
+    flags.billable && (!flags.late || flags.carried)
+}
+
+/// Builds the report from the rows of `[from, to)`.
+#[allow(clippy::too_many_arguments)]
+pub fn report(
+    account: &AccountRecord,
+    plan: &Plan,
+    period: Option<(UsagePeriod, DateTime<Utc>)>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    rows: &[TotalRow],
+    adjustments: i64,
+    now: DateTime<Utc>,
+) -> UsageReport {
+    let mut r = UsageReport {
+        account: account.name.clone(),
+        plan: plan.name.clone(),
+        timezone: account.schedule.period_containing(from).1.rule.tz.name().to_owned(),
+        period: period.map(|(p, closes_at)| PeriodInfo {
+            start: p.start,
+            end: p.end,
+            closed: closes_at <= now,
+            closes_at,
+        }),
+        from,
+        to,
+        calls: 0,
+        billable_calls: 0,
+        non_billable_calls: 0,
+        late_calls: 0,
+        read_calls: 0,
+        write_calls: 0,
+        by_interface: BTreeMap::new(),
+        adjustments,
+        billed_calls: 0,
+        included_calls: plan.included_calls,
+        remaining_calls: 0,
+        overage: OverageInfo { calls: 0, blocks: 0, price: 0, currency: plan.currency.clone() },
+        projected_calls: None,
+        groups: None,
+        series: None,
+    };
+    for row in rows {
+        let entry = r.by_interface.entry(row.interface.as_str().to_owned()).or_default();
+        if is_billed(row.flags) {
+            r.billable_calls += row.calls;
+            entry.billable_calls += row.calls;
+        }
+        if !is_call(row.flags) {
+            continue;
+        }
+        entry.calls += row.calls;
+        r.calls += row.calls;
+        if row.flags.late {
+            r.late_calls += row.calls;
+        }
+        match row.operation.direction() {
+            Direction::Read => r.read_calls += row.calls,
+            Direction::Write => r.write_calls += row.calls,
+        }
+    }
+    let on_time_billable: u64 = rows.iter().filter(|x| is_call(x.flags) && is_billed(x.flags)).map(|x| x.calls).sum();
+    r.non_billable_calls = r.calls - on_time_billable;
+    r.billed_calls = (r.billable_calls as i64 + adjustments).max(0) as u64;
+    r.remaining_calls = plan.included_calls.saturating_sub(r.billed_calls);
+    let over = plan.overage(r.billed_calls);
+    r.overage =
+        OverageInfo { calls: over.calls, blocks: over.blocks, price: over.price, currency: plan.currency.clone() };
+    if let Some((p, _)) = period {
+        if p.contains(now) {
+            let elapsed = (now - p.start).num_seconds().max(1) as f64;
+            let length = (p.end - p.start).num_seconds() as f64;
+            r.projected_calls = Some((r.billed_calls as f64 * length / elapsed).round() as u64);
+        }
+    }
+    r
+}
+
+/// Counts by the asked dimensions, from totals rows (interface and operation only).
+pub fn groups_from_totals(rows: &[TotalRow], dims: &[Dimension]) -> Vec<Group> {
+    let mut map: BTreeMap<Vec<String>, CallCount> = BTreeMap::new();
+    for row in rows {
+        let key = dims
+            .iter()
+            .map(|d| match d {
+                Dimension::Interface => row.interface.as_str().to_owned(),
+                Dimension::Operation => row.operation.as_str().to_owned(),
+                Dimension::ApiKey | Dimension::User => String::new(),
+            })
+            .collect();
+        add(map.entry(key).or_default(), row.flags, row.calls);
+    }
+    finish_groups(map, dims)
+}
+
+/// Counts by the asked dimensions, from breakdown rows (any dimension).
+pub fn groups_from_breakdown(rows: &[BreakdownRow], dims: &[Dimension]) -> Vec<Group> {
+    let mut map: BTreeMap<Vec<String>, CallCount> = BTreeMap::new();
+    for row in rows {
+        let key = dims
+            .iter()
+            .map(|d| match d {
+                Dimension::Interface => row.interface.as_str().to_owned(),
+                Dimension::Operation => row.operation.as_str().to_owned(),
+                Dimension::ApiKey => row.api_key.clone(),
+                Dimension::User => row.user.clone(),
+            })
+            .collect();
+        add(map.entry(key).or_default(), row.flags, row.calls);
+    }
+    finish_groups(map, dims)
+}
+
+fn add(c: &mut CallCount, flags: CallFlags, calls: u64) {
+    if is_billed(flags) {
+        c.billable_calls += calls;
+    }
+    if is_call(flags) {
+        c.calls += calls;
+    }
+}
+
+fn finish_groups(map: BTreeMap<Vec<String>, CallCount>, dims: &[Dimension]) -> Vec<Group> {
+    let mut groups: Vec<Group> = map
+        .into_iter()
+        .map(|(values, count)| Group { key: dims.iter().map(|d| d.name()).zip(values).collect(), count })
+        .collect();
+    groups.sort_by_key(|g| std::cmp::Reverse(g.count.calls));
+    groups
+}
+
+/// Counts per local hour or day of the account's zone.
+pub fn series(rows: &[TotalRow], tz: chrono_tz::Tz, granularity: Granularity) -> Vec<SeriesPoint> {
+    let mut by_bucket: BTreeMap<i64, CallCount> = BTreeMap::new();
+    for row in rows {
+        add(by_bucket.entry(row.bucket).or_default(), row.flags, row.calls);
+    }
+    let mut slots: BTreeMap<DateTime<Utc>, CallCount> = BTreeMap::new();
+    for (bucket, count) in by_bucket {
+        let local = bucket_start(bucket).with_timezone(&tz);
+        let slot = match granularity {
+            Granularity::Hour => local
+                .with_minute(0)
+                .and_then(|t| t.with_second(0))
+                .map_or(local.with_timezone(&Utc), |t| t.with_timezone(&Utc)),
+            Granularity::Day => local_midnight(tz, local.date_naive()),
+        };
+        let c = slots.entry(slot).or_default();
+        c.calls += count.calls;
+        c.billable_calls += count.billable_calls;
+    }
+    slots.into_iter().map(|(t, count)| SeriesPoint { start: t.with_timezone(&tz).to_rfc3339(), count }).collect()
+}
+
+/// The buckets covering `[from, to)`: every bucket that starts inside it.
+pub fn bucket_range(from: DateTime<Utc>, to: DateTime<Utc>) -> (i64, i64) {
+    let first = bucket_of(from) + i64::from(bucket_start(bucket_of(from)) < from);
+    let end = bucket_of(to) + i64::from(bucket_start(bucket_of(to)) < to);
+    (first, end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use callmeter_model::{AccountSchedule, Interface, Operation, PeriodKind};
+
+    fn plan() -> Plan {
+        Plan {
+            name: "p".into(),
+            period: PeriodKind::Monthly,
+            included_calls: 1000,
+            overage_price_per_1000: 7,
+            currency: "EUR".into(),
+        }
+    }
+
+    fn account() -> AccountRecord {
+        AccountRecord {
+            name: "acme".into(),
+            schedule: AccountSchedule::new("p".into(), chrono_tz::UTC, NaiveDate::from_ymd_opt(2026, 1, 1).unwrap()),
+            created_at: Utc::now(),
+            max_block_span_ns: 0,
+        }
+    }
+
+    fn row(i: Interface, o: Operation, billable: bool, late: bool, carried: bool, calls: u64) -> TotalRow {
+        TotalRow { bucket: 0, interface: i, operation: o, flags: CallFlags { billable, late, carried }, calls }
+    }
+
+    #[test]
+    fn counts_billable_late_and_carried_apart() {
+        let rows = vec![
+            row(Interface::Rest, Operation::List, true, false, false, 1500),
+            row(Interface::Mount, Operation::Write, false, false, false, 10),
+            row(Interface::Rest, Operation::Read, true, true, false, 4),
+            row(Interface::Rest, Operation::Read, true, true, true, 2),
+        ];
+        let now = Utc::now();
+        let r = report(&account(), &plan(), None, now, now, &rows, -100, now);
+        assert_eq!(r.calls, 1514);
+        assert_eq!(r.billable_calls, 1502);
+        assert_eq!(r.non_billable_calls, 14);
+        assert_eq!(r.late_calls, 4);
+        assert_eq!((r.read_calls, r.write_calls), (1504, 10));
+        assert_eq!(r.billed_calls, 1402);
+        assert_eq!(r.overage, OverageInfo { calls: 402, blocks: 1, price: 7, currency: "EUR".into() });
+        assert_eq!(r.by_interface["rest"], CallCount { calls: 1504, billable_calls: 1502 });
+    }
+
+    #[test]
+    fn bucket_range_takes_buckets_starting_inside() {
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let (a, b) = bucket_range(t("2026-01-01T00:00:00Z"), t("2026-01-01T01:00:00Z"));
+        assert_eq!(b - a, 4);
+        let (a2, b2) = bucket_range(t("2026-01-01T00:05:00Z"), t("2026-01-01T01:00:01Z"));
+        assert_eq!((a2, b2), (a + 1, b + 1));
+    }
+}
