@@ -1,0 +1,67 @@
+//! A small blocking client of the server's API, for the CLI commands.
+
+use anyhow::{anyhow, bail, Context, Result};
+use reqwest::blocking::{Client, RequestBuilder, Response};
+use std::path::PathBuf;
+
+/// Where the server is and which token to use.
+#[derive(clap::Args)]
+pub struct ServerArgs {
+    /// The server's base URL.
+    #[arg(long, env = "CALLMETER_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// The token [default: the admin token in ./callmeter-data/admin-token, when present].
+    #[arg(long, env = "CALLMETER_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Data folder whose admin-token file to use when no token is given.
+    #[arg(long, default_value = "callmeter-data")]
+    pub data: PathBuf,
+}
+
+/// A connection to one server.
+pub struct Api {
+    base: String,
+    token: String,
+    http: Client,
+}
+
+impl ServerArgs {
+    /// Settles the token and builds the client.
+    pub fn connect(self) -> Result<Api> {
+        let token = match self.token {
+            Some(t) => t,
+            None => std::fs::read_to_string(self.data.join("admin-token"))
+                .map(|t| t.trim().to_owned())
+                .map_err(|_| anyhow!("no token: give --token or CALLMETER_TOKEN"))?,
+        };
+        let http = Client::builder().timeout(std::time::Duration::from_secs(300)).build()?;
+        Ok(Api { base: self.server.trim_end_matches('/').to_owned(), token, http })
+    }
+}
+
+impl Api {
+    /// A request to a path of the API, with the token.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
+        self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token)
+    }
+
+    /// Sends a request; a non-2xx answer becomes an error carrying the server's message.
+    pub fn send(&self, req: RequestBuilder) -> Result<Response> {
+        let resp = req.send().with_context(|| format!("cannot reach the server at {}", self.base))?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let body = resp.text().unwrap_or_default();
+            let message = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+                .unwrap_or(body);
+            bail!("server answered {status}: {message}");
+        }
+        Ok(resp)
+    }
+
+    /// GET a JSON document.
+    pub fn get_json(&self, path: &str, query: &[(&str, String)]) -> Result<serde_json::Value> {
+        Ok(self.send(self.request(reqwest::Method::GET, path).query(query))?.json()?)
+    }
+}

@@ -1,0 +1,122 @@
+//! `callmeter`: the one binary. It parses the command line and hands each
+//! command to the crate that does the work; it holds no logic of its own
+//! beyond talking to a server and printing.
+
+mod client;
+mod commands;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Meter billable API calls exactly once, per account and usage period.
+#[derive(Parser)]
+#[command(name = "callmeter", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: ingest API, usage, request log, accounts and tokens, on the embedded store.
+    Serve {
+        /// TOML config file; flags and CALLMETER_* variables win over it [default: ./callmeter.toml if present].
+        #[arg(long, env = "CALLMETER_CONFIG")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        options: callmeter_server::ServerOptions,
+    },
+    /// Send call events from a file (canonical NDJSON, or - for stdin) to a server, in batches.
+    Import {
+        /// The file, or - for standard input.
+        file: PathBuf,
+        #[command(flatten)]
+        server: client::ServerArgs,
+        /// Events per request.
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+    },
+    /// An account's usage for a period against its plan.
+    Usage {
+        /// The account.
+        account: String,
+        /// current, previous, or a date (YYYY-MM-DD) inside the period.
+        #[arg(long, default_value = "current")]
+        period: String,
+        /// Print the server's JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+    /// An account's request log: every call, LIST included.
+    Calls {
+        /// The account.
+        account: String,
+        /// From this time (RFC 3339).
+        #[arg(long)]
+        from: Option<String>,
+        /// Before this time (RFC 3339).
+        #[arg(long)]
+        to: Option<String>,
+        /// Only this operation (list, read, write, …).
+        #[arg(long)]
+        operation: Option<String>,
+        /// Only paths starting with this.
+        #[arg(long)]
+        path_prefix: Option<String>,
+        /// How many calls at most.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Print NDJSON, one call per line.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+    /// The accounts and their plans.
+    Accounts {
+        /// Print the server's JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+    /// List, make or revoke tokens.
+    Tokens {
+        #[command(subcommand)]
+        action: commands::TokenAction,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+    /// Have the server write a consistent copy of its store into an empty folder, while it runs.
+    Backup {
+        /// The folder, on the server's machine.
+        dir: PathBuf,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CALLMETER_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config, options } => commands::serve(config, options),
+        Command::Import { file, server, batch } => commands::import(&file, &server.connect()?, batch),
+        Command::Usage { account, period, json, server } => {
+            commands::usage(&server.connect()?, &account, &period, json)
+        }
+        Command::Calls { account, from, to, operation, path_prefix, limit, json, server } => {
+            let filters = [("from", from), ("to", to), ("operation", operation), ("path_prefix", path_prefix)];
+            commands::calls(&server.connect()?, &account, &filters, limit, json)
+        }
+        Command::Accounts { json, server } => commands::accounts(&server.connect()?, json),
+        Command::Tokens { action, server } => commands::tokens(&server.connect()?, action),
+        Command::Backup { dir, server } => commands::backup(&server.connect()?, &dir),
+    }
+}

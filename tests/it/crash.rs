@@ -1,0 +1,125 @@
+//! `kill -9` at random moments loses no acknowledged call and counts none twice.
+
+use crate::harness::{self, ADMIN};
+use rand::{Rng, SeedableRng};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const ROUNDS: usize = 20;
+const BATCH: usize = 200;
+const CLIENTS: usize = 3;
+
+fn batch_body(ids: &[String], time: &str) -> String {
+    let mut s = String::with_capacity(ids.len() * 120);
+    for id in ids {
+        s += &format!(
+            r#"{{"id":"{id}","account":"crash","time":"{time}","interface":"rest","method":"GET","path":"/f"}}"#
+        );
+        s.push('\n');
+    }
+    s
+}
+
+#[test]
+fn kill_dash_nine_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0xC0FFEE);
+    let acked: Arc<Mutex<HashSet<String>>> = Arc::default();
+    // Each client's batch that was sent but not answered: a real client retries it.
+    let unanswered: Arc<Mutex<Vec<Vec<String>>>> = Arc::default();
+    let time = harness::ago(30);
+    let next_ids = Arc::new(Mutex::new(0u64));
+    for round in 0..ROUNDS {
+        let server = harness::start(&data, &[]);
+        let url = server.url("/v1/events");
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut clients = Vec::new();
+        for c in 0..CLIENTS {
+            let (url, stop, acked, unanswered, next_ids, time) =
+                (url.clone(), stop.clone(), acked.clone(), unanswered.clone(), next_ids.clone(), time.clone());
+            clients.push(std::thread::spawn(move || {
+                let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+                let mut pending: Option<Vec<String>> = unanswered.lock().unwrap().pop();
+                let mut sent = 0usize;
+                loop {
+                    let ids = pending.take().unwrap_or_else(|| {
+                        let mut n = next_ids.lock().unwrap();
+                        let ids = (0..BATCH).map(|i| format!("r{round}-c{c}-{}", *n + i as u64)).collect();
+                        *n += BATCH as u64;
+                        ids
+                    });
+                    // Every few batches, resend ids that were already acknowledged: they must come back duplicate.
+                    let mut body_ids = ids.clone();
+                    if sent % 5 == 4 {
+                        let a = acked.lock().unwrap();
+                        body_ids.extend(a.iter().take(10).cloned());
+                    }
+                    let resp = http
+                        .post(&url)
+                        .bearer_auth(ADMIN)
+                        .header("content-type", "application/x-ndjson")
+                        .body(batch_body(&body_ids, &time))
+                        .send();
+                    match resp.and_then(|r| r.error_for_status()).and_then(|r| r.json::<serde_json::Value>()) {
+                        Ok(v) => {
+                            let results = v["results"].as_array().unwrap();
+                            let mut a = acked.lock().unwrap();
+                            for (i, id) in body_ids.iter().enumerate() {
+                                let status = results[i]["status"].as_str().unwrap();
+                                assert!(status == "accepted" || status == "duplicate", "{id}: {status}");
+                                if i >= ids.len() {
+                                    assert_eq!(status, "duplicate", "{id} was acknowledged before");
+                                }
+                                a.insert(id.clone());
+                            }
+                            sent += 1;
+                        }
+                        Err(_) => {
+                            unanswered.lock().unwrap().push(ids);
+                            return;
+                        }
+                    }
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                }
+            }));
+        }
+        std::thread::sleep(Duration::from_millis(rng.gen_range(100..700)));
+        server.kill();
+        stop.store(true, Ordering::Relaxed);
+        for c in clients {
+            c.join().unwrap();
+        }
+    }
+    // Final round: resend what was never answered, then count.
+    let server = harness::start(&data, &[]);
+    for ids in unanswered.lock().unwrap().drain(..) {
+        let (status, v) = server.post_events(ADMIN, &batch_body(&ids, &time));
+        assert_eq!(status, 200, "{v}");
+        acked.lock().unwrap().extend(ids);
+    }
+    let acked = acked.lock().unwrap();
+    assert!(acked.len() > ROUNDS * BATCH, "the clients got {} calls through", acked.len());
+    let usage = server.usage("crash", "current");
+    assert_eq!(usage["calls"].as_u64().unwrap() as usize, acked.len(), "usage equals distinct acknowledged ids");
+    let ndjson = server
+        .http
+        .get(server.url("/v1/accounts/crash/calls?format=ndjson"))
+        .bearer_auth(ADMIN)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let mut seen = HashSet::new();
+    for line in ndjson.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let id = v["id"].as_str().unwrap().to_owned();
+        assert!(acked.contains(&id), "{id} stored but never sent");
+        assert!(seen.insert(id.clone()), "{id} stored twice");
+    }
+    assert_eq!(seen.len(), acked.len(), "every acknowledged id is in the request log once");
+}

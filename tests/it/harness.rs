@@ -1,0 +1,122 @@
+//! Starting and talking to a real server process.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The admin token every test server is started with.
+pub const ADMIN: &str = "test-admin-token";
+
+/// A running `callmeter serve`.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    pub http: reqwest::blocking::Client,
+}
+
+/// Extra flags for a server.
+pub fn start(data: &Path, extra: &[&str]) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_callmeter"))
+        .arg("serve")
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--data")
+        .arg(data)
+        .args(extra)
+        .env("CALLMETER_ADMIN_TOKEN", ADMIN)
+        .env("CALLMETER_LOG", "warn")
+        .env_remove("CALLMETER_CONFIG")
+        .current_dir(data.parent().unwrap_or(data))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start callmeter serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let base = loop {
+        match lines.next() {
+            Some(Ok(line)) => {
+                if let Some(url) = line.strip_prefix("listening on ") {
+                    break url.trim().to_owned();
+                }
+            }
+            _ => panic!("server exited before listening: {:?}", child.wait()),
+        }
+    };
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");
+    Server { child, base, http }
+}
+
+impl Server {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// POSTs NDJSON events with a token; returns status and JSON body.
+    pub fn post_events(&self, token: &str, ndjson: &str) -> (u16, Value) {
+        self.send(
+            self.http
+                .post(self.url("/v1/events"))
+                .bearer_auth(token)
+                .header("content-type", "application/x-ndjson")
+                .body(ndjson.to_owned()),
+        )
+    }
+
+    pub fn get(&self, token: &str, path: &str) -> (u16, Value) {
+        self.send(self.http.get(self.url(path)).bearer_auth(token))
+    }
+
+    pub fn send(&self, req: reqwest::blocking::RequestBuilder) -> (u16, Value) {
+        let resp = req.send().expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// Usage of an account for a period, as the admin.
+    pub fn usage(&self, account: &str, period: &str) -> Value {
+        let (status, v) = self.get(ADMIN, &format!("/v1/accounts/{account}/usage?period={period}"));
+        assert_eq!(status, 200, "usage: {v}");
+        v
+    }
+
+    /// Stops the server with SIGTERM and waits for it.
+    pub fn stop(mut self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait().expect("wait");
+        assert!(status.success(), "server exited with {status}");
+    }
+
+    /// Kills the server with SIGKILL.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A canonical call event line.
+pub fn event(account: &str, id: &str, time: &str, interface: &str, extra: &str) -> String {
+    format!(r#"{{"id":"{id}","account":"{account}","time":"{time}","interface":"{interface}"{extra}}}"#)
+}
+
+/// Now minus some seconds, RFC 3339.
+pub fn ago(seconds: i64) -> String {
+    (chrono::Utc::now() - chrono::Duration::seconds(seconds)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Statuses of the results of an ingest answer, in order.
+pub fn statuses(v: &Value) -> Vec<String> {
+    v["results"].as_array().expect("results").iter().map(|r| r["status"].as_str().unwrap().to_owned()).collect()
+}

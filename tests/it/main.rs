@@ -1,0 +1,11 @@
+//! Whole flows against real `callmeter serve` processes on ephemeral ports.
+//! One test binary, so the suite links once.
+
+mod harness;
+
+mod auth;
+mod closed_period;
+mod crash;
+mod disk_full;
+mod ingest;
+mod operations;

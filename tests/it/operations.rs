@@ -1,0 +1,124 @@
+//! Operator flows: plan changes, adjustments, breakdowns, backup, metrics.
+
+use crate::harness::{self, ago, event, ADMIN};
+
+#[test]
+fn plan_changes_take_effect_next_period_and_adjustments_show_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = harness::start(&dir.path().join("data"), &[]);
+    let t = ago(60);
+    let mut body = String::new();
+    for i in 0..30 {
+        let (iface, key) = if i % 3 == 0 { ("sftp", "k2") } else { ("rest", "k1") };
+        body += &event("acme", &format!("e{i}"), &t, iface, &format!(r#","api_key":"{key}","user":"u{}""#, i % 2));
+        body += "\n";
+    }
+    assert_eq!(server.post_events(ADMIN, &body).1["accepted"], 30);
+
+    let before = server.usage("acme", "current");
+    assert_eq!(before["plan"], "starter");
+    let (s, rec) = server.send(
+        server
+            .http
+            .put(server.url("/v1/accounts/acme"))
+            .bearer_auth(ADMIN)
+            .json(&serde_json::json!({"plan": "business"})),
+    );
+    assert_eq!(s, 200, "{rec}");
+    let after = server.usage("acme", "current");
+    assert_eq!(after["plan"], "starter", "the current period keeps its plan");
+    assert_eq!(after["period"], before["period"], "the period's bounds never move");
+    let (s, _) = server.send(
+        server.http.put(server.url("/v1/accounts/acme")).bearer_auth(ADMIN).json(&serde_json::json!({"plan": "gold"})),
+    );
+    assert_eq!(s, 400, "unknown plans are refused");
+
+    let (s, _) = server.send(
+        server
+            .http
+            .post(server.url("/v1/accounts/acme/adjustments"))
+            .bearer_auth(ADMIN)
+            .json(&serde_json::json!({"calls": -5, "reason": "retry storm on our side"})),
+    );
+    assert_eq!(s, 201);
+    let u = server.usage("acme", "current");
+    assert_eq!(
+        (u["billable_calls"].as_u64(), u["adjustments"].as_i64(), u["billed_calls"].as_u64()),
+        (Some(30), Some(-5), Some(25))
+    );
+
+    let (_, g) = server.get(ADMIN, "/v1/accounts/acme/usage?group_by=interface,api_key");
+    let groups = g["groups"].as_array().unwrap();
+    assert_eq!(groups[0]["key"], serde_json::json!({"interface": "rest", "api_key": "k1"}));
+    assert_eq!(groups[0]["calls"], 20);
+    let (_, s) = server.get(ADMIN, "/v1/accounts/acme/usage?granularity=hour");
+    let total: u64 = s["series"].as_array().unwrap().iter().map(|p| p["calls"].as_u64().unwrap()).sum();
+    assert_eq!(total, 30);
+    let (st, _) = server.get(ADMIN, "/v1/accounts/acme/usage?group_by=color");
+    assert_eq!(st, 400);
+}
+
+#[test]
+fn backup_of_a_running_server_starts_a_server_with_the_same_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = harness::start(&dir.path().join("data"), &[]);
+    let t = ago(30);
+    let body: String =
+        (0..2000).map(|i| event("acme", &format!("b{i}"), &t, "ftp", r#","method":"STOR""#) + "\n").collect();
+    assert_eq!(server.post_events(ADMIN, &body).1["accepted"], 2000);
+    let copy = dir.path().join("copy");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_callmeter"))
+        .args(["backup", "--server", &server.base, "--token", ADMIN])
+        .arg(&copy)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let original = server.usage("acme", "current");
+    server.stop();
+    let restored = harness::start(&copy, &[]);
+    let u = restored.usage("acme", "current");
+    assert_eq!(u["calls"], 2000);
+    assert_eq!(u["write_calls"], original["write_calls"]);
+    let (_, v) = restored.post_events(ADMIN, &(event("acme", "b7", &t, "ftp", "") + "\n"));
+    assert_eq!(harness::statuses(&v), vec!["duplicate"]);
+}
+
+#[test]
+fn import_command_sends_a_file_and_a_second_import_adds_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = harness::start(&dir.path().join("data"), &[]);
+    // The shipped sample, moved in time so that it stays inside retention whenever the test runs.
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/calls.ndjson")).unwrap();
+    let events: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let time = |e: &serde_json::Value| chrono::DateTime::parse_from_rfc3339(e["time"].as_str().unwrap()).unwrap();
+    let shift =
+        (chrono::Utc::now() - chrono::Duration::hours(1)).fixed_offset() - events.iter().map(time).max().unwrap();
+    let moved: String = events
+        .iter()
+        .map(|e| {
+            let mut e = e.clone();
+            e["time"] = serde_json::Value::String((time(&e) + shift).to_rfc3339());
+            e.to_string() + "\n"
+        })
+        .collect();
+    let sample_path = dir.path().join("calls.ndjson");
+    std::fs::write(&sample_path, moved).unwrap();
+    let sample = sample_path.to_str().unwrap();
+    let run = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_callmeter"))
+            .args(["import", sample, "--server", &server.base, "--token", ADMIN])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let first = run();
+    let lines = events.len();
+    assert!(first.contains(&format!("imported:    {lines}")), "{first}");
+    let second = run();
+    assert!(second.contains("imported:    0"), "{second}");
+    assert!(second.contains(&format!("duplicates:  {lines}")), "{second}");
+    let (_, m) = server.get(ADMIN, "/metrics");
+    let text = m.as_str().unwrap();
+    assert!(text.contains(&format!("callmeter_events_accepted_total {lines}")), "{text}");
+}
