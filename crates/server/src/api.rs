@@ -97,22 +97,29 @@ async fn post_events(State(s): St, headers: HeaderMap, body: Bytes) -> AppResult
     }
     let started = Instant::now();
     let kind = BodyKind::from_content_type(headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()));
-    let parsed = ingest::parse_body(kind, &body, Utc::now())?;
-    let mut errors = Vec::with_capacity(parsed.items.len());
-    let mut events = Vec::with_capacity(parsed.items.len());
-    for item in parsed.items {
-        match item {
-            Ok(e) => {
-                events.push(e);
-                errors.push(None);
+    // Parsing and the store's dedup lookups are CPU and disk work: off the async workers.
+    let store = s.store.clone();
+    let (errors, ticket) = tokio::task::spawn_blocking(move || -> AppResult<_> {
+        let parsed = ingest::parse_body(kind, &body, Utc::now())?;
+        let mut errors = Vec::with_capacity(parsed.items.len());
+        let mut events = Vec::with_capacity(parsed.items.len());
+        for item in parsed.items {
+            match item {
+                Ok(e) => {
+                    events.push(e);
+                    errors.push(None);
+                }
+                Err(e) => errors.push(Some(e)),
             }
-            Err(e) => errors.push(Some(e)),
         }
-    }
-    let outcomes = if events.is_empty() {
-        Vec::new()
-    } else {
-        s.store.ingest(events).wait().await.inspect_err(|_| Metrics::add(&s.metrics.ingest_failures, 1))?
+        let ticket = (!events.is_empty()).then(|| store.ingest(events));
+        Ok((errors, ticket))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("ingest task: {e}")))??;
+    let outcomes = match ticket {
+        None => Vec::new(),
+        Some(t) => t.wait().await.inspect_err(|_| Metrics::add(&s.metrics.ingest_failures, 1))?,
     };
     let answer = ingest::answer(&errors, &outcomes);
     let m = &s.metrics;

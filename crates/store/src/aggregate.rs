@@ -1,4 +1,5 @@
-//! 15-minute aggregates, kept up to date on every write.
+//! 15-minute aggregates, up to date with every write (recent changes are
+//! held in memory until a checkpoint writes them: `embedded/derived.rs`).
 //!
 //! Two keyspaces hold them. `totals` has one value per account and bucket,
 //! a short list of counts by (interface, operation, flags): a usage answer
@@ -113,18 +114,15 @@ pub(crate) fn totals_row(bucket: i64, dims: TotalsDims, calls: u64) -> Result<To
     })
 }
 
-/// The key of a breakdown row.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn breakdown_key(
-    account: &str,
-    bucket: i64,
+/// The part of a breakdown row's key after its bucket key (`keys::bucket_key`).
+pub(crate) fn breakdown_suffix(
     interface: Interface,
     operation: Operation,
     flags: CallFlags,
     api_key: &str,
     user: &str,
 ) -> Vec<u8> {
-    let mut k = keys::bucket_key(account, bucket);
+    let mut k = Vec::with_capacity(3 + 4 + api_key.len() + user.len());
     k.extend_from_slice(&[interface.code(), operation.code(), flags.to_byte()]);
     keys::push_str16(&mut k, api_key);
     keys::push_str16(&mut k, user);
@@ -203,7 +201,8 @@ mod tests {
     #[test]
     fn breakdown_round_trip() {
         let f = CallFlags { billable: false, late: true, carried: false };
-        let k = breakdown_key("acme", -3, Interface::Rest, Operation::Write, f, "key1", "");
+        let mut k = keys::bucket_key("acme", -3);
+        k.extend(breakdown_suffix(Interface::Rest, Operation::Write, f, "key1", ""));
         let c = Counters { calls: 3, errors: 1, bytes: 99 };
         let row = decode_breakdown(&k[5..], &c.encode()).unwrap();
         assert_eq!(row.bucket, -3);

@@ -19,6 +19,12 @@ pub fn push_account(k: &mut Vec<u8>, account: &str) {
     k.extend_from_slice(account.as_bytes());
 }
 
+/// Reads the account at the start of a per-account key.
+pub fn read_account(k: &[u8]) -> Option<&str> {
+    let len = *k.first()? as usize;
+    std::str::from_utf8(k.get(1..1 + len)?).ok()
+}
+
 /// Appends a signed integer so that byte order is numeric order.
 pub fn push_i64(k: &mut Vec<u8>, v: i64) {
     k.extend_from_slice(&((v as u64) ^ (1 << 63)).to_be_bytes());

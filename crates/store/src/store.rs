@@ -20,6 +20,13 @@ impl IngestTicket {
         self.0.await.unwrap_or(Err(StoreError::ShuttingDown))
     }
 
+    /// A ticket that resolves to `error` at once.
+    pub fn failed(error: StoreError) -> IngestTicket {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let _ = tx.send(Err(error));
+        IngestTicket(rx)
+    }
+
     /// Waits for the outcome from a plain thread.
     pub fn wait_blocking(self) -> Result<Vec<Outcome>, StoreError> {
         self.0.blocking_recv().unwrap_or(Err(StoreError::ShuttingDown))
@@ -50,7 +57,8 @@ pub struct BackupReport {
 pub trait Store: Send + Sync + 'static {
     /// Submits validated events. Each is deduplicated, checked against retention
     /// and its account, and counted; the ticket resolves once every accepted
-    /// event is durable, with one outcome per event in order.
+    /// event is durable, with one outcome per event in order. It may read the
+    /// store on the calling thread: call it off an async runtime's workers.
     fn ingest(&self, events: Vec<CallEvent>) -> IngestTicket;
 
     /// One account.

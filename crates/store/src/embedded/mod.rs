@@ -7,6 +7,7 @@
 //! | `blocks`     | account, earliest call time, sequence | LZ4 block of calls (`codec`)  |
 //! | `totals`     | account, 15-minute bucket             | counts by interface/op/flags  |
 //! | `breakdown`  | account, bucket, dims, api key, user  | calls, errors, bytes          |
+//! | `block_log`  | sequence of a block                   | its `blocks` key              |
 //! | `accounts`   | name                                  | JSON `AccountRecord`          |
 //! | `adjustments`| account, period start, sequence       | JSON `Adjustment`             |
 //! | `tokens`     | id                                    | JSON `TokenRecord`            |
@@ -14,12 +15,17 @@
 //! All writes go through one writer thread (`writer.rs`), which batches
 //! concurrent requests into one engine commit and shares one sync among
 //! them; reads go straight to the engine.
+//!
+//! Dedup keys and breakdown rows of recent calls are kept in memory and
+//! written by a checkpoint every few seconds; `block_log` lists the blocks
+//! committed since, and is replayed after a crash (`derived.rs`).
 
 mod backup;
+mod derived;
 mod scan;
 mod writer;
 
-use crate::aggregate::{self, BreakdownRow, TotalRow};
+use crate::aggregate::{self, BreakdownRow, Counters, TotalRow, TotalsDims};
 use crate::keys;
 use crate::options::StoreOptions;
 use crate::records::{AccountRecord, Adjustment, CallFilter, CallPage, Position, TokenRecord};
@@ -28,15 +34,18 @@ use crate::StoreError;
 use callmeter_model::CallEvent;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions};
 use parking_lot::RwLock;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// The store format this build writes; older ones are upgraded on open.
 pub const FORMAT_VERSION: u32 = 1;
 
 const FORMAT_KEY: &str = "format_version";
+
+/// Memtable size of the dedup keyspace (about 50,000 keys).
+const DEDUP_MEMTABLE_BYTES: u64 = 4 << 20;
 
 /// The engine handles shared by the writer and the readers.
 #[derive(Clone)]
@@ -47,6 +56,7 @@ pub(crate) struct Engine {
     pub blocks: Keyspace,
     pub totals: Keyspace,
     pub breakdown: Keyspace,
+    pub block_log: Keyspace,
     pub accounts: Keyspace,
     pub adjustments: Keyspace,
     pub tokens: Keyspace,
@@ -59,10 +69,14 @@ impl Engine {
         let ks = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default);
         Ok(Engine {
             meta: ks("meta")?,
-            dedup: ks("dedup")?,
+            // Every call looks its key up here, almost always in vain: a small
+            // memtable keeps that search shallow, and the bloom filters of the
+            // flushed tables answer the rest.
+            dedup: db.keyspace("dedup", || KeyspaceCreateOptions::default().max_memtable_size(DEDUP_MEMTABLE_BYTES))?,
             blocks: ks("blocks")?,
             totals: ks("totals")?,
             breakdown: ks("breakdown")?,
+            block_log: ks("block_log")?,
             accounts: ks("accounts")?,
             adjustments: ks("adjustments")?,
             tokens: ks("tokens")?,
@@ -70,13 +84,14 @@ impl Engine {
         })
     }
 
-    pub(crate) fn all(&self) -> [(&'static str, &Keyspace); 8] {
+    pub(crate) fn all(&self) -> [(&'static str, &Keyspace); 9] {
         [
             ("meta", &self.meta),
             ("dedup", &self.dedup),
             ("blocks", &self.blocks),
             ("totals", &self.totals),
             ("breakdown", &self.breakdown),
+            ("block_log", &self.block_log),
             ("accounts", &self.accounts),
             ("adjustments", &self.adjustments),
             ("tokens", &self.tokens),
@@ -88,6 +103,12 @@ impl Engine {
 pub(crate) struct Shared {
     pub accounts: RwLock<HashMap<String, AccountRecord>>,
     pub writable: AtomicBool,
+    /// Aggregates committed but not yet checkpointed into the engine.
+    /// Readers add them to what the engine holds; a checkpoint holds the
+    /// write lock while it moves them over.
+    pub pending_aggregates: RwLock<derived::PendingAggregates>,
+    /// Checkpoints finished since the store opened.
+    pub checkpoints_done: AtomicU64,
 }
 
 /// The embedded store. Cheap to share behind an `Arc`; dropping the last one
@@ -111,7 +132,12 @@ impl EmbeddedStore {
                 serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(format!("account record: {e}")))?;
             accounts.insert(rec.name.clone(), rec);
         }
-        let shared = Arc::new(Shared { accounts: RwLock::new(accounts), writable: AtomicBool::new(true) });
+        let shared = Arc::new(Shared {
+            accounts: RwLock::new(accounts),
+            writable: AtomicBool::new(true),
+            pending_aggregates: RwLock::new(derived::PendingAggregates::default()),
+            checkpoints_done: AtomicU64::new(0),
+        });
         let writer = writer::start(engine.clone(), shared.clone(), options, path.to_path_buf())?;
         tracing::info!(path = %path.display(), accounts = shared.accounts.read().len(), "store opened");
         Ok(EmbeddedStore { engine, shared, writer, path: path.to_path_buf() })
@@ -149,7 +175,11 @@ fn check_format(engine: &Engine) -> Result<(), StoreError> {
 
 impl Store for EmbeddedStore {
     fn ingest(&self, events: Vec<CallEvent>) -> IngestTicket {
-        self.writer.ingest(events)
+        // The dedup lookups run here, on the caller's thread, in parallel with the writer.
+        match writer::DiskCheck::run(&self.engine, &self.shared, &events) {
+            Ok(checked) => self.writer.ingest(events, checked),
+            Err(e) => IngestTicket::failed(e),
+        }
     }
 
     fn account(&self, name: &str) -> Option<AccountRecord> {
@@ -170,11 +200,26 @@ impl Store for EmbeddedStore {
         let start = keys::bucket_key(account, from_bucket);
         let end = keys::bucket_key(account, to_bucket);
         let skip = start.len() - 8;
-        let mut rows = Vec::new();
-        for item in self.engine.totals.range(start..end) {
+        let bucket_of_key =
+            |k: &[u8]| keys::read_i64(&k[skip..]).ok_or_else(|| StoreError::Corrupt("totals key".into()));
+        // Held across the engine scan, so that a checkpoint cannot move counts
+        // from memory into the engine between the two halves of this read.
+        let pending = self.shared.pending_aggregates.read();
+        let mut merged: BTreeMap<i64, Vec<(TotalsDims, u64)>> = BTreeMap::new();
+        for item in self.engine.totals.range(start.clone()..end.clone()) {
             let (k, v) = item.into_inner()?;
-            let bucket = keys::read_i64(&k[skip..]).ok_or_else(|| StoreError::Corrupt("totals key".into()))?;
-            for (dims, calls) in aggregate::decode_totals(&v)? {
+            merged.insert(bucket_of_key(&k)?, aggregate::decode_totals(&v)?);
+        }
+        for (k, counts) in pending.range(&start, &end) {
+            let entries = merged.entry(bucket_of_key(k)?).or_default();
+            for (dims, n) in &counts.totals {
+                derived::add_entry(entries, *dims, *n);
+            }
+        }
+        drop(pending);
+        let mut rows = Vec::new();
+        for (bucket, entries) in merged {
+            for (dims, calls) in entries {
                 rows.push(aggregate::totals_row(bucket, dims, calls)?);
             }
         }
@@ -185,12 +230,22 @@ impl Store for EmbeddedStore {
         let start = keys::bucket_key(account, from_bucket);
         let end = keys::bucket_key(account, to_bucket);
         let skip = start.len() - 8;
-        let mut rows = Vec::new();
-        for item in self.engine.breakdown.range(start..end) {
+        // Held across the engine scan, as in `totals`.
+        let pending = self.shared.pending_aggregates.read();
+        let mut merged: BTreeMap<Vec<u8>, Counters> = BTreeMap::new();
+        for item in self.engine.breakdown.range(start.clone()..end.clone()) {
             let (k, v) = item.into_inner()?;
-            rows.push(aggregate::decode_breakdown(&k[skip..], &v)?);
+            merged.insert(k.to_vec(), Counters::decode(&v)?);
         }
-        Ok(rows)
+        for (bucket_key, counts) in pending.range(&start, &end) {
+            for (suffix, c) in &counts.breakdown {
+                let mut key = bucket_key.clone();
+                key.extend_from_slice(suffix);
+                merged.entry(key).or_default().add(c);
+            }
+        }
+        drop(pending);
+        merged.iter().map(|(k, c)| aggregate::decode_breakdown(&k[skip..], &c.encode())).collect()
     }
 
     fn calls(

@@ -9,19 +9,19 @@
 //! So many requests share one sync, the writer prepares the next batch while
 //! the syncer waits on the disk, and nothing is acknowledged before it is on disk.
 
+use super::derived::{self, CheckpointJob, KeySet};
 use super::{Engine, Shared};
-use crate::aggregate::{self, CallFlags, Counters, TotalsDims};
 use crate::codec::{self, StoredCall};
 use crate::disk;
 use crate::keys;
-use crate::options::{LatePolicy, StoreOptions};
+use crate::options::StoreOptions;
 use crate::records::{AccountRecord, Adjustment, Outcome, TokenRecord};
 use crate::store::{AccountChange, IngestTicket};
 use crate::StoreError;
-use callmeter_model::{bucket_of, CallEvent, DedupKey, RejectReason};
+use callmeter_model::{CallEvent, DedupKey, RejectReason};
 use chrono::{DateTime, Utc};
 use fjall::PersistMode;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
@@ -33,15 +33,33 @@ use tokio::sync::oneshot;
 /// a request-log page does not decode much more than it shows.
 const MAX_BLOCK_CALLS: usize = 4096;
 
-/// Aggregate values the writer keeps in memory before it reads them again from the engine.
-const MAX_CACHED_AGGREGATES: usize = 1 << 20;
-
 const NEXT_SEQ_KEY: &str = "next_seq";
+
+/// The dedup keys of a request's events and whether the engine held each,
+/// looked up on the caller's thread so that the writer need not.
+pub(crate) struct DiskCheck {
+    /// Checkpoints finished when the lookups began: they saw every key those wrote.
+    pub epoch: u64,
+    /// One key per event.
+    pub keys: Vec<DedupKey>,
+    /// One answer per event.
+    pub on_disk: Vec<bool>,
+}
+
+impl DiskCheck {
+    /// Looks up the key of every event in the engine.
+    pub fn run(engine: &Engine, shared: &Shared, events: &[CallEvent]) -> Result<DiskCheck, StoreError> {
+        let epoch = shared.checkpoints_done.load(Ordering::Acquire);
+        let keys: Vec<DedupKey> = events.iter().map(|e| DedupKey::of(&e.account, &e.id)).collect();
+        let on_disk = keys.iter().map(|k| engine.dedup.contains_key(k.0)).collect::<Result<_, _>>()?;
+        Ok(DiskCheck { epoch, keys, on_disk })
+    }
+}
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
 enum Command {
-    Ingest { events: Vec<CallEvent>, reply: Reply<Vec<Outcome>> },
+    Ingest { events: Vec<CallEvent>, checked: DiskCheck, reply: Reply<Vec<Outcome>> },
     UpsertAccount { name: String, change: AccountChange, reply: Reply<AccountRecord> },
     AddAdjustment { adjustment: Adjustment, reply: Reply<()> },
     PutToken { token: TokenRecord, reply: Reply<()> },
@@ -67,7 +85,11 @@ pub(crate) fn start(
         Some(v) => keys::read_u64(&v).ok_or_else(|| StoreError::Corrupt("next_seq".into()))?,
         None => 0,
     };
+    let replayed = derived::replay_block_log(&engine, &shared, options.late_calls)?;
     let (tx, rx) = mpsc::channel::<Command>();
+    let (job_tx, job_rx) = mpsc::channel::<CheckpointJob>();
+    let checkpointer =
+        derived::start_checkpointer(engine.clone(), shared.clone(), path.clone(), options.min_free_bytes, job_rx)?;
     let (sync_tx, sync_rx) = mpsc::channel::<Completion>();
     let syncer = {
         let db = engine.db.clone();
@@ -80,12 +102,20 @@ pub(crate) fn start(
         options,
         path,
         next_seq,
-        totals_cache: HashMap::new(),
-        breakdown_cache: HashMap::new(),
+        recent: replayed.keys,
+        flushing: None,
+        unlogged: replayed.seqs,
+        handed: 0,
+        forgotten: 0,
+        last_handoff: std::time::Instant::now(),
+        checkpoint_tx: job_tx,
         sync_tx,
     };
     let writer = std::thread::Builder::new().name("callmeter-writer".into()).spawn(move || writer.run(rx))?;
-    Ok(WriterHandle { tx: parking_lot::Mutex::new(Some(tx)), threads: parking_lot::Mutex::new(vec![writer, syncer]) })
+    Ok(WriterHandle {
+        tx: parking_lot::Mutex::new(Some(tx)),
+        threads: parking_lot::Mutex::new(vec![writer, syncer, checkpointer]),
+    })
 }
 
 impl WriterHandle {
@@ -103,8 +133,8 @@ impl WriterHandle {
         self.send(make).blocking_recv().unwrap_or(Err(StoreError::ShuttingDown))
     }
 
-    pub fn ingest(&self, events: Vec<CallEvent>) -> IngestTicket {
-        IngestTicket(self.send(|reply| Command::Ingest { events, reply }))
+    pub fn ingest(&self, events: Vec<CallEvent>, checked: DiskCheck) -> IngestTicket {
+        IngestTicket(self.send(|reply| Command::Ingest { events, checked, reply }))
     }
 
     pub fn upsert_account(&self, name: String, change: AccountChange) -> Result<AccountRecord, StoreError> {
@@ -159,10 +189,19 @@ struct Writer {
     options: StoreOptions,
     path: PathBuf,
     next_seq: u64,
-    /// Totals values as last committed, by key.
-    totals_cache: HashMap<Vec<u8>, Vec<(TotalsDims, u64)>>,
-    /// Breakdown values as last committed, by key.
-    breakdown_cache: HashMap<Vec<u8>, Counters>,
+    /// Dedup keys committed since the last hand-over to the checkpointer.
+    recent: KeySet,
+    /// Keys handed over and not yet in the engine.
+    flushing: Option<Arc<KeySet>>,
+    /// Sequences of the blocks committed since the last hand-over (their `block_log` entries).
+    unlogged: Vec<u64>,
+    /// Checkpoints handed over so far.
+    handed: u64,
+    /// Checkpoints whose keys the writer no longer holds: a [`DiskCheck`] older
+    /// than that may have missed them.
+    forgotten: u64,
+    last_handoff: std::time::Instant,
+    checkpoint_tx: mpsc::Sender<CheckpointJob>,
     sync_tx: mpsc::Sender<Completion>,
 }
 
@@ -170,11 +209,10 @@ struct Writer {
 struct Commit {
     now: DateTime<Utc>,
     batch: fjall::OwnedWriteBatch,
-    keys_seen: HashSet<DedupKey>,
+    keys_seen: KeySet,
     accounts: HashMap<String, AccountRecord>,
     calls: HashMap<String, Vec<StoredCall>>,
-    totals: HashMap<Vec<u8>, HashMap<TotalsDims, u64>>,
-    breakdown: HashMap<Vec<u8>, Counters>,
+    aggregates: derived::Aggregates,
     completions: Vec<Completion>,
 }
 
@@ -201,11 +239,10 @@ impl Writer {
         let mut c = Commit {
             now: Utc::now(),
             batch: self.engine.db.batch(),
-            keys_seen: HashSet::new(),
+            keys_seen: KeySet::default(),
             accounts: HashMap::new(),
             calls: HashMap::new(),
-            totals: HashMap::new(),
-            breakdown: HashMap::new(),
+            aggregates: derived::Aggregates::new(),
             completions: Vec::with_capacity(commands.len()),
         };
         let result = self.gather(&mut c, commands).and_then(|()| self.write(&mut c));
@@ -234,10 +271,14 @@ impl Writer {
         }
         for cmd in commands {
             match cmd {
-                Command::Ingest { events, reply } => {
+                Command::Ingest { events, checked, reply } => {
                     let mut outcomes = Vec::with_capacity(events.len());
-                    for e in events {
-                        outcomes.push(self.ingest_event(c, e)?);
+                    // A check made before the writer forgot some checkpoint's keys
+                    // may have missed them: look those events up again.
+                    let trusted = checked.epoch >= self.forgotten;
+                    for ((e, key), on_disk) in events.into_iter().zip(checked.keys).zip(checked.on_disk) {
+                        let on_disk = if trusted { on_disk } else { self.engine.dedup.contains_key(key.0)? };
+                        outcomes.push(self.ingest_event(c, e, key, on_disk)?);
                     }
                     c.completions.push(complete_with(reply, outcomes));
                 }
@@ -269,10 +310,20 @@ impl Writer {
         Ok(())
     }
 
-    fn ingest_event(&mut self, c: &mut Commit, e: CallEvent) -> Result<Outcome, StoreError> {
+    /// Decides one event. `on_disk` says whether its key was found in the engine.
+    fn ingest_event(
+        &mut self,
+        c: &mut Commit,
+        e: CallEvent,
+        key: DedupKey,
+        on_disk: bool,
+    ) -> Result<Outcome, StoreError> {
         // DESIGN §3: deduplication comes first, so a late or expired copy of a counted call is a duplicate.
-        let key = DedupKey::of(&e.account, &e.id);
-        if c.keys_seen.contains(&key) || self.engine.dedup.contains_key(key.0)? {
+        if on_disk
+            || c.keys_seen.contains(&key)
+            || self.recent.contains(&key)
+            || self.flushing.as_ref().is_some_and(|f| f.contains(&key))
+        {
             return Ok(Outcome::Duplicate);
         }
         if e.time < c.now - self.options.retention {
@@ -284,42 +335,16 @@ impl Writer {
         let billable = self.options.rules.is_billable(e.interface, e.time);
         let (period, _) = account.schedule.period_containing(e.time);
         let late = period.closes_at(self.options.grace) <= c.now;
-        let flags = CallFlags { billable, late, carried: false };
 
         c.keys_seen.insert(key);
-        c.batch.insert(&self.engine.dedup, key.0, []);
-        let bucket = bucket_of(e.time);
-        let tkey = keys::bucket_key(&e.account, bucket);
-        *c.totals
-            .entry(tkey)
-            .or_default()
-            .entry(aggregate::totals_dims(e.interface, e.operation, flags))
-            .or_default() += 1;
-        if late && billable && self.options.late_calls == LatePolicy::BillInOpenPeriod {
-            let carried = CallFlags { billable, late, carried: true };
-            let arrival = keys::bucket_key(&e.account, bucket_of(c.now));
-            *c.totals
-                .entry(arrival)
-                .or_default()
-                .entry(aggregate::totals_dims(e.interface, e.operation, carried))
-                .or_default() += 1;
+        let call = StoredCall { event: e, billable, late };
+        derived::count_call(&mut c.aggregates, &call, c.now, self.options.late_calls);
+        match c.calls.get_mut(&call.event.account) {
+            Some(calls) => calls.push(call),
+            None => {
+                c.calls.insert(call.event.account.clone(), vec![call]);
+            }
         }
-        let bkey = aggregate::breakdown_key(
-            &e.account,
-            bucket,
-            e.interface,
-            e.operation,
-            flags,
-            e.api_key.as_deref().unwrap_or(""),
-            e.user.as_deref().unwrap_or(""),
-        );
-        c.breakdown.entry(bkey).or_default().add(&Counters {
-            calls: 1,
-            errors: e.status.is_some_and(|s| s >= 400) as u64,
-            bytes: e.bytes.unwrap_or(0),
-        });
-        let account = e.account.clone();
-        c.calls.entry(account).or_default().push(StoredCall { event: e, billable, late });
         Ok(Outcome::Accepted)
     }
 
@@ -375,6 +400,41 @@ impl Writer {
         Ok(rec)
     }
 
+    /// Hands the recent keys and breakdown to the checkpointer when they are
+    /// big or old enough and no checkpoint is under way; forgets the keys of a
+    /// finished checkpoint, which the engine now holds.
+    fn hand_over_if_due(&mut self) {
+        if self.flushing.is_some() {
+            if self.shared.checkpoints_done.load(Ordering::Acquire) < self.handed {
+                return;
+            }
+            self.flushing = None;
+            self.forgotten = self.handed;
+        }
+        if self.unlogged.is_empty() {
+            return;
+        }
+        let rows = self.shared.pending_aggregates.read().rows();
+        let due = self.recent.len() >= derived::MAX_RECENT_KEYS
+            || rows >= derived::MAX_PENDING_ROWS
+            || self.last_handoff.elapsed() >= derived::CHECKPOINT_INTERVAL;
+        if !due {
+            return;
+        }
+        {
+            let mut pending = self.shared.pending_aggregates.write();
+            pending.flushing = Arc::new(std::mem::take(&mut pending.current));
+        }
+        let keys = Arc::new(std::mem::take(&mut self.recent));
+        self.flushing = Some(keys.clone());
+        self.handed += 1;
+        self.last_handoff = std::time::Instant::now();
+        let job = CheckpointJob { keys, seqs: std::mem::take(&mut self.unlogged) };
+        if self.checkpoint_tx.send(job).is_err() {
+            tracing::error!("checkpointer stopped; recent calls stay in the block log until restart");
+        }
+    }
+
     fn take_seq(&mut self) -> u64 {
         self.next_seq += 1;
         self.next_seq - 1
@@ -383,13 +443,17 @@ impl Writer {
     /// Adds the blocks and aggregates to the batch, commits it, and publishes what changed.
     fn write(&mut self, c: &mut Commit) -> Result<(), StoreError> {
         let seq_before = self.next_seq;
+        let mut logged = Vec::new();
         for (account, mut calls) in std::mem::take(&mut c.calls) {
             calls.sort_by_key(|s| s.event.time);
             for chunk in calls.chunks(MAX_BLOCK_CALLS) {
                 let min = codec::time_ns(chunk[0].event.time);
                 let max = codec::time_ns(chunk[chunk.len() - 1].event.time);
                 let seq = self.take_seq();
-                c.batch.insert(&self.engine.blocks, keys::block_key(&account, min, seq), codec::encode_block(chunk));
+                let key = keys::block_key(&account, min, seq);
+                c.batch.insert(&self.engine.block_log, seq.to_be_bytes(), derived::block_log_value(&key, c.now));
+                logged.push(seq);
+                c.batch.insert(&self.engine.blocks, key, codec::encode_block(chunk));
                 let rec = c.accounts.get_mut(&account).expect("accepted calls have an account");
                 if max.saturating_sub(min) > rec.max_block_span_ns {
                     rec.max_block_span_ns = max.saturating_sub(min);
@@ -399,38 +463,6 @@ impl Writer {
         }
         if self.next_seq != seq_before {
             c.batch.insert(&self.engine.meta, NEXT_SEQ_KEY, self.next_seq.to_be_bytes());
-        }
-
-        let mut new_totals = Vec::with_capacity(c.totals.len());
-        for (key, deltas) in std::mem::take(&mut c.totals) {
-            let mut entries = match self.totals_cache.get(&key) {
-                Some(v) => v.clone(),
-                None => match self.engine.totals.get(&key)? {
-                    Some(v) => aggregate::decode_totals(&v)?,
-                    None => Vec::new(),
-                },
-            };
-            for (dims, n) in deltas {
-                match entries.iter_mut().find(|(d, _)| *d == dims) {
-                    Some((_, calls)) => *calls += n,
-                    None => entries.push((dims, n)),
-                }
-            }
-            c.batch.insert(&self.engine.totals, key.as_slice(), aggregate::encode_totals(&entries));
-            new_totals.push((key, entries));
-        }
-        let mut new_breakdown = Vec::with_capacity(c.breakdown.len());
-        for (key, delta) in std::mem::take(&mut c.breakdown) {
-            let mut counters = match self.breakdown_cache.get(&key) {
-                Some(v) => *v,
-                None => match self.engine.breakdown.get(&key)? {
-                    Some(v) => Counters::decode(&v)?,
-                    None => Counters::default(),
-                },
-            };
-            counters.add(&delta);
-            c.batch.insert(&self.engine.breakdown, key.as_slice(), counters.encode());
-            new_breakdown.push((key, counters));
         }
 
         if c.batch.is_empty() {
@@ -451,16 +483,17 @@ impl Writer {
             self.shared.writable.store(false, Ordering::Relaxed);
             return Err(e.into());
         }
+        if !c.aggregates.is_empty() {
+            let mut pending = self.shared.pending_aggregates.write();
+            for (key, counts) in std::mem::take(&mut c.aggregates) {
+                pending.current.entry(key).or_default().merge(counts);
+            }
+        }
+        self.recent.extend(c.keys_seen.drain());
+        self.unlogged.extend(logged);
+        self.hand_over_if_due();
 
         // Committed: publish the new state.
-        if self.totals_cache.len() + new_totals.len() > MAX_CACHED_AGGREGATES {
-            self.totals_cache.clear();
-        }
-        self.totals_cache.extend(new_totals);
-        if self.breakdown_cache.len() + new_breakdown.len() > MAX_CACHED_AGGREGATES {
-            self.breakdown_cache.clear();
-        }
-        self.breakdown_cache.extend(new_breakdown);
         if !c.accounts.is_empty() {
             let mut shared = self.shared.accounts.write();
             for (name, rec) in c.accounts.drain() {

@@ -1,0 +1,329 @@
+//! Derived state kept in memory between checkpoints: recent dedup keys and
+//! recent aggregates (totals and breakdown).
+//!
+//! Writing one dedup key and one breakdown row per call, and every touched
+//! totals row, into the engine on every commit costs more than everything
+//! else a commit does (two skip-list inserts per call). So a commit writes
+//! only the call blocks and a `block_log` entry per block, in one atomic,
+//! synced batch; the dedup keys and aggregates of those calls stay in memory. Every few
+//! seconds the writer hands them to the checkpointer thread, which writes
+//! them into the engine in one batch together with the removal of the
+//! `block_log` entries they came from. After a crash, the blocks still in
+//! `block_log` are replayed into memory, so nothing acknowledged is lost and
+//! nothing is counted twice: the blocks are the truth, the rest derives from them.
+//!
+//! The memory this takes is bounded by the checkpoint thresholds, not by the
+//! number of stored calls.
+
+use super::{Engine, Shared};
+use crate::aggregate::{self, CallFlags, Counters, TotalsDims};
+use crate::codec::{self, StoredCall};
+use crate::disk;
+use crate::keys;
+use crate::options::LatePolicy;
+use crate::StoreError;
+use callmeter_model::{bucket_of, DedupKey};
+use chrono::{DateTime, Utc};
+use rustc_hash::FxHasher;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+/// The writer hands over at least this often when there is something to hand over...
+pub(crate) const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// ...or once this many dedup keys are in memory...
+pub(crate) const MAX_RECENT_KEYS: usize = 1 << 20;
+
+/// ...or once this many breakdown rows are pending.
+pub(crate) const MAX_PENDING_ROWS: usize = 250_000;
+
+/// Dedup keys are already uniform random bits: hashing them again is waste.
+#[derive(Default)]
+pub(crate) struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // `[u8; 16]` hashes as its length, then its bytes: keep the first 8 key bytes.
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(word);
+        }
+    }
+}
+
+/// A set of dedup keys.
+pub(crate) type KeySet = HashSet<DedupKey, BuildHasherDefault<KeyHasher>>;
+
+/// Counts of one account bucket that the engine does not hold yet.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct BucketCounts {
+    /// Calls by (interface, operation, flags): a handful of entries.
+    pub totals: Vec<(TotalsDims, u64)>,
+    /// Breakdown counters by the breakdown key's part after the bucket key.
+    pub breakdown: HashMap<Vec<u8>, Counters, BuildHasherDefault<FxHasher>>,
+}
+
+impl BucketCounts {
+    /// Adds `n` calls to a totals entry.
+    pub fn add_total(&mut self, dims: TotalsDims, n: u64) {
+        add_entry(&mut self.totals, dims, n);
+    }
+
+    /// Adds everything in `other`.
+    pub fn merge(&mut self, other: BucketCounts) {
+        for (dims, n) in other.totals {
+            self.add_total(dims, n);
+        }
+        for (key, c) in other.breakdown {
+            self.breakdown.entry(key).or_default().add(&c);
+        }
+    }
+}
+
+/// Adds `n` to the entry for `dims` in a totals list.
+pub(crate) fn add_entry(entries: &mut Vec<(TotalsDims, u64)>, dims: TotalsDims, n: u64) {
+    match entries.iter_mut().find(|(d, _)| *d == dims) {
+        Some((_, calls)) => *calls += n,
+        None => entries.push((dims, n)),
+    }
+}
+
+/// Counts not yet in the engine, by bucket key (account, bucket).
+pub(crate) type Aggregates = BTreeMap<Vec<u8>, BucketCounts>;
+
+/// Aggregates committed but not yet checkpointed into the engine. Readers
+/// add them to what the engine holds.
+#[derive(Default)]
+pub(crate) struct PendingAggregates {
+    /// Added to by every commit.
+    pub current: Aggregates,
+    /// Handed to the checkpointer; emptied once the engine holds it. Shared,
+    /// so that the checkpointer reads it without holding the lock.
+    pub flushing: Arc<Aggregates>,
+}
+
+impl PendingAggregates {
+    /// Both generations' counts for the bucket keys in `start..end`, for readers.
+    pub fn range<'a>(
+        &'a self,
+        start: &'a [u8],
+        end: &'a [u8],
+    ) -> impl Iterator<Item = (&'a Vec<u8>, &'a BucketCounts)> + 'a {
+        let range = (std::ops::Bound::Included(start), std::ops::Bound::Excluded(end));
+        self.current.range::<[u8], _>(range).chain(self.flushing.range::<[u8], _>(range))
+    }
+
+    /// Breakdown rows: every generation's.
+    pub fn rows(&self) -> usize {
+        self.current.values().map(|b| b.breakdown.len()).sum()
+    }
+}
+
+/// Counts a stored call into `aggs`: its bucket's totals and breakdown, and,
+/// for a late call billed in the open period, a carried entry in the bucket
+/// of `arrival`.
+pub(crate) fn count_call(aggs: &mut Aggregates, call: &StoredCall, arrival: DateTime<Utc>, late_calls: LatePolicy) {
+    let e = &call.event;
+    let flags = CallFlags { billable: call.billable, late: call.late, carried: false };
+    let bucket = bucket_of(e.time);
+    let counts = bucket_counts(aggs, &e.account, bucket);
+    counts.add_total(aggregate::totals_dims(e.interface, e.operation, flags), 1);
+    let suffix = aggregate::breakdown_suffix(
+        e.interface,
+        e.operation,
+        flags,
+        e.api_key.as_deref().unwrap_or(""),
+        e.user.as_deref().unwrap_or(""),
+    );
+    let add = Counters { calls: 1, errors: e.status.is_some_and(|s| s >= 400) as u64, bytes: e.bytes.unwrap_or(0) };
+    counts.breakdown.entry(suffix).or_default().add(&add);
+    if call.late && call.billable && late_calls == LatePolicy::BillInOpenPeriod {
+        let carried = CallFlags { carried: true, ..flags };
+        bucket_counts(aggs, &e.account, bucket_of(arrival))
+            .add_total(aggregate::totals_dims(e.interface, e.operation, carried), 1);
+    }
+}
+
+fn bucket_counts<'a>(aggs: &'a mut Aggregates, account: &str, bucket: i64) -> &'a mut BucketCounts {
+    let key = keys::bucket_key(account, bucket);
+    aggs.entry(key).or_default()
+}
+
+/// What one checkpoint writes.
+pub(crate) struct CheckpointJob {
+    /// Dedup keys of the calls since the previous checkpoint.
+    pub keys: Arc<KeySet>,
+    /// `block_log` sequences those calls came from.
+    pub seqs: Vec<u64>,
+}
+
+/// A `block_log` value: the block's key and when its commit happened (the
+/// arrival time of its calls, which decides where carried late calls count).
+pub(crate) fn block_log_value(block_key: &[u8], committed_at: DateTime<Utc>) -> Vec<u8> {
+    let mut v = Vec::with_capacity(block_key.len() + 8);
+    keys::push_i64(&mut v, codec::time_ns(committed_at));
+    v.extend_from_slice(block_key);
+    v
+}
+
+/// What replaying the block log recovered.
+pub(crate) struct Replayed {
+    /// Dedup keys of the calls in the replayed blocks.
+    pub keys: KeySet,
+    /// The replayed blocks' sequences.
+    pub seqs: Vec<u64>,
+}
+
+/// Puts the dedup keys and breakdown counts of every block committed since
+/// the last checkpoint back into memory, as they were before the process stopped.
+pub(crate) fn replay_block_log(
+    engine: &Engine,
+    shared: &Shared,
+    late_calls: LatePolicy,
+) -> Result<Replayed, StoreError> {
+    let mut out = Replayed { keys: KeySet::default(), seqs: Vec::new() };
+    let mut pending = shared.pending_aggregates.write();
+    for item in engine.block_log.iter() {
+        let (seq, value) = item.into_inner()?;
+        let bad = || StoreError::Corrupt("block log entry".into());
+        out.seqs.push(keys::read_u64(&seq).ok_or_else(bad)?);
+        let arrival = keys::read_i64(&value).map(DateTime::from_timestamp_nanos).ok_or_else(bad)?;
+        let key = &value[8..];
+        let account = keys::read_account(key).ok_or_else(bad)?;
+        // A block removed since (retention) has nothing left to count.
+        let Some(block) = engine.blocks.get(key)? else { continue };
+        for call in codec::decode_block(account, &block)? {
+            out.keys.insert(DedupKey::of(&call.event.account, &call.event.id));
+            count_call(&mut pending.current, &call, arrival, late_calls);
+        }
+    }
+    if !out.seqs.is_empty() {
+        tracing::info!(blocks = out.seqs.len(), calls = out.keys.len(), "replayed the block log");
+    }
+    Ok(out)
+}
+
+/// Starts the checkpointer thread. It ends when `jobs` closes.
+pub(crate) fn start_checkpointer(
+    engine: Engine,
+    shared: Arc<Shared>,
+    path: PathBuf,
+    min_free_bytes: u64,
+    jobs: mpsc::Receiver<CheckpointJob>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name("callmeter-checkpoint".into()).spawn(move || {
+        while let Ok(job) = jobs.recv() {
+            loop {
+                match checkpoint(&engine, &shared, &path, min_free_bytes, &job) {
+                    Ok(()) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "checkpoint failed; retrying in a second");
+                        // Leaving it undone is safe: the block log replays it on the next start.
+                        if matches!(jobs.try_recv(), Err(mpsc::TryRecvError::Disconnected)) {
+                            return;
+                        }
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                }
+            }
+            shared.checkpoints_done.fetch_add(1, Ordering::Release);
+        }
+    })
+}
+
+/// Writes one checkpoint: the flushing breakdown merged into the engine's
+/// rows, the dedup keys, and the removal of their block log entries, in one batch.
+fn checkpoint(
+    engine: &Engine,
+    shared: &Shared,
+    path: &std::path::Path,
+    min_free_bytes: u64,
+    job: &CheckpointJob,
+) -> Result<(), StoreError> {
+    let check_space = || -> Result<(), StoreError> {
+        let free = disk::available_bytes(path)?;
+        if free < min_free_bytes {
+            return Err(StoreError::DiskFull(format!("{free} bytes free in {}", path.display())));
+        }
+        Ok(())
+    };
+    // First the dedup keys, on their own and without any lock: writing a key
+    // twice is harmless, so they may reach the engine before the block log
+    // entries they came from are gone (a replay then adds them to memory again).
+    // They are written as sorted tables straight into the tree (bulk
+    // ingestion, synced before it returns): no memtable, no journal.
+    let mut keys: Vec<&DedupKey> = job.keys.iter().collect();
+    keys.sort_unstable();
+    check_space()?;
+    let mut ingestion = engine.dedup.start_ingestion()?;
+    for key in keys {
+        ingestion.write(&key.0[..], &[][..])?;
+    }
+    ingestion.finish()?;
+
+    // Then the aggregates and the block log, together. Only this thread
+    // changes `flushing` while a job runs (the writer fills it before sending
+    // the job), so reading it now and clearing it later is consistent.
+    let aggs = shared.pending_aggregates.read().flushing.clone();
+    let mut batch = engine.db.batch();
+    for (bucket_key, counts) in aggs.iter() {
+        let mut totals = match engine.totals.get(bucket_key)? {
+            Some(v) => aggregate::decode_totals(&v)?,
+            None => Vec::new(),
+        };
+        for (dims, n) in &counts.totals {
+            add_entry(&mut totals, *dims, *n);
+        }
+        batch.insert(&engine.totals, bucket_key.as_slice(), aggregate::encode_totals(&totals));
+        let mut key = bucket_key.clone();
+        for (suffix, delta) in &counts.breakdown {
+            key.truncate(bucket_key.len());
+            key.extend_from_slice(suffix);
+            let mut counters = match engine.breakdown.get(&key)? {
+                Some(v) => Counters::decode(&v)?,
+                None => Counters::default(),
+            };
+            counters.add(delta);
+            batch.insert(&engine.breakdown, key.as_slice(), counters.encode());
+        }
+    }
+    for seq in &job.seqs {
+        batch.remove(&engine.block_log, seq.to_be_bytes());
+    }
+    check_space()?;
+    // Readers must never see these counts both in the engine and in memory.
+    let mut pending = shared.pending_aggregates.write();
+    batch.commit()?;
+    pending.flushing = Arc::default();
+    drop(pending);
+    tracing::debug!(keys = job.keys.len(), blocks = job.seqs.len(), "checkpoint written");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hash::BuildHasher;
+
+    #[test]
+    fn key_hasher_spreads_keys_that_differ_anywhere_in_the_first_eight_bytes() {
+        let build = BuildHasherDefault::<KeyHasher>::default();
+        let a = build.hash_one(DedupKey([1; 16]));
+        let mut other = [1u8; 16];
+        other[7] = 2;
+        assert_ne!(a, build.hash_one(DedupKey(other)));
+        let mut set = KeySet::default();
+        set.insert(DedupKey([1; 16]));
+        assert!(set.contains(&DedupKey([1; 16])));
+        assert!(!set.contains(&DedupKey(other)));
+    }
+}
