@@ -1,0 +1,144 @@
+//! CloudEvents (structured JSON mode) whose `data` is a call event, one per
+//! line, or a batch (a JSON array) per line.
+//!
+//! As at `POST /v1/events`: the call event is `data`, and its `id` defaults
+//! to the CloudEvent's. A missing account is filled as for [`crate::ndjson`].
+//! A batch line whose events are not all good gives the good ones and the
+//! error of the first bad one.
+
+use crate::context::Context;
+use crate::error::{Error, Result};
+use crate::ndjson::complete;
+use crate::text::{is_blank, trim_eol};
+use crate::{Format, LineParser};
+use callmeter_model::{CallEvent, EventError, RejectReason};
+use serde_json::{Map, Value};
+
+/// The reader of CloudEvents lines.
+#[derive(Debug)]
+pub struct CloudEventsParser {
+    ctx: Context,
+}
+
+fn invalid(line: u64, reason: RejectReason, field: Option<&'static str>, detail: &str) -> Error {
+    Error::Event { line, source: EventError { field, reason, detail: detail.to_owned() } }
+}
+
+impl CloudEventsParser {
+    /// A reader.
+    pub fn new(ctx: Context) -> CloudEventsParser {
+        CloudEventsParser { ctx }
+    }
+
+    fn one(&self, line_no: u64, index: Option<usize>, ce: Value) -> Result<CallEvent> {
+        let Value::Object(mut ce) = ce else {
+            return Err(invalid(line_no, RejectReason::WrongType, None, "a cloudevent must be a JSON object"));
+        };
+        let ce_id = ce.get("id").and_then(Value::as_str).map(str::to_owned);
+        let data: Map<String, Value> = match ce.remove("data") {
+            Some(Value::Object(m)) => m,
+            Some(_) => {
+                return Err(invalid(
+                    line_no,
+                    RejectReason::InvalidValue,
+                    Some("data"),
+                    "cloudevent data is not a JSON object",
+                ))
+            }
+            None => return Err(invalid(line_no, RejectReason::InvalidValue, Some("data"), "cloudevent has no data")),
+        };
+        let line_id = || {
+            let mut id = self.ctx.source.line_id(line_no);
+            if let Some(i) = index {
+                id.push('.');
+                id.push_str(&i.to_string());
+            }
+            id
+        };
+        complete(&self.ctx, line_no, || ce_id.unwrap_or_else(line_id), data)
+    }
+}
+
+impl LineParser for CloudEventsParser {
+    fn format(&self) -> Format {
+        Format::CloudEvents
+    }
+
+    fn line(&mut self, line_no: u64, line: &[u8], out: &mut Vec<CallEvent>) -> Result<()> {
+        let line = trim_eol(line);
+        if is_blank(line) {
+            return Ok(());
+        }
+        let v: Value = serde_json::from_slice(line)
+            .map_err(|e| invalid(line_no, RejectReason::InvalidJson, None, &format!("not JSON: {e}")))?;
+        match v {
+            Value::Array(items) => {
+                let mut first_err = None;
+                for (i, ce) in items.into_iter().enumerate() {
+                    match self.one(line_no, Some(i), ce) {
+                        Ok(e) => out.push(e),
+                        Err(e) => first_err = first_err.or(Some(e)),
+                    }
+                }
+                first_err.map_or(Ok(()), Err)
+            }
+            ce => {
+                out.push(self.one(line_no, None, ce)?);
+                Ok(())
+            }
+        }
+    }
+
+    fn context_mut(&mut self) -> &mut Context {
+        &mut self.ctx
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{id, run, run_errors};
+    use callmeter_model::{Interface, Operation};
+    use chrono::DateTime;
+    use proptest::prelude::*;
+
+    const CE: &str = r#"{"specversion":"1.0","type":"com.example.call","source":"/api","id":"ce-1","time":"2026-02-27T08:00:00Z","datacontenttype":"application/json","data":{"account":"acme","time":"2026-02-27T08:00:00Z","interface":"rest","operation":"list","path":"/in"}}"#;
+
+    #[test]
+    fn one_per_line_and_batches() {
+        let batch = r#"[{"specversion":"1.0","id":"b1","data":{"id":"own","account":"acme","time":"2026-02-27T08:00:00Z","interface":"ftp"}},{"specversion":"1.0","data":{"time":"2026-02-27T08:00:01Z","interface":"sftp"}}]"#;
+        let events = run(Format::CloudEvents, &format!("{CE}\n{batch}\n"));
+        let ids: Vec<_> = events.iter().map(|e| e.id.clone()).collect();
+        assert_eq!(ids, vec!["ce-1".to_string(), "own".into(), format!("{}.1", id(2))]);
+        assert_eq!((events[0].operation, events[0].path.as_deref()), (Operation::List, Some("/in")));
+        assert_eq!(events[2].interface, Interface::Sftp);
+    }
+
+    #[test]
+    fn bad_cloudevents() {
+        let (events, errors) = run_errors(
+            Format::CloudEvents,
+            "{\"id\":\"x\"}\n{\"id\":\"x\",\"data\":\"s\"}\n[1, {\"id\":\"y\",\"data\":{\"account\":\"acme\",\"time\":\"2026-02-27T08:00:00Z\",\"interface\":\"rest\"}}]\n{\n",
+        );
+        let got: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(got[0], "line 1: field \"data\": cloudevent has no data");
+        assert_eq!(got[1], "line 2: field \"data\": cloudevent data is not a JSON object");
+        assert_eq!(got[2], "line 3: a cloudevent must be a JSON object");
+        assert!(got[3].starts_with("line 4: not JSON: EOF while parsing"));
+        assert_eq!(events.len(), 1, "the good event of a batch is kept");
+    }
+
+    proptest! {
+        #[test]
+        fn generated_cloudevents_round_trip(id in "[a-z0-9-]{1,30}", secs in 0i64..4_000_000_000, path in "[ -~]{0,20}") {
+            let mut e = crate::testutil::event();
+            e.id = id.clone();
+            e.time = DateTime::from_timestamp(secs, 0).unwrap();
+            e.path = Some(path);
+            let mut data = serde_json::to_value(&e).unwrap();
+            data.as_object_mut().unwrap().remove("id");
+            let ce = serde_json::json!({"specversion": "1.0", "id": id, "type": "t", "source": "s", "data": data});
+            prop_assert_eq!(run(Format::CloudEvents, &ce.to_string()), vec![e]);
+        }
+    }
+}

@@ -1,0 +1,483 @@
+//! What every reader needs besides the line: where the lines come from (for
+//! ids), whose calls they are, the zone of zoneless times, and the tables
+//! that classify requests (DESIGN §4, §5).
+
+use crate::classify::Classifier;
+use crate::error::{Error, Result};
+use crate::text::{self, push_u64};
+use callmeter_model::{is_valid_account, CallEvent, Interface, Operation};
+use chrono::{DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+
+/// How much of the start of a source names it (DESIGN §5): 4 KiB of the decompressed content.
+pub const SOURCE_HEAD_BYTES: usize = 4096;
+
+/// BLAKE3 key-derivation contexts: content and names never hash alike.
+const HEAD_CONTEXT: &str = "callmeter 2026 import source: first 4 KiB of the content";
+const NAME_CONTEXT: &str = "callmeter 2026 import source: --source-id name";
+
+/// The identity of a log source: 128 bits of BLAKE3 over the first
+/// [`SOURCE_HEAD_BYTES`] of its decompressed content, or over a name given
+/// with `--source-id` (stdin).
+///
+/// A file, its rotated copy and its gzipped copy start alike, so they have the
+/// same identity and their lines the same ids: importing any of them again,
+/// or after `tail`, counts nothing twice. A file shorter than 4 KiB that is
+/// still growing is named by less than it will be: callers that tail should
+/// wait for 4 KiB (or for the file to be rotated) before sending its calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SourceId {
+    bytes: [u8; 16],
+    /// The bytes in hex, made once: every id starts with them.
+    hex: [u8; 32],
+}
+
+impl SourceId {
+    /// The identity of content that starts with `head` (only the first 4 KiB are read).
+    pub fn from_head(head: &[u8]) -> SourceId {
+        Self::derive(HEAD_CONTEXT, &head[..head.len().min(SOURCE_HEAD_BYTES)])
+    }
+
+    /// The identity named by `--source-id NAME`.
+    pub fn from_name(name: &str) -> SourceId {
+        Self::derive(NAME_CONTEXT, name.as_bytes())
+    }
+
+    fn derive(context: &str, bytes: &[u8]) -> SourceId {
+        let mut h = blake3::Hasher::new_derive_key(context);
+        h.update(bytes);
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&h.finalize().as_bytes()[..16]);
+        SourceId::from_bytes(bytes)
+    }
+
+    /// The identity with these 16 bytes (as stored, say, by `tail` for a file it follows).
+    pub fn from_bytes(bytes: [u8; 16]) -> SourceId {
+        let mut hex = [0u8; 32];
+        hex.copy_from_slice(text::hex(&bytes).as_bytes());
+        SourceId { bytes, hex }
+    }
+
+    /// The 16 bytes.
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.bytes
+    }
+
+    /// 32 lowercase hex digits.
+    pub fn to_hex(&self) -> String {
+        self.hex_str().to_owned()
+    }
+
+    fn hex_str(&self) -> &str {
+        std::str::from_utf8(&self.hex).unwrap_or_default()
+    }
+
+    /// The id of the call read from line `line_no`: `{source hex}:{line_no}`.
+    ///
+    /// The source's hash and the line number: unique per source and line, the
+    /// same on every import, and it points a person at the line. 53 bytes at most.
+    pub fn line_id(&self, line_no: u64) -> String {
+        let mut s = String::with_capacity(32 + 1 + 20);
+        s.push_str(self.hex_str());
+        s.push(':');
+        push_u64(&mut s, line_no);
+        s
+    }
+}
+
+/// Where the account of an imported call comes from (DESIGN §4).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AccountRule {
+    /// None given: only sources that carry their own account (NDJSON, CloudEvents) can be read.
+    #[default]
+    Unset,
+    /// `--account NAME`: every call is this account's.
+    Fixed(String),
+    /// `--account-from host`: the first label of the request's host name, lower-cased.
+    Host,
+    /// `--account-from user:MAPFILE`: the call's user, looked up in a map.
+    UserMap(HashMap<String, String>),
+}
+
+impl AccountRule {
+    /// `--account NAME`, checked to be an account name.
+    pub fn fixed(name: &str) -> Result<AccountRule> {
+        if is_valid_account(name) {
+            Ok(AccountRule::Fixed(name.to_owned()))
+        } else {
+            Err(Error::BadAccount(name.to_owned()))
+        }
+    }
+
+    /// The rule for an `--account-from` value, reading a user map file if it names one.
+    pub fn from_spec(spec: &AccountFrom) -> Result<AccountRule> {
+        match spec {
+            AccountFrom::Host => Ok(AccountRule::Host),
+            AccountFrom::UserMap(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| Error::Io { path: path.display().to_string(), why: e.to_string().to_lowercase() })?;
+                Ok(AccountRule::UserMap(parse_user_map(&text)?))
+            }
+            AccountFrom::Header(_) | AccountFrom::Basic | AccountFrom::Bearer => Err(Error::BadAccountRule {
+                rule: spec.to_string(),
+                why: "header, basic and bearer are for the proxy; logs carry no request headers".into(),
+            }),
+        }
+    }
+
+    /// The account of a call with this host name and user, or why there is none.
+    pub fn resolve(&self, line: u64, host: Option<&str>, user: Option<&str>) -> Result<String> {
+        match self {
+            AccountRule::Fixed(a) => Ok(a.clone()),
+            AccountRule::Unset => Err(Error::Account { line, why: "no --account or --account-from given".into() }),
+            AccountRule::Host => {
+                let host = host.filter(|h| !h.is_empty() && *h != "-").ok_or_else(|| Error::Account {
+                    line,
+                    why: "--account-from host, and the line has no host name".into(),
+                })?;
+                let label = host.split(['.', ':']).next().unwrap_or("").to_ascii_lowercase();
+                if is_valid_account(&label) {
+                    Ok(label)
+                } else {
+                    Err(Error::Account {
+                        line,
+                        why: format!("host {} does not start with an account name", text::quote(host.as_bytes())),
+                    })
+                }
+            }
+            AccountRule::UserMap(map) => {
+                let user = user.ok_or_else(|| Error::Account {
+                    line,
+                    why: "--account-from user, and the line has no user".into(),
+                })?;
+                map.get(user).cloned().ok_or_else(|| Error::Account {
+                    line,
+                    why: format!("user {} is not in the user map", text::quote(user.as_bytes())),
+                })
+            }
+        }
+    }
+}
+
+/// An `--account-from` value (DESIGN §4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountFrom {
+    /// `host`: the first label of the host name, lower-cased.
+    Host,
+    /// `user:MAPFILE`: user → account, from a map file (see [`parse_user_map`]).
+    UserMap(PathBuf),
+    /// `header:NAME` (proxy only).
+    Header(String),
+    /// `basic` (proxy only).
+    Basic,
+    /// `bearer` (proxy only).
+    Bearer,
+}
+
+impl FromStr for AccountFrom {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = |why: &str| Error::BadAccountRule { rule: s.to_owned(), why: why.to_owned() };
+        match s.split_once(':') {
+            None if s == "host" => Ok(AccountFrom::Host),
+            None if s == "basic" => Ok(AccountFrom::Basic),
+            None if s == "bearer" => Ok(AccountFrom::Bearer),
+            Some(("user", "")) => Err(bad("user: needs a map file, as in user:/etc/callmeter/users.map")),
+            Some(("user", path)) => Ok(AccountFrom::UserMap(PathBuf::from(path))),
+            Some(("header", "")) => Err(bad("header: needs a header name")),
+            Some(("header", name)) => Ok(AccountFrom::Header(name.to_owned())),
+            _ => Err(bad("expected host, user:MAPFILE, header:NAME, basic or bearer")),
+        }
+    }
+}
+
+impl std::fmt::Display for AccountFrom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AccountFrom::Host => f.write_str("host"),
+            AccountFrom::UserMap(p) => write!(f, "user:{}", p.display()),
+            AccountFrom::Header(n) => write!(f, "header:{n}"),
+            AccountFrom::Basic => f.write_str("basic"),
+            AccountFrom::Bearer => f.write_str("bearer"),
+        }
+    }
+}
+
+/// Reads a user → account map: one `USER ACCOUNT` or `USER = ACCOUNT` per
+/// line; blank lines and lines starting with `#` are skipped. The account is
+/// the last word, so a user name may contain spaces; with `=`, the split is
+/// at the first `=`. Later lines win.
+pub fn parse_user_map(text: &str) -> Result<HashMap<String, String>> {
+    let mut map = HashMap::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line_no = i as u64 + 1;
+        let (user, account) = match line.split_once('=') {
+            Some((u, a)) => (u.trim(), a.trim()),
+            None => match line.rsplit_once(char::is_whitespace) {
+                Some((u, a)) => (u.trim(), a.trim()),
+                None => {
+                    return Err(Error::UserMap { line: line_no, why: "expected a user and an account".into() });
+                }
+            },
+        };
+        if user.is_empty() {
+            return Err(Error::UserMap { line: line_no, why: "empty user name".into() });
+        }
+        if !is_valid_account(account) {
+            return Err(Error::UserMap {
+                line: line_no,
+                why: format!("not an account name: {}", text::quote(account.as_bytes())),
+            });
+        }
+        map.insert(user.to_owned(), account.to_owned());
+    }
+    Ok(map)
+}
+
+/// The year of a syslog time (which has none), by DESIGN §5: the year of the
+/// file's modification time, and the year before when that would put the line
+/// after it.
+///
+/// "After" allows one day, so that a wrong `--timezone` or a skewed clock
+/// moves no line back a whole year.
+pub fn syslog_year(month: u32, day: u32, h: u32, mi: u32, s: u32, tz: Tz, reference: DateTime<Utc>) -> i32 {
+    let y = reference.with_timezone(&tz).year();
+    let slack = chrono::Duration::days(1);
+    let candidate = NaiveDate::from_ymd_opt(y, month, day)
+        .and_then(|d| d.and_hms_opt(h, mi, s.min(59)))
+        .and_then(|t| local_to_utc(t, tz));
+    match candidate {
+        Some(t) if reference.checked_add_signed(slack).is_some_and(|r| t > r) => y - 1,
+        // Feb 29 in a year without it: the year before cannot have it either,
+        // unless it is the leap year, so look back up to 4 years.
+        None if month == 2 && day == 29 => {
+            (y - 4..y).rev().find(|y| NaiveDate::from_ymd_opt(*y, 2, 29).is_some()).unwrap_or(y)
+        }
+        _ => y,
+    }
+}
+
+/// A zoneless time read in `tz`: the earlier instant when it is ambiguous
+/// (a clock set back), `None` when it does not exist (a clock set forward).
+pub fn local_to_utc(t: NaiveDateTime, tz: Tz) -> Option<DateTime<Utc>> {
+    if tz == Tz::UTC {
+        return Some(t.and_utc());
+    }
+    match tz.from_local_datetime(&t) {
+        LocalResult::Single(x) => Some(x.with_timezone(&Utc)),
+        LocalResult::Ambiguous(a, b) => Some(a.min(b).with_timezone(&Utc)),
+        LocalResult::None => None,
+    }
+}
+
+/// Everything a reader needs besides the line.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The source's identity, for the ids of its lines.
+    pub source: SourceId,
+    /// Whose calls these are.
+    pub accounts: AccountRule,
+    /// The zone of times written without one (`--timezone`; default UTC).
+    pub timezone: Tz,
+    /// The file's modification time (or now, for stdin and tail): syslog lines take their year from it.
+    pub year_reference: DateTime<Utc>,
+    /// The route, user-agent, override and WebDAV tables.
+    pub classifier: Arc<Classifier>,
+}
+
+impl Context {
+    /// A context with the shipped tables, UTC and the current time as the year reference.
+    pub fn new(source: SourceId, accounts: AccountRule) -> Context {
+        Context {
+            source,
+            accounts,
+            timezone: Tz::UTC,
+            year_reference: Utc::now(),
+            classifier: Arc::new(Classifier::default()),
+        }
+    }
+
+    /// Sets the zone of zoneless times.
+    pub fn with_timezone(mut self, tz: Tz) -> Context {
+        self.timezone = tz;
+        self
+    }
+
+    /// Sets the year reference (the file's modification time).
+    pub fn with_year_reference(mut self, t: DateTime<Utc>) -> Context {
+        self.year_reference = t;
+        self
+    }
+
+    /// Sets the tables.
+    pub fn with_classifier(mut self, c: Arc<Classifier>) -> Context {
+        self.classifier = c;
+        self
+    }
+
+    /// A zoneless time read in `--timezone`, or a line error naming `field`.
+    pub(crate) fn local(&self, line: u64, field: &'static str, t: NaiveDateTime) -> Result<DateTime<Utc>> {
+        local_to_utc(t, self.timezone).ok_or_else(|| {
+            Error::line(line, field, format!("{t} does not exist in {} (the clock was set forward)", self.timezone))
+        })
+    }
+
+    /// A new event for line `line` with its id and account; the other fields empty.
+    pub(crate) fn event(
+        &self,
+        line: u64,
+        time: DateTime<Utc>,
+        interface: Interface,
+        operation: Operation,
+        account: String,
+    ) -> CallEvent {
+        CallEvent {
+            id: self.source.line_id(line),
+            account,
+            time,
+            interface,
+            operation,
+            method: None,
+            path: None,
+            destination: None,
+            status: None,
+            api_key: None,
+            user: None,
+            client_ip: None,
+            user_agent: None,
+            integration: None,
+            cursor: None,
+            result_count: None,
+            bytes: None,
+            duration_ms: None,
+        }
+    }
+
+    /// The account of a call from this host and user.
+    pub(crate) fn account(&self, line: u64, host: Option<&str>, user: Option<&str>) -> Result<String> {
+        self.accounts.resolve(line, host, user)
+    }
+
+    /// Applies the interface overrides to a finished event (by api key, user, client network).
+    pub(crate) fn overrides(&self, e: &mut CallEvent) {
+        self.classifier.apply_overrides(e);
+    }
+}
+
+/// Reads the identity of a file: its first 4 KiB (callers decompress first).
+pub fn source_id_of_file(path: &Path) -> Result<SourceId> {
+    use std::io::Read;
+    let io = |e: std::io::Error| Error::Io { path: path.display().to_string(), why: e.to_string().to_lowercase() };
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let mut head = Vec::with_capacity(SOURCE_HEAD_BYTES);
+    f.by_ref().take(SOURCE_HEAD_BYTES as u64).read_to_end(&mut head).map_err(io)?;
+    Ok(SourceId::from_head(&head))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn source_ids_read_only_the_first_4_kib() {
+        let a = vec![b'x'; 10_000];
+        let mut b = a.clone();
+        b[5000] = b'y';
+        assert_eq!(SourceId::from_head(&a), SourceId::from_head(&b));
+        assert_ne!(SourceId::from_head(&a[..100]), SourceId::from_head(&a[..101]));
+        assert_ne!(SourceId::from_head(b"stdin"), SourceId::from_name("stdin"));
+        let id = SourceId::from_name("n").line_id(42);
+        assert!(id.ends_with(":42") && id.len() == 35, "{id}");
+        assert_eq!(SourceId::from_name("n").line_id(u64::MAX).len(), 53);
+    }
+
+    #[test]
+    fn file_identity_matches_head() {
+        let dir = std::env::temp_dir().join(format!("callmeter-formats-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("a.log");
+        std::fs::write(&p, vec![b'z'; 5000]).unwrap();
+        assert_eq!(source_id_of_file(&p).unwrap(), SourceId::from_head(&[b'z'; 4096]));
+        assert!(matches!(source_id_of_file(&dir.join("none")), Err(Error::Io { .. })));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn accounts_resolve_or_say_why_not() {
+        assert_eq!(AccountRule::fixed("acme").unwrap().resolve(1, None, None).unwrap(), "acme");
+        assert!(matches!(AccountRule::fixed("Acme"), Err(Error::BadAccount(_))));
+        let host = AccountRule::Host;
+        assert_eq!(host.resolve(1, Some("ACME.files.example.com"), None).unwrap(), "acme");
+        assert_eq!(host.resolve(1, Some("acme:443"), None).unwrap(), "acme");
+        let e = host.resolve(7, Some("-"), None).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "line 7: account cannot be resolved: --account-from host, and the line has no host name"
+        );
+        assert!(host.resolve(1, Some("_bad.example"), None).is_err());
+        let map = AccountRule::UserMap(parse_user_map("alice acme\n# c\n\nbob smith = globex\n").unwrap());
+        assert_eq!(map.resolve(1, None, Some("bob smith")).unwrap(), "globex");
+        assert!(map.resolve(1, None, Some("carol")).unwrap_err().to_string().contains("not in the user map"));
+        assert!(AccountRule::Unset.resolve(1, Some("a"), Some("b")).is_err());
+    }
+
+    #[test]
+    fn user_maps_report_bad_lines() {
+        assert_eq!(
+            parse_user_map("alice\n").unwrap_err(),
+            Error::UserMap { line: 1, why: "expected a user and an account".into() }
+        );
+        assert!(parse_user_map("ok acme\nbob Not-An-Account\n")
+            .unwrap_err()
+            .to_string()
+            .starts_with("user map line 2:"));
+        assert!(parse_user_map(" = acme").is_err());
+    }
+
+    #[test]
+    fn account_from_specs() {
+        assert_eq!("host".parse::<AccountFrom>().unwrap(), AccountFrom::Host);
+        assert_eq!("user:/m".parse::<AccountFrom>().unwrap(), AccountFrom::UserMap("/m".into()));
+        assert_eq!("header:X-Site".parse::<AccountFrom>().unwrap().to_string(), "header:X-Site");
+        assert!("user:".parse::<AccountFrom>().is_err());
+        assert!("ip".parse::<AccountFrom>().unwrap_err().to_string().starts_with("bad --account-from rule \"ip\""));
+        assert!(AccountRule::from_spec(&AccountFrom::Bearer).is_err());
+    }
+
+    #[test]
+    fn syslog_years_follow_the_modification_time() {
+        let tz = Tz::UTC;
+        let mtime = utc("2025-01-02T00:30:00Z");
+        assert_eq!(syslog_year(12, 31, 23, 59, 59, tz, mtime), 2024);
+        assert_eq!(syslog_year(1, 2, 0, 20, 0, tz, mtime), 2025);
+        // Up to a day after the reference is still this year (zone mistakes, clock skew).
+        assert_eq!(syslog_year(1, 2, 20, 0, 0, tz, mtime), 2025);
+        assert_eq!(syslog_year(1, 4, 0, 0, 0, tz, mtime), 2024);
+        assert_eq!(syslog_year(2, 29, 0, 0, 0, tz, utc("2025-03-01T00:00:00Z")), 2024);
+        // In a zone ahead of UTC, the local year has already turned.
+        let tokyo: Tz = "Asia/Tokyo".parse().unwrap();
+        assert_eq!(syslog_year(1, 1, 8, 0, 0, tokyo, utc("2024-12-31T23:30:00Z")), 2025);
+    }
+
+    #[test]
+    fn local_times_in_gaps_and_folds() {
+        let ny: Tz = "America/New_York".parse().unwrap();
+        let gap = NaiveDate::from_ymd_opt(2024, 3, 10).unwrap().and_hms_opt(2, 30, 0).unwrap();
+        assert_eq!(local_to_utc(gap, ny), None);
+        let fold = NaiveDate::from_ymd_opt(2024, 11, 3).unwrap().and_hms_opt(1, 30, 0).unwrap();
+        assert_eq!(local_to_utc(fold, ny).unwrap(), utc("2024-11-03T05:30:00Z"));
+    }
+}

@@ -1,0 +1,195 @@
+//! `--format auto`: which format a source is, from its first lines.
+//!
+//! Each line is looked at on its own, and the format most lines agree on
+//! wins (lines of no known shape do not vote). Common and Combined are one
+//! reader: a source is `combined` when any line has a user agent.
+
+use crate::clf::parse_clf_head;
+use crate::ftp::{verb, Verb};
+use crate::http::split_request;
+use crate::text::{closing_quote, is_blank, month, parse_ctime, parse_day, parse_hms, parse_u64, token, trim_eol};
+use crate::Format;
+use serde_json::Value;
+
+/// How many lines are looked at, at most.
+pub const DETECT_LINES: usize = 50;
+
+/// The format of a source that starts with these lines, if any known one fits.
+pub fn detect(first_lines: &[&[u8]]) -> Option<Format> {
+    let mut votes = [0usize; Format::ALL.len()];
+    for line in first_lines.iter().take(DETECT_LINES) {
+        let line = trim_eol(line);
+        if is_blank(line) {
+            continue;
+        }
+        if let Some(f) = line_format(line) {
+            if f == Format::W3c && line.starts_with(b"#") {
+                // A W3C directive settles it.
+                return Some(Format::W3c);
+            }
+            votes[Format::ALL.iter().position(|x| *x == f).unwrap_or(0)] += 1;
+        }
+    }
+    let at = |f: Format| Format::ALL.iter().position(|x| *x == f).unwrap_or(0);
+    let (common, combined) = (at(Format::Common), at(Format::Combined));
+    if votes[combined] > 0 {
+        votes[combined] += std::mem::take(&mut votes[common]);
+    }
+    let (best, n) = votes.iter().enumerate().max_by_key(|(i, n)| (**n, usize::MAX - i))?;
+    (*n > 0).then(|| Format::ALL[best])
+}
+
+fn json_format(line: &[u8]) -> Option<Format> {
+    let v: Value = serde_json::from_slice(line).ok()?;
+    let obj = match &v {
+        Value::Object(o) => o,
+        Value::Array(a) => match a.first() {
+            Some(Value::Object(o)) if o.contains_key("specversion") => return Some(Format::CloudEvents),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    if obj.contains_key("specversion") {
+        Some(Format::CloudEvents)
+    } else if obj.contains_key("interface") {
+        Some(Format::Ndjson)
+    } else if ["request", "request_uri", "remote_addr", "time_local", "time_iso8601", "msec"]
+        .iter()
+        .any(|k| obj.contains_key(*k))
+    {
+        Some(Format::NginxJson)
+    } else {
+        None
+    }
+}
+
+/// `Jan 15 10:00:00 host tag:` or `2024-01-15T10:00:00… host tag:`.
+fn is_syslog(line: &[u8]) -> bool {
+    let rest = if line.first().is_some_and(u8::is_ascii_digit) {
+        let (t, rest) = token(line);
+        if t.len() < 19 || t[10] != b'T' {
+            return false;
+        }
+        rest
+    } else {
+        let (mon, rest) = token(line);
+        let (day, rest) = token(rest.trim_ascii_start());
+        let (hms, rest) = token(rest);
+        if month(mon).is_none() || parse_day(day).is_none() || parse_hms(hms).is_none() {
+            return false;
+        }
+        rest
+    };
+    let (_host, rest) = token(rest);
+    let (tag, _) = token(rest);
+    tag.ends_with(b":") && tag.len() > 1
+}
+
+fn line_format(line: &[u8]) -> Option<Format> {
+    match line[0] {
+        b'{' | b'[' => return json_format(line),
+        b'#' => {
+            let directive = ["#Software:", "#Version:", "#Fields:", "#Date:", "#Remark:", "#Start-Date:"];
+            return directive.iter().any(|d| line.starts_with(d.as_bytes())).then_some(Format::W3c);
+        }
+        _ => {}
+    }
+    // W3C data: `2024-01-15 10:00:01 …`.
+    if line.len() > 19 && line[4] == b'-' && line[7] == b'-' && line[10] == b' ' && parse_hms(&line[11..19]).is_some() {
+        return Some(Format::W3c);
+    }
+    if let Some((_, rest)) = parse_ctime(line) {
+        let (first, _) = token(rest);
+        let fields = rest.split(|c| *c == b' ').filter(|t| !t.is_empty()).count();
+        if parse_u64(first).is_some() && fields >= 11 {
+            return Some(Format::Xferlog);
+        }
+        return Some(Format::Vsftpd);
+    }
+    if let Ok(head) = parse_clf_head(0, line, &mut crate::text::ClfTimes::default()) {
+        return Some(match split_request(&head.request) {
+            Some((m, t))
+                if !t.is_empty()
+                    && (t.starts_with(b"/") || t.contains(&b':') || t == b"*")
+                    && verb(m, t) == Verb::None =>
+            {
+                clf_kind(head.rest)
+            }
+            Some((m, _)) if m.iter().all(u8::is_ascii_uppercase) && m.len() <= 4 => Format::Proftpd,
+            _ => clf_kind(head.rest),
+        });
+    }
+    if is_syslog(line) {
+        return Some(Format::Sftp);
+    }
+    None
+}
+
+/// Combined when the line has a user agent (a second quoted field).
+fn clf_kind(rest: &[u8]) -> Format {
+    let mut quoted = 0;
+    let mut s = rest;
+    while let Some(i) = memchr::memchr(b'"', s) {
+        match closing_quote(s, i + 1) {
+            Some(end) => {
+                quoted += 1;
+                s = &s[end + 1..];
+            }
+            None => break,
+        }
+    }
+    if quoted >= 2 {
+        Format::Combined
+    } else {
+        Format::Common
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(text: &str) -> Option<Format> {
+        let lines: Vec<&[u8]> = text.lines().map(str::as_bytes).collect();
+        detect(&lines)
+    }
+
+    #[test]
+    fn every_format_is_recognised() {
+        let cases = [
+            (r#"127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif HTTP/1.0" 200 2326"#, Format::Common),
+            (
+                "127.0.0.1 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.0\" 200 1\n::1 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.0\" 200 1 \"-\" \"curl/8\"",
+                Format::Combined,
+            ),
+            (r#"{"time_local":"15/Jan/2024:10:00:01 +0000","remote_addr":"1.2.3.4","request":"GET / HTTP/1.1","status":"200"}"#, Format::NginxJson),
+            ("#Software: Microsoft Internet Information Services 10.0\n#Version: 1.0", Format::W3c),
+            ("2024-01-15 10:00:01 10.0.0.5 GET / - 443 - 1.2.3.4 - - 200 0 0 15", Format::W3c),
+            ("Mon Jan 15 10:00:05 2024 1 192.168.1.10 1024 /home/alice/report.csv b _ i r alice ftp 0 * c", Format::Xferlog),
+            (r#"Mon Jan 15 10:00:01 2024 [pid 2] FTP command: Client "192.168.1.10", "USER alice""#, Format::Vsftpd),
+            (r#"Mon Jan 15 10:00:01 2024 [alice] OK UPLOAD: Client "1.2.3.4", "/a", 1 bytes, 1.00Kbyte/sec"#, Format::Vsftpd),
+            (r#"192.168.1.10 UNKNOWN alice [15/Jan/2024:10:00:04 +0000] "STOR report.csv" 226 1024"#, Format::Proftpd),
+            ("Jan 15 10:00:01 files1 internal-sftp[4242]: opendir \"/in\"\nJan 15 10:00:00 files1 sshd[1]: Accepted", Format::Sftp),
+            (r#"{"id":"e1","account":"acme","time":"2026-02-27T07:59:58Z","interface":"rest"}"#, Format::Ndjson),
+            (r#"{"specversion":"1.0","id":"x","data":{}}"#, Format::CloudEvents),
+            (r#"[{"specversion":"1.0","id":"x","data":{}}]"#, Format::CloudEvents),
+        ];
+        for (text, want) in cases {
+            assert_eq!(d(text), Some(want), "{text}");
+        }
+    }
+
+    #[test]
+    fn unknown_and_empty_sources() {
+        assert_eq!(d(""), None);
+        assert_eq!(d("hello world\n\n"), None);
+        assert_eq!(d("{\"a\":1}"), None);
+        assert_eq!(detect(&[b"\xff\xfe", b""]), None);
+    }
+
+    #[test]
+    fn the_majority_wins() {
+        let text = "garbage\n127.0.0.1 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.0\" 200 1\n127.0.0.1 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.0\" 200 1\n{\"specversion\":\"1.0\"}";
+        assert_eq!(d(text), Some(Format::Common));
+    }
+}

@@ -1,0 +1,104 @@
+//! One HTTP request line, whatever log it came from, into a call event:
+//! shared by the Common/Combined, nginx JSON and W3C readers.
+
+use crate::classify::{destination_path, Depth, HttpRequest, UaCache};
+use crate::context::Context;
+use crate::error::Result;
+use crate::text::owned;
+use callmeter_model::CallEvent;
+use chrono::{DateTime, Utc};
+use std::borrow::Cow;
+
+/// The parts of a request that HTTP logs carry, borrowed from the line.
+#[derive(Debug, Default)]
+pub(crate) struct HttpLine<'a> {
+    pub time: Option<DateTime<Utc>>,
+    pub method: Option<&'a [u8]>,
+    pub target: &'a [u8],
+    pub status: Option<i64>,
+    pub bytes: Option<u64>,
+    pub duration_ms: Option<f64>,
+    pub depth: Option<Depth>,
+    pub host: Option<Cow<'a, [u8]>>,
+    pub client_ip: Option<Cow<'a, [u8]>>,
+    pub user: Option<Cow<'a, [u8]>>,
+    pub user_agent: Option<Cow<'a, [u8]>>,
+    pub api_key: Option<Cow<'a, [u8]>>,
+    pub destination: Option<Cow<'a, [u8]>>,
+}
+
+/// A value that is present: not empty, not `-`.
+pub(crate) fn present(v: Option<Cow<'_, [u8]>>) -> Option<Cow<'_, [u8]>> {
+    v.filter(|v| !v.is_empty() && v.as_ref() != b"-")
+}
+
+/// Builds the event: classifies the request, resolves the account, applies the overrides.
+pub(crate) fn http_event(ctx: &Context, cache: &mut UaCache, line: u64, l: HttpLine<'_>) -> Result<CallEvent> {
+    let user_agent = present(l.user_agent);
+    let class = ctx.classifier.classify_http(
+        &HttpRequest { method: l.method, target: l.target, depth: l.depth, user_agent: user_agent.as_deref() },
+        cache,
+    );
+    let user = present(l.user).map(|u| owned(&u));
+    let host = present(l.host).map(|h| crate::text::lossy(&h).into_owned());
+    let account = ctx.account(line, host.as_deref(), user.as_deref())?;
+    let time = l.time.ok_or_else(|| crate::Error::line(line, "time", "missing"))?;
+    let mut e = ctx.event(line, time, class.interface, class.operation, account);
+    e.method = l.method.map(owned);
+    e.path = class.path;
+    e.cursor = class.cursor;
+    e.status = l.status;
+    e.bytes = l.bytes;
+    e.duration_ms = l.duration_ms;
+    e.user = user;
+    e.client_ip = present(l.client_ip).map(|c| owned(&c));
+    e.user_agent = class.user_agent;
+    e.api_key = present(l.api_key).map(|k| owned(&k));
+    e.destination = present(l.destination).and_then(|d| destination_path(&ctx.classifier, &d));
+    ctx.overrides(&mut e);
+    Ok(e)
+}
+
+/// The first address of an `X-Forwarded-For` list, if it is one.
+pub(crate) fn forwarded_for(v: &[u8]) -> Option<&[u8]> {
+    let first = v.split(|c| *c == b',').next()?.trim_ascii();
+    let s = std::str::from_utf8(first).ok()?;
+    s.parse::<std::net::IpAddr>().ok().map(|_| first)
+}
+
+/// Splits a request line `METHOD TARGET PROTOCOL` (the protocol may be absent,
+/// and the target may hold spaces). `None` when it is not a request line.
+pub(crate) fn split_request(r: &[u8]) -> Option<(&[u8], &[u8])> {
+    let sp = memchr::memchr(b' ', r)?;
+    let method = &r[..sp];
+    if method.is_empty() || method.len() > 32 || !method.iter().all(|c| c.is_ascii_alphabetic() || *c == b'-') {
+        return None;
+    }
+    let rest = &r[sp + 1..];
+    let target = match memchr::memrchr(b' ', rest) {
+        Some(i) if rest[i + 1..].starts_with(b"HTTP/") => &rest[..i],
+        _ => rest,
+    };
+    Some((method, target))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_lines() {
+        assert_eq!(split_request(b"GET /a HTTP/1.1"), Some((&b"GET"[..], &b"/a"[..])));
+        assert_eq!(split_request(b"GET /my file.txt HTTP/1.0"), Some((&b"GET"[..], &b"/my file.txt"[..])));
+        assert_eq!(split_request(b"GET /a"), Some((&b"GET"[..], &b"/a"[..])));
+        assert_eq!(split_request(b"-"), None);
+        assert_eq!(split_request(b"\x16\x03\x01 x"), None);
+    }
+
+    #[test]
+    fn forwarded() {
+        assert_eq!(forwarded_for(b"203.0.113.9, 10.0.0.1"), Some(&b"203.0.113.9"[..]));
+        assert_eq!(forwarded_for(b"2001:db8::1"), Some(&b"2001:db8::1"[..]));
+        assert_eq!(forwarded_for(b"unknown"), None);
+    }
+}

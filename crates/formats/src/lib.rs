@@ -1,0 +1,218 @@
+//! callmeter's log readers: the lines that API, FTP, SFTP and WebDAV servers
+//! already write, turned into call events (DESIGN §4, §5).
+//!
+//! A reader is fed one line at a time ([`LineParser::line`]) and pushes the
+//! calls it finds; formats whose calls span lines (vsftpd sessions, SFTP
+//! opens and closes) keep what they need between lines, and give what is left
+//! at [`LineParser::finish`]. A line that does not follow its format is an
+//! [`Error`] naming the line, the field and why; no input makes a reader panic.
+//!
+//! ```
+//! use callmeter_formats::{parser, AccountRule, Context, Format, SourceId};
+//! let line = br#"203.0.113.9 - - [15/Jan/2024:10:00:01 +0000] "GET /api/rest/v1/folders/in HTTP/1.1" 200 512 "-" "curl/8.5.0""#;
+//! let ctx = Context::new(SourceId::from_head(line), AccountRule::fixed("acme").unwrap());
+//! let mut p = parser(Format::Combined, ctx);
+//! let mut calls = Vec::new();
+//! p.line(1, line, &mut calls).unwrap();
+//! p.finish(&mut calls);
+//! assert_eq!(calls[0].operation.as_str(), "list");
+//! assert_eq!(calls[0].path.as_deref(), Some("/in"));
+//! ```
+//!
+//! # Layout
+//!
+//! One file per format:
+//!
+//! - [`clf`]: Apache/nginx Common and Combined, with optional trailing request
+//!   time, `Depth` header and host.
+//! - [`nginx_json`]: nginx `log_format … escape=json`.
+//! - [`w3c`]: W3C Extended (IIS web and IIS FTP), `#Fields` changing mid-file.
+//! - [`xferlog`]: the wu-ftpd transfer log (vsftpd, ProFTPD, Pure-FTPd).
+//! - [`vsftpd`]: `vsftpd.log`, with or without `log_ftp_protocol=YES` and `[pid N]`.
+//! - [`proftpd`]: ProFTPD `ExtendedLog` in its default CLF-like format.
+//! - [`sftp`]: OpenSSH `sftp-server`/`internal-sftp` lines in syslog.
+//! - [`ndjson`]: canonical call events, one JSON object per line.
+//! - [`cloudevents`]: CloudEvents whose `data` is a call event.
+//!
+//! And what they share:
+//!
+//! - [`detect`]: `--format auto` from a file's first lines.
+//! - [`classify`]: the REST route table, the user-agent table, WebDAV
+//!   operations and interface overrides (config, with shipped defaults).
+//! - [`context`]: source identity and line ids, accounts, zones and syslog years.
+//! - `ftp`: FTP verbs and sessions, for the FTP readers.
+//! - `http`: one HTTP request into an event, for the HTTP readers.
+//! - `text`: byte helpers (quotes, escapes, dates).
+//! - [`error`]: the crate's error.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod classify;
+pub mod clf;
+pub mod cloudevents;
+pub mod context;
+pub mod detect;
+pub mod error;
+mod ftp;
+mod http;
+pub mod ndjson;
+pub mod nginx_json;
+pub mod proftpd;
+pub mod sftp;
+mod text;
+pub mod vsftpd;
+pub mod w3c;
+pub mod xferlog;
+
+#[doc(hidden)]
+pub mod fuzzing;
+#[cfg(test)]
+mod testutil;
+
+pub use classify::{
+    Classifier, Depth, ImportConfig, InterfaceOverride, InterfaceOverrides, IpNetwork, Route, RouteTable,
+    UserAgentRule, UserAgentTable, WebdavConfig,
+};
+pub use context::{
+    local_to_utc, parse_user_map, source_id_of_file, syslog_year, AccountFrom, AccountRule, Context, SourceId,
+    SOURCE_HEAD_BYTES,
+};
+pub use detect::detect;
+pub use error::{Error, Result};
+pub use text::MAX_FIELD_BYTES;
+
+use callmeter_model::CallEvent;
+use std::fmt;
+use std::str::FromStr;
+
+/// A log format `callmeter import --format` and `callmeter tail` read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// Apache/nginx Common Log Format (`common`).
+    Common,
+    /// Apache/nginx Combined Log Format (`combined`); the same reader as `common`.
+    Combined,
+    /// nginx JSON lines, `escape=json` (`nginx-json`).
+    NginxJson,
+    /// W3C Extended, as IIS writes it for web and FTP sites (`w3c`).
+    W3c,
+    /// The xferlog transfer log (`xferlog`).
+    Xferlog,
+    /// vsftpd's own log (`vsftpd`).
+    Vsftpd,
+    /// ProFTPD ExtendedLog (`proftpd`).
+    Proftpd,
+    /// OpenSSH sftp-server via syslog (`sftp`).
+    Sftp,
+    /// Canonical call events, one JSON object per line (`ndjson`).
+    Ndjson,
+    /// CloudEvents, one per line or a batch array per line (`cloudevents`).
+    CloudEvents,
+}
+
+impl Format {
+    /// Every format.
+    pub const ALL: [Format; 10] = [
+        Format::Common,
+        Format::Combined,
+        Format::NginxJson,
+        Format::W3c,
+        Format::Xferlog,
+        Format::Vsftpd,
+        Format::Proftpd,
+        Format::Sftp,
+        Format::Ndjson,
+        Format::CloudEvents,
+    ];
+
+    /// The names, comma-separated, for messages.
+    pub const NAMES: &'static str =
+        "common, combined, nginx-json, w3c, xferlog, vsftpd, proftpd, sftp, ndjson, cloudevents";
+
+    /// The name used by `--format`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Common => "common",
+            Format::Combined => "combined",
+            Format::NginxJson => "nginx-json",
+            Format::W3c => "w3c",
+            Format::Xferlog => "xferlog",
+            Format::Vsftpd => "vsftpd",
+            Format::Proftpd => "proftpd",
+            Format::Sftp => "sftp",
+            Format::Ndjson => "ndjson",
+            Format::CloudEvents => "cloudevents",
+        }
+    }
+}
+
+impl FromStr for Format {
+    type Err = Error;
+
+    /// A `--format` name (`auto` is not one: detect it with [`detect`]).
+    fn from_str(s: &str) -> Result<Self> {
+        Format::ALL.into_iter().find(|f| f.as_str() == s).ok_or_else(|| Error::UnknownFormat(s.to_owned()))
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A reader of one format: fed one line at a time, it pushes the calls it finds.
+///
+/// Lines are numbered from 1 by the caller, counting every line of the source
+/// (blank ones too), since ids are made from them. A trailing `\n` or `\r\n`
+/// may be left on the line. To resume in the middle of a source, feed the
+/// lines before the resume point and drop what they push: readers with state
+/// (W3C `#Fields`, FTP and SFTP sessions) then pick up where they were.
+pub trait LineParser: Send {
+    /// The format this reads.
+    fn format(&self) -> Format;
+
+    /// Reads one line. Calls are pushed to `out`; a line may give none
+    /// (housekeeping, directives, a call that waits for a later line) or, when
+    /// it completes calls begun on earlier lines, several. On `Err`, the
+    /// calls already pushed are still good and the reader can go on.
+    fn line(&mut self, line_no: u64, line: &[u8], out: &mut Vec<CallEvent>) -> Result<()>;
+
+    /// End of input: pushes the calls still waiting for a later line (an
+    /// upload whose result never came, an SFTP open never closed).
+    fn finish(&mut self, _out: &mut Vec<CallEvent>) {}
+
+    /// The context, to change the year reference or zone while tailing.
+    fn context_mut(&mut self) -> &mut Context;
+}
+
+/// A reader for `format`.
+pub fn parser(format: Format, ctx: Context) -> Box<dyn LineParser> {
+    match format {
+        Format::Common | Format::Combined => Box::new(clf::ClfParser::new(format, ctx)),
+        Format::NginxJson => Box::new(nginx_json::NginxJsonParser::new(ctx)),
+        Format::W3c => Box::new(w3c::W3cParser::new(ctx)),
+        Format::Xferlog => Box::new(xferlog::XferlogParser::new(ctx)),
+        Format::Vsftpd => Box::new(vsftpd::VsftpdParser::new(ctx)),
+        Format::Proftpd => Box::new(proftpd::ProftpdParser::new(ctx)),
+        Format::Sftp => Box::new(sftp::SftpParser::new(ctx)),
+        Format::Ndjson => Box::new(ndjson::NdjsonParser::new(ctx)),
+        Format::CloudEvents => Box::new(cloudevents::CloudEventsParser::new(ctx)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_names_round_trip() {
+        for f in Format::ALL {
+            assert_eq!(f.as_str().parse::<Format>().unwrap(), f);
+            assert!(Format::NAMES.contains(f.as_str()));
+        }
+        let e = "auto".parse::<Format>().unwrap_err();
+        assert!(e.to_string().starts_with("unknown format \"auto\" (expected one of: common, combined"), "{e}");
+    }
+}

@@ -1,0 +1,69 @@
+//! Helpers for the tests.
+
+use crate::{AccountRule, Context, Format, LineParser, SourceId};
+use callmeter_model::{parse_event, CallEvent, EventLimits, Interface, Operation};
+use chrono::{DateTime, Utc};
+
+pub fn utc(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+pub fn ctx() -> Context {
+    Context::new(SourceId::from_name("test"), AccountRule::fixed("acme").unwrap())
+        .with_year_reference(utc("2024-06-30T00:00:00Z"))
+}
+
+pub fn id(line: u64) -> String {
+    SourceId::from_name("test").line_id(line)
+}
+
+pub fn event() -> CallEvent {
+    ctx().event(1, utc("2024-01-15T10:00:00Z"), Interface::Rest, Operation::Other, "acme".into())
+}
+
+/// Feeds the lines (numbered from 1), then finishes; every event is checked
+/// to pass the model's own validation unchanged.
+pub fn run_with(p: &mut dyn LineParser, text: &str) -> (Vec<CallEvent>, Vec<crate::Error>) {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if let Err(e) = p.line(i as u64 + 1, line.as_bytes(), &mut out) {
+            errors.push(e);
+        }
+    }
+    p.finish(&mut out);
+    for e in &out {
+        assert_valid(e);
+    }
+    (out, errors)
+}
+
+pub fn run(format: Format, text: &str) -> Vec<CallEvent> {
+    let (out, errors) = run_with(crate::parser(format, ctx()).as_mut(), text);
+    assert!(errors.is_empty(), "{errors:?}");
+    out
+}
+
+pub fn run_errors(format: Format, text: &str) -> (Vec<CallEvent>, Vec<crate::Error>) {
+    run_with(crate::parser(format, ctx()).as_mut(), text)
+}
+
+pub fn one(format: Format, line: &str) -> CallEvent {
+    let mut out = run(format, line);
+    assert_eq!(out.len(), 1, "{out:?}");
+    out.pop().unwrap()
+}
+
+/// The event as the server would read it back is the same event.
+pub fn assert_valid(e: &CallEvent) {
+    let json = serde_json::to_vec(e).unwrap();
+    let back = parse_event(&json, DateTime::<Utc>::MAX_UTC, &EventLimits::default())
+        .unwrap_or_else(|err| panic!("{err}: {}", String::from_utf8_lossy(&json)));
+    // duration_ms may lose nothing either: the JSON number round-trips.
+    assert_eq!(&back, e);
+}
+
+/// The (operation, path) pairs of events, for short assertions.
+pub fn ops(events: &[CallEvent]) -> Vec<(Operation, Option<&str>)> {
+    events.iter().map(|e| (e.operation, e.path.as_deref())).collect()
+}
