@@ -415,7 +415,15 @@ fn bench_postgres(calls: u64, batches: usize, clients: usize, now: chrono::DateT
         ((b * BATCH) as u64..((b + 1) * BATCH).min(calls as usize) as u64).map(|i| call(serial_at(i), now)).collect()
     };
     // Rows are built outside the timed loop, as the NDJSON bodies were for callmeter.
-    let rows: Vec<Vec<Call>> = (0..batches).map(batch_calls).collect();
+    // Sorted by key, as a team would: concurrent upserts then take their row
+    // locks in one order and cannot deadlock.
+    let rows: Vec<Vec<Call>> = (0..batches)
+        .map(|b| {
+            let mut r = batch_calls(b);
+            r.sort_by(|x, y| (&x.account, &x.id).cmp(&(&y.account, &y.id)));
+            r
+        })
+        .collect();
     let mut results = Vec::new();
 
     let conns: Vec<Mutex<postgres::Client>> = (0..clients).map(|_| Mutex::new(cluster.connect())).collect();
