@@ -99,7 +99,7 @@ async fn post_events(State(s): St, headers: HeaderMap, body: Bytes) -> AppResult
     let kind = BodyKind::from_content_type(headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()));
     // Parsing and the store's dedup lookups are CPU and disk work: off the async workers.
     let store = s.store.clone();
-    let (errors, ticket) = tokio::task::spawn_blocking(move || -> AppResult<_> {
+    let (errors, ticket) = blocking(move || {
         let parsed = ingest::parse_body(kind, &body, Utc::now())?;
         let mut errors = Vec::with_capacity(parsed.items.len());
         let mut events = Vec::with_capacity(parsed.items.len());
@@ -115,8 +115,7 @@ async fn post_events(State(s): St, headers: HeaderMap, body: Bytes) -> AppResult
         let ticket = (!events.is_empty()).then(|| store.ingest(events));
         Ok((errors, ticket))
     })
-    .await
-    .map_err(|e| ApiError::Internal(format!("ingest task: {e}")))??;
+    .await?;
     let outcomes = match ticket {
         None => Vec::new(),
         Some(t) => t.wait().await.inspect_err(|_| Metrics::add(&s.metrics.ingest_failures, 1))?,
@@ -171,9 +170,7 @@ async fn account_usage(
     Query(q): Query<UsageParams>,
 ) -> AppResult<Response> {
     let caller = s.auth.caller(&headers)?;
-    if !caller.may_read(&account) {
-        return Err(ApiError::Forbidden("read this account"));
-    }
+    caller.require_read(&account)?;
     let report = blocking(move || usage_report(&s, &account, &q, Utc::now())).await?;
     Ok(Json(report).into_response())
 }
@@ -329,9 +326,7 @@ async fn account_calls(
     Query(q): Query<CallsParams>,
 ) -> AppResult<Response> {
     let caller = s.auth.caller(&headers)?;
-    if !caller.may_read(&account) {
-        return Err(ApiError::Forbidden("read this account"));
-    }
+    caller.require_read(&account)?;
     known_account(&s, &account)?;
     let filter = call_filter(&q)?;
     let after = q
@@ -372,9 +367,7 @@ async fn accounts(State(s): St, headers: HeaderMap) -> AppResult<Response> {
 
 async fn account(State(s): St, headers: HeaderMap, Path(account): Path<String>) -> AppResult<Response> {
     let caller = s.auth.caller(&headers)?;
-    if !caller.may_read(&account) {
-        return Err(ApiError::Forbidden("read this account"));
-    }
+    caller.require_read(&account)?;
     Ok(Json(known_account(&s, &account)?).into_response())
 }
 
@@ -453,9 +446,7 @@ async fn adjustments(
     Query(q): Query<AdjustmentsParams>,
 ) -> AppResult<Response> {
     let caller = s.auth.caller(&headers)?;
-    if !caller.may_read(&account) {
-        return Err(ApiError::Forbidden("read this account"));
-    }
+    caller.require_read(&account)?;
     let rec = known_account(&s, &account)?;
     let period = usage::select_period(&rec, q.period.as_deref().unwrap_or("current"), Utc::now())?;
     let store = s.store.clone();

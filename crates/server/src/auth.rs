@@ -46,6 +46,15 @@ impl Caller {
         }
     }
 
+    /// Forbidden unless the caller may read this account.
+    pub fn require_read(&self, account: &str) -> Result<(), ApiError> {
+        if self.may_read(account) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden("read this account"))
+        }
+    }
+
     /// Requires the admin scope.
     pub fn require_admin(&self, action: &'static str) -> Result<(), ApiError> {
         if *self == Caller::Admin {

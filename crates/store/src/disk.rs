@@ -17,6 +17,18 @@ pub fn available_bytes(path: &Path) -> std::io::Result<u64> {
     Ok(st.f_bavail as u64 * st.f_frsize as u64)
 }
 
+/// `DiskFull` while the file system holding `path` has less than `reserve` bytes free.
+pub fn require_free(path: &Path, reserve: u64) -> Result<(), crate::StoreError> {
+    let free = available_bytes(path)?;
+    if free < reserve {
+        return Err(crate::StoreError::DiskFull(format!(
+            "{free} bytes free in {}, below the {reserve} bytes kept in reserve",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

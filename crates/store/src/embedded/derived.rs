@@ -249,13 +249,7 @@ fn checkpoint(
     min_free_bytes: u64,
     job: &CheckpointJob,
 ) -> Result<(), StoreError> {
-    let check_space = || -> Result<(), StoreError> {
-        let free = disk::available_bytes(path)?;
-        if free < min_free_bytes {
-            return Err(StoreError::DiskFull(format!("{free} bytes free in {}", path.display())));
-        }
-        Ok(())
-    };
+    let check_space = || disk::require_free(path, min_free_bytes);
     // First the dedup keys, on their own and without any lock: writing a key
     // twice is harmless, so they may reach the engine before the block log
     // entries they came from are gone (a replay then adds them to memory again).

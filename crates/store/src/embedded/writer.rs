@@ -468,14 +468,9 @@ impl Writer {
         if c.batch.is_empty() {
             return Ok(());
         }
-        let free = disk::available_bytes(&self.path)?;
-        if free < self.options.min_free_bytes {
+        if let Err(e) = disk::require_free(&self.path, self.options.min_free_bytes) {
             self.next_seq = seq_before;
-            return Err(StoreError::DiskFull(format!(
-                "{free} bytes free in {}, below the {} bytes kept in reserve",
-                self.path.display(),
-                self.options.min_free_bytes
-            )));
+            return Err(e);
         }
         let batch = std::mem::replace(&mut c.batch, self.engine.db.batch());
         if let Err(e) = batch.commit() {
