@@ -28,14 +28,25 @@ pub struct Api {
 impl ServerArgs {
     /// Settles the token and builds the client.
     pub fn connect(self) -> Result<Api> {
+        let (base, token) = self.url_and_token()?;
+        let http = Client::builder().timeout(std::time::Duration::from_secs(300)).build()?;
+        Ok(Api { base, token, http })
+    }
+
+    /// The base URL and the token: the one given, else the admin token in the data folder.
+    pub fn url_and_token(self) -> Result<(String, String)> {
         let token = match self.token {
             Some(t) => t,
-            None => std::fs::read_to_string(self.data.join("admin-token"))
-                .map(|t| t.trim().to_owned())
-                .map_err(|_| anyhow!("no token: give --token or CALLMETER_TOKEN"))?,
+            None => Self::admin_token_in(&self.data)?,
         };
-        let http = Client::builder().timeout(std::time::Duration::from_secs(300)).build()?;
-        Ok(Api { base: self.server.trim_end_matches('/').to_owned(), token, http })
+        Ok((self.server.trim_end_matches('/').to_owned(), token))
+    }
+
+    /// The admin token a server keeps in its data folder.
+    pub fn admin_token_in(data: &std::path::Path) -> Result<String> {
+        std::fs::read_to_string(data.join("admin-token"))
+            .map(|t| t.trim().to_owned())
+            .map_err(|_| anyhow!("no token: give --token or CALLMETER_TOKEN"))
     }
 }
 

@@ -1,146 +1,18 @@
 //! What each subcommand does.
 
 use crate::client::Api;
-use anyhow::{bail, Context, Result};
-use callmeter_server::{ServerOptions, MAX_BODY_BYTES};
-use indicatif::{ProgressBar, ProgressStyle};
+use anyhow::Result;
+use callmeter_server::ServerOptions;
 use reqwest::Method;
 use serde_json::Value;
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// `callmeter serve`.
 pub fn serve(config: Option<PathBuf>, options: ServerOptions) -> Result<()> {
-    let file = match config {
-        Some(path) => ServerOptions::from_file(&path)?,
-        None if Path::new("callmeter.toml").exists() => ServerOptions::from_file(Path::new("callmeter.toml"))?,
-        None => ServerOptions::default(),
-    };
+    let file = crate::import::load_config(config.as_deref())?;
     let settings = options.merge(file).resolve()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(callmeter_server::serve(settings))?;
-    Ok(())
-}
-
-/// `callmeter import`: canonical NDJSON in batches, retried while the server is unavailable.
-pub fn import(file: &Path, api: &Api, batch: usize) -> Result<()> {
-    let batch = batch.clamp(1, callmeter_server::MAX_EVENTS_PER_REQUEST);
-    let (reader, size): (Box<dyn Read>, Option<u64>) = if file == Path::new("-") {
-        (Box::new(std::io::stdin()), None)
-    } else {
-        let f = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
-        let size = f.metadata().ok().map(|m| m.len());
-        (Box::new(f), size)
-    };
-    let bar = match size {
-        Some(n) => ProgressBar::new(n).with_style(
-            ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {per_sec} eta {eta}").expect("template"),
-        ),
-        None => ProgressBar::new_spinner(),
-    };
-    let mut totals = Summary::default();
-    let mut lines = BufReader::new(reader);
-    let mut body = Vec::new();
-    let mut first_line = 1u64;
-    let mut line_no = 0u64;
-    let mut events = 0usize;
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        let n = lines.read_until(b'\n', &mut buf)?;
-        if n > 0 {
-            line_no += 1;
-            bar.inc(n as u64);
-            if buf.iter().all(|b| b.is_ascii_whitespace()) {
-                continue;
-            }
-            if body.len() + buf.len() > MAX_BODY_BYTES {
-                send_batch(api, &mut body, first_line, &mut totals)?;
-                events = 0;
-                first_line = line_no;
-            }
-            if events == 0 {
-                first_line = line_no;
-            }
-            body.extend_from_slice(&buf);
-            if !buf.ends_with(b"\n") {
-                body.push(b'\n');
-            }
-            events += 1;
-        }
-        if (n == 0 && events > 0) || events == batch {
-            send_batch(api, &mut body, first_line, &mut totals)?;
-            events = 0;
-        }
-        if n == 0 {
-            break;
-        }
-    }
-    bar.finish_and_clear();
-    totals.print(line_no);
-    Ok(())
-}
-
-#[derive(Default)]
-struct Summary {
-    accepted: u64,
-    duplicates: u64,
-    rejected: BTreeMap<String, Vec<u64>>,
-}
-
-impl Summary {
-    fn print(&self, lines: u64) {
-        println!("lines read:  {lines}");
-        println!("imported:    {}", self.accepted);
-        println!("duplicates:  {}", self.duplicates);
-        let rejected: usize = self.rejected.values().map(Vec::len).sum();
-        println!("rejected:    {rejected}");
-        for (reason, at) in &self.rejected {
-            let first: Vec<String> = at.iter().take(20).map(u64::to_string).collect();
-            println!("  {reason}: {} (lines {})", at.len(), first.join(", "));
-        }
-    }
-}
-
-/// Sends one NDJSON batch; retries with backoff on 503 and connection errors (ids make retries safe).
-fn send_batch(api: &Api, body: &mut Vec<u8>, first_line: u64, totals: &mut Summary) -> Result<()> {
-    let payload = std::mem::take(body);
-    let mut delay = Duration::from_millis(200);
-    let answer: Value = loop {
-        let req = api
-            .request(Method::POST, "/v1/events")
-            .header("content-type", "application/x-ndjson")
-            .body(payload.clone());
-        match req.send() {
-            Ok(resp) if resp.status().is_success() => break resp.json()?,
-            Ok(resp) if resp.status().as_u16() == 503 => {}
-            Ok(resp) => {
-                let status = resp.status();
-                bail!("server answered {status}: {}", resp.text().unwrap_or_default());
-            }
-            Err(e) if e.is_connect() || e.is_timeout() => {
-                tracing::warn!(error = %e, "server unreachable; retrying");
-            }
-            Err(e) => return Err(e.into()),
-        }
-        std::thread::sleep(delay);
-        delay = (delay * 2).min(Duration::from_secs(30));
-    };
-    totals.accepted += answer["accepted"].as_u64().unwrap_or(0);
-    totals.duplicates += answer["duplicates"].as_u64().unwrap_or(0);
-    // The server numbers events in the batch; blank lines were skipped, so map back through the body.
-    let line_of: Vec<u64> =
-        (first_line..).zip(payload.split(|b| *b == b'\n')).filter(|(_, l)| !l.is_empty()).map(|(n, _)| n).collect();
-    for r in answer["results"].as_array().into_iter().flatten() {
-        if r["status"] == "rejected" {
-            let idx = r["index"].as_u64().unwrap_or(0) as usize;
-            let reason = r["error"].as_str().or(r["reason"].as_str()).unwrap_or("rejected");
-            let key = r["reason"].as_str().unwrap_or(reason).to_owned();
-            totals.rejected.entry(key).or_default().push(line_of.get(idx).copied().unwrap_or(0));
-        }
-    }
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 
 mod client;
 mod commands;
+mod import;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -27,15 +28,37 @@ enum Command {
         #[command(flatten)]
         options: callmeter_server::ServerOptions,
     },
-    /// Send call events from a file (canonical NDJSON, or - for stdin) to a server, in batches.
+    /// Import log files (any format; plain, .gz or .zst) into a server or a data folder; each call once.
     Import {
-        /// The file, or - for standard input.
-        file: PathBuf,
+        /// The files, or - for standard input.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        read: import::ReadArgs,
+        #[command(flatten)]
+        target: import::ImportTarget,
+        /// Stop at the first line that is not a call of its format.
+        #[arg(long)]
+        strict: bool,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Follow growing logs (through rotation and truncation) and send their calls to a server.
+    Tail {
+        /// The files to follow; they need not exist yet.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        read: import::ReadArgs,
+        /// Where the position in each file is kept between runs.
+        #[arg(long, default_value = "callmeter-tail.json")]
+        checkpoint: PathBuf,
+        /// How often to look for new lines, in milliseconds.
+        #[arg(long, default_value_t = 500)]
+        poll_ms: u64,
         #[command(flatten)]
         server: client::ServerArgs,
-        /// Events per request.
-        #[arg(long, default_value_t = 1000)]
-        batch: usize,
     },
     /// An account's usage for a period against its plan.
     Usage {
@@ -107,7 +130,10 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config, options } => commands::serve(config, options),
-        Command::Import { file, server, batch } => commands::import(&file, &server.connect()?, batch),
+        Command::Import { files, read, target, strict, json } => import::import(&files, &read, target, strict, json),
+        Command::Tail { files, read, checkpoint, poll_ms, server } => {
+            import::tail(files, &read, server, checkpoint, poll_ms)
+        }
         Command::Usage { account, period, json, server } => {
             commands::usage(&server.connect()?, &account, &period, json)
         }

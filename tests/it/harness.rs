@@ -18,10 +18,15 @@ pub struct Server {
 
 /// Extra flags for a server.
 pub fn start(data: &Path, extra: &[&str]) -> Server {
+    start_on(data, "127.0.0.1:0", extra)
+}
+
+/// A server on a given address (to restart one where its clients expect it).
+pub fn start_on(data: &Path, listen: &str, extra: &[&str]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_callmeter"))
         .arg("serve")
         .arg("--listen")
-        .arg("127.0.0.1:0")
+        .arg(listen)
         .arg("--data")
         .arg(data)
         .args(extra)
@@ -119,4 +124,22 @@ pub fn ago(seconds: i64) -> String {
 /// Statuses of the results of an ingest answer, in order.
 pub fn statuses(v: &Value) -> Vec<String> {
     v["results"].as_array().expect("results").iter().map(|r| r["status"].as_str().unwrap().to_owned()).collect()
+}
+
+/// A loopback address with a port that was free a moment ago.
+pub fn free_address() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("address").to_string()
+}
+
+/// Waits until `check` holds, up to `limit`; false if it never did.
+pub fn wait_for(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    check()
 }

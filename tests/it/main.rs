@@ -8,4 +8,5 @@ mod closed_period;
 mod crash;
 mod disk_full;
 mod ingest;
+mod logs;
 mod operations;

@@ -106,18 +106,17 @@ fn import_command_sends_a_file_and_a_second_import_adds_nothing() {
     let sample = sample_path.to_str().unwrap();
     let run = || {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_callmeter"))
-            .args(["import", sample, "--server", &server.base, "--token", ADMIN])
+            .args(["import", sample, "--server", &server.base, "--token", ADMIN, "--json"])
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap()
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };
     let first = run();
     let lines = events.len();
-    assert!(first.contains(&format!("imported:    {lines}")), "{first}");
+    assert_eq!((first["imported"].as_u64(), first["rejected"].as_u64()), (Some(lines as u64), Some(0)), "{first}");
     let second = run();
-    assert!(second.contains("imported:    0"), "{second}");
-    assert!(second.contains(&format!("duplicates:  {lines}")), "{second}");
+    assert_eq!((second["imported"].as_u64(), second["duplicates"].as_u64()), (Some(0), Some(lines as u64)), "{second}");
     let (_, m) = server.get(ADMIN, "/metrics");
     let text = m.as_str().unwrap();
     assert!(text.contains(&format!("callmeter_events_accepted_total {lines}")), "{text}");

@@ -35,8 +35,8 @@ pub use event::{derive_operation, CallEvent, Direction, Interface, Operation, Un
 pub use key::DedupKey;
 pub use pages::{list_pages, DEFAULT_LIST_PAGE_SIZE};
 pub use parse::{
-    event_from_value, is_valid_account, parse_event, EventError, EventLimits, RejectReason, MAX_ACCOUNT_BYTES,
-    MAX_ID_BYTES,
+    check_event, event_from_value, is_valid_account, parse_event, EventError, EventLimits, RejectReason,
+    MAX_ACCOUNT_BYTES, MAX_ID_BYTES,
 };
 pub use period::{local_midnight, AccountSchedule, PeriodKind, PeriodRule, Term, UnknownPeriodKind, UsagePeriod};
 pub use plan::{pick_plan, Overage, Plan, OVERAGE_BLOCK_CALLS};

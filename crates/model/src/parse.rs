@@ -330,20 +330,7 @@ fn wire_from_value(v: &Value) -> Result<Wire<'_>, EventError> {
 /// The checks both paths share: required fields, then each value.
 fn finish(w: Wire<'_>, now: DateTime<Utc>, limits: &EventLimits) -> Result<CallEvent, EventError> {
     let id = w.id.ok_or_else(|| missing("id"))?;
-    if id.is_empty() {
-        return Err(EventError::new("id", RejectReason::InvalidValue, "empty"));
-    }
-    if id.len() > MAX_ID_BYTES {
-        return Err(oversize("id", id.len(), MAX_ID_BYTES));
-    }
     let account = w.account.ok_or_else(|| missing("account"))?;
-    if !is_valid_account(&account) {
-        return Err(EventError::new(
-            "account",
-            RejectReason::InvalidValue,
-            format!("not an account name ([a-z0-9][a-z0-9._-]{{0,63}}): {}", quote(&account)),
-        ));
-    }
     let time = w.time.ok_or_else(|| missing("time"))?;
     let time = match DateTime::parse_from_rfc3339(&time) {
         Ok(t) => t.with_timezone(&Utc),
@@ -351,62 +338,83 @@ fn finish(w: Wire<'_>, now: DateTime<Utc>, limits: &EventLimits) -> Result<CallE
             return Err(EventError::new("time", RejectReason::InvalidValue, format!("not RFC 3339: {}", quote(&time))))
         }
     };
-    // No limit when `now + max_future` is past chrono's range.
-    if let Some(latest) = now.checked_add_signed(limits.max_future) {
-        if time > latest {
-            return Err(EventError::new(
-                "time",
-                RejectReason::InFuture,
-                format!(
-                    "{} is {} s ahead of the server clock (at most {} s allowed)",
-                    time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-                    (time - now).num_seconds(),
-                    limits.max_future.num_seconds()
-                ),
-            ));
-        }
-    }
     let interface = w.interface.ok_or_else(|| missing("interface"))?;
-
-    let max = limits.max_field_bytes;
-    let method = optional("method", w.method, max)?;
-    let path = optional("path", w.path, max)?;
-    let destination = optional("destination", w.destination, max)?;
-    let api_key = optional("api_key", w.api_key, max)?;
-    let user = optional("user", w.user, max)?;
-    let client_ip = optional("client_ip", w.client_ip, max)?;
-    let user_agent = optional("user_agent", w.user_agent, max)?;
-    let integration = optional("integration", w.integration, max)?;
-    let cursor = optional("cursor", w.cursor, max)?;
+    let method = w.method.map(Cow::into_owned);
     let operation = w.operation.unwrap_or_else(|| derive_operation(interface, method.as_deref()));
-
-    Ok(CallEvent {
+    let event = CallEvent {
         id: id.into_owned(),
         account: account.into_owned(),
         time,
         interface,
         operation,
         method,
-        path,
-        destination,
+        path: w.path.map(Cow::into_owned),
+        destination: w.destination.map(Cow::into_owned),
         status: w.status,
-        api_key,
-        user,
-        client_ip,
-        user_agent,
-        integration,
-        cursor,
+        api_key: w.api_key.map(Cow::into_owned),
+        user: w.user.map(Cow::into_owned),
+        client_ip: w.client_ip.map(Cow::into_owned),
+        user_agent: w.user_agent.map(Cow::into_owned),
+        integration: w.integration.map(Cow::into_owned),
+        cursor: w.cursor.map(Cow::into_owned),
         result_count: w.result_count,
         bytes: w.bytes,
         duration_ms: w.duration_ms,
-    })
+    };
+    check_event(&event, now, limits)?;
+    Ok(event)
 }
 
-fn optional(field: &'static str, v: Option<Cow<'_, str>>, max: usize) -> Result<Option<String>, EventError> {
-    match v {
-        Some(s) if s.len() > max => Err(oversize(field, s.len(), max)),
-        other => Ok(other.map(Cow::into_owned)),
+/// Checks the values of an event built elsewhere (a log reader, say) the way
+/// the parser checks those it reads: id, account name, clock, field sizes.
+pub fn check_event(e: &CallEvent, now: DateTime<Utc>, limits: &EventLimits) -> Result<(), EventError> {
+    if e.id.is_empty() {
+        return Err(EventError::new("id", RejectReason::InvalidValue, "empty"));
     }
+    if e.id.len() > MAX_ID_BYTES {
+        return Err(oversize("id", e.id.len(), MAX_ID_BYTES));
+    }
+    if !is_valid_account(&e.account) {
+        return Err(EventError::new(
+            "account",
+            RejectReason::InvalidValue,
+            format!("not an account name ([a-z0-9][a-z0-9._-]{{0,63}}): {}", quote(&e.account)),
+        ));
+    }
+    // No limit when `now + max_future` is past chrono's range.
+    if let Some(latest) = now.checked_add_signed(limits.max_future) {
+        if e.time > latest {
+            return Err(EventError::new(
+                "time",
+                RejectReason::InFuture,
+                format!(
+                    "{} is {} s ahead of the server clock (at most {} s allowed)",
+                    e.time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                    (e.time - now).num_seconds(),
+                    limits.max_future.num_seconds()
+                ),
+            ));
+        }
+    }
+    let fields = [
+        ("method", &e.method),
+        ("path", &e.path),
+        ("destination", &e.destination),
+        ("api_key", &e.api_key),
+        ("user", &e.user),
+        ("client_ip", &e.client_ip),
+        ("user_agent", &e.user_agent),
+        ("integration", &e.integration),
+        ("cursor", &e.cursor),
+    ];
+    for (field, value) in fields {
+        if let Some(v) = value {
+            if v.len() > limits.max_field_bytes {
+                return Err(oversize(field, v.len(), limits.max_field_bytes));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn missing(field: &'static str) -> EventError {

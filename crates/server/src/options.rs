@@ -59,6 +59,10 @@ pub struct ServerOptions {
     /// Effective-dated billing rules (config file only) [default: DESIGN §1's rule].
     #[arg(skip)]
     pub billing_rules: Option<Vec<BillingRule>>,
+    /// How `import` and `tail` classify log lines: route, user-agent, override and WebDAV tables
+    /// (config file only) [default: the shipped tables].
+    #[arg(skip)]
+    pub import: Option<callmeter_formats::ImportConfig>,
 }
 
 /// Errors in the settings.
@@ -136,6 +140,7 @@ impl ServerOptions {
             cache_mb: self.cache_mb.or(file.cache_mb),
             plans: self.plans.or(file.plans),
             billing_rules: self.billing_rules.or(file.billing_rules),
+            import: self.import.or(file.import),
         }
     }
 
@@ -251,5 +256,19 @@ mod tests {
         assert_eq!(example.store.grace, defaults.store.grace);
         assert_eq!(example.store.retention, defaults.store.retention);
         assert_eq!(example.store.min_free_bytes, defaults.store.min_free_bytes);
+        assert_eq!(ServerOptions::from_file(&path).unwrap().import, None, "the shipped tables");
+    }
+
+    #[test]
+    fn the_commented_import_tables_of_the_example_parse() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/callmeter.example.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let import = &text[text.find("# [import.webdav]").unwrap()..];
+        let uncommented: String = import.lines().map(|l| l.strip_prefix("# ").unwrap_or(l).to_owned() + "\n").collect();
+        let o: ServerOptions = toml::from_str(&uncommented).unwrap();
+        let tables = o.import.unwrap();
+        assert_eq!(tables.routes.0.len(), 1);
+        assert_eq!(tables.overrides.0[0].interface.as_str(), "mount");
+        callmeter_formats::Classifier::new(&tables).unwrap();
     }
 }

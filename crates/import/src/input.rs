@@ -1,0 +1,241 @@
+//! Opening what is imported: a file (plain, gzip or zstd, told by its first
+//! bytes, not its name) or standard input, with its first 4 KiB of content
+//! read ahead for the source identity and format detection.
+
+use crate::error::{ImportError, Result};
+use callmeter_formats::SOURCE_HEAD_BYTES;
+use chrono::{DateTime, Utc};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
+const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
+const READ_BUFFER: usize = 256 << 10;
+
+/// One source of lines.
+pub struct Input {
+    /// The path as given, or `-`.
+    pub name: String,
+    /// The decompressed content, from its first byte (the head included).
+    pub reader: Box<dyn BufRead + Send>,
+    /// The first [`SOURCE_HEAD_BYTES`] of the decompressed content (less if it is shorter).
+    pub head: Vec<u8>,
+    /// The size of the file on disk (compressed), when known: for progress.
+    pub size: Option<u64>,
+    /// Bytes of the file read so far (compressed): for progress.
+    pub read: Arc<AtomicU64>,
+    /// The file's modification time: syslog lines, which have no year, take it from here.
+    pub modified: Option<DateTime<Utc>>,
+    /// How the content was stored.
+    pub compression: Compression,
+}
+
+/// How a file's content is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// As is.
+    None,
+    /// gzip (one or more members, as `cat a.gz b.gz` makes).
+    Gzip,
+    /// Zstandard.
+    Zstd,
+}
+
+impl Input {
+    /// Opens a file, or standard input for `-`.
+    pub fn open(path: &Path) -> Result<Input> {
+        if path == Path::new("-") {
+            return Input::from_reader("-", Box::new(std::io::stdin()), None, None);
+        }
+        let name = path.display().to_string();
+        let file = File::open(path).map_err(|e| ImportError::io(&name, e))?;
+        let meta = file.metadata().map_err(|e| ImportError::io(&name, e))?;
+        if meta.is_dir() {
+            return Err(ImportError::io(&name, std::io::Error::other("is a folder")));
+        }
+        let modified = meta.modified().ok().map(DateTime::<Utc>::from);
+        Input::from_reader(&name, Box::new(file), Some(meta.len()), modified)
+    }
+
+    /// Reads from any byte stream (compressed or not).
+    pub fn from_reader(
+        name: &str,
+        raw: Box<dyn Read + Send>,
+        size: Option<u64>,
+        modified: Option<DateTime<Utc>>,
+    ) -> Result<Input> {
+        let read = Arc::new(AtomicU64::new(0));
+        let mut raw = BufReader::with_capacity(READ_BUFFER, Counting { inner: raw, read: read.clone() });
+        let start = raw.fill_buf().map_err(|e| ImportError::io(name, e))?;
+        let (compression, content): (Compression, Box<dyn Read + Send>) = if start.starts_with(GZIP_MAGIC) {
+            (Compression::Gzip, Box::new(flate2::bufread::MultiGzDecoder::new(raw)))
+        } else if start.starts_with(ZSTD_MAGIC) {
+            let decoder = zstd::stream::read::Decoder::with_buffer(raw).map_err(|e| ImportError::io(name, e))?;
+            (Compression::Zstd, Box::new(decoder))
+        } else {
+            (Compression::None, Box::new(raw))
+        };
+        let mut content = BufReader::with_capacity(READ_BUFFER, content);
+        let mut head = Vec::with_capacity(SOURCE_HEAD_BYTES);
+        (&mut content).take(SOURCE_HEAD_BYTES as u64).read_to_end(&mut head).map_err(|e| ImportError::io(name, e))?;
+        let reader = Box::new(std::io::Cursor::new(head.clone()).chain(content));
+        Ok(Input { name: name.to_owned(), reader, head, size, read, modified, compression })
+    }
+
+    /// The first lines of the head, for format detection.
+    pub fn head_lines(&self) -> Vec<&[u8]> {
+        let mut lines: Vec<&[u8]> = self.head.split(|b| *b == b'\n').collect();
+        if self.head.len() == SOURCE_HEAD_BYTES && lines.len() > 1 {
+            lines.pop(); // cut off mid-line
+        }
+        lines
+    }
+
+    /// Bytes read from the file so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.read.load(Ordering::Relaxed)
+    }
+}
+
+/// Counts the bytes read through it.
+struct Counting {
+    inner: Box<dyn Read + Send>,
+    read: Arc<AtomicU64>,
+}
+
+impl Read for Counting {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Splits a byte stream into lines, each at most `max` bytes.
+///
+/// A longer line is skipped through its end and reported as such rather than
+/// held in memory: a binary file fed by mistake costs nothing.
+pub struct Lines<R> {
+    reader: R,
+    max: usize,
+    buf: Vec<u8>,
+}
+
+/// One line, or the length of one that was too long.
+pub enum Line<'a> {
+    /// The line, without its `\n`.
+    Text(&'a [u8]),
+    /// A line longer than the limit, of this many bytes.
+    TooLong(usize),
+}
+
+impl<R: BufRead> Lines<R> {
+    /// Lines of `reader`, at most `max` bytes each.
+    pub fn new(reader: R, max: usize) -> Lines<R> {
+        Lines { reader, max, buf: Vec::new() }
+    }
+
+    /// The next line, or `None` at the end. A last line without `\n` is a line.
+    pub fn next_line(&mut self) -> std::io::Result<Option<Line<'_>>> {
+        self.buf.clear();
+        let mut skipped = 0usize;
+        loop {
+            let chunk = match self.reader.fill_buf() {
+                Ok(c) => c,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if chunk.is_empty() {
+                return Ok(match (self.buf.is_empty(), skipped) {
+                    (true, 0) => None,
+                    (_, 0) => Some(Line::Text(&self.buf)),
+                    (_, n) => Some(Line::TooLong(n + self.buf.len())),
+                });
+            }
+            let (take, done) = match memchr::memchr(b'\n', chunk) {
+                Some(i) => (i, true),
+                None => (chunk.len(), false),
+            };
+            if skipped > 0 || self.buf.len() + take > self.max {
+                skipped += self.buf.len() + take;
+                self.buf.clear();
+            } else {
+                self.buf.extend_from_slice(&chunk[..take]);
+            }
+            self.reader.consume(take + done as usize);
+            if done {
+                return Ok(Some(if skipped > 0 { Line::TooLong(skipped) } else { Line::Text(&self.buf) }));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn content(input: Input) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut r = input.reader;
+        r.read_to_end(&mut out).unwrap();
+        out
+    }
+
+    fn sample() -> Vec<u8> {
+        (0..2000).flat_map(|i| format!("line {i}\n").into_bytes()).collect()
+    }
+
+    #[test]
+    fn plain_gzip_and_zstd_read_alike() {
+        let text = sample();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&text).unwrap();
+        let gz = gz.finish().unwrap();
+        let zst = zstd::encode_all(&text[..], 1).unwrap();
+        for (bytes, kind) in [(text.clone(), Compression::None), (gz, Compression::Gzip), (zst, Compression::Zstd)] {
+            let input = Input::from_reader("t", Box::new(std::io::Cursor::new(bytes)), None, None).unwrap();
+            assert_eq!(input.compression, kind);
+            assert_eq!(input.head, text[..SOURCE_HEAD_BYTES]);
+            assert_eq!(content(input), text);
+        }
+    }
+
+    #[test]
+    fn concatenated_gzip_members_are_one_stream() {
+        let mut all = Vec::new();
+        for part in [&b"a\n"[..], b"b\n"] {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(part).unwrap();
+            all.extend(gz.finish().unwrap());
+        }
+        let input = Input::from_reader("t", Box::new(std::io::Cursor::new(all)), None, None).unwrap();
+        assert_eq!(content(input), b"a\nb\n");
+    }
+
+    #[test]
+    fn short_and_empty_inputs() {
+        let input = Input::from_reader("t", Box::new(std::io::Cursor::new(b"x".to_vec())), None, None).unwrap();
+        assert_eq!(input.head, b"x");
+        assert_eq!(input.head_lines(), vec![&b"x"[..]]);
+        let input = Input::from_reader("t", Box::new(std::io::empty()), None, None).unwrap();
+        assert!(input.head.is_empty());
+    }
+
+    #[test]
+    fn lines_split_and_skip_long_ones() {
+        let data = b"one\n\nthree-is-long\nfour".to_vec();
+        let mut lines = Lines::new(std::io::BufReader::with_capacity(4, &data[..]), 8);
+        let mut seen = Vec::new();
+        while let Some(l) = lines.next_line().unwrap() {
+            seen.push(match l {
+                Line::Text(t) => String::from_utf8(t.to_vec()).unwrap(),
+                Line::TooLong(n) => format!("<{n}>"),
+            });
+        }
+        assert_eq!(seen, ["one", "", "<13>", "four"]);
+    }
+}

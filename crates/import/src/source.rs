@@ -1,0 +1,169 @@
+//! One source being read: its reader of the right format, the line it is
+//! at, and the calls found but not yet delivered, each with its line.
+
+use crate::error::{ImportError, Result};
+use crate::input::Line;
+use crate::sink::{Delivery, Sink};
+use crate::summary::Summary;
+use callmeter_formats::{parser, AccountRule, Classifier, Context, Format, LineParser, SourceId};
+use callmeter_model::CallEvent;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use std::sync::Arc;
+
+/// Longest line read; a longer one is refused as `line_too_long`.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// How lines become calls, for every source of an import or a tail.
+#[derive(Debug, Clone)]
+pub struct ReadOptions {
+    /// The format, or `None` to detect it from each source's first lines.
+    pub format: Option<Format>,
+    /// Whose calls these are (`--account`, `--account-from`).
+    pub accounts: AccountRule,
+    /// The zone of times written without one (`--timezone`).
+    pub timezone: Tz,
+    /// Names the source instead of its first 4 KiB (`--source-id`, for stdin).
+    pub source_id: Option<String>,
+    /// The route, user-agent, override and WebDAV tables.
+    pub classifier: Arc<Classifier>,
+    /// Stop at the first bad line (`--strict`).
+    pub strict: bool,
+    /// Calls per delivered batch.
+    pub batch: usize,
+}
+
+impl ReadOptions {
+    /// The format of a source with this head: the given one, or the detected one.
+    pub fn format_for(&self, name: &str, head_lines: &[&[u8]]) -> Result<Format> {
+        match self.format {
+            Some(f) => Ok(f),
+            None => callmeter_formats::detect(head_lines)
+                .ok_or_else(|| ImportError::UnknownFormat { path: name.to_owned() }),
+        }
+    }
+
+    /// The identity of a source with this head.
+    pub fn source_for(&self, head: &[u8]) -> SourceId {
+        match &self.source_id {
+            Some(name) => SourceId::from_name(name),
+            None => SourceId::from_head(head),
+        }
+    }
+}
+
+/// A source's reader and the calls it has found since the last delivery.
+pub struct SourceReader {
+    name: String,
+    parser: Box<dyn LineParser>,
+    strict: bool,
+    line_no: u64,
+    events: Vec<CallEvent>,
+    /// The line of each of `events`.
+    lines: Vec<u64>,
+}
+
+impl SourceReader {
+    /// A reader for the source `name`.
+    pub fn new(
+        name: &str,
+        format: Format,
+        source: SourceId,
+        options: &ReadOptions,
+        year_reference: DateTime<Utc>,
+    ) -> Self {
+        let ctx = Context::new(source, options.accounts.clone())
+            .with_timezone(options.timezone)
+            .with_year_reference(year_reference)
+            .with_classifier(options.classifier.clone());
+        SourceReader {
+            name: name.to_owned(),
+            parser: parser(format, ctx),
+            strict: options.strict,
+            line_no: 0,
+            events: Vec::new(),
+            lines: Vec::new(),
+        }
+    }
+
+    /// The number of the last line read.
+    pub fn line_no(&self) -> u64 {
+        self.line_no
+    }
+
+    /// Calls waiting for delivery.
+    pub fn pending(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Reads the next line. A bad line is counted in `summary` (or, with
+    /// `strict`, stops the source with an error).
+    pub fn read(&mut self, line: Line<'_>, summary: &mut Summary) -> Result<()> {
+        self.line_no += 1;
+        summary.lines += 1;
+        let before = self.events.len();
+        let failed = match line {
+            Line::Text(text) => self.parser.line(self.line_no, text, &mut self.events).err().map(|e| {
+                let reason = match &e {
+                    callmeter_formats::Error::Event { source, .. } => source.reason.as_str(),
+                    callmeter_formats::Error::Account { .. } => "unknown_account",
+                    _ => "bad_line",
+                };
+                (reason, e.to_string())
+            }),
+            Line::TooLong(n) => Some((
+                "line_too_long",
+                format!("line {}: {n} bytes, more than the limit of {MAX_LINE_BYTES}", self.line_no),
+            )),
+        };
+        self.lines.resize(self.events.len(), self.line_no);
+        summary.calls += (self.events.len() - before) as u64;
+        if let Some((reason, message)) = failed {
+            if self.strict {
+                return Err(ImportError::Strict { path: self.name.clone(), error: message });
+            }
+            summary.reject(reason, &self.name, self.line_no, || message);
+        }
+        Ok(())
+    }
+
+    /// Reads a line that was delivered before (to resume after it) and drops
+    /// the calls it gives: readers with sessions need the lines, not their calls.
+    pub fn replay(&mut self, line: Line<'_>) {
+        self.line_no += 1;
+        if let Line::Text(text) = line {
+            let _ = self.parser.line(self.line_no, text, &mut self.events);
+        }
+        self.events.clear();
+        self.lines.clear();
+    }
+
+    /// The end of the source: the calls still waiting for a later line.
+    pub fn finish(&mut self, summary: &mut Summary) {
+        let before = self.events.len();
+        self.parser.finish(&mut self.events);
+        self.lines.resize(self.events.len(), self.line_no);
+        summary.calls += (self.events.len() - before) as u64;
+    }
+
+    /// Delivers the calls found so far and counts what became of them.
+    pub fn deliver(&mut self, sink: &mut dyn Sink, summary: &mut Summary) -> Result<()> {
+        if self.events.is_empty() {
+            return Ok(());
+        }
+        let answers = sink.deliver(&self.events)?;
+        for (i, answer) in answers.into_iter().enumerate() {
+            match answer {
+                Delivery::Accepted => summary.imported += 1,
+                Delivery::Duplicate => summary.duplicates += 1,
+                Delivery::Rejected { reason, message } => {
+                    let line = self.lines[i];
+                    summary.reject(&reason, &self.name, line, || format!("line {line}: {message}"));
+                }
+            }
+        }
+        self.events.clear();
+        self.lines.clear();
+        Ok(())
+    }
+}

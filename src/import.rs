@@ -1,0 +1,188 @@
+//! `callmeter import` and `callmeter tail`: the flags, the config tables and
+//! the progress bar; the reading and delivering is `callmeter-import`'s.
+
+use crate::client::ServerArgs;
+use anyhow::{bail, Context, Result};
+use callmeter_formats::{AccountFrom, AccountRule, Classifier, Format};
+use callmeter_import::{ReadOptions, ServerSink, Sink, StoreSink, Summary, TailOptions, Tailer};
+use callmeter_server::ServerOptions;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How lines become calls: the flags `import` and `tail` share.
+#[derive(clap::Args)]
+pub struct ReadArgs {
+    /// The log format, or auto to tell it from each file's first lines:
+    /// common, combined, nginx-json, w3c, xferlog, vsftpd, proftpd, sftp, ndjson, cloudevents.
+    #[arg(long, default_value = "auto")]
+    format: String,
+    /// Every call is this account's.
+    #[arg(long, conflicts_with = "account_from")]
+    account: Option<String>,
+    /// Where each call's account comes from: host (first label of the host name) or user:MAPFILE.
+    #[arg(long)]
+    account_from: Option<String>,
+    /// IANA time zone of times written without one (xferlog, vsftpd, syslog).
+    #[arg(long, default_value = "UTC")]
+    timezone: String,
+    /// Names the source for ids instead of its first 4 KiB (for stdin: the same name makes the same ids).
+    #[arg(long)]
+    source_id: Option<String>,
+    /// Calls per request to the server.
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+    /// Config file whose [import] tables (routes, user agents, overrides, WebDAV) to use
+    /// [default: ./callmeter.toml if present].
+    #[arg(long, env = "CALLMETER_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+impl ReadArgs {
+    fn options(&self, config: &ServerOptions, strict: bool) -> Result<ReadOptions> {
+        let format = match self.format.as_str() {
+            "auto" => None,
+            name => Some(name.parse::<Format>()?),
+        };
+        let accounts = match (&self.account, &self.account_from) {
+            (Some(name), _) => AccountRule::fixed(name)?,
+            (None, Some(spec)) => AccountRule::from_spec(&spec.parse::<AccountFrom>()?)?,
+            (None, None) => AccountRule::Unset,
+        };
+        let timezone =
+            self.timezone.parse().map_err(|_| anyhow::anyhow!("{:?} is not an IANA time zone", self.timezone))?;
+        let tables = config.import.clone().unwrap_or_default();
+        let classifier = Classifier::new(&tables).context("the [import] tables of the config file")?;
+        Ok(ReadOptions {
+            format,
+            accounts,
+            timezone,
+            source_id: self.source_id.clone(),
+            classifier: Arc::new(classifier),
+            strict,
+            batch: self.batch.clamp(1, callmeter_server::MAX_EVENTS_PER_REQUEST),
+        })
+    }
+}
+
+/// The config file named, else `./callmeter.toml` when present, else nothing.
+pub fn load_config(path: Option<&Path>) -> Result<ServerOptions> {
+    Ok(match path {
+        Some(path) => ServerOptions::from_file(path)?,
+        None if Path::new("callmeter.toml").exists() => ServerOptions::from_file(Path::new("callmeter.toml"))?,
+        None => ServerOptions::default(),
+    })
+}
+
+/// Where `import` delivers.
+#[derive(clap::Args)]
+pub struct ImportTarget {
+    /// Write straight into this data folder instead of a server (no server may be running on it).
+    #[arg(long, conflicts_with_all = ["server", "dry_run"])]
+    data: Option<PathBuf>,
+    /// The server's base URL.
+    #[arg(long, env = "CALLMETER_SERVER")]
+    server: Option<String>,
+    /// A token with the ingest scope [default: the admin token in ./callmeter-data/admin-token].
+    #[arg(long, env = "CALLMETER_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Read and classify only: deliver nothing, print what would be imported.
+    #[arg(long)]
+    dry_run: bool,
+    /// Give up on a server that stays unreachable this long, in seconds.
+    #[arg(long, default_value_t = 300)]
+    retry_for: u64,
+}
+
+/// Counts the calls and delivers them nowhere (`--dry-run`).
+struct Nowhere;
+
+impl Sink for Nowhere {
+    fn deliver(
+        &mut self,
+        events: &[callmeter_model::CallEvent],
+    ) -> callmeter_import::Result<Vec<callmeter_import::Delivery>> {
+        Ok(vec![callmeter_import::Delivery::Accepted; events.len()])
+    }
+}
+
+/// `callmeter import`.
+pub fn import(files: &[PathBuf], read: &ReadArgs, target: ImportTarget, strict: bool, json: bool) -> Result<()> {
+    let config = load_config(read.config.as_deref())?;
+    let options = read.options(&config, strict)?;
+    if files.iter().filter(|f| f.as_os_str() == "-").count() > 1 {
+        bail!("standard input (-) can be read once");
+    }
+    let mut sink: Box<dyn Sink> = if target.dry_run {
+        Box::new(Nowhere)
+    } else if let Some(data) = &target.data {
+        let settings = ServerOptions { data: Some(data.clone()), ..Default::default() }.merge(config).resolve()?;
+        let opened = StoreSink::open(data, settings.store)
+            .with_context(|| format!("cannot open the data folder {} (is a server running on it?)", data.display()))?;
+        Box::new(opened)
+    } else {
+        let server = target.server.unwrap_or_else(|| "http://127.0.0.1:8080".into());
+        let token = match target.token {
+            Some(t) => t,
+            None => ServerArgs::admin_token_in(Path::new("callmeter-data"))?,
+        };
+        Box::new(ServerSink::new(&server, &token, Some(Duration::from_secs(target.retry_for)))?)
+    };
+    let bar = progress_bar();
+    let mut summary = Summary::default();
+    let mut outcome = Ok(());
+    for file in files {
+        let input = callmeter_import::Input::open(file)?;
+        outcome = callmeter_import::import_input(input, &options, &mut *sink, &mut summary, &bar);
+        if outcome.is_err() {
+            break;
+        }
+    }
+    bar.finish_and_clear();
+    // With --data, this closes the store; every delivered call was synced before its answer.
+    drop(sink);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!("{summary}");
+    }
+    outcome?;
+    Ok(())
+}
+
+fn progress_bar() -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {bytes}/{total_bytes} eta {eta} {msg}").expect("valid template"),
+    );
+    bar
+}
+
+/// `callmeter tail`.
+pub fn tail(files: Vec<PathBuf>, read: &ReadArgs, server: ServerArgs, checkpoint: PathBuf, poll_ms: u64) -> Result<()> {
+    let config = load_config(read.config.as_deref())?;
+    let options = read.options(&config, false)?;
+    let (url, token) = server.url_and_token()?;
+    let sink = ServerSink::new(&url, &token, None)?;
+    let options = TailOptions {
+        read: options,
+        checkpoint,
+        poll: Duration::from_millis(poll_ms.max(10)),
+        rotate_grace: Duration::from_secs(5),
+    };
+    let mut tailer = Tailer::new(files, options, Box::new(sink))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, stop.clone())?;
+    }
+    tracing::info!(server = %url, "tailing");
+    tailer.run(&stop)?;
+    println!("{}", tailer.summary());
+    Ok(())
+}
