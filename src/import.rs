@@ -97,18 +97,6 @@ pub struct ImportTarget {
     retry_for: u64,
 }
 
-/// Counts the calls and delivers them nowhere (`--dry-run`).
-struct Nowhere;
-
-impl Sink for Nowhere {
-    fn deliver(
-        &mut self,
-        events: &[callmeter_model::CallEvent],
-    ) -> callmeter_import::Result<Vec<callmeter_import::Delivery>> {
-        Ok(vec![callmeter_import::Delivery::Accepted; events.len()])
-    }
-}
-
 /// `callmeter import`.
 pub fn import(files: &[PathBuf], read: &ReadArgs, target: ImportTarget, strict: bool, json: bool) -> Result<()> {
     let config = load_config(read.config.as_deref())?;
@@ -116,27 +104,27 @@ pub fn import(files: &[PathBuf], read: &ReadArgs, target: ImportTarget, strict: 
     if files.iter().filter(|f| f.as_os_str() == "-").count() > 1 {
         bail!("standard input (-) can be read once");
     }
-    let mut sink: Box<dyn Sink> = if target.dry_run {
-        Box::new(Nowhere)
+    let mut sink: Option<Box<dyn Sink>> = if target.dry_run {
+        None
     } else if let Some(data) = &target.data {
         let settings = ServerOptions { data: Some(data.clone()), ..Default::default() }.merge(config).resolve()?;
         let opened = StoreSink::open(data, settings.store)
             .with_context(|| format!("cannot open the data folder {} (is a server running on it?)", data.display()))?;
-        Box::new(opened)
+        Some(Box::new(opened))
     } else {
         let server = target.server.unwrap_or_else(|| "http://127.0.0.1:8080".into());
         let token = match target.token {
             Some(t) => t,
             None => ServerArgs::admin_token_in(Path::new("callmeter-data"))?,
         };
-        Box::new(ServerSink::new(&server, &token, Some(Duration::from_secs(target.retry_for)))?)
+        Some(Box::new(ServerSink::new(&server, &token, Some(Duration::from_secs(target.retry_for)))?))
     };
     let bar = progress_bar();
     let mut summary = Summary::default();
     let mut outcome = Ok(());
     for file in files {
         let input = callmeter_import::Input::open(file)?;
-        outcome = callmeter_import::import_input(input, &options, &mut *sink, &mut summary, &bar);
+        outcome = callmeter_import::import_input(input, &options, sink.as_deref_mut(), &mut summary, &bar);
         if outcome.is_err() {
             break;
         }
@@ -148,6 +136,9 @@ pub fn import(files: &[PathBuf], read: &ReadArgs, target: ImportTarget, strict: 
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         println!("{summary}");
+        if target.dry_run {
+            println!("(dry run: nothing was delivered)");
+        }
     }
     outcome?;
     Ok(())

@@ -10,6 +10,10 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
+// Every call event is a handful of small strings: a faster allocator pays for itself in every command.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Meter billable API calls exactly once, per account and usage period.
 #[derive(Parser)]
 #[command(name = "callmeter", version, about, long_about = None)]

@@ -37,14 +37,15 @@ use std::time::Instant;
 /// Lines between two updates of the progress bar.
 const PROGRESS_EVERY: u64 = 1 << 14;
 
-/// Reads one input to its end and delivers its calls in batches.
+/// Reads one input to its end and delivers its calls in batches (with no
+/// sink, a dry run: lines are read and classified, and nothing is delivered).
 ///
 /// `bar` shows the bytes read of the file (for its ETA) and lines per second;
 /// give a hidden bar for none.
-pub fn import_input(
+pub fn import_input<'s>(
     input: Input,
     options: &ReadOptions,
-    sink: &mut dyn Sink,
+    mut sink: Option<&mut (dyn Sink + 's)>,
     summary: &mut Summary,
     bar: &ProgressBar,
 ) -> Result<()> {
@@ -66,7 +67,7 @@ pub fn import_input(
         while let Some(line) = lines.next_line().map_err(|e| ImportError::io(&name, e))? {
             reader.read(line, summary)?;
             if reader.pending() >= options.batch {
-                reader.deliver(sink, summary)?;
+                reader.deliver(sink.as_deref_mut(), summary)?;
             }
             if reader.line_no().is_multiple_of(PROGRESS_EVERY) {
                 let rate = reader.line_no() as f64 / started.elapsed().as_secs_f64().max(1e-3);

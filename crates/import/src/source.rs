@@ -146,11 +146,14 @@ impl SourceReader {
         summary.calls += (self.events.len() - before) as u64;
     }
 
-    /// Delivers the calls found so far and counts what became of them.
-    pub fn deliver(&mut self, sink: &mut dyn Sink, summary: &mut Summary) -> Result<()> {
-        if self.events.is_empty() {
+    /// Delivers the calls found so far and counts what became of them; with
+    /// no sink (a dry run), drops them.
+    pub fn deliver<'s>(&mut self, sink: Option<&mut (dyn Sink + 's)>, summary: &mut Summary) -> Result<()> {
+        let Some(sink) = sink.filter(|_| !self.events.is_empty()) else {
+            self.events.clear();
+            self.lines.clear();
             return Ok(());
-        }
+        };
         let answers = sink.deliver(&self.events)?;
         for (i, answer) in answers.into_iter().enumerate() {
             match answer {

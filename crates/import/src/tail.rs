@@ -273,7 +273,7 @@ impl Tailer {
         checkpoint_path: &Path,
     ) -> Result<()> {
         let reader = open.reader.as_mut().expect("started");
-        reader.deliver(sink, summary)?;
+        reader.deliver(Some(sink), summary)?;
         let position = FilePosition {
             path: open.path.clone(),
             source: open.source.clone(),
@@ -300,7 +300,7 @@ impl Tailer {
             open.offset += line.len() as u64;
         }
         reader.finish(&mut self.summary);
-        reader.deliver(&mut *self.sink, &mut self.summary)?;
+        reader.deliver(Some(&mut *self.sink), &mut self.summary)?;
         self.summary.files += 1;
         if self.checkpoint.files.remove(&open.key).is_some() {
             self.checkpoint.save(&self.options.checkpoint)?;
