@@ -32,7 +32,9 @@ use crate::classify::{Depth, UaCache};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::http::{forwarded_for, http_event, split_request, HttpLine};
-use crate::text::{is_blank, parse_f64, parse_u64, quote, quoted_field, token, trim_eol, unescape, ClfTimes};
+use crate::text::{
+    is_blank, parse_f64, parse_seconds_as_ms, parse_u64, quote, quoted_field, token, trim_eol, unescape, ClfTimes,
+};
 use crate::{Format, LineParser};
 use callmeter_model::CallEvent;
 use chrono::{DateTime, Utc};
@@ -136,8 +138,15 @@ fn parse_trailing(line_no: u64, mut s: &[u8]) -> Result<Trailing<'_>> {
             let (word, rest) = token(s);
             s = rest;
             if t.duration_ms.is_none() && t.depth.is_none() && t.host.is_none() {
-                if let Some(x) = parse_f64(word) {
-                    t.duration_ms = Some(if word.contains(&b'.') { x * 1000.0 } else { x / 1000.0 });
+                // `%T` with a fraction is seconds (nginx `$request_time`),
+                // a bare integer is Apache's `%D` microseconds.
+                let ms = if word.contains(&b'.') {
+                    parse_seconds_as_ms(word)
+                } else {
+                    parse_f64(word).map(|us| us / 1000.0)
+                };
+                if let Some(ms) = ms {
+                    t.duration_ms = Some(ms);
                     continue;
                 }
             }

@@ -29,7 +29,9 @@ use crate::classify::{Depth, UaCache};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::http::{forwarded_for, http_event, split_request, HttpLine};
-use crate::text::{is_blank, parse_clf_time, parse_f64, parse_rfc3339_lenient, parse_u64, quote, trim_eol};
+use crate::text::{
+    is_blank, parse_clf_time, parse_f64, parse_rfc3339_lenient, parse_seconds_as_ms, parse_u64, quote, trim_eol,
+};
 use crate::{Format, LineParser};
 use callmeter_model::CallEvent;
 use chrono::{DateTime, Utc};
@@ -138,11 +140,9 @@ impl NginxJsonParser {
             ),
         };
         let duration_ms = match (first(&obj, &["request_time"]), first(&obj, &["duration_ms"])) {
-            (Some(t), _) => Some(
-                parse_f64(&t).ok_or_else(|| {
-                    Error::line(line_no, "request_time", format!("not a number of seconds: {}", quote(&t)))
-                })? * 1000.0,
-            ),
+            (Some(t), _) => Some(parse_seconds_as_ms(&t).ok_or_else(|| {
+                Error::line(line_no, "request_time", format!("not a number of seconds: {}", quote(&t)))
+            })?),
             (None, Some(d)) => parse_f64(&d),
             (None, None) => None,
         };

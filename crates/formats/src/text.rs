@@ -221,22 +221,42 @@ pub fn parse_u64(s: &[u8]) -> Option<u64> {
 
 /// A decimal number such as `0.012` or `15`, the whole slice.
 pub fn parse_f64(s: &[u8]) -> Option<f64> {
+    parse_decimal(s, 0)
+}
+
+/// Decimal seconds (`1.001`) as milliseconds, rounded as the decimal itself
+/// would be: 1001.0, where `1.001 * 1000.0` gives 1000.9999999999999, a
+/// value that neither reads well nor survives every JSON round trip.
+pub fn parse_seconds_as_ms(s: &[u8]) -> Option<f64> {
+    parse_decimal(s, 3)
+}
+
+/// The decimal `s` times `10^shift`, correctly rounded.
+fn parse_decimal(s: &[u8], shift: usize) -> Option<f64> {
     if s.is_empty() || s.len() > 32 || !s.iter().all(|c| c.is_ascii_digit() || *c == b'.') {
         return None;
     }
-    // Fast path: up to 15 digits are exact as an integer, and one division by
-    // a power of ten is correctly rounded, as the full parser would round.
+    // Fast path: up to 15 digits are exact as an integer, and one
+    // multiplication or division by an exact power of ten is correctly
+    // rounded, as the full parser would round.
     let dot = s.iter().position(|&c| c == b'.');
     let (int, frac) = match dot {
         Some(i) => (&s[..i], &s[i + 1..]),
         None => (s, &b""[..]),
     };
     if int.len() + frac.len() <= 15 && !frac.contains(&b'.') && !(int.is_empty() && frac.is_empty()) {
-        let digits = int.iter().chain(frac).fold(0u64, |n, c| n * 10 + u64::from(c - b'0'));
+        let digits = int.iter().chain(frac).fold(0u64, |n, c| n * 10 + u64::from(c - b'0')) as f64;
         const POW10: [f64; 16] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
-        return Some(digits as f64 / POW10[frac.len()]);
+        return Some(match frac.len().checked_sub(shift) {
+            Some(down) => digits / POW10[down],
+            None => digits * POW10[shift - frac.len()],
+        });
     }
-    std::str::from_utf8(s).ok()?.parse().ok().filter(|x: &f64| x.is_finite())
+    let mut text = std::str::from_utf8(s).ok()?.to_owned();
+    if shift > 0 {
+        text.push_str(&format!("e{shift}"));
+    }
+    text.parse().ok().filter(|x: &f64| x.is_finite())
 }
 
 /// Two ASCII digits.
@@ -481,6 +501,21 @@ mod tests {
         assert_eq!(closing_quote(b"\\\"", 0), None);
         assert_eq!(closing_quote(b"\\\\\"", 0), Some(2));
         assert_eq!(closing_quote(b"x", 5), None);
+    }
+
+    #[test]
+    fn decimals_parse_as_they_read() {
+        assert_eq!(parse_f64(b"0.012"), Some(0.012));
+        assert_eq!(parse_f64(b"15"), Some(15.0));
+        assert_eq!(parse_f64(b"1.2.3"), None);
+        assert_eq!(parse_f64(b"-1"), None);
+        assert_eq!(parse_seconds_as_ms(b"1.001"), Some(1001.0));
+        assert_eq!(parse_seconds_as_ms(b"0.0005"), Some(0.5));
+        assert_eq!(parse_seconds_as_ms(b"12"), Some(12_000.0));
+        assert_eq!(parse_seconds_as_ms(b".25"), Some(250.0));
+        // Past the fast path, the standard parser with the exponent moved.
+        assert_eq!(parse_seconds_as_ms(b"1.0000000000000001"), Some(1000.0000000000001));
+        assert_eq!(parse_seconds_as_ms(b"."), None);
     }
 
     #[test]
