@@ -1,14 +1,17 @@
 //! Turning one JSON object into a validated [`CallEvent`], or a precise reason why not.
 //!
-//! The fast path deserializes into a borrowed struct, so a valid event costs
-//! one pass over its bytes and one allocation per kept string. Only when that
-//! fails is the input parsed again into a `serde_json::Value` and walked field
-//! by field, to name the field and the reason. Both paths end in the same
+//! The common form (a flat object, no escapes) is read by hand (`flat.rs`);
+//! otherwise serde deserializes into the same borrowed struct, so a valid
+//! event costs one pass over its bytes and one allocation per kept string.
+//! Only when both fail is the input parsed again into a `serde_json::Value`
+//! and walked field by field, to name the field and the reason. Both paths end in the same
 //! checks, so they agree on every input that has no duplicate keys
 //! (with duplicates, the last value wins, as in `serde_json::Value`).
 //!
 //! Order of checks: JSON syntax, then field types (in the order of the DESIGN
 //! §3 table), then missing required fields and values (same order).
+
+mod flat;
 
 use crate::event::{derive_operation, CallEvent, Interface, Operation};
 use chrono::{DateTime, Duration, Utc};
@@ -130,6 +133,9 @@ pub fn is_valid_account(s: &str) -> bool {
 /// Parses and validates one event from JSON bytes. Never panics.
 pub fn parse_event(json: &[u8], now: DateTime<Utc>, limits: &EventLimits) -> Result<CallEvent, EventError> {
     // serde would read a JSON array into the struct positionally: only objects take the fast path.
+    if let Some(wire) = flat::read(json) {
+        return finish(wire, now, limits);
+    }
     if json.trim_ascii_start().first() == Some(&b'{') {
         if let Ok(wire) = serde_json::from_slice::<Wire<'_>>(json) {
             return finish(wire, now, limits);
@@ -152,7 +158,7 @@ pub fn event_from_value(v: &Value, now: DateTime<Utc>, limits: &EventLimits) -> 
 ///
 /// Strings borrow from the input when it has no escapes, so fields that are
 /// only checked (`time`) cost no allocation; unknown fields are skipped.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize)]
 struct Wire<'a> {
     #[serde(borrow, default, deserialize_with = "opt_cow")]
     id: Option<Cow<'a, str>>,

@@ -114,19 +114,18 @@ pub(crate) fn totals_row(bucket: i64, dims: TotalsDims, calls: u64) -> Result<To
     })
 }
 
-/// The part of a breakdown row's key after its bucket key (`keys::bucket_key`).
-pub(crate) fn breakdown_suffix(
+/// Appends the part of a breakdown row's key after its bucket key (`keys::bucket_key`).
+pub(crate) fn push_breakdown_suffix(
+    k: &mut Vec<u8>,
     interface: Interface,
     operation: Operation,
     flags: CallFlags,
     api_key: &str,
     user: &str,
-) -> Vec<u8> {
-    let mut k = Vec::with_capacity(3 + 4 + api_key.len() + user.len());
+) {
     k.extend_from_slice(&[interface.code(), operation.code(), flags.to_byte()]);
-    keys::push_str16(&mut k, api_key);
-    keys::push_str16(&mut k, user);
-    k
+    keys::push_str16(k, api_key);
+    keys::push_str16(k, user);
 }
 
 /// Counters of a breakdown row: calls, errors, bytes.
@@ -202,7 +201,7 @@ mod tests {
     fn breakdown_round_trip() {
         let f = CallFlags { billable: false, late: true, carried: false };
         let mut k = keys::bucket_key("acme", -3);
-        k.extend(breakdown_suffix(Interface::Rest, Operation::Write, f, "key1", ""));
+        push_breakdown_suffix(&mut k, Interface::Rest, Operation::Write, f, "key1", "");
         let c = Counters { calls: 3, errors: 1, bytes: 99 };
         let row = decode_breakdown(&k[5..], &c.encode()).unwrap();
         assert_eq!(row.bucket, -3);

@@ -46,8 +46,9 @@ pub fn time_ns(t: DateTime<Utc>) -> i64 {
 }
 
 /// Encodes calls of one account, already sorted by time, into a block value.
-pub fn encode_block(calls: &[StoredCall]) -> Vec<u8> {
-    let mut raw = Vec::with_capacity(calls.len() * 160);
+pub fn encode_block<'a>(calls: impl ExactSizeIterator<Item = &'a StoredCall>) -> Vec<u8> {
+    let count = calls.len();
+    let mut raw = Vec::with_capacity(count * 160);
     let mut max_time = i64::MIN;
     for c in calls {
         let t = time_ns(c.event.time);
@@ -57,7 +58,7 @@ pub fn encode_block(calls: &[StoredCall]) -> Vec<u8> {
     let packed = lz4_flex::compress_prepend_size(&raw);
     let mut out = Vec::with_capacity(HEADER_LEN + packed.len());
     out.push(BLOCK_VERSION);
-    out.extend_from_slice(&(calls.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(count as u32).to_le_bytes());
     out.extend_from_slice(&max_time.to_le_bytes());
     out.extend_from_slice(&packed);
     out
@@ -270,7 +271,7 @@ mod tests {
     #[test]
     fn block_round_trip() {
         let calls: Vec<StoredCall> = (0..50).map(call).collect();
-        let block = encode_block(&calls);
+        let block = encode_block(calls.iter());
         let header = block_header(&block).unwrap();
         assert_eq!(header.count, 50);
         assert_eq!(header.max_time_ns, time_ns(calls[49].event.time));
@@ -279,7 +280,7 @@ mod tests {
 
     #[test]
     fn damaged_blocks_are_errors_not_panics() {
-        let block = encode_block(&(0..5).map(call).collect::<Vec<_>>());
+        let block = encode_block((0..5).map(call).collect::<Vec<_>>().iter());
         for cut in 0..block.len() {
             let _ = decode_block("acme", &block[..cut]);
         }

@@ -89,9 +89,15 @@ pub fn block_scan_start(account: &str, time_ns: i64) -> Vec<u8> {
 
 /// The key of an account's 15-minute bucket (totals) or the prefix of its breakdown rows.
 pub fn bucket_key(account: &str, bucket: i64) -> Vec<u8> {
-    let mut k = account_prefix(account);
-    push_i64(&mut k, bucket);
+    let mut k = Vec::with_capacity(1 + account.len() + 8 + 24);
+    push_bucket_key(&mut k, account, bucket);
     k
+}
+
+/// Appends the key of an account's bucket (see [`bucket_key`]).
+pub fn push_bucket_key(k: &mut Vec<u8>, account: &str, bucket: i64) {
+    push_account(k, account);
+    push_i64(k, bucket);
 }
 
 /// The key of an adjustment: account, period start, sequence.

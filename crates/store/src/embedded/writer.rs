@@ -9,7 +9,7 @@
 //! So many requests share one sync, the writer prepares the next batch while
 //! the syncer waits on the disk, and nothing is acknowledged before it is on disk.
 
-use super::derived::{self, CheckpointJob, KeySet};
+use super::derived::{self, CallCounter, CheckpointJob, KeySet};
 use super::{Engine, Shared};
 use crate::codec::{self, StoredCall};
 use crate::disk;
@@ -21,7 +21,7 @@ use crate::StoreError;
 use callmeter_model::{CallEvent, DedupKey, RejectReason};
 use chrono::{DateTime, Utc};
 use fjall::PersistMode;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
@@ -103,6 +103,7 @@ pub(crate) fn start(
         path,
         next_seq,
         recent: replayed.keys,
+        counter: CallCounter::default(),
         flushing: None,
         unlogged: replayed.seqs,
         handed: 0,
@@ -189,8 +190,11 @@ struct Writer {
     options: StoreOptions,
     path: PathBuf,
     next_seq: u64,
-    /// Dedup keys committed since the last hand-over to the checkpointer.
+    /// Dedup keys committed since the last hand-over to the checkpointer
+    /// (and, while a commit is gathered, the keys of its accepted calls).
     recent: KeySet,
+    /// Counts committed calls into the pending aggregates.
+    counter: CallCounter,
     /// Keys handed over and not yet in the engine.
     flushing: Option<Arc<KeySet>>,
     /// Sequences of the blocks committed since the last hand-over (their `block_log` entries).
@@ -209,11 +213,38 @@ struct Writer {
 struct Commit {
     now: DateTime<Utc>,
     batch: fjall::OwnedWriteBatch,
-    keys_seen: KeySet,
-    accounts: HashMap<String, AccountRecord>,
-    calls: HashMap<String, Vec<StoredCall>>,
-    aggregates: derived::Aggregates,
+    /// Dedup keys of the accepted calls, already in `Writer::recent`: taken
+    /// out again if the commit fails.
+    new_keys: Vec<DedupKey>,
+    accounts: FxHashMap<String, CommitAccount>,
     completions: Vec<Completion>,
+}
+
+/// One account's part of a commit.
+struct CommitAccount {
+    rec: AccountRecord,
+    /// Calls before this instant fall in a period already closed at commit
+    /// time: they are late. Periods tile time, so one comparison per call
+    /// replaces a period lookup per call.
+    late_before: DateTime<Utc>,
+    /// The calls accepted for it.
+    calls: Vec<StoredCall>,
+    /// Positions in `calls`, in time order: sorting these moves far less
+    /// than sorting calls of a few hundred bytes each.
+    order: Vec<u32>,
+}
+
+impl CommitAccount {
+    fn new(rec: AccountRecord, now: DateTime<Utc>, grace: chrono::Duration) -> CommitAccount {
+        let closed_until = now.checked_sub_signed(grace).unwrap_or(now);
+        let late_before = rec.schedule.period_containing(closed_until).0.start;
+        CommitAccount { rec, late_before, calls: Vec::new(), order: Vec::new() }
+    }
+
+    /// The accepted calls in time order.
+    fn sorted_calls(&self) -> impl Iterator<Item = &StoredCall> + Clone {
+        self.order.iter().map(|&i| &self.calls[i as usize])
+    }
 }
 
 impl Writer {
@@ -239,10 +270,8 @@ impl Writer {
         let mut c = Commit {
             now: Utc::now(),
             batch: self.engine.db.batch(),
-            keys_seen: KeySet::default(),
-            accounts: HashMap::new(),
-            calls: HashMap::new(),
-            aggregates: derived::Aggregates::new(),
+            new_keys: Vec::new(),
+            accounts: FxHashMap::default(),
             completions: Vec::with_capacity(commands.len()),
         };
         let result = self.gather(&mut c, commands).and_then(|()| self.write(&mut c));
@@ -251,6 +280,9 @@ impl Writer {
                 let _ = c.completions.drain(..).try_for_each(|done| self.sync_tx.send(done));
             }
             Err(e) => {
+                for key in c.new_keys.drain(..) {
+                    self.recent.remove(&key);
+                }
                 if !matches!(e, StoreError::DiskFull(_)) {
                     tracing::error!(error = %e, "commit failed");
                 }
@@ -319,38 +351,29 @@ impl Writer {
         on_disk: bool,
     ) -> Result<Outcome, StoreError> {
         // DESIGN §3: deduplication comes first, so a late or expired copy of a counted call is a duplicate.
-        if on_disk
-            || c.keys_seen.contains(&key)
-            || self.recent.contains(&key)
-            || self.flushing.as_ref().is_some_and(|f| f.contains(&key))
-        {
+        if on_disk || self.recent.contains(&key) || self.flushing.as_ref().is_some_and(|f| f.contains(&key)) {
             return Ok(Outcome::Duplicate);
         }
         if e.time < c.now - self.options.retention {
             return Ok(Outcome::Rejected(RejectReason::OlderThanRetention));
         }
-        let Some(account) = self.account_for(c, &e) else {
+        if !self.load_account(c, &e) {
             return Ok(Outcome::Rejected(RejectReason::UnknownAccount));
-        };
-        let billable = self.options.rules.is_billable(e.interface, e.time);
-        let (period, _) = account.schedule.period_containing(e.time);
-        let late = period.closes_at(self.options.grace) <= c.now;
-
-        c.keys_seen.insert(key);
-        let call = StoredCall { event: e, billable, late };
-        derived::count_call(&mut c.aggregates, &call, c.now, self.options.late_calls);
-        match c.calls.get_mut(&call.event.account) {
-            Some(calls) => calls.push(call),
-            None => {
-                c.calls.insert(call.event.account.clone(), vec![call]);
-            }
         }
+        let billable = self.options.rules.is_billable(e.interface, e.time);
+        let account = c.accounts.get_mut(e.account.as_str()).expect("loaded above");
+        let late = e.time < account.late_before;
+
+        self.recent.insert(key);
+        c.new_keys.push(key);
+        account.calls.push(StoredCall { event: e, billable, late });
         Ok(Outcome::Accepted)
     }
 
-    /// The account of an event, created on first sight when the options allow.
-    fn account_for<'c>(&self, c: &'c mut Commit, e: &CallEvent) -> Option<&'c AccountRecord> {
-        if !c.accounts.contains_key(&e.account) {
+    /// Puts the account of an event into the commit, created on first sight
+    /// when the options allow; false when there is no such account.
+    fn load_account(&self, c: &mut Commit, e: &CallEvent) -> bool {
+        if !c.accounts.contains_key(e.account.as_str()) {
             let existing = self.shared.accounts.read().get(&e.account).cloned();
             let rec = match existing {
                 Some(rec) => rec,
@@ -364,11 +387,11 @@ impl Writer {
                     tracing::info!(account = %e.account, plan = %self.options.default_plan, "account created");
                     rec
                 }
-                None => return None,
+                None => return false,
             };
-            c.accounts.insert(e.account.clone(), rec);
+            c.accounts.insert(e.account.clone(), CommitAccount::new(rec, c.now, self.options.grace));
         }
-        c.accounts.get(&e.account)
+        true
     }
 
     fn upsert_account(&self, c: &mut Commit, name: &str, change: AccountChange) -> Result<AccountRecord, StoreError> {
@@ -377,7 +400,8 @@ impl Writer {
                 return Err(StoreError::UnknownPlan(plan.clone()));
             }
         }
-        let existing = c.accounts.get(name).cloned().or_else(|| self.shared.accounts.read().get(name).cloned());
+        let existing =
+            c.accounts.get(name).map(|a| a.rec.clone()).or_else(|| self.shared.accounts.read().get(name).cloned());
         let rec = match existing {
             Some(mut rec) => {
                 rec.schedule.schedule_change(c.now, change.plan, change.timezone, change.anchor, &self.options.plans);
@@ -396,7 +420,15 @@ impl Writer {
             }
         };
         c.batch.insert(&self.engine.accounts, name.as_bytes(), to_json(&rec));
-        c.accounts.insert(name.to_owned(), rec.clone());
+        let fresh = CommitAccount::new(rec.clone(), c.now, self.options.grace);
+        match c.accounts.get_mut(name) {
+            // Calls already gathered keep their account (and the periods they
+            // were judged by: a change never moves a period that has begun).
+            Some(a) => a.rec = fresh.rec,
+            None => {
+                c.accounts.insert(name.to_owned(), fresh);
+            }
+        }
         Ok(rec)
     }
 
@@ -444,17 +476,24 @@ impl Writer {
     fn write(&mut self, c: &mut Commit) -> Result<(), StoreError> {
         let seq_before = self.next_seq;
         let mut logged = Vec::new();
-        for (account, mut calls) in std::mem::take(&mut c.calls) {
-            calls.sort_by_key(|s| s.event.time);
-            for chunk in calls.chunks(MAX_BLOCK_CALLS) {
-                let min = codec::time_ns(chunk[0].event.time);
-                let max = codec::time_ns(chunk[chunk.len() - 1].event.time);
+        for (account, a) in c.accounts.iter_mut() {
+            let calls = &a.calls;
+            a.order.clear();
+            a.order.extend(0..calls.len() as u32);
+            a.order.sort_unstable_by_key(|&i| (calls[i as usize].event.time, i));
+            for chunk in a.order.chunks(MAX_BLOCK_CALLS) {
+                let min = codec::time_ns(calls[chunk[0] as usize].event.time);
+                let max = codec::time_ns(calls[chunk[chunk.len() - 1] as usize].event.time);
                 let seq = self.take_seq();
-                let key = keys::block_key(&account, min, seq);
+                let key = keys::block_key(account, min, seq);
                 c.batch.insert(&self.engine.block_log, seq.to_be_bytes(), derived::block_log_value(&key, c.now));
                 logged.push(seq);
-                c.batch.insert(&self.engine.blocks, key, codec::encode_block(chunk));
-                let rec = c.accounts.get_mut(&account).expect("accepted calls have an account");
+                c.batch.insert(
+                    &self.engine.blocks,
+                    key,
+                    codec::encode_block(chunk.iter().map(|&i| &calls[i as usize])),
+                );
+                let rec = &mut a.rec;
                 if max.saturating_sub(min) > rec.max_block_span_ns {
                     rec.max_block_span_ns = max.saturating_sub(min);
                     c.batch.insert(&self.engine.accounts, account.as_bytes(), to_json(&*rec));
@@ -478,21 +517,30 @@ impl Writer {
             self.shared.writable.store(false, Ordering::Relaxed);
             return Err(e.into());
         }
-        if !c.aggregates.is_empty() {
-            let mut pending = self.shared.pending_aggregates.write();
-            for (key, counts) in std::mem::take(&mut c.aggregates) {
-                pending.current.entry(key).or_default().merge(counts);
+        // Counted once committed, so readers never see a call that is not in
+        // the engine; one account at a time, so a reader of an account sees
+        // all of a commit's calls or none, and waits for one account at most.
+        for (account, a) in &c.accounts {
+            if !a.calls.is_empty() {
+                let mut pending = self.shared.pending_aggregates.write();
+                self.counter.count_sorted(
+                    &mut pending.current,
+                    account,
+                    a.sorted_calls(),
+                    c.now,
+                    self.options.late_calls,
+                );
             }
         }
-        self.recent.extend(c.keys_seen.drain());
+        c.new_keys.clear();
         self.unlogged.extend(logged);
         self.hand_over_if_due();
 
         // Committed: publish the new state.
         if !c.accounts.is_empty() {
             let mut shared = self.shared.accounts.write();
-            for (name, rec) in c.accounts.drain() {
-                shared.insert(name, rec);
+            for (name, a) in c.accounts.drain() {
+                shared.insert(name, a.rec);
             }
         }
         Ok(())
