@@ -52,29 +52,30 @@ pub(super) fn read(json: &[u8]) -> Option<Wire<'_>> {
     (r.at == text.len()).then_some(w)
 }
 
-const FIELDS: [&str; 18] = [
-    "id",
-    "account",
-    "time",
-    "interface",
-    "operation",
-    "method",
-    "path",
-    "destination",
-    "status",
-    "api_key",
-    "user",
-    "client_ip",
-    "user_agent",
-    "integration",
-    "cursor",
-    "result_count",
-    "bytes",
-    "duration_ms",
-];
-
+/// The index of a field, in the order of [`Wire`]'s fields; a `match`
+/// compiles to a length switch, far cheaper than comparing with each name.
 fn field(key: &str) -> Option<usize> {
-    FIELDS.iter().position(|f| *f == key)
+    Some(match key {
+        "id" => 0,
+        "account" => 1,
+        "time" => 2,
+        "interface" => 3,
+        "operation" => 4,
+        "method" => 5,
+        "path" => 6,
+        "destination" => 7,
+        "status" => 8,
+        "api_key" => 9,
+        "user" => 10,
+        "client_ip" => 11,
+        "user_agent" => 12,
+        "integration" => 13,
+        "cursor" => 14,
+        "result_count" => 15,
+        "bytes" => 16,
+        "duration_ms" => 17,
+        _ => return None,
+    })
 }
 
 struct Reader<'a> {
@@ -215,7 +216,7 @@ impl<'a> Reader<'a> {
         Some(Some(self.string()?.parse().ok()?))
     }
 
-    /// Reads the value of field `n` (an index into [`FIELDS`]) into `w`.
+    /// Reads the value of field `n` (see [`field`]) into `w`.
     fn value(&mut self, w: &mut Wire<'a>, n: usize) -> Option<()> {
         match n {
             0 => w.id = self.optional_string()?,
@@ -275,6 +276,27 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    const FIELDS: [&str; 18] = [
+        "id",
+        "account",
+        "time",
+        "interface",
+        "operation",
+        "method",
+        "path",
+        "destination",
+        "status",
+        "api_key",
+        "user",
+        "client_ip",
+        "user_agent",
+        "integration",
+        "cursor",
+        "result_count",
+        "bytes",
+        "duration_ms",
+    ];
+
     fn by_serde(json: &[u8]) -> Option<Wire<'_>> {
         serde_json::from_slice(json).ok()
     }
@@ -288,6 +310,14 @@ mod tests {
         let fast = read(line).expect("common form");
         assert_eq!(Some(&fast), by_serde(line).as_ref());
         assert_eq!((fast.status, fast.duration_ms, fast.interface), (Some(-2), Some(15.0), Some(Interface::Rest)));
+    }
+
+    #[test]
+    fn field_indexes_follow_the_table() {
+        for (i, name) in FIELDS.iter().enumerate() {
+            assert_eq!(field(name), Some(i));
+        }
+        assert_eq!(field("ID"), None);
     }
 
     #[test]
