@@ -48,7 +48,8 @@ pub fn time_ns(t: DateTime<Utc>) -> i64 {
 /// Encodes calls of one account, already sorted by time, into a block value.
 pub fn encode_block<'a>(calls: impl ExactSizeIterator<Item = &'a StoredCall>) -> Vec<u8> {
     let count = calls.len();
-    let mut raw = Vec::with_capacity(count * 160);
+    // Room for a typical call, so the buffer rarely moves as it grows.
+    let mut raw = Vec::with_capacity(count * 256);
     let mut max_time = i64::MIN;
     for c in calls {
         let t = time_ns(c.event.time);

@@ -78,6 +78,30 @@ fn field(key: &str) -> Option<usize> {
     })
 }
 
+/// Where a plain string ends: the first `"`, `\\` or control character.
+///
+/// Eight bytes at a time: for each test, `(v - 0x01…) & !v & 0x80…` flags
+/// the bytes that are zero (or, with 0x20, below it). A borrow can only
+/// flag bytes above a true hit, so the lowest flag is exact.
+fn plain_len(b: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v;
+    let mut i = 0;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let x = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        let hits = (zero(x ^ (ONES * u64::from(b'"')))
+            | zero(x ^ (ONES * u64::from(b'\\')))
+            | (x.wrapping_sub(ONES * 0x20) & !x))
+            & HIGH;
+        if hits != 0 {
+            return Some(i + (hits.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    b[i..].iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20).map(|p| i + p)
+}
+
 struct Reader<'a> {
     text: &'a str,
     at: usize,
@@ -112,7 +136,7 @@ impl<'a> Reader<'a> {
     fn string(&mut self) -> Option<&'a str> {
         self.expect(b'"')?;
         let start = self.at;
-        let len = self.bytes()[start..].iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        let len = plain_len(&self.bytes()[start..])?;
         if self.bytes()[start + len] != b'"' {
             return None;
         }
@@ -310,6 +334,23 @@ mod tests {
         let fast = read(line).expect("common form");
         assert_eq!(Some(&fast), by_serde(line).as_ref());
         assert_eq!((fast.status, fast.duration_ms, fast.interface), (Some(-2), Some(15.0), Some(Interface::Rest)));
+    }
+
+    #[test]
+    fn plain_strings_end_where_a_byte_at_a_time_says() {
+        let slow = |b: &[u8]| b.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
+        let mut samples: Vec<Vec<u8>> = vec![b"abc\"".to_vec(), b"no end at all, longer than eight".to_vec()];
+        for at in 0..20 {
+            for stop in [b'"', b'\\', 0x00, 0x1f, 0x01] {
+                let mut v: Vec<u8> = (0..24).map(|i| [b'a', 0x20, 0x7f, 0x80, 0xff, 0xa0, b'!'][i % 7]).collect();
+                v[at] = stop;
+                v[at + 2] = b'"';
+                samples.push(v);
+            }
+        }
+        for v in samples {
+            assert_eq!(plain_len(&v), slow(&v), "{v:?}");
+        }
     }
 
     #[test]
