@@ -32,14 +32,21 @@ use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
+// A checkpoint reads and rewrites every aggregate row its calls touched and
+// adds one sorted table of dedup keys, so its cost grows with rows and tables,
+// not calls: rarer, bigger checkpoints fold many calls into each row write
+// and leave fewer tables for the dedup lookups to probe. The price is memory
+// (bounded by these constants: about 100 bytes per key and per row) and the
+// block log replayed after a crash (at most MAX_RECENT_KEYS calls).
+
 /// The writer hands over at least this often when there is something to hand over...
-pub(crate) const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
+pub(crate) const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(20);
 
 /// ...or once this many dedup keys are in memory...
-pub(crate) const MAX_RECENT_KEYS: usize = 1 << 20;
+pub(crate) const MAX_RECENT_KEYS: usize = 1 << 22;
 
 /// ...or once this many breakdown rows are pending.
-pub(crate) const MAX_PENDING_ROWS: usize = 250_000;
+pub(crate) const MAX_PENDING_ROWS: usize = 1_000_000;
 
 /// Dedup keys are already uniform random bits: hashing them again is waste.
 #[derive(Default)]
