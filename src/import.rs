@@ -20,30 +20,46 @@ pub struct ReadArgs {
     /// common, combined, nginx-json, w3c, xferlog, vsftpd, proftpd, sftp, ndjson, cloudevents.
     #[arg(long, default_value = "auto")]
     format: String,
+    #[command(flatten)]
+    pub lines: LineArgs,
+    /// Calls per request to the server.
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+}
+
+/// Whose calls the lines are, and how to read their times and classify them:
+/// shared by `import`, `tail` and `audit` (which names its log format `--log-format`,
+/// its `--format` being the report's).
+#[derive(clap::Args)]
+pub struct LineArgs {
     /// Every call is this account's.
     #[arg(long, conflicts_with = "account_from")]
-    account: Option<String>,
+    pub account: Option<String>,
     /// Where each call's account comes from: host (first label of the host name) or user:MAPFILE.
     #[arg(long)]
-    account_from: Option<String>,
+    pub account_from: Option<String>,
     /// IANA time zone of times written without one (xferlog, vsftpd, syslog).
     #[arg(long, default_value = "UTC")]
     timezone: String,
     /// Names the source for ids instead of its first 4 KiB (for stdin: the same name makes the same ids).
     #[arg(long)]
     source_id: Option<String>,
-    /// Calls per request to the server.
-    #[arg(long, default_value_t = 1000)]
-    batch: usize,
     /// Config file whose [import] tables (routes, user agents, overrides, WebDAV) to use
     /// [default: ./callmeter.toml if present].
     #[arg(long, env = "CALLMETER_CONFIG")]
-    config: Option<PathBuf>,
+    pub config: Option<PathBuf>,
 }
 
 impl ReadArgs {
     fn options(&self, config: &ServerOptions, strict: bool) -> Result<ReadOptions> {
-        let format = match self.format.as_str() {
+        self.lines.options(&self.format, config, strict, self.batch)
+    }
+}
+
+impl LineArgs {
+    /// The reading options for log format `format` (a name, or `auto`).
+    pub fn options(&self, format: &str, config: &ServerOptions, strict: bool, batch: usize) -> Result<ReadOptions> {
+        let format = match format {
             "auto" => None,
             name => Some(name.parse::<Format>()?),
         };
@@ -63,7 +79,7 @@ impl ReadArgs {
             source_id: self.source_id.clone(),
             classifier: Arc::new(classifier),
             strict,
-            batch: self.batch.clamp(1, callmeter_server::MAX_EVENTS_PER_REQUEST),
+            batch: batch.clamp(1, callmeter_server::MAX_EVENTS_PER_REQUEST),
         })
     }
 }
@@ -75,6 +91,17 @@ pub fn load_config(path: Option<&Path>) -> Result<ServerOptions> {
         None if Path::new("callmeter.toml").exists() => ServerOptions::from_file(Path::new("callmeter.toml"))?,
         None => ServerOptions::default(),
     })
+}
+
+/// The text of the config file named, else of `./callmeter.toml` when present, with its path.
+pub fn load_config_file(path: Option<&Path>) -> Result<Option<(PathBuf, String)>> {
+    let path = match path {
+        Some(path) => path.to_owned(),
+        None if Path::new("callmeter.toml").exists() => PathBuf::from("callmeter.toml"),
+        None => return Ok(None),
+    };
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read config file {}", path.display()))?;
+    Ok(Some((path, text)))
 }
 
 /// Where `import` delivers.
@@ -99,7 +126,7 @@ pub struct ImportTarget {
 
 /// `callmeter import`.
 pub fn import(files: &[PathBuf], read: &ReadArgs, target: ImportTarget, strict: bool, json: bool) -> Result<()> {
-    let config = load_config(read.config.as_deref())?;
+    let config = load_config(read.lines.config.as_deref())?;
     let options = read.options(&config, strict)?;
     if files.iter().filter(|f| f.as_os_str() == "-").count() > 1 {
         bail!("standard input (-) can be read once");
@@ -144,7 +171,8 @@ pub fn import(files: &[PathBuf], read: &ReadArgs, target: ImportTarget, strict: 
     Ok(())
 }
 
-fn progress_bar() -> ProgressBar {
+/// A progress bar on standard error when it is a terminal, else a hidden one.
+pub fn progress_bar() -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
@@ -157,7 +185,7 @@ fn progress_bar() -> ProgressBar {
 
 /// `callmeter tail`.
 pub fn tail(files: Vec<PathBuf>, read: &ReadArgs, server: ServerArgs, checkpoint: PathBuf, poll_ms: u64) -> Result<()> {
-    let config = load_config(read.config.as_deref())?;
+    let config = load_config(read.lines.config.as_deref())?;
     let options = read.options(&config, false)?;
     let (url, token) = server.url_and_token()?;
     let sink = ServerSink::new(&url, &token, None)?;

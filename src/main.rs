@@ -2,6 +2,7 @@
 //! command to the crate that does the work; it holds no logic of its own
 //! beyond talking to a server and printing.
 
+mod audit;
 mod client;
 mod commands;
 mod import;
@@ -117,6 +118,11 @@ enum Command {
         #[command(flatten)]
         server: client::ServerArgs,
     },
+    /// Where an account's calls come from and which could go away: polling, listing after
+    /// each upload, repeated requests; from log files, a data folder or a server.
+    Audit(Box<audit::AuditArgs>),
+    /// Write a seeded workload with known waste (NDJSON and logs) and its truth, to try audit on.
+    Simulate(audit::SimulateArgs),
     /// Have the server write a consistent copy of its store into an empty folder, while it runs.
     Backup {
         /// The folder, on the server's machine.
@@ -148,5 +154,7 @@ fn main() -> Result<()> {
         Command::Accounts { json, server } => commands::accounts(&server.connect()?, json),
         Command::Tokens { action, server } => commands::tokens(&server.connect()?, action),
         Command::Backup { dir, server } => commands::backup(&server.connect()?, &dir),
+        Command::Audit(args) => audit::audit(*args),
+        Command::Simulate(args) => audit::simulate(args),
     }
 }

@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod audit_cli;
 mod auth;
 mod closed_period;
 mod crash;

@@ -28,6 +28,7 @@ use crate::paths::PathTable;
 use crate::polling::PollStreams;
 use crate::report::AuditReport;
 use crate::source::SourceTable;
+use crate::timeline::TimelineCounts;
 use crate::top_sources::TopSourceCounts;
 use crate::what_if::what_if;
 use callmeter_model::{BillingRules, CallEvent, Plan};
@@ -48,6 +49,7 @@ pub struct Auditor {
     paths: PathTable,
     sources: SourceTable,
     top: TopSourceCounts,
+    timeline: TimelineCounts,
     calls: u64,
     billable: u64,
     skipped: u64,
@@ -81,6 +83,7 @@ impl Auditor {
             paths: PathTable::default(),
             sources: SourceTable::default(),
             top: TopSourceCounts::default(),
+            timeline: TimelineCounts::default(),
             calls: 0,
             billable: 0,
             skipped: 0,
@@ -109,6 +112,7 @@ impl Auditor {
     pub fn range(mut self, from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Auditor {
         self.from = from;
         self.to = to;
+        self.timeline = TimelineCounts::starting_at(from.map(|t| t.timestamp_micros()));
         self
     }
 
@@ -160,6 +164,7 @@ impl Auditor {
         self.first = Some(self.first.map_or(e.time, |f| f.min(e.time)));
         self.last = Some(self.last.map_or(e.time, |l| l.max(e.time)));
         let time = e.time.timestamp_micros();
+        self.timeline.add(time, source);
         self.seq += 1;
         self.reorder.push(Reverse(Call {
             seq: self.seq,
@@ -221,6 +226,7 @@ impl Auditor {
         });
         let sources = &self.sources;
         let top = self.top.top(self.config.top_n, self.calls, |id| sources.get(id).key.to_string());
+        let timeline = self.timeline.finish(self.config.top_n, |id| sources.get(id).key.to_string());
         let what_if = what_if(self.calls, self.billable, &findings, &self.plans);
         AuditReport {
             account: self.account,
@@ -232,6 +238,7 @@ impl Auditor {
             top_sources: top,
             what_if,
             skipped_calls: self.skipped,
+            timeline,
         }
     }
 }

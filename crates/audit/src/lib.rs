@@ -39,6 +39,7 @@
 //! - [`polling`]: regular repeats, scored by Bowley skew and MAD of the intervals.
 //! - [`what_if`]: the calls with every recommendation applied, and the plans that fit.
 //! - [`top_sources`]: calls by interface, source, key, user, address, agent, operation, path prefix.
+//! - [`timeline`]: calls over time, in total and for the biggest sources.
 //! - [`report`]: the report types, in DESIGN §6's JSON shape.
 //! - [`report_text`]: the report as plain text and as an HTML page.
 //! - [`log`]: auditing straight from log lines through the formats crate.
@@ -69,6 +70,7 @@ pub mod report;
 pub mod report_text;
 pub mod simulate;
 pub mod source;
+pub mod timeline;
 pub mod top_sources;
 pub mod what_if;
 
@@ -80,5 +82,6 @@ pub use polling::{regularity, Regularity};
 pub use report::{AuditReport, Finding, FindingDetails, FindingKind};
 pub use report_text::{to_html, to_text};
 pub use source::{Source, SourceKey};
+pub use timeline::{SourceSeries, Timeline};
 pub use top_sources::{Share, TopSources};
 pub use what_if::{AvoidableByKind, PlanFit, WhatIf};

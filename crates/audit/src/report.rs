@@ -3,6 +3,7 @@
 //! "what_if": {…}}`. The shape is a public interface: fields are only ever added.
 
 use crate::source::Source;
+use crate::timeline::Timeline;
 use crate::top_sources::TopSources;
 use crate::what_if::WhatIf;
 use callmeter_model::Operation;
@@ -32,6 +33,9 @@ pub struct AuditReport {
     /// Calls fed to the auditor but left out: another account's, or outside the range.
     #[serde(default)]
     pub skipped_calls: u64,
+    /// Calls over time, in total and for the biggest sources (for charts).
+    #[serde(default)]
+    pub timeline: Timeline,
 }
 
 /// The kinds of finding.
