@@ -4,6 +4,7 @@
 mod harness;
 
 mod audit_cli;
+mod audit_server;
 mod auth;
 mod closed_period;
 mod crash;

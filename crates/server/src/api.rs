@@ -1,5 +1,6 @@
 //! The HTTP routes and their handlers.
 
+use crate::audit::{self, AuditSummary};
 use crate::auth::{Auth, Caller};
 use crate::error::ApiError;
 use crate::export;
@@ -18,8 +19,10 @@ use callmeter_store::{AccountChange, AccountRecord, Adjustment, CallFilter, Posi
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::json;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
+use tokio::sync::Semaphore;
 
 /// What every handler shares.
 pub struct AppState {
@@ -31,6 +34,11 @@ pub struct AppState {
     pub settings: Settings,
     /// Counters.
     pub metrics: Metrics,
+    /// Raised when the server starts shutting down: audits in progress give up.
+    pub stopping: AtomicBool,
+    /// Audits run for requests at once at most (one per core): each keeps a
+    /// core busy, and ingest must keep some.
+    pub live_audits: Semaphore,
 }
 
 type AppResult<T> = Result<T, ApiError>;
@@ -50,6 +58,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/accounts/{account}", get(account).put(put_account))
         .route("/v1/accounts/{account}/usage", get(account_usage))
         .route("/v1/accounts/{account}/calls", get(account_calls))
+        .route("/v1/accounts/{account}/audit", get(account_audit))
+        .route("/v1/audits", get(all_audits))
         .route("/v1/accounts/{account}/adjustments", get(adjustments).post(post_adjustment))
         .route("/v1/accounts/{account}/keys", post(post_account_key))
         .route("/v1/accounts/{account}/keys/{id}", delete(delete_account_key))
@@ -349,6 +359,119 @@ async fn account_calls(
         }
         Some(other) => Err(ApiError::BadRequest(format!("format: {other:?} is not json, csv or ndjson"))),
     }
+}
+
+#[derive(Deserialize)]
+struct AuditParams {
+    from: Option<String>,
+    to: Option<String>,
+    day: Option<String>,
+}
+
+fn parse_day(v: &str) -> AppResult<NaiveDate> {
+    NaiveDate::parse_from_str(v, "%Y-%m-%d")
+        .map_err(|_| ApiError::BadRequest(format!("day: {v:?} is not a date YYYY-MM-DD")))
+}
+
+/// The range of an account's audit, and the UTC day when one was asked for.
+/// Without `day`, `from` defaults to the start of the account's current usage
+/// period and `to` to now: the period so far.
+fn audit_range(
+    rec: &AccountRecord,
+    q: &AuditParams,
+    now: DateTime<Utc>,
+) -> AppResult<(DateTime<Utc>, DateTime<Utc>, Option<NaiveDate>)> {
+    if let Some(d) = q.day.as_deref() {
+        if q.from.is_some() || q.to.is_some() {
+            return Err(ApiError::BadRequest("give either day, or from and to".into()));
+        }
+        let day = parse_day(d)?;
+        let (from, to) = audit::day_range(day);
+        return Ok((from, to, Some(day)));
+    }
+    let from = match q.from.as_deref() {
+        Some(v) => parse_time("from", v)?,
+        None => usage::select_period(rec, "current", now)?.start,
+    };
+    let to = q.to.as_deref().map(|v| parse_time("to", v)).transpose()?.unwrap_or(now);
+    if to <= from {
+        return Err(ApiError::BadRequest(format!(
+            "to ({}) is not after from ({})",
+            to.to_rfc3339(),
+            from.to_rfc3339()
+        )));
+    }
+    Ok((from, to, None))
+}
+
+async fn account_audit(
+    State(s): St,
+    headers: HeaderMap,
+    Path(account): Path<String>,
+    Query(q): Query<AuditParams>,
+) -> AppResult<Response> {
+    let caller = s.auth.caller(&headers)?;
+    caller.require_read(&account)?;
+    let rec = known_account(&s, &account)?;
+    let (from, to, day) = audit_range(&rec, &q, Utc::now())?;
+    if let Some(day) = day {
+        let store = s.store.clone();
+        let name = account.clone();
+        if let Some(json) = blocking(move || Ok(store.audit(&name, day)?)).await? {
+            return Ok(([(header::CONTENT_TYPE, "application/json"), (AUDIT_HEADER, "kept")], json).into_response());
+        }
+    }
+    let _slot = s.live_audits.acquire().await.map_err(|_| ApiError::Unavailable("shutting down".into()))?;
+    let state = s.clone();
+    let report =
+        blocking(move || audit::run(state.store.as_ref(), &state.settings, &account, from, to, &state.stopping))
+            .await?
+            .ok_or_else(|| ApiError::Unavailable("the server is shutting down".into()))?;
+    Ok(([(AUDIT_HEADER, "live")], Json(report)).into_response())
+}
+
+/// Says whether an audit was kept by the daily schedule or made for the request.
+const AUDIT_HEADER: header::HeaderName = header::HeaderName::from_static("callmeter-audit");
+
+#[derive(Deserialize)]
+struct AuditsParams {
+    day: Option<String>,
+    format: Option<String>,
+}
+
+async fn all_audits(State(s): St, headers: HeaderMap, Query(q): Query<AuditsParams>) -> AppResult<Response> {
+    let caller = s.auth.caller(&headers)?;
+    if !matches!(caller, Caller::Admin | Caller::Support) {
+        return Err(ApiError::Forbidden("read every account's audits"));
+    }
+    let csv = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(other) => return Err(ApiError::BadRequest(format!("format: {other:?} is not json or csv"))),
+    };
+    let day = match q.day.as_deref() {
+        Some(d) => parse_day(d)?,
+        None => Utc::now().date_naive() - chrono::Duration::days(1),
+    };
+    let store = s.store.clone();
+    let summaries = blocking(move || {
+        let mut all = store
+            .audits(day)?
+            .into_iter()
+            .map(|(account, json)| AuditSummary::of(account, day, &json))
+            .collect::<AppResult<Vec<_>>>()?;
+        all.sort_by(|a, b| b.avoidable_calls.cmp(&a.avoidable_calls).then_with(|| a.account.cmp(&b.account)));
+        Ok(all)
+    })
+    .await?;
+    if !csv {
+        return Ok(Json(json!({ "day": day, "accounts": summaries })).into_response());
+    }
+    let mut out = audit::CSV_HEADER.as_bytes().to_vec();
+    for summary in &summaries {
+        audit::csv_line(&mut out, summary);
+    }
+    Ok(([(header::CONTENT_TYPE, "text/csv")], out).into_response())
 }
 
 async fn plans(State(s): St, headers: HeaderMap) -> AppResult<Response> {

@@ -120,7 +120,7 @@ fn csv_line(out: &mut Vec<u8>, c: &StoredCall) {
 }
 
 /// Writes one CSV field, quoted when it holds a comma, quote or line break.
-fn csv_field(out: &mut Vec<u8>, f: &str) {
+pub(crate) fn csv_field(out: &mut Vec<u8>, f: &str) {
     if f.contains([',', '"', '\n', '\r']) {
         out.push(b'"');
         out.extend_from_slice(f.replace('"', "\"\"").as_bytes());

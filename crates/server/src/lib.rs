@@ -5,6 +5,9 @@
 //!
 //! - `options.rs`: [`ServerOptions`], at once the flags, the environment and the config file.
 //! - `api.rs`: the routes and their handlers.
+//! - `audit_options.rs`: the `[audit]` table: the audit's thresholds and the daily schedule.
+//! - `audit.rs`: an account's audit over the store, and the summaries of kept audits.
+//! - `schedule.rs`: the daily audits of the previous day, kept in the store.
 //! - `ingest.rs`: `POST /v1/events` body framing and the per-event answer.
 //! - `usage.rs`: usage reports from the 15-minute aggregates.
 //! - `export.rs`: the request log as JSON, CSV and NDJSON streams.
@@ -13,19 +16,24 @@
 //! - `error.rs`: [`ApiError`], and the table from error to code and HTTP status.
 
 mod api;
+mod audit;
+mod audit_options;
 mod auth;
 mod error;
 mod export;
 mod ingest;
 mod metrics;
 mod options;
+mod schedule;
 mod usage;
 
+pub use audit_options::AuditOptions;
 pub use error::ApiError;
 pub use options::{default_plans, OptionsError, ServerOptions, Settings, MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST};
 pub use usage::UsageReport;
 
 use callmeter_store::{EmbeddedStore, Store};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// Errors that stop the server from starting.
@@ -45,7 +53,9 @@ pub enum ServeError {
 }
 
 /// Opens the embedded store and serves until SIGTERM or Ctrl-C, then stops
-/// accepting, finishes the requests in flight, and syncs the store.
+/// accepting, finishes the requests in flight, and syncs the store. With
+/// `[audit] daily`, the daily audits run alongside and stop with the server
+/// (an audit in progress gives up at its next page of calls).
 pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     let data = settings.data.clone();
     let store = {
@@ -65,11 +75,32 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     let listener = tokio::net::TcpListener::bind(settings.listen).await?;
     let addr = listener.local_addr()?;
     let dyn_store: Arc<dyn Store> = store.clone();
-    let state = Arc::new(api::AppState { store: dyn_store, auth, settings, metrics: Default::default() });
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let state = Arc::new(api::AppState {
+        store: dyn_store,
+        auth,
+        settings,
+        metrics: Default::default(),
+        stopping: AtomicBool::new(false),
+        live_audits: tokio::sync::Semaphore::new(cores),
+    });
     let app = api::router(state.clone());
+    let daily = state.settings.audit.daily.then(|| schedule::DailyAudits::start(state.clone()));
     tracing::info!(%addr, data = %data.display(), "callmeter listening");
     println!("listening on http://{addr}");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    let signalled = state.clone();
+    let stop = async move {
+        shutdown_signal().await;
+        // Audits in progress (requests and the schedule) give up at their next
+        // page, so that they do not hold the shutdown back.
+        signalled.stopping.store(true, Ordering::Relaxed);
+    };
+    let served = axum::serve(listener, app).with_graceful_shutdown(stop).await;
+    state.stopping.store(true, Ordering::Relaxed);
+    if let Some(daily) = daily {
+        daily.stop().await;
+    }
+    served?;
     tracing::info!("shutting down: requests finished, syncing the store");
     drop(state);
     match Arc::try_unwrap(store) {

@@ -4,6 +4,7 @@
 //! A flag or variable wins over the file, and the file over the defaults
 //! ([`ServerOptions::merge`], then [`ServerOptions::resolve`]).
 
+use crate::audit_options::AuditOptions;
 use callmeter_model::{BillingRule, BillingRules, PeriodKind, Plan};
 use callmeter_store::{LatePolicy, StoreOptions};
 use serde::Deserialize;
@@ -63,6 +64,11 @@ pub struct ServerOptions {
     /// (config file only) [default: the shipped tables].
     #[arg(skip)]
     pub import: Option<callmeter_formats::ImportConfig>,
+    /// The audit's thresholds and the daily audits' schedule (config file only)
+    /// [default: every threshold's default, daily at 02:00 UTC]. Boxed: the
+    /// thresholds would more than double the size of the CLI's command enum.
+    #[arg(skip)]
+    pub audit: Option<Box<AuditOptions>>,
 }
 
 /// Errors in the settings.
@@ -107,6 +113,8 @@ pub struct Settings {
     pub metrics_public: bool,
     /// What the store applies to calls.
     pub store: StoreOptions,
+    /// The `[audit]` table.
+    pub audit: AuditOptions,
 }
 
 /// Events one ingest request may carry.
@@ -141,6 +149,7 @@ impl ServerOptions {
             plans: self.plans.or(file.plans),
             billing_rules: self.billing_rules.or(file.billing_rules),
             import: self.import.or(file.import),
+            audit: self.audit.or(file.audit),
         }
     }
 
@@ -175,6 +184,8 @@ impl ServerOptions {
             return Err(invalid("grace_hours", format!("{grace_hours} is not a number of hours")));
         }
         let requests_per_commit = self.requests_per_commit.unwrap_or(16).max(1);
+        let audit = self.audit.map_or_else(AuditOptions::default, |a| *a);
+        audit.check().map_err(|message| invalid("audit", message))?;
         Ok(Settings {
             listen: self.listen.unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid address")),
             data: self.data.unwrap_or_else(|| PathBuf::from("callmeter-data")),
@@ -193,6 +204,7 @@ impl ServerOptions {
                 max_requests_per_commit: requests_per_commit,
                 cache_bytes: self.cache_mb.unwrap_or(64) << 20,
             },
+            audit,
         })
     }
 }
@@ -257,6 +269,27 @@ mod tests {
         assert_eq!(example.store.retention, defaults.store.retention);
         assert_eq!(example.store.min_free_bytes, defaults.store.min_free_bytes);
         assert_eq!(ServerOptions::from_file(&path).unwrap().import, None, "the shipped tables");
+        assert_eq!(example.audit, defaults.audit);
+    }
+
+    #[test]
+    fn the_commented_audit_table_of_the_example_is_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/callmeter.example.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let start = text.find("# [audit]").unwrap();
+        let end = start + text[start..].find("\n\n").unwrap();
+        let uncommented: String =
+            text[start..end].lines().map(|l| l.strip_prefix("# ").unwrap_or(l).to_owned() + "\n").collect();
+        let o: ServerOptions = toml::from_str(&uncommented).unwrap();
+        assert_eq!(*o.audit.unwrap(), crate::AuditOptions::default());
+    }
+
+    #[test]
+    fn a_bad_audit_setting_stops_the_start() {
+        let o: ServerOptions = toml::from_str("[audit]\nrun_at_hour = 25\n").unwrap();
+        let e = o.resolve().unwrap_err().to_string();
+        assert!(e.contains("audit") && e.contains("run_at_hour"), "{e}");
+        assert!(toml::from_str::<ServerOptions>("[audit]\nbatch_gap = 1\n").is_err());
     }
 
     #[test]

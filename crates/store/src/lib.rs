@@ -13,7 +13,8 @@
 //! - `disk.rs`: free space, checked before every commit.
 //! - `embedded/`: the fjall store: open and reads (`mod.rs`), the single
 //!   writer with group commit (`writer.rs`), the time-ordered request-log
-//!   scan (`scan.rs`) and online backup (`backup.rs`).
+//!   scan (`scan.rs`), online backup (`backup.rs`) and the kept daily audits
+//!   (`audits.rs`).
 //! - `error.rs`: [`StoreError`].
 
 mod aggregate;

@@ -104,6 +104,17 @@ pub trait Store: Send + Sync + 'static {
     /// Every token.
     fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
 
+    /// Keeps the audit report of an account for one day (DESIGN §6 JSON, as
+    /// given), replacing one kept before. Durable when it returns. Refused
+    /// below the free-space reserve, like every write.
+    fn put_audit(&self, account: &str, day: NaiveDate, report_json: &[u8]) -> Result<(), StoreError>;
+
+    /// The audit report kept for an account and day, if any.
+    fn audit(&self, account: &str, day: NaiveDate) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Every account's audit report kept for a day, by account name.
+    fn audits(&self, day: NaiveDate) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+
     /// Writes a consistent copy of the store into an empty folder, while it keeps running.
     fn backup(&self, dir: &Path) -> Result<BackupReport, StoreError>;
 

@@ -11,15 +11,18 @@
 //! | `accounts`   | name                                  | JSON `AccountRecord`          |
 //! | `adjustments`| account, period start, sequence       | JSON `Adjustment`             |
 //! | `tokens`     | id                                    | JSON `TokenRecord`            |
+//! | `audits`     | day, account                          | JSON audit report             |
 //!
-//! All writes go through one writer thread (`writer.rs`), which batches
-//! concurrent requests into one engine commit and shares one sync among
-//! them; reads go straight to the engine.
+//! All writes but the kept audits go through one writer thread
+//! (`writer.rs`), which batches concurrent requests into one engine commit
+//! and shares one sync among them; reads go straight to the engine. Kept
+//! audits (`audits.rs`) are written directly, one synced write each.
 //!
 //! Dedup keys and breakdown rows of recent calls are kept in memory and
 //! written by a checkpoint every few seconds; `block_log` lists the blocks
 //! committed since, and is replayed after a crash (`derived.rs`).
 
+mod audits;
 mod backup;
 mod derived;
 mod scan;
@@ -60,6 +63,7 @@ pub(crate) struct Engine {
     pub accounts: Keyspace,
     pub adjustments: Keyspace,
     pub tokens: Keyspace,
+    pub audits: Keyspace,
 }
 
 impl Engine {
@@ -80,11 +84,12 @@ impl Engine {
             accounts: ks("accounts")?,
             adjustments: ks("adjustments")?,
             tokens: ks("tokens")?,
+            audits: ks("audits")?,
             db,
         })
     }
 
-    pub(crate) fn all(&self) -> [(&'static str, &Keyspace); 9] {
+    pub(crate) fn all(&self) -> [(&'static str, &Keyspace); 10] {
         [
             ("meta", &self.meta),
             ("dedup", &self.dedup),
@@ -95,6 +100,7 @@ impl Engine {
             ("accounts", &self.accounts),
             ("adjustments", &self.adjustments),
             ("tokens", &self.tokens),
+            ("audits", &self.audits),
         ]
     }
 }
@@ -118,6 +124,8 @@ pub struct EmbeddedStore {
     shared: Arc<Shared>,
     writer: writer::WriterHandle,
     path: PathBuf,
+    /// The free-space reserve, for the writes that bypass the writer (kept audits).
+    min_free_bytes: u64,
 }
 
 impl EmbeddedStore {
@@ -138,9 +146,10 @@ impl EmbeddedStore {
             pending_aggregates: RwLock::new(derived::PendingAggregates::default()),
             checkpoints_done: AtomicU64::new(0),
         });
+        let min_free_bytes = options.min_free_bytes;
         let writer = writer::start(engine.clone(), shared.clone(), options, path.to_path_buf())?;
         tracing::info!(path = %path.display(), accounts = shared.accounts.read().len(), "store opened");
-        Ok(EmbeddedStore { engine, shared, writer, path: path.to_path_buf() })
+        Ok(EmbeddedStore { engine, shared, writer, path: path.to_path_buf(), min_free_bytes })
     }
 
     /// The data folder.
@@ -293,6 +302,18 @@ impl Store for EmbeddedStore {
             out.push(serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(format!("token: {e}")))?);
         }
         Ok(out)
+    }
+
+    fn put_audit(&self, account: &str, day: chrono::NaiveDate, report_json: &[u8]) -> Result<(), StoreError> {
+        audits::put(&self.engine, &self.shared, &self.path, self.min_free_bytes, account, day, report_json)
+    }
+
+    fn audit(&self, account: &str, day: chrono::NaiveDate) -> Result<Option<Vec<u8>>, StoreError> {
+        audits::get(&self.engine, account, day)
+    }
+
+    fn audits(&self, day: chrono::NaiveDate) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        audits::list(&self.engine, day)
     }
 
     fn backup(&self, dir: &Path) -> Result<BackupReport, StoreError> {
