@@ -5,14 +5,14 @@
 //! The analysis is `callmeter-audit`'s; this module only feeds it calls, one
 //! at a time in time order, so memory stays flat however many there are.
 
-use crate::import::{load_config_file, LineArgs};
+use crate::import::{load_config, LineArgs};
 use anyhow::{bail, Context, Result};
 use callmeter_audit::simulate::{self, ScenarioShape};
-use callmeter_audit::{AuditConfig, AuditReport, Auditor};
+use callmeter_audit::{AuditReport, Auditor};
 use callmeter_import::{Delivery, Sink, Summary};
 use callmeter_model::CallEvent;
 use callmeter_server::ServerOptions;
-use callmeter_store::{CallFilter, EmbeddedStore, Store};
+use callmeter_store::{CallFilter, EmbeddedStore, Position, Store, StoredCall};
 use chrono::{DateTime, NaiveDate, Utc};
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -65,38 +65,6 @@ pub struct AuditArgs {
     list_page_size: Option<u64>,
 }
 
-/// Keys of the `[audit]` table that schedule the server's daily audits, not thresholds.
-const SCHEDULE_KEYS: [&str; 3] = ["daily", "run_at_hour", "catch_up_days"];
-
-/// The config file's settings, and its `[audit]` table.
-///
-/// The `[audit]` table is taken out before the rest is read as the server's
-/// options, so that the audit reads it whether or not the server's options
-/// know it yet (both read it as [`AuditConfig`]).
-pub fn load_audit_config(path: Option<&Path>) -> Result<(ServerOptions, AuditConfig)> {
-    let Some((path, text)) = load_config_file(path)? else {
-        return Ok((ServerOptions::default(), AuditConfig::default()));
-    };
-    let mut table: toml::Table = toml::from_str(&text).with_context(|| format!("config file {}", path.display()))?;
-    let audit = match table.remove("audit") {
-        Some(toml::Value::Table(mut t)) => {
-            // The server's daily schedule shares the table (crates/server/src/audit_options.rs):
-            // its keys are not thresholds.
-            for key in SCHEDULE_KEYS {
-                t.remove(key);
-            }
-            toml::Value::Table(t)
-                .try_into::<AuditConfig>()
-                .with_context(|| format!("the [audit] table of {}", path.display()))?
-        }
-        Some(_) => bail!("config file {}: audit must be a table, [audit]", path.display()),
-        None => AuditConfig::default(),
-    };
-    let options = serde::Deserialize::deserialize(toml::Value::Table(table))
-        .map_err(|e: toml::de::Error| anyhow::anyhow!("config file {}: {e}", path.display()))?;
-    Ok((options, audit))
-}
-
 /// A time flag: RFC 3339, or a date meaning its UTC midnight.
 fn parse_time(flag: &str, v: Option<&str>) -> Result<Option<DateTime<Utc>>> {
     let Some(v) = v else { return Ok(None) };
@@ -111,7 +79,9 @@ fn parse_time(flag: &str, v: Option<&str>) -> Result<Option<DateTime<Utc>>> {
 
 /// `callmeter audit`.
 pub fn audit(args: AuditArgs) -> Result<()> {
-    let (options, mut config) = load_audit_config(args.lines.config.as_deref())?;
+    let options = load_config(args.lines.config.as_deref())?;
+    let settings = options.clone().resolve()?;
+    let mut config = settings.audit.config.clone();
     if let Some(n) = args.list_page_size {
         config.list_page_size = n;
     }
@@ -122,7 +92,6 @@ pub fn audit(args: AuditArgs) -> Result<()> {
             bail!("--from must be before --to");
         }
     }
-    let settings = options.clone().resolve()?;
     let mut auditor =
         Auditor::new(config)?.range(from, to).plans(&settings.store.plans).billing_rules(settings.store.rules.clone());
     if let Some(a) = &args.lines.account {
@@ -187,21 +156,32 @@ fn write_report(report: &AuditReport, format: ReportFormat, out: Option<&Path>) 
     Ok(())
 }
 
-/// The calls of log files go to the auditor instead of a store: every call accepted.
-struct AuditSink<'a> {
-    auditor: &'a mut Auditor,
+/// Hands the calls read from logs to the auditing thread, batch by batch:
+/// reading and auditing run side by side, each on its own core.
+struct AuditSink {
+    to_auditor: std::sync::mpsc::SyncSender<Vec<CallEvent>>,
+    /// Audited batches, back to be freed (and reused) on the thread that
+    /// allocated them.
+    audited: std::sync::mpsc::Receiver<Vec<CallEvent>>,
 }
 
-impl Sink for AuditSink<'_> {
-    fn deliver(&mut self, events: &[CallEvent]) -> callmeter_import::Result<Vec<Delivery>> {
-        for e in events {
-            self.auditor.push(e);
-        }
-        Ok(vec![Delivery::Accepted; events.len()])
+impl Sink for AuditSink {
+    fn deliver(&mut self, events: &mut Vec<CallEvent>) -> callmeter_import::Result<Vec<Delivery>> {
+        let n = events.len();
+        let spare = self.audited.try_iter().last().map(|mut v| {
+            v.clear();
+            v
+        });
+        let batch = std::mem::replace(events, spare.unwrap_or_default());
+        // A closed channel means the auditor panicked: joining it reports that.
+        let _ = self.to_auditor.send(batch);
+        self.audited.try_iter().for_each(drop);
+        Ok(vec![Delivery::Accepted; n])
     }
 }
 
-/// Reads the files as `import` does (format detection, ids, accounts, time zone, classifier).
+/// Reads the files as `import` does (format detection, ids, accounts, time
+/// zone, classifier) on this thread, and audits their calls on another.
 fn audit_files(auditor: &mut Auditor, args: &AuditArgs, options: &ServerOptions) -> Result<()> {
     if args.files.iter().filter(|f| f.as_os_str() == "-").count() > 1 {
         bail!("standard input (-) can be read once");
@@ -209,12 +189,27 @@ fn audit_files(auditor: &mut Auditor, args: &AuditArgs, options: &ServerOptions)
     let read = args.lines.options(&args.log_format, options, false, 1_000)?;
     let bar = crate::import::progress_bar();
     let mut summary = Summary::default();
-    let mut sink = AuditSink { auditor };
-    for file in &args.files {
-        let input = callmeter_import::Input::open(file)?;
-        callmeter_import::import_input(input, &read, Some(&mut sink), &mut summary, &bar)
-            .with_context(|| format!("reading {}", file.display()))?;
-    }
+    let (to_auditor, batches) = std::sync::mpsc::sync_channel::<Vec<CallEvent>>(4);
+    let (give_back, audited) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| -> Result<()> {
+        let auditing = scope.spawn(move || {
+            for batch in batches {
+                for e in &batch {
+                    auditor.push(e);
+                }
+                let _ = give_back.send(batch);
+            }
+        });
+        let mut sink = AuditSink { to_auditor, audited };
+        let read_all = args.files.iter().try_for_each(|file| {
+            let input = callmeter_import::Input::open(file)?;
+            callmeter_import::import_input(input, &read, Some(&mut sink), &mut summary, &bar)
+                .with_context(|| format!("reading {}", file.display()))
+        });
+        drop(sink);
+        auditing.join().map_err(|_| anyhow::anyhow!("the auditor panicked"))?;
+        read_all
+    })?;
     bar.finish_and_clear();
     if summary.rejected > 0 {
         let reasons: Vec<String> =
@@ -252,12 +247,16 @@ fn audit_store(
     }
     let filter = CallFilter { from, to, ..CallFilter::default() };
     let (tx, rx) = std::sync::mpsc::sync_channel(2);
+    // Audited pages go back to the reader to be freed: memory freed on the
+    // thread that allocated it is reused at once, instead of new pages.
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<Vec<(Position, StoredCall)>>();
     let (store_ref, filter) = (&store, &filter);
     let scanned = std::thread::scope(|scope| {
         // The sender moves into the reader, so the pages end when it does.
         let reader = scope.spawn(move || -> Result<()> {
             let mut after = None;
             loop {
+                done_rx.try_iter().for_each(drop);
                 let page = store_ref.calls(account, filter, after, 10_000)?;
                 let next = page.next;
                 if tx.send(page.calls).is_err() {
@@ -270,9 +269,10 @@ fn audit_store(
             }
         });
         for page in rx {
-            for (_, call) in page {
+            for (_, call) in &page {
                 auditor.push(&call.event);
             }
+            let _ = done_tx.send(page);
         }
         reader.join().unwrap_or_else(|_| bail!("the store reader panicked"))
     });
@@ -293,31 +293,13 @@ fn audit_server(
         Some(t) => t,
         None => crate::client::ServerArgs::admin_token_in(Path::new("callmeter-data"))?,
     };
-    let base = server.trim_end_matches('/');
+    let api = crate::client::Api::streaming(server, token)?;
+    let base = api.base();
     let mut query = vec![("format", "ndjson".to_owned())];
     let rfc = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
     query.extend(from.map(|t| ("from", rfc(t))));
     query.extend(to.map(|t| ("to", rfc(t))));
-    // No overall timeout: a long range streams for as long as it takes; a stalled connection still fails.
-    let http = reqwest::blocking::Client::builder()
-        .timeout(None)
-        .connect_timeout(std::time::Duration::from_secs(30))
-        .build()?;
-    let resp = http
-        .get(format!("{base}/v1/accounts/{account}/calls"))
-        .query(&query)
-        .bearer_auth(&token)
-        .send()
-        .with_context(|| format!("cannot reach the server at {base}"))?;
-    if !resp.status().is_success() {
-        let status = resp.status();
-        let body = resp.text().unwrap_or_default();
-        let message = serde_json::from_str::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
-            .unwrap_or(body);
-        bail!("server answered {status}: {message}");
-    }
+    let resp = api.send(api.request(reqwest::Method::GET, &format!("/v1/accounts/{account}/calls")).query(&query))?;
     let ctx = callmeter_formats::Context::new(
         callmeter_formats::SourceId::from_name(&format!("{base}/{account}")),
         callmeter_formats::AccountRule::Unset,

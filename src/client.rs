@@ -51,6 +51,19 @@ impl ServerArgs {
 }
 
 impl Api {
+    /// A connection for long streams (the request log of a long range): no
+    /// overall timeout, so it streams for as long as it takes; a server that
+    /// cannot be reached still fails after 30 s.
+    pub fn streaming(base: &str, token: String) -> Result<Api> {
+        let http = Client::builder().timeout(None).connect_timeout(std::time::Duration::from_secs(30)).build()?;
+        Ok(Api { base: base.trim_end_matches('/').to_owned(), token, http })
+    }
+
+    /// The server's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// A request to a path of the API, with the token.
     pub fn request(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
         self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token)

@@ -93,17 +93,6 @@ pub fn load_config(path: Option<&Path>) -> Result<ServerOptions> {
     })
 }
 
-/// The text of the config file named, else of `./callmeter.toml` when present, with its path.
-pub fn load_config_file(path: Option<&Path>) -> Result<Option<(PathBuf, String)>> {
-    let path = match path {
-        Some(path) => path.to_owned(),
-        None if Path::new("callmeter.toml").exists() => PathBuf::from("callmeter.toml"),
-        None => return Ok(None),
-    };
-    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read config file {}", path.display()))?;
-    Ok(Some((path, text)))
-}
-
 /// Where `import` delivers.
 #[derive(clap::Args)]
 pub struct ImportTarget {

@@ -51,6 +51,8 @@ fn every_endpoint_checks_the_token_and_its_scope() {
         (Method::PUT, "/v1/accounts/acme", r#"{"timezone":"Europe/Paris"}"#.into(), vec![Admin, OwnKey]),
         (Method::GET, "/v1/accounts/acme/usage", String::new(), vec![Admin, Support, OwnKey]),
         (Method::GET, "/v1/accounts/acme/calls", String::new(), vec![Admin, Support, OwnKey]),
+        (Method::GET, "/v1/accounts/acme/audit", String::new(), vec![Admin, Support, OwnKey]),
+        (Method::GET, "/v1/audits", String::new(), vec![Admin, Support]),
         (Method::GET, "/v1/accounts/acme/adjustments", String::new(), vec![Admin, Support, OwnKey]),
         (Method::POST, "/v1/accounts/acme/adjustments", r#"{"calls":5,"reason":"goodwill"}"#.into(), vec![Admin]),
         (Method::POST, "/v1/accounts/acme/keys", String::new(), vec![Admin, OwnKey]),

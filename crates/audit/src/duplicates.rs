@@ -22,8 +22,9 @@ use crate::listing::Tally;
 use crate::paths::{common_path, PathId, PathTable};
 use crate::report::{thousands, Finding, FindingDetails};
 use crate::source::{SourceId, SourceTable};
+use crate::Map;
 use callmeter_model::Operation;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 /// A source's last request, to compare the next one with.
 #[derive(Debug)]
@@ -64,7 +65,7 @@ pub(crate) struct RetryDetector {
     front_seq: u64,
     /// The place the next call takes.
     next_seq: u64,
-    last: HashMap<SourceId, LastRequest>,
+    last: Map<SourceId, LastRequest>,
     /// Changes as of the calls entering the line (ahead of the analyses' own).
     changes: ChangeTracker,
 }
@@ -82,7 +83,7 @@ impl RetryDetector {
             line: VecDeque::new(),
             front_seq: 0,
             next_seq: 0,
-            last: HashMap::new(),
+            last: Map::default(),
             changes: ChangeTracker::default(),
         }
     }
@@ -168,7 +169,7 @@ impl RetryDetector {
 /// The duplicates of each source, for its finding.
 #[derive(Debug, Default)]
 pub(crate) struct DuplicateTally {
-    by_source: HashMap<SourceId, SourceDuplicates>,
+    by_source: Map<SourceId, SourceDuplicates>,
 }
 
 #[derive(Debug)]

@@ -85,3 +85,8 @@ pub use source::{Source, SourceKey};
 pub use timeline::{SourceSeries, Timeline};
 pub use top_sources::{Share, TopSources};
 pub use what_if::{AvoidableByKind, PlanFit, WhatIf};
+
+/// The audit's hash maps: a fast hasher (the keys are short paths and ids,
+/// hashed once per call), seeded per process so that crafted paths cannot
+/// pick the collisions.
+pub(crate) type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;

@@ -21,8 +21,8 @@ use crate::listing::{Listing, Tally};
 use crate::paths::{PathId, PathTable};
 use crate::report::{thousands, Finding, FindingDetails};
 use crate::source::{SourceId, SourceTable};
+use crate::Map;
 use callmeter_model::Operation;
-use std::collections::HashMap;
 
 #[derive(Debug)]
 struct Batch {
@@ -69,7 +69,7 @@ impl Folder {
 /// Upload batches per (source, folder).
 #[derive(Debug, Default)]
 pub(crate) struct UploadBatches {
-    folders: HashMap<(SourceId, PathId), Folder>,
+    folders: Map<(SourceId, PathId), Folder>,
 }
 
 impl UploadBatches {

@@ -5,7 +5,7 @@
 //! parent's id, so per-stream state holds small ids and memory grows with the
 //! number of distinct paths, never with the number of calls.
 
-use std::collections::HashMap;
+use std::hash::BuildHasher;
 
 /// The id of an interned path.
 pub(crate) type PathId = u32;
@@ -71,11 +71,31 @@ pub fn path_prefix(p: &str, depth: usize) -> &str {
 }
 
 /// Every distinct path seen, with its parent.
+///
+/// Each path's text is kept once, in one buffer: a log of a million files
+/// uploaded once each is a million paths, and two heap copies of each (a map
+/// key and a name) would be most of the audit's memory.
 #[derive(Debug, Default)]
 pub(crate) struct PathTable {
-    ids: HashMap<Box<str>, PathId>,
-    names: Vec<Box<str>>,
-    parents: Vec<Option<PathId>>,
+    /// The ids, found by hashing the text they stand for.
+    ids: hashbrown::HashTable<PathId>,
+    hasher: foldhash::fast::RandomState,
+    /// Every path's text, back to back, in id order.
+    text: String,
+    /// Where each id's text ends in `text` (it starts where the one before ends).
+    ends: Vec<usize>,
+    /// Each id's parent folder, [`NO_PARENT`] for the root.
+    parents: Vec<PathId>,
+}
+
+/// The parent of the root.
+const NO_PARENT: PathId = PathId::MAX;
+
+/// The text of id `id`, from the table's parts (borrowed apart from the map).
+fn text_of<'t>(text: &'t str, ends: &[usize], id: PathId) -> &'t str {
+    let i = id as usize;
+    let start = if i == 0 { 0 } else { ends[i - 1] };
+    &text[start..ends[i]]
 }
 
 impl PathTable {
@@ -90,25 +110,28 @@ impl PathTable {
     }
 
     fn intern_normalized(&mut self, p: &str) -> PathId {
-        if let Some(id) = self.ids.get(p) {
+        let hash = self.hasher.hash_one(p);
+        if let Some(id) = self.ids.find(hash, |id| text_of(&self.text, &self.ends, *id) == p) {
             return *id;
         }
-        let parent = parent_path(p).map(|pp| self.intern_normalized(pp));
-        let id = self.names.len() as PathId;
-        self.names.push(p.into());
+        let parent = parent_path(p).map_or(NO_PARENT, |pp| self.intern_normalized(pp));
+        let id = self.ends.len() as PathId;
+        self.text.push_str(p);
+        self.ends.push(self.text.len());
         self.parents.push(parent);
-        self.ids.insert(p.into(), id);
+        let (text, ends, hasher) = (&self.text, &self.ends, &self.hasher);
+        self.ids.insert_unique(hash, id, |id| hasher.hash_one(text_of(text, ends, *id)));
         id
     }
 
     /// The path of an id.
     pub fn name(&self, id: PathId) -> &str {
-        &self.names[id as usize]
+        text_of(&self.text, &self.ends, id)
     }
 
     /// The parent folder's id.
     pub fn parent(&self, id: PathId) -> Option<PathId> {
-        self.parents[id as usize]
+        Some(self.parents[id as usize]).filter(|p| *p != NO_PARENT)
     }
 }
 

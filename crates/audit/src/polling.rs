@@ -33,8 +33,8 @@ use crate::listing::{Listing, Tally};
 use crate::paths::{parent_path, PathId, PathTable};
 use crate::report::{duration_words, thousands, Finding, FindingDetails};
 use crate::source::{SourceId, SourceTable};
+use crate::Map;
 use callmeter_model::Operation;
-use std::collections::HashMap;
 
 /// How regular a stream's intervals are.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -124,7 +124,65 @@ struct Stream {
     intervals: IntervalSample,
 }
 
+/// A stream's first poll. Most (source, operation, path) streams have only
+/// one (a file downloaded once, a folder opened once), and a stream needs
+/// repeats to be polling, so only a second poll gives it the full [`Stream`].
+#[derive(Debug)]
+struct FirstPoll {
+    time: i64,
+    listing: Listing,
+    claimed: bool,
+}
+
 impl Stream {
+    fn new(key: (SourceId, Operation, PathId)) -> Stream {
+        Stream {
+            last_poll: None,
+            current: None,
+            polls: 0,
+            polls_with_change: 0,
+            calls: Tally::default(),
+            avoidable: Tally::default(),
+            intervals: IntervalSample::new(seed_of(key)),
+        }
+    }
+
+    /// The stream as it stood after its first poll.
+    fn after_first(key: (SourceId, Operation, PathId), first: FirstPoll) -> Stream {
+        Stream {
+            last_poll: Some(first.time),
+            current: Some(Poll { listing: first.listing, repeat: false, changed: false, claimed: first.claimed }),
+            polls: 1,
+            ..Stream::new(key)
+        }
+    }
+
+    /// One call of the stream: a later page of the current poll, or the next poll.
+    fn observe(&mut self, call: &Call, path: PathId, claimed: bool, changes: &ChangeTracker, config: &AuditConfig) {
+        if call.is_later_page() {
+            match &mut self.current {
+                Some(p) => p.listing.page(call.billable, call.result_count),
+                // The listing began before the audited range: a call, but no poll.
+                None => self.calls.add(Tally::one(call.billable)),
+            }
+            return;
+        }
+        self.close_current(config.list_page_size);
+        let changed = self.last_poll.is_some_and(|t| changes.changed_since(path, t));
+        if let Some(t) = self.last_poll {
+            self.intervals.push((call.time - t) as f64 / 1e6, config.polling_interval_samples);
+        }
+        self.polls += 1;
+        self.polls_with_change += u64::from(changed);
+        self.current = Some(Poll {
+            listing: Listing::first(call.billable, call.result_count),
+            repeat: self.last_poll.is_some(),
+            changed,
+            claimed,
+        });
+        self.last_poll = Some(call.time);
+    }
+
     fn close_current(&mut self, page_size: u64) {
         if let Some(p) = self.current.take() {
             let cost = p.listing.cost(page_size);
@@ -139,7 +197,10 @@ impl Stream {
 /// Every (source, operation, path) stream of list, stat and read calls.
 #[derive(Debug, Default)]
 pub(crate) struct PollStreams {
-    streams: HashMap<(SourceId, Operation, PathId), Stream>,
+    /// Streams with two polls or more.
+    streams: Map<(SourceId, Operation, PathId), Stream>,
+    /// Streams with one poll so far.
+    first_polls: Map<(SourceId, Operation, PathId), FirstPoll>,
 }
 
 /// Whether polling is looked for in calls of this operation.
@@ -155,38 +216,31 @@ impl PollStreams {
             return;
         }
         let key = (call.source, call.operation, path);
-        let samples = config.polling_interval_samples;
-        let s = self.streams.entry(key).or_insert_with(|| Stream {
-            last_poll: None,
-            current: None,
-            polls: 0,
-            polls_with_change: 0,
-            calls: Tally::default(),
-            avoidable: Tally::default(),
-            intervals: IntervalSample::new(seed_of(key)),
-        });
-        if call.is_later_page() {
-            match &mut s.current {
-                Some(p) => p.listing.page(call.billable, call.result_count),
-                // The listing began before the audited range: a call, but no poll.
-                None => s.calls.add(Tally::one(call.billable)),
-            }
+        // The common case first, with one lookup: a stream that repeats.
+        if let Some(s) = self.streams.get_mut(&key) {
+            s.observe(call, path, claimed, changes, config);
             return;
         }
-        s.close_current(config.list_page_size);
-        let changed = s.last_poll.is_some_and(|t| changes.changed_since(path, t));
-        if let Some(t) = s.last_poll {
-            s.intervals.push((call.time - t) as f64 / 1e6, samples);
-        }
-        s.polls += 1;
-        s.polls_with_change += u64::from(changed);
-        s.current = Some(Poll {
-            listing: Listing::first(call.billable, call.result_count),
-            repeat: s.last_poll.is_some(),
-            changed,
-            claimed,
-        });
-        s.last_poll = Some(call.time);
+        let later_page = call.is_later_page();
+        let s = match self.first_polls.get_mut(&key) {
+            Some(first) if later_page => {
+                first.listing.page(call.billable, call.result_count);
+                return;
+            }
+            Some(_) => {
+                let first = self.first_polls.remove(&key).expect("just found");
+                self.streams.entry(key).insert_entry(Stream::after_first(key, first)).into_mut()
+            }
+            // The listing began before the audited range: a call, but no poll.
+            None if later_page => self.streams.entry(key).insert_entry(Stream::new(key)).into_mut(),
+            None => {
+                let first =
+                    FirstPoll { time: call.time, listing: Listing::first(call.billable, call.result_count), claimed };
+                self.first_polls.insert(key, first);
+                return;
+            }
+        };
+        s.observe(call, path, claimed, changes, config);
     }
 
     /// The pollers, scored; streams that are not regular give nothing.
@@ -194,7 +248,7 @@ impl PollStreams {
         let mut out = Vec::new();
         for ((source, op, path), s) in &mut self.streams {
             s.close_current(config.list_page_size);
-            let Some(r) = regularity(s.intervals.values(), config) else { continue };
+            let Some(r) = regularity(&s.intervals.values(), config) else { continue };
             if !r.is_polling(config) {
                 continue;
             }
@@ -233,8 +287,8 @@ impl PollStreams {
                     polls: s.polls,
                     polls_with_change: s.polls_with_change,
                     // Counted in the sample: scaled to all the intervals.
-                    pauses: (r.pauses as f64 * s.intervals.seen() as f64 / s.intervals.values().len().max(1) as f64)
-                        .round() as u64,
+                    pauses: (r.pauses as f64 * s.intervals.seen() as f64 / s.intervals.len().max(1) as f64).round()
+                        as u64,
                     regularity: r.score,
                     bowley_skew: r.bowley_skew,
                     relative_mad: r.relative_mad,

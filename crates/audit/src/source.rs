@@ -1,9 +1,9 @@
 //! Who made a call (DESIGN §6): the API key when the call has one, else the
 //! user, else the client IP plus user agent.
 
+use crate::Map;
 use callmeter_model::{CallEvent, Interface};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::fmt;
 
 /// What identifies a source: the DESIGN §6 rule, as a value to compare and key on.
@@ -112,9 +112,9 @@ pub(crate) type SourceId = u32;
 /// Every source seen, by id; looked up without allocating for API keys and users.
 #[derive(Debug, Default)]
 pub(crate) struct SourceTable {
-    by_key: HashMap<Box<str>, SourceId>,
-    by_user: HashMap<Box<str>, SourceId>,
-    by_client: HashMap<ClientKey, SourceId>,
+    by_key: Map<Box<str>, SourceId>,
+    by_user: Map<Box<str>, SourceId>,
+    by_client: Map<ClientKey, SourceId>,
     sources: Vec<Source>,
 }
 

@@ -2,9 +2,9 @@
 //! agent, operation and path prefix, each with its share of the total.
 
 use crate::paths::path_prefix;
+use crate::Map;
 use callmeter_model::{CallEvent, Interface, Operation};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 
 /// One value and its calls.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,15 +43,15 @@ pub struct TopSources {
 pub(crate) struct TopSourceCounts {
     interface: [u64; Interface::ALL.len()],
     operation: [u64; Operation::ALL.len()],
-    api_key: HashMap<Box<str>, u64>,
-    user: HashMap<Box<str>, u64>,
-    client_ip: HashMap<Box<str>, u64>,
-    user_agent: HashMap<Box<str>, u64>,
-    path_prefix: HashMap<Box<str>, u64>,
-    source: HashMap<u32, u64>,
+    api_key: Map<Box<str>, u64>,
+    user: Map<Box<str>, u64>,
+    client_ip: Map<Box<str>, u64>,
+    user_agent: Map<Box<str>, u64>,
+    path_prefix: Map<Box<str>, u64>,
+    source: Map<u32, u64>,
 }
 
-fn bump(map: &mut HashMap<Box<str>, u64>, v: Option<&str>) {
+fn bump(map: &mut Map<Box<str>, u64>, v: Option<&str>) {
     let Some(v) = v.filter(|v| !v.is_empty()) else { return };
     match map.get_mut(v) {
         Some(n) => *n += 1,
@@ -83,7 +83,7 @@ impl TopSourceCounts {
             v.truncate(n);
             v.into_iter().map(|(value, calls)| Share { value, calls, share: share(calls) }).collect()
         };
-        let strings = |m: &HashMap<Box<str>, u64>| m.iter().map(|(k, v)| (k.to_string(), *v)).collect::<Vec<_>>();
+        let strings = |m: &Map<Box<str>, u64>| m.iter().map(|(k, v)| (k.to_string(), *v)).collect::<Vec<_>>();
         TopSources {
             source: rank(self.source.iter().map(|(k, v)| (source_name(*k), *v)).collect()),
             interface: rank(

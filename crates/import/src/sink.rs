@@ -28,8 +28,10 @@ pub enum Delivery {
 /// A place that takes batches of call events.
 pub trait Sink {
     /// Delivers a batch: one answer per event, in order, once every accepted
-    /// event is durable. An error means none of the batch is known to be stored.
-    fn deliver(&mut self, events: &[CallEvent]) -> Result<Vec<Delivery>>;
+    /// event is durable. An error means none of the batch is known to be
+    /// stored. The sink may take the events out of `events` (saving a copy);
+    /// the caller clears whatever is left.
+    fn deliver(&mut self, events: &mut Vec<CallEvent>) -> Result<Vec<Delivery>>;
 }
 
 /// Bytes of NDJSON per request, under the server's 16 MiB limit.
@@ -147,7 +149,7 @@ fn deliveries(answer: Answer, expected: usize) -> Result<Vec<Delivery>> {
 }
 
 impl Sink for ServerSink {
-    fn deliver(&mut self, events: &[CallEvent]) -> Result<Vec<Delivery>> {
+    fn deliver(&mut self, events: &mut Vec<CallEvent>) -> Result<Vec<Delivery>> {
         // Requests within the server's limits: by count, then by size.
         let mut out = Vec::with_capacity(events.len());
         let mut start = 0;
@@ -205,15 +207,15 @@ impl StoreSink {
 }
 
 impl Sink for StoreSink {
-    fn deliver(&mut self, events: &[CallEvent]) -> Result<Vec<Delivery>> {
+    fn deliver(&mut self, events: &mut Vec<CallEvent>) -> Result<Vec<Delivery>> {
         let now = chrono::Utc::now();
         let mut answers: Vec<Option<Delivery>> = Vec::with_capacity(events.len());
         let mut valid = Vec::with_capacity(events.len());
-        for e in events {
-            match check_event(e, now, &self.limits) {
+        for e in events.drain(..) {
+            match check_event(&e, now, &self.limits) {
                 Ok(()) => {
                     answers.push(None);
-                    valid.push(e.clone());
+                    valid.push(e);
                 }
                 Err(err) => answers.push(Some(Delivery::Rejected {
                     reason: err.reason.as_str().to_owned(),

@@ -154,7 +154,7 @@ impl SourceReader {
             self.lines.clear();
             return Ok(());
         };
-        let answers = sink.deliver(&self.events)?;
+        let answers = sink.deliver(&mut self.events)?;
         for (i, answer) in answers.into_iter().enumerate() {
             match answer {
                 Delivery::Accepted => summary.imported += 1,

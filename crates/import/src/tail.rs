@@ -439,7 +439,7 @@ mod tests {
     struct Kept(Arc<Mutex<Vec<CallEvent>>>);
 
     impl Sink for Kept {
-        fn deliver(&mut self, events: &[CallEvent]) -> Result<Vec<Delivery>> {
+        fn deliver(&mut self, events: &mut Vec<CallEvent>) -> Result<Vec<Delivery>> {
             let mut kept = self.0.lock().unwrap();
             Ok(events
                 .iter()

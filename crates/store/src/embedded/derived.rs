@@ -367,4 +367,25 @@ mod tests {
         assert!(set.contains(&DedupKey([1; 16])));
         assert!(!set.contains(&DedupKey(other)));
     }
+
+    /// A clean stop checkpoints: the next open has no block log to replay,
+    /// and still knows every call's dedup key and count.
+    #[test]
+    fn a_clean_stop_leaves_no_block_log() {
+        use crate::{EmbeddedStore, Outcome, Store, StoreOptions};
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+        let now = chrono::Utc::now() - chrono::Duration::minutes(1);
+        let events = (0..100).map(|i| super::super::test_event(format!("id{i}"), now)).collect();
+        store.ingest(events).wait_blocking().unwrap();
+        assert!(!store.engine.block_log.is_empty().unwrap(), "not checkpointed yet");
+        store.shutdown();
+
+        let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+        assert!(store.engine.block_log.is_empty().unwrap(), "nothing to replay");
+        let again = (0..100).map(|i| super::super::test_event(format!("id{i}"), now)).collect();
+        let outcomes = store.ingest(again).wait_blocking().unwrap();
+        assert!(outcomes.iter().all(|o| matches!(o, Outcome::Duplicate)), "{outcomes:?}");
+        store.shutdown();
+    }
 }

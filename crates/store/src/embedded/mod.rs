@@ -328,3 +328,29 @@ impl Store for EmbeddedStore {
         self.engine.db.disk_space().unwrap_or(0)
     }
 }
+
+/// A GET of `/f` by account `acme`, for the tests of this module's files.
+#[cfg(test)]
+pub(crate) fn test_event(id: String, time: chrono::DateTime<chrono::Utc>) -> CallEvent {
+    use callmeter_model::{Interface, Operation};
+    CallEvent {
+        id,
+        account: "acme".into(),
+        time,
+        interface: Interface::Rest,
+        operation: Operation::Read,
+        method: Some("GET".into()),
+        path: Some("/f".into()),
+        destination: None,
+        status: None,
+        api_key: None,
+        user: None,
+        client_ip: None,
+        user_agent: None,
+        integration: None,
+        cursor: None,
+        result_count: None,
+        bytes: None,
+        duration_ms: None,
+    }
+}

@@ -3,9 +3,11 @@
 //! Blocks are keyed by their earliest call, and the calls inside a block are
 //! sorted, but blocks from different commits can overlap in time. So the
 //! scan starts `max_block_span` before the wanted time (no block reaching
-//! into the range starts earlier), keeps the calls of the open blocks in a
-//! heap, and emits a call once no block still to come can hold an earlier
-//! one. Memory is bounded by how many blocks overlap, not by the range.
+//! into the range starts earlier) and merges the open blocks: a heap holds
+//! each open block's next call position, and a call is emitted once no
+//! block still to come can hold an earlier one. Memory is bounded by how
+//! many blocks overlap, not by the range; a call moves once, not at every
+//! heap step.
 
 use crate::codec::{self, StoredCall};
 use crate::keys;
@@ -15,22 +17,63 @@ use fjall::Keyspace;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-struct Pending(Position, StoredCall);
+/// A decoded block whose calls are still being merged.
+struct OpenBlock {
+    seq: u64,
+    /// The calls not yet taken, last first, so that taking one is a pop.
+    rest: Vec<StoredCall>,
+    /// The index in the block of the call on top of `rest`.
+    next_idx: u32,
+}
 
-impl PartialEq for Pending {
-    fn eq(&self, other: &Self) -> bool {
-        self.0 == other.0
-    }
+/// The open blocks, merged by their next call's position.
+#[derive(Default)]
+struct Merge {
+    heap: BinaryHeap<Reverse<(Position, usize)>>,
+    slots: Vec<Option<OpenBlock>>,
+    free: Vec<usize>,
 }
-impl Eq for Pending {}
-impl PartialOrd for Pending {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
+
+impl Merge {
+    fn open(&mut self, seq: u64, mut calls: Vec<StoredCall>) {
+        let Some(first) = calls.first() else { return };
+        let pos = Position { time_ns: codec::time_ns(first.event.time), seq, idx: 0 };
+        calls.reverse();
+        let block = OpenBlock { seq, rest: calls, next_idx: 0 };
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot] = Some(block);
+                slot
+            }
+            None => {
+                self.slots.push(Some(block));
+                self.slots.len() - 1
+            }
+        };
+        self.heap.push(Reverse((pos, slot)));
     }
-}
-impl Ord for Pending {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.cmp(&other.0)
+
+    /// The earliest call held, when it is before `below`.
+    fn pop_before(&mut self, below: Position) -> Option<(Position, StoredCall)> {
+        let &Reverse((pos, slot)) = self.heap.peek()?;
+        if pos >= below {
+            return None;
+        }
+        self.heap.pop();
+        let block = self.slots[slot].as_mut().expect("an open slot");
+        let call = block.rest.pop().expect("a call behind each heap entry");
+        match block.rest.last() {
+            Some(next) => {
+                block.next_idx += 1;
+                let next = Position { time_ns: codec::time_ns(next.event.time), seq: block.seq, idx: block.next_idx };
+                self.heap.push(Reverse((next, slot)));
+            }
+            None => {
+                self.slots[slot] = None;
+                self.free.push(slot);
+            }
+        }
+        Some((pos, call))
     }
 }
 
@@ -49,30 +92,25 @@ pub(crate) fn calls(
     let scan_to = keys::block_scan_start(account, to_ns);
     let prefix_len = keys::account_prefix(account).len();
 
-    let mut heap: BinaryHeap<Reverse<Pending>> = BinaryHeap::new();
+    let mut merge = Merge::default();
     let mut out = Vec::with_capacity(limit.min(10_000));
-    let emit =
-        |heap: &mut BinaryHeap<Reverse<Pending>>, below: Position, out: &mut Vec<(Position, StoredCall)>| -> bool {
-            // Emits every held call before `below`; true once the page is full (and one more is known).
-            while let Some(Reverse(top)) = heap.peek() {
-                if top.0 >= below {
-                    break;
-                }
-                let Reverse(Pending(pos, call)) = heap.pop().expect("peeked");
-                if pos.time_ns < from_ns
-                    || pos.time_ns >= to_ns
-                    || after.is_some_and(|a| pos <= a)
-                    || !filter.matches(&call)
-                {
-                    continue;
-                }
-                if out.len() == limit {
-                    return true;
-                }
-                out.push((pos, call));
+    let emit = |merge: &mut Merge, below: Position, out: &mut Vec<(Position, StoredCall)>| -> bool {
+        // Emits every held call before `below`; true once the page is full (and one more is known).
+        while let Some((pos, call)) = merge.pop_before(below) {
+            if pos.time_ns < from_ns
+                || pos.time_ns >= to_ns
+                || after.is_some_and(|a| pos <= a)
+                || !filter.matches(&call)
+            {
+                continue;
             }
-            false
-        };
+            if out.len() == limit {
+                return true;
+            }
+            out.push((pos, call));
+        }
+        false
+    };
 
     for item in blocks.range(scan_from..scan_to) {
         let (k, v) = item.into_inner()?;
@@ -82,8 +120,8 @@ pub(crate) fn calls(
         // Blocks come in (earliest time, seq) order, and a block's calls sit at
         // (their time ≥ min_ns, its seq, index): none still to come can hold a
         // call before (min_ns, seq, 0). Comparing whole positions, not times,
-        // keeps calls that share one instant from piling up in the heap.
-        if emit(&mut heap, Position { time_ns: min_ns, seq, idx: 0 }, &mut out) {
+        // keeps calls that share one instant from piling up.
+        if emit(&mut merge, Position { time_ns: min_ns, seq, idx: 0 }, &mut out) {
             let next = out.last().map(|(p, _)| *p);
             return Ok(CallPage { calls: out, next });
         }
@@ -93,45 +131,20 @@ pub(crate) fn calls(
         {
             continue; // every call in it is before the range or already paged
         }
-        for (idx, call) in codec::decode_block(account, &v)?.into_iter().enumerate() {
-            let pos = Position { time_ns: codec::time_ns(call.event.time), seq, idx: idx as u32 };
-            heap.push(Reverse(Pending(pos, call)));
-        }
+        merge.open(seq, codec::decode_block(account, &v)?);
     }
     let end = Position { time_ns: i64::MAX, seq: u64::MAX, idx: u32::MAX };
-    let full = emit(&mut heap, end, &mut out);
+    let full = emit(&mut merge, end, &mut out);
     let next = if full { out.last().map(|(p, _)| *p) } else { None };
     Ok(CallPage { calls: out, next })
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_event as event;
     use crate::{CallFilter, EmbeddedStore, Store, StoreOptions};
-    use callmeter_model::{CallEvent, Interface, Operation};
-    use chrono::{DateTime, Utc};
-
-    fn event(id: String, time: DateTime<Utc>) -> CallEvent {
-        CallEvent {
-            id,
-            account: "acme".into(),
-            time,
-            interface: Interface::Rest,
-            operation: Operation::Read,
-            method: Some("GET".into()),
-            path: Some("/f".into()),
-            destination: None,
-            status: None,
-            api_key: None,
-            user: None,
-            client_ip: None,
-            user_agent: None,
-            integration: None,
-            cursor: None,
-            result_count: None,
-            bytes: None,
-            duration_ms: None,
-        }
-    }
+    use callmeter_model::CallEvent;
+    use chrono::Utc;
 
     /// Many commits whose calls share one instant (a log with second
     /// resolution does this): paging returns each call once, in order, and
@@ -167,6 +180,39 @@ mod tests {
         assert_eq!(ids.len(), seen.len(), "no call twice");
         assert!(seen[..12 * 250].iter().all(|(_, id)| id.starts_with('c')), "the earlier instant first");
         assert_eq!(pages, 31);
+        store.shutdown();
+    }
+
+    /// Commits whose calls interleave in time: the merge returns them in
+    /// time order across blocks, from any page boundary, and the time range
+    /// cuts where it says.
+    #[test]
+    fn overlapping_blocks_merge_in_time_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+        let base = Utc::now() - chrono::Duration::minutes(5);
+        let at = |n: i64| base + chrono::Duration::milliseconds(n);
+        for commit in 0..7i64 {
+            let events: Vec<CallEvent> =
+                (0..100).map(|i| event(format!("{}", i * 7 + commit), at(i * 7 + commit))).collect();
+            store.ingest(events).wait_blocking().unwrap();
+        }
+        let mut after = None;
+        let mut ids = Vec::new();
+        loop {
+            let page = store.calls("acme", &CallFilter::default(), after, 33).unwrap();
+            ids.extend(page.calls.iter().map(|(_, c)| c.event.id.parse::<i64>().unwrap()));
+            match page.next {
+                Some(p) => after = Some(p),
+                None => break,
+            }
+        }
+        assert_eq!(ids, (0..700).collect::<Vec<_>>());
+        let range = CallFilter { from: Some(at(100)), to: Some(at(200)), ..CallFilter::default() };
+        let page = store.calls("acme", &range, None, 1000).unwrap();
+        let ids: Vec<i64> = page.calls.iter().map(|(_, c)| c.event.id.parse().unwrap()).collect();
+        assert_eq!(ids, (100..200).collect::<Vec<_>>());
+        assert!(page.next.is_none());
         store.shutdown();
     }
 }

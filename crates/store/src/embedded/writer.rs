@@ -263,6 +263,7 @@ impl Writer {
             }
             self.commit(commands);
         }
+        self.checkpoint_on_stop();
         tracing::debug!("writer stopped");
     }
 
@@ -436,6 +437,25 @@ impl Writer {
     /// big or old enough and no checkpoint is under way; forgets the keys of a
     /// finished checkpoint, which the engine now holds.
     fn hand_over_if_due(&mut self) {
+        self.hand_over(false);
+    }
+
+    /// On a clean stop, hands everything over once the checkpoint under way
+    /// is done, so that the next open has no block log to replay. A
+    /// checkpoint that keeps failing (a full disk) is not waited for longer
+    /// than a few seconds: the block log replays it on the next open.
+    fn checkpoint_on_stop(&mut self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while self.flushing.is_some() && self.shared.checkpoints_done.load(Ordering::Acquire) < self.handed {
+            if std::time::Instant::now() > deadline {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        self.hand_over(true);
+    }
+
+    fn hand_over(&mut self, force: bool) {
         if self.flushing.is_some() {
             if self.shared.checkpoints_done.load(Ordering::Acquire) < self.handed {
                 return;
@@ -447,7 +467,8 @@ impl Writer {
             return;
         }
         let rows = self.shared.pending_aggregates.read().rows();
-        let due = self.recent.len() >= derived::MAX_RECENT_KEYS
+        let due = force
+            || self.recent.len() >= derived::MAX_RECENT_KEYS
             || rows >= derived::MAX_PENDING_ROWS
             || self.last_handoff.elapsed() >= derived::CHECKPOINT_INTERVAL;
         if !due {
