@@ -66,6 +66,10 @@ pub(crate) struct Engine {
     pub audits: Keyspace,
 }
 
+/// Call blocks at least this big are kept in blob files (most are: a block
+/// holds an account's calls of one commit).
+const BLOB_THRESHOLD_BYTES: u32 = 512;
+
 impl Engine {
     fn open(path: &Path, options: &StoreOptions) -> Result<Engine, StoreError> {
         std::fs::create_dir_all(path)?;
@@ -77,7 +81,18 @@ impl Engine {
             // memtable keeps that search shallow, and the bloom filters of the
             // flushed tables answer the rest.
             dedup: db.keyspace("dedup", || KeyspaceCreateOptions::default().max_memtable_size(DEDUP_MEMTABLE_BYTES))?,
-            blocks: ks("blocks")?,
+            // Call blocks are LZ4 already and written once: no second
+            // compression, and the values live in blob files so that
+            // compactions move keys, not calls.
+            blocks: db.keyspace("blocks", || {
+                KeyspaceCreateOptions::default()
+                    .data_block_compression_policy(fjall::config::CompressionPolicy::disabled())
+                    .with_kv_separation(Some(
+                        fjall::KvSeparationOptions::default()
+                            .compression(fjall::CompressionType::None)
+                            .separation_threshold(BLOB_THRESHOLD_BYTES),
+                    ))
+            })?,
             totals: ks("totals")?,
             breakdown: ks("breakdown")?,
             block_log: ks("block_log")?,
