@@ -31,6 +31,26 @@ pub struct StoredCall {
     pub late: bool,
 }
 
+impl StoredCall {
+    /// The call seen through a [`CallView`].
+    pub fn view(&self) -> CallView<'_> {
+        CallView { event: &self.event, billable: self.billable, late: self.late }
+    }
+}
+
+/// A call to store, borrowed: the event where it already lies (the writer
+/// keeps each request's events where they arrived, rather than moving them)
+/// and what metering decided about it.
+#[derive(Debug, Clone, Copy)]
+pub struct CallView<'a> {
+    /// The call event.
+    pub event: &'a CallEvent,
+    /// Whether it is billable.
+    pub billable: bool,
+    /// Whether it arrived after its period closed.
+    pub late: bool,
+}
+
 /// The header of a block, readable without decompressing it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlockHeader {
@@ -46,7 +66,7 @@ pub fn time_ns(t: DateTime<Utc>) -> i64 {
 }
 
 /// Encodes calls of one account, already sorted by time, into a block value.
-pub fn encode_block<'a>(calls: impl ExactSizeIterator<Item = &'a StoredCall>) -> Vec<u8> {
+pub fn encode_block<'a>(calls: impl ExactSizeIterator<Item = CallView<'a>>) -> Vec<u8> {
     let count = calls.len();
     // Room for a typical call, so the buffer rarely moves as it grows.
     let mut raw = Vec::with_capacity(count * 256);
@@ -104,8 +124,8 @@ pub fn decode_block(account: &str, value: &[u8]) -> Result<Vec<StoredCall>, Stor
     })
 }
 
-fn encode_call(out: &mut Vec<u8>, t: i64, c: &StoredCall) {
-    let e = &c.event;
+fn encode_call(out: &mut Vec<u8>, t: i64, c: CallView<'_>) {
+    let e = c.event;
     out.extend_from_slice(&t.to_le_bytes());
     out.push(e.interface.code());
     out.push(e.operation.code());
@@ -287,7 +307,7 @@ mod tests {
     #[test]
     fn block_round_trip() {
         let calls: Vec<StoredCall> = (0..50).map(call).collect();
-        let block = encode_block(calls.iter());
+        let block = encode_block(calls.iter().map(StoredCall::view));
         let header = block_header(&block).unwrap();
         assert_eq!(header.count, 50);
         assert_eq!(header.max_time_ns, time_ns(calls[49].event.time));
@@ -296,7 +316,7 @@ mod tests {
 
     #[test]
     fn damaged_blocks_are_errors_not_panics() {
-        let block = encode_block((0..5).map(call).collect::<Vec<_>>().iter());
+        let block = encode_block((0..5).map(call).collect::<Vec<_>>().iter().map(StoredCall::view));
         for cut in 0..block.len() {
             let _ = decode_block("acme", &block[..cut]);
         }

@@ -17,7 +17,7 @@
 
 use super::{Engine, Shared};
 use crate::aggregate::{self, CallFlags, Counters, TotalsDims};
-use crate::codec::{self, StoredCall};
+use crate::codec::{self, CallView};
 use crate::disk;
 use crate::keys;
 use crate::options::LatePolicy;
@@ -142,7 +142,7 @@ impl CallCounter {
         &mut self,
         aggs: &mut Aggregates,
         account: &str,
-        calls: impl Iterator<Item = &'c StoredCall> + Clone,
+        calls: impl Iterator<Item = CallView<'c>> + Clone,
         arrival: DateTime<Utc>,
         late_calls: LatePolicy,
     ) {
@@ -160,7 +160,7 @@ impl CallCounter {
             if carried.peek().is_some() {
                 let counts = self.bucket(aggs, account, bucket_of(arrival));
                 for call in carried {
-                    let e = &call.event;
+                    let e = call.event;
                     let flags = CallFlags { billable: true, late: true, carried: true };
                     counts.add_total(aggregate::totals_dims(e.interface, e.operation, flags), 1);
                 }
@@ -169,8 +169,8 @@ impl CallCounter {
     }
 
     /// Adds one call to its bucket's totals and breakdown row.
-    fn add(suffix: &mut Vec<u8>, counts: &mut BucketCounts, call: &StoredCall) {
-        let e = &call.event;
+    fn add(suffix: &mut Vec<u8>, counts: &mut BucketCounts, call: CallView<'_>) {
+        let e = call.event;
         let flags = CallFlags { billable: call.billable, late: call.late, carried: false };
         counts.add_total(aggregate::totals_dims(e.interface, e.operation, flags), 1);
         suffix.clear();
@@ -249,7 +249,13 @@ pub(crate) fn replay_block_log(
         for call in &calls {
             out.keys.insert(DedupKey::of(&call.event.account, &call.event.id));
         }
-        counter.count_sorted(&mut pending.current, account, calls.iter(), arrival, late_calls);
+        counter.count_sorted(
+            &mut pending.current,
+            account,
+            calls.iter().map(codec::StoredCall::view),
+            arrival,
+            late_calls,
+        );
     }
     if !out.seqs.is_empty() {
         tracing::info!(blocks = out.seqs.len(), calls = out.keys.len(), "replayed the block log");

@@ -11,7 +11,7 @@
 
 use super::derived::{self, CallCounter, CheckpointJob, KeySet};
 use super::{Engine, Shared};
-use crate::codec::{self, StoredCall};
+use crate::codec::{self, CallView};
 use crate::disk;
 use crate::keys;
 use crate::options::StoreOptions;
@@ -216,8 +216,32 @@ struct Commit {
     /// Dedup keys of the accepted calls, already in `Writer::recent`: taken
     /// out again if the commit fails.
     new_keys: Vec<DedupKey>,
+    /// The events of the commit's ingest requests, where they arrived:
+    /// accepted calls point into these rather than move out of them.
+    requests: Vec<Vec<CallEvent>>,
     accounts: FxHashMap<String, CommitAccount>,
     completions: Vec<Completion>,
+}
+
+/// An accepted call of a commit: where its event lies in `Commit::requests`,
+/// its time (the sort key), and what metering decided.
+#[derive(Debug, Clone, Copy)]
+struct Accepted {
+    time_ns: i64,
+    request: u32,
+    index: u32,
+    billable: bool,
+    late: bool,
+}
+
+impl Accepted {
+    fn view(self, requests: &[Vec<CallEvent>]) -> CallView<'_> {
+        CallView {
+            event: &requests[self.request as usize][self.index as usize],
+            billable: self.billable,
+            late: self.late,
+        }
+    }
 }
 
 /// One account's part of a commit.
@@ -227,23 +251,15 @@ struct CommitAccount {
     /// time: they are late. Periods tile time, so one comparison per call
     /// replaces a period lookup per call.
     late_before: DateTime<Utc>,
-    /// The calls accepted for it.
-    calls: Vec<StoredCall>,
-    /// Positions in `calls`, in time order: sorting these moves far less
-    /// than sorting calls of a few hundred bytes each.
-    order: Vec<u32>,
+    /// The calls accepted for it; in time order once the commit is written.
+    calls: Vec<Accepted>,
 }
 
 impl CommitAccount {
     fn new(rec: AccountRecord, now: DateTime<Utc>, grace: chrono::Duration) -> CommitAccount {
         let closed_until = now.checked_sub_signed(grace).unwrap_or(now);
         let late_before = rec.schedule.period_containing(closed_until).0.start;
-        CommitAccount { rec, late_before, calls: Vec::new(), order: Vec::new() }
-    }
-
-    /// The accepted calls in time order.
-    fn sorted_calls(&self) -> impl Iterator<Item = &StoredCall> + Clone {
-        self.order.iter().map(|&i| &self.calls[i as usize])
+        CommitAccount { rec, late_before, calls: Vec::new() }
     }
 }
 
@@ -272,6 +288,7 @@ impl Writer {
             now: Utc::now(),
             batch: self.engine.db.batch(),
             new_keys: Vec::new(),
+            requests: Vec::new(),
             accounts: FxHashMap::default(),
             completions: Vec::with_capacity(commands.len()),
         };
@@ -309,10 +326,13 @@ impl Writer {
                     // A check made before the writer forgot some checkpoint's keys
                     // may have missed them: look those events up again.
                     let trusted = checked.epoch >= self.forgotten;
-                    for ((e, key), on_disk) in events.into_iter().zip(checked.keys).zip(checked.on_disk) {
+                    let request = c.requests.len() as u32;
+                    for (index, ((e, key), on_disk)) in events.iter().zip(checked.keys).zip(checked.on_disk).enumerate()
+                    {
                         let on_disk = if trusted { on_disk } else { self.engine.dedup.contains_key(key.0)? };
-                        outcomes.push(self.ingest_event(c, e, key, on_disk)?);
+                        outcomes.push(self.ingest_event(c, e, (request, index as u32), key, on_disk)?);
                     }
+                    c.requests.push(events);
                     c.completions.push(complete_with(reply, outcomes));
                 }
                 Command::UpsertAccount { name, change, reply } => match self.upsert_account(c, &name, change) {
@@ -343,11 +363,13 @@ impl Writer {
         Ok(())
     }
 
-    /// Decides one event. `on_disk` says whether its key was found in the engine.
+    /// Decides one event, found at `(request, index)` once the commit's
+    /// requests are gathered. `on_disk` says whether its key was found in the engine.
     fn ingest_event(
         &mut self,
         c: &mut Commit,
-        e: CallEvent,
+        e: &CallEvent,
+        (request, index): (u32, u32),
         key: DedupKey,
         on_disk: bool,
     ) -> Result<Outcome, StoreError> {
@@ -358,41 +380,40 @@ impl Writer {
         if e.time < c.now - self.options.retention {
             return Ok(Outcome::Rejected(RejectReason::OlderThanRetention));
         }
-        if !self.load_account(c, &e) {
-            return Ok(Outcome::Rejected(RejectReason::UnknownAccount));
-        }
         let billable = self.options.rules.is_billable(e.interface, e.time);
-        let account = c.accounts.get_mut(e.account.as_str()).expect("loaded above");
+        let account = match c.accounts.get_mut(e.account.as_str()) {
+            Some(account) => account,
+            None => match self.load_account(c, e) {
+                Some(account) => account,
+                None => return Ok(Outcome::Rejected(RejectReason::UnknownAccount)),
+            },
+        };
         let late = e.time < account.late_before;
-
+        account.calls.push(Accepted { time_ns: codec::time_ns(e.time), request, index, billable, late });
         self.recent.insert(key);
         c.new_keys.push(key);
-        account.calls.push(StoredCall { event: e, billable, late });
         Ok(Outcome::Accepted)
     }
 
     /// Puts the account of an event into the commit, created on first sight
-    /// when the options allow; false when there is no such account.
-    fn load_account(&self, c: &mut Commit, e: &CallEvent) -> bool {
-        if !c.accounts.contains_key(e.account.as_str()) {
-            let existing = self.shared.accounts.read().get(&e.account).cloned();
-            let rec = match existing {
-                Some(rec) => rec,
-                None if self.options.auto_create_accounts => {
-                    let tz = self.options.default_timezone;
-                    let anchor = e.time.with_timezone(&tz).date_naive();
-                    let schedule = self.options.schedule_for(&self.options.default_plan, tz, anchor);
-                    let rec =
-                        AccountRecord { name: e.account.clone(), schedule, created_at: c.now, max_block_span_ns: 0 };
-                    c.batch.insert(&self.engine.accounts, e.account.as_bytes(), to_json(&rec));
-                    tracing::info!(account = %e.account, plan = %self.options.default_plan, "account created");
-                    rec
-                }
-                None => return false,
-            };
-            c.accounts.insert(e.account.clone(), CommitAccount::new(rec, c.now, self.options.grace));
-        }
-        true
+    /// when the options allow; `None` when there is no such account.
+    fn load_account<'c>(&self, c: &'c mut Commit, e: &CallEvent) -> Option<&'c mut CommitAccount> {
+        let existing = self.shared.accounts.read().get(&e.account).cloned();
+        let rec = match existing {
+            Some(rec) => rec,
+            None if self.options.auto_create_accounts => {
+                let tz = self.options.default_timezone;
+                let anchor = e.time.with_timezone(&tz).date_naive();
+                let schedule = self.options.schedule_for(&self.options.default_plan, tz, anchor);
+                let rec = AccountRecord { name: e.account.clone(), schedule, created_at: c.now, max_block_span_ns: 0 };
+                c.batch.insert(&self.engine.accounts, e.account.as_bytes(), to_json(&rec));
+                tracing::info!(account = %e.account, plan = %self.options.default_plan, "account created");
+                rec
+            }
+            None => return None,
+        };
+        let account = CommitAccount::new(rec, c.now, self.options.grace);
+        Some(c.accounts.entry(e.account.clone()).insert_entry(account).into_mut())
     }
 
     fn upsert_account(&self, c: &mut Commit, name: &str, change: AccountChange) -> Result<AccountRecord, StoreError> {
@@ -497,14 +518,13 @@ impl Writer {
     fn write(&mut self, c: &mut Commit) -> Result<(), StoreError> {
         let seq_before = self.next_seq;
         let mut logged = Vec::new();
+        let requests = &c.requests;
         for (account, a) in c.accounts.iter_mut() {
-            let calls = &a.calls;
-            a.order.clear();
-            a.order.extend(0..calls.len() as u32);
-            a.order.sort_unstable_by_key(|&i| (calls[i as usize].event.time, i));
-            for chunk in a.order.chunks(MAX_BLOCK_CALLS) {
-                let min = codec::time_ns(calls[chunk[0] as usize].event.time);
-                let max = codec::time_ns(calls[chunk[chunk.len() - 1] as usize].event.time);
+            // Calls at one instant keep their arrival order.
+            a.calls.sort_unstable_by_key(|call| (call.time_ns, call.request, call.index));
+            for chunk in a.calls.chunks(MAX_BLOCK_CALLS) {
+                let min = chunk[0].time_ns;
+                let max = chunk[chunk.len() - 1].time_ns;
                 let seq = self.take_seq();
                 let key = keys::block_key(account, min, seq);
                 c.batch.insert(&self.engine.block_log, seq.to_be_bytes(), derived::block_log_value(&key, c.now));
@@ -512,7 +532,7 @@ impl Writer {
                 c.batch.insert(
                     &self.engine.blocks,
                     key,
-                    codec::encode_block(chunk.iter().map(|&i| &calls[i as usize])),
+                    codec::encode_block(chunk.iter().map(|call| call.view(requests))),
                 );
                 let rec = &mut a.rec;
                 if max.saturating_sub(min) > rec.max_block_span_ns {
@@ -544,13 +564,8 @@ impl Writer {
         for (account, a) in &c.accounts {
             if !a.calls.is_empty() {
                 let mut pending = self.shared.pending_aggregates.write();
-                self.counter.count_sorted(
-                    &mut pending.current,
-                    account,
-                    a.sorted_calls(),
-                    c.now,
-                    self.options.late_calls,
-                );
+                let calls = a.calls.iter().map(|call| call.view(&c.requests));
+                self.counter.count_sorted(&mut pending.current, account, calls, c.now, self.options.late_calls);
             }
         }
         c.new_keys.clear();
@@ -559,14 +574,15 @@ impl Writer {
 
         // Committed: publish the new state.
         if !c.accounts.is_empty() {
-            let mut garbage = Vec::with_capacity(c.accounts.len());
             let mut shared = self.shared.accounts.write();
             for (name, a) in c.accounts.drain() {
                 shared.insert(name, a.rec);
-                garbage.push(a.calls);
             }
+        }
+        if !c.requests.is_empty() {
             // Freeing a commit's calls (a dozen strings each) is left to the
             // syncer, which mostly waits on the disk, not the writer.
+            let garbage = std::mem::take(&mut c.requests);
             c.completions.push(Box::new(move |_| drop(garbage)));
         }
         Ok(())
