@@ -65,24 +65,35 @@ pub fn time_ns(t: DateTime<Utc>) -> i64 {
     t.timestamp_nanos_opt().unwrap_or(if t.timestamp() < 0 { i64::MIN } else { i64::MAX })
 }
 
-/// Encodes calls of one account, already sorted by time, into a block value.
-pub fn encode_block<'a>(calls: impl ExactSizeIterator<Item = CallView<'a>>) -> Vec<u8> {
-    let count = calls.len();
-    // Room for a typical call, so the buffer rarely moves as it grows.
-    let mut raw = Vec::with_capacity(count * 256);
-    let mut max_time = i64::MIN;
-    for c in calls {
-        let t = time_ns(c.event.time);
-        max_time = max_time.max(t);
-        encode_call(&mut raw, t, c);
+/// Encodes calls of one account, already sorted by time, into a block value
+/// in `out` (replacing what it held, reusing its capacity).
+pub fn encode_block<'a>(calls: impl ExactSizeIterator<Item = CallView<'a>>, out: &mut Vec<u8>) {
+    thread_local! {
+        // The uncompressed records, reused: a fresh megabyte per block costs
+        // page faults the writer would pay for on every commit.
+        static RAW: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    let packed = lz4_flex::compress_prepend_size(&raw);
-    let mut out = Vec::with_capacity(HEADER_LEN + packed.len());
-    out.push(BLOCK_VERSION);
-    out.extend_from_slice(&(count as u32).to_le_bytes());
-    out.extend_from_slice(&max_time.to_le_bytes());
-    out.extend_from_slice(&packed);
-    out
+    let count = calls.len();
+    RAW.with_borrow_mut(|raw| {
+        raw.clear();
+        let mut max_time = i64::MIN;
+        for c in calls {
+            let t = time_ns(c.event.time);
+            max_time = max_time.max(t);
+            encode_call(raw, t, c);
+        }
+        out.clear();
+        out.push(BLOCK_VERSION);
+        out.extend_from_slice(&(count as u32).to_le_bytes());
+        out.extend_from_slice(&max_time.to_le_bytes());
+        // LZ4 with the uncompressed size in front, as `uncompressed_size` reads it.
+        out.extend_from_slice(&(raw.len() as u32).to_le_bytes());
+        let start = out.len();
+        out.resize(start + lz4_flex::block::get_maximum_output_size(raw.len()), 0);
+        let n = lz4_flex::block::compress_into(raw, &mut out[start..])
+            .expect("the output is sized by get_maximum_output_size");
+        out.truncate(start + n);
+    });
 }
 
 /// Reads a block's header.
@@ -307,7 +318,8 @@ mod tests {
     #[test]
     fn block_round_trip() {
         let calls: Vec<StoredCall> = (0..50).map(call).collect();
-        let block = encode_block(calls.iter().map(StoredCall::view));
+        let mut block = Vec::new();
+        encode_block(calls.iter().map(StoredCall::view), &mut block);
         let header = block_header(&block).unwrap();
         assert_eq!(header.count, 50);
         assert_eq!(header.max_time_ns, time_ns(calls[49].event.time));
@@ -316,7 +328,8 @@ mod tests {
 
     #[test]
     fn damaged_blocks_are_errors_not_panics() {
-        let block = encode_block((0..5).map(call).collect::<Vec<_>>().iter().map(StoredCall::view));
+        let mut block = Vec::new();
+        encode_block((0..5).map(call).collect::<Vec<_>>().iter().map(StoredCall::view), &mut block);
         for cut in 0..block.len() {
             let _ = decode_block("acme", &block[..cut]);
         }

@@ -109,6 +109,7 @@ pub(crate) fn start(
         handed: 0,
         forgotten: 0,
         last_handoff: std::time::Instant::now(),
+        block_buf: Vec::new(),
         checkpoint_tx: job_tx,
         sync_tx,
     };
@@ -205,6 +206,8 @@ struct Writer {
     /// than that may have missed them.
     forgotten: u64,
     last_handoff: std::time::Instant,
+    /// The block being encoded, reused from block to block.
+    block_buf: Vec<u8>,
     checkpoint_tx: mpsc::Sender<CheckpointJob>,
     sync_tx: mpsc::Sender<Completion>,
 }
@@ -529,11 +532,8 @@ impl Writer {
                 let key = keys::block_key(account, min, seq);
                 c.batch.insert(&self.engine.block_log, seq.to_be_bytes(), derived::block_log_value(&key, c.now));
                 logged.push(seq);
-                c.batch.insert(
-                    &self.engine.blocks,
-                    key,
-                    codec::encode_block(chunk.iter().map(|call| call.view(requests))),
-                );
+                codec::encode_block(chunk.iter().map(|call| call.view(requests)), &mut self.block_buf);
+                c.batch.insert(&self.engine.blocks, key, self.block_buf.as_slice());
                 let rec = &mut a.rec;
                 if max.saturating_sub(min) > rec.max_block_span_ns {
                     rec.max_block_span_ns = max.saturating_sub(min);
