@@ -174,7 +174,9 @@ fn sync_loop(db: fjall::Database, shared: Arc<Shared>, rx: mpsc::Receiver<Comple
     while let Ok(first) = rx.recv() {
         let mut waiting = vec![first];
         waiting.extend(rx.try_iter());
+        let started = std::time::Instant::now();
         let result = db.persist(PersistMode::SyncAll).map_err(StoreError::from);
+        warn_if_slow("sync", started, waiting.len());
         if let Err(e) = &result {
             tracing::error!(error = %e, "sync failed; the store takes no more writes until restarted");
             shared.writable.store(false, Ordering::Relaxed);
@@ -182,6 +184,16 @@ fn sync_loop(db: fjall::Database, shared: Arc<Shared>, rx: mpsc::Receiver<Comple
         for done in waiting {
             done(result.as_ref().map(|_| ()));
         }
+    }
+}
+
+/// Logs a step that held every request behind it for a long time: a disk
+/// that stalls its syncs, or the engine holding writes back while its
+/// background work catches up.
+fn warn_if_slow(step: &'static str, started: std::time::Instant, requests: usize) {
+    let elapsed = started.elapsed();
+    if elapsed >= std::time::Duration::from_millis(500) {
+        tracing::warn!(step, elapsed_ms = elapsed.as_millis() as u64, requests, "slow store step");
     }
 }
 
@@ -553,7 +565,10 @@ impl Writer {
             return Err(e);
         }
         let batch = std::mem::replace(&mut c.batch, self.engine.db.batch());
-        if let Err(e) = batch.commit() {
+        let started = std::time::Instant::now();
+        let committed = batch.commit();
+        warn_if_slow("engine commit", started, c.completions.len());
+        if let Err(e) = committed {
             self.next_seq = seq_before;
             self.shared.writable.store(false, Ordering::Relaxed);
             return Err(e.into());
