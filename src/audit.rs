@@ -94,6 +94,9 @@ pub fn audit(args: AuditArgs) -> Result<()> {
     }
     let mut auditor =
         Auditor::new(config)?.range(from, to).plans(&settings.store.plans).billing_rules(settings.store.rules.clone());
+    if args.data.is_some() {
+        auditor = auditor.in_time_order(); // the store's request log is in time order
+    }
     if let Some(a) = &args.lines.account {
         auditor = auditor.account(a);
     }

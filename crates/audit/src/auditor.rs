@@ -58,6 +58,8 @@ pub struct Auditor {
 
     seq: u64,
     newest: i64,
+    /// The caller promised time order: calls skip the reorder buffer.
+    in_time_order: bool,
     reorder: BinaryHeap<Reverse<Call>>,
     retries: RetryDetector,
     released: Vec<(Call, bool)>,
@@ -91,6 +93,7 @@ impl Auditor {
             last: None,
             seq: 0,
             newest: i64::MIN,
+            in_time_order: false,
             reorder: BinaryHeap::new(),
             retries,
             released: Vec::new(),
@@ -113,6 +116,14 @@ impl Auditor {
         self.from = from;
         self.to = to;
         self.timeline = TimelineCounts::starting_at(from.map(|t| t.timestamp_micros()));
+        self
+    }
+
+    /// The calls will come in time order (a store's request log), so they
+    /// need no reorder buffer; a call that breaks the promise is analysed
+    /// where it comes.
+    pub fn in_time_order(mut self) -> Auditor {
+        self.in_time_order = true;
         self
     }
 
@@ -166,7 +177,7 @@ impl Auditor {
         let time = e.time.timestamp_micros();
         self.timeline.add(time, source);
         self.seq += 1;
-        self.reorder.push(Reverse(Call {
+        let call = Call {
             seq: self.seq,
             time,
             source,
@@ -177,7 +188,13 @@ impl Auditor {
             cursor: e.cursor.as_deref().map(Into::into),
             result_count: e.result_count,
             billable,
-        }));
+        };
+        if self.in_time_order {
+            self.retries.push(call, &self.paths, &mut self.released);
+            self.analyse_released();
+            return;
+        }
+        self.reorder.push(Reverse(call));
         self.newest = self.newest.max(time);
         let ready = self.newest.saturating_sub(self.config.reorder_window_us());
         while self.reorder.peek().is_some_and(|Reverse(c)| c.time <= ready) {
@@ -321,6 +338,25 @@ mod tests {
         assert_eq!(found[0].avoidable_calls, truth.avoidable_calls);
         assert!(of_kind(&r, FindingKind::DuplicateRequests).is_empty(), "a poller is not retrying: {:#?}", r.findings);
         r
+    }
+
+    /// Calls already in time order (a store's request log) give the same
+    /// report whether or not they pass through the reorder buffer.
+    #[test]
+    fn in_time_order_skips_the_reorder_buffer_and_changes_nothing() {
+        for seed in [3, 17, 42] {
+            let sim = crate::simulate::scenario(seed, &crate::simulate::ScenarioShape::default());
+            let config = AuditConfig { list_page_size: sim.truth.list_page_size, ..AuditConfig::default() };
+            let mut buffered = Auditor::new(config.clone()).unwrap();
+            let mut direct = Auditor::new(config).unwrap().in_time_order();
+            for e in &sim.events {
+                buffered.push(e);
+                direct.push(e);
+            }
+            let (a, b) = (buffered.finish(), direct.finish());
+            assert!(!a.findings.is_empty(), "seed {seed} has waste to find");
+            assert_eq!(serde_json::to_value(&a).unwrap(), serde_json::to_value(&b).unwrap(), "seed {seed}");
+        }
     }
 
     #[test]

@@ -39,6 +39,7 @@ pub fn run(
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .account(account)
         .range(Some(from), Some(to))
+        .in_time_order()
         .plans(&settings.store.plans)
         .billing_rules(settings.store.rules.clone());
     let filter = CallFilter { from: Some(from), to: Some(to), ..CallFilter::default() };

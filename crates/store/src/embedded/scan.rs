@@ -20,9 +20,9 @@ use std::collections::BinaryHeap;
 /// A decoded block whose calls are still being merged.
 struct OpenBlock {
     seq: u64,
-    /// The calls not yet taken, last first, so that taking one is a pop.
-    rest: Vec<StoredCall>,
-    /// The index in the block of the call on top of `rest`.
+    /// The calls not yet taken, in order.
+    rest: std::iter::Peekable<std::vec::IntoIter<StoredCall>>,
+    /// The index in the block of the next call in `rest`.
     next_idx: u32,
 }
 
@@ -35,11 +35,10 @@ struct Merge {
 }
 
 impl Merge {
-    fn open(&mut self, seq: u64, mut calls: Vec<StoredCall>) {
+    fn open(&mut self, seq: u64, calls: Vec<StoredCall>) {
         let Some(first) = calls.first() else { return };
         let pos = Position { time_ns: codec::time_ns(first.event.time), seq, idx: 0 };
-        calls.reverse();
-        let block = OpenBlock { seq, rest: calls, next_idx: 0 };
+        let block = OpenBlock { seq, rest: calls.into_iter().peekable(), next_idx: 0 };
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.slots[slot] = Some(block);
@@ -61,8 +60,8 @@ impl Merge {
         }
         self.heap.pop();
         let block = self.slots[slot].as_mut().expect("an open slot");
-        let call = block.rest.pop().expect("a call behind each heap entry");
-        match block.rest.last() {
+        let call = block.rest.next().expect("a call behind each heap entry");
+        match block.rest.peek() {
             Some(next) => {
                 block.next_idx += 1;
                 let next = Position { time_ns: codec::time_ns(next.event.time), seq: block.seq, idx: block.next_idx };
