@@ -311,11 +311,16 @@ fn checkpoint(
     let mut keys: Vec<u128> = job.keys.iter().map(|k| u128::from_be_bytes(k.0)).collect();
     keys.sort_unstable();
     check_space()?;
+    let started = std::time::Instant::now();
     let mut ingestion = engine.dedup.start_ingestion()?;
     for key in keys {
         ingestion.write(&key.to_be_bytes()[..], &[][..])?;
     }
+    let written = std::time::Instant::now();
+    // Finishing takes the engine's journal lock: every write waits meanwhile.
     ingestion.finish()?;
+    super::writer::warn_if_slow("dedup key table registered", written, 0);
+    let keys_ms = started.elapsed().as_millis() as u64;
 
     // Then the aggregates and the block log, together. Only this thread
     // changes `flushing` while a job runs (the writer fills it before sending
@@ -349,10 +354,12 @@ fn checkpoint(
     check_space()?;
     // Readers must never see these counts both in the engine and in memory.
     let mut pending = shared.pending_aggregates.write();
+    let started = std::time::Instant::now();
     batch.commit()?;
+    super::writer::warn_if_slow("checkpoint commit", started, 0);
     pending.flushing = Arc::default();
     drop(pending);
-    tracing::debug!(keys = job.keys.len(), blocks = job.seqs.len(), "checkpoint written");
+    tracing::debug!(keys = job.keys.len(), blocks = job.seqs.len(), keys_ms, "checkpoint written");
     Ok(())
 }
 

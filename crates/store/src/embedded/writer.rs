@@ -51,7 +51,9 @@ impl DiskCheck {
     pub fn run(engine: &Engine, shared: &Shared, events: &[CallEvent]) -> Result<DiskCheck, StoreError> {
         let epoch = shared.checkpoints_done.load(Ordering::Acquire);
         let keys: Vec<DedupKey> = events.iter().map(|e| DedupKey::of(&e.account, &e.id)).collect();
+        let started = std::time::Instant::now();
         let on_disk = keys.iter().map(|k| engine.dedup.contains_key(k.0)).collect::<Result<_, _>>()?;
+        warn_if_slow("dedup lookups", started, 1);
         Ok(DiskCheck { epoch, keys, on_disk })
     }
 }
@@ -187,10 +189,11 @@ fn sync_loop(db: fjall::Database, shared: Arc<Shared>, rx: mpsc::Receiver<Comple
     }
 }
 
-/// Logs a step that held every request behind it for a long time: a disk
-/// that stalls its syncs, or the engine holding writes back while its
-/// background work catches up.
-fn warn_if_slow(step: &'static str, started: std::time::Instant, requests: usize) {
+/// Logs a step that held requests back for half a second or more: a disk
+/// that stalls its syncs, lookups waiting on the disk, or a checkpoint
+/// holding the engine's journal (every write waits meanwhile). `requests`
+/// is how many requests waited on it directly (0: the checkpointer's own).
+pub(crate) fn warn_if_slow(step: &'static str, started: std::time::Instant, requests: usize) {
     let elapsed = started.elapsed();
     if elapsed >= std::time::Duration::from_millis(500) {
         tracing::warn!(step, elapsed_ms = elapsed.as_millis() as u64, requests, "slow store step");
