@@ -27,7 +27,7 @@ pub struct ServerOptions {
     /// Serve /metrics without a token [default: false].
     #[arg(long, env = "CALLMETER_METRICS_PUBLIC")]
     pub metrics_public: Option<bool>,
-    /// Days a call is kept and its duplicates recognised [default: 400].
+    /// Days a call is kept in the request log (older ones are removed hourly) and accepted at all; ids stay recognised as duplicates [default: 400].
     #[arg(long, env = "CALLMETER_RETENTION_DAYS")]
     pub retention_days: Option<u32>,
     /// Hours after its end that a usage period closes; fractions allowed [default: 72].

@@ -18,6 +18,9 @@
 //! and shares one sync among them; reads go straight to the engine. Kept
 //! audits (`audits.rs`) are written directly, one synced write each.
 //!
+//! Call blocks older than the retention are removed every hour
+//! (`expiry.rs`); the aggregates stay.
+//!
 //! Dedup keys and breakdown rows of recent calls are kept in memory and
 //! written by a checkpoint every few seconds; `block_log` lists the blocks
 //! committed since, and is replayed after a crash (`derived.rs`).
@@ -25,6 +28,7 @@
 mod audits;
 mod backup;
 mod derived;
+mod expiry;
 mod scan;
 mod writer;
 

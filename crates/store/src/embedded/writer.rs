@@ -74,6 +74,8 @@ type Completion = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
 /// The way into the writer thread.
 pub(crate) struct WriterHandle {
     tx: parking_lot::Mutex<Option<mpsc::Sender<Command>>>,
+    /// Dropped to stop the expiry sweeps.
+    expiry_stop: parking_lot::Mutex<Option<mpsc::Sender<()>>>,
     threads: parking_lot::Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -115,10 +117,14 @@ pub(crate) fn start(
         checkpoint_tx: job_tx,
         sync_tx,
     };
+    let (expiry_stop, expiry_rx) = mpsc::channel();
+    let expiry =
+        super::expiry::start(writer.engine.clone(), writer.shared.clone(), writer.options.retention, expiry_rx)?;
     let writer = std::thread::Builder::new().name("callmeter-writer".into()).spawn(move || writer.run(rx))?;
     Ok(WriterHandle {
         tx: parking_lot::Mutex::new(Some(tx)),
-        threads: parking_lot::Mutex::new(vec![writer, syncer, checkpointer]),
+        expiry_stop: parking_lot::Mutex::new(Some(expiry_stop)),
+        threads: parking_lot::Mutex::new(vec![writer, syncer, checkpointer, expiry]),
     })
 }
 
@@ -157,9 +163,10 @@ impl WriterHandle {
         self.call(|reply| Command::DeleteToken { id, reply })
     }
 
-    /// Closes the queue and waits for the writer and syncer to finish what they hold.
+    /// Closes the queue, stops the expiry sweeps, and waits for the writer and syncer to finish what they hold.
     pub fn stop(&self) {
         self.tx.lock().take();
+        self.expiry_stop.lock().take();
         for t in self.threads.lock().drain(..) {
             let _ = t.join();
         }
