@@ -51,7 +51,7 @@ pub struct ServerOptions {
     /// Ingest requests that share one commit and one sync at most [default: 16].
     #[arg(long, env = "CALLMETER_REQUESTS_PER_COMMIT")]
     pub requests_per_commit: Option<usize>,
-    /// Engine block cache in MiB [default: 64].
+    /// Engine block cache in MiB [default: 256].
     #[arg(long, env = "CALLMETER_CACHE_MB")]
     pub cache_mb: Option<u64>,
     /// Plans (config file only).
@@ -202,7 +202,7 @@ impl ServerOptions {
                 rules: self.billing_rules.map_or_else(BillingRules::platform_default, |rules| BillingRules { rules }),
                 min_free_bytes: self.min_free_mb.unwrap_or(64) << 20,
                 max_requests_per_commit: requests_per_commit,
-                cache_bytes: self.cache_mb.unwrap_or(64) << 20,
+                cache_bytes: self.cache_mb.unwrap_or(256) << 20,
             },
             audit,
         })

@@ -54,7 +54,7 @@ impl Default for StoreOptions {
             rules: BillingRules::platform_default(),
             min_free_bytes: 64 << 20,
             max_requests_per_commit: 16,
-            cache_bytes: 64 << 20,
+            cache_bytes: 256 << 20,
         }
     }
 }
