@@ -12,7 +12,7 @@ use callmeter_audit::{AuditReport, Auditor};
 use callmeter_import::{Delivery, Sink, Summary};
 use callmeter_model::CallEvent;
 use callmeter_server::ServerOptions;
-use callmeter_store::{CallFilter, EmbeddedStore, Position, Store, StoredCall};
+use callmeter_store::{CallFilter, EmbeddedStore, Position, Store, StoreOptions, StoredCall};
 use chrono::{DateTime, NaiveDate, Utc};
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -227,6 +227,9 @@ fn audit_files(auditor: &mut Auditor, args: &AuditArgs, options: &ServerOptions)
     Ok(())
 }
 
+/// The engine's block cache while `audit --data` scans a data folder.
+const AUDIT_CACHE_BYTES: u64 = 16 << 20;
+
 /// Scans the account's calls in the data folder, in time order: one thread
 /// reads and decodes pages while this one audits them.
 fn audit_store(
@@ -242,7 +245,10 @@ fn audit_store(
     if !data.is_dir() {
         bail!("no data folder at {}", data.display());
     }
-    let store = EmbeddedStore::open(data, settings.store)
+    // One pass over the calls reads each block once: a big cache would only
+    // fill with blocks never read again.
+    let store_options = StoreOptions { cache_bytes: AUDIT_CACHE_BYTES, ..settings.store };
+    let store = EmbeddedStore::open(data, store_options)
         .with_context(|| format!("cannot open the data folder {} (is a server running on it?)", data.display()))?;
     if store.account(account).is_none() {
         store.shutdown();
