@@ -103,7 +103,7 @@ pub fn audit(args: AuditArgs) -> Result<()> {
 
     if let Some(data) = &args.data {
         let account = needs_account(&args, "--data")?;
-        audit_store(&mut auditor, data, &account, from, to, options)?;
+        audit_store(&mut auditor, data, &account, from, to, settings.store)?;
     } else if let Some(server) = &args.server {
         let account = needs_account(&args, "--server")?;
         audit_server(&mut auditor, server, args.token.clone(), &account, from, to)?;
@@ -159,32 +159,64 @@ fn write_report(report: &AuditReport, format: ReportFormat, out: Option<&Path>) 
     Ok(())
 }
 
-/// Hands the calls read from logs to the auditing thread, batch by batch:
-/// reading and auditing run side by side, each on its own core.
-struct AuditSink {
-    to_auditor: std::sync::mpsc::SyncSender<Vec<CallEvent>>,
-    /// Audited batches, back to be freed (and reused) on the thread that
-    /// allocated them.
-    audited: std::sync::mpsc::Receiver<Vec<CallEvent>>,
+/// The reading side of [`audit_pipelined`]: hands batches of calls to the
+/// auditing thread, and frees (or reuses) the ones it has audited, so that
+/// memory is freed on the thread that allocated it and reused at once.
+struct Feed<T> {
+    to_auditor: std::sync::mpsc::SyncSender<Vec<T>>,
+    audited: std::sync::mpsc::Receiver<Vec<T>>,
 }
 
-impl Sink for AuditSink {
+impl<T> Feed<T> {
+    /// Hands `batch` over and returns an empty vector to fill next (an audited
+    /// batch's, when one is back); `None` once the auditor has stopped.
+    fn send(&mut self, batch: Vec<T>) -> Option<Vec<T>> {
+        let mut spare = None;
+        for mut done in self.audited.try_iter() {
+            done.clear();
+            spare = Some(done);
+        }
+        self.to_auditor.send(batch).ok()?;
+        Some(spare.unwrap_or_default())
+    }
+}
+
+/// Reads batches of calls with `read` on one thread and audits them on this
+/// one: reading (parsing logs, decoding blocks) and auditing each get a core.
+fn audit_pipelined<T: Send>(
+    auditor: &mut Auditor,
+    event: fn(&T) -> &CallEvent,
+    read: impl FnOnce(&mut Feed<T>) -> Result<()> + Send,
+) -> Result<()> {
+    let (to_auditor, batches) = std::sync::mpsc::sync_channel::<Vec<T>>(4);
+    let (give_back, audited) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        // The feed moves into the reader, so the batches end when it does.
+        let reader = scope.spawn(move || read(&mut Feed { to_auditor, audited }));
+        for batch in batches {
+            for item in &batch {
+                auditor.push(event(item));
+            }
+            let _ = give_back.send(batch);
+        }
+        reader.join().unwrap_or_else(|_| bail!("the reader panicked"))
+    })
+}
+
+/// The calls of log files go to the auditor instead of a store: every call accepted.
+impl Sink for Feed<CallEvent> {
     fn deliver(&mut self, events: &mut Vec<CallEvent>) -> callmeter_import::Result<Vec<Delivery>> {
         let n = events.len();
-        let spare = self.audited.try_iter().last().map(|mut v| {
-            v.clear();
-            v
-        });
-        let batch = std::mem::replace(events, spare.unwrap_or_default());
-        // A closed channel means the auditor panicked: joining it reports that.
-        let _ = self.to_auditor.send(batch);
-        self.audited.try_iter().for_each(drop);
+        // A stopped auditor has panicked: joining it reports that.
+        if let Some(next) = self.send(std::mem::take(events)) {
+            *events = next;
+        }
         Ok(vec![Delivery::Accepted; n])
     }
 }
 
 /// Reads the files as `import` does (format detection, ids, accounts, time
-/// zone, classifier) on this thread, and audits their calls on another.
+/// zone, classifier) on one thread, and audits their calls on this one.
 fn audit_files(auditor: &mut Auditor, args: &AuditArgs, options: &ServerOptions) -> Result<()> {
     if args.files.iter().filter(|f| f.as_os_str() == "-").count() > 1 {
         bail!("standard input (-) can be read once");
@@ -192,27 +224,17 @@ fn audit_files(auditor: &mut Auditor, args: &AuditArgs, options: &ServerOptions)
     let read = args.lines.options(&args.log_format, options, false, 1_000)?;
     let bar = crate::import::progress_bar();
     let mut summary = Summary::default();
-    let (to_auditor, batches) = std::sync::mpsc::sync_channel::<Vec<CallEvent>>(4);
-    let (give_back, audited) = std::sync::mpsc::channel();
-    std::thread::scope(|scope| -> Result<()> {
-        let auditing = scope.spawn(move || {
-            for batch in batches {
-                for e in &batch {
-                    auditor.push(e);
-                }
-                let _ = give_back.send(batch);
-            }
-        });
-        let mut sink = AuditSink { to_auditor, audited };
-        let read_all = args.files.iter().try_for_each(|file| {
-            let input = callmeter_import::Input::open(file)?;
-            callmeter_import::import_input(input, &read, Some(&mut sink), &mut summary, &bar)
-                .with_context(|| format!("reading {}", file.display()))
-        });
-        drop(sink);
-        auditing.join().map_err(|_| anyhow::anyhow!("the auditor panicked"))?;
-        read_all
-    })?;
+    audit_pipelined(
+        auditor,
+        |e| e,
+        |feed| {
+            args.files.iter().try_for_each(|file| {
+                let input = callmeter_import::Input::open(file)?;
+                callmeter_import::import_input(input, &read, Some(feed), &mut summary, &bar)
+                    .with_context(|| format!("reading {}", file.display()))
+            })
+        },
+    )?;
     bar.finish_and_clear();
     if summary.rejected > 0 {
         let reasons: Vec<String> =
@@ -238,37 +260,31 @@ fn audit_store(
     account: &str,
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
-    options: ServerOptions,
+    options: StoreOptions,
 ) -> Result<()> {
-    let settings = ServerOptions { data: Some(data.to_owned()), ..Default::default() }.merge(options).resolve()?;
     // Opening makes a store where there is none: an audit must not leave one behind a typo.
     if !data.is_dir() {
         bail!("no data folder at {}", data.display());
     }
     // One pass over the calls reads each block once: a big cache would only
     // fill with blocks never read again.
-    let store_options = StoreOptions { cache_bytes: AUDIT_CACHE_BYTES, ..settings.store };
-    let store = EmbeddedStore::open(data, store_options)
+    let store = EmbeddedStore::open(data, StoreOptions { cache_bytes: AUDIT_CACHE_BYTES, ..options })
         .with_context(|| format!("cannot open the data folder {} (is a server running on it?)", data.display()))?;
     if store.account(account).is_none() {
         store.shutdown();
         bail!("no account {account:?} in {}", data.display());
     }
     let filter = CallFilter { from, to, ..CallFilter::default() };
-    let (tx, rx) = std::sync::mpsc::sync_channel(2);
-    // Audited pages go back to the reader to be freed: memory freed on the
-    // thread that allocated it is reused at once, instead of new pages.
-    let (done_tx, done_rx) = std::sync::mpsc::channel::<Vec<(Position, StoredCall)>>();
     let (store_ref, filter) = (&store, &filter);
-    let scanned = std::thread::scope(|scope| {
-        // The sender moves into the reader, so the pages end when it does.
-        let reader = scope.spawn(move || -> Result<()> {
+    let scanned = audit_pipelined(
+        auditor,
+        |(_, call): &(Position, StoredCall)| &call.event,
+        move |feed| {
             let mut after = None;
             loop {
-                done_rx.try_iter().for_each(drop);
                 let page = store_ref.calls(account, filter, after, 10_000)?;
                 let next = page.next;
-                if tx.send(page.calls).is_err() {
+                if feed.send(page.calls).is_none() {
                     return Ok(()); // the auditor stopped
                 }
                 match next {
@@ -276,15 +292,8 @@ fn audit_store(
                     None => return Ok(()),
                 }
             }
-        });
-        for page in rx {
-            for (_, call) in &page {
-                auditor.push(&call.event);
-            }
-            let _ = done_tx.send(page);
-        }
-        reader.join().unwrap_or_else(|_| bail!("the store reader panicked"))
-    });
+        },
+    );
     store.shutdown();
     scanned.with_context(|| format!("reading the calls of {account} in {}", data.display()))
 }

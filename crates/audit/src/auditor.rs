@@ -291,25 +291,18 @@ mod tests {
 
     /// A hand-made call `secs` after the start.
     fn call(secs: f64, key: &str, op: Operation, path: &str, cursor: Option<&str>, rc: Option<u64>) -> CallEvent {
+        let id = format!("{key}-{secs}-{path}-{cursor:?}");
+        let time = start() + chrono::Duration::microseconds((secs * 1e6) as i64);
         CallEvent {
-            id: format!("{key}-{secs}-{path}-{cursor:?}"),
-            account: "acme".into(),
-            time: start() + chrono::Duration::microseconds((secs * 1e6) as i64),
-            interface: Interface::Rest,
-            operation: op,
             method: Some(if op == Operation::Write { "POST" } else { "GET" }.into()),
             path: Some(path.into()),
-            destination: None,
             status: Some(200),
             api_key: Some(key.into()),
-            user: None,
             client_ip: Some("203.0.113.9".into()),
             user_agent: Some("curl/8.5.0".into()),
-            integration: None,
             cursor: cursor.map(Into::into),
             result_count: rc,
-            bytes: None,
-            duration_ms: None,
+            ..CallEvent::new(id, "acme".into(), time, Interface::Rest, op)
         }
     }
 

@@ -172,24 +172,11 @@ mod tests {
 
     fn event(api_key: Option<&str>, user: Option<&str>, ip: Option<&str>, ua: Option<&str>) -> CallEvent {
         CallEvent {
-            id: "1".into(),
-            account: "acme".into(),
-            time: Utc::now(),
-            interface: Interface::Rest,
-            operation: Operation::List,
-            method: None,
-            path: None,
-            destination: None,
-            status: None,
             api_key: api_key.map(Into::into),
             user: user.map(Into::into),
             client_ip: ip.map(Into::into),
             user_agent: ua.map(Into::into),
-            integration: None,
-            cursor: None,
-            result_count: None,
-            bytes: None,
-            duration_ms: None,
+            ..CallEvent::new("1".into(), "acme".into(), Utc::now(), Interface::Rest, Operation::List)
         }
     }
 

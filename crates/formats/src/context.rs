@@ -340,26 +340,7 @@ impl Context {
         operation: Operation,
         account: String,
     ) -> CallEvent {
-        CallEvent {
-            id: self.source.line_id(line),
-            account,
-            time,
-            interface,
-            operation,
-            method: None,
-            path: None,
-            destination: None,
-            status: None,
-            api_key: None,
-            user: None,
-            client_ip: None,
-            user_agent: None,
-            integration: None,
-            cursor: None,
-            result_count: None,
-            bytes: None,
-            duration_ms: None,
-        }
+        CallEvent::new(self.source.line_id(line), account, time, interface, operation)
     }
 
     /// The account of a call from this host and user.

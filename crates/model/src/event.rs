@@ -239,6 +239,40 @@ pub struct CallEvent {
     pub duration_ms: Option<f64>,
 }
 
+impl CallEvent {
+    /// An event with its required fields and every optional one absent, for
+    /// code that builds events field by field (log parsers, tests). Not
+    /// validated: check it with [`crate::check_event`] before storing it.
+    pub fn new(
+        id: String,
+        account: String,
+        time: DateTime<Utc>,
+        interface: Interface,
+        operation: Operation,
+    ) -> CallEvent {
+        CallEvent {
+            id,
+            account,
+            time,
+            interface,
+            operation,
+            method: None,
+            path: None,
+            destination: None,
+            status: None,
+            api_key: None,
+            user: None,
+            client_ip: None,
+            user_agent: None,
+            integration: None,
+            cursor: None,
+            result_count: None,
+            bytes: None,
+            duration_ms: None,
+        }
+    }
+}
+
 /// RFC 3339 with `Z` and only as many fractional digits as needed (0, 3, 6 or 9).
 fn serialize_time<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::AutoSi, true))

@@ -65,14 +65,16 @@ pub fn time_ns(t: DateTime<Utc>) -> i64 {
     t.timestamp_nanos_opt().unwrap_or(if t.timestamp() < 0 { i64::MIN } else { i64::MAX })
 }
 
+thread_local! {
+    /// A block's uncompressed records, one buffer per thread, reused from
+    /// block to block: a fresh megabyte per block costs a page fault per
+    /// 4 KiB, more than the compression or decompression itself.
+    static RAW: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Encodes calls of one account, already sorted by time, into a block value
 /// in `out` (replacing what it held, reusing its capacity).
 pub fn encode_block<'a>(calls: impl ExactSizeIterator<Item = CallView<'a>>, out: &mut Vec<u8>) {
-    thread_local! {
-        // The uncompressed records, reused: a fresh megabyte per block costs
-        // page faults the writer would pay for on every commit.
-        static RAW: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
     let count = calls.len();
     RAW.with_borrow_mut(|raw| {
         raw.clear();
@@ -109,11 +111,6 @@ pub fn block_header(value: &[u8]) -> Result<BlockHeader, StoreError> {
 
 /// Decodes a block of `account`'s calls.
 pub fn decode_block(account: &str, value: &[u8]) -> Result<Vec<StoredCall>, StoreError> {
-    thread_local! {
-        // One decompression buffer per thread, reused: a fresh one per block
-        // costs a page fault per 4 KiB, more than the decompression itself.
-        static RAW: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
     let header = block_header(value)?;
     let (size, compressed) = lz4_flex::block::uncompressed_size(&value[HEADER_LEN..])
         .map_err(|e| StoreError::Corrupt(format!("call block: {e}")))?;

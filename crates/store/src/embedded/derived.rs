@@ -319,7 +319,7 @@ fn checkpoint(
     let written = std::time::Instant::now();
     // Finishing takes the engine's journal lock: every write waits meanwhile.
     ingestion.finish()?;
-    super::writer::warn_if_slow("dedup key table registered", written, 0);
+    super::warn_if_slow("dedup key table registered", written, 0);
     let keys_ms = started.elapsed().as_millis() as u64;
 
     // Then the aggregates and the block log, together. Only this thread
@@ -356,7 +356,7 @@ fn checkpoint(
     let mut pending = shared.pending_aggregates.write();
     let started = std::time::Instant::now();
     batch.commit()?;
-    super::writer::warn_if_slow("checkpoint commit", started, 0);
+    super::warn_if_slow("checkpoint commit", started, 0);
     pending.flushing = Arc::default();
     drop(pending);
     tracing::debug!(keys = job.keys.len(), blocks = job.seqs.len(), keys_ms, "checkpoint written");

@@ -21,26 +21,43 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(3_600);
 /// Removals per engine batch, so that one sweep never holds a huge batch.
 const REMOVALS_PER_BATCH: usize = 10_000;
 
-/// Starts the sweeping thread: a sweep at once, then every [`SWEEP_INTERVAL`]
-/// until `stop` closes.
-pub(crate) fn start(
-    engine: Engine,
-    shared: Arc<Shared>,
-    retention: chrono::Duration,
-    stop: mpsc::Receiver<()>,
-) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new().name("callmeter-expiry".into()).spawn(move || loop {
-        let cutoff = chrono::Utc::now() - retention;
-        match expire_blocks(&engine, &shared, crate::codec::time_ns(cutoff)) {
-            Ok(0) => {}
-            Ok(blocks) => tracing::info!(blocks, %cutoff, "expired call blocks older than the retention"),
-            Err(e) => tracing::warn!(error = %e, "expiring old call blocks failed; trying again next hour"),
+/// The sweeping thread; stopped by [`Sweeps::stop`] or when dropped.
+pub(crate) struct Sweeps {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Sweeps {
+    /// Starts the sweeps: one at once, then every [`SWEEP_INTERVAL`].
+    pub fn start(engine: Engine, shared: Arc<Shared>, retention: chrono::Duration) -> std::io::Result<Sweeps> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new().name("callmeter-expiry".into()).spawn(move || loop {
+            let cutoff = chrono::Utc::now() - retention;
+            match expire_blocks(&engine, &shared, crate::codec::time_ns(cutoff)) {
+                Ok(0) => {}
+                Ok(blocks) => tracing::info!(blocks, %cutoff, "expired call blocks older than the retention"),
+                Err(e) => tracing::warn!(error = %e, "expiring old call blocks failed; trying again next hour"),
+            }
+            if !matches!(stopped.recv_timeout(SWEEP_INTERVAL), Err(mpsc::RecvTimeoutError::Timeout)) {
+                return;
+            }
+        })?;
+        Ok(Sweeps { stop: Some(stop), thread: Some(thread) })
+    }
+
+    /// Stops the sweeps, waiting for one under way.
+    pub fn stop(&mut self) {
+        self.stop.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
         }
-        match stop.recv_timeout(SWEEP_INTERVAL) {
-            Err(mpsc::RecvTimeoutError::Timeout) => continue,
-            _ => return,
-        }
-    })
+    }
+}
+
+impl Drop for Sweeps {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 /// Removes every block whose calls are all before `cutoff_ns`; the number removed.

@@ -142,6 +142,7 @@ pub struct EmbeddedStore {
     engine: Engine,
     shared: Arc<Shared>,
     writer: writer::WriterHandle,
+    expiry: expiry::Sweeps,
     path: PathBuf,
     /// The free-space reserve, for the writes that bypass the writer (kept audits).
     min_free_bytes: u64,
@@ -166,9 +167,11 @@ impl EmbeddedStore {
             checkpoints_done: AtomicU64::new(0),
         });
         let min_free_bytes = options.min_free_bytes;
+        let retention = options.retention;
         let writer = writer::start(engine.clone(), shared.clone(), options, path.to_path_buf())?;
+        let expiry = expiry::Sweeps::start(engine.clone(), shared.clone(), retention)?;
         tracing::info!(path = %path.display(), accounts = shared.accounts.read().len(), "store opened");
-        Ok(EmbeddedStore { engine, shared, writer, path: path.to_path_buf(), min_free_bytes })
+        Ok(EmbeddedStore { engine, shared, writer, expiry, path: path.to_path_buf(), min_free_bytes })
     }
 
     /// The data folder.
@@ -177,7 +180,8 @@ impl EmbeddedStore {
     }
 
     /// Stops the writer after it has committed and synced everything it was given.
-    pub fn shutdown(self) {
+    pub fn shutdown(mut self) {
+        self.expiry.stop();
         self.writer.stop();
     }
 }
@@ -348,28 +352,24 @@ impl Store for EmbeddedStore {
     }
 }
 
+/// Logs a step that held requests back for half a second or more: a disk
+/// that stalls its syncs, lookups waiting on the disk, or a checkpoint
+/// holding the engine's journal (every write waits meanwhile). `requests`
+/// is how many requests waited on it directly (0: the checkpointer's own).
+pub(crate) fn warn_if_slow(step: &'static str, started: std::time::Instant, requests: usize) {
+    let elapsed = started.elapsed();
+    if elapsed >= std::time::Duration::from_millis(500) {
+        tracing::warn!(step, elapsed_ms = elapsed.as_millis() as u64, requests, "slow store step");
+    }
+}
+
 /// A GET of `/f` by account `acme`, for the tests of this module's files.
 #[cfg(test)]
 pub(crate) fn test_event(id: String, time: chrono::DateTime<chrono::Utc>) -> CallEvent {
     use callmeter_model::{Interface, Operation};
     CallEvent {
-        id,
-        account: "acme".into(),
-        time,
-        interface: Interface::Rest,
-        operation: Operation::Read,
         method: Some("GET".into()),
         path: Some("/f".into()),
-        destination: None,
-        status: None,
-        api_key: None,
-        user: None,
-        client_ip: None,
-        user_agent: None,
-        integration: None,
-        cursor: None,
-        result_count: None,
-        bytes: None,
-        duration_ms: None,
+        ..CallEvent::new(id, "acme".into(), time, Interface::Rest, Operation::Read)
     }
 }

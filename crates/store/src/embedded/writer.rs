@@ -10,7 +10,7 @@
 //! the syncer waits on the disk, and nothing is acknowledged before it is on disk.
 
 use super::derived::{self, CallCounter, CheckpointJob, KeySet};
-use super::{Engine, Shared};
+use super::{warn_if_slow, Engine, Shared};
 use crate::codec::{self, CallView};
 use crate::disk;
 use crate::keys;
@@ -74,8 +74,6 @@ type Completion = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
 /// The way into the writer thread.
 pub(crate) struct WriterHandle {
     tx: parking_lot::Mutex<Option<mpsc::Sender<Command>>>,
-    /// Dropped to stop the expiry sweeps.
-    expiry_stop: parking_lot::Mutex<Option<mpsc::Sender<()>>>,
     threads: parking_lot::Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -117,14 +115,10 @@ pub(crate) fn start(
         checkpoint_tx: job_tx,
         sync_tx,
     };
-    let (expiry_stop, expiry_rx) = mpsc::channel();
-    let expiry =
-        super::expiry::start(writer.engine.clone(), writer.shared.clone(), writer.options.retention, expiry_rx)?;
     let writer = std::thread::Builder::new().name("callmeter-writer".into()).spawn(move || writer.run(rx))?;
     Ok(WriterHandle {
         tx: parking_lot::Mutex::new(Some(tx)),
-        expiry_stop: parking_lot::Mutex::new(Some(expiry_stop)),
-        threads: parking_lot::Mutex::new(vec![writer, syncer, checkpointer, expiry]),
+        threads: parking_lot::Mutex::new(vec![writer, syncer, checkpointer]),
     })
 }
 
@@ -163,10 +157,9 @@ impl WriterHandle {
         self.call(|reply| Command::DeleteToken { id, reply })
     }
 
-    /// Closes the queue, stops the expiry sweeps, and waits for the writer and syncer to finish what they hold.
+    /// Closes the queue and waits for the writer and syncer to finish what they hold.
     pub fn stop(&self) {
         self.tx.lock().take();
-        self.expiry_stop.lock().take();
         for t in self.threads.lock().drain(..) {
             let _ = t.join();
         }
@@ -193,17 +186,6 @@ fn sync_loop(db: fjall::Database, shared: Arc<Shared>, rx: mpsc::Receiver<Comple
         for done in waiting {
             done(result.as_ref().map(|_| ()));
         }
-    }
-}
-
-/// Logs a step that held requests back for half a second or more: a disk
-/// that stalls its syncs, lookups waiting on the disk, or a checkpoint
-/// holding the engine's journal (every write waits meanwhile). `requests`
-/// is how many requests waited on it directly (0: the checkpointer's own).
-pub(crate) fn warn_if_slow(step: &'static str, started: std::time::Instant, requests: usize) {
-    let elapsed = started.elapsed();
-    if elapsed >= std::time::Duration::from_millis(500) {
-        tracing::warn!(step, elapsed_ms = elapsed.as_millis() as u64, requests, "slow store step");
     }
 }
 
@@ -479,13 +461,6 @@ impl Writer {
         Ok(rec)
     }
 
-    /// Hands the recent keys and breakdown to the checkpointer when they are
-    /// big or old enough and no checkpoint is under way; forgets the keys of a
-    /// finished checkpoint, which the engine now holds.
-    fn hand_over_if_due(&mut self) {
-        self.hand_over(false);
-    }
-
     /// On a clean stop, hands everything over once the checkpoint under way
     /// is done, so that the next open has no block log to replay. A
     /// checkpoint that keeps failing (a full disk) is not waited for longer
@@ -501,7 +476,10 @@ impl Writer {
         self.hand_over(true);
     }
 
-    fn hand_over(&mut self, force: bool) {
+    /// Hands the recent keys and breakdown to the checkpointer when they are
+    /// big or old enough (or `now`) and no checkpoint is under way; forgets
+    /// the keys of a finished checkpoint, which the engine now holds.
+    fn hand_over(&mut self, now: bool) {
         if self.flushing.is_some() {
             if self.shared.checkpoints_done.load(Ordering::Acquire) < self.handed {
                 return;
@@ -513,7 +491,7 @@ impl Writer {
             return;
         }
         let rows = self.shared.pending_aggregates.read().rows();
-        let due = force
+        let due = now
             || self.recent.len() >= derived::MAX_RECENT_KEYS
             || rows >= derived::MAX_PENDING_ROWS
             || self.last_handoff.elapsed() >= derived::CHECKPOINT_INTERVAL;
@@ -595,7 +573,7 @@ impl Writer {
         }
         c.new_keys.clear();
         self.unlogged.extend(logged);
-        self.hand_over_if_due();
+        self.hand_over(false);
 
         // Committed: publish the new state.
         if !c.accounts.is_empty() {
