@@ -54,6 +54,9 @@ pub struct ServerOptions {
     /// Engine block cache in MiB [default: 256].
     #[arg(long, env = "CALLMETER_CACHE_MB")]
     pub cache_mb: Option<u64>,
+    /// Milliseconds between checkpoints of recent dedup keys and aggregates into the engine [default: 20000].
+    #[arg(long, env = "CALLMETER_CHECKPOINT_INTERVAL_MS")]
+    pub checkpoint_interval_ms: Option<u64>,
     /// Plans (config file only).
     #[arg(skip)]
     pub plans: Option<Vec<Plan>>,
@@ -146,6 +149,7 @@ impl ServerOptions {
             min_free_mb: self.min_free_mb.or(file.min_free_mb),
             requests_per_commit: self.requests_per_commit.or(file.requests_per_commit),
             cache_mb: self.cache_mb.or(file.cache_mb),
+            checkpoint_interval_ms: self.checkpoint_interval_ms.or(file.checkpoint_interval_ms),
             plans: self.plans.or(file.plans),
             billing_rules: self.billing_rules.or(file.billing_rules),
             import: self.import.or(file.import),
@@ -184,6 +188,10 @@ impl ServerOptions {
             return Err(invalid("grace_hours", format!("{grace_hours} is not a number of hours")));
         }
         let requests_per_commit = self.requests_per_commit.unwrap_or(16).max(1);
+        let checkpoint_interval_ms = self.checkpoint_interval_ms.unwrap_or(20_000);
+        if !(10..=3_600_000).contains(&checkpoint_interval_ms) {
+            return Err(invalid("checkpoint_interval_ms", format!("{checkpoint_interval_ms}: from 10 to 3600000")));
+        }
         let audit = self.audit.map_or_else(AuditOptions::default, |a| *a);
         audit.check().map_err(|message| invalid("audit", message))?;
         Ok(Settings {
@@ -203,6 +211,7 @@ impl ServerOptions {
                 min_free_bytes: self.min_free_mb.unwrap_or(64) << 20,
                 max_requests_per_commit: requests_per_commit,
                 cache_bytes: self.cache_mb.unwrap_or(256) << 20,
+                checkpoint_interval: std::time::Duration::from_millis(checkpoint_interval_ms),
             },
             audit,
         })
@@ -268,6 +277,7 @@ mod tests {
         assert_eq!(example.store.grace, defaults.store.grace);
         assert_eq!(example.store.retention, defaults.store.retention);
         assert_eq!(example.store.min_free_bytes, defaults.store.min_free_bytes);
+        assert_eq!(example.store.checkpoint_interval, defaults.store.checkpoint_interval);
         assert_eq!(ServerOptions::from_file(&path).unwrap().import, None, "the shipped tables");
         assert_eq!(example.audit, defaults.audit);
     }

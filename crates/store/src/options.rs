@@ -39,6 +39,10 @@ pub struct StoreOptions {
     pub max_requests_per_commit: usize,
     /// Memory for the engine's block cache.
     pub cache_bytes: u64,
+    /// How often, at most, the dedup keys and aggregates of recent calls are
+    /// written into the engine (a checkpoint); a start after a crash replays
+    /// the calls since the last one.
+    pub checkpoint_interval: std::time::Duration,
 }
 
 impl Default for StoreOptions {
@@ -55,6 +59,7 @@ impl Default for StoreOptions {
             min_free_bytes: 64 << 20,
             max_requests_per_commit: 16,
             cache_bytes: 256 << 20,
+            checkpoint_interval: std::time::Duration::from_secs(20),
         }
     }
 }
