@@ -23,6 +23,16 @@ pub fn start(data: &Path, extra: &[&str]) -> Server {
 
 /// A server on a given address (to restart one where its clients expect it).
 pub fn start_on(data: &Path, listen: &str, extra: &[&str]) -> Server {
+    start_with(data, listen, extra, &[])
+}
+
+/// A server with extra environment variables (say `CALLMETER_FAILPOINTS`).
+pub fn start_with(data: &Path, listen: &str, extra: &[&str], envs: &[(&str, &str)]) -> Server {
+    try_start(data, listen, extra, envs).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A server, or why it exited before listening.
+pub fn try_start(data: &Path, listen: &str, extra: &[&str], envs: &[(&str, &str)]) -> Result<Server, String> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_callmeter"))
         .arg("serve")
         .arg("--listen")
@@ -33,6 +43,8 @@ pub fn start_on(data: &Path, listen: &str, extra: &[&str]) -> Server {
         .env("CALLMETER_ADMIN_TOKEN", ADMIN)
         .env("CALLMETER_LOG", "warn")
         .env_remove("CALLMETER_CONFIG")
+        .env_remove("CALLMETER_FAILPOINTS")
+        .envs(envs.iter().copied())
         .current_dir(data.parent().unwrap_or(data))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -47,13 +59,13 @@ pub fn start_on(data: &Path, listen: &str, extra: &[&str]) -> Server {
                     break url.trim().to_owned();
                 }
             }
-            _ => panic!("server exited before listening: {:?}", child.wait()),
+            _ => return Err(format!("server exited before listening: {:?}", child.wait())),
         }
     };
     // Keep draining stdout so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
     let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");
-    Server { child, base, http }
+    Ok(Server { child, base, http })
 }
 
 impl Server {
@@ -95,6 +107,32 @@ impl Server {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let status = self.child.wait().expect("wait");
         assert!(status.success(), "server exited with {status}");
+    }
+
+    /// A gauge or counter from `/metrics`, read as the admin.
+    pub fn metric(&self, name: &str) -> u64 {
+        let text = self.http.get(self.url("/metrics")).bearer_auth(ADMIN).send().unwrap().text().unwrap();
+        let line = text.lines().find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '));
+        line.and_then(|l| l[name.len()..].trim().parse().ok()).unwrap_or_else(|| panic!("no metric {name}"))
+    }
+
+    /// Every call of an account in the request log, by id, as the admin.
+    pub fn stored_ids(&self, account: &str) -> Vec<String> {
+        let url = self.url(&format!("/v1/accounts/{account}/calls?format=ndjson"));
+        let ndjson = self.http.get(url).bearer_auth(ADMIN).send().unwrap().text().unwrap();
+        ndjson.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["id"].as_str().unwrap().to_owned()).collect()
+    }
+
+    /// Waits for the process to end by itself (a failpoint crashed it).
+    pub fn wait_exit(mut self, limit: Duration) -> std::process::ExitStatus {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(start.elapsed() < limit, "the server did not crash within {limit:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Kills the server with SIGKILL.

@@ -33,6 +33,7 @@ pub use options::{default_plans, OptionsError, ServerOptions, Settings, MAX_BODY
 pub use usage::UsageReport;
 
 use callmeter_store::{EmbeddedStore, Store};
+use metrics::Metrics;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -84,6 +85,9 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         stopping: AtomicBool::new(false),
         live_audits: tokio::sync::Semaphore::new(cores),
     });
+    let opened = state.store.open_report();
+    Metrics::add(&state.metrics.store_open_replayed_calls, opened.replayed_calls);
+    Metrics::add(&state.metrics.store_open_ms, opened.elapsed.as_millis() as u64);
     let app = api::router(state.clone());
     let daily = state.settings.audit.daily.then(|| schedule::DailyAudits::start(state.clone()));
     tracing::info!(%addr, data = %data.display(), "callmeter listening");

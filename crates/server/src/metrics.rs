@@ -18,6 +18,10 @@ pub struct Metrics {
     pub ingest_failures: AtomicU64,
     /// Sum of ingest acknowledgement latency, microseconds.
     pub ingest_latency_us: AtomicU64,
+    /// Calls the store replayed when it opened (since the last checkpoint before a crash).
+    pub store_open_replayed_calls: AtomicU64,
+    /// How long opening the store took, milliseconds.
+    pub store_open_ms: AtomicU64,
 }
 
 impl Metrics {
@@ -49,6 +53,15 @@ impl Metrics {
             "# HELP callmeter_accounts Accounts known.\n# TYPE callmeter_accounts gauge\ncallmeter_accounts {accounts}"
         );
         let _ = writeln!(s, "# HELP callmeter_store_writable Whether the store takes writes.\n# TYPE callmeter_store_writable gauge\ncallmeter_store_writable {}", writable as u8);
+        let mut gauge = |name: &str, help: &str, v: u64| {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        };
+        gauge(
+            "callmeter_store_open_replayed_calls",
+            "Calls replayed when the store opened: those since the last checkpoint before a crash.",
+            get(&self.store_open_replayed_calls),
+        );
+        gauge("callmeter_store_open_milliseconds", "How long opening the store took.", get(&self.store_open_ms));
         s
     }
 }

@@ -11,10 +11,13 @@
 //! - `aggregate.rs`: the 15-minute aggregates kept on write.
 //! - `keys.rs`: byte layouts of the keys.
 //! - `disk.rs`: free space, checked before every commit.
-//! - `embedded/`: the fjall store: open and reads (`mod.rs`), the single
-//!   writer with group commit (`writer.rs`), the time-ordered request-log
-//!   scan (`scan.rs`), online backup (`backup.rs`) and the kept daily audits
-//!   (`audits.rs`).
+//! - `failpoint.rs`: fault injection at every step that writes (test builds only).
+//! - `embedded/`: the fjall store: open and reads (`mod.rs`), the data
+//!   folder's check (`folder.rs`), the single writer (`writer.rs`) and its
+//!   syncer with group commit (`syncer.rs`), recent keys and aggregates and
+//!   their checkpoints (`derived.rs`), undo of failed syncs (`undo.rs`), the
+//!   time-ordered request-log scan (`scan.rs`), retention (`expiry.rs`),
+//!   online backup (`backup.rs`) and the kept daily audits (`audits.rs`).
 //! - `error.rs`: [`StoreError`].
 
 mod aggregate;
@@ -22,6 +25,7 @@ mod codec;
 mod disk;
 mod embedded;
 mod error;
+mod failpoint;
 mod keys;
 mod options;
 mod records;
@@ -33,4 +37,4 @@ pub use embedded::{EmbeddedStore, FORMAT_VERSION};
 pub use error::{is_disk_full, StoreError};
 pub use options::{LatePolicy, StoreOptions};
 pub use records::{AccountRecord, Adjustment, CallFilter, CallPage, Outcome, Position, Scope, TokenRecord};
-pub use store::{AccountChange, BackupReport, IngestTicket, Store};
+pub use store::{AccountChange, BackupReport, IngestTicket, OpenReport, Store};

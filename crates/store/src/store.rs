@@ -53,6 +53,19 @@ pub struct BackupReport {
     pub bytes: u64,
 }
 
+/// What opening a store took: after a crash, the calls since the last
+/// checkpoint are replayed (and checkpointed at once), so this stays bounded
+/// by the checkpoint interval however many crashes came before.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpenReport {
+    /// Blocks replayed from the block log.
+    pub replayed_blocks: u64,
+    /// Calls in them.
+    pub replayed_calls: u64,
+    /// How long the open took.
+    pub elapsed: std::time::Duration,
+}
+
 /// A store of calls, aggregates, accounts and tokens.
 pub trait Store: Send + Sync + 'static {
     /// Submits validated events. Each is deduplicated, checked against retention
@@ -123,4 +136,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Bytes the store takes on disk.
     fn disk_bytes(&self) -> u64;
+
+    /// What opening the store replayed and how long it took.
+    fn open_report(&self) -> OpenReport;
 }

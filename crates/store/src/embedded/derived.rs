@@ -5,12 +5,16 @@
 //! totals row, into the engine on every commit costs more than everything
 //! else a commit does (two skip-list inserts per call). So a commit writes
 //! only the call blocks and a `block_log` entry per block, in one atomic,
-//! synced batch; the dedup keys and aggregates of those calls stay in memory. Every few
-//! seconds the writer hands them to the checkpointer thread, which writes
-//! them into the engine in one batch together with the removal of the
-//! `block_log` entries they came from. After a crash, the blocks still in
-//! `block_log` are replayed into memory, so nothing acknowledged is lost and
-//! nothing is counted twice: the blocks are the truth, the rest derives from them.
+//! synced batch; the dedup keys and aggregates of those calls stay in memory.
+//! Every few seconds the writer queues a checkpoint job behind its commits;
+//! once they are durable the syncer hands it to the checkpointer thread,
+//! which writes the dedup keys as a table, then the aggregates together with
+//! the removal of the `block_log` entries they came from in one batch, and
+//! syncs. After a crash, the blocks still in `block_log` are replayed into
+//! memory and checkpointed before the store opens (`recover`), so nothing
+//! acknowledged is lost, nothing is counted twice (the blocks are the truth,
+//! the rest derives from them), and a start replays only the calls since the
+//! last checkpoint, however many crashes came before.
 //!
 //! The memory this takes is bounded by the checkpoint thresholds, not by the
 //! number of stored calls.
@@ -19,6 +23,7 @@ use super::{Engine, Shared};
 use crate::aggregate::{self, CallFlags, Counters, TotalsDims};
 use crate::codec::{self, CallView};
 use crate::disk;
+use crate::failpoint;
 use crate::keys;
 use crate::options::LatePolicy;
 use crate::StoreError;
@@ -39,10 +44,8 @@ use std::time::Duration;
 // (bounded by these constants: about 100 bytes per key and per row) and the
 // block log replayed after a crash (at most MAX_RECENT_KEYS calls).
 
-/// The writer hands over at least this often when there is something to hand over...
-pub(crate) const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(20);
-
-/// ...or once this many dedup keys are in memory...
+/// The writer hands over at least every `StoreOptions::checkpoint_interval`
+/// when there is something to hand over, or once this many dedup keys are in memory...
 pub(crate) const MAX_RECENT_KEYS: usize = 1 << 22;
 
 /// ...or once this many breakdown rows are pending.
@@ -160,9 +163,8 @@ impl CallCounter {
             if carried.peek().is_some() {
                 let counts = self.bucket(aggs, account, bucket_of(arrival));
                 for call in carried {
-                    let e = call.event;
                     let flags = CallFlags { billable: true, late: true, carried: true };
-                    counts.add_total(aggregate::totals_dims(e.interface, e.operation, flags), 1);
+                    Self::add_with(&mut self.suffix, counts, call, flags);
                 }
             }
         }
@@ -170,8 +172,15 @@ impl CallCounter {
 
     /// Adds one call to its bucket's totals and breakdown row.
     fn add(suffix: &mut Vec<u8>, counts: &mut BucketCounts, call: CallView<'_>) {
-        let e = call.event;
         let flags = CallFlags { billable: call.billable, late: call.late, carried: false };
+        Self::add_with(suffix, counts, call, flags);
+    }
+
+    /// Adds one call with these flags. A carried entry (a late call billed
+    /// in the open period) only bills: it carries no errors or bytes, which
+    /// its own bucket's entry has.
+    fn add_with(suffix: &mut Vec<u8>, counts: &mut BucketCounts, call: CallView<'_>, flags: CallFlags) {
+        let e = call.event;
         counts.add_total(aggregate::totals_dims(e.interface, e.operation, flags), 1);
         suffix.clear();
         aggregate::push_breakdown_suffix(
@@ -182,7 +191,11 @@ impl CallCounter {
             e.api_key.as_deref().unwrap_or(""),
             e.user.as_deref().unwrap_or(""),
         );
-        let add = Counters { calls: 1, errors: e.status.is_some_and(|s| s >= 400) as u64, bytes: e.bytes.unwrap_or(0) };
+        let add = if flags.carried {
+            Counters { calls: 1, errors: 0, bytes: 0 }
+        } else {
+            Counters { calls: 1, errors: e.status.is_some_and(|s| s >= 400) as u64, bytes: e.bytes.unwrap_or(0) }
+        };
         match counts.breakdown.get_mut(suffix.as_slice()) {
             Some(c) => c.add(&add),
             None => {
@@ -226,13 +239,54 @@ pub(crate) struct Replayed {
     pub seqs: Vec<u64>,
 }
 
-/// Puts the dedup keys and breakdown counts of every block committed since
-/// the last checkpoint back into memory, as they were before the process stopped.
-pub(crate) fn replay_block_log(
+/// Recovers from a stop without a final checkpoint (a crash): replays the
+/// block log into memory and checkpoints it at once, so that the next start
+/// does not replay it again. What stays for the writer to hand over (nothing,
+/// unless that checkpoint failed, say on a full disk: then the replayed keys
+/// and blocks, as before the stop).
+pub(crate) fn recover(
     engine: &Engine,
     shared: &Shared,
+    path: &std::path::Path,
+    min_free_bytes: u64,
     late_calls: LatePolicy,
 ) -> Result<Replayed, StoreError> {
+    let started = std::time::Instant::now();
+    let replayed = replay_block_log(engine, shared, late_calls)?;
+    let calls = replayed.keys.len() as u64;
+    shared.replay.blocks.store(replayed.seqs.len() as u64, Ordering::Relaxed);
+    shared.replay.calls.store(calls, Ordering::Relaxed);
+    if replayed.seqs.is_empty() {
+        return Ok(replayed);
+    }
+    {
+        let mut pending = shared.pending_aggregates.write();
+        pending.flushing = Arc::new(std::mem::take(&mut pending.current));
+    }
+    let job = CheckpointJob { keys: Arc::new(replayed.keys), seqs: replayed.seqs };
+    match checkpoint(engine, shared, path, min_free_bytes, &job) {
+        Ok(()) => {
+            tracing::info!(
+                blocks = job.seqs.len(),
+                calls,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "recovered the calls since the last checkpoint"
+            );
+            Ok(Replayed { keys: KeySet::default(), seqs: Vec::new() })
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot checkpoint the replayed calls now; they stay in memory and the block log");
+            let mut pending = shared.pending_aggregates.write();
+            pending.current = std::mem::take(Arc::make_mut(&mut pending.flushing));
+            let keys = Arc::try_unwrap(job.keys).unwrap_or_else(|shared| (*shared).clone());
+            Ok(Replayed { keys, seqs: job.seqs })
+        }
+    }
+}
+
+/// Puts the dedup keys and breakdown counts of every block committed since
+/// the last checkpoint back into memory, as they were before the process stopped.
+fn replay_block_log(engine: &Engine, shared: &Shared, late_calls: LatePolicy) -> Result<Replayed, StoreError> {
     let mut out = Replayed { keys: KeySet::default(), seqs: Vec::new() };
     let mut pending = shared.pending_aggregates.write();
     let mut counter = CallCounter::default();
@@ -256,9 +310,6 @@ pub(crate) fn replay_block_log(
             arrival,
             late_calls,
         );
-    }
-    if !out.seqs.is_empty() {
-        tracing::info!(blocks = out.seqs.len(), calls = out.keys.len(), "replayed the block log");
     }
     Ok(out)
 }
@@ -313,7 +364,11 @@ fn checkpoint(
     check_space()?;
     let started = std::time::Instant::now();
     let mut ingestion = engine.dedup.start_ingestion()?;
-    for key in keys {
+    let half = keys.len() / 2;
+    for (i, key) in keys.into_iter().enumerate() {
+        if i == half {
+            failpoint::check("checkpoint.keys_half_written")?;
+        }
         ingestion.write(&key.to_be_bytes()[..], &[][..])?;
     }
     let written = std::time::Instant::now();
@@ -321,6 +376,7 @@ fn checkpoint(
     ingestion.finish()?;
     super::warn_if_slow("dedup key table registered", written, 0);
     let keys_ms = started.elapsed().as_millis() as u64;
+    failpoint::check("checkpoint.after_keys")?;
 
     // Then the aggregates and the block log, together. Only this thread
     // changes `flushing` while a job runs (the writer fills it before sending
@@ -352,6 +408,7 @@ fn checkpoint(
         batch.remove(&engine.block_log, seq.to_be_bytes());
     }
     check_space()?;
+    failpoint::check("checkpoint.before_commit")?;
     // Readers must never see these counts both in the engine and in memory.
     let mut pending = shared.pending_aggregates.write();
     let started = std::time::Instant::now();
@@ -359,6 +416,10 @@ fn checkpoint(
     super::warn_if_slow("checkpoint commit", started, 0);
     pending.flushing = Arc::default();
     drop(pending);
+    failpoint::hit("checkpoint.after_commit");
+    // Durable now, not at the writer's next sync: after a clean stop there is
+    // nothing to replay even if the machine then loses power.
+    engine.db.persist(fjall::PersistMode::SyncAll)?;
     tracing::debug!(keys = job.keys.len(), blocks = job.seqs.len(), keys_ms, "checkpoint written");
     Ok(())
 }

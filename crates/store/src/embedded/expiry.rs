@@ -1,16 +1,21 @@
 //! Calls expire after the retention (DESIGN §3): a background thread removes,
-//! every hour, the call blocks whose calls are all older than the retention.
-//! The 15-minute aggregates stay, so period totals outlive the calls. Dedup
-//! keys stay too (they are 16 bytes a call, the blocks about a hundred): a
-//! repeat of an expired call is then still a duplicate, never counted again.
+//! every hour, the call blocks whose calls are all older than the retention,
+//! and the dedup keys of their calls with them, in one batch per group of
+//! blocks. The 15-minute aggregates stay, so period totals outlive the calls.
+//! A repeat of an expired call is older than the retention itself, so it is
+//! refused for that reason and never counted: its key is no longer needed.
 //!
-//! Only keys are read: a block keyed (account, earliest time, seq) starting
-//! more than the account's widest block span before the cutoff ends before
-//! it, so no block value (a blob) is fetched to decide.
+//! Which blocks go is decided from keys alone: a block keyed (account,
+//! earliest time, seq) starting more than the account's widest block span
+//! (at most a minute, `writer::MAX_BLOCK_SPAN_NS`) before the cutoff ends
+//! before it. Each expiring block is then read once, for its calls' ids.
 
 use super::{Engine, Shared};
+use crate::codec;
+use crate::failpoint;
 use crate::keys;
 use crate::StoreError;
+use callmeter_model::DedupKey;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +23,7 @@ use std::time::Duration;
 /// How often the sweep runs.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(3_600);
 
-/// Removals per engine batch, so that one sweep never holds a huge batch.
+/// Removals per engine batch (blocks and keys), so that one sweep never holds a huge batch.
 const REMOVALS_PER_BATCH: usize = 10_000;
 
 /// The sweeping thread; stopped by [`Sweeps::stop`] or when dropped.
@@ -70,10 +75,17 @@ pub(crate) fn expire_blocks(engine: &Engine, shared: &Shared, cutoff_ns: i64) ->
         let end = keys::block_scan_start(&account, cutoff_ns.saturating_sub(span));
         let mut batch = engine.db.batch();
         for item in engine.blocks.range(start..end) {
-            batch.remove(&engine.blocks, item.key()?);
+            let (key, value) = item.into_inner()?;
+            // A block and the keys of its calls go in one batch: a crash
+            // between batches leaves each block with its keys, or neither.
+            for call in codec::decode_block(&account, &value)? {
+                batch.remove(&engine.dedup, DedupKey::of(&call.event.account, &call.event.id).0);
+            }
+            batch.remove(&engine.blocks, key);
             removed += 1;
             if batch.len() >= REMOVALS_PER_BATCH {
                 std::mem::replace(&mut batch, engine.db.batch()).commit()?;
+                failpoint::check("expiry.between_batches")?;
             }
         }
         if !batch.is_empty() {
@@ -101,6 +113,10 @@ mod tests {
         store.ingest((0..20).map(|i| test_event(format!("young{i}"), young)).collect()).wait_blocking().unwrap();
         let all = CallFilter::default();
         assert_eq!(store.calls("acme", &all, None, 1000).unwrap().calls.len(), 50);
+        // A clean stop checkpoints: the dedup keys are in the engine from here on.
+        store.shutdown();
+        let options = StoreOptions { retention: chrono::Duration::hours(1), ..StoreOptions::default() };
+        let store = EmbeddedStore::open(dir.path(), options).unwrap();
 
         // As if an hour had passed for the old calls but not the young ones.
         let cutoff = crate::codec::time_ns(Utc::now() - chrono::Duration::minutes(20));
@@ -113,8 +129,16 @@ mod tests {
         let rows = store.totals("acme", bucket(old), bucket(young) + 1).unwrap();
         let counted: u64 = rows.iter().map(|r| r.calls).sum();
         assert_eq!(counted, 50, "totals outlive the calls");
-        let again = store.ingest(vec![test_event("old3".into(), old)]).wait_blocking().unwrap();
-        assert!(matches!(again[0], crate::Outcome::Duplicate), "an expired call's repeat is still a duplicate");
+        let keys_left = |prefix: &str| {
+            (0..30)
+                .filter(|i| {
+                    let key = callmeter_model::DedupKey::of("acme", &format!("{prefix}{i}"));
+                    store.engine.dedup.contains_key(key.0).unwrap()
+                })
+                .count()
+        };
+        assert_eq!(keys_left("old"), 0, "the expired calls' dedup keys went with them");
+        assert_eq!(keys_left("young"), 20, "the young calls' keys stay");
         store.shutdown();
     }
 }

@@ -14,29 +14,36 @@
 //! | `audits`     | day, account                          | JSON audit report             |
 //!
 //! All writes but the kept audits go through one writer thread
-//! (`writer.rs`), which batches concurrent requests into one engine commit
-//! and shares one sync among them; reads go straight to the engine. Kept
-//! audits (`audits.rs`) are written directly, one synced write each.
+//! (`writer.rs`), which batches concurrent requests into one engine commit;
+//! the syncer thread (`syncer.rs`) shares one sync among them and only then
+//! lets them count and answers. Reads go straight to the engine. Kept audits
+//! (`audits.rs`) are written directly, one synced write each.
 //!
-//! Call blocks older than the retention are removed every hour
-//! (`expiry.rs`); the aggregates stay.
+//! Call blocks older than the retention are removed every hour, with their
+//! dedup keys (`expiry.rs`); the aggregates stay.
 //!
 //! Dedup keys and breakdown rows of recent calls are kept in memory and
 //! written by a checkpoint every few seconds; `block_log` lists the blocks
-//! committed since, and is replayed after a crash (`derived.rs`).
+//! committed since, and is replayed and checkpointed after a crash
+//! (`derived.rs`). The writes of requests whose sync failed are undone at
+//! the next open (`undo.rs`). `folder.rs` checks the data folder holds only
+//! what callmeter writes before the engine opens it.
 
 mod audits;
 mod backup;
 mod derived;
 mod expiry;
+mod folder;
 mod scan;
+mod syncer;
+mod undo;
 mod writer;
 
 use crate::aggregate::{self, BreakdownRow, Counters, TotalRow, TotalsDims};
 use crate::keys;
 use crate::options::StoreOptions;
 use crate::records::{AccountRecord, Adjustment, CallFilter, CallPage, Position, TokenRecord};
-use crate::store::{AccountChange, BackupReport, IngestTicket, Store};
+use crate::store::{AccountChange, BackupReport, IngestTicket, OpenReport, Store};
 use crate::StoreError;
 use callmeter_model::CallEvent;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions};
@@ -74,10 +81,25 @@ pub(crate) struct Engine {
 /// holds an account's calls of one commit).
 const BLOB_THRESHOLD_BYTES: u32 = 512;
 
+/// The keyspaces, by name (the names undo records use).
+pub(crate) const KEYSPACE_NAMES: [&str; 10] =
+    ["meta", "dedup", "blocks", "totals", "breakdown", "block_log", "accounts", "adjustments", "tokens", "audits"];
+
 impl Engine {
     fn open(path: &Path, options: &StoreOptions) -> Result<Engine, StoreError> {
-        std::fs::create_dir_all(path)?;
-        let db = Database::builder(path).cache_size(options.cache_bytes).open()?;
+        folder::prepare(path)?;
+        // The engine panics on some damage it finds while recovering: say so
+        // as an error instead of aborting the process.
+        let opened = std::panic::catch_unwind(|| Database::builder(path).cache_size(options.cache_bytes).open())
+            .map_err(|panic| {
+                let why = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("a panic");
+                StoreError::Corrupt(format!("the storage engine cannot recover {}: {why}", path.display()))
+            })?;
+        let db = opened?;
         let ks = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default);
         Ok(Engine {
             meta: ks("meta")?,
@@ -109,18 +131,24 @@ impl Engine {
     }
 
     pub(crate) fn all(&self) -> [(&'static str, &Keyspace); 10] {
-        [
-            ("meta", &self.meta),
-            ("dedup", &self.dedup),
-            ("blocks", &self.blocks),
-            ("totals", &self.totals),
-            ("breakdown", &self.breakdown),
-            ("block_log", &self.block_log),
-            ("accounts", &self.accounts),
-            ("adjustments", &self.adjustments),
-            ("tokens", &self.tokens),
-            ("audits", &self.audits),
-        ]
+        KEYSPACE_NAMES.map(|name| (name, self.keyspace(name)))
+    }
+
+    /// The keyspace named `name`, one of [`KEYSPACE_NAMES`].
+    pub(crate) fn keyspace(&self, name: &str) -> &Keyspace {
+        match name {
+            "meta" => &self.meta,
+            "dedup" => &self.dedup,
+            "blocks" => &self.blocks,
+            "totals" => &self.totals,
+            "breakdown" => &self.breakdown,
+            "block_log" => &self.block_log,
+            "accounts" => &self.accounts,
+            "adjustments" => &self.adjustments,
+            "tokens" => &self.tokens,
+            "audits" => &self.audits,
+            other => unreachable!("no keyspace {other:?}"),
+        }
     }
 }
 
@@ -134,6 +162,18 @@ pub(crate) struct Shared {
     pub pending_aggregates: RwLock<derived::PendingAggregates>,
     /// Checkpoints finished since the store opened.
     pub checkpoints_done: AtomicU64,
+    /// Blocks with this sequence or later belong to commits not (yet)
+    /// durable: the request log leaves them out.
+    pub visible_below_seq: AtomicU64,
+    /// What the open replayed after a crash.
+    pub replay: ReplayCounts,
+}
+
+/// The block log replayed when the store opened (0 after a clean stop).
+#[derive(Default)]
+pub(crate) struct ReplayCounts {
+    pub blocks: AtomicU64,
+    pub calls: AtomicU64,
 }
 
 /// The embedded store. Cheap to share behind an `Arc`; dropping the last one
@@ -146,13 +186,16 @@ pub struct EmbeddedStore {
     path: PathBuf,
     /// The free-space reserve, for the writes that bypass the writer (kept audits).
     min_free_bytes: u64,
+    opened: OpenReport,
 }
 
 impl EmbeddedStore {
     /// Opens (or creates) the store in `path`, upgrading an older format.
     pub fn open(path: &Path, options: StoreOptions) -> Result<EmbeddedStore, StoreError> {
+        let started = std::time::Instant::now();
         let engine = Engine::open(path, &options)?;
         check_format(&engine)?;
+        undo::apply_left_over(&engine, path)?;
         let mut accounts = HashMap::new();
         for item in engine.accounts.iter() {
             let (_, v) = item.into_inner()?;
@@ -165,13 +208,20 @@ impl EmbeddedStore {
             writable: AtomicBool::new(true),
             pending_aggregates: RwLock::new(derived::PendingAggregates::default()),
             checkpoints_done: AtomicU64::new(0),
+            visible_below_seq: AtomicU64::new(0),
+            replay: ReplayCounts::default(),
         });
         let min_free_bytes = options.min_free_bytes;
         let retention = options.retention;
         let writer = writer::start(engine.clone(), shared.clone(), options, path.to_path_buf())?;
         let expiry = expiry::Sweeps::start(engine.clone(), shared.clone(), retention)?;
-        tracing::info!(path = %path.display(), accounts = shared.accounts.read().len(), "store opened");
-        Ok(EmbeddedStore { engine, shared, writer, expiry, path: path.to_path_buf(), min_free_bytes })
+        let opened = OpenReport {
+            replayed_blocks: shared.replay.blocks.load(Ordering::Relaxed),
+            replayed_calls: shared.replay.calls.load(Ordering::Relaxed),
+            elapsed: started.elapsed(),
+        };
+        tracing::info!(path = %path.display(), accounts = shared.accounts.read().len(), replayed_calls = opened.replayed_calls, elapsed_ms = opened.elapsed.as_millis() as u64, "store opened");
+        Ok(EmbeddedStore { engine, shared, writer, expiry, path: path.to_path_buf(), min_free_bytes, opened })
     }
 
     /// The data folder.
@@ -288,7 +338,8 @@ impl Store for EmbeddedStore {
         limit: usize,
     ) -> Result<CallPage, StoreError> {
         let span = self.account(account).map_or(0, |a| a.max_block_span_ns);
-        scan::calls(&self.engine.blocks, account, span, filter, after, limit)
+        let visible_below = self.shared.visible_below_seq.load(Ordering::Acquire);
+        scan::calls(&self.engine.blocks, account, span, visible_below, filter, after, limit)
     }
 
     fn add_adjustment(&self, adjustment: Adjustment) -> Result<(), StoreError> {
@@ -349,6 +400,10 @@ impl Store for EmbeddedStore {
 
     fn disk_bytes(&self) -> u64 {
         self.engine.db.disk_space().unwrap_or(0)
+    }
+
+    fn open_report(&self) -> OpenReport {
+        self.opened
     }
 }
 

@@ -7,7 +7,7 @@
 //! each open block's next call position, and a call is emitted once no
 //! block still to come can hold an earlier one. Memory is bounded by how
 //! many blocks overlap, not by the range; a call moves once, not at every
-//! heap step.
+//! heap step. Blocks of commits not yet durable are left out.
 
 use crate::codec::{self, StoredCall};
 use crate::keys;
@@ -80,6 +80,7 @@ pub(crate) fn calls(
     blocks: &Keyspace,
     account: &str,
     max_block_span_ns: i64,
+    visible_below_seq: u64,
     filter: &CallFilter,
     after: Option<Position>,
     limit: usize,
@@ -116,6 +117,9 @@ pub(crate) fn calls(
         let rest = &k[prefix_len..];
         let min_ns = keys::read_i64(rest).ok_or_else(|| StoreError::Corrupt("block key".into()))?;
         let seq = keys::read_u64(&rest[8..]).ok_or_else(|| StoreError::Corrupt("block key".into()))?;
+        if seq >= visible_below_seq {
+            continue; // its commit is not durable yet (or its sync failed)
+        }
         // Blocks come in (earliest time, seq) order, and a block's calls sit at
         // (their time ≥ min_ns, its seq, index): none still to come can hold a
         // call before (min_ns, seq, 0). Comparing whole positions, not times,

@@ -2,17 +2,25 @@
 //!
 //! Every change to the store passes through one thread, in order. The writer
 //! takes whatever requests have queued up (up to `max_requests_per_commit`
-//! ingest requests), decides each event (duplicate, rejected, or accepted and
-//! counted), and writes all of it as one atomic engine batch. A second
-//! thread, the syncer, then makes the journal durable with one sync for every
-//! batch committed since its last sync, and only then answers the requests.
-//! So many requests share one sync, the writer prepares the next batch while
-//! the syncer waits on the disk, and nothing is acknowledged before it is on disk.
+//! ingest requests), decides each event (duplicate, rejected, or accepted),
+//! and writes all of it as one atomic engine batch. A second thread, the
+//! syncer (`syncer.rs`), then makes the journal durable with one sync for
+//! every batch committed since its last sync, and only then counts the
+//! calls, publishes the accounts and answers the requests. So many requests
+//! share one sync, the writer prepares the next batch while the syncer waits
+//! on the disk, and nothing is acknowledged, counted or shown before it is on disk.
+//!
+//! The writer's own view of accounts and dedup keys runs ahead of what
+//! readers see: it includes the commits still waiting for their sync, so
+//! that a repeat within them is a duplicate and an account is created once.
 
-use super::derived::{self, CallCounter, CheckpointJob, KeySet};
+use super::derived::{self, CheckpointJob, KeySet};
+use super::syncer::{Accepted, Committed, Completion, SyncItem, Syncer};
+use super::undo::UndoEntry;
 use super::{warn_if_slow, Engine, Shared};
-use crate::codec::{self, CallView};
+use crate::codec;
 use crate::disk;
+use crate::failpoint;
 use crate::keys;
 use crate::options::StoreOptions;
 use crate::records::{AccountRecord, Adjustment, Outcome, TokenRecord};
@@ -20,8 +28,8 @@ use crate::store::{AccountChange, IngestTicket};
 use crate::StoreError;
 use callmeter_model::{CallEvent, DedupKey, RejectReason};
 use chrono::{DateTime, Utc};
-use fjall::PersistMode;
 use rustc_hash::FxHashMap;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
@@ -32,6 +40,13 @@ use tokio::sync::oneshot;
 /// Calls per stored block: large enough to compress well, small enough that
 /// a request-log page does not decode much more than it shows.
 const MAX_BLOCK_CALLS: usize = 4096;
+
+/// The widest time span of one block. A request-log page starts its scan the
+/// account's widest block span before the wanted time (a block keyed by its
+/// earliest call may reach that far), and the retention sweep keeps a block
+/// until its latest call expires: a bound keeps one old call committed beside
+/// current ones (a backfill) from widening either for good.
+pub(crate) const MAX_BLOCK_SPAN_NS: i64 = 60_000_000_000;
 
 const NEXT_SEQ_KEY: &str = "next_seq";
 
@@ -68,9 +83,6 @@ enum Command {
     DeleteToken { id: String, reply: Reply<bool> },
 }
 
-/// Called once the commit it belongs to is durable, or has failed.
-type Completion = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
-
 /// The way into the writer thread.
 pub(crate) struct WriterHandle {
     tx: parking_lot::Mutex<Option<mpsc::Sender<Command>>>,
@@ -87,16 +99,17 @@ pub(crate) fn start(
         Some(v) => keys::read_u64(&v).ok_or_else(|| StoreError::Corrupt("next_seq".into()))?,
         None => 0,
     };
-    let replayed = derived::replay_block_log(&engine, &shared, options.late_calls)?;
+    let replayed = derived::recover(&engine, &shared, &path, options.min_free_bytes, options.late_calls)?;
+    shared.visible_below_seq.store(next_seq, Ordering::Release);
+    let accounts = shared.accounts.read().clone();
     let (tx, rx) = mpsc::channel::<Command>();
     let (job_tx, job_rx) = mpsc::channel::<CheckpointJob>();
     let checkpointer =
         derived::start_checkpointer(engine.clone(), shared.clone(), path.clone(), options.min_free_bytes, job_rx)?;
-    let (sync_tx, sync_rx) = mpsc::channel::<Completion>();
+    let (sync_tx, sync_rx) = mpsc::channel::<SyncItem>();
     let syncer = {
-        let db = engine.db.clone();
-        let shared = shared.clone();
-        std::thread::Builder::new().name("callmeter-syncer".into()).spawn(move || sync_loop(db, shared, sync_rx))?
+        let syncer = Syncer::new(engine.db.clone(), shared.clone(), path.clone(), options.late_calls, job_tx);
+        std::thread::Builder::new().name("callmeter-syncer".into()).spawn(move || syncer.run(sync_rx))?
     };
     let writer = Writer {
         engine,
@@ -104,15 +117,14 @@ pub(crate) fn start(
         options,
         path,
         next_seq,
+        accounts,
         recent: replayed.keys,
-        counter: CallCounter::default(),
         flushing: None,
         unlogged: replayed.seqs,
         handed: 0,
         forgotten: 0,
         last_handoff: std::time::Instant::now(),
         block_buf: Vec::new(),
-        checkpoint_tx: job_tx,
         sync_tx,
     };
     let writer = std::thread::Builder::new().name("callmeter-writer".into()).spawn(move || writer.run(rx))?;
@@ -172,34 +184,18 @@ impl Drop for WriterHandle {
     }
 }
 
-fn sync_loop(db: fjall::Database, shared: Arc<Shared>, rx: mpsc::Receiver<Completion>) {
-    while let Ok(first) = rx.recv() {
-        let mut waiting = vec![first];
-        waiting.extend(rx.try_iter());
-        let started = std::time::Instant::now();
-        let result = db.persist(PersistMode::SyncAll).map_err(StoreError::from);
-        warn_if_slow("sync", started, waiting.len());
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "sync failed; the store takes no more writes until restarted");
-            shared.writable.store(false, Ordering::Relaxed);
-        }
-        for done in waiting {
-            done(result.as_ref().map(|_| ()));
-        }
-    }
-}
-
 struct Writer {
     engine: Engine,
     shared: Arc<Shared>,
     options: StoreOptions,
     path: PathBuf,
     next_seq: u64,
+    /// Every account as committed, including commits not yet durable; the
+    /// readers' `Shared::accounts` follows once they are.
+    accounts: HashMap<String, AccountRecord>,
     /// Dedup keys committed since the last hand-over to the checkpointer
     /// (and, while a commit is gathered, the keys of its accepted calls).
     recent: KeySet,
-    /// Counts committed calls into the pending aggregates.
-    counter: CallCounter,
     /// Keys handed over and not yet in the engine.
     flushing: Option<Arc<KeySet>>,
     /// Sequences of the blocks committed since the last hand-over (their `block_log` entries).
@@ -212,8 +208,8 @@ struct Writer {
     last_handoff: std::time::Instant,
     /// The block being encoded, reused from block to block.
     block_buf: Vec<u8>,
-    checkpoint_tx: mpsc::Sender<CheckpointJob>,
-    sync_tx: mpsc::Sender<Completion>,
+    /// Commits and checkpoint jobs, in order, to the syncer.
+    sync_tx: mpsc::Sender<SyncItem>,
 }
 
 /// Everything one commit will write, gathered before the engine sees any of it.
@@ -227,28 +223,11 @@ struct Commit {
     /// accepted calls point into these rather than move out of them.
     requests: Vec<Vec<CallEvent>>,
     accounts: FxHashMap<String, CommitAccount>,
+    /// Account records written, to publish once durable.
+    written_accounts: Vec<String>,
+    /// How to take the commit back if its sync fails.
+    undo: Vec<UndoEntry>,
     completions: Vec<Completion>,
-}
-
-/// An accepted call of a commit: where its event lies in `Commit::requests`,
-/// its time (the sort key), and what metering decided.
-#[derive(Debug, Clone, Copy)]
-struct Accepted {
-    time_ns: i64,
-    request: u32,
-    index: u32,
-    billable: bool,
-    late: bool,
-}
-
-impl Accepted {
-    fn view(self, requests: &[Vec<CallEvent>]) -> CallView<'_> {
-        CallView {
-            event: &requests[self.request as usize][self.index as usize],
-            billable: self.billable,
-            late: self.late,
-        }
-    }
 }
 
 /// One account's part of a commit.
@@ -297,14 +276,22 @@ impl Writer {
             new_keys: Vec::new(),
             requests: Vec::new(),
             accounts: FxHashMap::default(),
+            written_accounts: Vec::new(),
+            undo: Vec::new(),
             completions: Vec::with_capacity(commands.len()),
         };
-        let result = self.gather(&mut c, commands).and_then(|()| self.write(&mut c));
-        match result {
-            Ok(()) => {
-                let _ = c.completions.drain(..).try_for_each(|done| self.sync_tx.send(done));
+        let seq_before = self.next_seq;
+        match self.gather(&mut c, commands).and_then(|()| self.write(&mut c)) {
+            Ok(committed) => {
+                // Even a commit that wrote nothing (all duplicates) waits for
+                // the sync: its answers may rest on calls not yet durable.
+                if self.sync_tx.send(SyncItem::Commit(Box::new(committed))).is_err() {
+                    tracing::error!("syncer stopped; the commit is not answered");
+                }
+                self.hand_over(false);
             }
             Err(e) => {
+                self.next_seq = seq_before;
                 for key in c.new_keys.drain(..) {
                     self.recent.remove(&key);
                 }
@@ -351,17 +338,22 @@ impl Writer {
                 Command::AddAdjustment { adjustment, reply } => {
                     let seq = self.take_seq();
                     let key = keys::adjustment_key(&adjustment.account, codec::time_ns(adjustment.period_start), seq);
-                    c.batch.insert(&self.engine.adjustments, key, to_json(&adjustment));
+                    c.batch.insert(&self.engine.adjustments, key.as_slice(), to_json(&adjustment));
+                    c.undo.push(UndoEntry::created("adjustments", key));
                     c.completions.push(complete_with(reply, ()));
                 }
                 Command::PutToken { token, reply } => {
+                    let previous = self.engine.tokens.get(token.id.as_bytes())?.map(|v| v.to_vec());
                     c.batch.insert(&self.engine.tokens, token.id.as_bytes(), to_json(&token));
+                    c.undo.push(UndoEntry { keyspace: "tokens", key: token.id.clone().into_bytes(), previous });
                     c.completions.push(complete_with(reply, ()));
                 }
                 Command::DeleteToken { id, reply } => {
-                    let existed = self.engine.tokens.contains_key(id.as_bytes())?;
+                    let previous = self.engine.tokens.get(id.as_bytes())?.map(|v| v.to_vec());
+                    let existed = previous.is_some();
                     if existed {
                         c.batch.remove(&self.engine.tokens, id.as_bytes());
+                        c.undo.push(UndoEntry { keyspace: "tokens", key: id.into_bytes(), previous });
                     }
                     c.completions.push(complete_with(reply, existed));
                 }
@@ -405,15 +397,14 @@ impl Writer {
     /// Puts the account of an event into the commit, created on first sight
     /// when the options allow; `None` when there is no such account.
     fn load_account<'c>(&self, c: &'c mut Commit, e: &CallEvent) -> Option<&'c mut CommitAccount> {
-        let existing = self.shared.accounts.read().get(&e.account).cloned();
-        let rec = match existing {
-            Some(rec) => rec,
+        let rec = match self.accounts.get(&e.account) {
+            Some(rec) => rec.clone(),
             None if self.options.auto_create_accounts => {
                 let tz = self.options.default_timezone;
                 let anchor = e.time.with_timezone(&tz).date_naive();
                 let schedule = self.options.schedule_for(&self.options.default_plan, tz, anchor);
                 let rec = AccountRecord { name: e.account.clone(), schedule, created_at: c.now, max_block_span_ns: 0 };
-                c.batch.insert(&self.engine.accounts, e.account.as_bytes(), to_json(&rec));
+                self.put_account(c, &rec);
                 tracing::info!(account = %e.account, plan = %self.options.default_plan, "account created");
                 rec
             }
@@ -429,8 +420,7 @@ impl Writer {
                 return Err(StoreError::UnknownPlan(plan.clone()));
             }
         }
-        let existing =
-            c.accounts.get(name).map(|a| a.rec.clone()).or_else(|| self.shared.accounts.read().get(name).cloned());
+        let existing = c.accounts.get(name).map(|a| a.rec.clone()).or_else(|| self.accounts.get(name).cloned());
         let rec = match existing {
             Some(mut rec) => {
                 rec.schedule.schedule_change(c.now, change.plan, change.timezone, change.anchor, &self.options.plans);
@@ -448,7 +438,7 @@ impl Writer {
                 }
             }
         };
-        c.batch.insert(&self.engine.accounts, name.as_bytes(), to_json(&rec));
+        self.put_account(c, &rec);
         let fresh = CommitAccount::new(rec.clone(), c.now, self.options.grace);
         match c.accounts.get_mut(name) {
             // Calls already gathered keep their account (and the periods they
@@ -466,6 +456,9 @@ impl Writer {
     /// checkpoint that keeps failing (a full disk) is not waited for longer
     /// than a few seconds: the block log replays it on the next open.
     fn checkpoint_on_stop(&mut self) {
+        if !self.shared.writable.load(Ordering::Acquire) {
+            return; // a failed sync or commit: nothing more is written, the next open undoes and replays
+        }
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while self.flushing.is_some() && self.shared.checkpoints_done.load(Ordering::Acquire) < self.handed {
             if std::time::Instant::now() > deadline {
@@ -494,21 +487,19 @@ impl Writer {
         let due = now
             || self.recent.len() >= derived::MAX_RECENT_KEYS
             || rows >= derived::MAX_PENDING_ROWS
-            || self.last_handoff.elapsed() >= derived::CHECKPOINT_INTERVAL;
+            || self.last_handoff.elapsed() >= self.options.checkpoint_interval;
         if !due {
             return;
-        }
-        {
-            let mut pending = self.shared.pending_aggregates.write();
-            pending.flushing = Arc::new(std::mem::take(&mut pending.current));
         }
         let keys = Arc::new(std::mem::take(&mut self.recent));
         self.flushing = Some(keys.clone());
         self.handed += 1;
         self.last_handoff = std::time::Instant::now();
+        // Through the syncer, behind the commits it covers: forwarded to the
+        // checkpointer once they are durable (`syncer.rs`).
         let job = CheckpointJob { keys, seqs: std::mem::take(&mut self.unlogged) };
-        if self.checkpoint_tx.send(job).is_err() {
-            tracing::error!("checkpointer stopped; recent calls stay in the block log until restart");
+        if self.sync_tx.send(SyncItem::Checkpoint(job)).is_err() {
+            tracing::error!("syncer stopped; recent calls stay in the block log until restart");
         }
     }
 
@@ -517,79 +508,104 @@ impl Writer {
         self.next_seq - 1
     }
 
-    /// Adds the blocks and aggregates to the batch, commits it, and publishes what changed.
-    fn write(&mut self, c: &mut Commit) -> Result<(), StoreError> {
+    /// Writes an account record into the commit, with its undo (the record
+    /// before the commit: a second write in one commit needs none).
+    fn put_account(&self, c: &mut Commit, rec: &AccountRecord) {
+        c.batch.insert(&self.engine.accounts, rec.name.as_bytes(), to_json(rec));
+        if !c.written_accounts.contains(&rec.name) {
+            let previous = self.accounts.get(&rec.name).map(to_json);
+            c.undo.push(UndoEntry { keyspace: "accounts", key: rec.name.clone().into_bytes(), previous });
+            c.written_accounts.push(rec.name.clone());
+        }
+    }
+
+    /// Adds the blocks to the batch and commits it; what the syncer is to
+    /// publish once the commit is durable.
+    fn write(&mut self, c: &mut Commit) -> Result<Committed, StoreError> {
         let seq_before = self.next_seq;
         let mut logged = Vec::new();
-        let requests = &c.requests;
+        let mut widened = Vec::new();
         for (account, a) in c.accounts.iter_mut() {
             // Calls at one instant keep their arrival order.
             a.calls.sort_unstable_by_key(|call| (call.time_ns, call.request, call.index));
-            for chunk in a.calls.chunks(MAX_BLOCK_CALLS) {
+            let span_before = a.rec.max_block_span_ns;
+            for chunk in blocks_of(&a.calls) {
                 let min = chunk[0].time_ns;
                 let max = chunk[chunk.len() - 1].time_ns;
-                let seq = self.take_seq();
+                debug_assert!(max.saturating_sub(min) <= MAX_BLOCK_SPAN_NS, "a block spans at most MAX_BLOCK_SPAN_NS");
+                let seq = self.next_seq;
+                self.next_seq += 1;
                 let key = keys::block_key(account, min, seq);
                 c.batch.insert(&self.engine.block_log, seq.to_be_bytes(), derived::block_log_value(&key, c.now));
+                c.undo.push(UndoEntry::created("block_log", seq.to_be_bytes()));
                 logged.push(seq);
-                codec::encode_block(chunk.iter().map(|call| call.view(requests)), &mut self.block_buf);
-                c.batch.insert(&self.engine.blocks, key, self.block_buf.as_slice());
-                let rec = &mut a.rec;
-                if max.saturating_sub(min) > rec.max_block_span_ns {
-                    rec.max_block_span_ns = max.saturating_sub(min);
-                    c.batch.insert(&self.engine.accounts, account.as_bytes(), to_json(&*rec));
-                }
+                codec::encode_block(chunk.iter().map(|call| call.view(&c.requests)), &mut self.block_buf);
+                c.batch.insert(&self.engine.blocks, key.as_slice(), self.block_buf.as_slice());
+                c.undo.push(UndoEntry::created("blocks", key));
+                a.rec.max_block_span_ns = a.rec.max_block_span_ns.max(max.saturating_sub(min));
             }
+            if a.rec.max_block_span_ns != span_before {
+                widened.push(account.clone());
+            }
+        }
+        for account in widened {
+            let rec = c.accounts[&account].rec.clone();
+            self.put_account(c, &rec);
         }
         if self.next_seq != seq_before {
             c.batch.insert(&self.engine.meta, NEXT_SEQ_KEY, self.next_seq.to_be_bytes());
         }
 
-        if c.batch.is_empty() {
-            return Ok(());
-        }
-        if let Err(e) = disk::require_free(&self.path, self.options.min_free_bytes) {
-            self.next_seq = seq_before;
-            return Err(e);
-        }
-        let batch = std::mem::replace(&mut c.batch, self.engine.db.batch());
-        let started = std::time::Instant::now();
-        let committed = batch.commit();
-        warn_if_slow("engine commit", started, c.completions.len());
-        if let Err(e) = committed {
-            self.next_seq = seq_before;
-            self.shared.writable.store(false, Ordering::Relaxed);
-            return Err(e.into());
-        }
-        // Counted once committed, so readers never see a call that is not in
-        // the engine; one account at a time, so a reader of an account sees
-        // all of a commit's calls or none, and waits for one account at most.
-        for (account, a) in &c.accounts {
-            if !a.calls.is_empty() {
-                let mut pending = self.shared.pending_aggregates.write();
-                let calls = a.calls.iter().map(|call| call.view(&c.requests));
-                self.counter.count_sorted(&mut pending.current, account, calls, c.now, self.options.late_calls);
+        if !c.batch.is_empty() {
+            disk::require_free(&self.path, self.options.min_free_bytes)?;
+            let batch = std::mem::replace(&mut c.batch, self.engine.db.batch());
+            let started = std::time::Instant::now();
+            let committed = failpoint::check("commit").and_then(|()| Ok(batch.commit()?));
+            warn_if_slow("engine commit", started, c.completions.len());
+            if let Err(e) = committed {
+                // The engine refuses writes after a failed one (it is poisoned): so do we.
+                self.shared.writable.store(false, Ordering::Release);
+                return Err(e);
             }
+            failpoint::hit("commit.after_engine");
         }
+        // Committed: the writer's own view moves on; readers' follows after the sync.
         c.new_keys.clear();
         self.unlogged.extend(logged);
-        self.hand_over(false);
-
-        // Committed: publish the new state.
-        if !c.accounts.is_empty() {
-            let mut shared = self.shared.accounts.write();
-            for (name, a) in c.accounts.drain() {
-                shared.insert(name, a.rec);
-            }
+        let mut accounts = Vec::with_capacity(c.written_accounts.len());
+        for name in c.written_accounts.drain(..) {
+            let rec = c.accounts[&name].rec.clone();
+            self.accounts.insert(name, rec.clone());
+            accounts.push(rec);
         }
-        if !c.requests.is_empty() {
-            // Freeing a commit's calls (a dozen strings each) is left to the
-            // syncer, which mostly waits on the disk, not the writer.
-            let garbage = std::mem::take(&mut c.requests);
-            c.completions.push(Box::new(move |_| drop(garbage)));
-        }
-        Ok(())
+        let calls = c.accounts.drain().filter(|(_, a)| !a.calls.is_empty()).map(|(n, a)| (n, a.calls)).collect();
+        Ok(Committed {
+            at: c.now,
+            requests: std::mem::take(&mut c.requests),
+            calls,
+            accounts,
+            end_seq: self.next_seq,
+            undo: std::mem::take(&mut c.undo),
+            completions: std::mem::take(&mut c.completions),
+        })
     }
+}
+
+/// Splits an account's sorted calls into blocks of at most
+/// [`MAX_BLOCK_CALLS`] calls spanning at most [`MAX_BLOCK_SPAN_NS`].
+fn blocks_of(calls: &[Accepted]) -> impl Iterator<Item = &[Accepted]> {
+    let mut rest = calls;
+    std::iter::from_fn(move || {
+        let first = rest.first()?.time_ns;
+        let end = rest
+            .iter()
+            .take(MAX_BLOCK_CALLS)
+            .position(|c| c.time_ns.saturating_sub(first) > MAX_BLOCK_SPAN_NS)
+            .unwrap_or(rest.len().min(MAX_BLOCK_CALLS));
+        let (block, after) = rest.split_at(end);
+        rest = after;
+        Some(block)
+    })
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
