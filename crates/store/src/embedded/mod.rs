@@ -14,7 +14,7 @@
 //! | `audits`     | day, account                          | JSON audit report             |
 //!
 //! All writes but the kept audits go through one writer thread
-//! (`writer.rs`), which batches concurrent requests into one engine commit;
+//! (`writer.rs`, entered through `requests.rs`), which batches concurrent requests into one engine commit;
 //! the syncer thread (`syncer.rs`) shares one sync among them and only then
 //! lets them count and answers. Reads go straight to the engine. Kept audits
 //! (`audits.rs`) are written directly, one synced write each.
@@ -34,9 +34,11 @@ mod backup;
 mod derived;
 mod expiry;
 mod folder;
+mod requests;
 mod scan;
 mod syncer;
 mod undo;
+mod upgrade;
 mod writer;
 
 use crate::aggregate::{self, BreakdownRow, Counters, TotalRow, TotalsDims};
@@ -53,10 +55,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// The store format this build writes; older ones are upgraded on open.
-pub const FORMAT_VERSION: u32 = 1;
+/// The store format this build writes; older ones are upgraded on open (`upgrade.rs`).
+pub const FORMAT_VERSION: u32 = 2;
 
-const FORMAT_KEY: &str = "format_version";
+pub(crate) const FORMAT_KEY: &str = "format_version";
 
 /// Memtable size of the dedup keyspace (about 50,000 keys).
 const DEDUP_MEMTABLE_BYTES: u64 = 4 << 20;
@@ -181,7 +183,7 @@ pub(crate) struct ReplayCounts {
 pub struct EmbeddedStore {
     engine: Engine,
     shared: Arc<Shared>,
-    writer: writer::WriterHandle,
+    writer: requests::WriterHandle,
     expiry: expiry::Sweeps,
     path: PathBuf,
     /// The free-space reserve, for the writes that bypass the writer (kept audits).
@@ -194,7 +196,7 @@ impl EmbeddedStore {
     pub fn open(path: &Path, options: StoreOptions) -> Result<EmbeddedStore, StoreError> {
         let started = std::time::Instant::now();
         let engine = Engine::open(path, &options)?;
-        check_format(&engine)?;
+        let format = check_format(&engine)?;
         undo::apply_left_over(&engine, path)?;
         let mut accounts = HashMap::new();
         for item in engine.accounts.iter() {
@@ -213,7 +215,7 @@ impl EmbeddedStore {
         });
         let min_free_bytes = options.min_free_bytes;
         let retention = options.retention;
-        let writer = writer::start(engine.clone(), shared.clone(), options, path.to_path_buf())?;
+        let writer = writer::start(engine.clone(), shared.clone(), options, path.to_path_buf(), format)?;
         let expiry = expiry::Sweeps::start(engine.clone(), shared.clone(), retention)?;
         let opened = OpenReport {
             replayed_blocks: shared.replay.blocks.load(Ordering::Relaxed),
@@ -236,12 +238,13 @@ impl EmbeddedStore {
     }
 }
 
-fn check_format(engine: &Engine) -> Result<(), StoreError> {
+/// The format of the store found (a new one gets this build's), refusing a newer one.
+fn check_format(engine: &Engine) -> Result<u32, StoreError> {
     match engine.meta.get(FORMAT_KEY)? {
         None => {
             engine.meta.insert(FORMAT_KEY, FORMAT_VERSION.to_le_bytes())?;
             engine.db.persist(fjall::PersistMode::SyncAll)?;
-            Ok(())
+            Ok(FORMAT_VERSION)
         }
         Some(v) => {
             let found =
@@ -249,8 +252,7 @@ fn check_format(engine: &Engine) -> Result<(), StoreError> {
             if found > FORMAT_VERSION {
                 return Err(StoreError::Version { found, supported: FORMAT_VERSION });
             }
-            // Version 1 is the first format: there is nothing older to upgrade yet.
-            Ok(())
+            Ok(found)
         }
     }
 }
@@ -258,7 +260,7 @@ fn check_format(engine: &Engine) -> Result<(), StoreError> {
 impl Store for EmbeddedStore {
     fn ingest(&self, events: Vec<CallEvent>) -> IngestTicket {
         // The dedup lookups run here, on the caller's thread, in parallel with the writer.
-        match writer::DiskCheck::run(&self.engine, &self.shared, &events) {
+        match requests::DiskCheck::run(&self.engine, &self.shared, &events) {
             Ok(checked) => self.writer.ingest(events, checked),
             Err(e) => IngestTicket::failed(e),
         }

@@ -15,6 +15,7 @@
 //! that a repeat within them is a duplicate and an account is created once.
 
 use super::derived::{self, CheckpointJob, KeySet};
+use super::requests::{complete_with, fail_only, Command, WriterHandle};
 use super::syncer::{Accepted, Committed, Completion, SyncItem, Syncer};
 use super::undo::UndoEntry;
 use super::{warn_if_slow, Engine, Shared};
@@ -23,8 +24,8 @@ use crate::disk;
 use crate::failpoint;
 use crate::keys;
 use crate::options::StoreOptions;
-use crate::records::{AccountRecord, Adjustment, Outcome, TokenRecord};
-use crate::store::{AccountChange, IngestTicket};
+use crate::records::{AccountRecord, Outcome};
+use crate::store::AccountChange;
 use crate::StoreError;
 use callmeter_model::{CallEvent, DedupKey, RejectReason};
 use chrono::{DateTime, Utc};
@@ -34,8 +35,6 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::thread::JoinHandle;
-use tokio::sync::oneshot;
 
 /// Calls per stored block: large enough to compress well, small enough that
 /// a request-log page does not decode much more than it shows.
@@ -48,58 +47,23 @@ const MAX_BLOCK_CALLS: usize = 4096;
 /// current ones (a backfill) from widening either for good.
 pub(crate) const MAX_BLOCK_SPAN_NS: i64 = 60_000_000_000;
 
-const NEXT_SEQ_KEY: &str = "next_seq";
-
-/// The dedup keys of a request's events and whether the engine held each,
-/// looked up on the caller's thread so that the writer need not.
-pub(crate) struct DiskCheck {
-    /// Checkpoints finished when the lookups began: they saw every key those wrote.
-    pub epoch: u64,
-    /// One key per event.
-    pub keys: Vec<DedupKey>,
-    /// One answer per event.
-    pub on_disk: Vec<bool>,
-}
-
-impl DiskCheck {
-    /// Looks up the key of every event in the engine.
-    pub fn run(engine: &Engine, shared: &Shared, events: &[CallEvent]) -> Result<DiskCheck, StoreError> {
-        let epoch = shared.checkpoints_done.load(Ordering::Acquire);
-        let keys: Vec<DedupKey> = events.iter().map(|e| DedupKey::of(&e.account, &e.id)).collect();
-        let started = std::time::Instant::now();
-        let on_disk = keys.iter().map(|k| engine.dedup.contains_key(k.0)).collect::<Result<_, _>>()?;
-        warn_if_slow("dedup lookups", started, 1);
-        Ok(DiskCheck { epoch, keys, on_disk })
-    }
-}
-
-type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
-
-enum Command {
-    Ingest { events: Vec<CallEvent>, checked: DiskCheck, reply: Reply<Vec<Outcome>> },
-    UpsertAccount { name: String, change: AccountChange, reply: Reply<AccountRecord> },
-    AddAdjustment { adjustment: Adjustment, reply: Reply<()> },
-    PutToken { token: TokenRecord, reply: Reply<()> },
-    DeleteToken { id: String, reply: Reply<bool> },
-}
-
-/// The way into the writer thread.
-pub(crate) struct WriterHandle {
-    tx: parking_lot::Mutex<Option<mpsc::Sender<Command>>>,
-    threads: parking_lot::Mutex<Vec<JoinHandle<()>>>,
-}
+pub(crate) const NEXT_SEQ_KEY: &str = "next_seq";
 
 pub(crate) fn start(
     engine: Engine,
     shared: Arc<Shared>,
     options: StoreOptions,
     path: PathBuf,
+    format: u32,
 ) -> Result<WriterHandle, StoreError> {
-    let next_seq = match engine.meta.get(NEXT_SEQ_KEY)? {
+    let mut next_seq = match engine.meta.get(NEXT_SEQ_KEY)? {
         Some(v) => keys::read_u64(&v).ok_or_else(|| StoreError::Corrupt("next_seq".into()))?,
         None => 0,
     };
     let replayed = derived::recover(&engine, &shared, &path, options.min_free_bytes, options.late_calls)?;
+    if replayed.seqs.is_empty() {
+        super::upgrade::upgrade(&engine, &shared, format, &mut next_seq)?;
+    }
     shared.visible_below_seq.store(next_seq, Ordering::Release);
     let accounts = shared.accounts.read().clone();
     let (tx, rx) = mpsc::channel::<Command>();
@@ -132,56 +96,6 @@ pub(crate) fn start(
         tx: parking_lot::Mutex::new(Some(tx)),
         threads: parking_lot::Mutex::new(vec![writer, syncer, checkpointer]),
     })
-}
-
-impl WriterHandle {
-    fn send<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> oneshot::Receiver<Result<T, StoreError>> {
-        let (reply, rx) = oneshot::channel();
-        let cmd = make(reply);
-        if let Some(tx) = self.tx.lock().as_ref() {
-            // A send error drops the command and its reply sender: the receiver then reads ShuttingDown.
-            let _ = tx.send(cmd);
-        }
-        rx
-    }
-
-    fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, StoreError> {
-        self.send(make).blocking_recv().unwrap_or(Err(StoreError::ShuttingDown))
-    }
-
-    pub fn ingest(&self, events: Vec<CallEvent>, checked: DiskCheck) -> IngestTicket {
-        IngestTicket(self.send(|reply| Command::Ingest { events, checked, reply }))
-    }
-
-    pub fn upsert_account(&self, name: String, change: AccountChange) -> Result<AccountRecord, StoreError> {
-        self.call(|reply| Command::UpsertAccount { name, change, reply })
-    }
-
-    pub fn add_adjustment(&self, adjustment: Adjustment) -> Result<(), StoreError> {
-        self.call(|reply| Command::AddAdjustment { adjustment, reply })
-    }
-
-    pub fn put_token(&self, token: TokenRecord) -> Result<(), StoreError> {
-        self.call(|reply| Command::PutToken { token, reply })
-    }
-
-    pub fn delete_token(&self, id: String) -> Result<bool, StoreError> {
-        self.call(|reply| Command::DeleteToken { id, reply })
-    }
-
-    /// Closes the queue and waits for the writer and syncer to finish what they hold.
-    pub fn stop(&self) {
-        self.tx.lock().take();
-        for t in self.threads.lock().drain(..) {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for WriterHandle {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 struct Writer {
@@ -612,34 +526,58 @@ fn to_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).expect("records serialize")
 }
 
-fn complete_with<T: Send + 'static>(reply: Reply<T>, value: T) -> Completion {
-    Box::new(move |r: Result<(), &StoreError>| {
-        let _ = reply.send(match r {
-            Ok(()) => Ok(value),
-            Err(e) => Err(copy_error(e)),
-        });
-    })
-}
+#[cfg(test)]
+mod tests {
+    use super::super::test_event;
+    use super::*;
+    use crate::{CallFilter, EmbeddedStore, Store, StoreOptions};
 
-/// A completion that can only fail: for commands not gathered at all.
-fn fail_only(cmd: Command) -> Completion {
-    fn fail<T: Send + 'static>(reply: Reply<T>) -> Completion {
-        Box::new(move |r: Result<(), &StoreError>| {
-            let _ = reply.send(Err(r.err().map_or(StoreError::ShuttingDown, copy_error)));
-        })
+    fn accepted(time_ns: i64) -> Accepted {
+        Accepted { time_ns, request: 0, index: 0, billable: true, late: false }
     }
-    match cmd {
-        Command::Ingest { reply, .. } => fail(reply),
-        Command::UpsertAccount { reply, .. } => fail(reply),
-        Command::AddAdjustment { reply, .. } | Command::PutToken { reply, .. } => fail(reply),
-        Command::DeleteToken { reply, .. } => fail(reply),
-    }
-}
 
-/// The same error for every request of a failed commit.
-fn copy_error(e: &StoreError) -> StoreError {
-    match e {
-        StoreError::DiskFull(m) => StoreError::DiskFull(m.clone()),
-        other => StoreError::Unavailable(other.to_string()),
+    #[test]
+    fn blocks_are_cut_by_count_and_by_span() {
+        let s = 1_000_000_000;
+        let calls: Vec<Accepted> = [0, 1, 2, 61 * s, 62 * s, 200 * s].map(accepted).to_vec();
+        let sizes: Vec<usize> = blocks_of(&calls).map(<[Accepted]>::len).collect();
+        assert_eq!(sizes, [3, 2, 1]);
+        let many: Vec<Accepted> = (0..MAX_BLOCK_CALLS as i64 * 2 + 5).map(accepted).collect();
+        let sizes: Vec<usize> = blocks_of(&many).map(<[Accepted]>::len).collect();
+        assert_eq!(sizes, [MAX_BLOCK_CALLS, MAX_BLOCK_CALLS, 5]);
+        assert_eq!(blocks_of(&[]).count(), 0);
+    }
+
+    /// A backfill: one call 300 days old in the same request as current ones.
+    /// It gets a block of its own, and the account's widest block span (where
+    /// request-log pages and the retention sweep start their scans) stays what
+    /// it is without it.
+    #[test]
+    fn an_old_call_beside_current_ones_does_not_widen_the_account() {
+        let now = Utc::now() - chrono::Duration::seconds(10);
+        let current = || (0..200).map(|i| test_event(format!("c{i}"), now + chrono::Duration::milliseconds(i)));
+        let spans: Vec<(i64, usize)> = [false, true]
+            .into_iter()
+            .map(|with_old| {
+                let dir = tempfile::tempdir().unwrap();
+                let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+                let mut events: Vec<CallEvent> = current().collect();
+                if with_old {
+                    events.insert(100, test_event("old".into(), now - chrono::Duration::days(300)));
+                }
+                let outcomes = store.ingest(events).wait_blocking().unwrap();
+                assert!(outcomes.iter().all(|o| *o == Outcome::Accepted));
+                let span = store.account("acme").unwrap().max_block_span_ns;
+                let recent = CallFilter { from: Some(now), ..CallFilter::default() };
+                let page = store.calls("acme", &recent, None, 1000).unwrap();
+                assert_eq!(page.calls.len(), 200, "the current calls, from where they start");
+                let blocks = store.engine.blocks.len().unwrap();
+                store.shutdown();
+                (span, blocks)
+            })
+            .collect();
+        assert_eq!(spans[0].0, 199_000_000, "the current calls' block spans their 199 ms");
+        assert_eq!(spans[1].0, spans[0].0, "the old call does not widen the account");
+        assert_eq!(spans[1].1, spans[0].1 + 1, "the old call has a block of its own");
     }
 }

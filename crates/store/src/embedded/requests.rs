@@ -1,0 +1,135 @@
+//! The way into the writer thread: the commands it takes, how each is
+//! answered, and the dedup lookups made on the caller's thread before a
+//! request is queued, so that the writer need not wait on the disk for them.
+
+use super::syncer::Completion;
+use super::{warn_if_slow, Engine, Shared};
+use crate::records::{AccountRecord, Adjustment, Outcome, TokenRecord};
+use crate::store::{AccountChange, IngestTicket};
+use crate::StoreError;
+use callmeter_model::{CallEvent, DedupKey};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use tokio::sync::oneshot;
+
+/// The dedup keys of a request's events and whether the engine held each,
+/// looked up on the caller's thread so that the writer need not.
+pub(crate) struct DiskCheck {
+    /// Checkpoints finished when the lookups began: they saw every key those wrote.
+    pub epoch: u64,
+    /// One key per event.
+    pub keys: Vec<DedupKey>,
+    /// One answer per event.
+    pub on_disk: Vec<bool>,
+}
+
+impl DiskCheck {
+    /// Looks up the key of every event in the engine.
+    pub fn run(engine: &Engine, shared: &Shared, events: &[CallEvent]) -> Result<DiskCheck, StoreError> {
+        let epoch = shared.checkpoints_done.load(Ordering::Acquire);
+        let keys: Vec<DedupKey> = events.iter().map(|e| DedupKey::of(&e.account, &e.id)).collect();
+        let started = std::time::Instant::now();
+        let on_disk = keys.iter().map(|k| engine.dedup.contains_key(k.0)).collect::<Result<_, _>>()?;
+        warn_if_slow("dedup lookups", started, 1);
+        Ok(DiskCheck { epoch, keys, on_disk })
+    }
+}
+
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+pub(crate) enum Command {
+    Ingest { events: Vec<CallEvent>, checked: DiskCheck, reply: Reply<Vec<Outcome>> },
+    UpsertAccount { name: String, change: AccountChange, reply: Reply<AccountRecord> },
+    AddAdjustment { adjustment: Adjustment, reply: Reply<()> },
+    PutToken { token: TokenRecord, reply: Reply<()> },
+    DeleteToken { id: String, reply: Reply<bool> },
+}
+
+/// The way into the writer thread.
+pub(crate) struct WriterHandle {
+    pub(crate) tx: parking_lot::Mutex<Option<mpsc::Sender<Command>>>,
+    pub(crate) threads: parking_lot::Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl WriterHandle {
+    fn send<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> oneshot::Receiver<Result<T, StoreError>> {
+        let (reply, rx) = oneshot::channel();
+        let cmd = make(reply);
+        if let Some(tx) = self.tx.lock().as_ref() {
+            // A send error drops the command and its reply sender: the receiver then reads ShuttingDown.
+            let _ = tx.send(cmd);
+        }
+        rx
+    }
+
+    fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, StoreError> {
+        self.send(make).blocking_recv().unwrap_or(Err(StoreError::ShuttingDown))
+    }
+
+    pub fn ingest(&self, events: Vec<CallEvent>, checked: DiskCheck) -> IngestTicket {
+        IngestTicket(self.send(|reply| Command::Ingest { events, checked, reply }))
+    }
+
+    pub fn upsert_account(&self, name: String, change: AccountChange) -> Result<AccountRecord, StoreError> {
+        self.call(|reply| Command::UpsertAccount { name, change, reply })
+    }
+
+    pub fn add_adjustment(&self, adjustment: Adjustment) -> Result<(), StoreError> {
+        self.call(|reply| Command::AddAdjustment { adjustment, reply })
+    }
+
+    pub fn put_token(&self, token: TokenRecord) -> Result<(), StoreError> {
+        self.call(|reply| Command::PutToken { token, reply })
+    }
+
+    pub fn delete_token(&self, id: String) -> Result<bool, StoreError> {
+        self.call(|reply| Command::DeleteToken { id, reply })
+    }
+
+    /// Closes the queue and waits for the writer and syncer to finish what they hold.
+    pub fn stop(&self) {
+        self.tx.lock().take();
+        for t in self.threads.lock().drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for WriterHandle {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub(crate) fn complete_with<T: Send + 'static>(reply: Reply<T>, value: T) -> Completion {
+    Box::new(move |r: Result<(), &StoreError>| {
+        let _ = reply.send(match r {
+            Ok(()) => Ok(value),
+            Err(e) => Err(copy_error(e)),
+        });
+    })
+}
+
+/// A completion that can only fail: for commands not gathered at all.
+pub(crate) fn fail_only(cmd: Command) -> Completion {
+    fn fail<T: Send + 'static>(reply: Reply<T>) -> Completion {
+        Box::new(move |r: Result<(), &StoreError>| {
+            let _ = reply.send(Err(r.err().map_or(StoreError::ShuttingDown, copy_error)));
+        })
+    }
+    match cmd {
+        Command::Ingest { reply, .. } => fail(reply),
+        Command::UpsertAccount { reply, .. } => fail(reply),
+        Command::AddAdjustment { reply, .. } | Command::PutToken { reply, .. } => fail(reply),
+        Command::DeleteToken { reply, .. } => fail(reply),
+    }
+}
+
+/// The same error for every request of a failed commit.
+pub(crate) fn copy_error(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::DiskFull(m) => StoreError::DiskFull(m.clone()),
+        other => StoreError::Unavailable(other.to_string()),
+    }
+}

@@ -1,0 +1,157 @@
+//! Upgrades of the store format, run once at open (DESIGN §9: the store
+//! format carries a version and upgrades itself).
+//!
+//! - 1 → 2: blocks span at most `MAX_BLOCK_SPAN_NS`. Format 1 put an
+//!   account's calls of one commit in one block however far apart they were,
+//!   so a single old call committed beside current ones widened the account's
+//!   block span for good (request-log pages and the retention sweep start
+//!   their scans that far back). The upgrade splits every wider block into
+//!   blocks of at most the bound, one old block per engine batch (its pieces
+//!   in, itself out: a crash leaves either), then narrows the account.
+
+use super::writer::{MAX_BLOCK_SPAN_NS, NEXT_SEQ_KEY};
+use super::{Engine, Shared, FORMAT_KEY, FORMAT_VERSION};
+use crate::codec::{self, StoredCall};
+use crate::keys;
+use crate::StoreError;
+
+/// Brings a store of format `found` to [`FORMAT_VERSION`]. Runs before the
+/// writer starts and after recovery, so the block log is empty (no entry
+/// points at a block this replaces).
+pub(crate) fn upgrade(engine: &Engine, shared: &Shared, found: u32, next_seq: &mut u64) -> Result<(), StoreError> {
+    if found >= FORMAT_VERSION {
+        return Ok(());
+    }
+    assert!(engine.block_log.is_empty()?, "upgrades run on a recovered store");
+    let started = std::time::Instant::now();
+    let split = split_wide_blocks(engine, shared, next_seq)?;
+    engine.meta.insert(FORMAT_KEY, FORMAT_VERSION.to_le_bytes())?;
+    engine.db.persist(fjall::PersistMode::SyncAll)?;
+    tracing::info!(
+        from = found,
+        to = FORMAT_VERSION,
+        blocks_split = split,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "store format upgraded"
+    );
+    Ok(())
+}
+
+/// Splits every block wider than the bound; the number split.
+fn split_wide_blocks(engine: &Engine, shared: &Shared, next_seq: &mut u64) -> Result<u64, StoreError> {
+    let wide: Vec<String> = shared
+        .accounts
+        .read()
+        .values()
+        .filter(|a| a.max_block_span_ns > MAX_BLOCK_SPAN_NS)
+        .map(|a| a.name.clone())
+        .collect();
+    let mut split = 0;
+    let mut buf = Vec::new();
+    for account in wide {
+        let prefix = keys::account_prefix(&account);
+        let skip = prefix.len();
+        // Keys first, then the rewrites: the scan does not see its own writes.
+        let mut to_split = Vec::new();
+        let mut span = 0;
+        for item in engine.blocks.prefix(&prefix) {
+            let (key, value) = item.into_inner()?;
+            let min = keys::read_i64(&key[skip..]).ok_or_else(|| StoreError::Corrupt("block key".into()))?;
+            let width = codec::block_header(&value)?.max_time_ns.saturating_sub(min);
+            if width > MAX_BLOCK_SPAN_NS {
+                to_split.push(key.to_vec());
+            } else {
+                span = span.max(width);
+            }
+        }
+        for key in to_split {
+            let value = engine.blocks.get(&key)?.ok_or_else(|| StoreError::Corrupt("block vanished".into()))?;
+            let calls = codec::decode_block(&account, &value)?;
+            let mut batch = engine.db.batch();
+            for piece in pieces(&calls) {
+                let min = codec::time_ns(piece[0].event.time);
+                span = span.max(codec::time_ns(piece[piece.len() - 1].event.time).saturating_sub(min));
+                codec::encode_block(piece.iter().map(StoredCall::view), &mut buf);
+                batch.insert(&engine.blocks, keys::block_key(&account, min, *next_seq), buf.as_slice());
+                *next_seq += 1;
+            }
+            batch.remove(&engine.blocks, key);
+            batch.insert(&engine.meta, NEXT_SEQ_KEY, next_seq.to_be_bytes());
+            batch.commit()?;
+            split += 1;
+        }
+        let mut accounts = shared.accounts.write();
+        let rec = accounts.get_mut(&account).expect("listed above");
+        rec.max_block_span_ns = span;
+        engine.accounts.insert(account.as_bytes(), serde_json::to_vec(&*rec).expect("records serialize"))?;
+    }
+    Ok(split)
+}
+
+/// A block's calls (sorted) cut where they would span more than the bound.
+fn pieces(calls: &[StoredCall]) -> Vec<&[StoredCall]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..=calls.len() {
+        let ends = i == calls.len()
+            || codec::time_ns(calls[i].event.time).saturating_sub(codec::time_ns(calls[start].event.time))
+                > MAX_BLOCK_SPAN_NS;
+        if ends {
+            out.push(&calls[start..i]);
+            start = i;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_event;
+    use super::*;
+    use crate::{CallFilter, EmbeddedStore, Store, StoreOptions};
+    use chrono::Utc;
+
+    /// A format-1 store with one block spanning 300 days: after the upgrade
+    /// the account's span is the bound's at most, and every call is still there once.
+    #[test]
+    fn a_wide_block_of_format_1_is_split() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Utc::now() - chrono::Duration::minutes(1);
+        let old = now - chrono::Duration::days(300);
+        let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+        store.ingest(vec![test_event("first".into(), now)]).wait_blocking().unwrap();
+        // Written as format 1 would have: one block for calls 300 days apart.
+        let calls: Vec<StoredCall> = [old, old, now, now]
+            .iter()
+            .enumerate()
+            .map(|(i, t)| StoredCall { event: test_event(format!("w{i}"), *t), billable: true, late: false })
+            .collect();
+        let mut buf = Vec::new();
+        codec::encode_block(calls.iter().map(StoredCall::view), &mut buf);
+        store.engine.blocks.insert(keys::block_key("acme", codec::time_ns(old), 1 << 40), buf).unwrap();
+        let mut rec = store.account("acme").unwrap();
+        rec.max_block_span_ns = codec::time_ns(now) - codec::time_ns(old);
+        store.engine.accounts.insert("acme", serde_json::to_vec(&rec).unwrap()).unwrap();
+        store.engine.meta.insert(FORMAT_KEY, 1u32.to_le_bytes()).unwrap();
+        store.shutdown();
+
+        let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+        assert!(store.account("acme").unwrap().max_block_span_ns <= MAX_BLOCK_SPAN_NS);
+        let version = store.engine.meta.get(FORMAT_KEY).unwrap().unwrap();
+        assert_eq!(u32::from_le_bytes(version.as_ref().try_into().unwrap()), FORMAT_VERSION);
+        let mut ids: Vec<String> = store
+            .calls("acme", &CallFilter::default(), None, 100)
+            .unwrap()
+            .calls
+            .into_iter()
+            .map(|(_, c)| c.event.id)
+            .collect();
+        ids.sort();
+        assert_eq!(ids, ["first", "w0", "w1", "w2", "w3"]);
+        store.shutdown();
+        // A second open has nothing to do.
+        let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+        assert_eq!(store.calls("acme", &CallFilter::default(), None, 100).unwrap().calls.len(), 5);
+        store.shutdown();
+    }
+}
