@@ -220,6 +220,8 @@ pub(crate) struct CheckpointJob {
     pub keys: Arc<KeySet>,
     /// `block_log` sequences those calls came from.
     pub seqs: Vec<u64>,
+    /// Every block below this sequence is checkpointed once this job is.
+    pub below_seq: u64,
 }
 
 /// A `block_log` value: the block's key and when its commit happened (the
@@ -250,6 +252,7 @@ pub(crate) fn recover(
     path: &std::path::Path,
     min_free_bytes: u64,
     late_calls: LatePolicy,
+    next_seq: u64,
 ) -> Result<Replayed, StoreError> {
     let started = std::time::Instant::now();
     let replayed = replay_block_log(engine, shared, late_calls)?;
@@ -257,13 +260,14 @@ pub(crate) fn recover(
     shared.replay.blocks.store(replayed.seqs.len() as u64, Ordering::Relaxed);
     shared.replay.calls.store(calls, Ordering::Relaxed);
     if replayed.seqs.is_empty() {
+        shared.checkpointed_below_seq.store(next_seq, Ordering::Release);
         return Ok(replayed);
     }
     {
         let mut pending = shared.pending_aggregates.write();
         pending.flushing = Arc::new(std::mem::take(&mut pending.current));
     }
-    let job = CheckpointJob { keys: Arc::new(replayed.keys), seqs: replayed.seqs };
+    let job = CheckpointJob { keys: Arc::new(replayed.keys), seqs: replayed.seqs, below_seq: next_seq };
     match checkpoint(engine, shared, path, min_free_bytes, &job) {
         Ok(()) => {
             tracing::info!(
@@ -420,6 +424,7 @@ fn checkpoint(
     // Durable now, not at the writer's next sync: after a clean stop there is
     // nothing to replay even if the machine then loses power.
     engine.db.persist(fjall::PersistMode::SyncAll)?;
+    shared.checkpointed_below_seq.fetch_max(job.below_seq, Ordering::AcqRel);
     tracing::debug!(keys = job.keys.len(), blocks = job.seqs.len(), keys_ms, "checkpoint written");
     Ok(())
 }

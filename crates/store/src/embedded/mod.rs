@@ -167,6 +167,10 @@ pub(crate) struct Shared {
     /// Blocks with this sequence or later belong to commits not (yet)
     /// durable: the request log leaves them out.
     pub visible_below_seq: AtomicU64,
+    /// Every block below this sequence has its keys and counts in the engine
+    /// (checkpointed): the retention sweep removes no other, since a block
+    /// still in the block log is what a restart would count from.
+    pub checkpointed_below_seq: AtomicU64,
     /// What the open replayed after a crash.
     pub replay: ReplayCounts,
 }
@@ -211,6 +215,7 @@ impl EmbeddedStore {
             pending_aggregates: RwLock::new(derived::PendingAggregates::default()),
             checkpoints_done: AtomicU64::new(0),
             visible_below_seq: AtomicU64::new(0),
+            checkpointed_below_seq: AtomicU64::new(0),
             replay: ReplayCounts::default(),
         });
         let min_free_bytes = options.min_free_bytes;

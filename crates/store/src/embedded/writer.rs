@@ -60,7 +60,7 @@ pub(crate) fn start(
         Some(v) => keys::read_u64(&v).ok_or_else(|| StoreError::Corrupt("next_seq".into()))?,
         None => 0,
     };
-    let replayed = derived::recover(&engine, &shared, &path, options.min_free_bytes, options.late_calls)?;
+    let replayed = derived::recover(&engine, &shared, &path, options.min_free_bytes, options.late_calls, next_seq)?;
     if replayed.seqs.is_empty() {
         super::upgrade::upgrade(&engine, &shared, format, &mut next_seq)?;
     }
@@ -411,7 +411,7 @@ impl Writer {
         self.last_handoff = std::time::Instant::now();
         // Through the syncer, behind the commits it covers: forwarded to the
         // checkpointer once they are durable (`syncer.rs`).
-        let job = CheckpointJob { keys, seqs: std::mem::take(&mut self.unlogged) };
+        let job = CheckpointJob { keys, seqs: std::mem::take(&mut self.unlogged), below_seq: self.next_seq };
         if self.sync_tx.send(SyncItem::Checkpoint(job)).is_err() {
             tracing::error!("syncer stopped; recent calls stay in the block log until restart");
         }
