@@ -10,10 +10,12 @@
 //! `kill -9` would), `error` (the step fails with an I/O error, once), or
 //! `sleep-MS` (the step waits). For example
 //! `CALLMETER_FAILPOINTS=checkpoint.after_keys=2:crash,sync=5:error`.
-//! The names are the `&'static str`s passed to [`hit`] in this crate; `docs/failpoints.md` lists them.
+//! The names are the `&'static str`s passed to [`hit`] in this crate;
+//! `docs/exactly-once.md` lists them.
 
 /// What a failpoint does when it fires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
 pub(crate) enum Fault {
     /// The step returns an I/O error.
     Error,

@@ -12,7 +12,6 @@
 
 use super::{Engine, Shared};
 use crate::codec;
-use crate::failpoint;
 use crate::keys;
 use crate::StoreError;
 use callmeter_model::DedupKey;
@@ -91,7 +90,6 @@ pub(crate) fn expire_blocks(engine: &Engine, shared: &Shared, cutoff_ns: i64) ->
             removed += 1;
             if batch.len() >= REMOVALS_PER_BATCH {
                 std::mem::replace(&mut batch, engine.db.batch()).commit()?;
-                failpoint::check("expiry.between_batches")?;
             }
         }
         if !batch.is_empty() {
