@@ -7,7 +7,7 @@
 //!
 //! Which blocks go is decided from keys alone: a block keyed (account,
 //! earliest time, seq) starting more than the account's widest block span
-//! (at most a minute, `writer::MAX_BLOCK_SPAN_NS`) before the cutoff ends
+//! (at most an hour, `writer::MAX_BLOCK_SPAN_NS`) before the cutoff ends
 //! before it. Each expiring block is then read once, for its calls' ids.
 
 use super::{Engine, Shared};

@@ -44,8 +44,10 @@ const MAX_BLOCK_CALLS: usize = 4096;
 /// account's widest block span before the wanted time (a block keyed by its
 /// earliest call may reach that far), and the retention sweep keeps a block
 /// until its latest call expires: a bound keeps one old call committed beside
-/// current ones (a backfill) from widening either for good.
-pub(crate) const MAX_BLOCK_SPAN_NS: i64 = 60_000_000_000;
+/// current ones (a backfill) from widening either for good. An hour leaves
+/// the blocks of live traffic and of imported logs whole (a commit rarely
+/// spans more) while no account's scans reach back further.
+pub(crate) const MAX_BLOCK_SPAN_NS: i64 = 3_600 * 1_000_000_000;
 
 pub(crate) const NEXT_SEQ_KEY: &str = "next_seq";
 
@@ -538,10 +540,10 @@ mod tests {
 
     #[test]
     fn blocks_are_cut_by_count_and_by_span() {
-        let s = 1_000_000_000;
-        let calls: Vec<Accepted> = [0, 1, 2, 61 * s, 62 * s, 200 * s].map(accepted).to_vec();
+        let h = MAX_BLOCK_SPAN_NS;
+        let calls: Vec<Accepted> = [0, 1, h, h + 1, h + 2, 3 * h].map(accepted).to_vec();
         let sizes: Vec<usize> = blocks_of(&calls).map(<[Accepted]>::len).collect();
-        assert_eq!(sizes, [3, 2, 1]);
+        assert_eq!(sizes, [3, 2, 1], "the first block takes a call exactly an hour after its first");
         let many: Vec<Accepted> = (0..MAX_BLOCK_CALLS as i64 * 2 + 5).map(accepted).collect();
         let sizes: Vec<usize> = blocks_of(&many).map(<[Accepted]>::len).collect();
         assert_eq!(sizes, [MAX_BLOCK_CALLS, MAX_BLOCK_CALLS, 5]);
