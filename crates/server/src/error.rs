@@ -54,7 +54,9 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::DiskFull(m) => ApiError::DiskFull(format!("disk full: {m}")),
-            StoreError::Unavailable(_) | StoreError::ShuttingDown => ApiError::Unavailable(e.to_string()),
+            StoreError::Unavailable(_) | StoreError::ShuttingDown | StoreError::Busy(_) => {
+                ApiError::Unavailable(e.to_string())
+            }
             StoreError::UnknownAccount(_) => ApiError::NotFound(e.to_string()),
             StoreError::UnknownPlan(_) | StoreError::InvalidCursor => ApiError::BadRequest(e.to_string()),
             other => ApiError::Internal(other.to_string()),

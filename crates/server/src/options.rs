@@ -212,6 +212,7 @@ impl ServerOptions {
                 max_requests_per_commit: requests_per_commit,
                 cache_bytes: self.cache_mb.unwrap_or(256) << 20,
                 checkpoint_interval: std::time::Duration::from_millis(checkpoint_interval_ms),
+                ..StoreOptions::default()
             },
             audit,
         })

@@ -34,6 +34,9 @@ pub enum StoreError {
     /// A request-log cursor that this store did not hand out.
     #[error("invalid cursor")]
     InvalidCursor,
+    /// Too much is waiting to be written: try again shortly (nothing of the request was taken).
+    #[error("busy: {0}")]
+    Busy(String),
     /// The writer has stopped (the server is shutting down).
     #[error("store is shutting down")]
     ShuttingDown,

@@ -43,6 +43,8 @@ pub struct StoreOptions {
     /// written into the engine (a checkpoint); a start after a crash replays
     /// the calls since the last one.
     pub checkpoint_interval: std::time::Duration,
+    /// Events waiting for the writer at most; an ingest past it is refused as busy.
+    pub max_queued_events: usize,
 }
 
 impl Default for StoreOptions {
@@ -60,6 +62,7 @@ impl Default for StoreOptions {
             max_requests_per_commit: 16,
             cache_bytes: 256 << 20,
             checkpoint_interval: std::time::Duration::from_secs(20),
+            max_queued_events: 1 << 18,
         }
     }
 }

@@ -39,7 +39,7 @@ impl DiskCheck {
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
 pub(crate) enum Command {
-    Ingest { events: Vec<CallEvent>, checked: DiskCheck, reply: Reply<Vec<Outcome>> },
+    Ingest { events: Vec<CallEvent>, checked: DiskCheck, reply: Reply<Vec<Outcome>>, reserved: Reserved },
     UpsertAccount { name: String, change: AccountChange, reply: Reply<AccountRecord> },
     AddAdjustment { adjustment: Adjustment, reply: Reply<()> },
     PutToken { token: TokenRecord, reply: Reply<()> },
@@ -50,6 +50,39 @@ pub(crate) enum Command {
 pub(crate) struct WriterHandle {
     pub(crate) tx: parking_lot::Mutex<Option<mpsc::Sender<Command>>>,
     pub(crate) threads: parking_lot::Mutex<Vec<JoinHandle<()>>>,
+    /// Events queued for the writer and not yet taken; shared with it.
+    pub(crate) queued: std::sync::Arc<QueuedEvents>,
+}
+
+/// The events waiting in the writer's queue, against a limit: past it an
+/// ingest is refused at once (`Busy`, a 503 with `Retry-After`) rather than
+/// queued, so a flood of requests cannot grow memory without bound.
+pub(crate) struct QueuedEvents {
+    pub(crate) events: std::sync::atomic::AtomicUsize,
+    pub(crate) limit: usize,
+}
+
+impl QueuedEvents {
+    /// Takes room for `n` events, or says there is none.
+    fn reserve(&self, n: usize) -> bool {
+        self.events
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| (q + n <= self.limit || q == 0).then_some(q + n))
+            .is_ok()
+    }
+}
+
+/// Room for a request's events in the queue, given back when dropped: when
+/// the request is answered, whatever the answer.
+pub(crate) struct Reserved {
+    queued: std::sync::Arc<QueuedEvents>,
+    n: usize,
+}
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        let before = self.queued.events.fetch_sub(self.n, Ordering::AcqRel);
+        debug_assert!(before >= self.n, "released more events than were queued");
+    }
 }
 
 impl WriterHandle {
@@ -68,7 +101,14 @@ impl WriterHandle {
     }
 
     pub fn ingest(&self, events: Vec<CallEvent>, checked: DiskCheck) -> IngestTicket {
-        IngestTicket(self.send(|reply| Command::Ingest { events, checked, reply }))
+        if !self.queued.reserve(events.len()) {
+            return IngestTicket::failed(StoreError::Busy(format!(
+                "more than {} events are waiting to be written",
+                self.queued.limit
+            )));
+        }
+        let reserved = Reserved { queued: self.queued.clone(), n: events.len() };
+        IngestTicket(self.send(|reply| Command::Ingest { events, checked, reply, reserved }))
     }
 
     pub fn upsert_account(&self, name: String, change: AccountChange) -> Result<AccountRecord, StoreError> {
@@ -131,5 +171,26 @@ pub(crate) fn copy_error(e: &StoreError) -> StoreError {
     match e {
         StoreError::DiskFull(m) => StoreError::DiskFull(m.clone()),
         other => StoreError::Unavailable(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_queue_refuses_past_its_limit_and_takes_back_room_when_answered() {
+        let queued = std::sync::Arc::new(QueuedEvents { events: Default::default(), limit: 10 });
+        let take = |n| queued.reserve(n).then(|| Reserved { queued: queued.clone(), n });
+        let a = take(6).expect("room");
+        assert!(take(6).is_none(), "6 + 6 > 10");
+        let b = take(4).expect("6 + 4 fits");
+        drop(a);
+        let c = take(6).expect("room again once the first is answered");
+        drop((b, c));
+        assert_eq!(queued.events.load(Ordering::Acquire), 0);
+        let big = take(50).expect("an empty queue takes any one request");
+        assert!(take(1).is_none());
+        drop(big);
     }
 }

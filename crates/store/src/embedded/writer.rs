@@ -15,7 +15,7 @@
 //! that a repeat within them is a duplicate and an account is created once.
 
 use super::derived::{self, CheckpointJob, KeySet};
-use super::requests::{complete_with, fail_only, Command, WriterHandle};
+use super::requests::{complete_with, fail_only, Command, QueuedEvents, WriterHandle};
 use super::syncer::{Accepted, Committed, Completion, SyncItem, Syncer};
 use super::undo::UndoEntry;
 use super::{warn_if_slow, Engine, Shared};
@@ -69,6 +69,7 @@ pub(crate) fn start(
     shared.visible_below_seq.store(next_seq, Ordering::Release);
     let accounts = shared.accounts.read().clone();
     let (tx, rx) = mpsc::channel::<Command>();
+    let queued = Arc::new(QueuedEvents { events: Default::default(), limit: options.max_queued_events });
     let (job_tx, job_rx) = mpsc::channel::<CheckpointJob>();
     let checkpointer =
         derived::start_checkpointer(engine.clone(), shared.clone(), path.clone(), options.min_free_bytes, job_rx)?;
@@ -97,6 +98,7 @@ pub(crate) fn start(
     Ok(WriterHandle {
         tx: parking_lot::Mutex::new(Some(tx)),
         threads: parking_lot::Mutex::new(vec![writer, syncer, checkpointer]),
+        queued,
     })
 }
 
@@ -231,7 +233,7 @@ impl Writer {
         }
         for cmd in commands {
             match cmd {
-                Command::Ingest { events, checked, reply } => {
+                Command::Ingest { events, checked, reply, reserved } => {
                     let mut outcomes = Vec::with_capacity(events.len());
                     // A check made before the writer forgot some checkpoint's keys
                     // may have missed them: look those events up again.
@@ -243,7 +245,12 @@ impl Writer {
                         outcomes.push(self.ingest_event(c, e, (request, index as u32), key, on_disk)?);
                     }
                     c.requests.push(events);
-                    c.completions.push(complete_with(reply, outcomes));
+                    let answer = complete_with(reply, outcomes);
+                    // The events' room in the queue is given back once they are answered.
+                    c.completions.push(Box::new(move |result| {
+                        answer(result);
+                        drop(reserved);
+                    }));
                 }
                 Command::UpsertAccount { name, change, reply } => match self.upsert_account(c, &name, change) {
                     Ok(rec) => c.completions.push(complete_with(reply, rec)),
