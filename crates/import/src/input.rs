@@ -1,9 +1,8 @@
 //! Opening what is imported: a file (plain, gzip or zstd, told by its first
 //! bytes, not its name) or standard input, with its first 4 KiB of content
-//! read ahead for the source identity and format detection.
+//! read ahead for format detection.
 
 use crate::error::{ImportError, Result};
-use callmeter_formats::SOURCE_HEAD_BYTES;
 use chrono::{DateTime, Utc};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -15,13 +14,16 @@ const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
 const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
 const READ_BUFFER: usize = 256 << 10;
 
+/// How much of the start of the content is read ahead, for format detection.
+pub const HEAD_BYTES: usize = 4096;
+
 /// One source of lines.
 pub struct Input {
     /// The path as given, or `-`.
     pub name: String,
     /// The decompressed content, from its first byte (the head included).
     pub reader: Box<dyn BufRead + Send>,
-    /// The first [`SOURCE_HEAD_BYTES`] of the decompressed content (less if it is shorter).
+    /// The first [`HEAD_BYTES`] of the decompressed content (less if it is shorter).
     pub head: Vec<u8>,
     /// The size of the file on disk (compressed), when known: for progress.
     pub size: Option<u64>,
@@ -79,8 +81,8 @@ impl Input {
             (Compression::None, Box::new(raw))
         };
         let mut content = BufReader::with_capacity(READ_BUFFER, content);
-        let mut head = Vec::with_capacity(SOURCE_HEAD_BYTES);
-        (&mut content).take(SOURCE_HEAD_BYTES as u64).read_to_end(&mut head).map_err(|e| ImportError::io(name, e))?;
+        let mut head = Vec::with_capacity(HEAD_BYTES);
+        (&mut content).take(HEAD_BYTES as u64).read_to_end(&mut head).map_err(|e| ImportError::io(name, e))?;
         let reader = Box::new(std::io::Cursor::new(head.clone()).chain(content));
         Ok(Input { name: name.to_owned(), reader, head, size, read, modified, compression })
     }
@@ -88,7 +90,7 @@ impl Input {
     /// The first lines of the head, for format detection.
     pub fn head_lines(&self) -> Vec<&[u8]> {
         let mut lines: Vec<&[u8]> = self.head.split(|b| *b == b'\n').collect();
-        if self.head.len() == SOURCE_HEAD_BYTES && lines.len() > 1 {
+        if self.head.len() == HEAD_BYTES && lines.len() > 1 {
             lines.pop(); // cut off mid-line
         }
         lines
@@ -199,7 +201,7 @@ mod tests {
         for (bytes, kind) in [(text.clone(), Compression::None), (gz, Compression::Gzip), (zst, Compression::Zstd)] {
             let input = Input::from_reader("t", Box::new(std::io::Cursor::new(bytes)), None, None).unwrap();
             assert_eq!(input.compression, kind);
-            assert_eq!(input.head, text[..SOURCE_HEAD_BYTES]);
+            assert_eq!(input.head, text[..HEAD_BYTES]);
             assert_eq!(content(input), text);
         }
     }
