@@ -181,19 +181,20 @@ pub fn parse_user_map(text: &str) -> Result<HashMap<String, String>> {
 }
 
 /// The year of a syslog time (which has none), by DESIGN §5: the year of the
-/// file's modification time, and the year before when that would put the line
-/// after it.
+/// reference (a file's modification time), and the year before when that
+/// would put the line after it.
 ///
-/// "After" allows one day, so that a wrong `--timezone` or a skewed clock
-/// moves no line back a whole year.
+/// There is no slack: a file's lines were all written by its modification
+/// time, so a line even a minute after it is from the year before. Lines
+/// read as they are written (`tail`) take [`live_year_reference`], which
+/// allows the clock skew DESIGN §3 allows.
 pub fn syslog_year(month: u32, day: u32, h: u32, mi: u32, s: u32, tz: Tz, reference: DateTime<Utc>) -> i32 {
     let y = reference.with_timezone(&tz).year();
-    let slack = chrono::Duration::days(1);
     let candidate = NaiveDate::from_ymd_opt(y, month, day)
         .and_then(|d| d.and_hms_opt(h, mi, s.min(59)))
         .and_then(|t| local_to_utc(t, tz));
     match candidate {
-        Some(t) if reference.checked_add_signed(slack).is_some_and(|r| t > r) => y - 1,
+        Some(t) if t > reference => y - 1,
         // Feb 29 in a year without it: the year before cannot have it either,
         // unless it is the leap year, so look back up to 4 years.
         None if month == 2 && day == 29 => {
@@ -344,13 +345,40 @@ mod tests {
         let mtime = utc("2025-01-02T00:30:00Z");
         assert_eq!(syslog_year(12, 31, 23, 59, 59, tz, mtime), 2024);
         assert_eq!(syslog_year(1, 2, 0, 20, 0, tz, mtime), 2025);
-        // Up to a day after the reference is still this year (zone mistakes, clock skew).
-        assert_eq!(syslog_year(1, 2, 20, 0, 0, tz, mtime), 2025);
+        assert_eq!(syslog_year(1, 2, 0, 30, 0, tz, mtime), 2025, "the modification time itself");
+        // After the modification time, even by a minute or within the day, is the year before.
+        assert_eq!(syslog_year(1, 2, 0, 31, 0, tz, mtime), 2024);
+        assert_eq!(syslog_year(1, 2, 20, 0, 0, tz, mtime), 2024);
         assert_eq!(syslog_year(1, 4, 0, 0, 0, tz, mtime), 2024);
         assert_eq!(syslog_year(2, 29, 0, 0, 0, tz, utc("2025-03-01T00:00:00Z")), 2024);
         // In a zone ahead of UTC, the local year has already turned.
         let tokyo: Tz = "Asia/Tokyo".parse().unwrap();
         assert_eq!(syslog_year(1, 1, 8, 0, 0, tokyo, utc("2024-12-31T23:30:00Z")), 2025);
+    }
+
+    #[test]
+    fn a_log_that_starts_on_new_year_noon_stays_in_its_year() {
+        // A year of lines from Jan 1 12:00, its last written just before an mtime of Jan 1 00:30.
+        let mtime = utc("2025-01-01T00:30:00Z");
+        assert_eq!(syslog_year(1, 1, 12, 0, 0, Tz::UTC, mtime), 2024, "not in the future");
+        assert_eq!(syslog_year(12, 31, 23, 59, 0, Tz::UTC, mtime), 2024);
+        assert_eq!(syslog_year(1, 1, 0, 29, 0, Tz::UTC, mtime), 2025);
+    }
+
+    #[test]
+    fn live_lines_allow_five_minutes_of_clock_skew() {
+        let now = utc("2025-03-10T12:00:00Z");
+        let reference = now + CLOCK_SKEW;
+        // A line a few seconds, or up to five minutes, ahead of this clock stays in this year.
+        assert_eq!(syslog_year(3, 10, 12, 0, 30, Tz::UTC, reference), 2025);
+        assert_eq!(syslog_year(3, 10, 12, 5, 0, Tz::UTC, reference), 2025);
+        assert_eq!(syslog_year(3, 10, 12, 5, 1, Tz::UTC, reference), 2024);
+        // Across New Year: a line of Dec 31 read at 00:02 on Jan 1, and one of Jan 1 read at 23:58 on Dec 31.
+        let reference = utc("2025-01-01T00:02:00Z") + CLOCK_SKEW;
+        assert_eq!(syslog_year(12, 31, 23, 59, 0, Tz::UTC, reference), 2024);
+        let reference = utc("2024-12-31T23:58:00Z") + CLOCK_SKEW;
+        assert_eq!(syslog_year(1, 1, 0, 1, 0, Tz::UTC, reference), 2025);
+        assert!(live_year_reference() > Utc::now() + chrono::Duration::minutes(4));
     }
 
     #[test]
