@@ -33,6 +33,10 @@ pub struct Input {
     pub modified: Option<DateTime<Utc>>,
     /// How the content was stored.
     pub compression: Compression,
+    /// A plain file, which a server may still be writing: its last line is
+    /// read only once it ends. A compressed file or a stream that has ended is
+    /// whole, and a last line without `\n` is a line.
+    pub may_grow: bool,
 }
 
 /// How a file's content is stored.
@@ -59,7 +63,9 @@ impl Input {
             return Err(ImportError::io(&name, std::io::Error::other("is a folder")));
         }
         let modified = meta.modified().ok().map(DateTime::<Utc>::from);
-        Input::from_reader(&name, Box::new(file), Some(meta.len()), modified)
+        let mut input = Input::from_reader(&name, Box::new(file), Some(meta.len()), modified)?;
+        input.may_grow = input.compression == Compression::None;
+        Ok(input)
     }
 
     /// Reads from any byte stream (compressed or not).
@@ -84,7 +90,7 @@ impl Input {
         let mut head = Vec::with_capacity(HEAD_BYTES);
         (&mut content).take(HEAD_BYTES as u64).read_to_end(&mut head).map_err(|e| ImportError::io(name, e))?;
         let reader = Box::new(std::io::Cursor::new(head.clone()).chain(content));
-        Ok(Input { name: name.to_owned(), reader, head, size, read, modified, compression })
+        Ok(Input { name: name.to_owned(), reader, head, size, read, modified, compression, may_grow: false })
     }
 
     /// The first lines of the head, for format detection.
@@ -120,10 +126,17 @@ impl Read for Counting {
 ///
 /// A longer line is skipped through its end and reported as such rather than
 /// held in memory: a binary file fed by mistake costs nothing.
+///
+/// A line's id is made of its bytes (DESIGN §5), and a line is final once its
+/// newline is written: in a file a server may still be writing, a last line
+/// without one is held back ([`Lines::unended_last_line`]), so that a
+/// later import reads it whole rather than billing a part of it as well.
 pub struct Lines<R> {
     reader: R,
     max: usize,
     buf: Vec<u8>,
+    hold_back_unended: bool,
+    held_back: usize,
 }
 
 /// One line, or the length of one that was too long.
@@ -137,10 +150,21 @@ pub enum Line<'a> {
 impl<R: BufRead> Lines<R> {
     /// Lines of `reader`, at most `max` bytes each.
     pub fn new(reader: R, max: usize) -> Lines<R> {
-        Lines { reader, max, buf: Vec::new() }
+        Lines { reader, max, buf: Vec::new(), hold_back_unended: false, held_back: 0 }
     }
 
-    /// The next line, or `None` at the end. A last line without `\n` is a line.
+    /// Lines of a file that may still grow: a last line without `\n` is not read.
+    pub fn of_growing_file(reader: R, max: usize) -> Lines<R> {
+        Lines { hold_back_unended: true, ..Lines::new(reader, max) }
+    }
+
+    /// The bytes of a last line held back for want of its `\n` (0 for none).
+    pub fn unended_last_line(&self) -> usize {
+        self.held_back
+    }
+
+    /// The next line, or `None` at the end. A last line without `\n` is a
+    /// line, unless this is a growing file's.
     pub fn next_line(&mut self) -> std::io::Result<Option<Line<'_>>> {
         self.buf.clear();
         let mut skipped = 0usize;
@@ -151,6 +175,10 @@ impl<R: BufRead> Lines<R> {
                 Err(e) => return Err(e),
             };
             if chunk.is_empty() {
+                if self.hold_back_unended {
+                    self.held_back = self.buf.len() + skipped;
+                    return Ok(None);
+                }
                 return Ok(match (self.buf.is_empty(), skipped) {
                     (true, 0) => None,
                     (_, 0) => Some(Line::Text(&self.buf)),
@@ -239,5 +267,31 @@ mod tests {
             });
         }
         assert_eq!(seen, ["one", "", "<13>", "four"]);
+    }
+
+    #[test]
+    fn a_growing_file_holds_back_its_unended_last_line() {
+        for (data, lines, held) in
+            [(&b"one\ntw"[..], 1, 2), (b"one\ntwo\n", 2, 0), (b"", 0, 0), (b"three-is-long", 0, 13)]
+        {
+            let mut l = Lines::of_growing_file(std::io::BufReader::with_capacity(4, data), 8);
+            let mut n = 0;
+            while l.next_line().unwrap().is_some() {
+                n += 1;
+            }
+            assert_eq!((n, l.unended_last_line()), (lines, held), "{:?}", String::from_utf8_lossy(data));
+        }
+    }
+
+    #[test]
+    fn plain_files_may_grow_and_compressed_ones_are_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let (plain, gz) = (dir.path().join("a.log"), dir.path().join("a.log.gz"));
+        std::fs::write(&plain, b"a\nb").unwrap();
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(b"a\nb").unwrap();
+        std::fs::write(&gz, e.finish().unwrap()).unwrap();
+        assert!(Input::open(&plain).unwrap().may_grow);
+        assert!(!Input::open(&gz).unwrap().may_grow);
     }
 }

@@ -68,7 +68,11 @@ pub fn import_input<'s>(
     let started = Instant::now();
     let read = input.read.clone();
     let name = input.name.clone();
-    let mut lines = Lines::new(input.reader, MAX_LINE_BYTES);
+    let mut lines = if input.may_grow {
+        Lines::of_growing_file(input.reader, MAX_LINE_BYTES)
+    } else {
+        Lines::new(input.reader, MAX_LINE_BYTES)
+    };
     let outcome = (|| {
         while let Some(line) = lines.next_line().map_err(|e| ImportError::io(&name, e))? {
             reader.read(line, summary)?;
@@ -80,6 +84,10 @@ pub fn import_input<'s>(
                 bar.set_position(read.load(std::sync::atomic::Ordering::Relaxed));
                 bar.set_message(format!("{name}: {} lines, {rate:.0} lines/s", reader.line_no()));
             }
+        }
+        if lines.unended_last_line() > 0 {
+            summary.unended += 1;
+            tracing::info!(file = %name, line = reader.line_no() + 1, bytes = lines.unended_last_line(), "the last line has no newline yet: left for a later import");
         }
         reader.finish(summary);
         Ok(())
