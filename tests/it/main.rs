@@ -9,6 +9,7 @@ mod auth;
 mod closed_period;
 mod crash;
 mod disk_full;
+mod ids;
 mod ingest;
 mod logs;
 mod operations;
