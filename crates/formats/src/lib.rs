@@ -88,7 +88,6 @@ pub use context::{
 pub use detect::detect;
 pub use error::{Error, Result};
 pub use line_key::{LineKey, LineKeys, SourceLine, LINE_ID_PREFIX};
-pub use occurrences::GENERATION as OCCURRENCE_WINDOW_LINES;
 pub use text::MAX_FIELD_BYTES;
 
 use callmeter_model::CallEvent;

@@ -13,7 +13,7 @@
 //! The first occurrence, by far the most common, costs one hash of the line:
 //! its key is that hash. A repeat's key hashes the line's hash and its number
 //! under a second derived key, so no repeat can take the key of another line.
-//! Occurrences are counted over a window of recent lines ([`crate::occurrences`]).
+//! Occurrences are counted over a window of recent lines (`occurrences.rs`).
 //!
 //! So a file, its rotated, gzipped or grown copy, and the same lines read by
 //! `tail` all give the same ids, however small the file was when first read.
@@ -88,16 +88,12 @@ pub struct LineKeys {
 impl LineKeys {
     /// The keys of a source, mixing in the `--source-id` name when one is given.
     pub fn new(source_name: Option<&str>) -> LineKeys {
-        LineKeys::with_occurrences(source_name, Occurrences::default())
-    }
-
-    fn with_occurrences(source_name: Option<&str>, seen: Occurrences) -> LineKeys {
         let line_key = match source_name {
             None => blake3::derive_key(LINE_CONTEXT, b""),
             Some(name) => blake3::derive_key(NAMED_LINE_CONTEXT, name.as_bytes()),
         };
         let repeat_key = blake3::derive_key(REPEAT_CONTEXT, &line_key);
-        LineKeys { line_key, repeat_key, number: 0, seen }
+        LineKeys { line_key, repeat_key, number: 0, seen: Occurrences::default() }
     }
 
     /// The next line: its number and its key. A trailing `\n` or `\r\n` may be left on it.
