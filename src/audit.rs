@@ -318,10 +318,8 @@ fn audit_server(
     query.extend(from.map(|t| ("from", rfc(t))));
     query.extend(to.map(|t| ("to", rfc(t))));
     let resp = api.send(api.request(reqwest::Method::GET, &format!("/v1/accounts/{account}/calls")).query(&query))?;
-    let ctx = callmeter_formats::Context::new(
-        callmeter_formats::SourceId::from_name(&format!("{base}/{account}")),
-        callmeter_formats::AccountRule::Unset,
-    );
+    // The server's calls carry their ids and accounts: nothing is filled in.
+    let ctx = callmeter_formats::Context::new(callmeter_formats::AccountRule::Unset);
     let reader = BufReader::with_capacity(1 << 20, resp);
     let summary = callmeter_audit::audit_log(auditor, callmeter_formats::Format::Ndjson, ctx, reader)
         .with_context(|| format!("reading the calls of {account} from {base}"))?;

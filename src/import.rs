@@ -41,7 +41,8 @@ pub struct LineArgs {
     /// IANA time zone of times written without one (xferlog, vsftpd, syslog).
     #[arg(long, default_value = "UTC")]
     timezone: String,
-    /// Names the source for ids instead of its first 4 KiB (for stdin: the same name makes the same ids).
+    /// A name mixed into the id of every line, for servers that could write byte-identical lines
+    /// (ids are made of a line's bytes and its count among identical lines; the same name makes the same ids).
     #[arg(long)]
     source_id: Option<String>,
     /// Config file whose [import] tables (routes, user agents, overrides, WebDAV) to use

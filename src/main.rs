@@ -49,7 +49,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Follow growing logs (through rotation and truncation) and send their calls to a server.
+    /// Follow growing logs (through rotation and truncation) and send each line's calls to a server once it ends.
     Tail {
         /// The files to follow; they need not exist yet.
         #[arg(required = true)]

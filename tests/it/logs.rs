@@ -7,7 +7,7 @@ use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn when(seconds_ago: i64) -> DateTime<Utc> {
     Utc::now() - chrono::Duration::seconds(seconds_ago)
@@ -241,7 +241,7 @@ fn tail_through_rotation_crashes_and_a_server_restart_then_import_of_the_gzipped
     let server = start_on(&data, &address, &[]);
     let tail = Tail::start(&base, &[&log], &checkpoint);
 
-    // The file appears after tail started, and grows past 4 KiB.
+    // The file appears after tail started, and grows past 4 KiB (nothing waits for that).
     append(&log, &combined_lines(0..100, 9000));
     wait_calls(&server, 100);
 
@@ -284,4 +284,34 @@ fn tail_through_rotation_crashes_and_a_server_restart_then_import_of_the_gzipped
     let again = import_json(&server, &[&gz, &rotated2], &["--account", "acme"]);
     assert_eq!((n(&again, "imported"), n(&again, "duplicates")), (0, 215), "{again}");
     assert_eq!(n(&server.usage("acme", "current"), "calls"), 260);
+}
+
+#[test]
+fn tail_sends_each_line_of_a_log_under_4_kib_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(&dir.path().join("data"), &[]);
+    let log = dir.path().join("small.log");
+    let _tail = Tail::start(&server.base, &[&log], &dir.path().join("tail.json"));
+    let calls = |server: &harness::Server| {
+        let (status, v) = server.get(ADMIN, "/v1/accounts/acme/usage?period=current");
+        if status == 200 {
+            v["calls"].as_u64().unwrap_or(0)
+        } else {
+            0
+        }
+    };
+    // The first line also waits for tail to start; each one after it is timed.
+    append(&log, &combined(0, when(300)));
+    wait_calls(&server, 1);
+    for i in 1..6 {
+        append(&log, &combined(i, when(300 - i as i64)));
+        let written = Instant::now();
+        while calls(&server) < i as u64 + 1 && written.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let took = written.elapsed();
+        assert_eq!(calls(&server), i as u64 + 1, "line {i} never came");
+        assert!(took < Duration::from_secs(1), "line {i} took {took:?}");
+    }
+    assert!(std::fs::metadata(&log).unwrap().len() < 4096, "the log stayed under 4 KiB");
 }

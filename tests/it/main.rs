@@ -10,6 +10,7 @@ mod closed_period;
 mod crash;
 mod disk_full;
 mod faults;
+mod ids;
 mod ingest;
 mod logs;
 mod operations;

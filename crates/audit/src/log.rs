@@ -3,7 +3,7 @@
 
 use crate::auditor::Auditor;
 use crate::error::AuditError;
-use callmeter_formats::{parser, Context, Format};
+use callmeter_formats::{parser, Context, Format, LineKeys};
 use serde::{Deserialize, Serialize};
 use std::io::BufRead;
 
@@ -23,7 +23,8 @@ pub struct LogSummary {
     pub first_errors: Vec<String>,
 }
 
-/// Reads `reader` as `format` and feeds every call to `auditor`.
+/// Reads `reader` as `format` and feeds every call to `auditor`. Calls read
+/// from lines get the ids `import` would give them.
 pub fn audit_log<R: BufRead>(
     auditor: &mut Auditor,
     format: Format,
@@ -31,6 +32,7 @@ pub fn audit_log<R: BufRead>(
     mut reader: R,
 ) -> Result<LogSummary, AuditError> {
     let mut p = parser(format, ctx);
+    let mut keys = LineKeys::new(None);
     let mut summary = LogSummary::default();
     let mut calls = Vec::new();
     let mut line = Vec::new();
@@ -40,7 +42,7 @@ pub fn audit_log<R: BufRead>(
             break;
         }
         summary.lines += 1;
-        if let Err(e) = p.line(summary.lines, &line, &mut calls) {
+        if let Err(e) = p.line(keys.next(&line), &line, &mut calls) {
             summary.bad_lines += 1;
             if summary.first_errors.len() < KEPT_ERRORS {
                 summary.first_errors.push(e.to_string());
@@ -63,7 +65,7 @@ pub fn audit_log<R: BufRead>(
 mod tests {
     use super::*;
     use crate::AuditConfig;
-    use callmeter_formats::{AccountRule, SourceId};
+    use callmeter_formats::AccountRule;
 
     #[test]
     fn bad_lines_are_counted_not_fatal() {
@@ -72,7 +74,7 @@ mod tests {
             "not a log line\n",
             "203.0.113.9 - - [15/Jan/2024:10:01:01 +0000] \"GET /api/rest/v1/folders/in HTTP/1.1\" 200 5 \"-\" \"curl/8\"\n",
         );
-        let ctx = Context::new(SourceId::from_name("t"), AccountRule::fixed("acme").unwrap());
+        let ctx = Context::new(AccountRule::fixed("acme").unwrap());
         let mut a = Auditor::new(AuditConfig::default()).unwrap();
         let s = audit_log(&mut a, Format::Combined, ctx, log.as_bytes()).unwrap();
         assert_eq!((s.lines, s.calls, s.bad_lines), (3, 2, 1));

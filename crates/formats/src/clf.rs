@@ -35,7 +35,7 @@ use crate::http::{forwarded_for, http_event, split_request, HttpLine};
 use crate::text::{
     is_blank, parse_f64, parse_seconds_as_ms, parse_u64, quote, quoted_field, token, trim_eol, unescape, ClfTimes,
 };
-use crate::{Format, LineParser};
+use crate::{Format, LineParser, SourceLine};
 use callmeter_model::CallEvent;
 use chrono::{DateTime, Utc};
 use memchr::memchr;
@@ -179,7 +179,8 @@ impl ClfParser {
     }
 
     /// Reads one line into its call.
-    pub fn parse(&mut self, line_no: u64, line: &[u8]) -> Result<Option<CallEvent>> {
+    pub fn parse(&mut self, at: SourceLine, line: &[u8]) -> Result<Option<CallEvent>> {
+        let line_no = at.number;
         let line = trim_eol(line);
         if is_blank(line) {
             return Ok(None);
@@ -206,7 +207,7 @@ impl ClfParser {
             api_key: None,
             destination: None,
         };
-        http_event(&self.ctx, &mut self.agents, line_no, l).map(Some)
+        http_event(&self.ctx, &mut self.agents, at, l).map(Some)
     }
 }
 
@@ -215,8 +216,8 @@ impl LineParser for ClfParser {
         self.format
     }
 
-    fn line(&mut self, line_no: u64, line: &[u8], out: &mut Vec<CallEvent>) -> Result<()> {
-        if let Some(e) = self.parse(line_no, line)? {
+    fn line(&mut self, at: SourceLine, line: &[u8], out: &mut Vec<CallEvent>) -> Result<()> {
+        if let Some(e) = self.parse(at, line)? {
             out.push(e);
         }
         Ok(())
@@ -230,17 +231,15 @@ impl LineParser for ClfParser {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{id, one, run, run_errors, utc};
+    use crate::testutil::{at, id, one, run, run_errors, utc};
     use callmeter_model::{Interface, Operation};
     use proptest::prelude::*;
 
     #[test]
     fn apache_documentation_examples() {
-        let e = one(
-            Format::Common,
-            r#"127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif HTTP/1.0" 200 2326"#,
-        );
-        assert_eq!(e.id, id(1));
+        let line = r#"127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif HTTP/1.0" 200 2326"#;
+        let e = one(Format::Common, line);
+        assert_eq!(e.id, id(line, 1));
         assert_eq!(e.account, "acme");
         assert_eq!(e.time, utc("2000-10-10T20:55:36Z"));
         assert_eq!((e.interface, e.operation), (Interface::Rest, Operation::Other));
@@ -287,7 +286,7 @@ mod tests {
         let ctx = Context { accounts: crate::AccountRule::Host, ..ctx };
         let mut p = ClfParser::new(Format::Combined, ctx);
         let e = p
-            .parse(3, br#"198.51.100.7 - alice [15/Jan/2024:10:00:01 +0000] "PROPFIND /dav/reports/ HTTP/1.1" 207 900 "-" "Microsoft-WebDAV-MiniRedir/10.0.19045" 0.012 "1" Globex.files.example.com"#)
+            .parse(at(3), br#"198.51.100.7 - alice [15/Jan/2024:10:00:01 +0000] "PROPFIND /dav/reports/ HTTP/1.1" 207 900 "-" "Microsoft-WebDAV-MiniRedir/10.0.19045" 0.012 "1" Globex.files.example.com"#)
             .unwrap()
             .unwrap();
         assert_eq!(
@@ -296,13 +295,13 @@ mod tests {
         );
         assert_eq!((e.account.as_str(), e.duration_ms), ("globex", Some(12.0)));
         let e = p
-            .parse(4, br#"198.51.100.7 - - [15/Jan/2024:10:00:01 +0000] "PROPFIND /dav/reports/a.csv HTTP/1.1" 207 900 "-" "-" 15000 0 acme.example.com"#)
+            .parse(at(4), br#"198.51.100.7 - - [15/Jan/2024:10:00:01 +0000] "PROPFIND /dav/reports/a.csv HTTP/1.1" 207 900 "-" "-" 15000 0 acme.example.com"#)
             .unwrap()
             .unwrap();
         assert_eq!((e.operation, e.duration_ms, e.account.as_str()), (Operation::Stat, Some(15.0), "acme"));
         // Common with a quoted Depth only, and no host: the account cannot be resolved.
         let err = p
-            .parse(5, br#"198.51.100.7 - - [15/Jan/2024:10:00:01 +0000] "PROPFIND /dav/ HTTP/1.1" 207 9 "0""#)
+            .parse(at(5), br#"198.51.100.7 - - [15/Jan/2024:10:00:01 +0000] "PROPFIND /dav/ HTTP/1.1" 207 9 "0""#)
             .unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -325,7 +324,7 @@ mod tests {
         let events = run(Format::Combined, log);
         assert_eq!(events.len(), 3);
         assert_eq!((events[0].method.as_deref(), events[0].operation), (None, Operation::Other));
-        assert_eq!(events[2].id, id(4));
+        assert_eq!(events[2].id, id(log, 4));
     }
 
     #[test]
@@ -416,7 +415,7 @@ mod tests {
             );
             // The record, as the event it must read back as: every field.
             let want = CallEvent {
-                id: id(1),
+                id: id(&line, 1),
                 account: "acme".into(),
                 time,
                 interface: iface,

@@ -10,7 +10,7 @@ use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::ndjson::complete;
 use crate::text::{is_blank, trim_eol};
-use crate::{Format, LineParser};
+use crate::{Format, LineParser, SourceLine};
 use callmeter_model::{CallEvent, EventError, RejectReason};
 use serde_json::{Map, Value};
 
@@ -30,7 +30,8 @@ impl CloudEventsParser {
         CloudEventsParser { ctx }
     }
 
-    fn one(&self, line_no: u64, index: Option<usize>, ce: Value) -> Result<CallEvent> {
+    fn one(&self, at: SourceLine, index: Option<usize>, ce: Value) -> Result<CallEvent> {
+        let line_no = at.number;
         let Value::Object(mut ce) = ce else {
             return Err(invalid(line_no, RejectReason::WrongType, None, "a cloudevent must be a JSON object"));
         };
@@ -48,7 +49,7 @@ impl CloudEventsParser {
             None => return Err(invalid(line_no, RejectReason::InvalidValue, Some("data"), "cloudevent has no data")),
         };
         let line_id = || {
-            let mut id = self.ctx.source.line_id(line_no);
+            let mut id = at.key.id();
             if let Some(i) = index {
                 id.push('.');
                 id.push_str(&i.to_string());
@@ -64,7 +65,8 @@ impl LineParser for CloudEventsParser {
         Format::CloudEvents
     }
 
-    fn line(&mut self, line_no: u64, line: &[u8], out: &mut Vec<CallEvent>) -> Result<()> {
+    fn line(&mut self, at: SourceLine, line: &[u8], out: &mut Vec<CallEvent>) -> Result<()> {
+        let line_no = at.number;
         let line = trim_eol(line);
         if is_blank(line) {
             return Ok(());
@@ -75,7 +77,7 @@ impl LineParser for CloudEventsParser {
             Value::Array(items) => {
                 let mut first_err = None;
                 for (i, ce) in items.into_iter().enumerate() {
-                    match self.one(line_no, Some(i), ce) {
+                    match self.one(at, Some(i), ce) {
                         Ok(e) => out.push(e),
                         Err(e) => first_err = first_err.or(Some(e)),
                     }
@@ -83,7 +85,7 @@ impl LineParser for CloudEventsParser {
                 first_err.map_or(Ok(()), Err)
             }
             ce => {
-                out.push(self.one(line_no, None, ce)?);
+                out.push(self.one(at, None, ce)?);
                 Ok(())
             }
         }
@@ -107,9 +109,10 @@ mod tests {
     #[test]
     fn one_per_line_and_batches() {
         let batch = r#"[{"specversion":"1.0","id":"b1","data":{"id":"own","account":"acme","time":"2026-02-27T08:00:00Z","interface":"ftp"}},{"specversion":"1.0","data":{"time":"2026-02-27T08:00:01Z","interface":"sftp"}}]"#;
-        let events = run(Format::CloudEvents, &format!("{CE}\n{batch}\n"));
+        let log = format!("{CE}\n{batch}\n");
+        let events = run(Format::CloudEvents, &log);
         let ids: Vec<_> = events.iter().map(|e| e.id.clone()).collect();
-        assert_eq!(ids, vec!["ce-1".to_string(), "own".into(), format!("{}.1", id(2))]);
+        assert_eq!(ids, vec!["ce-1".to_string(), "own".into(), format!("{}.1", id(&log, 2))]);
         assert_eq!((events[0].operation, events[0].path.as_deref()), (Operation::List, Some("/in")));
         assert_eq!(events[2].interface, Interface::Sftp);
     }

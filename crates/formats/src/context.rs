@@ -1,92 +1,29 @@
-//! What every reader needs besides the line: where the lines come from (for
-//! ids), whose calls they are, the zone of zoneless times, and the tables
-//! that classify requests (DESIGN §4, §5).
+//! What every reader needs besides the line: whose calls they are, the zone
+//! and year of times written without them, and the tables that classify
+//! requests (DESIGN §4, §5). The ids of calls come from the lines themselves
+//! ([`crate::line_key`]).
 
 use crate::classify::Classifier;
 use crate::error::{Error, Result};
-use crate::text::{self, push_u64};
+use crate::line_key::SourceLine;
+use crate::text;
 use callmeter_model::{is_valid_account, CallEvent, Interface, Operation};
 use chrono::{DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 
-/// How much of the start of a source names it (DESIGN §5): 4 KiB of the decompressed content.
-pub const SOURCE_HEAD_BYTES: usize = 4096;
+/// How far ahead of this machine's clock a live line may be (DESIGN §3 allows
+/// five minutes of skew): the year reference of `tail` and standard input is
+/// now plus this, so that a line a few seconds ahead does not move back a year.
+pub const CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
 
-/// BLAKE3 key-derivation contexts: content and names never hash alike.
-const HEAD_CONTEXT: &str = "callmeter 2026 import source: first 4 KiB of the content";
-const NAME_CONTEXT: &str = "callmeter 2026 import source: --source-id name";
-
-/// The identity of a log source: 128 bits of BLAKE3 over the first
-/// [`SOURCE_HEAD_BYTES`] of its decompressed content, or over a name given
-/// with `--source-id` (stdin).
-///
-/// A file, its rotated copy and its gzipped copy start alike, so they have the
-/// same identity and their lines the same ids: importing any of them again,
-/// or after `tail`, counts nothing twice. A file shorter than 4 KiB that is
-/// still growing is named by less than it will be: callers that tail should
-/// wait for 4 KiB (or for the file to be rotated) before sending its calls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SourceId {
-    bytes: [u8; 16],
-    /// The bytes in hex, made once: every id starts with them.
-    hex: [u8; 32],
-}
-
-impl SourceId {
-    /// The identity of content that starts with `head` (only the first 4 KiB are read).
-    pub fn from_head(head: &[u8]) -> SourceId {
-        Self::derive(HEAD_CONTEXT, &head[..head.len().min(SOURCE_HEAD_BYTES)])
-    }
-
-    /// The identity named by `--source-id NAME`.
-    pub fn from_name(name: &str) -> SourceId {
-        Self::derive(NAME_CONTEXT, name.as_bytes())
-    }
-
-    fn derive(context: &str, bytes: &[u8]) -> SourceId {
-        let mut h = blake3::Hasher::new_derive_key(context);
-        h.update(bytes);
-        let mut bytes = [0u8; 16];
-        bytes.copy_from_slice(&h.finalize().as_bytes()[..16]);
-        SourceId::from_bytes(bytes)
-    }
-
-    /// The identity with these 16 bytes (as stored, say, by `tail` for a file it follows).
-    pub fn from_bytes(bytes: [u8; 16]) -> SourceId {
-        let mut hex = [0u8; 32];
-        hex.copy_from_slice(text::hex(&bytes).as_bytes());
-        SourceId { bytes, hex }
-    }
-
-    /// The 16 bytes.
-    pub fn as_bytes(&self) -> &[u8; 16] {
-        &self.bytes
-    }
-
-    /// 32 lowercase hex digits.
-    pub fn to_hex(&self) -> String {
-        self.hex_str().to_owned()
-    }
-
-    fn hex_str(&self) -> &str {
-        std::str::from_utf8(&self.hex).unwrap_or_default()
-    }
-
-    /// The id of the call read from line `line_no`: `{source hex}:{line_no}`.
-    ///
-    /// The source's hash and the line number: unique per source and line, the
-    /// same on every import, and it points a person at the line. 53 bytes at most.
-    pub fn line_id(&self, line_no: u64) -> String {
-        let mut s = String::with_capacity(32 + 1 + 20);
-        s.push_str(self.hex_str());
-        s.push(':');
-        push_u64(&mut s, line_no);
-        s
-    }
+/// The year reference of lines being written now (`tail`, standard input):
+/// the current time plus [`CLOCK_SKEW`].
+pub fn live_year_reference() -> DateTime<Utc> {
+    Utc::now() + CLOCK_SKEW
 }
 
 /// Where the account of an imported call comes from (DESIGN §4).
@@ -244,19 +181,20 @@ pub fn parse_user_map(text: &str) -> Result<HashMap<String, String>> {
 }
 
 /// The year of a syslog time (which has none), by DESIGN §5: the year of the
-/// file's modification time, and the year before when that would put the line
-/// after it.
+/// reference (a file's modification time), and the year before when that
+/// would put the line after it.
 ///
-/// "After" allows one day, so that a wrong `--timezone` or a skewed clock
-/// moves no line back a whole year.
+/// There is no slack: a file's lines were all written by its modification
+/// time, so a line even a minute after it is from the year before. Lines
+/// read as they are written (`tail`) take [`live_year_reference`], which
+/// allows the clock skew DESIGN §3 allows.
 pub fn syslog_year(month: u32, day: u32, h: u32, mi: u32, s: u32, tz: Tz, reference: DateTime<Utc>) -> i32 {
     let y = reference.with_timezone(&tz).year();
-    let slack = chrono::Duration::days(1);
     let candidate = NaiveDate::from_ymd_opt(y, month, day)
         .and_then(|d| d.and_hms_opt(h, mi, s.min(59)))
         .and_then(|t| local_to_utc(t, tz));
     match candidate {
-        Some(t) if reference.checked_add_signed(slack).is_some_and(|r| t > r) => y - 1,
+        Some(t) if t > reference => y - 1,
         // Feb 29 in a year without it: the year before cannot have it either,
         // unless it is the leap year, so look back up to 4 years.
         None if month == 2 && day == 29 => {
@@ -282,26 +220,23 @@ pub fn local_to_utc(t: NaiveDateTime, tz: Tz) -> Option<DateTime<Utc>> {
 /// Everything a reader needs besides the line.
 #[derive(Debug, Clone)]
 pub struct Context {
-    /// The source's identity, for the ids of its lines.
-    pub source: SourceId,
     /// Whose calls these are.
     pub accounts: AccountRule,
     /// The zone of times written without one (`--timezone`; default UTC).
     pub timezone: Tz,
-    /// The file's modification time (or now, for stdin and tail): syslog lines take their year from it.
+    /// The file's modification time (or [`live_year_reference`], for stdin and tail): syslog lines take their year from it.
     pub year_reference: DateTime<Utc>,
     /// The route, user-agent, override and WebDAV tables.
     pub classifier: Arc<Classifier>,
 }
 
 impl Context {
-    /// A context with the shipped tables, UTC and the current time as the year reference.
-    pub fn new(source: SourceId, accounts: AccountRule) -> Context {
+    /// A context with the shipped tables, UTC and [`live_year_reference`] as the year reference.
+    pub fn new(accounts: AccountRule) -> Context {
         Context {
-            source,
             accounts,
             timezone: Tz::UTC,
-            year_reference: Utc::now(),
+            year_reference: live_year_reference(),
             classifier: Arc::new(Classifier::default()),
         }
     }
@@ -331,16 +266,16 @@ impl Context {
         })
     }
 
-    /// A new event for line `line` with its id and account; the other fields empty.
+    /// A new event for a call that starts on `line`, with the line's id and the account; the other fields empty.
     pub(crate) fn event(
         &self,
-        line: u64,
+        line: SourceLine,
         time: DateTime<Utc>,
         interface: Interface,
         operation: Operation,
         account: String,
     ) -> CallEvent {
-        CallEvent::new(self.source.line_id(line), account, time, interface, operation)
+        CallEvent::new(line.key.id(), account, time, interface, operation)
     }
 
     /// The account of a call from this host and user.
@@ -354,46 +289,12 @@ impl Context {
     }
 }
 
-/// Reads the identity of a file: its first 4 KiB (callers decompress first).
-pub fn source_id_of_file(path: &Path) -> Result<SourceId> {
-    use std::io::Read;
-    let io = |e: std::io::Error| Error::Io { path: path.display().to_string(), why: e.to_string().to_lowercase() };
-    let mut f = std::fs::File::open(path).map_err(io)?;
-    let mut head = Vec::with_capacity(SOURCE_HEAD_BYTES);
-    f.by_ref().take(SOURCE_HEAD_BYTES as u64).read_to_end(&mut head).map_err(io)?;
-    Ok(SourceId::from_head(&head))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn utc(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-    }
-
-    #[test]
-    fn source_ids_read_only_the_first_4_kib() {
-        let a = vec![b'x'; 10_000];
-        let mut b = a.clone();
-        b[5000] = b'y';
-        assert_eq!(SourceId::from_head(&a), SourceId::from_head(&b));
-        assert_ne!(SourceId::from_head(&a[..100]), SourceId::from_head(&a[..101]));
-        assert_ne!(SourceId::from_head(b"stdin"), SourceId::from_name("stdin"));
-        let id = SourceId::from_name("n").line_id(42);
-        assert!(id.ends_with(":42") && id.len() == 35, "{id}");
-        assert_eq!(SourceId::from_name("n").line_id(u64::MAX).len(), 53);
-    }
-
-    #[test]
-    fn file_identity_matches_head() {
-        let dir = std::env::temp_dir().join(format!("callmeter-formats-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join("a.log");
-        std::fs::write(&p, vec![b'z'; 5000]).unwrap();
-        assert_eq!(source_id_of_file(&p).unwrap(), SourceId::from_head(&[b'z'; 4096]));
-        assert!(matches!(source_id_of_file(&dir.join("none")), Err(Error::Io { .. })));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -444,13 +345,40 @@ mod tests {
         let mtime = utc("2025-01-02T00:30:00Z");
         assert_eq!(syslog_year(12, 31, 23, 59, 59, tz, mtime), 2024);
         assert_eq!(syslog_year(1, 2, 0, 20, 0, tz, mtime), 2025);
-        // Up to a day after the reference is still this year (zone mistakes, clock skew).
-        assert_eq!(syslog_year(1, 2, 20, 0, 0, tz, mtime), 2025);
+        assert_eq!(syslog_year(1, 2, 0, 30, 0, tz, mtime), 2025, "the modification time itself");
+        // After the modification time, even by a minute or within the day, is the year before.
+        assert_eq!(syslog_year(1, 2, 0, 31, 0, tz, mtime), 2024);
+        assert_eq!(syslog_year(1, 2, 20, 0, 0, tz, mtime), 2024);
         assert_eq!(syslog_year(1, 4, 0, 0, 0, tz, mtime), 2024);
         assert_eq!(syslog_year(2, 29, 0, 0, 0, tz, utc("2025-03-01T00:00:00Z")), 2024);
         // In a zone ahead of UTC, the local year has already turned.
         let tokyo: Tz = "Asia/Tokyo".parse().unwrap();
         assert_eq!(syslog_year(1, 1, 8, 0, 0, tokyo, utc("2024-12-31T23:30:00Z")), 2025);
+    }
+
+    #[test]
+    fn a_log_that_starts_on_new_year_noon_stays_in_its_year() {
+        // A year of lines from Jan 1 12:00, its last written just before an mtime of Jan 1 00:30.
+        let mtime = utc("2025-01-01T00:30:00Z");
+        assert_eq!(syslog_year(1, 1, 12, 0, 0, Tz::UTC, mtime), 2024, "not in the future");
+        assert_eq!(syslog_year(12, 31, 23, 59, 0, Tz::UTC, mtime), 2024);
+        assert_eq!(syslog_year(1, 1, 0, 29, 0, Tz::UTC, mtime), 2025);
+    }
+
+    #[test]
+    fn live_lines_allow_five_minutes_of_clock_skew() {
+        let now = utc("2025-03-10T12:00:00Z");
+        let reference = now + CLOCK_SKEW;
+        // A line a few seconds, or up to five minutes, ahead of this clock stays in this year.
+        assert_eq!(syslog_year(3, 10, 12, 0, 30, Tz::UTC, reference), 2025);
+        assert_eq!(syslog_year(3, 10, 12, 5, 0, Tz::UTC, reference), 2025);
+        assert_eq!(syslog_year(3, 10, 12, 5, 1, Tz::UTC, reference), 2024);
+        // Across New Year: a line of Dec 31 read at 00:02 on Jan 1, and one of Jan 1 read at 23:58 on Dec 31.
+        let reference = utc("2025-01-01T00:02:00Z") + CLOCK_SKEW;
+        assert_eq!(syslog_year(12, 31, 23, 59, 0, Tz::UTC, reference), 2024);
+        let reference = utc("2024-12-31T23:58:00Z") + CLOCK_SKEW;
+        assert_eq!(syslog_year(1, 1, 0, 1, 0, Tz::UTC, reference), 2025);
+        assert!(live_year_reference() > Utc::now() + chrono::Duration::minutes(4));
     }
 
     #[test]

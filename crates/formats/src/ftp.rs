@@ -11,7 +11,13 @@
 //! An RNFR that no RNTO follows is still a request: it is one move with no
 //! destination. Relative paths are resolved against the working folder the
 //! session's CWD commands set (from `/` until one is seen).
+//!
+//! A call's id comes from the line that starts it, whatever lines complete
+//! it: a move's from its RNFR (with or without an RNTO after it), a login's
+//! from its PASS (the request that is the login attempt), every other call's
+//! from its command.
 
+use crate::line_key::SourceLine;
 use crate::text::{self, owned};
 use callmeter_model::Operation;
 use chrono::{DateTime, Utc};
@@ -124,8 +130,10 @@ pub(crate) fn resolve(cwd: &str, arg: &str) -> String {
 /// One call an FTP session made.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct FtpCall {
-    /// The line of the request (RNTO for a move, PASS for a login).
-    pub line: u64,
+    /// The line that starts the call (RNFR for a move, PASS for a login): its id is made from it.
+    pub line: SourceLine,
+    /// The number of the line whose command the call's reply answers (RNTO for a move).
+    pub reply_to: u64,
     pub time: DateTime<Utc>,
     pub operation: Operation,
     /// The verb as sent.
@@ -138,7 +146,7 @@ pub(crate) struct FtpCall {
 
 #[derive(Debug, Clone)]
 struct Rnfr {
-    line: u64,
+    line: SourceLine,
     time: DateTime<Utc>,
     path: String,
     method: String,
@@ -175,7 +183,7 @@ impl FtpSession {
     /// line (ProFTPD, IIS), else `None` (vsftpd: see [`FtpSession::reply`]).
     pub fn command(
         &mut self,
-        line: u64,
+        line: SourceLine,
         time: DateTime<Utc>,
         verb_name: &[u8],
         arg: &[u8],
@@ -190,6 +198,7 @@ impl FtpSession {
         let method = owned(verb_name).to_ascii_uppercase();
         let call = |operation, path, destination, status, user: &Option<String>| FtpCall {
             line,
+            reply_to: line.number,
             time,
             operation,
             method: method.clone(),
@@ -220,9 +229,15 @@ impl FtpSession {
                 self.rnfr = Some(Rnfr { line, time, path, method, status });
             }
             Verb::Rnto => {
-                let from = self.rnfr.take().map(|r| r.path);
+                // The move is the RNFR's call: its id comes from the RNFR line, as when no RNTO follows.
+                let (started, from) = match self.rnfr.take() {
+                    Some(r) => (r.line, Some(r.path)),
+                    None => (line, None),
+                };
                 let to = resolve(&self.cwd, &arg_s);
-                out.push(call(Operation::Move, from, Some(to), status, &self.user));
+                let mut c = call(Operation::Move, from, Some(to), status, &self.user);
+                c.line = started;
+                out.push(c);
             }
             Verb::Cwd | Verb::Cdup => {
                 if status.is_none_or(|s| (200..300).contains(&s)) {
@@ -265,6 +280,7 @@ impl FtpSession {
         if let Some(r) = self.rnfr.take() {
             out.push(FtpCall {
                 line: r.line,
+                reply_to: r.line.number,
                 time: r.time,
                 operation: Operation::Move,
                 method: r.method,
@@ -280,7 +296,7 @@ impl FtpSession {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::utc;
+    use crate::testutil::{at, utc};
 
     #[test]
     fn verbs() {
@@ -313,23 +329,25 @@ mod tests {
         let t = utc("2024-01-15T10:00:00Z");
         let mut s = FtpSession::default();
         let mut out = Vec::new();
-        s.command(1, t, b"USER", b"alice", Some(331), &mut out);
-        s.command(2, t, b"PASS", b"(hidden)", Some(230), &mut out);
-        s.command(3, t, b"CWD", b"in", Some(250), &mut out);
-        s.command(4, t, b"CWD", b"nowhere", Some(550), &mut out);
-        s.command(5, t, b"LIST", b"-la", Some(226), &mut out);
-        s.command(6, t, b"RNFR", b"a.txt", Some(350), &mut out);
-        s.command(7, t, b"RNTO", b"../b.txt", Some(250), &mut out);
-        s.command(8, t, b"RNFR", b"gone.txt", Some(550), &mut out);
-        s.command(9, t, b"QUIT", b"", Some(221), &mut out);
-        let got: Vec<_> =
-            out.iter().map(|c| (c.line, c.operation, c.path.as_deref(), c.destination.as_deref(), c.status)).collect();
+        s.command(at(1), t, b"USER", b"alice", Some(331), &mut out);
+        s.command(at(2), t, b"PASS", b"(hidden)", Some(230), &mut out);
+        s.command(at(3), t, b"CWD", b"in", Some(250), &mut out);
+        s.command(at(4), t, b"CWD", b"nowhere", Some(550), &mut out);
+        s.command(at(5), t, b"LIST", b"-la", Some(226), &mut out);
+        s.command(at(6), t, b"RNFR", b"a.txt", Some(350), &mut out);
+        s.command(at(7), t, b"RNTO", b"../b.txt", Some(250), &mut out);
+        s.command(at(8), t, b"RNFR", b"gone.txt", Some(550), &mut out);
+        s.command(at(9), t, b"QUIT", b"", Some(221), &mut out);
+        let got: Vec<_> = out
+            .iter()
+            .map(|c| (c.line.number, c.operation, c.path.as_deref(), c.destination.as_deref(), c.status))
+            .collect();
         assert_eq!(
             got,
             vec![
                 (2, Operation::Login, None, None, Some(230)),
                 (5, Operation::List, Some("/in"), None, Some(226)),
-                (7, Operation::Move, Some("/in/a.txt"), Some("/b.txt"), Some(250)),
+                (6, Operation::Move, Some("/in/a.txt"), Some("/b.txt"), Some(250)),
                 (8, Operation::Move, Some("/in/gone.txt"), None, Some(550)),
             ]
         );
@@ -341,12 +359,12 @@ mod tests {
         let t = utc("2024-01-15T10:00:00Z");
         let mut s = FtpSession::default();
         let mut out = Vec::new();
-        s.command(1, t, b"CWD", b"missing", None, &mut out);
+        s.command(at(1), t, b"CWD", b"missing", None, &mut out);
         s.reply(550);
         assert_eq!(s.cwd, "/");
         s.pwd_reply(br#"257 "/home/a ""q"" b" is the current directory"#);
         assert_eq!(s.cwd, "/home/a \"q\" b");
-        s.command(2, t, b"RNFR", b"x", None, &mut out);
+        s.command(at(2), t, b"RNFR", b"x", None, &mut out);
         s.reply(350);
         s.flush(&mut out);
         assert_eq!((out[0].operation, out[0].status), (Operation::Move, Some(350)));

@@ -1,7 +1,7 @@
 //! What the fuzz targets run (and the corpus replay test): every line of the
 //! input through one reader, then `finish`. Any panic is a bug.
 
-use crate::{detect, parser, AccountRule, Context, Format, LineParser, SourceId};
+use crate::{detect, parser, AccountRule, Context, Format, LineKeys, LineParser};
 use callmeter_model::CallEvent;
 
 /// The fuzz target names, one per reader, and `detect`.
@@ -38,13 +38,14 @@ pub fn run(target: &str, data: &[u8]) -> Vec<CallEvent> {
     } else {
         AccountRule::Fixed("fuzz".into())
     };
-    let ctx = Context::new(SourceId::from_head(data), accounts)
+    let ctx = Context::new(accounts)
         .with_timezone(chrono_tz::Tz::America__New_York)
         .with_year_reference(chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default());
     let mut p: Box<dyn LineParser> = parser(format, ctx);
     let mut out = Vec::new();
-    for (i, line) in lines.iter().enumerate() {
-        let _ = p.line(i as u64 + 1, line, &mut out);
+    let mut keys = LineKeys::new(None);
+    for line in &lines {
+        let _ = p.line(keys.next(line), line, &mut out);
     }
     p.finish(&mut out);
     out

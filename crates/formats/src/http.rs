@@ -4,6 +4,7 @@
 use crate::classify::{destination_path, Depth, HttpRequest, UaCache};
 use crate::context::Context;
 use crate::error::Result;
+use crate::line_key::SourceLine;
 use crate::text::owned;
 use callmeter_model::CallEvent;
 use chrono::{DateTime, Utc};
@@ -33,7 +34,7 @@ pub(crate) fn present(v: Option<Cow<'_, [u8]>>) -> Option<Cow<'_, [u8]>> {
 }
 
 /// Builds the event: classifies the request, resolves the account, applies the overrides.
-pub(crate) fn http_event(ctx: &Context, cache: &mut UaCache, line: u64, l: HttpLine<'_>) -> Result<CallEvent> {
+pub(crate) fn http_event(ctx: &Context, cache: &mut UaCache, at: SourceLine, l: HttpLine<'_>) -> Result<CallEvent> {
     let user_agent = present(l.user_agent);
     let class = ctx.classifier.classify_http(
         &HttpRequest { method: l.method, target: l.target, depth: l.depth, user_agent: user_agent.as_deref() },
@@ -41,9 +42,9 @@ pub(crate) fn http_event(ctx: &Context, cache: &mut UaCache, line: u64, l: HttpL
     );
     let user = present(l.user).map(|u| owned(&u));
     let host = present(l.host).map(|h| crate::text::lossy(&h).into_owned());
-    let account = ctx.account(line, host.as_deref(), user.as_deref())?;
-    let time = l.time.ok_or_else(|| crate::Error::line(line, "time", "missing"))?;
-    let mut e = ctx.event(line, time, class.interface, class.operation, account);
+    let account = ctx.account(at.number, host.as_deref(), user.as_deref())?;
+    let time = l.time.ok_or_else(|| crate::Error::line(at.number, "time", "missing"))?;
+    let mut e = ctx.event(at, time, class.interface, class.operation, account);
     e.method = l.method.map(owned);
     e.path = class.path;
     e.cursor = class.cursor;

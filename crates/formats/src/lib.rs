@@ -7,16 +7,20 @@
 //! at [`LineParser::finish`]. A line that does not follow its format is an
 //! [`Error`] naming the line, the field and why; no input makes a reader panic.
 //!
+//! Each line comes with its number and content key from the source's
+//! [`LineKeys`], which the ids of its calls are made of ([`line_key`]).
+//!
 //! ```
-//! use callmeter_formats::{parser, AccountRule, Context, Format, SourceId};
+//! use callmeter_formats::{parser, AccountRule, Context, Format, LineKeys};
 //! let line = br#"203.0.113.9 - - [15/Jan/2024:10:00:01 +0000] "GET /api/rest/v1/folders/in HTTP/1.1" 200 512 "-" "curl/8.5.0""#;
-//! let ctx = Context::new(SourceId::from_head(line), AccountRule::fixed("acme").unwrap());
-//! let mut p = parser(Format::Combined, ctx);
+//! let mut p = parser(Format::Combined, Context::new(AccountRule::fixed("acme").unwrap()));
+//! let mut keys = LineKeys::new(None);
 //! let mut calls = Vec::new();
-//! p.line(1, line, &mut calls).unwrap();
+//! p.line(keys.next(line), line, &mut calls).unwrap();
 //! p.finish(&mut calls);
 //! assert_eq!(calls[0].operation.as_str(), "list");
 //! assert_eq!(calls[0].path.as_deref(), Some("/in"));
+//! assert!(calls[0].id.starts_with("log-"));
 //! ```
 //!
 //! # Layout
@@ -39,7 +43,9 @@
 //! - [`detect`]: `--format auto` from a file's first lines.
 //! - [`classify`]: the REST route table, the user-agent table, WebDAV
 //!   operations and interface overrides (config, with shipped defaults).
-//! - [`context`]: source identity and line ids, accounts, zones and syslog years.
+//! - [`line_key`]: content-addressed ids of lines, the same however a file is read.
+//! - `occurrences`: identical lines counted over a window of recent ones.
+//! - [`context`]: accounts, zones and syslog years, the tables.
 //! - `ftp`: FTP verbs and sessions, for the FTP readers.
 //! - `http`: one HTTP request into an event, for the HTTP readers.
 //! - `text`: byte helpers (quotes, escapes, dates).
@@ -56,8 +62,10 @@ pub mod detect;
 pub mod error;
 mod ftp;
 mod http;
+pub mod line_key;
 pub mod ndjson;
 pub mod nginx_json;
+mod occurrences;
 pub mod proftpd;
 pub mod sftp;
 mod text;
@@ -75,11 +83,11 @@ pub use classify::{
     UserAgentRule, UserAgentTable, WebdavConfig,
 };
 pub use context::{
-    local_to_utc, parse_user_map, source_id_of_file, syslog_year, AccountFrom, AccountRule, Context, SourceId,
-    SOURCE_HEAD_BYTES,
+    live_year_reference, local_to_utc, parse_user_map, syslog_year, AccountFrom, AccountRule, Context, CLOCK_SKEW,
 };
 pub use detect::detect;
 pub use error::{Error, Result};
+pub use line_key::{LineKey, LineKeys, SourceLine, LINE_ID_PREFIX};
 pub use text::MAX_FIELD_BYTES;
 
 use callmeter_model::CallEvent;
@@ -164,11 +172,12 @@ impl fmt::Display for Format {
 
 /// A reader of one format: fed one line at a time, it pushes the calls it finds.
 ///
-/// Lines are numbered from 1 by the caller, counting every line of the source
-/// (blank ones too), since ids are made from them. A trailing `\n` or `\r\n`
-/// may be left on the line. To resume in the middle of a source, feed the
-/// lines before the resume point and drop what they push: readers with state
-/// (W3C `#Fields`, FTP and SFTP sessions) then pick up where they were.
+/// Every line of the source comes with its [`SourceLine`] from the source's
+/// [`LineKeys`], fed every line from the first (blank ones too), since ids
+/// are made from them. A trailing `\n` or `\r\n` may be left on the line. To
+/// resume in the middle of a source, feed the lines before the resume point
+/// and drop what they push: readers with state (W3C `#Fields`, FTP and SFTP
+/// sessions) then pick up where they were, and so do the line keys.
 pub trait LineParser: Send {
     /// The format this reads.
     fn format(&self) -> Format;
@@ -177,7 +186,7 @@ pub trait LineParser: Send {
     /// (housekeeping, directives, a call that waits for a later line) or, when
     /// it completes calls begun on earlier lines, several. On `Err`, the
     /// calls already pushed are still good and the reader can go on.
-    fn line(&mut self, line_no: u64, line: &[u8], out: &mut Vec<CallEvent>) -> Result<()>;
+    fn line(&mut self, at: SourceLine, line: &[u8], out: &mut Vec<CallEvent>) -> Result<()>;
 
     /// End of input: pushes the calls still waiting for a later line (an
     /// upload whose result never came, an SFTP open never closed).

@@ -10,7 +10,7 @@
 use crate::context::{AccountRule, Context};
 use crate::error::{Error, Result};
 use crate::text::{is_blank, trim_eol};
-use crate::{Format, LineParser};
+use crate::{Format, LineParser, SourceLine};
 use callmeter_model::{event_from_value, parse_event, CallEvent, EventError, EventLimits, RejectReason};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -53,7 +53,8 @@ impl NdjsonParser {
     }
 
     /// Reads one line into its event.
-    pub fn parse(&mut self, line_no: u64, line: &[u8]) -> Result<Option<CallEvent>> {
+    pub fn parse(&mut self, at: SourceLine, line: &[u8]) -> Result<Option<CallEvent>> {
+        let line_no = at.number;
         let line = trim_eol(line);
         if is_blank(line) {
             return Ok(None);
@@ -62,9 +63,7 @@ impl NdjsonParser {
         match parse_event(line, DateTime::<Utc>::MAX_UTC, &EventLimits::default()) {
             Ok(e) => Ok(Some(e)),
             Err(e) if fillable(&e) => match serde_json::from_slice::<Value>(line) {
-                Ok(Value::Object(obj)) => {
-                    complete(&self.ctx, line_no, || self.ctx.source.line_id(line_no), obj).map(Some)
-                }
+                Ok(Value::Object(obj)) => complete(&self.ctx, line_no, || at.key.id(), obj).map(Some),
                 _ => Err(Error::Event { line: line_no, source: e }),
             },
             Err(source) => Err(Error::Event { line: line_no, source }),
@@ -77,8 +76,8 @@ impl LineParser for NdjsonParser {
         Format::Ndjson
     }
 
-    fn line(&mut self, line_no: u64, line: &[u8], out: &mut Vec<CallEvent>) -> Result<()> {
-        if let Some(e) = self.parse(line_no, line)? {
+    fn line(&mut self, at: SourceLine, line: &[u8], out: &mut Vec<CallEvent>) -> Result<()> {
+        if let Some(e) = self.parse(at, line)? {
             out.push(e);
         }
         Ok(())
@@ -109,7 +108,7 @@ mod tests {
         assert_eq!((events[0].id.as_str(), events[0].account.as_str()), ("e1", "globex"));
         assert_eq!((events[0].interface, events[0].operation), (Interface::Mount, Operation::List));
         assert_eq!(events[0].time, utc("2026-02-27T07:59:58.942Z"));
-        assert_eq!(events[1].id, id(3), "a missing id is the line's");
+        assert_eq!(events[1].id, id(log, 3), "a missing id is the line's");
         assert_eq!(events[2].account, "acme", "a missing account is --account's");
     }
 

@@ -32,7 +32,7 @@ use crate::http::{forwarded_for, http_event, split_request, HttpLine};
 use crate::text::{
     is_blank, parse_clf_time, parse_f64, parse_rfc3339_lenient, parse_seconds_as_ms, parse_u64, quote, trim_eol,
 };
-use crate::{Format, LineParser};
+use crate::{Format, LineParser, SourceLine};
 use callmeter_model::CallEvent;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -80,7 +80,8 @@ impl NginxJsonParser {
     }
 
     /// Reads one line into its call.
-    pub fn parse(&mut self, line_no: u64, line: &[u8]) -> Result<Option<CallEvent>> {
+    pub fn parse(&mut self, at: SourceLine, line: &[u8]) -> Result<Option<CallEvent>> {
+        let line_no = at.number;
         let line = trim_eol(line);
         if is_blank(line) {
             return Ok(None);
@@ -166,7 +167,7 @@ impl NginxJsonParser {
             api_key: first(&obj, &["api_key"]),
             destination: first(&obj, &["http_destination", "destination"]),
         };
-        http_event(&self.ctx, &mut self.agents, line_no, l).map(Some)
+        http_event(&self.ctx, &mut self.agents, at, l).map(Some)
     }
 }
 
@@ -175,8 +176,8 @@ impl LineParser for NginxJsonParser {
         Format::NginxJson
     }
 
-    fn line(&mut self, line_no: u64, line: &[u8], out: &mut Vec<CallEvent>) -> Result<()> {
-        if let Some(e) = self.parse(line_no, line)? {
+    fn line(&mut self, at: SourceLine, line: &[u8], out: &mut Vec<CallEvent>) -> Result<()> {
+        if let Some(e) = self.parse(at, line)? {
             out.push(e);
         }
         Ok(())
@@ -190,7 +191,7 @@ impl LineParser for NginxJsonParser {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{one, run_errors, utc};
+    use crate::testutil::{at, one, run_errors, utc};
     use callmeter_model::{Interface, Operation};
     use proptest::prelude::*;
 
@@ -226,7 +227,7 @@ mod tests {
         let mut line = br#"{"msec":"1705312801","request":"GET /api/rest/v1/files/"#.to_vec();
         line.extend_from_slice(b"caf\xe9 HTTP/1.1\"}");
         let mut p = NginxJsonParser::new(crate::testutil::ctx());
-        let e = p.parse(1, &line).unwrap().unwrap();
+        let e = p.parse(at(1), &line).unwrap().unwrap();
         assert_eq!(e.path.as_deref(), Some("/caf\u{fffd}"));
     }
 

@@ -23,7 +23,7 @@ use crate::context::Context;
 use crate::error::Result;
 use crate::ftp::{resolve, split_command, verb, FtpCall, FtpSession, Verb};
 use crate::text::{is_blank, owned, trim_eol, ClfTimes};
-use crate::{Format, LineParser};
+use crate::{Format, LineParser, SourceLine};
 use callmeter_model::{CallEvent, Interface, Operation};
 use std::collections::HashMap;
 
@@ -58,7 +58,7 @@ impl ProftpdParser {
     }
 
     fn event(&self, c: FtpCall, interface: Interface, client: &[u8], bytes: Option<u64>) -> Result<CallEvent> {
-        let account = self.ctx.account(c.line, None, c.user.as_deref())?;
+        let account = self.ctx.account(c.line.number, None, c.user.as_deref())?;
         let mut e = self.ctx.event(c.line, c.time, interface, c.operation, account);
         e.method = Some(c.method);
         e.path = c.path;
@@ -79,7 +79,8 @@ impl LineParser for ProftpdParser {
         Format::Proftpd
     }
 
-    fn line(&mut self, line_no: u64, line: &[u8], out: &mut Vec<CallEvent>) -> Result<()> {
+    fn line(&mut self, at: SourceLine, line: &[u8], out: &mut Vec<CallEvent>) -> Result<()> {
+        let line_no = at.number;
         let line = trim_eol(line);
         if is_blank(line) {
             return Ok(());
@@ -111,7 +112,8 @@ impl LineParser for ProftpdParser {
                 _ => (resolve(&session.cwd, &arg), None),
             };
             calls.push(FtpCall {
-                line: line_no,
+                line: at,
+                reply_to: line_no,
                 time: head.time,
                 operation: op,
                 method: owned(v).to_ascii_uppercase(),
@@ -121,7 +123,7 @@ impl LineParser for ProftpdParser {
                 user: session.user.clone(),
             });
         } else {
-            session.command(line_no, head.time, v, arg, head.status, &mut calls);
+            session.command(at, head.time, v, arg, head.status, &mut calls);
             if verb(v, arg) == Verb::Quit {
                 self.sessions.remove(&key);
             }
@@ -184,7 +186,7 @@ mod tests {
                 (Operation::Delete, Some("/upload dir/old.csv")),
             ]
         );
-        assert_eq!((events[0].id.as_str(), events[0].status), (id(2).as_str(), Some(230)));
+        assert_eq!((events[0].id.as_str(), events[0].status), (id(log, 2).as_str(), Some(230)));
         assert_eq!((events[2].bytes, events[2].time), (Some(1024), utc("2024-01-15T10:00:05Z")));
         assert_eq!(events[4].destination.as_deref(), Some("/upload dir/done.csv"));
         assert_eq!(events[5].status, Some(550));

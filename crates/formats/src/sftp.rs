@@ -31,7 +31,7 @@ use crate::error::{Error, Result};
 use crate::text::{
     is_blank, month, owned, parse_day, parse_hms, parse_rfc3339_lenient, parse_u64, quote, skip_spaces, token, trim_eol,
 };
-use crate::{Format, LineParser};
+use crate::{Format, LineParser, SourceLine};
 use callmeter_model::{CallEvent, Interface, Operation};
 use chrono::{DateTime, NaiveDate, Utc};
 use memchr::{memchr, memmem, memrchr};
@@ -123,7 +123,7 @@ impl SftpParser {
 
     fn new_event(
         &self,
-        line_no: u64,
+        at: SourceLine,
         time: DateTime<Utc>,
         pid: Option<u64>,
         op: Operation,
@@ -132,8 +132,8 @@ impl SftpParser {
     ) -> Result<CallEvent> {
         let s = self.sessions.get(&pid);
         let user = s.and_then(|s| s.user.clone());
-        let account = self.ctx.account(line_no, None, user.as_deref())?;
-        let mut e = self.ctx.event(line_no, time, Interface::Sftp, op, account);
+        let account = self.ctx.account(at.number, None, user.as_deref())?;
+        let mut e = self.ctx.event(at, time, Interface::Sftp, op, account);
         e.method = Some(method.into());
         e.path = path.map(owned);
         e.user = user;
@@ -144,7 +144,7 @@ impl SftpParser {
 
     fn session_opened(
         &mut self,
-        line_no: u64,
+        at: SourceLine,
         time: DateTime<Utc>,
         pid: Option<u64>,
         rest: &[u8],
@@ -162,7 +162,7 @@ impl SftpParser {
         // Opens of an earlier session of this pid, never closed, are given now.
         out.append(&mut s.opens);
         *s = Session { user: Some(owned(user)), client: client.map(owned), ..Session::default() };
-        let mut e = self.new_event(line_no, time, pid, Operation::Login, "session", None)?;
+        let mut e = self.new_event(at, time, pid, Operation::Login, "session", None)?;
         e.method = None;
         out.push(e);
         Ok(())
@@ -186,7 +186,8 @@ impl LineParser for SftpParser {
         Format::Sftp
     }
 
-    fn line(&mut self, line_no: u64, line: &[u8], out: &mut Vec<CallEvent>) -> Result<()> {
+    fn line(&mut self, at: SourceLine, line: &[u8], out: &mut Vec<CallEvent>) -> Result<()> {
+        let line_no = at.number;
         let line = trim_eol(line);
         if is_blank(line) {
             return Ok(());
@@ -203,7 +204,7 @@ impl LineParser for SftpParser {
         let call: (Operation, &str, Option<&[u8]>) = match word {
             b"session" => {
                 if let Some(r) = rest.strip_prefix(b"opened for local user ") {
-                    self.session_opened(line_no, time, pid, r, out)?;
+                    self.session_opened(at, time, pid, r, out)?;
                 } else if rest.starts_with(b"closed ") {
                     if let Some(mut s) = self.sessions.remove(&pid) {
                         out.append(&mut s.opens);
@@ -218,7 +219,7 @@ impl LineParser for SftpParser {
                     .split(|c| *c == b',')
                     .any(|f| matches!(f, b"WRITE" | b"CREATE" | b"APPEND" | b"TRUNCATE" | b"EXCL"));
                 let op = if writes { Operation::Write } else { Operation::Read };
-                let e = self.new_event(line_no, time, pid, op, "open", Some(path))?;
+                let e = self.new_event(at, time, pid, op, "open", Some(path))?;
                 let s = self.sessions.entry(pid).or_default();
                 s.opens.push(e);
                 return Ok(());
@@ -269,11 +270,11 @@ impl LineParser for SftpParser {
                 })?;
                 let method = String::from_utf8_lossy(word).into_owned();
                 let e = if matches!(word, b"rename" | b"posix-rename") {
-                    let mut e = self.new_event(line_no, time, pid, Operation::Move, &method, Some(old))?;
+                    let mut e = self.new_event(at, time, pid, Operation::Move, &method, Some(old))?;
                     e.destination = Some(owned(new));
                     e
                 } else {
-                    self.new_event(line_no, time, pid, Operation::Write, &method, Some(new))?
+                    self.new_event(at, time, pid, Operation::Write, &method, Some(new))?
                 };
                 out.push(e);
                 return Ok(());
@@ -290,7 +291,7 @@ impl LineParser for SftpParser {
                         }
                     }
                 }
-                let e = self.new_event(line_no, time, pid, Operation::Write, "setstat", Some(path))?;
+                let e = self.new_event(at, time, pid, Operation::Write, "setstat", Some(path))?;
                 self.sessions.entry(pid).or_default().last_set = Some((path_s, time, bit));
                 out.push(e);
                 return Ok(());
@@ -299,13 +300,14 @@ impl LineParser for SftpParser {
         };
         let (op, method, path) = call;
         let path = path.ok_or_else(|| Error::line(line_no, "path", format!("no quoted path: {}", quote(msg))))?;
-        out.push(self.new_event(line_no, time, pid, op, method, Some(path))?);
+        out.push(self.new_event(at, time, pid, op, method, Some(path))?);
         Ok(())
     }
 
     fn finish(&mut self, out: &mut Vec<CallEvent>) {
         let mut left: Vec<CallEvent> = self.sessions.drain().flat_map(|(_, s)| s.opens).collect();
-        left.sort_by(|a, b| a.id.cmp(&b.id));
+        // In time order (the sessions were in a map): the same order on every read.
+        left.sort_by(|a, b| (a.time, &a.id).cmp(&(b.time, &b.id)));
         out.extend(left);
     }
 
@@ -361,11 +363,11 @@ Jan 15 10:00:09 files1 internal-sftp[4242]: session closed for local user alice 
         assert!(events.iter().all(|e| e.interface == Interface::Sftp && e.user.as_deref() == Some("alice")));
         assert!(events.iter().all(|e| e.client_ip.as_deref() == Some("203.0.113.9") && e.status.is_none()));
         let write = &events[4];
-        assert_eq!((write.id.as_str(), write.time), (id(6).as_str(), utc("2024-01-15T10:00:02Z")));
+        assert_eq!((write.id.as_str(), write.time), (id(LOG, 6).as_str(), utc("2024-01-15T10:00:02Z")));
         assert_eq!((write.bytes, write.duration_ms, write.method.as_deref()), (Some(1024), Some(2000.0), Some("open")));
         assert_eq!(events[5].method.as_deref(), Some("setstat"));
         assert_eq!(events[6].destination.as_deref(), Some("/done/a b.csv"));
-        assert_eq!((events[10].bytes, events[10].id.as_str()), (Some(52_428_800), id(15).as_str()));
+        assert_eq!((events[10].bytes, events[10].id.as_str()), (Some(52_428_800), id(LOG, 15).as_str()));
     }
 
     #[test]

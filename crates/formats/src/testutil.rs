@@ -1,6 +1,6 @@
 //! Helpers for the tests.
 
-use crate::{AccountRule, Context, Format, LineParser, SourceId};
+use crate::{AccountRule, Context, Format, LineKey, LineKeys, LineParser, SourceLine};
 use callmeter_model::{parse_event, CallEvent, EventLimits, Interface, Operation};
 use chrono::{DateTime, Utc};
 
@@ -9,16 +9,26 @@ pub fn utc(s: &str) -> DateTime<Utc> {
 }
 
 pub fn ctx() -> Context {
-    Context::new(SourceId::from_name("test"), AccountRule::fixed("acme").unwrap())
-        .with_year_reference(utc("2024-06-30T00:00:00Z"))
+    Context::new(AccountRule::fixed("acme").unwrap()).with_year_reference(utc("2024-06-30T00:00:00Z"))
 }
 
-pub fn id(line: u64) -> String {
-    SourceId::from_name("test").line_id(line)
+/// The id of a call that starts on line `line` (from 1) of `text`, read as [`run_with`] reads it.
+pub fn id(text: &str, line: u64) -> String {
+    let mut keys = LineKeys::new(None);
+    let mut at = None;
+    for l in text.lines().take(line as usize) {
+        at = Some(keys.next(l.as_bytes()));
+    }
+    at.expect("the text has that line").key.id()
+}
+
+/// Line `n` with a made-up key, for the pieces below the readers.
+pub fn at(n: u64) -> SourceLine {
+    SourceLine { number: n, key: LineKey::from_bytes([n as u8; 16]) }
 }
 
 pub fn event() -> CallEvent {
-    ctx().event(1, utc("2024-01-15T10:00:00Z"), Interface::Rest, Operation::Other, "acme".into())
+    ctx().event(at(1), utc("2024-01-15T10:00:00Z"), Interface::Rest, Operation::Other, "acme".into())
 }
 
 /// Feeds the lines (numbered from 1), then finishes; every event is checked
@@ -26,8 +36,9 @@ pub fn event() -> CallEvent {
 pub fn run_with(p: &mut dyn LineParser, text: &str) -> (Vec<CallEvent>, Vec<crate::Error>) {
     let mut out = Vec::new();
     let mut errors = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if let Err(e) = p.line(i as u64 + 1, line.as_bytes(), &mut out) {
+    let mut keys = LineKeys::new(None);
+    for line in text.lines() {
+        if let Err(e) = p.line(keys.next(line.as_bytes()), line.as_bytes(), &mut out) {
             errors.push(e);
         }
     }

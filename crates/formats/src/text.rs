@@ -461,30 +461,13 @@ pub fn parse_rfc3339_lenient(s: &[u8]) -> Option<DateTime<Utc>> {
     None
 }
 
-/// Lowercase hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
+/// Appends the lowercase hex of bytes.
+pub fn push_hex(s: &mut String, bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
-        s.push(DIGITS[usize::from(b >> 4)] as char);
-        s.push(DIGITS[usize::from(b & 15)] as char);
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 15)]));
     }
-    s
-}
-
-/// Appends the decimal digits of `n`.
-pub fn push_u64(s: &mut String, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    s.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
 }
 
 #[cfg(test)]
@@ -596,11 +579,9 @@ mod tests {
         assert_eq!(parse_u64(b"-1"), None);
         assert_eq!(parse_f64(b"0.012"), Some(0.012));
         assert_eq!(parse_f64(b"1e9"), None);
-        assert_eq!(hex(&[0, 0xab, 0xff]), "00abff");
-        let mut s = String::new();
-        push_u64(&mut s, 0);
-        push_u64(&mut s, 1234567);
-        assert_eq!(s, "01234567");
+        let mut s = String::from("x");
+        push_hex(&mut s, &[0, 0xab, 0xff]);
+        assert_eq!(s, "x00abff");
     }
 
     #[test]

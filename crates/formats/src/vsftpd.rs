@@ -29,7 +29,7 @@ use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::ftp::{split_command, FtpCall, FtpSession};
 use crate::text::{is_blank, owned, parse_ctime, parse_u64, quote, trim_eol};
-use crate::{Format, LineParser};
+use crate::{Format, LineParser, SourceLine};
 use callmeter_model::{CallEvent, Interface, Operation};
 use chrono::{DateTime, Utc};
 use memchr::{memchr, memmem, memrchr};
@@ -134,7 +134,7 @@ impl VsftpdParser {
 
     fn event(&self, c: FtpCall, client: &[u8], user: Option<String>) -> Result<CallEvent> {
         let user = user.or(c.user);
-        let account = self.ctx.account(c.line, None, user.as_deref())?;
+        let account = self.ctx.account(c.line.number, None, user.as_deref())?;
         let mut e = self.ctx.event(c.line, c.time, Interface::Ftp, c.operation, account);
         e.method = Some(c.method);
         e.path = c.path;
@@ -152,9 +152,9 @@ impl VsftpdParser {
         }
     }
 
-    fn command(&mut self, line_no: u64, l: &Line<'_>, out: &mut Vec<CallEvent>) -> Result<()> {
+    fn command(&mut self, at: SourceLine, l: &Line<'_>, out: &mut Vec<CallEvent>) -> Result<()> {
         let Some(cmd) = l.arg else {
-            return Err(Error::line(line_no, "command", "missing"));
+            return Err(Error::line(at.number, "command", "missing"));
         };
         let (verb, arg) = split_command(cmd);
         let key = String::from_utf8_lossy(l.client).into_owned();
@@ -169,14 +169,15 @@ impl VsftpdParser {
         }
         session.after_pwd = verb.eq_ignore_ascii_case(b"PWD") || verb.eq_ignore_ascii_case(b"XPWD");
         let mut calls = Vec::new();
-        session.ftp.command(line_no, l.time, verb, arg, None, &mut calls);
+        session.ftp.command(at, l.time, verb, arg, None, &mut calls);
         let quit = verb.eq_ignore_ascii_case(b"QUIT");
         if quit {
             session.ftp.flush(&mut calls);
         }
         let mut first_err = None;
         for c in calls {
-            let (is_login, is_this_line) = (c.operation == Operation::Login, c.line == line_no);
+            // A call this command made waits for the command's reply; an RNFR flushed by it had its own.
+            let (is_login, is_this_line) = (c.operation == Operation::Login, c.reply_to == at.number);
             match self.event(c, l.client, None) {
                 Ok(e) if is_login => {
                     let client = self.clients.entry(key.clone()).or_default();
@@ -258,7 +259,7 @@ impl VsftpdParser {
     }
 
     /// An `OK`/`FAIL` line of a client that does not log its protocol: a call of its own.
-    fn result_alone(&mut self, line_no: u64, l: &Line<'_>, ok: bool, what: &[u8]) -> Result<Option<CallEvent>> {
+    fn result_alone(&mut self, at: SourceLine, l: &Line<'_>, ok: bool, what: &[u8]) -> Result<Option<CallEvent>> {
         let (op, method, ok_status, fail_status) = match what {
             b"LOGIN" => (Operation::Login, "PASS", 230, 530),
             b"UPLOAD" => (Operation::Write, "STOR", 226, 426),
@@ -279,7 +280,8 @@ impl VsftpdParser {
             (_, Some(a)) => (Some(owned(a)), None),
         };
         let c = FtpCall {
-            line: line_no,
+            line: at,
+            reply_to: at.number,
             time: l.time,
             operation: op,
             method: method.into(),
@@ -301,14 +303,14 @@ impl LineParser for VsftpdParser {
         Format::Vsftpd
     }
 
-    fn line(&mut self, line_no: u64, line: &[u8], out: &mut Vec<CallEvent>) -> Result<()> {
+    fn line(&mut self, at: SourceLine, line: &[u8], out: &mut Vec<CallEvent>) -> Result<()> {
         let line = trim_eol(line);
         if is_blank(line) {
             return Ok(());
         }
-        let Some(l) = self.split(line_no, line)? else { return Ok(()) };
+        let Some(l) = self.split(at.number, line)? else { return Ok(()) };
         match l.kind {
-            b"FTP command" => self.command(line_no, &l, out),
+            b"FTP command" => self.command(at, &l, out),
             b"FTP response" => {
                 self.response(&l, out);
                 Ok(())
@@ -323,7 +325,7 @@ impl LineParser for VsftpdParser {
                 let protocol = self.clients.get(&*String::from_utf8_lossy(l.client)).is_some_and(|c| c.protocol);
                 if protocol {
                     self.result_in_protocol(&l, ok, what, out);
-                } else if let Some(e) = self.result_alone(line_no, &l, ok, what)? {
+                } else if let Some(e) = self.result_alone(at, &l, ok, what)? {
                     out.push(e);
                 }
                 Ok(())
@@ -343,7 +345,8 @@ impl LineParser for VsftpdParser {
                 left.extend(calls.into_iter().filter_map(|c| self.event(c, ip.as_bytes(), None).ok()));
             }
         }
-        left.sort_by(|a, b| a.id.cmp(&b.id));
+        // In time order (the clients were in a map): the same order on every read.
+        left.sort_by(|a, b| (a.time, &a.id).cmp(&(b.time, &b.id)));
         out.extend(left);
     }
 
@@ -400,8 +403,9 @@ Mon Jan 15 10:00:09 2024 [pid 3] [alice] FTP response: Client "192.168.1.10", "2
         );
         let status: Vec<_> = events.iter().map(|e| e.status).collect();
         assert_eq!(status, vec![Some(230), Some(226), Some(226), Some(250)]);
+        // Each call's id is its first line's: PASS, LIST, STOR (not OK UPLOAD), RNFR (not RNTO).
         let lines: Vec<_> = events.iter().map(|e| e.id.clone()).collect();
-        assert_eq!(lines, vec![id(5), id(12), id(15), id(21)]);
+        assert_eq!(lines, [5, 12, 15, 19].map(|n| id(SESSION, n)));
         assert_eq!((events[2].bytes, events[2].method.as_deref()), (Some(1024), Some("STOR")));
         assert_eq!(events[3].destination.as_deref(), Some("/archive/done.csv"));
         assert!(events.iter().all(|e| e.user.as_deref() == Some("alice") && e.interface == Interface::Ftp));

@@ -31,7 +31,7 @@ use crate::error::{Error, Result};
 use crate::ftp::{verb, FtpCall, FtpSession, Verb};
 use crate::http::{forwarded_for, http_event, HttpLine};
 use crate::text::{is_blank, owned, parse_u64, parse_w3c_time, quote, trim_eol};
-use crate::{Format, LineParser};
+use crate::{Format, LineParser, SourceLine};
 use callmeter_model::{CallEvent, Interface, Operation};
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -156,7 +156,8 @@ impl W3cParser {
         }
     }
 
-    fn data(&mut self, line_no: u64, line: &[u8], out: &mut Vec<CallEvent>) -> Result<()> {
+    fn data(&mut self, at: SourceLine, line: &[u8], out: &mut Vec<CallEvent>) -> Result<()> {
+        let line_no = at.number;
         if self.columns.is_empty() {
             return Err(Error::line(line_no, "line", "no #Fields directive before this line"));
         }
@@ -234,7 +235,7 @@ impl W3cParser {
                 session.user = Some(owned(u));
             }
             let mut calls = Vec::new();
-            session.command(line_no, time, method, &arg, status, &mut calls);
+            session.command(at, time, method, &arg, status, &mut calls);
             if v == Verb::Quit || IIS_FTP_EVENTS[1].eq_ignore_ascii_case(method) {
                 if let Some(k) = row.get(Col::Session).or(row.get(Col::ClientIp)) {
                     self.sessions.remove(&*String::from_utf8_lossy(k));
@@ -273,7 +274,7 @@ impl W3cParser {
             api_key: None,
             destination: row.get(Col::Destination).map(Cow::Borrowed),
         };
-        let mut e = http_event(&self.ctx, &mut self.agents, line_no, l)?;
+        let mut e = http_event(&self.ctx, &mut self.agents, at, l)?;
         e.bytes = bytes_for(e.operation);
         out.push(e);
         Ok(())
@@ -281,7 +282,7 @@ impl W3cParser {
 
     fn ftp_event(&self, c: FtpCall, host: Option<&[u8]>, client: Option<&[u8]>) -> Result<CallEvent> {
         let host = host.map(String::from_utf8_lossy);
-        let account = self.ctx.account(c.line, host.as_deref(), c.user.as_deref())?;
+        let account = self.ctx.account(c.line.number, host.as_deref(), c.user.as_deref())?;
         let mut e = self.ctx.event(c.line, c.time, Interface::Ftp, c.operation, account);
         e.method = Some(c.method);
         e.path = c.path;
@@ -309,7 +310,7 @@ impl LineParser for W3cParser {
         Format::W3c
     }
 
-    fn line(&mut self, line_no: u64, line: &[u8], out: &mut Vec<CallEvent>) -> Result<()> {
+    fn line(&mut self, at: SourceLine, line: &[u8], out: &mut Vec<CallEvent>) -> Result<()> {
         let line = trim_eol(line);
         if is_blank(line) {
             return Ok(());
@@ -318,7 +319,7 @@ impl LineParser for W3cParser {
             self.directive(line);
             return Ok(());
         }
-        self.data(line_no, line, out)
+        self.data(at, line, out)
     }
 
     fn finish(&mut self, out: &mut Vec<CallEvent>) {
@@ -377,7 +378,7 @@ mod tests {
             ]
         );
         let e = &events[0];
-        assert_eq!((e.id.as_str(), e.time), (id(5).as_str(), utc("2024-01-15T10:00:01Z")));
+        assert_eq!((e.id.as_str(), e.time), (id(WEB, 5).as_str(), utc("2024-01-15T10:00:01Z")));
         assert_eq!((e.interface, e.cursor.as_deref(), e.duration_ms), (Interface::Web, Some("c9"), Some(15.0)));
         assert_eq!(e.user_agent.as_deref(), Some("Mozilla/5.0 (Windows NT 10.0; Win64; x64)"));
         let e = &events[1];
@@ -389,7 +390,7 @@ mod tests {
         let e = &events[2];
         assert_eq!(
             (e.time, e.bytes, e.status, e.id.as_str()),
-            (utc("2024-01-15T11:00:03Z"), Some(2048), Some(201), id(11).as_str())
+            (utc("2024-01-15T11:00:03Z"), Some(2048), Some(201), id(WEB, 11).as_str())
         );
         assert_eq!(events[3].bytes, Some(512));
     }
@@ -425,10 +426,10 @@ mod tests {
             ]
         );
         assert!(events.iter().all(|e| e.interface == Interface::Ftp && e.user.as_deref() == Some("alice")));
-        assert_eq!((events[0].status, events[0].id.as_str()), (Some(230), id(7).as_str()));
+        assert_eq!((events[0].status, events[0].id.as_str()), (Some(230), id(FTP, 7).as_str()));
         assert_eq!((events[1].bytes, events[1].duration_ms), (Some(4096), Some(31.0)));
         assert_eq!(events[3].destination.as_deref(), Some("/in/done.csv"));
-        assert_eq!(events[3].id, id(14));
+        assert_eq!(events[3].id, id(FTP, 13), "a move's id is its RNFR line's");
     }
 
     #[test]

@@ -20,7 +20,7 @@
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::text::{is_blank, owned, parse_ctime, parse_u64, quote, trim_eol};
-use crate::{Format, LineParser};
+use crate::{Format, LineParser, SourceLine};
 use callmeter_model::{CallEvent, Interface, Operation};
 
 /// The reader of xferlog.
@@ -40,7 +40,8 @@ impl XferlogParser {
     }
 
     /// Reads one line into its call.
-    pub fn parse(&mut self, line_no: u64, line: &[u8]) -> Result<Option<CallEvent>> {
+    pub fn parse(&mut self, source_line: SourceLine, line: &[u8]) -> Result<Option<CallEvent>> {
+        let line_no = source_line.number;
         let line = trim_eol(line);
         if is_blank(line) {
             return Ok(None);
@@ -103,7 +104,7 @@ impl XferlogParser {
         let interface = if service.eq_ignore_ascii_case(b"sftp") { Interface::Sftp } else { Interface::Ftp };
         let user = owned(user);
         let account = self.ctx.account(line_no, None, Some(&user))?;
-        let mut e = self.ctx.event(line_no, time, interface, operation, account);
+        let mut e = self.ctx.event(source_line, time, interface, operation, account);
         e.method = Some(method.into());
         e.path = Some(owned(name));
         e.status = complete.map(|c| match (c, operation) {
@@ -125,8 +126,8 @@ impl LineParser for XferlogParser {
         Format::Xferlog
     }
 
-    fn line(&mut self, line_no: u64, line: &[u8], out: &mut Vec<CallEvent>) -> Result<()> {
-        if let Some(e) = self.parse(line_no, line)? {
+    fn line(&mut self, at: SourceLine, line: &[u8], out: &mut Vec<CallEvent>) -> Result<()> {
+        if let Some(e) = self.parse(at, line)? {
             out.push(e);
         }
         Ok(())
@@ -161,7 +162,10 @@ Mon Jan  5 09:00:00 2024 0 host.example.com 0 /home/alice/old.csv a _ d r alice 
             ]
         );
         let e = &events[0];
-        assert_eq!((e.time, e.id.as_str(), e.interface), (utc("2024-01-15T10:00:04Z"), id(1).as_str(), Interface::Ftp));
+        assert_eq!(
+            (e.time, e.id.as_str(), e.interface),
+            (utc("2024-01-15T10:00:04Z"), id(log, 1).as_str(), Interface::Ftp)
+        );
         assert_eq!((e.status, e.bytes, e.user.as_deref()), (Some(226), Some(1024), Some("alice")));
         let e = &events[1];
         assert_eq!(
@@ -213,7 +217,7 @@ Mon Jan  5 09:00:00 2024 0 host.example.com 0 /home/alice/old.csv a _ d r alice 
             );
             let op = [Operation::Write, Operation::Read, Operation::Delete][dir];
             let want = CallEvent {
-                id: id(1),
+                id: id(&line, 1),
                 account: "acme".into(),
                 time: end - chrono::Duration::seconds(i64::from(dur)),
                 interface: Interface::Ftp,

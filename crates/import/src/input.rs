@@ -1,9 +1,8 @@
 //! Opening what is imported: a file (plain, gzip or zstd, told by its first
 //! bytes, not its name) or standard input, with its first 4 KiB of content
-//! read ahead for the source identity and format detection.
+//! read ahead for format detection.
 
 use crate::error::{ImportError, Result};
-use callmeter_formats::SOURCE_HEAD_BYTES;
 use chrono::{DateTime, Utc};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -15,13 +14,16 @@ const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
 const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
 const READ_BUFFER: usize = 256 << 10;
 
+/// How much of the start of the content is read ahead, for format detection.
+pub const HEAD_BYTES: usize = 4096;
+
 /// One source of lines.
 pub struct Input {
     /// The path as given, or `-`.
     pub name: String,
     /// The decompressed content, from its first byte (the head included).
     pub reader: Box<dyn BufRead + Send>,
-    /// The first [`SOURCE_HEAD_BYTES`] of the decompressed content (less if it is shorter).
+    /// The first [`HEAD_BYTES`] of the decompressed content (less if it is shorter).
     pub head: Vec<u8>,
     /// The size of the file on disk (compressed), when known: for progress.
     pub size: Option<u64>,
@@ -31,6 +33,10 @@ pub struct Input {
     pub modified: Option<DateTime<Utc>>,
     /// How the content was stored.
     pub compression: Compression,
+    /// A plain file, which a server may still be writing: its last line is
+    /// read only once it ends. A compressed file or a stream that has ended is
+    /// whole, and a last line without `\n` is a line.
+    pub may_grow: bool,
 }
 
 /// How a file's content is stored.
@@ -57,7 +63,9 @@ impl Input {
             return Err(ImportError::io(&name, std::io::Error::other("is a folder")));
         }
         let modified = meta.modified().ok().map(DateTime::<Utc>::from);
-        Input::from_reader(&name, Box::new(file), Some(meta.len()), modified)
+        let mut input = Input::from_reader(&name, Box::new(file), Some(meta.len()), modified)?;
+        input.may_grow = input.compression == Compression::None;
+        Ok(input)
     }
 
     /// Reads from any byte stream (compressed or not).
@@ -79,16 +87,16 @@ impl Input {
             (Compression::None, Box::new(raw))
         };
         let mut content = BufReader::with_capacity(READ_BUFFER, content);
-        let mut head = Vec::with_capacity(SOURCE_HEAD_BYTES);
-        (&mut content).take(SOURCE_HEAD_BYTES as u64).read_to_end(&mut head).map_err(|e| ImportError::io(name, e))?;
+        let mut head = Vec::with_capacity(HEAD_BYTES);
+        (&mut content).take(HEAD_BYTES as u64).read_to_end(&mut head).map_err(|e| ImportError::io(name, e))?;
         let reader = Box::new(std::io::Cursor::new(head.clone()).chain(content));
-        Ok(Input { name: name.to_owned(), reader, head, size, read, modified, compression })
+        Ok(Input { name: name.to_owned(), reader, head, size, read, modified, compression, may_grow: false })
     }
 
     /// The first lines of the head, for format detection.
     pub fn head_lines(&self) -> Vec<&[u8]> {
         let mut lines: Vec<&[u8]> = self.head.split(|b| *b == b'\n').collect();
-        if self.head.len() == SOURCE_HEAD_BYTES && lines.len() > 1 {
+        if self.head.len() == HEAD_BYTES && lines.len() > 1 {
             lines.pop(); // cut off mid-line
         }
         lines
@@ -118,10 +126,17 @@ impl Read for Counting {
 ///
 /// A longer line is skipped through its end and reported as such rather than
 /// held in memory: a binary file fed by mistake costs nothing.
+///
+/// A line's id is made of its bytes (DESIGN §5), and a line is final once its
+/// newline is written: in a file a server may still be writing, a last line
+/// without one is held back ([`Lines::unended_last_line`]), so that a
+/// later import reads it whole rather than billing a part of it as well.
 pub struct Lines<R> {
     reader: R,
     max: usize,
     buf: Vec<u8>,
+    hold_back_unended: bool,
+    held_back: usize,
 }
 
 /// One line, or the length of one that was too long.
@@ -135,10 +150,21 @@ pub enum Line<'a> {
 impl<R: BufRead> Lines<R> {
     /// Lines of `reader`, at most `max` bytes each.
     pub fn new(reader: R, max: usize) -> Lines<R> {
-        Lines { reader, max, buf: Vec::new() }
+        Lines { reader, max, buf: Vec::new(), hold_back_unended: false, held_back: 0 }
     }
 
-    /// The next line, or `None` at the end. A last line without `\n` is a line.
+    /// Lines of a file that may still grow: a last line without `\n` is not read.
+    pub fn of_growing_file(reader: R, max: usize) -> Lines<R> {
+        Lines { hold_back_unended: true, ..Lines::new(reader, max) }
+    }
+
+    /// The bytes of a last line held back for want of its `\n` (0 for none).
+    pub fn unended_last_line(&self) -> usize {
+        self.held_back
+    }
+
+    /// The next line, or `None` at the end. A last line without `\n` is a
+    /// line, unless this is a growing file's.
     pub fn next_line(&mut self) -> std::io::Result<Option<Line<'_>>> {
         self.buf.clear();
         let mut skipped = 0usize;
@@ -149,6 +175,10 @@ impl<R: BufRead> Lines<R> {
                 Err(e) => return Err(e),
             };
             if chunk.is_empty() {
+                if self.hold_back_unended {
+                    self.held_back = self.buf.len() + skipped;
+                    return Ok(None);
+                }
                 return Ok(match (self.buf.is_empty(), skipped) {
                     (true, 0) => None,
                     (_, 0) => Some(Line::Text(&self.buf)),
@@ -199,7 +229,7 @@ mod tests {
         for (bytes, kind) in [(text.clone(), Compression::None), (gz, Compression::Gzip), (zst, Compression::Zstd)] {
             let input = Input::from_reader("t", Box::new(std::io::Cursor::new(bytes)), None, None).unwrap();
             assert_eq!(input.compression, kind);
-            assert_eq!(input.head, text[..SOURCE_HEAD_BYTES]);
+            assert_eq!(input.head, text[..HEAD_BYTES]);
             assert_eq!(content(input), text);
         }
     }
@@ -237,5 +267,31 @@ mod tests {
             });
         }
         assert_eq!(seen, ["one", "", "<13>", "four"]);
+    }
+
+    #[test]
+    fn a_growing_file_holds_back_its_unended_last_line() {
+        for (data, lines, held) in
+            [(&b"one\ntw"[..], 1, 2), (b"one\ntwo\n", 2, 0), (b"", 0, 0), (b"three-is-long", 0, 13)]
+        {
+            let mut l = Lines::of_growing_file(std::io::BufReader::with_capacity(4, data), 8);
+            let mut n = 0;
+            while l.next_line().unwrap().is_some() {
+                n += 1;
+            }
+            assert_eq!((n, l.unended_last_line()), (lines, held), "{:?}", String::from_utf8_lossy(data));
+        }
+    }
+
+    #[test]
+    fn plain_files_may_grow_and_compressed_ones_are_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let (plain, gz) = (dir.path().join("a.log"), dir.path().join("a.log.gz"));
+        std::fs::write(&plain, b"a\nb").unwrap();
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(b"a\nb").unwrap();
+        std::fs::write(&gz, e.finish().unwrap()).unwrap();
+        assert!(Input::open(&plain).unwrap().may_grow);
+        assert!(!Input::open(&gz).unwrap().may_grow);
     }
 }

@@ -2,21 +2,26 @@
 //! read with the log readers of `callmeter-formats` and delivered as call
 //! events to a server or a data folder, each call once (DESIGN §4, §5).
 //!
-//! Every line gets an id from its source's identity and its line number, so
-//! a file imported twice, a rotated copy, or a gzipped one adds nothing the
-//! second time: the store answers duplicate.
+//! Every call read from a line gets a content-addressed id (DESIGN §5): a
+//! hash of the line's bytes and of its occurrence number among identical
+//! lines of its source (and of the `--source-id` name, when one is given).
+//! So a file imported twice, a grown, rotated or gzipped copy, or the lines
+//! `tail` already sent add nothing the second time, however small the file
+//! was when first read: the store answers duplicate.
 //!
 //! # Layout
 //!
 //! - [`input`]: opening a file or stdin, plain, gzip or zstd; splitting lines.
-//! - [`source`]: one source's reader, its line number and its calls not yet delivered.
+//! - [`source`]: one source's reader, its line keys and its calls not yet delivered.
 //! - [`sink`]: where calls go: [`ServerSink`] over HTTP or [`StoreSink`] into a data folder.
 //! - [`summary`]: lines read, calls imported, duplicates, refusals by reason.
-//! - [`tail`]: following growing logs through rotation, with a checkpoint.
+//! - [`tail`]: following growing logs through rotation, sending each line once it ends.
+//! - [`checkpoint`]: where `tail` is in each file, and how a reused inode is told apart.
 //! - [`error`]: the crate's error.
 
 #![warn(missing_docs)]
 
+pub mod checkpoint;
 pub mod error;
 pub mod input;
 pub mod sink;
@@ -24,12 +29,13 @@ pub mod source;
 pub mod summary;
 pub mod tail;
 
+pub use checkpoint::{Checkpoint, FilePosition};
 pub use error::{ImportError, Result};
 pub use input::{Compression, Input, Line, Lines};
 pub use sink::{Delivery, ServerSink, Sink, StoreSink};
 pub use source::{ReadOptions, SourceReader, MAX_LINE_BYTES};
 pub use summary::{Rejections, Summary};
-pub use tail::{Checkpoint, TailOptions, Tailer};
+pub use tail::{TailOptions, Tailer};
 
 use indicatif::ProgressBar;
 use std::time::Instant;
@@ -50,10 +56,10 @@ pub fn import_input<'s>(
     bar: &ProgressBar,
 ) -> Result<()> {
     let format = options.format_for(&input.name, &input.head_lines())?;
-    let source = options.source_for(&input.head);
-    let year_reference = input.modified.unwrap_or_else(chrono::Utc::now);
-    tracing::info!(file = %input.name, format = %format, compression = ?input.compression, source = %source.to_hex(), "importing");
-    let mut reader = SourceReader::new(&input.name, format, source, options, year_reference);
+    // Standard input is being written now: its lines may be a little ahead of this clock.
+    let year_reference = input.modified.unwrap_or_else(callmeter_formats::live_year_reference);
+    tracing::info!(file = %input.name, format = %format, compression = ?input.compression, "importing");
+    let mut reader = SourceReader::new(&input.name, format, options, year_reference);
     summary.files += 1;
     if let Some(size) = input.size {
         bar.set_length(size);
@@ -62,7 +68,11 @@ pub fn import_input<'s>(
     let started = Instant::now();
     let read = input.read.clone();
     let name = input.name.clone();
-    let mut lines = Lines::new(input.reader, MAX_LINE_BYTES);
+    let mut lines = if input.may_grow {
+        Lines::of_growing_file(input.reader, MAX_LINE_BYTES)
+    } else {
+        Lines::new(input.reader, MAX_LINE_BYTES)
+    };
     let outcome = (|| {
         while let Some(line) = lines.next_line().map_err(|e| ImportError::io(&name, e))? {
             reader.read(line, summary)?;
@@ -74,6 +84,10 @@ pub fn import_input<'s>(
                 bar.set_position(read.load(std::sync::atomic::Ordering::Relaxed));
                 bar.set_message(format!("{name}: {} lines, {rate:.0} lines/s", reader.line_no()));
             }
+        }
+        if lines.unended_last_line() > 0 {
+            summary.unended += 1;
+            tracing::info!(file = %name, line = reader.line_no() + 1, bytes = lines.unended_last_line(), "the last line has no newline yet: left for a later import");
         }
         reader.finish(summary);
         Ok(())

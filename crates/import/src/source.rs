@@ -1,11 +1,12 @@
-//! One source being read: its reader of the right format, the line it is
-//! at, and the calls found but not yet delivered, each with its line.
+//! One source being read: its reader of the right format, the keys of its
+//! lines (numbers and content-addressed ids, counted from its first line),
+//! and the calls found but not yet delivered, each with its line.
 
 use crate::error::{ImportError, Result};
 use crate::input::Line;
 use crate::sink::{Delivery, Sink};
 use crate::summary::Summary;
-use callmeter_formats::{parser, AccountRule, Classifier, Context, Format, LineParser, SourceId};
+use callmeter_formats::{parser, AccountRule, Classifier, Context, Format, LineKeys, LineParser};
 use callmeter_model::CallEvent;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -23,7 +24,7 @@ pub struct ReadOptions {
     pub accounts: AccountRule,
     /// The zone of times written without one (`--timezone`).
     pub timezone: Tz,
-    /// Names the source instead of its first 4 KiB (`--source-id`, for stdin).
+    /// A name mixed into the id of every line (`--source-id`), for servers that could write byte-identical lines.
     pub source_id: Option<String>,
     /// The route, user-agent, override and WebDAV tables.
     pub classifier: Arc<Classifier>,
@@ -42,45 +43,31 @@ impl ReadOptions {
                 .ok_or_else(|| ImportError::UnknownFormat { path: name.to_owned() }),
         }
     }
-
-    /// The identity of a source with this head.
-    pub fn source_for(&self, head: &[u8]) -> SourceId {
-        match &self.source_id {
-            Some(name) => SourceId::from_name(name),
-            None => SourceId::from_head(head),
-        }
-    }
 }
 
 /// A source's reader and the calls it has found since the last delivery.
 pub struct SourceReader {
     name: String,
     parser: Box<dyn LineParser>,
+    keys: LineKeys,
     strict: bool,
-    line_no: u64,
     events: Vec<CallEvent>,
     /// The line of each of `events`.
     lines: Vec<u64>,
 }
 
 impl SourceReader {
-    /// A reader for the source `name`.
-    pub fn new(
-        name: &str,
-        format: Format,
-        source: SourceId,
-        options: &ReadOptions,
-        year_reference: DateTime<Utc>,
-    ) -> Self {
-        let ctx = Context::new(source, options.accounts.clone())
+    /// A reader for the source `name`, from its first line.
+    pub fn new(name: &str, format: Format, options: &ReadOptions, year_reference: DateTime<Utc>) -> Self {
+        let ctx = Context::new(options.accounts.clone())
             .with_timezone(options.timezone)
             .with_year_reference(year_reference)
             .with_classifier(options.classifier.clone());
         SourceReader {
             name: name.to_owned(),
             parser: parser(format, ctx),
+            keys: LineKeys::new(options.source_id.as_deref()),
             strict: options.strict,
-            line_no: 0,
             events: Vec::new(),
             lines: Vec::new(),
         }
@@ -88,7 +75,12 @@ impl SourceReader {
 
     /// The number of the last line read.
     pub fn line_no(&self) -> u64 {
-        self.line_no
+        self.keys.lines()
+    }
+
+    /// Sets the time syslog lines take their year from (`tail` moves it on as time passes).
+    pub fn set_year_reference(&mut self, t: DateTime<Utc>) {
+        self.parser.context_mut().year_reference = t;
     }
 
     /// Calls waiting for delivery.
@@ -99,11 +91,10 @@ impl SourceReader {
     /// Reads the next line. A bad line is counted in `summary` (or, with
     /// `strict`, stops the source with an error).
     pub fn read(&mut self, line: Line<'_>, summary: &mut Summary) -> Result<()> {
-        self.line_no += 1;
         summary.lines += 1;
         let before = self.events.len();
         let failed = match line {
-            Line::Text(text) => self.parser.line(self.line_no, text, &mut self.events).err().map(|e| {
+            Line::Text(text) => self.parser.line(self.keys.next(text), text, &mut self.events).err().map(|e| {
                 let reason = match &e {
                     callmeter_formats::Error::Event { source, .. } => source.reason.as_str(),
                     callmeter_formats::Error::Account { .. } => "unknown_account",
@@ -113,26 +104,32 @@ impl SourceReader {
             }),
             Line::TooLong(n) => Some((
                 "line_too_long",
-                format!("line {}: {n} bytes, more than the limit of {MAX_LINE_BYTES}", self.line_no),
+                format!("line {}: {n} bytes, more than the limit of {MAX_LINE_BYTES}", self.keys.skip()),
             )),
         };
-        self.lines.resize(self.events.len(), self.line_no);
+        let line_no = self.line_no();
+        self.lines.resize(self.events.len(), line_no);
         summary.calls += (self.events.len() - before) as u64;
         if let Some((reason, message)) = failed {
             if self.strict {
                 return Err(ImportError::Strict { path: self.name.clone(), error: message });
             }
-            summary.reject(reason, &self.name, self.line_no, || message);
+            summary.reject(reason, &self.name, line_no, || message);
         }
         Ok(())
     }
 
     /// Reads a line that was delivered before (to resume after it) and drops
-    /// the calls it gives: readers with sessions need the lines, not their calls.
+    /// the calls it gives: readers with sessions need the lines, not their
+    /// calls, and the line keys need every line to count repeats alike.
     pub fn replay(&mut self, line: Line<'_>) {
-        self.line_no += 1;
-        if let Line::Text(text) = line {
-            let _ = self.parser.line(self.line_no, text, &mut self.events);
+        match line {
+            Line::Text(text) => {
+                let _ = self.parser.line(self.keys.next(text), text, &mut self.events);
+            }
+            Line::TooLong(_) => {
+                self.keys.skip();
+            }
         }
         self.events.clear();
         self.lines.clear();
@@ -142,7 +139,8 @@ impl SourceReader {
     pub fn finish(&mut self, summary: &mut Summary) {
         let before = self.events.len();
         self.parser.finish(&mut self.events);
-        self.lines.resize(self.events.len(), self.line_no);
+        let line_no = self.line_no();
+        self.lines.resize(self.events.len(), line_no);
         summary.calls += (self.events.len() - before) as u64;
     }
 

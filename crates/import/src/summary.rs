@@ -17,6 +17,9 @@ pub struct Summary {
     pub lines: u64,
     /// Calls found in them.
     pub calls: u64,
+    /// Last lines of plain files without a newline yet: not read, since a
+    /// server may still be writing them; a later import reads them whole.
+    pub unended: u64,
     /// Calls stored and counted.
     pub imported: u64,
     /// Calls whose id was already stored: not counted again.
@@ -60,6 +63,9 @@ impl fmt::Display for Summary {
         writeln!(f, "calls found:  {}", self.calls)?;
         writeln!(f, "imported:     {}", self.imported)?;
         writeln!(f, "duplicates:   {}", self.duplicates)?;
+        if self.unended > 0 {
+            writeln!(f, "not ended:    {} (a last line without its newline yet; read once it ends)", self.unended)?;
+        }
         write!(f, "rejected:     {}", self.rejected)?;
         for (reason, r) in &self.reasons {
             let more = if r.count as usize > r.first.len() { ", …" } else { "" };

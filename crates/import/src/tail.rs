@@ -8,26 +8,29 @@
 //! (`copytruncate`) and is read again from its start.
 //!
 //! After every delivery the position in each file is written to a
-//! checkpoint (atomically, synced), keyed by the file's device and inode, so
-//! a restart resumes where the last delivery ended; a rotation that happened
-//! while tail was stopped is found by looking for the old inode next to the
-//! path. Calls delivered again after a crash are duplicates to the store:
-//! nothing is lost and nothing counted twice.
+//! [`Checkpoint`], so a restart resumes where the last delivery ended; a
+//! rotation that happened while tail was stopped is found by looking for the
+//! old inode next to the path. Calls delivered again after a crash are
+//! duplicates to the store: nothing is lost and nothing counted twice. To
+//! resume, the lines before the position are read again without sending
+//! their calls, so that sessions and the counts of identical lines are
+//! where they were.
 //!
-//! A line's id comes from the first 4 KiB of its file (DESIGN §5), so a file
-//! is not read until it has 4 KiB or has been rotated: its id is then final,
-//! and an import of its rotated or gzipped copy finds the same ids.
+//! A line's id is made of its bytes and its occurrence number (DESIGN §5),
+//! so a line is final once its newline is written and is sent at once; an
+//! import of the file's grown, rotated or gzipped copy finds the same ids. A
+//! line not yet ended waits for its newline (or, in a rotated file, for the
+//! end of the grace).
 
+use crate::checkpoint::{fingerprint, Checkpoint, FilePosition, FINGERPRINT_BYTES};
 use crate::error::{ImportError, Result};
-use crate::input::Line;
+use crate::input::{Line, HEAD_BYTES};
 use crate::sink::Sink;
 use crate::source::{ReadOptions, SourceReader, MAX_LINE_BYTES};
 use crate::summary::Summary;
-use callmeter_formats::SOURCE_HEAD_BYTES;
-use serde::{Deserialize, Serialize};
+use callmeter_formats::live_year_reference;
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::Write;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -45,51 +48,6 @@ pub struct TailOptions {
     pub rotate_grace: Duration,
 }
 
-/// Positions of the files being followed, by `dev:inode`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Checkpoint {
-    /// One entry per file with delivered lines.
-    pub files: BTreeMap<String, FilePosition>,
-}
-
-/// Where the delivered lines of one file end.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FilePosition {
-    /// The path it was last read under.
-    pub path: PathBuf,
-    /// Its source identity (hex), to tell a reused inode from the same file.
-    pub source: String,
-    /// Bytes through the last delivered line.
-    pub offset: u64,
-    /// Lines through the last delivered one.
-    pub line: u64,
-}
-
-impl Checkpoint {
-    /// Reads a checkpoint; an absent file is an empty one.
-    pub fn load(path: &Path) -> Result<Checkpoint> {
-        let bad = |why: String| ImportError::Checkpoint { path: path.display().to_string(), why };
-        match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| bad(format!("not a tail checkpoint: {e}"))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Checkpoint::default()),
-            Err(e) => Err(bad(e.to_string())),
-        }
-    }
-
-    /// Writes the checkpoint so that a crash leaves the old one or the new one, whole.
-    pub fn save(&self, path: &Path) -> Result<()> {
-        let bad = |e: std::io::Error| ImportError::Checkpoint { path: path.display().to_string(), why: e.to_string() };
-        let tmp = path.with_extension("tmp");
-        let mut f = File::create(&tmp).map_err(bad)?;
-        f.write_all(&serde_json::to_vec_pretty(self).expect("checkpoint serializes")).map_err(bad)?;
-        f.sync_all().map_err(bad)?;
-        std::fs::rename(&tmp, path).map_err(bad)?;
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        File::open(dir).and_then(|d| d.sync_all()).map_err(bad)?;
-        Ok(())
-    }
-}
-
 fn file_key(meta: &std::fs::Metadata) -> String {
     format!("{}:{}", meta.dev(), meta.ino())
 }
@@ -103,12 +61,12 @@ struct Open {
     offset: u64,
     /// Bytes after it, of a line not yet ended.
     partial: Vec<u8>,
-    /// `None` until the head is final.
+    /// The file's first min(`offset`, 4 KiB) bytes: its fingerprint.
+    head: Vec<u8>,
+    /// `None` until a line has ended (and the format is known).
     reader: Option<SourceReader>,
     /// Resume after this many lines (from the checkpoint), once the reader exists.
     resume: Option<FilePosition>,
-    /// The source identity in hex, once the reader exists.
-    source: String,
     /// Rotated away: read to the end, then finished.
     rotated: bool,
     last_growth: Instant,
@@ -196,6 +154,7 @@ impl Tailer {
                 let open = self.current.get_mut(path).expect("present");
                 open.offset = 0;
                 open.partial.clear();
+                open.head.clear();
                 open.reader = None;
                 open.resume = None;
                 self.checkpoint.files.remove(&open.key);
@@ -229,6 +188,8 @@ impl Tailer {
             return Ok(false);
         }
         let mut grew = false;
+        // Syslog lines take their year from now (plus the skew a clock may have), and now moves on.
+        open.reader.as_mut().expect("started").set_year_reference(live_year_reference());
         let mut buf = vec![0u8; 256 << 10];
         loop {
             let at = open.offset + open.partial.len() as u64;
@@ -246,6 +207,8 @@ impl Tailer {
                 reader.read(line, &mut self.summary)?;
                 start += i + 1;
             }
+            let into_head = start.min(FINGERPRINT_BYTES - open.head.len());
+            open.head.extend_from_slice(&open.partial[..into_head]);
             open.partial.drain(..start);
             open.offset += start as u64;
             if reader.pending() >= self.options.read.batch {
@@ -276,7 +239,7 @@ impl Tailer {
         reader.deliver(Some(sink), summary)?;
         let position = FilePosition {
             path: open.path.clone(),
-            source: open.source.clone(),
+            fingerprint: fingerprint(&open.head),
             offset: open.offset,
             line: reader.line_no(),
         };
@@ -355,38 +318,49 @@ impl Open {
             key,
             offset: 0,
             partial: Vec::new(),
+            head: Vec::new(),
             reader: None,
             resume,
-            source: String::new(),
             rotated: false,
             last_growth: Instant::now(),
         }
     }
 
-    /// Makes the reader once the head is final (4 KiB, or rotated away), and
+    /// Makes the reader once a line has ended and the format is known, and
     /// replays the lines delivered before a restart. False while waiting.
     fn start_reader(&mut self, options: &ReadOptions) -> Result<bool> {
-        let mut head = vec![0u8; SOURCE_HEAD_BYTES];
-        let n = read_full_at(&self.file, &mut head, 0).map_err(|e| ImportError::io(self.path.display(), e))?;
-        head.truncate(n);
-        if n < SOURCE_HEAD_BYTES && !self.rotated {
-            return Ok(false);
-        }
-        if n == 0 {
-            return Ok(false);
-        }
-        let mut lines: Vec<&[u8]> = head.split(|b| *b == b'\n').collect();
-        if n == SOURCE_HEAD_BYTES && lines.len() > 1 {
-            lines.pop();
-        }
         let name = self.path.display().to_string();
-        let format = options.format_for(&name, &lines)?;
-        let source = options.source_for(&head);
-        let year_reference = chrono::Utc::now();
-        let mut reader = SourceReader::new(&name, format, source, options, year_reference);
-        let resume = self.resume.take().filter(|r| r.source == source.to_hex());
+        let mut head = vec![0u8; HEAD_BYTES];
+        let n = read_full_at(&self.file, &mut head, 0).map_err(|e| ImportError::io(&name, e))?;
+        head.truncate(n);
+        // The format is told from ended lines; a rotated file is written no more, so all of it.
+        let ended = match memchr::memrchr(b'\n', &head) {
+            Some(i) => &head[..i + 1],
+            None if self.rotated && n > 0 => &head[..],
+            None => return Ok(false),
+        };
+        let format = match options.format {
+            Some(f) => f,
+            None => {
+                let lines: Vec<&[u8]> = ended.split(|b| *b == b'\n').collect();
+                match callmeter_formats::detect(&lines) {
+                    Some(f) => f,
+                    // Lines of no known shape yet: wait for more, up to 4 KiB of them.
+                    None if n < HEAD_BYTES && !self.rotated => return Ok(false),
+                    None => return Err(ImportError::UnknownFormat { path: name }),
+                }
+            }
+        };
+        let mut reader = SourceReader::new(&name, format, options, live_year_reference());
+        let resume = self.resume.take().filter(|r| {
+            let same = n >= r.fingerprinted() && fingerprint(&head[..r.fingerprinted()]) == r.fingerprint;
+            if !same {
+                tracing::info!(path = %name, "not the file of the checkpoint (it starts otherwise); reading it from its start");
+            }
+            same
+        });
         if let Some(r) = &resume {
-            // Feed the delivered lines again, dropping their calls, so that sessions pick up where they were.
+            // Feed the delivered lines again, dropping their calls, so that sessions and line counts pick up where they were.
             let mut partial = Vec::new();
             let mut buf = vec![0u8; 1 << 20];
             let mut at = 0u64;
@@ -400,7 +374,12 @@ impl Open {
                 partial.extend_from_slice(&buf[..got]);
                 let mut start = 0;
                 while let Some(i) = memchr::memchr(b'\n', &partial[start..]) {
-                    reader.replay(Line::Text(&partial[start..start + i]));
+                    let line = &partial[start..start + i];
+                    reader.replay(if line.len() > MAX_LINE_BYTES {
+                        Line::TooLong(line.len())
+                    } else {
+                        Line::Text(line)
+                    });
                     start += i + 1;
                 }
                 partial.drain(..start);
@@ -408,7 +387,7 @@ impl Open {
             self.offset = at - partial.len() as u64;
             tracing::info!(path = %name, line = reader.line_no(), offset = self.offset, "resuming");
         }
-        self.source = source.to_hex();
+        self.head = head[..(self.offset as usize).min(FINGERPRINT_BYTES).min(n)].to_vec();
         self.reader = Some(reader);
         Ok(true)
     }
@@ -432,6 +411,8 @@ mod tests {
     use crate::sink::Delivery;
     use callmeter_formats::{AccountRule, Classifier, Format};
     use callmeter_model::CallEvent;
+    use chrono::Timelike;
+    use std::io::Write;
     use std::sync::{Arc, Mutex};
 
     /// Keeps every delivered event; a second delivery of an id is a duplicate, as in a store.
@@ -490,29 +471,64 @@ mod tests {
     }
 
     #[test]
-    fn waits_for_4_kib_then_follows_appends_and_resumes_from_the_checkpoint() {
+    fn sends_each_line_once_it_ends_and_resumes_from_the_checkpoint() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("a.log");
         let kept = Kept::default();
         let mut t = tailer(dir.path(), &file, &kept);
         t.poll().unwrap(); // no file yet
-        std::fs::write(&file, lines(0..3)).unwrap();
+        std::fs::write(&file, b"192.0.2.1 - - [").unwrap();
         t.poll().unwrap();
-        assert!(paths(&kept).is_empty(), "under 4 KiB the source is not final");
-        std::fs::write(&file, lines(0..50)).unwrap();
+        assert!(paths(&kept).is_empty(), "a line not yet ended waits");
+        std::fs::write(&file, line(0)).unwrap();
+        t.poll().unwrap();
+        assert_eq!(paths(&kept), ["/f0"], "one short line is sent at once");
+        std::fs::write(&file, lines(0..3)).unwrap();
         // And a line not yet ended waits.
         std::fs::OpenOptions::new().append(true).open(&file).unwrap().write_all(b"192.0.2.1 - - [").unwrap();
         t.poll().unwrap();
-        assert_eq!(paths(&kept).len(), 50);
+        assert_eq!(paths(&kept), ["/f0", "/f1", "/f2"]);
         drop(t);
 
-        // A new tailer resumes after line 50: nothing again, the rest of the line then completes it.
+        // A new tailer resumes after line 3: nothing again, the rest of the line then completes it.
         let mut t = tailer(dir.path(), &file, &kept);
-        let rest = line(50);
+        let rest = line(3);
         std::fs::OpenOptions::new().append(true).open(&file).unwrap().write_all(&rest.as_bytes()[15..]).unwrap();
         t.poll().unwrap();
-        assert_eq!(paths(&kept).len(), 51);
+        assert_eq!(paths(&kept).len(), 4);
         assert_eq!(t.summary().duplicates, 0, "resumed exactly after the last delivered line");
+        let saved = Checkpoint::load(&dir.path().join("tail.json")).unwrap();
+        let position = saved.files.values().next().unwrap();
+        assert_eq!((position.line, position.offset), (4, std::fs::metadata(&file).unwrap().len()));
+        assert_eq!(position.fingerprint, fingerprint(&std::fs::read(&file).unwrap()));
+    }
+
+    #[test]
+    fn a_reused_inode_that_starts_otherwise_is_read_from_its_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.log");
+        let kept = Kept::default();
+        std::fs::write(&file, lines(0..2)).unwrap();
+        tailer(dir.path(), &file, &kept).poll().unwrap();
+        // Rewritten in place while tail is stopped (same inode), longer than before.
+        std::fs::write(&file, lines(10..15)).unwrap();
+        tailer(dir.path(), &file, &kept).poll().unwrap();
+        assert_eq!(paths(&kept), ["/f0", "/f1", "/f10", "/f11", "/f12", "/f13", "/f14"]);
+    }
+
+    #[test]
+    fn syslog_lines_a_little_ahead_of_this_clock_keep_this_year() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sftp.log");
+        let kept = Kept::default();
+        let mut t = tailer(dir.path(), &file, &kept);
+        t.options.read.format = Some(Format::Sftp);
+        let ahead = chrono::Utc::now() + chrono::Duration::seconds(90);
+        std::fs::write(&file, format!("{} h sftp-server[7]: opendir \"/in\"\n", ahead.format("%b %e %H:%M:%S")))
+            .unwrap();
+        t.poll().unwrap();
+        let kept = kept.0.lock().unwrap();
+        assert_eq!(kept[0].time, ahead.with_nanosecond(0).unwrap(), "not moved back a year");
     }
 
     #[test]
@@ -523,7 +539,7 @@ mod tests {
         let mut t = tailer(dir.path(), &file, &kept);
         std::fs::write(&file, lines(0..40)).unwrap();
         t.poll().unwrap();
-        std::fs::write(&file, lines(100..135)).unwrap(); // copytruncate, then new lines (over 4 KiB, under the old size)
+        std::fs::write(&file, lines(100..135)).unwrap(); // copytruncate, then new lines (under the old size)
         t.poll().unwrap();
         let p = paths(&kept);
         assert_eq!(p.len(), 75);
