@@ -4,7 +4,9 @@
 //! # Layout
 //!
 //! - `options.rs`: [`ServerOptions`], at once the flags, the environment and the config file.
-//! - `api.rs`: the routes and their handlers.
+//! - `api.rs`: the router, the state every handler shares, and the operations endpoints.
+//! - `routes/`: the handlers, one file per group of routes (events, usage, calls, audits,
+//!   accounts, adjustments, tokens, admin).
 //! - `audit_options.rs`: the `[audit]` table: the audit's thresholds and the daily schedule.
 //! - `audit.rs`: an account's audit over the store, and the summaries of kept audits.
 //! - `schedule.rs`: the daily audits of the previous day, kept in the store.
@@ -24,6 +26,7 @@ mod export;
 mod ingest;
 mod metrics;
 mod options;
+mod routes;
 mod schedule;
 mod usage;
 
