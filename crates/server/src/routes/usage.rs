@@ -61,7 +61,7 @@ fn usage_report(s: &AppState, account: &str, q: &UsageParams, now: DateTime<Utc>
     let (b0, b1) = usage::bucket_range(from, to);
     let rows = s.store.totals(account, b0, b1)?;
     let adjustments = match period {
-        Some((p, _)) => s.store.adjustments(account, p.start)?.iter().map(|a| a.calls).sum(),
+        Some((p, _)) => usage::sum_adjustments(&s.store.adjustments(account, p.start)?),
         None => 0,
     };
     let mut report = usage::report(&rec, plan, period, from, to, &rows, adjustments, now);
