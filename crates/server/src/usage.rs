@@ -22,6 +22,13 @@ pub struct PeriodInfo {
     pub closes_at: DateTime<Utc>,
 }
 
+impl PeriodInfo {
+    /// A period as answered at `now`, closing at `closes_at`.
+    pub fn new(period: UsagePeriod, closes_at: DateTime<Utc>, now: DateTime<Utc>) -> PeriodInfo {
+        PeriodInfo { start: period.start, end: period.end, closed: closes_at <= now, closes_at }
+    }
+}
+
 /// Calls and billable calls of one interface, group or time slot.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
 pub struct CallCount {
@@ -205,12 +212,7 @@ pub fn report(
         account: account.name.clone(),
         plan: plan.name.clone(),
         timezone: account.schedule.period_containing(from).1.rule.tz.name().to_owned(),
-        period: period.map(|(p, closes_at)| PeriodInfo {
-            start: p.start,
-            end: p.end,
-            closed: closes_at <= now,
-            closes_at,
-        }),
+        period: period.map(|(p, closes_at)| PeriodInfo::new(p, closes_at, now)),
         from,
         to,
         calls: 0,

@@ -3,24 +3,26 @@
 
 use crate::api::{blocking, known_account, parse_time, AppResult, AppState, St};
 use crate::auth::Caller;
-use crate::error::ApiError;
-use crate::usage::{self, Dimension, Granularity};
+use crate::error::{ApiError, ErrorBody};
+use crate::usage::{self, Dimension, Granularity, PeriodInfo};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use callmeter_model::Plan;
+use callmeter_store::AccountRecord;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-fn plan_named<'a>(s: &'a AppState, name: &str) -> AppResult<&'a Plan> {
+/// The configured plan of that name; `unknown_plan` (409) when the configuration lost it.
+fn plan_named<'a>(s: &'a AppState, account: &str, name: &str) -> AppResult<&'a Plan> {
     s.settings
         .store
         .plans
         .iter()
         .find(|p| p.name == name)
-        .ok_or_else(|| ApiError::Internal(format!("plan {name:?} is no longer configured")))
+        .ok_or_else(|| ApiError::UnknownPlan { account: account.to_owned(), plan: name.to_owned() })
 }
 
 #[derive(Deserialize, Default)]
@@ -57,7 +59,7 @@ fn usage_report(s: &AppState, account: &str, q: &UsageParams, now: DateTime<Utc>
     if to < from {
         return Err(ApiError::BadRequest("to is before from".into()));
     }
-    let plan = plan_named(s, rec.schedule.plan_at(from))?;
+    let plan = plan_named(s, account, rec.schedule.plan_at(from))?;
     let (b0, b1) = usage::bucket_range(from, to);
     let rows = s.store.totals(account, b0, b1)?;
     let adjustments = match period {
@@ -106,43 +108,86 @@ pub(crate) async fn all_usage(
         Some(other) => return Err(ApiError::BadRequest(format!("format: {other:?} is not json or csv"))),
     };
     let selector = q.period.unwrap_or_else(|| "current".into());
-    let reports = blocking(move || {
+    let lines = blocking(move || {
         let now = Utc::now();
-        s.store
-            .accounts()
-            .iter()
-            .map(|a| {
-                let params = UsageParams { period: Some(selector.clone()), ..Default::default() };
-                usage_report(&s, &a.name, &params, now)
-            })
-            .collect::<AppResult<Vec<_>>>()
+        let params = UsageParams { period: Some(selector.clone()), ..Default::default() };
+        s.store.accounts().into_iter().map(|a| account_line(&s, a, &params, now)).collect::<AppResult<Vec<_>>>()
     })
     .await?;
     if !csv {
-        return Ok(Json(json!({ "accounts": reports })).into_response());
+        return Ok(Json(json!({ "accounts": lines })).into_response());
     }
-    let mut out = String::from("account,plan,period_start,period_end,closed,calls,billable_calls,non_billable_calls,late_calls,adjustments,billed_calls,included_calls,overage_calls,overage_blocks,overage_price,currency\n");
-    for r in reports {
-        let p = r.period.as_ref().expect("period reports have a period");
-        out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
-            r.account,
-            r.plan,
-            p.start.to_rfc3339(),
-            p.end.to_rfc3339(),
-            p.closed,
-            r.calls,
-            r.billable_calls,
-            r.non_billable_calls,
-            r.late_calls,
-            r.adjustments,
-            r.billed_calls,
-            r.included_calls,
-            r.overage.calls,
-            r.overage.blocks,
-            r.overage.price,
-            r.overage.currency
-        ));
+    let mut out = String::from(CSV_HEADER);
+    for line in &lines {
+        csv_line(&mut out, line);
     }
     Ok(([(header::CONTENT_TYPE, "text/csv")], out).into_response())
+}
+
+/// One account's entry in `GET /v1/usage`: its report, or, when its plan is
+/// no longer configured, its period and the error, so that one lost plan
+/// does not hide every other account's usage.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum AccountLine {
+    Reported(Box<usage::UsageReport>),
+    Unpriced { account: String, plan: String, period: PeriodInfo, error: ErrorBody },
+}
+
+fn account_line(s: &AppState, rec: AccountRecord, params: &UsageParams, now: DateTime<Utc>) -> AppResult<AccountLine> {
+    match usage_report(s, &rec.name, params, now) {
+        Ok(report) => Ok(AccountLine::Reported(Box::new(report))),
+        Err(e @ ApiError::UnknownPlan { .. }) => {
+            let p = usage::select_period(&rec, params.period.as_deref().unwrap_or("current"), now)?;
+            Ok(AccountLine::Unpriced {
+                plan: rec.schedule.plan_at(p.start).to_owned(),
+                account: rec.name,
+                period: PeriodInfo::new(p, p.closes_at(s.settings.store.grace), now),
+                error: e.body(),
+            })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+const CSV_HEADER: &str = "account,plan,period_start,period_end,closed,calls,billable_calls,non_billable_calls,late_calls,adjustments,billed_calls,included_calls,overage_calls,overage_blocks,overage_price,currency,error\n";
+
+/// One CSV row; an unpriced account has its period, empty numbers and the error's code.
+fn csv_line(out: &mut String, line: &AccountLine) {
+    use std::fmt::Write;
+    match line {
+        AccountLine::Reported(r) => {
+            let p = r.period.as_ref().expect("period reports have a period");
+            let _ = writeln!(
+                out,
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},",
+                r.account,
+                r.plan,
+                p.start.to_rfc3339(),
+                p.end.to_rfc3339(),
+                p.closed,
+                r.calls,
+                r.billable_calls,
+                r.non_billable_calls,
+                r.late_calls,
+                r.adjustments,
+                r.billed_calls,
+                r.included_calls,
+                r.overage.calls,
+                r.overage.blocks,
+                r.overage.price,
+                r.overage.currency
+            );
+        }
+        AccountLine::Unpriced { account, plan, period: p, error } => {
+            let _ = writeln!(
+                out,
+                "{account},{plan},{},{},{},,,,,,,,,,,,{}",
+                p.start.to_rfc3339(),
+                p.end.to_rfc3339(),
+                p.closed,
+                error.code
+            );
+        }
+    }
 }
