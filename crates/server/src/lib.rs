@@ -14,6 +14,7 @@
 //! - `usage.rs`: usage reports from the 15-minute aggregates.
 //! - `export.rs`: the request log as JSON, CSV and NDJSON streams.
 //! - `auth.rs`: tokens, scopes and the admin token.
+//! - `backup_target.rs`: where a backup may be written (outside the data folder).
 //! - `metrics.rs`: Prometheus counters.
 //! - `error.rs`: [`ApiError`], and the table from error to code and HTTP status.
 
@@ -21,6 +22,7 @@ mod api;
 mod audit;
 mod audit_options;
 mod auth;
+mod backup_target;
 mod error;
 mod export;
 mod ingest;
