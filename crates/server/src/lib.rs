@@ -14,10 +14,12 @@
 //! - `usage.rs`: usage reports from the 15-minute aggregates.
 //! - `export.rs`: the request log as JSON, CSV and NDJSON streams.
 //! - `auth.rs`: tokens, scopes and the admin token.
+//! - `admin_token.rs`: which admin token is in force at start (configured, rotated, kept or new).
 //! - `backup_target.rs`: where a backup may be written (outside the data folder).
 //! - `metrics.rs`: Prometheus counters.
 //! - `error.rs`: [`ApiError`], and the table from error to code and HTTP status.
 
+mod admin_token;
 mod api;
 mod audit;
 mod audit_options;
