@@ -93,11 +93,12 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     });
     let app = api::router(state.clone());
     let daily = state.settings.audit.daily.then(|| schedule::DailyAudits::start(state.clone()));
+    let signal = shutdown_signal()?;
     tracing::info!(%addr, data = %data.display(), "callmeter listening");
     println!("listening on http://{addr}");
     let signalled = state.clone();
     let stop = async move {
-        shutdown_signal().await;
+        signal.await;
         // Audits in progress (requests and the schedule) give up at their next
         // page, so that they do not hold the shutdown back.
         signalled.stopping.store(true, Ordering::Relaxed);
@@ -117,17 +118,15 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+/// SIGTERM or Ctrl-C. The listeners are made here, at once, not when the
+/// future is first polled: made before the server says it listens, so that a
+/// signal sent right after (a supervisor's, or a test's, stop) is never lost
+/// in the moment between the handler's install and its listener.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! { _ = term.recv() => {}, _ = interrupt.recv() => {} }
+    })
 }
