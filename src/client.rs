@@ -44,9 +44,13 @@ impl ServerArgs {
 
     /// The admin token a server keeps in its data folder.
     pub fn admin_token_in(data: &std::path::Path) -> Result<String> {
-        std::fs::read_to_string(data.join("admin-token"))
-            .map(|t| t.trim().to_owned())
-            .map_err(|_| anyhow!("no token: give --token or CALLMETER_TOKEN"))
+        std::fs::read_to_string(data.join("admin-token")).map(|t| t.trim().to_owned()).map_err(|_| {
+            anyhow!(
+                "no token: give --token or CALLMETER_TOKEN ({} holds the admin token only while the server \
+                     uses one it made, not a configured one)",
+                data.join("admin-token").display()
+            )
+        })
     }
 }
 

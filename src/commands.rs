@@ -1,7 +1,7 @@
 //! What each subcommand does.
 
 use crate::client::Api;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use callmeter_server::ServerOptions;
 use reqwest::Method;
 use serde_json::Value;
@@ -189,9 +189,10 @@ pub fn tokens(api: &Api, action: TokenAction) -> Result<()> {
     Ok(())
 }
 
-/// `callmeter backup`.
+/// `callmeter backup`. The server takes only absolute paths (its working
+/// directory is not the operator's): a relative one is made absolute here.
 pub fn backup(api: &Api, dir: &Path) -> Result<()> {
-    let dir = std::path::absolute(dir)?;
+    let dir = std::path::absolute(dir).with_context(|| format!("backup folder {}", dir.display()))?;
     let v: Value =
         api.send(api.request(Method::POST, "/v1/admin/backup").json(&serde_json::json!({ "dir": dir })))?.json()?;
     println!(

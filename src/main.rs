@@ -123,9 +123,12 @@ enum Command {
     Audit(Box<audit::AuditArgs>),
     /// Write a seeded workload with known waste (NDJSON and logs) and its truth, to try audit on.
     Simulate(audit::SimulateArgs),
-    /// Have the server write a consistent copy of its store into an empty folder, while it runs.
+    /// Have the server write a consistent copy of its store into an empty folder outside its data
+    /// folder, while it runs.
     Backup {
-        /// The folder, on the server's machine.
+        /// The folder, on the server's machine: empty or absent, outside the server's data folder and
+        /// not containing it. A relative path is taken from this command's working directory and sent
+        /// as an absolute one.
         dir: PathBuf,
         #[command(flatten)]
         server: client::ServerArgs,

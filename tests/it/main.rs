@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod admin;
 mod audit_cli;
 mod audit_server;
 mod auth;

@@ -121,3 +121,103 @@ fn import_command_sends_a_file_and_a_second_import_adds_nothing() {
     let text = m.as_str().unwrap();
     assert!(text.contains(&format!("callmeter_events_accepted_total {lines}")), "{text}");
 }
+
+#[test]
+fn one_adjustment_is_bounded_and_their_sum_does_not_wrap() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = harness::start(&dir.path().join("data"), &[]);
+    assert_eq!(server.post_events(ADMIN, &(event("acme", "a1", &ago(30), "rest", "") + "\n")).1["accepted"], 1);
+    let adjust = |calls: serde_json::Value| {
+        server.send(
+            server
+                .http
+                .post(server.url("/v1/accounts/acme/adjustments"))
+                .bearer_auth(ADMIN)
+                .json(&serde_json::json!({"calls": calls, "reason": "test"})),
+        )
+    };
+    for calls in [serde_json::json!(i64::MAX), serde_json::json!(1_000_000_000_001i64), serde_json::json!(i64::MIN)] {
+        let (s, v) = adjust(calls.clone());
+        assert_eq!(s, 400, "{calls}: {v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains("from -1000000000000 to 1000000000000"), "{v}");
+    }
+    for _ in 0..3 {
+        assert_eq!(adjust(serde_json::json!(1_000_000_000_000i64)).0, 201);
+    }
+    let u = server.usage("acme", "current");
+    assert_eq!(u["adjustments"], 3_000_000_000_000i64);
+    assert_eq!(u["billed_calls"], 3_000_000_000_001u64);
+    assert!(u["projected_calls"].as_u64().unwrap() >= 3_000_000_000_001, "{u}");
+}
+
+const PLANS_WITH_GOLD: &str = r#"
+[[plans]]
+name = "starter"
+period = "30d"
+included_calls = 1000
+overage_price_per_1000 = 100
+currency = "USD"
+
+[[plans]]
+name = "gold"
+period = "monthly"
+included_calls = 5000
+overage_price_per_1000 = 50
+currency = "EUR"
+"#;
+
+#[test]
+fn an_account_whose_plan_left_the_config_is_answered_apart_and_the_others_as_usual() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let with_gold = dir.path().join("with-gold.toml");
+    let without_gold = dir.path().join("without-gold.toml");
+    std::fs::write(&with_gold, PLANS_WITH_GOLD).unwrap();
+    std::fs::write(&without_gold, &PLANS_WITH_GOLD[..PLANS_WITH_GOLD.find("[[plans]]\nname = \"gold\"").unwrap()])
+        .unwrap();
+    let server = harness::start(&data, &["--config", with_gold.to_str().unwrap()]);
+    let (s, v) = server.send(
+        server.http.put(server.url("/v1/accounts/vip")).bearer_auth(ADMIN).json(&serde_json::json!({"plan": "gold"})),
+    );
+    assert_eq!(s, 200, "{v}");
+    let t = ago(30);
+    let body = event("acme", "p1", &t, "rest", "") + "\n" + &event("vip", "p2", &t, "rest", "") + "\n";
+    assert_eq!(server.post_events(ADMIN, &body).1["accepted"], 2);
+    assert_eq!(server.usage("vip", "current")["plan"], "gold");
+    server.stop();
+
+    let server = harness::start(&data, &["--config", without_gold.to_str().unwrap()]);
+    let (s, v) = server.get(ADMIN, "/v1/accounts/vip/usage");
+    assert_eq!(s, 409, "{v}");
+    assert_eq!(v["error"]["code"], "unknown_plan");
+    assert!(v["error"]["message"].as_str().unwrap().contains("\"gold\""), "{v}");
+    assert_eq!(server.usage("acme", "current")["calls"], 1);
+
+    let (s, v) = server.get(ADMIN, "/v1/usage");
+    assert_eq!(s, 200, "{v}");
+    let accounts = v["accounts"].as_array().unwrap();
+    let of = |name: &str| accounts.iter().find(|a| a["account"] == name).unwrap_or_else(|| panic!("{name}: {v}"));
+    assert_eq!((of("acme")["calls"].as_u64(), of("acme").get("error")), (Some(1), None));
+    let vip = of("vip");
+    assert_eq!((vip["plan"].as_str(), vip["error"]["code"].as_str()), (Some("gold"), Some("unknown_plan")));
+    assert!(vip["period"]["start"].is_string() && vip.get("calls").is_none(), "{vip}");
+
+    let csv = server
+        .http
+        .get(server.url("/v1/usage?format=csv"))
+        .bearer_auth(ADMIN)
+        .send()
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .text()
+        .unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(header.last(), Some(&"error"));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert!(rows.iter().all(|r| r.len() == header.len()), "{csv}");
+    let row = |name: &str| rows.iter().find(|r| r[0] == name).unwrap();
+    assert_eq!((row("acme")[5], *row("acme").last().unwrap()), ("1", ""));
+    assert_eq!((row("vip")[1], row("vip")[5], *row("vip").last().unwrap()), ("gold", "", "unknown_plan"));
+}

@@ -3,15 +3,17 @@
 //! Secrets are never stored: only their BLAKE3 hash. A presented token is
 //! hashed and looked up by hash, and the admin token is compared in
 //! constant time. The admin token lives in memory behind a lock so that it
-//! can be rotated without a restart.
+//! can be rotated without a restart; which one is in force at start is
+//! `admin_token.rs`'s to settle.
 
+use crate::admin_token::{AdminTokenFiles, Decision};
 use crate::error::ApiError;
 use axum::http::HeaderMap;
 use callmeter_store::{Scope, Store, TokenRecord};
 use rand::RngCore;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::path::Path;
+use std::sync::{Mutex, RwLock};
 use subtle::ConstantTimeEq;
 
 /// Who made a request.
@@ -69,7 +71,9 @@ impl Caller {
 pub struct Auth {
     admin_hash: RwLock<[u8; 32]>,
     tokens: RwLock<HashMap<[u8; 32], TokenRecord>>,
-    admin_file: PathBuf,
+    admin_files: AdminTokenFiles,
+    /// One rotation at a time, so that the file and the token in force agree.
+    rotation: Mutex<()>,
 }
 
 /// The hash under which a secret is known.
@@ -92,24 +96,13 @@ pub fn new_token_id() -> String {
 }
 
 impl Auth {
-    /// Loads the tokens from the store and settles the admin token: the configured one,
-    /// else the one kept in `DATA/admin-token`, else a new one written there (mode 0600).
+    /// Loads the tokens from the store and settles the admin token (`admin_token.rs`: the
+    /// configured one, or a rotation that outlived it, or the kept one, or a new one).
     /// Returns the auth state and, when a new admin token was made, its secret to print once.
     pub fn load(store: &dyn Store, data: &Path, configured: Option<&str>) -> std::io::Result<(Auth, Option<String>)> {
-        let admin_file = data.join("admin-token");
-        let mut generated = None;
-        let admin = match configured {
-            Some(t) => t.to_owned(),
-            None => match std::fs::read_to_string(&admin_file) {
-                Ok(t) if !t.trim().is_empty() => t.trim().to_owned(),
-                _ => {
-                    let t = new_secret("admin");
-                    write_secret_file(&admin_file, &t)?;
-                    generated = Some(t.clone());
-                    t
-                }
-            },
-        };
+        let admin_files = AdminTokenFiles::in_folder(data);
+        let settled = admin_files.settle(configured)?;
+        let generated = (settled.decision == Decision::Generated).then(|| settled.secret.clone());
         let tokens = store
             .tokens()
             .map_err(|e| std::io::Error::other(e.to_string()))?
@@ -119,7 +112,12 @@ impl Auth {
                 Some((raw, t))
             })
             .collect();
-        let auth = Auth { admin_hash: RwLock::new(hash_secret(&admin)), tokens: RwLock::new(tokens), admin_file };
+        let auth = Auth {
+            admin_hash: RwLock::new(hash_secret(&settled.secret)),
+            tokens: RwLock::new(tokens),
+            admin_files,
+            rotation: Mutex::new(()),
+        };
         Ok((auth, generated))
     }
 
@@ -183,10 +181,11 @@ impl Auth {
     }
 
     /// Replaces the admin token with a new one, kept in `DATA/admin-token`; returns it.
+    /// The old one stops working at once, and the new one holds across restarts.
     pub fn rotate_admin(&self) -> Result<String, ApiError> {
         let t = new_secret("admin");
-        write_secret_file(&self.admin_file, &t)
-            .map_err(|e| ApiError::Internal(format!("cannot write admin token: {e}")))?;
+        let _one_at_a_time = self.rotation.lock().expect("lock");
+        self.admin_files.keep(&t).map_err(|e| ApiError::Internal(format!("cannot write admin token: {e}")))?;
         *self.admin_hash.write().expect("lock") = hash_secret(&t);
         Ok(t)
     }
@@ -196,20 +195,6 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
     let (kind, token) = v.split_once(' ')?;
     kind.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
-}
-
-fn write_secret_file(path: &Path, secret: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-    f.write_all(secret.as_bytes())?;
-    f.write_all(b"\n")?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]

@@ -4,7 +4,9 @@
 //! # Layout
 //!
 //! - `options.rs`: [`ServerOptions`], at once the flags, the environment and the config file.
-//! - `api.rs`: the routes and their handlers.
+//! - `api.rs`: the router, the state every handler shares, and the operations endpoints.
+//! - `routes/`: the handlers, one file per group of routes (events, usage, calls, audits,
+//!   accounts, adjustments, tokens, admin).
 //! - `audit_options.rs`: the `[audit]` table: the audit's thresholds and the daily schedule.
 //! - `audit.rs`: an account's audit over the store, and the summaries of kept audits.
 //! - `schedule.rs`: the daily audits of the previous day, kept in the store.
@@ -12,18 +14,23 @@
 //! - `usage.rs`: usage reports from the 15-minute aggregates.
 //! - `export.rs`: the request log as JSON, CSV and NDJSON streams.
 //! - `auth.rs`: tokens, scopes and the admin token.
+//! - `admin_token.rs`: which admin token is in force at start (configured, rotated, kept or new).
+//! - `backup_target.rs`: where a backup may be written (outside the data folder).
 //! - `metrics.rs`: Prometheus counters.
 //! - `error.rs`: [`ApiError`], and the table from error to code and HTTP status.
 
+mod admin_token;
 mod api;
 mod audit;
 mod audit_options;
 mod auth;
+mod backup_target;
 mod error;
 mod export;
 mod ingest;
 mod metrics;
 mod options;
+mod routes;
 mod schedule;
 mod usage;
 
@@ -90,11 +97,12 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     Metrics::add(&state.metrics.store_open_ms, opened.elapsed.as_millis() as u64);
     let app = api::router(state.clone());
     let daily = state.settings.audit.daily.then(|| schedule::DailyAudits::start(state.clone()));
+    let signal = shutdown_signal()?;
     tracing::info!(%addr, data = %data.display(), "callmeter listening");
     println!("listening on http://{addr}");
     let signalled = state.clone();
     let stop = async move {
-        shutdown_signal().await;
+        signal.await;
         // Audits in progress (requests and the schedule) give up at their next
         // page, so that they do not hold the shutdown back.
         signalled.stopping.store(true, Ordering::Relaxed);
@@ -114,17 +122,15 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+/// SIGTERM or Ctrl-C. The listeners are made here, at once, not when the
+/// future is first polled: made before the server says it listens, so that a
+/// signal sent right after (a supervisor's, or a test's, stop) is never lost
+/// in the moment between the handler's install and its listener.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! { _ = term.recv() => {}, _ = interrupt.recv() => {} }
+    })
 }

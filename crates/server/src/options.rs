@@ -9,6 +9,7 @@ use callmeter_model::{BillingRule, BillingRules, PeriodKind, Plan};
 use callmeter_store::{LatePolicy, StoreOptions};
 use serde::Deserialize;
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 /// Settings as given; every one optional so that flags, environment and file can be merged.
@@ -27,10 +28,10 @@ pub struct ServerOptions {
     /// Serve /metrics without a token [default: false].
     #[arg(long, env = "CALLMETER_METRICS_PUBLIC")]
     pub metrics_public: Option<bool>,
-    /// Days a call is kept in the request log (older ones are removed hourly) and accepted at all; ids stay recognised as duplicates [default: 400].
+    /// Days a call is kept in the request log (older ones are removed hourly) and accepted at all; ids stay recognised as duplicates [default: 400; 1 to 36500].
     #[arg(long, env = "CALLMETER_RETENTION_DAYS")]
     pub retention_days: Option<u32>,
-    /// Hours after its end that a usage period closes; fractions allowed [default: 72].
+    /// Hours after its end that a usage period closes; fractions allowed [default: 72; 0 to 8760].
     #[arg(long, env = "CALLMETER_GRACE_HOURS")]
     pub grace_hours: Option<f64>,
     /// Calls for a closed period: "not_billed" or "bill_in_open_period" [default: not_billed].
@@ -45,16 +46,16 @@ pub struct ServerOptions {
     /// IANA time zone of accounts created that way [default: UTC].
     #[arg(long, env = "CALLMETER_DEFAULT_TIMEZONE")]
     pub default_timezone: Option<String>,
-    /// Refuse writes (507) while the data folder's disk has less free space than this [default: 64].
+    /// Refuse writes (507) while the data folder's disk has less free space than this [default: 64; 0 to 1048576].
     #[arg(long, env = "CALLMETER_MIN_FREE_MB")]
     pub min_free_mb: Option<u64>,
-    /// Ingest requests that share one commit and one sync at most [default: 16].
+    /// Ingest requests that share one commit and one sync at most [default: 16; 1 to 1024].
     #[arg(long, env = "CALLMETER_REQUESTS_PER_COMMIT")]
     pub requests_per_commit: Option<usize>,
-    /// Engine block cache in MiB [default: 256].
+    /// Engine block cache in MiB [default: 256; 1 to 1048576].
     #[arg(long, env = "CALLMETER_CACHE_MB")]
     pub cache_mb: Option<u64>,
-    /// Milliseconds between checkpoints of recent dedup keys and aggregates into the engine [default: 20000].
+    /// Milliseconds between checkpoints of recent dedup keys and aggregates into the engine [default: 20000; 10 to 3600000].
     #[arg(long, env = "CALLMETER_CHECKPOINT_INTERVAL_MS")]
     pub checkpoint_interval_ms: Option<u64>,
     /// Plans (config file only).
@@ -120,6 +121,36 @@ pub struct Settings {
     pub audit: AuditOptions,
 }
 
+/// Days of `retention_days`: at least one, at most a century, so that
+/// `now - retention` and the periods it reaches back to stay representable.
+const RETENTION_DAYS: RangeInclusive<u32> = 1..=36_500;
+/// Hours of `grace_hours`: at most a year, so that every `closes_at` stays representable.
+const GRACE_HOURS: RangeInclusive<f64> = 0.0..=8_760.0;
+/// MiB of `min_free_mb`: up to 1 TiB of reserve.
+const MIN_FREE_MB: RangeInclusive<u64> = 0..=1 << 20;
+/// MiB of `cache_mb`: at least 1 MiB, up to 1 TiB.
+const CACHE_MB: RangeInclusive<u64> = 1..=1 << 20;
+/// Ingest requests one commit may group: each waits for the commit, so more only adds latency.
+const REQUESTS_PER_COMMIT: RangeInclusive<usize> = 1..=1_024;
+/// Milliseconds between checkpoints: from 10 ms to an hour.
+const CHECKPOINT_INTERVAL_MS: RangeInclusive<u64> = 10..=3_600_000;
+
+/// The value when it lies in `range`, else an error naming the setting and the range.
+fn within<T: PartialOrd + std::fmt::Display>(
+    name: &'static str,
+    value: T,
+    range: RangeInclusive<T>,
+) -> Result<T, OptionsError> {
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(OptionsError::Invalid {
+            name,
+            message: format!("{value} is out of range: from {} to {}", range.start(), range.end()),
+        })
+    }
+}
+
 /// Events one ingest request may carry.
 pub const MAX_EVENTS_PER_REQUEST: usize = 10_000;
 /// Bytes one ingest request may carry.
@@ -179,19 +210,18 @@ impl ServerOptions {
                 return Err(invalid("late_calls", format!("{other:?}: use \"not_billed\" or \"bill_in_open_period\"")))
             }
         };
-        let retention_days = self.retention_days.unwrap_or(400);
-        if retention_days == 0 {
-            return Err(invalid("retention_days", "must be at least 1".into()));
-        }
+        let retention_days = within("retention_days", self.retention_days.unwrap_or(400), RETENTION_DAYS)?;
         let grace_hours = self.grace_hours.unwrap_or(72.0);
-        if !(grace_hours.is_finite() && grace_hours >= 0.0) {
+        if !grace_hours.is_finite() {
             return Err(invalid("grace_hours", format!("{grace_hours} is not a number of hours")));
         }
-        let requests_per_commit = self.requests_per_commit.unwrap_or(16).max(1);
-        let checkpoint_interval_ms = self.checkpoint_interval_ms.unwrap_or(20_000);
-        if !(10..=3_600_000).contains(&checkpoint_interval_ms) {
-            return Err(invalid("checkpoint_interval_ms", format!("{checkpoint_interval_ms}: from 10 to 3600000")));
-        }
+        let grace_hours = within("grace_hours", grace_hours, GRACE_HOURS)?;
+        let min_free_mb = within("min_free_mb", self.min_free_mb.unwrap_or(64), MIN_FREE_MB)?;
+        let cache_mb = within("cache_mb", self.cache_mb.unwrap_or(256), CACHE_MB)?;
+        let requests_per_commit =
+            within("requests_per_commit", self.requests_per_commit.unwrap_or(16), REQUESTS_PER_COMMIT)?;
+        let checkpoint_interval_ms =
+            within("checkpoint_interval_ms", self.checkpoint_interval_ms.unwrap_or(20_000), CHECKPOINT_INTERVAL_MS)?;
         let audit = self.audit.map_or_else(AuditOptions::default, |a| *a);
         audit.check().map_err(|message| invalid("audit", message))?;
         Ok(Settings {
@@ -208,9 +238,9 @@ impl ServerOptions {
                 default_timezone,
                 plans,
                 rules: self.billing_rules.map_or_else(BillingRules::platform_default, |rules| BillingRules { rules }),
-                min_free_bytes: self.min_free_mb.unwrap_or(64) << 20,
+                min_free_bytes: min_free_mb << 20,
                 max_requests_per_commit: requests_per_commit,
-                cache_bytes: self.cache_mb.unwrap_or(256) << 20,
+                cache_bytes: cache_mb << 20,
                 checkpoint_interval: std::time::Duration::from_millis(checkpoint_interval_ms),
                 ..StoreOptions::default()
             },
@@ -264,6 +294,57 @@ mod tests {
         let o = ServerOptions { late_calls: Some("later".into()), ..Default::default() };
         assert!(o.resolve().unwrap_err().to_string().contains("late_calls"));
         assert!(toml::from_str::<ServerOptions>("listn = 1").is_err());
+    }
+
+    #[test]
+    fn every_number_is_checked_against_its_range() {
+        let refused = |o: ServerOptions| o.resolve().unwrap_err().to_string();
+        let e = refused(ServerOptions { retention_days: Some(u32::MAX), ..Default::default() });
+        assert!(e.contains("retention_days") && e.contains("from 1 to 36500"), "{e}");
+        let e = refused(ServerOptions { retention_days: Some(0), ..Default::default() });
+        assert!(e.contains("retention_days"), "{e}");
+        let e = refused(ServerOptions { grace_hours: Some(1e12), ..Default::default() });
+        assert!(e.contains("grace_hours") && e.contains("from 0 to 8760"), "{e}");
+        let e = refused(ServerOptions { grace_hours: Some(-1.0), ..Default::default() });
+        assert!(e.contains("grace_hours"), "{e}");
+        let e = refused(ServerOptions { grace_hours: Some(f64::NAN), ..Default::default() });
+        assert!(e.contains("grace_hours"), "{e}");
+        let e = refused(ServerOptions { min_free_mb: Some(u64::MAX), ..Default::default() });
+        assert!(e.contains("min_free_mb") && e.contains("from 0 to 1048576"), "{e}");
+        let e = refused(ServerOptions { cache_mb: Some(1 << 44), ..Default::default() });
+        assert!(e.contains("cache_mb") && e.contains("from 1 to 1048576"), "{e}");
+        let e = refused(ServerOptions { cache_mb: Some(0), ..Default::default() });
+        assert!(e.contains("cache_mb"), "{e}");
+        let e = refused(ServerOptions { requests_per_commit: Some(0), ..Default::default() });
+        assert!(e.contains("requests_per_commit") && e.contains("from 1 to 1024"), "{e}");
+        let e = refused(ServerOptions { requests_per_commit: Some(usize::MAX), ..Default::default() });
+        assert!(e.contains("requests_per_commit"), "{e}");
+        let e = refused(ServerOptions { checkpoint_interval_ms: Some(5), ..Default::default() });
+        assert!(e.contains("checkpoint_interval_ms") && e.contains("from 10 to 3600000"), "{e}");
+    }
+
+    #[test]
+    fn the_ends_of_each_range_are_accepted() {
+        let s = ServerOptions {
+            retention_days: Some(36_500),
+            grace_hours: Some(8_760.0),
+            min_free_mb: Some(1 << 20),
+            cache_mb: Some(1 << 20),
+            requests_per_commit: Some(1_024),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(s.store.retention, chrono::Duration::days(36_500));
+        assert_eq!(s.store.grace, chrono::Duration::hours(8_760));
+        assert_eq!((s.store.min_free_bytes, s.store.cache_bytes), (1 << 40, 1 << 40));
+        // The farthest period end plus the longest grace, and now minus the
+        // longest retention, are still times.
+        let far = chrono::DateTime::<chrono::Utc>::MAX_UTC - chrono::Duration::days(365 * 1000);
+        assert!(far.checked_add_signed(s.store.grace).is_some());
+        assert!(chrono::Utc::now().checked_sub_signed(s.store.retention).is_some());
+        let s = ServerOptions { grace_hours: Some(0.0), min_free_mb: Some(0), ..Default::default() }.resolve().unwrap();
+        assert_eq!(s.store.min_free_bytes, 0);
     }
 
     #[test]

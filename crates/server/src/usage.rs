@@ -4,7 +4,7 @@
 
 use crate::error::ApiError;
 use callmeter_model::{bucket_of, bucket_start, local_midnight, Direction, Plan, UsagePeriod};
-use callmeter_store::{AccountRecord, BreakdownRow, CallFlags, TotalRow};
+use callmeter_store::{AccountRecord, Adjustment, BreakdownRow, CallFlags, TotalRow};
 use chrono::{DateTime, NaiveDate, Timelike, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -20,6 +20,13 @@ pub struct PeriodInfo {
     pub closed: bool,
     /// When it closes (or closed).
     pub closes_at: DateTime<Utc>,
+}
+
+impl PeriodInfo {
+    /// A period as answered at `now`, closing at `closes_at`.
+    pub fn new(period: UsagePeriod, closes_at: DateTime<Utc>, now: DateTime<Utc>) -> PeriodInfo {
+        PeriodInfo { start: period.start, end: period.end, closed: closes_at <= now, closes_at }
+    }
 }
 
 /// Calls and billable calls of one interface, group or time slot.
@@ -205,12 +212,7 @@ pub fn report(
         account: account.name.clone(),
         plan: plan.name.clone(),
         timezone: account.schedule.period_containing(from).1.rule.tz.name().to_owned(),
-        period: period.map(|(p, closes_at)| PeriodInfo {
-            start: p.start,
-            end: p.end,
-            closed: closes_at <= now,
-            closes_at,
-        }),
+        period: period.map(|(p, closes_at)| PeriodInfo::new(p, closes_at, now)),
         from,
         to,
         calls: 0,
@@ -250,19 +252,35 @@ pub fn report(
     }
     let on_time_billable: u64 = rows.iter().filter(|x| is_call(x.flags) && is_billed(x.flags)).map(|x| x.calls).sum();
     r.non_billable_calls = r.calls - on_time_billable;
-    r.billed_calls = (r.billable_calls as i64 + adjustments).max(0) as u64;
+    r.billed_calls = adjusted(r.billable_calls, adjustments);
     r.remaining_calls = plan.included_calls.saturating_sub(r.billed_calls);
     let over = plan.overage(r.billed_calls);
     r.overage =
         OverageInfo { calls: over.calls, blocks: over.blocks, price: over.price, currency: plan.currency.clone() };
     if let Some((p, _)) = period {
         if p.contains(now) {
+            // The metered calls come at a pace; an adjustment is a one-off,
+            // so it is added once, not scaled with the period.
             let elapsed = (now - p.start).num_seconds().max(1) as f64;
             let length = (p.end - p.start).num_seconds() as f64;
-            r.projected_calls = Some((r.billed_calls as f64 * length / elapsed).round() as u64);
+            let metered = (r.billable_calls as f64 * length / elapsed).round() as u64;
+            r.projected_calls = Some(adjusted(metered, adjustments));
         }
     }
     r
+}
+
+/// Billable calls with the adjustments applied: never below zero, and never
+/// wrapping however large either is.
+fn adjusted(billable: u64, adjustments: i64) -> u64 {
+    (i128::from(billable) + i128::from(adjustments)).clamp(0, i128::from(u64::MAX)) as u64
+}
+
+/// The sum of a period's adjustments, saturating: adjustments are bounded one
+/// by one when they are made, but their number is not, and a sum must not wrap
+/// into the opposite sign.
+pub fn sum_adjustments(adjustments: &[Adjustment]) -> i64 {
+    adjustments.iter().fold(0i64, |sum, a| sum.saturating_add(a.calls))
 }
 
 /// Counts by the asked dimensions, from totals rows (interface and operation only).
@@ -394,6 +412,50 @@ mod tests {
         assert_eq!(r.billed_calls, 1402);
         assert_eq!(r.overage, OverageInfo { calls: 402, blocks: 1, price: 7, currency: "EUR".into() });
         assert_eq!(r.by_interface["rest"], CallCount { calls: 1504, billable_calls: 1502 });
+    }
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn the_projection_scales_metered_calls_and_adds_adjustments_once() {
+        // A 30-day period, a quarter of it gone.
+        let period = account().schedule.period_containing(t("2026-01-10T00:00:00Z")).0;
+        assert_eq!((period.start, period.end), (t("2026-01-01T00:00:00Z"), t("2026-01-31T00:00:00Z")));
+        let now = period.start + (period.end - period.start) / 4;
+        let rows = vec![row(Interface::Rest, Operation::Read, true, false, false, 100)];
+        let r = report(&account(), &plan(), Some((period, period.end)), period.start, now, &rows, 50, now);
+        assert_eq!(r.billed_calls, 150);
+        assert_eq!(r.projected_calls, Some(400 + 50), "100 calls a quarter is 400 a period; the 50 come once");
+        let r = report(&account(), &plan(), Some((period, period.end)), period.start, now, &rows, -1000, now);
+        assert_eq!(r.projected_calls, Some(0), "a credit larger than the projection leaves nothing to bill");
+        // A closed or past period has no projection.
+        let later = period.end + chrono::Duration::days(1);
+        let r = report(&account(), &plan(), Some((period, period.end)), period.start, period.end, &rows, 50, later);
+        assert_eq!(r.projected_calls, None);
+    }
+
+    #[test]
+    fn adjustments_never_wrap() {
+        let rows = vec![row(Interface::Rest, Operation::Read, true, false, false, 10)];
+        let now = Utc::now();
+        let r = report(&account(), &plan(), None, now, now, &rows, i64::MAX, now);
+        assert_eq!(r.billed_calls, 10 + i64::MAX as u64);
+        let r = report(&account(), &plan(), None, now, now, &rows, i64::MIN, now);
+        assert_eq!(r.billed_calls, 0);
+        assert_eq!(adjusted(u64::MAX, i64::MAX), u64::MAX);
+        let adj = |calls| Adjustment {
+            account: "acme".into(),
+            period_start: now,
+            calls,
+            reason: "r".into(),
+            created_at: now,
+        };
+        assert_eq!(sum_adjustments(&[adj(i64::MAX), adj(i64::MAX)]), i64::MAX, "not -2");
+        assert_eq!(sum_adjustments(&[adj(i64::MIN), adj(-1)]), i64::MIN);
+        assert_eq!(sum_adjustments(&[adj(5), adj(-7)]), -2);
+        assert_eq!(sum_adjustments(&[]), 0);
     }
 
     #[test]

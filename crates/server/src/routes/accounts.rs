@@ -1,0 +1,70 @@
+//! Accounts and plans: list, read and change (changes apply from the next period).
+
+use crate::api::{blocking, known_account, AppResult, St};
+use crate::auth::Caller;
+use crate::error::ApiError;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use callmeter_store::{AccountChange, AccountRecord};
+use chrono::NaiveDate;
+use serde::Deserialize;
+use serde_json::json;
+
+pub(crate) async fn plans(State(s): St, headers: HeaderMap) -> AppResult<Response> {
+    s.auth.caller(&headers)?;
+    Ok(Json(json!({ "plans": s.settings.store.plans })).into_response())
+}
+
+pub(crate) async fn accounts(State(s): St, headers: HeaderMap) -> AppResult<Response> {
+    let caller = s.auth.caller(&headers)?;
+    let all: Vec<AccountRecord> = s.store.accounts().into_iter().filter(|a| caller.may_read(&a.name)).collect();
+    if caller == Caller::Ingest {
+        return Err(ApiError::Forbidden("list accounts"));
+    }
+    Ok(Json(json!({ "accounts": all })).into_response())
+}
+
+pub(crate) async fn account(State(s): St, headers: HeaderMap, Path(account): Path<String>) -> AppResult<Response> {
+    let caller = s.auth.caller(&headers)?;
+    caller.require_read(&account)?;
+    Ok(Json(known_account(&s, &account)?).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AccountPut {
+    plan: Option<String>,
+    timezone: Option<String>,
+    period_anchor: Option<NaiveDate>,
+}
+
+pub(crate) async fn put_account(
+    State(s): St,
+    headers: HeaderMap,
+    Path(account): Path<String>,
+    body: Bytes,
+) -> AppResult<Response> {
+    let caller = s.auth.caller(&headers)?;
+    if !caller.may_manage(&account) {
+        return Err(ApiError::Forbidden("manage this account"));
+    }
+    if !callmeter_model::is_valid_account(&account) {
+        return Err(ApiError::BadRequest(format!("account {account:?} is not [a-z0-9][a-z0-9._-]{{0,63}}")));
+    }
+    let put: AccountPut = serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("body: {e}")))?;
+    let timezone = put
+        .timezone
+        .as_deref()
+        .map(|t| {
+            t.parse::<chrono_tz::Tz>()
+                .map_err(|_| ApiError::BadRequest(format!("timezone: {t:?} is not an IANA time zone")))
+        })
+        .transpose()?;
+    let change = AccountChange { plan: put.plan, timezone, anchor: put.period_anchor };
+    let store = s.store.clone();
+    let rec = blocking(move || Ok(store.upsert_account(&account, change)?)).await?;
+    Ok(Json(rec).into_response())
+}

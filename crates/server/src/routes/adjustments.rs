@@ -1,0 +1,93 @@
+//! The operator's signed adjustments to a period (DESIGN §2).
+
+use crate::api::{blocking, known_account, AppResult, St};
+use crate::error::ApiError;
+use crate::usage;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use callmeter_store::Adjustment;
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::json;
+
+/// The most calls one adjustment may add or take away: far beyond any real
+/// correction, and small enough that no sum of them comes near `i64::MAX`
+/// before it saturates.
+const MAX_ADJUSTMENT_CALLS: i64 = 1_000_000_000_000;
+
+/// Refuses an adjustment beyond [`MAX_ADJUSTMENT_CALLS`] either way.
+fn check_calls(calls: i64) -> AppResult<()> {
+    if calls.unsigned_abs() > MAX_ADJUSTMENT_CALLS.unsigned_abs() {
+        return Err(ApiError::BadRequest(format!(
+            "calls: {calls} is beyond what one adjustment may carry (from -{MAX_ADJUSTMENT_CALLS} to {MAX_ADJUSTMENT_CALLS})"
+        )));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct AdjustmentPost {
+    calls: i64,
+    reason: String,
+    period: Option<String>,
+}
+
+pub(crate) async fn post_adjustment(
+    State(s): St,
+    headers: HeaderMap,
+    Path(account): Path<String>,
+    Json(a): Json<AdjustmentPost>,
+) -> AppResult<Response> {
+    s.auth.caller(&headers)?.require_admin("add adjustments")?;
+    if a.reason.trim().is_empty() {
+        return Err(ApiError::BadRequest("reason: an adjustment needs a reason".into()));
+    }
+    check_calls(a.calls)?;
+    let rec = known_account(&s, &account)?;
+    let period = usage::select_period(&rec, a.period.as_deref().unwrap_or("current"), Utc::now())?;
+    let adj =
+        Adjustment { account, period_start: period.start, calls: a.calls, reason: a.reason, created_at: Utc::now() };
+    let store = s.store.clone();
+    let stored = adj.clone();
+    blocking(move || Ok(store.add_adjustment(stored)?)).await?;
+    Ok((StatusCode::CREATED, Json(adj)).into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct AdjustmentsParams {
+    period: Option<String>,
+}
+
+pub(crate) async fn adjustments(
+    State(s): St,
+    headers: HeaderMap,
+    Path(account): Path<String>,
+    Query(q): Query<AdjustmentsParams>,
+) -> AppResult<Response> {
+    let caller = s.auth.caller(&headers)?;
+    caller.require_read(&account)?;
+    let rec = known_account(&s, &account)?;
+    let period = usage::select_period(&rec, q.period.as_deref().unwrap_or("current"), Utc::now())?;
+    let store = s.store.clone();
+    let list = blocking(move || Ok(store.adjustments(&account, period.start)?)).await?;
+    Ok(Json(json!({ "adjustments": list })).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_adjustment_is_bounded_both_ways() {
+        assert!(check_calls(MAX_ADJUSTMENT_CALLS).is_ok());
+        assert!(check_calls(-MAX_ADJUSTMENT_CALLS).is_ok());
+        assert!(check_calls(0).is_ok());
+        for calls in [MAX_ADJUSTMENT_CALLS + 1, -MAX_ADJUSTMENT_CALLS - 1, i64::MAX, i64::MIN] {
+            let e = check_calls(calls).unwrap_err();
+            assert!(matches!(e, ApiError::BadRequest(_)), "{calls}");
+            assert!(e.to_string().contains("from -1000000000000 to 1000000000000"), "{e}");
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! The route handlers, one file per group of routes; `api.rs` wires them
+//! into the router and holds what they share.
+
+pub(crate) mod accounts;
+pub(crate) mod adjustments;
+pub(crate) mod admin;
+pub(crate) mod audits;
+pub(crate) mod calls;
+pub(crate) mod events;
+pub(crate) mod tokens;
+pub(crate) mod usage;

@@ -1,0 +1,102 @@
+//! Tokens and account keys: make, list, revoke (DESIGN §8).
+
+use crate::api::{blocking, known_account, AppResult, AppState, St};
+use crate::error::ApiError;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use callmeter_store::Scope;
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+
+#[derive(Deserialize)]
+pub(crate) struct TokenPost {
+    scope: String,
+    #[serde(default)]
+    label: String,
+}
+
+pub(crate) async fn post_token(State(s): St, headers: HeaderMap, Json(t): Json<TokenPost>) -> AppResult<Response> {
+    s.auth.caller(&headers)?.require_admin("make tokens")?;
+    let scope = match t.scope.as_str() {
+        "admin" => Scope::Admin,
+        "ingest" => Scope::Ingest,
+        "support" => Scope::Support,
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "scope: {other:?} is not admin, ingest or support (account keys: POST /v1/accounts/{{account}}/keys)"
+            )))
+        }
+    };
+    created_token(&s, scope, t.label).await
+}
+
+async fn created_token(s: &Arc<AppState>, scope: Scope, label: String) -> AppResult<Response> {
+    let state = s.clone();
+    let (rec, secret) = blocking(move || state.auth.create(state.store.as_ref(), scope, label)).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "token": rec, "secret": secret }))).into_response())
+}
+
+pub(crate) async fn tokens(State(s): St, headers: HeaderMap) -> AppResult<Response> {
+    s.auth.caller(&headers)?.require_admin("list tokens")?;
+    Ok(Json(json!({ "tokens": s.auth.list() })).into_response())
+}
+
+pub(crate) async fn delete_token(State(s): St, headers: HeaderMap, Path(id): Path<String>) -> AppResult<Response> {
+    s.auth.caller(&headers)?.require_admin("revoke tokens")?;
+    revoke(&s, id, |_| true).await
+}
+
+async fn revoke(
+    s: &Arc<AppState>,
+    id: String,
+    allowed: impl Fn(&callmeter_store::TokenRecord) -> bool + Send + 'static,
+) -> AppResult<Response> {
+    let state = s.clone();
+    let found = blocking(move || state.auth.revoke(state.store.as_ref(), &id, allowed)).await?;
+    if found {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(ApiError::NotFound("no such token".into()))
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct KeyPost {
+    #[serde(default)]
+    label: String,
+}
+
+pub(crate) async fn post_account_key(
+    State(s): St,
+    headers: HeaderMap,
+    Path(account): Path<String>,
+    body: Bytes,
+) -> AppResult<Response> {
+    let caller = s.auth.caller(&headers)?;
+    if !caller.may_manage(&account) {
+        return Err(ApiError::Forbidden("manage this account"));
+    }
+    known_account(&s, &account)?;
+    let k: KeyPost = if body.is_empty() {
+        KeyPost::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("body: {e}")))?
+    };
+    created_token(&s, Scope::Account(account), k.label).await
+}
+
+pub(crate) async fn delete_account_key(
+    State(s): St,
+    headers: HeaderMap,
+    Path((account, id)): Path<(String, String)>,
+) -> AppResult<Response> {
+    let caller = s.auth.caller(&headers)?;
+    if !caller.may_manage(&account) {
+        return Err(ApiError::Forbidden("manage this account"));
+    }
+    revoke(&s, id, move |t| t.scope == Scope::Account(account.clone())).await
+}

@@ -1,0 +1,193 @@
+//! Usage answers: one account's (`GET /v1/accounts/{a}/usage`) and every
+//! account's for a period (`GET /v1/usage`, JSON or CSV).
+
+use crate::api::{blocking, known_account, parse_time, AppResult, AppState, St};
+use crate::auth::Caller;
+use crate::error::{ApiError, ErrorBody};
+use crate::usage::{self, Dimension, Granularity, PeriodInfo};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use callmeter_model::Plan;
+use callmeter_store::AccountRecord;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+/// The configured plan of that name; `unknown_plan` (409) when the configuration lost it.
+fn plan_named<'a>(s: &'a AppState, account: &str, name: &str) -> AppResult<&'a Plan> {
+    s.settings
+        .store
+        .plans
+        .iter()
+        .find(|p| p.name == name)
+        .ok_or_else(|| ApiError::UnknownPlan { account: account.to_owned(), plan: name.to_owned() })
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct UsageParams {
+    period: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    group_by: Option<String>,
+    granularity: Option<String>,
+}
+
+pub(crate) async fn account_usage(
+    State(s): St,
+    headers: HeaderMap,
+    Path(account): Path<String>,
+    Query(q): Query<UsageParams>,
+) -> AppResult<Response> {
+    let caller = s.auth.caller(&headers)?;
+    caller.require_read(&account)?;
+    let report = blocking(move || usage_report(&s, &account, &q, Utc::now())).await?;
+    Ok(Json(report).into_response())
+}
+
+fn usage_report(s: &AppState, account: &str, q: &UsageParams, now: DateTime<Utc>) -> AppResult<usage::UsageReport> {
+    let rec = known_account(s, account)?;
+    let (period, from, to) = match (&q.from, &q.to) {
+        (Some(f), Some(t)) if q.period.is_none() => (None, parse_time("from", f)?, parse_time("to", t)?),
+        (None, None) => {
+            let p = usage::select_period(&rec, q.period.as_deref().unwrap_or("current"), now)?;
+            (Some((p, p.closes_at(s.settings.store.grace))), p.start, p.end)
+        }
+        _ => return Err(ApiError::BadRequest("give either period, or both from and to".into())),
+    };
+    if to < from {
+        return Err(ApiError::BadRequest("to is before from".into()));
+    }
+    let plan = plan_named(s, account, rec.schedule.plan_at(from))?;
+    let (b0, b1) = usage::bucket_range(from, to);
+    let rows = s.store.totals(account, b0, b1)?;
+    let adjustments = match period {
+        Some((p, _)) => usage::sum_adjustments(&s.store.adjustments(account, p.start)?),
+        None => 0,
+    };
+    let mut report = usage::report(&rec, plan, period, from, to, &rows, adjustments, now);
+    if let Some(g) = q.group_by.as_deref() {
+        let dims = Dimension::parse_list(g)?;
+        report.groups = Some(if dims.iter().any(|d| matches!(d, Dimension::ApiKey | Dimension::User)) {
+            usage::groups_from_breakdown(&s.store.breakdown(account, b0, b1)?, &dims)
+        } else {
+            usage::groups_from_totals(&rows, &dims)
+        });
+    }
+    if let Some(g) = q.granularity.as_deref() {
+        let granularity = match g {
+            "hour" => Granularity::Hour,
+            "day" => Granularity::Day,
+            other => return Err(ApiError::BadRequest(format!("granularity: {other:?} is not hour or day"))),
+        };
+        let tz = rec.schedule.period_containing(from).1.rule.tz;
+        report.series = Some(usage::series(&rows, tz, granularity));
+    }
+    Ok(report)
+}
+
+#[derive(Deserialize)]
+pub(crate) struct AllUsageParams {
+    period: Option<String>,
+    format: Option<String>,
+}
+
+pub(crate) async fn all_usage(
+    State(s): St,
+    headers: HeaderMap,
+    Query(q): Query<AllUsageParams>,
+) -> AppResult<Response> {
+    let caller = s.auth.caller(&headers)?;
+    if !matches!(caller, Caller::Admin | Caller::Support) {
+        return Err(ApiError::Forbidden("read every account's usage"));
+    }
+    let csv = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(other) => return Err(ApiError::BadRequest(format!("format: {other:?} is not json or csv"))),
+    };
+    let selector = q.period.unwrap_or_else(|| "current".into());
+    let lines = blocking(move || {
+        let now = Utc::now();
+        let params = UsageParams { period: Some(selector.clone()), ..Default::default() };
+        s.store.accounts().into_iter().map(|a| account_line(&s, a, &params, now)).collect::<AppResult<Vec<_>>>()
+    })
+    .await?;
+    if !csv {
+        return Ok(Json(json!({ "accounts": lines })).into_response());
+    }
+    let mut out = String::from(CSV_HEADER);
+    for line in &lines {
+        csv_line(&mut out, line);
+    }
+    Ok(([(header::CONTENT_TYPE, "text/csv")], out).into_response())
+}
+
+/// One account's entry in `GET /v1/usage`: its report, or, when its plan is
+/// no longer configured, its period and the error, so that one lost plan
+/// does not hide every other account's usage.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum AccountLine {
+    Reported(Box<usage::UsageReport>),
+    Unpriced { account: String, plan: String, period: PeriodInfo, error: ErrorBody },
+}
+
+fn account_line(s: &AppState, rec: AccountRecord, params: &UsageParams, now: DateTime<Utc>) -> AppResult<AccountLine> {
+    match usage_report(s, &rec.name, params, now) {
+        Ok(report) => Ok(AccountLine::Reported(Box::new(report))),
+        Err(e @ ApiError::UnknownPlan { .. }) => {
+            let p = usage::select_period(&rec, params.period.as_deref().unwrap_or("current"), now)?;
+            Ok(AccountLine::Unpriced {
+                plan: rec.schedule.plan_at(p.start).to_owned(),
+                account: rec.name,
+                period: PeriodInfo::new(p, p.closes_at(s.settings.store.grace), now),
+                error: e.body(),
+            })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+const CSV_HEADER: &str = "account,plan,period_start,period_end,closed,calls,billable_calls,non_billable_calls,late_calls,adjustments,billed_calls,included_calls,overage_calls,overage_blocks,overage_price,currency,error\n";
+
+/// One CSV row; an unpriced account has its period, empty numbers and the error's code.
+fn csv_line(out: &mut String, line: &AccountLine) {
+    use std::fmt::Write;
+    match line {
+        AccountLine::Reported(r) => {
+            let p = r.period.as_ref().expect("period reports have a period");
+            let _ = writeln!(
+                out,
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},",
+                r.account,
+                r.plan,
+                p.start.to_rfc3339(),
+                p.end.to_rfc3339(),
+                p.closed,
+                r.calls,
+                r.billable_calls,
+                r.non_billable_calls,
+                r.late_calls,
+                r.adjustments,
+                r.billed_calls,
+                r.included_calls,
+                r.overage.calls,
+                r.overage.blocks,
+                r.overage.price,
+                r.overage.currency
+            );
+        }
+        AccountLine::Unpriced { account, plan, period: p, error } => {
+            let _ = writeln!(
+                out,
+                "{account},{plan},{},{},{},,,,,,,,,,,,{}",
+                p.start.to_rfc3339(),
+                p.end.to_rfc3339(),
+                p.closed,
+                error.code
+            );
+        }
+    }
+}
