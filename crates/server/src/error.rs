@@ -102,6 +102,7 @@ impl From<StoreError> for ApiError {
             }
             StoreError::UnknownAccount(_) => ApiError::NotFound(e.to_string()),
             StoreError::UnknownPlan(_) | StoreError::InvalidCursor => ApiError::BadRequest(e.to_string()),
+            StoreError::BackupTarget(m) => ApiError::BadRequest(format!("dir: {m}")),
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -15,7 +15,6 @@
 //! - `export.rs`: the request log as JSON, CSV and NDJSON streams.
 //! - `auth.rs`: tokens, scopes and the admin token.
 //! - `admin_token.rs`: which admin token is in force at start (configured, rotated, kept or new).
-//! - `backup_target.rs`: where a backup may be written (outside the data folder).
 //! - `metrics.rs`: Prometheus counters.
 //! - `error.rs`: [`ApiError`], and the table from error to code and HTTP status.
 
@@ -24,7 +23,6 @@ mod api;
 mod audit;
 mod audit_options;
 mod auth;
-mod backup_target;
 mod error;
 mod export;
 mod ingest;

@@ -34,6 +34,9 @@ pub enum StoreError {
     /// A request-log cursor that this store did not hand out.
     #[error("invalid cursor")]
     InvalidCursor,
+    /// A backup may not go to that folder (the message names the rule and the path).
+    #[error("backup folder: {0}")]
+    BackupTarget(String),
     /// Too much is waiting to be written: try again shortly (nothing of the request was taken).
     #[error("busy: {0}")]
     Busy(String),

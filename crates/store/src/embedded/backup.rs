@@ -4,10 +4,12 @@
 //! commit, while the writer goes on. It writes a new store of the same format
 //! into an empty folder: `serve --data` on that folder starts from it.
 //!
-//! The folder must lie outside the store's own folder, and not contain it: a
-//! copy among the engine's files is taken for part of the store at the next
-//! start and breaks its recovery. Symlinks and `..` are resolved first, so
-//! that neither can get around that.
+//! Where a copy may go (DESIGN §9): an absolute path of an empty or absent
+//! folder, outside the store's folder and not containing it. A copy among the
+//! engine's files is taken for part of the store at the next start and breaks
+//! its recovery. The paths are compared canonical: the longest existing
+//! ancestor of the target is resolved (symlinks, `..`), so that neither can
+//! get around the rule. Each refusal names its rule and the path.
 
 use super::Engine;
 use crate::store::BackupReport;
@@ -18,14 +20,8 @@ use std::path::{Component, Path, PathBuf};
 
 const ROWS_PER_BATCH: usize = 10_000;
 
-pub(crate) fn copy(engine: &Engine, dir: &Path) -> Result<BackupReport, StoreError> {
-    let dir = &outside_the_store(engine, dir)?;
-    if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
-        return Err(StoreError::Io(std::io::Error::new(
-            std::io::ErrorKind::AlreadyExists,
-            format!("backup folder {} is not empty", dir.display()),
-        )));
-    }
+pub(crate) fn copy(engine: &Engine, store: &Path, dir: &Path) -> Result<BackupReport, StoreError> {
+    let dir = &target(store, dir)?;
     std::fs::create_dir_all(dir)?;
     let snapshot = engine.db.snapshot();
     let target = Database::builder(dir).open()?;
@@ -48,35 +44,48 @@ pub(crate) fn copy(engine: &Engine, dir: &Path) -> Result<BackupReport, StoreErr
     Ok(report)
 }
 
-/// The target, resolved, when it is outside the store's folder and does not contain it.
-fn outside_the_store(engine: &Engine, dir: &Path) -> Result<PathBuf, StoreError> {
-    let refused = |why: String| StoreError::Io(std::io::Error::new(ErrorKind::InvalidInput, why));
+/// The target folder, resolved, when a backup of the store in `store` may go
+/// there; else why not, naming the rule and the path.
+pub(crate) fn target(store: &Path, dir: &Path) -> Result<PathBuf, StoreError> {
+    let refuse = |why: String| Err(StoreError::BackupTarget(why));
     if dir.as_os_str().is_empty() {
-        return Err(refused("backup folder: no path given".into()));
+        return refuse("give the folder to write the backup into, as an absolute path".into());
     }
-    let target = resolve(&std::path::absolute(dir)?)
-        .map_err(|e| refused(format!("backup folder {}: cannot resolve it: {e}", dir.display())))?;
-    let store = store_folder(engine)?;
-    if target.starts_with(&store) || store.starts_with(&target) {
-        let relation = if target.starts_with(&store) { "inside" } else { "containing" };
-        return Err(refused(format!(
-            "backup folder {} (resolved: {}) is {relation} the store's folder {}",
+    if !dir.is_absolute() {
+        return refuse(format!(
+            "{} is not an absolute path: give the full path of a folder on the server's machine",
+            dir.display()
+        ));
+    }
+    let target = match resolve(dir) {
+        Ok(t) => t,
+        Err(e) => return refuse(format!("cannot resolve {}: {e}", dir.display())),
+    };
+    let store = store.canonicalize()?;
+    let resolved = if target == dir { String::new() } else { format!(" (resolved: {})", target.display()) };
+    if target.starts_with(&store) {
+        return refuse(format!(
+            "{}{resolved} is inside the data folder {}: a backup goes to a folder outside it",
             dir.display(),
-            target.display(),
             store.display()
-        )));
+        ));
     }
-    Ok(target)
-}
-
-/// The store's own folder, canonical. The engine keeps each keyspace in
-/// `FOLDER/keyspaces/ID`, an absolute path: two levels up from any of them.
-fn store_folder(engine: &Engine) -> Result<PathBuf, StoreError> {
-    let keyspace = engine.meta.path();
-    let folder = keyspace.parent().and_then(Path::parent).ok_or_else(|| {
-        StoreError::Io(std::io::Error::other(format!("keyspace folder {} has no store folder", keyspace.display())))
-    })?;
-    Ok(folder.canonicalize()?)
+    if store.starts_with(&target) {
+        return refuse(format!(
+            "{}{resolved} contains the data folder {}: a backup goes to a folder outside it",
+            dir.display(),
+            store.display()
+        ));
+    }
+    match std::fs::read_dir(&target).map(|mut entries| entries.next().is_none()) {
+        Ok(true) => Ok(target),
+        Ok(false) => {
+            refuse(format!("{}{resolved} is not empty: a backup goes to an empty or absent folder", dir.display()))
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(target),
+        Err(e) if e.kind() == ErrorKind::NotADirectory => refuse(format!("{} is a file, not a folder", dir.display())),
+        Err(e) => refuse(format!("cannot read {}: {e}", dir.display())),
+    }
 }
 
 /// An absolute path with its longest existing ancestor made canonical
@@ -113,36 +122,63 @@ fn resolve(path: &Path) -> std::io::Result<PathBuf> {
 
 #[cfg(test)]
 mod tests {
-    use crate::{EmbeddedStore, Store, StoreError, StoreOptions};
-    use std::io::ErrorKind;
+    use super::*;
+    use crate::{EmbeddedStore, Store, StoreOptions};
 
-    fn refused(e: StoreError) -> String {
-        match e {
-            StoreError::Io(io) if io.kind() == ErrorKind::InvalidInput => io.to_string(),
-            other => panic!("not a refusal: {other}"),
+    fn refusal(dir: &Path, data: &Path) -> String {
+        match target(data, dir) {
+            Err(StoreError::BackupTarget(m)) => m,
+            other => panic!("{} was not refused: {other:?}", dir.display()),
         }
     }
 
     #[test]
-    fn a_backup_inside_the_store_or_containing_it_is_refused() {
+    fn each_rule_names_itself_and_the_path() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().canonicalize().unwrap();
+        let data = root.join("data");
+        std::fs::create_dir_all(data.join("keyspaces")).unwrap();
+        assert!(refusal(Path::new(""), &data).contains("give the folder"));
+        assert!(refusal(Path::new("backups/today"), &data).contains("backups/today is not an absolute path"));
+        let e = refusal(&data.join("keyspaces/x"), &data);
+        assert!(e.contains("keyspaces/x is inside the data folder"), "{e}");
+        assert!(refusal(&data, &data).contains("inside the data folder"));
+        assert!(refusal(&root, &data).contains("contains the data folder"));
+        std::fs::create_dir(root.join("full")).unwrap();
+        std::fs::write(root.join("full/f"), "x").unwrap();
+        assert!(refusal(&root.join("full"), &data).contains("full is not empty"));
+        std::fs::write(root.join("file"), "x").unwrap();
+        assert!(refusal(&root.join("file"), &data).contains("is a file"));
+        assert_eq!(target(&data, &root.join("new/deeper")).unwrap(), root.join("new/deeper"));
+        std::fs::create_dir(root.join("empty")).unwrap();
+        assert_eq!(target(&data, &root.join("empty")).unwrap(), root.join("empty"));
+    }
+
+    #[test]
+    fn symlinks_and_dot_dot_are_seen_through() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().canonicalize().unwrap();
+        let data = root.join("data");
+        std::fs::create_dir_all(root.join("elsewhere")).unwrap();
+        std::fs::create_dir(&data).unwrap();
+        std::os::unix::fs::symlink(&data, root.join("link")).unwrap();
+        let e = refusal(&root.join("link/new"), &data);
+        assert!(e.contains("link/new (resolved: ") && e.contains("inside the data folder"), "{e}");
+        assert!(refusal(&root.join("elsewhere/../data/new"), &data).contains("inside the data folder"));
+        assert!(refusal(&root.join("nothing/../data/new"), &data).contains("\"..\" after a folder"));
+        // A symlink out of the way is followed to where the copy will land.
+        std::os::unix::fs::symlink(root.join("elsewhere"), root.join("out")).unwrap();
+        assert_eq!(target(&data, &root.join("out/copy")).unwrap(), root.join("elsewhere/copy"));
+    }
+
+    /// Whoever calls `Store::backup`: nothing lands in the store's folder, and a good copy opens.
+    #[test]
+    fn a_backup_inside_the_store_is_refused_and_one_beside_it_opens() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let store = EmbeddedStore::open(&data, StoreOptions::default()).unwrap();
-        let e = refused(store.backup(&data.join("keyspaces/x")).unwrap_err());
-        assert!(e.contains("inside the store's folder"), "{e}");
-        assert!(refused(store.backup(&data).unwrap_err()).contains("inside"));
-        assert!(refused(store.backup(dir.path()).unwrap_err()).contains("containing"));
-        // `..` and a symlink into the store are seen through.
-        std::fs::create_dir(dir.path().join("elsewhere")).unwrap();
-        let e = refused(store.backup(&dir.path().join("elsewhere/../data/new")).unwrap_err());
-        assert!(e.contains("inside"), "{e}");
-        std::os::unix::fs::symlink(&data, dir.path().join("link")).unwrap();
-        assert!(refused(store.backup(&dir.path().join("link/new")).unwrap_err()).contains("inside"));
-        assert!(refused(store.backup(&dir.path().join("nothing/yet/../../data/x")).unwrap_err()).contains(".."));
-        assert!(refused(store.backup(std::path::Path::new("")).unwrap_err()).contains("no path"));
-        // Nothing was written into the store's folder.
-        assert!(!data.join("keyspaces/x").exists() && !data.join("new").exists());
-        // Beside it is fine, and the copy opens.
+        assert!(matches!(store.backup(&data.join("keyspaces/x")), Err(StoreError::BackupTarget(_))));
+        assert!(!data.join("keyspaces/x").exists());
         let copy = dir.path().join("copy");
         store.backup(&copy).unwrap();
         store.shutdown();

@@ -398,7 +398,7 @@ impl Store for EmbeddedStore {
     }
 
     fn backup(&self, dir: &Path) -> Result<BackupReport, StoreError> {
-        backup::copy(&self.engine, dir)
+        backup::copy(&self.engine, &self.path, dir)
     }
 
     fn is_writable(&self) -> bool {
