@@ -8,7 +8,8 @@
 //!
 //! - [`event`]: the call event, its `interface` and `operation` enums with
 //!   their stable on-disk codes, and deriving an operation from a method.
-//! - [`parse`]: one JSON object to a validated [`CallEvent`], or an
+//! - [`parse`]: one JSON object to a validated [`CallEvent`] (every field in
+//!   its domain: no control characters, status 0–999, finite durations), or an
 //!   [`EventError`] naming the field and the [`RejectReason`].
 //! - [`rules`]: effective-dated billing rules per interface.
 //! - [`plan`]: plans, overage in started blocks of 1,000, picking a plan.
@@ -36,7 +37,7 @@ pub use key::DedupKey;
 pub use pages::{list_pages, DEFAULT_LIST_PAGE_SIZE};
 pub use parse::{
     check_event, event_from_value, is_valid_account, parse_event, EventError, EventLimits, RejectReason,
-    MAX_ACCOUNT_BYTES, MAX_ID_BYTES,
+    MAX_ACCOUNT_BYTES, MAX_COUNT, MAX_ID_BYTES, MAX_STATUS,
 };
 pub use period::{local_midnight, AccountSchedule, PeriodKind, PeriodRule, Term, UnknownPeriodKind, UsagePeriod};
 pub use plan::{pick_plan, Overage, Plan, OVERAGE_BLOCK_CALLS};
