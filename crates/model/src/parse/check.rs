@@ -99,7 +99,11 @@ pub fn check_event(e: &CallEvent, now: DateTime<Utc>, limits: &EventLimits) -> R
     check_count("bytes", e.bytes)?;
     if let Some(d) = e.duration_ms {
         if !d.is_finite() {
-            return Err(EventError::new("duration_ms", RejectReason::InvalidValue, format!("not a finite number: {d}")));
+            return Err(EventError::new(
+                "duration_ms",
+                RejectReason::InvalidValue,
+                format!("not a finite number: {d}"),
+            ));
         }
         if d < 0.0 {
             return Err(EventError::new("duration_ms", RejectReason::InvalidValue, format!("negative: {d}")));
