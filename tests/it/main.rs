@@ -13,4 +13,5 @@ mod faults;
 mod ids;
 mod ingest;
 mod logs;
+mod odd_values;
 mod operations;
