@@ -42,7 +42,11 @@ fn not_private(root: &Path) -> Vec<String> {
 
 /// Counts the folders and files under `root`, to be sure a check saw something.
 fn entries(root: &Path) -> usize {
-    std::fs::read_dir(root).unwrap().map(|e| e.unwrap().path()).map(|p| if p.is_dir() { 1 + entries(&p) } else { 1 }).sum()
+    std::fs::read_dir(root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| if p.is_dir() { 1 + entries(&p) } else { 1 })
+        .sum()
 }
 
 /// `callmeter serve` under umask 022, with the admin token it makes, and its base URL.
@@ -93,9 +97,8 @@ fn serve_and_its_backup_write_only_private_files() {
     assert!(answer.status().is_success());
 
     let backup = dir.path().join("backups").join("today");
-    let out = under_umask_022(&["backup", "--server", &base, "--token", &admin, backup.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out =
+        under_umask_022(&["backup", "--server", &base, "--token", &admin, backup.to_str().unwrap()]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     // A clean stop writes its last checkpoint: those files too.

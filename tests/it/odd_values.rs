@@ -62,7 +62,11 @@ fn odd_values_are_refused_per_event_and_the_good_events_stored() {
         match field {
             None => assert_eq!(r["status"], "accepted", "{r}"),
             Some(field) => {
-                assert_eq!((r["status"].as_str(), r["reason"].as_str()), (Some("rejected"), Some("invalid_value")), "{r}");
+                assert_eq!(
+                    (r["status"].as_str(), r["reason"].as_str()),
+                    (Some("rejected"), Some("invalid_value")),
+                    "{r}"
+                );
                 assert_eq!(r["field"], *field, "{r}");
                 assert!(r["error"].as_str().unwrap().starts_with(&format!("field \"{field}\": ")), "{r}");
             }
