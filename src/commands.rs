@@ -2,6 +2,7 @@
 
 use crate::client::Api;
 use anyhow::{Context, Result};
+use callmeter_model::Money;
 use callmeter_server::ServerOptions;
 use reqwest::Method;
 use serde_json::Value;
@@ -51,20 +52,17 @@ pub fn usage(api: &Api, account: &str, period: &str, json: bool) -> Result<()> {
         n("included_calls"),
         n("remaining_calls")
     );
+    // A JSON value ignores the width: numbers are printed as u64.
+    let count = |c: &Value, k: &str| c[k].as_u64().unwrap_or(0);
     let o = &v["overage"];
-    println!(
-        "overage       {:>14} calls, {} blocks, {} {} (minor units)",
-        o["calls"],
-        o["blocks"],
-        o["price"],
-        o["currency"].as_str().unwrap_or("")
-    );
-    if let Some(p) = v.get("projected_calls") {
+    let price = Money::new(count(o, "price"), o["currency"].as_str().unwrap_or(""));
+    println!("overage       {:>14} calls, {} blocks, {price}", count(o, "calls"), count(o, "blocks"));
+    if let Some(p) = v.get("projected_calls").and_then(Value::as_u64) {
         println!("projected     {p:>14}");
     }
     println!("by interface:");
     for (name, c) in v["by_interface"].as_object().into_iter().flatten() {
-        println!("  {name:<10}{:>14} calls {:>14} billable", c["calls"], c["billable_calls"]);
+        println!("  {name:<10}{:>14} calls {:>14} billable", count(c, "calls"), count(c, "billable_calls"));
     }
     Ok(())
 }

@@ -2,6 +2,10 @@
 //! command to the crate that does the work; it holds no logic of its own
 //! beyond talking to a server and printing.
 
+// First: its `println!` shadows std's in the modules below.
+#[macro_use]
+mod stdout;
+
 mod audit;
 mod client;
 mod commands;
@@ -141,7 +145,8 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    match cli.command {
+    private_files();
+    let done = match cli.command {
         Command::Serve { config, options } => commands::serve(config, options),
         Command::Import { files, read, target, strict, json } => import::import(&files, &read, target, strict, json),
         Command::Tail { files, read, checkpoint, poll_ms, server } => {
@@ -159,5 +164,20 @@ fn main() -> Result<()> {
         Command::Backup { dir, server } => commands::backup(&server.connect()?, &dir),
         Command::Audit(args) => audit::audit(*args),
         Command::Simulate(args) => audit::simulate(args),
+    };
+    match done {
+        Err(e) if stdout::is_closed_pipe(&e) => Ok(()),
+        done => done,
+    }
+}
+
+/// Makes every folder and file this process creates readable by its owner
+/// only (0700, 0600), whatever the shell's umask: the data folder, its
+/// backups, `tail` checkpoints and audit reports hold every call and the
+/// token hashes (DESIGN §8).
+fn private_files() {
+    // SAFETY: umask only sets the process's file creation mask; it cannot fail.
+    unsafe {
+        libc::umask(0o077);
     }
 }

@@ -49,11 +49,13 @@
 //! - `ftp`: FTP verbs and sessions, for the FTP readers.
 //! - `http`: one HTTP request into an event, for the HTTP readers.
 //! - `text`: byte helpers (quotes, escapes, dates).
+//! - `checked`: the text readers' calls pass the model's checks.
 //! - [`error`]: the crate's error.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod checked;
 pub mod classify;
 pub mod clf;
 pub mod cloudevents;
@@ -196,16 +198,19 @@ pub trait LineParser: Send {
     fn context_mut(&mut self) -> &mut Context;
 }
 
-/// A reader for `format`.
+/// A reader for `format`. Its calls pass the model's checks: a line with a
+/// value no call may hold is an [`Error::Event`] (`checked.rs`).
 pub fn parser(format: Format, ctx: Context) -> Box<dyn LineParser> {
+    use checked::Checked;
     match format {
-        Format::Common | Format::Combined => Box::new(clf::ClfParser::new(format, ctx)),
-        Format::NginxJson => Box::new(nginx_json::NginxJsonParser::new(ctx)),
-        Format::W3c => Box::new(w3c::W3cParser::new(ctx)),
-        Format::Xferlog => Box::new(xferlog::XferlogParser::new(ctx)),
-        Format::Vsftpd => Box::new(vsftpd::VsftpdParser::new(ctx)),
-        Format::Proftpd => Box::new(proftpd::ProftpdParser::new(ctx)),
-        Format::Sftp => Box::new(sftp::SftpParser::new(ctx)),
+        Format::Common | Format::Combined => Box::new(Checked::new(clf::ClfParser::new(format, ctx))),
+        Format::NginxJson => Box::new(Checked::new(nginx_json::NginxJsonParser::new(ctx))),
+        Format::W3c => Box::new(Checked::new(w3c::W3cParser::new(ctx))),
+        Format::Xferlog => Box::new(Checked::new(xferlog::XferlogParser::new(ctx))),
+        Format::Vsftpd => Box::new(Checked::new(vsftpd::VsftpdParser::new(ctx))),
+        Format::Proftpd => Box::new(Checked::new(proftpd::ProftpdParser::new(ctx))),
+        Format::Sftp => Box::new(Checked::new(sftp::SftpParser::new(ctx))),
+        // These read with the model's own parser, which checks every event.
         Format::Ndjson => Box::new(ndjson::NdjsonParser::new(ctx)),
         Format::CloudEvents => Box::new(cloudevents::CloudEventsParser::new(ctx)),
     }

@@ -136,9 +136,10 @@ mod tests {
     proptest! {
         #[test]
         fn generated_events_round_trip(
-            id in "[ -~]{1,40}", secs in 0i64..4_000_000_000, nanos in 0u32..1_000_000_000,
+            id in "[!-~][ -~]{0,39}", secs in 0i64..4_000_000_000, nanos in 0u32..1_000_000_000,
             iface in 0usize..12, op in 0usize..10, path in proptest::option::of("[ -~ü]{0,30}"),
-            status in proptest::option::of(any::<i64>()), bytes in proptest::option::of(any::<u64>()),
+            status in proptest::option::of(0..=callmeter_model::MAX_STATUS),
+            bytes in proptest::option::of(0..=callmeter_model::MAX_COUNT),
         ) {
             let mut e = crate::testutil::event();
             e.id = id;

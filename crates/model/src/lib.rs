@@ -8,10 +8,12 @@
 //!
 //! - [`event`]: the call event, its `interface` and `operation` enums with
 //!   their stable on-disk codes, and deriving an operation from a method.
-//! - [`parse`]: one JSON object to a validated [`CallEvent`], or an
+//! - [`parse`]: one JSON object to a validated [`CallEvent`] (every field in
+//!   its domain: no control characters, status 0–999, finite durations), or an
 //!   [`EventError`] naming the field and the [`RejectReason`].
 //! - [`rules`]: effective-dated billing rules per interface.
 //! - [`plan`]: plans, overage in started blocks of 1,000, picking a plan.
+//! - [`money`]: prices in minor units shown as money (`$12.50`, `12.50 CHF`).
 //! - [`period`]: `30d` and `monthly` usage periods in an IANA zone, and an
 //!   account's schedule of plan, zone and anchor changes.
 //! - [`bucket`]: the 15-minute buckets aggregates are kept in.
@@ -24,6 +26,7 @@
 pub mod bucket;
 pub mod event;
 pub mod key;
+pub mod money;
 pub mod pages;
 pub mod parse;
 pub mod period;
@@ -33,10 +36,11 @@ pub mod rules;
 pub use bucket::{bucket_of, bucket_start, BUCKET_SECONDS};
 pub use event::{derive_operation, CallEvent, Direction, Interface, Operation, UnknownName};
 pub use key::DedupKey;
+pub use money::{minor_digits, Money};
 pub use pages::{list_pages, DEFAULT_LIST_PAGE_SIZE};
 pub use parse::{
     check_event, event_from_value, is_valid_account, parse_event, EventError, EventLimits, RejectReason,
-    MAX_ACCOUNT_BYTES, MAX_ID_BYTES,
+    MAX_ACCOUNT_BYTES, MAX_COUNT, MAX_ID_BYTES, MAX_STATUS,
 };
 pub use period::{local_midnight, AccountSchedule, PeriodKind, PeriodRule, Term, UnknownPeriodKind, UsagePeriod};
 pub use plan::{pick_plan, Overage, Plan, OVERAGE_BLOCK_CALLS};

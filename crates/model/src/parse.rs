@@ -9,14 +9,19 @@
 //! (with duplicates, the last value wins, as in `serde_json::Value`).
 //!
 //! Order of checks: JSON syntax, then field types (in the order of the DESIGN
-//! §3 table), then missing required fields and values (same order).
+//! §3 table), then missing required fields and values (same order; the value
+//! checks, shared with events that log readers build, are in `check.rs`).
 
+mod check;
 mod flat;
+
+pub use check::{check_event, is_valid_account, MAX_ACCOUNT_BYTES, MAX_COUNT, MAX_ID_BYTES, MAX_STATUS};
 
 use crate::event::{derive_operation, CallEvent, Interface, Operation};
 use chrono::{DateTime, Duration, Utc};
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 use std::borrow::Cow;
 use std::fmt;
@@ -113,23 +118,6 @@ impl EventError {
     }
 }
 
-/// Longest `id`, in bytes (DESIGN §3).
-pub const MAX_ID_BYTES: usize = 128;
-
-/// Longest account name, in bytes (DESIGN §3).
-pub const MAX_ACCOUNT_BYTES: usize = 64;
-
-/// Whether `s` is an account name: `[a-z0-9][a-z0-9._-]{0,63}` (DESIGN §3).
-pub fn is_valid_account(s: &str) -> bool {
-    let b = s.as_bytes();
-    let Some((first, rest)) = b.split_first() else {
-        return false;
-    };
-    b.len() <= MAX_ACCOUNT_BYTES
-        && (first.is_ascii_lowercase() || first.is_ascii_digit())
-        && rest.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-'))
-}
-
 /// Parses and validates one event from JSON bytes. Never panics.
 pub fn parse_event(json: &[u8], now: DateTime<Utc>, limits: &EventLimits) -> Result<CallEvent, EventError> {
     // serde would read a JSON array into the struct positionally: only objects take the fast path.
@@ -189,7 +177,31 @@ struct Wire<'a> {
     cursor: Option<Cow<'a, str>>,
     result_count: Option<u64>,
     bytes: Option<u64>,
+    #[serde(default, deserialize_with = "opt_number")]
     duration_ms: Option<f64>,
+}
+
+/// A JSON number's text as an `f64`, the one conversion both readers use so
+/// that they agree to the bit. Out of range is infinity (`1e999`), which the
+/// checks then refuse with the field named; `-0` is kept as it reads here and
+/// made 0 when the event is built.
+fn number_as_f64(text: &str) -> Option<f64> {
+    text.parse().ok()
+}
+
+/// `duration_ms` read from its raw text: serde_json refuses a number beyond
+/// `f64` (`1e999`) as a syntax error of the whole object, which would lose
+/// the field's name; the raw text is converted by [`number_as_f64`] instead.
+fn opt_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    let Some(raw) = Option::<&'de RawValue>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let text = raw.get();
+    // Only a number starts with a digit or a minus: a string, array or `true` is for the slow path to word.
+    if !text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+        return Err(de::Error::custom("expected a number"));
+    }
+    number_as_f64(text).map(Some).ok_or_else(|| de::Error::custom("expected a number"))
 }
 
 /// `Option<Cow<str>>` that really borrows: serde's own `Cow` impl always copies.
@@ -365,70 +377,15 @@ fn finish(w: Wire<'_>, now: DateTime<Utc>, limits: &EventLimits) -> Result<CallE
         cursor: w.cursor.map(Cow::into_owned),
         result_count: w.result_count,
         bytes: w.bytes,
-        duration_ms: w.duration_ms,
+        // `-0` is the same duration as 0; stored as 0 it never shows as "-0".
+        duration_ms: w.duration_ms.map(|d| if d == 0.0 { 0.0 } else { d }),
     };
     check_event(&event, now, limits)?;
     Ok(event)
 }
 
-/// Checks the values of an event built elsewhere (a log reader, say) the way
-/// the parser checks those it reads: id, account name, clock, field sizes.
-pub fn check_event(e: &CallEvent, now: DateTime<Utc>, limits: &EventLimits) -> Result<(), EventError> {
-    if e.id.is_empty() {
-        return Err(EventError::new("id", RejectReason::InvalidValue, "empty"));
-    }
-    if e.id.len() > MAX_ID_BYTES {
-        return Err(oversize("id", e.id.len(), MAX_ID_BYTES));
-    }
-    if !is_valid_account(&e.account) {
-        return Err(EventError::new(
-            "account",
-            RejectReason::InvalidValue,
-            format!("not an account name ([a-z0-9][a-z0-9._-]{{0,63}}): {}", quote(&e.account)),
-        ));
-    }
-    // No limit when `now + max_future` is past chrono's range.
-    if let Some(latest) = now.checked_add_signed(limits.max_future) {
-        if e.time > latest {
-            return Err(EventError::new(
-                "time",
-                RejectReason::InFuture,
-                format!(
-                    "{} is {} s ahead of the server clock (at most {} s allowed)",
-                    e.time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-                    (e.time - now).num_seconds(),
-                    limits.max_future.num_seconds()
-                ),
-            ));
-        }
-    }
-    let fields = [
-        ("method", &e.method),
-        ("path", &e.path),
-        ("destination", &e.destination),
-        ("api_key", &e.api_key),
-        ("user", &e.user),
-        ("client_ip", &e.client_ip),
-        ("user_agent", &e.user_agent),
-        ("integration", &e.integration),
-        ("cursor", &e.cursor),
-    ];
-    for (field, value) in fields {
-        if let Some(v) = value {
-            if v.len() > limits.max_field_bytes {
-                return Err(oversize(field, v.len(), limits.max_field_bytes));
-            }
-        }
-    }
-    Ok(())
-}
-
 fn missing(field: &'static str) -> EventError {
     EventError::new(field, RejectReason::MissingField, "missing")
-}
-
-fn oversize(field: &'static str, len: usize, max: usize) -> EventError {
-    EventError::new(field, RejectReason::Oversize, format!("{len} bytes, more than the limit of {max}"))
 }
 
 fn wrong_type(field: &'static str, expected: &str, got: &Value) -> EventError {
@@ -480,6 +437,14 @@ mod tests {
         serde_json::to_vec(&b).unwrap()
     }
 
+    /// The base event with a field whose JSON text is given as is.
+    fn with_raw(k: &str, text: &str) -> Vec<u8> {
+        let mut b = serde_json::to_vec(&base()).unwrap();
+        b.pop();
+        b.extend_from_slice(format!(",\"{k}\":{text}}}").as_bytes());
+        b
+    }
+
     fn without(k: &str) -> Vec<u8> {
         let mut b = base();
         b.as_object_mut().unwrap().remove(k);
@@ -500,7 +465,7 @@ mod tests {
             method: Some("MOVE".into()),
             path: Some("/inbox/a \"quoted\" ü.txt".into()),
             destination: Some("/archive/a.txt".into()),
-            status: Some(-1),
+            status: Some(1),
             api_key: Some("key_7f3a".into()),
             user: Some("etl".into()),
             client_ip: Some("2001:db8::42".into()),
@@ -508,7 +473,7 @@ mod tests {
             integration: Some("nightly".into()),
             cursor: Some("c2".into()),
             result_count: Some(40),
-            bytes: Some(u64::MAX),
+            bytes: Some(MAX_COUNT),
             duration_ms: Some(12.5),
         }
     }
@@ -543,7 +508,7 @@ mod tests {
             r#"{"id":"sample-00001","account":"acme.eu_1-x","time":"2026-02-27T06:59:58.940Z","interface":"webdav","operation":"move","method":"MOVE","path":"#
         ));
         assert!(!s.contains("destination") && !s.contains("cursor"));
-        assert!(s.ends_with(r#""result_count":40,"bytes":18446744073709551615,"duration_ms":12.5}"#), "{s}");
+        assert!(s.ends_with(r#""result_count":40,"bytes":9007199254740991,"duration_ms":12.5}"#), "{s}");
         e.time = DateTime::parse_from_rfc3339("2026-02-27T07:59:58Z").unwrap().with_timezone(&Utc);
         assert!(serde_json::to_string(&e).unwrap().contains(r#""time":"2026-02-27T07:59:58Z""#));
     }
@@ -622,6 +587,27 @@ mod tests {
             (with("bytes", json!(-1)), Some("bytes"), InvalidValue),
             (with("result_count", json!(-3)), Some("result_count"), InvalidValue),
             (with("status", json!(u64::MAX)), Some("status"), InvalidValue),
+            (with("status", json!(-1)), Some("status"), InvalidValue),
+            (with("status", json!(1000)), Some("status"), InvalidValue),
+            (with("status", json!(99_999_999_999i64)), Some("status"), InvalidValue),
+            (with("duration_ms", json!(-5)), Some("duration_ms"), InvalidValue),
+            (with("duration_ms", json!(-0.25)), Some("duration_ms"), InvalidValue),
+            (with_raw("duration_ms", "1e999"), Some("duration_ms"), InvalidValue),
+            (with_raw("duration_ms", "-1e999"), Some("duration_ms"), InvalidValue),
+            (with("bytes", json!(MAX_COUNT + 1)), Some("bytes"), InvalidValue),
+            (with("result_count", json!(u64::MAX)), Some("result_count"), InvalidValue),
+            (with("id", json!(" ")), Some("id"), InvalidValue),
+            (with("id", json!("\0")), Some("id"), InvalidValue),
+            (with("id", json!("\n")), Some("id"), InvalidValue),
+            (with("path", json!("/a\0b")), Some("path"), InvalidValue),
+            (with("destination", json!("/b\r\n")), Some("destination"), InvalidValue),
+            (with("user", json!("eve\n")), Some("user"), InvalidValue),
+            (with("user_agent", json!("x\u{1b}[2J")), Some("user_agent"), InvalidValue),
+            (with("api_key", json!("k\t1")), Some("api_key"), InvalidValue),
+            (with("integration", json!("\u{85}")), Some("integration"), InvalidValue),
+            (with("cursor", json!("c\u{7f}")), Some("cursor"), InvalidValue),
+            (with("method", json!("GET\0")), Some("method"), InvalidValue),
+            (with("client_ip", json!("1.2.3.4\n")), Some("client_ip"), InvalidValue),
             (with("id", json!("i".repeat(129))), Some("id"), Oversize),
             (with("path", json!(far)), Some("path"), Oversize),
             (with("user_agent", json!(far)), Some("user_agent"), Oversize),
@@ -647,14 +633,33 @@ mod tests {
         assert!(parse(&with("id", json!("i".repeat(128)))).is_ok());
         assert!(parse(&with("account", json!("a".repeat(64)))).is_ok());
         assert!(parse(&with("path", json!("p".repeat(4096)))).is_ok());
-        assert!(parse(&with("status", json!(i64::MIN))).is_ok());
-        assert!(parse(&with("duration_ms", json!(-0.25))).is_ok());
+        assert!(parse(&with("status", json!(0))).is_ok(), "sftp: ok");
+        assert!(parse(&with("status", json!(999))).is_ok());
+        assert!(parse(&with("bytes", json!(MAX_COUNT))).is_ok());
+        assert!(parse(&with("duration_ms", json!(0))).is_ok());
         assert!(parse(&with("duration_ms", json!(3))).is_ok());
+        assert!(parse(&with("duration_ms", json!(1e308))).is_ok());
         let tight = EventLimits { max_field_bytes: 3, max_future: Duration::zero() };
         let e = parse_event(&with("method", json!("POST")), now(), &tight).unwrap_err();
         assert_eq!((e.field, e.reason), (Some("method"), RejectReason::Oversize));
         let e = parse_event(&with("time", json!("2026-03-01T12:00:00.000000001Z")), now(), &tight).unwrap_err();
         assert_eq!(e.reason, RejectReason::InFuture);
+    }
+
+    #[test]
+    fn out_of_range_numbers_name_their_field_on_both_readers() {
+        let flat = String::from_utf8(with_raw("duration_ms", "1e999")).unwrap();
+        // An escape in another field sends the same event through serde.
+        let serde = flat.replace("\"e1\"", "\"e\\u0031\"");
+        assert_ne!(flat, serde);
+        for input in [flat, serde] {
+            let e = parse(input.as_bytes()).unwrap_err();
+            assert_eq!(e.to_string(), r#"field "duration_ms": not a finite number: inf"#, "{input}");
+        }
+        let e = parse(&with_raw("duration_ms", "-0")).unwrap();
+        assert!(e.duration_ms.unwrap().is_sign_positive(), "-0 is stored as 0");
+        let e = parse(&with_raw("duration_ms", "-0.0")).unwrap();
+        assert!(serde_json::to_string(&e).unwrap().contains(r#""duration_ms":0.0"#));
     }
 
     #[test]

@@ -161,13 +161,7 @@ pub fn csv_line(out: &mut Vec<u8>, s: &AuditSummary) {
         top.map(|t| t.avoidable_calls.to_string()).unwrap_or_default(),
         top.map(|t| t.recommendation.clone()).unwrap_or_default(),
     ];
-    for (i, f) in fields.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        crate::export::csv_field(out, f);
-    }
-    out.push(b'\n');
+    crate::export::csv_row(out, &fields);
 }
 
 #[cfg(test)]
@@ -193,5 +187,34 @@ mod tests {
         csv_line(&mut out, &s);
         assert_eq!(String::from_utf8(out).unwrap(), "acme,2026-11-28,0,0,0,0,1.00,0,,,,,,\n");
         assert_eq!(CSV_HEADER.matches(',').count(), 13);
+    }
+
+    #[test]
+    fn a_top_path_that_looks_like_a_formula_is_inert() {
+        let day = NaiveDate::from_ymd_opt(2026, 11, 28).unwrap();
+        let s = AuditSummary {
+            account: "acme".into(),
+            day,
+            calls: 10,
+            billable_calls: 10,
+            avoidable_calls: 9,
+            calls_after: 1,
+            factor: 10.0,
+            findings: 1,
+            top_finding: Some(TopFinding {
+                kind: FindingKind::Polling,
+                source: SourceKey::User { user: "@SUM(1+1)".into() },
+                path: "=HYPERLINK(\"http://x.example\")".into(),
+                operation: Some(Operation::List),
+                avoidable_calls: 9,
+                recommendation: "subscribe a webhook".into(),
+            }),
+        };
+        let mut out = Vec::new();
+        csv_line(&mut out, &s);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "acme,2026-11-28,10,10,9,1,10.00,1,polling,user @SUM(1+1),\"'=HYPERLINK(\"\"http://x.example\"\")\",list,9,subscribe a webhook\n"
+        );
     }
 }

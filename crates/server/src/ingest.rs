@@ -38,8 +38,14 @@ pub struct Parsed {
     pub items: Vec<Result<CallEvent, EventError>>,
 }
 
+/// The UTF-8 byte order mark that Windows tools (PowerShell, Notepad, .NET) put at the start of a file.
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// Splits and validates a body. Fails as a whole only when the framing itself is broken.
 pub fn parse_body(kind: BodyKind, body: &[u8], now: DateTime<Utc>) -> Result<Parsed, ApiError> {
+    // A body saved by such a tool starts with a BOM: no part of the JSON, and
+    // left in, it fails the first line of NDJSON or a whole array.
+    let body = body.strip_prefix(UTF8_BOM).unwrap_or(body);
     let limits = EventLimits::default();
     let items = match kind {
         BodyKind::Ndjson => {
@@ -190,6 +196,25 @@ mod tests {
         let body = r#"[{"specversion":"1.0","id":"ce-9","source":"x","type":"t","data":{"account":"acme","time":"2026-01-01T00:00:00Z","interface":"sftp"}}]"#;
         let p = parse_body(BodyKind::CloudEvents, body.as_bytes(), now()).unwrap();
         assert_eq!(p.items[0].as_ref().unwrap().id, "ce-9");
+    }
+
+    #[test]
+    fn a_leading_byte_order_mark_is_skipped_in_every_framing() {
+        let ce = r#"{"specversion":"1.0","id":"ce-9","source":"x","type":"t","data":{"account":"acme","time":"2026-01-01T00:00:00Z","interface":"sftp"}}"#;
+        let bodies = [
+            (BodyKind::Ndjson, format!("\u{feff}{GOOD}\n{GOOD}\n")),
+            (BodyKind::JsonArray, format!("\u{feff}[{GOOD},{GOOD}]")),
+            (BodyKind::JsonArray, format!("\u{feff}{GOOD}")),
+            (BodyKind::CloudEvents, format!("\u{feff}[{ce},{ce}]")),
+        ];
+        for (kind, body) in bodies {
+            assert!(body.as_bytes().starts_with(UTF8_BOM));
+            let p = parse_body(kind, body.as_bytes(), now()).unwrap_or_else(|e| panic!("{kind:?}: {e}"));
+            assert!(p.items.iter().all(Result::is_ok), "{kind:?}: {:?}", p.items);
+        }
+        // Only at the start: a BOM before a later line is that line's error.
+        let p = parse_body(BodyKind::Ndjson, format!("{GOOD}\n\u{feff}{GOOD}\n").as_bytes(), now()).unwrap();
+        assert!(p.items[0].is_ok() && p.items[1].is_err());
     }
 
     #[test]
