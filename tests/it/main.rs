@@ -13,5 +13,6 @@ mod disk_full;
 mod faults;
 mod ids;
 mod ingest;
+mod limits;
 mod logs;
 mod operations;
