@@ -7,6 +7,7 @@ mod admin;
 mod audit_cli;
 mod audit_server;
 mod auth;
+mod bad_requests;
 mod closed_period;
 mod crash;
 mod disk_full;
