@@ -271,3 +271,40 @@ fn connections_past_the_limit_are_refused_and_abandoned_ones_give_back_their_des
     // The slots came back too: a new connection is served.
     assert_eq!(server.get(ADMIN, "/v1/plans").0, 200);
 }
+
+#[test]
+fn a_stop_finishes_the_request_in_progress_and_does_not_wait_for_idle_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = harness::start(&data, &["--idle-timeout-ms", "60000", "--header-timeout-ms", "60000"]);
+    let idle: Vec<TcpStream> = (0..10).map(|_| connect(&server)).collect();
+    let kept = connect(&server);
+    (&kept).write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
+    (&kept).read_exact(&mut [0u8; 12]).unwrap();
+
+    // A post whose body is half sent when the stop comes, and the rest after.
+    let body: String =
+        (0..100).map(|i| harness::event("acme", &format!("s{i}"), &harness::ago(5), "rest", "") + "\n").collect();
+    let (first, rest) = body.split_at(body.len() / 2);
+    let post = connect(&server);
+    let head = format!(
+        "POST /v1/events HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {ADMIN}\r\ncontent-type: application/x-ndjson\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    (&post).write_all((head + first).as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let stopping = Instant::now();
+    unsafe { libc::kill(server.pid() as i32, libc::SIGTERM) };
+    std::thread::sleep(Duration::from_millis(300));
+    (&post).write_all(rest.as_bytes()).unwrap();
+    let (said, _) = read_to_close(&post);
+    assert!(said.starts_with("HTTP/1.1 200") && said.contains(r#""accepted":100"#), "{said}");
+    let mut server = server;
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert!(stopping.elapsed() < Duration::from_secs(10), "idle connections held the stop: {:?}", stopping.elapsed());
+    drop((idle, kept));
+    // What it answered is stored.
+    let server = harness::start(&data, &[]);
+    assert_eq!(server.usage("acme", "current")["calls"], 100);
+}

@@ -26,7 +26,6 @@ use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::time::Instant;
 
 /// Seconds a client refused for a full budget is asked to wait.
 const RETRY_AFTER_SECS: u32 = 1;
@@ -102,19 +101,24 @@ impl FromRequest<Arc<AppState>> for ReadBody {
         let timeout = state.settings.limits.body_timeout;
         let mut buf = BytesMut::with_capacity(declared.unwrap_or(0));
         let mut body = body;
-        let deadline = Instant::now() + timeout;
+        // One timer for the whole body, not one per chunk.
+        let mut deadline = std::pin::pin!(tokio::time::sleep(timeout));
         loop {
-            let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
-                Err(_) => {
+            let next = tokio::select! {
+                biased;
+                next = body.frame() => next,
+                () = &mut deadline => {
                     Metrics::add(&state.metrics.body_timeouts, 1);
                     return Err(ApiError::BadRequest(format!(
                         "body: not received whole within {} ms",
                         timeout.as_millis()
                     )));
                 }
-                Ok(None) => break,
-                Ok(Some(Err(e))) => return Err(ApiError::BadRequest(format!("body: {e}"))),
-                Ok(Some(Ok(frame))) => frame,
+            };
+            let frame = match next {
+                None => break,
+                Some(Err(e)) => return Err(ApiError::BadRequest(format!("body: {e}"))),
+                Some(Ok(frame)) => frame,
             };
             if let Ok(data) = frame.into_data() {
                 if buf.len() + data.len() > MAX_BODY_BYTES {
