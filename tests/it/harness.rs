@@ -135,6 +135,29 @@ impl Server {
         }
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A memory figure of the server from `/proc/PID/status`, in KiB: `VmRSS`
+    /// (resident now) or `VmHWM` (the most it was resident at once).
+    pub fn memory_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("process status");
+        let line = status.lines().find(|l| l.starts_with(field)).unwrap_or_else(|| panic!("no {field}"));
+        line[field.len() + 1..].trim().trim_end_matches("kB").trim().parse().expect("a number of kB")
+    }
+
+    /// How many file descriptors the server has open (`/proc/PID/fd`).
+    pub fn open_descriptors(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid())).expect("descriptors").count()
+    }
+
+    /// The host and port it listens on, for raw sockets.
+    pub fn address(&self) -> String {
+        self.base.trim_start_matches("http://").to_owned()
+    }
+
     /// Kills the server with SIGKILL.
     pub fn kill(mut self) {
         let _ = self.child.kill();

@@ -3,11 +3,13 @@
 //! `/metrics`, `/openapi.json`) are here too: they belong to no group.
 
 use crate::auth::{Auth, Caller};
-use crate::error::ApiError;
-use crate::metrics::Metrics;
-use crate::options::{Settings, MAX_BODY_BYTES};
+use crate::body::BodyBudget;
+use crate::error::{envelope_every_error, ApiError};
+use crate::live_audits::LiveAudits;
+use crate::metrics::{Load, Metrics};
+use crate::options::Settings;
 use crate::routes::{accounts, adjustments, admin, audits, calls, events, tokens, usage};
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -30,9 +32,12 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Raised when the server starts shutting down: audits in progress give up.
     pub stopping: AtomicBool,
-    /// Audits run for requests at once at most (one per core): each keeps a
-    /// core busy, and ingest must keep some.
-    pub live_audits: Semaphore,
+    /// The thread that audits run on for requests, one at a time (`live_audits.rs`).
+    pub live_audits: LiveAudits,
+    /// The bytes of request bodies in flight (`body.rs`).
+    pub bodies: BodyBudget,
+    /// One permit per connection that may be open (`connections.rs`).
+    pub connection_slots: Arc<Semaphore>,
 }
 
 /// What a handler answers.
@@ -64,7 +69,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/admin/rotate-token", post(admin::rotate_admin))
         .route("/v1/admin/backup", post(admin::backup))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::map_response(envelope_every_error))
         .with_state(state)
 }
 
@@ -83,12 +89,16 @@ async fn readyz(State(s): St) -> Response {
 
 async fn metrics(State(s): St, headers: HeaderMap) -> AppResult<Response> {
     if !s.settings.metrics_public {
-        let caller = s.auth.caller(&headers)?;
+        let caller = s.auth.caller(&headers).inspect_err(|_| Metrics::add(&s.metrics.refused_unauthorized, 1))?;
         if !matches!(caller, Caller::Admin | Caller::Support) {
             return Err(ApiError::Forbidden("read metrics"));
         }
     }
-    let body = s.metrics.render(s.store.disk_bytes(), s.store.accounts().len(), s.store.is_writable());
+    let load = Load {
+        open_connections: s.settings.limits.max_connections - s.connection_slots.available_permits(),
+        body_bytes_in_flight: s.bodies.in_flight(),
+    };
+    let body = s.metrics.render(s.store.disk_bytes(), s.store.accounts().len(), s.store.is_writable(), load);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response())
 }
 

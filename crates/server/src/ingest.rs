@@ -21,13 +21,15 @@ pub enum BodyKind {
 }
 
 impl BodyKind {
-    /// The framing a content type names; JSON when it names none we know.
-    pub fn from_content_type(ct: Option<&str>) -> BodyKind {
+    /// The framing a content type names (a JSON array when none is given);
+    /// `None` for one we do not read (the route answers 415).
+    pub fn from_content_type(ct: Option<&str>) -> Option<BodyKind> {
         let ct = ct.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         match ct.as_str() {
-            "application/x-ndjson" | "application/ndjson" | "application/jsonl" => BodyKind::Ndjson,
-            "application/cloudevents-batch+json" => BodyKind::CloudEvents,
-            _ => BodyKind::JsonArray,
+            "" | "application/json" => Some(BodyKind::JsonArray),
+            "application/x-ndjson" | "application/ndjson" | "application/jsonl" => Some(BodyKind::Ndjson),
+            "application/cloudevents-batch+json" => Some(BodyKind::CloudEvents),
+            _ => None,
         }
     }
 }
@@ -178,9 +180,15 @@ mod tests {
 
     #[test]
     fn content_types() {
-        assert_eq!(BodyKind::from_content_type(Some("application/x-ndjson; charset=utf-8")), BodyKind::Ndjson);
-        assert_eq!(BodyKind::from_content_type(Some("application/cloudevents-batch+json")), BodyKind::CloudEvents);
-        assert_eq!(BodyKind::from_content_type(None), BodyKind::JsonArray);
+        assert_eq!(BodyKind::from_content_type(Some("application/x-ndjson; charset=utf-8")), Some(BodyKind::Ndjson));
+        assert_eq!(
+            BodyKind::from_content_type(Some("application/cloudevents-batch+json")),
+            Some(BodyKind::CloudEvents)
+        );
+        assert_eq!(BodyKind::from_content_type(Some("Application/JSON")), Some(BodyKind::JsonArray));
+        assert_eq!(BodyKind::from_content_type(None), Some(BodyKind::JsonArray));
+        assert_eq!(BodyKind::from_content_type(Some("text/plain")), None);
+        assert_eq!(BodyKind::from_content_type(Some("application/x-www-form-urlencoded")), None);
     }
 
     #[test]

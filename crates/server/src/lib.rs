@@ -14,6 +14,14 @@
 //! - `usage.rs`: usage reports from the 15-minute aggregates.
 //! - `export.rs`: the request log as JSON, CSV and NDJSON streams.
 //! - `auth.rs`: tokens, scopes and the admin token.
+//! - `guard.rs`: who may call each route, decided from the headers before the body is read.
+//! - `body.rs`: request bodies under the per-request limit, the body timeout and the budget of bytes in flight.
+//! - `extract.rs`: query and path parameters, bounded and refused in the error envelope.
+//! - `limits.rs`: [`ServerLimits`]: connections, timeouts, bodies in flight.
+//! - `connections.rs`: the accept loop, the connection limit and the graceful stop.
+//! - `connection_timeouts.rs`: each connection's idle and header deadlines.
+//! - `unread_bodies.rs`: a body its handler did not read, drained after the answer.
+//! - `live_audits.rs`: the one thread that audits run on for requests.
 //! - `admin_token.rs`: which admin token is in force at start (configured, rotated, kept or new).
 //! - `metrics.rs`: Prometheus counters.
 //! - `error.rs`: [`ApiError`], and the table from error to code and HTTP status.
@@ -23,17 +31,26 @@ mod api;
 mod audit;
 mod audit_options;
 mod auth;
+mod body;
+mod connection_timeouts;
+mod connections;
 mod error;
 mod export;
+mod extract;
+mod guard;
 mod ingest;
+mod limits;
+mod live_audits;
 mod metrics;
 mod options;
 mod routes;
 mod schedule;
+mod unread_bodies;
 mod usage;
 
 pub use audit_options::AuditOptions;
 pub use error::ApiError;
+pub use limits::ServerLimits;
 pub use options::{default_plans, OptionsError, ServerOptions, Settings, MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST};
 pub use usage::UsageReport;
 
@@ -81,14 +98,15 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     let listener = tokio::net::TcpListener::bind(settings.listen).await?;
     let addr = listener.local_addr()?;
     let dyn_store: Arc<dyn Store> = store.clone();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let state = Arc::new(api::AppState {
         store: dyn_store,
         auth,
+        bodies: body::BodyBudget::new(settings.limits.bodies_in_flight),
+        connection_slots: Arc::new(tokio::sync::Semaphore::new(settings.limits.max_connections)),
+        live_audits: live_audits::LiveAudits::start(live_audits::MAX_WAIT)?,
         settings,
         metrics: Default::default(),
         stopping: AtomicBool::new(false),
-        live_audits: tokio::sync::Semaphore::new(cores),
     });
     let opened = state.store.open_report();
     Metrics::add(&state.metrics.store_open_replayed_calls, opened.replayed_calls);
@@ -105,7 +123,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         // page, so that they do not hold the shutdown back.
         signalled.stopping.store(true, Ordering::Relaxed);
     };
-    let served = axum::serve(listener, app).with_graceful_shutdown(stop).await;
+    let served = connections::serve(listener, app, state.clone(), stop).await;
     state.stopping.store(true, Ordering::Relaxed);
     if let Some(daily) = daily {
         daily.stop().await;

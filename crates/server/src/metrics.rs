@@ -22,6 +22,29 @@ pub struct Metrics {
     pub store_open_replayed_calls: AtomicU64,
     /// How long opening the store took, milliseconds.
     pub store_open_ms: AtomicU64,
+    /// Requests answered 401 from their headers alone (their body never read).
+    pub refused_unauthorized: AtomicU64,
+    /// Requests answered 503 because their body did not fit the bytes of bodies in flight.
+    pub refused_bodies_in_flight: AtomicU64,
+    /// Ingest requests answered 503 because too many events waited for the store's writer.
+    pub refused_store_busy: AtomicU64,
+    /// Live audits answered 503 because the audit thread stayed busy too long.
+    pub refused_live_audits: AtomicU64,
+    /// Connections answered 503 and closed at once, past `max_connections`.
+    pub refused_connections: AtomicU64,
+    /// Connections closed because no request began, or its headers did not end, in time.
+    pub connection_timeouts: AtomicU64,
+    /// Requests refused because their body did not arrive whole in time.
+    pub body_timeouts: AtomicU64,
+}
+
+/// How loaded the server is now: the gauges beside the counters.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Load {
+    /// Connections open.
+    pub open_connections: usize,
+    /// Bytes of request bodies reserved (being read, or worked on).
+    pub body_bytes_in_flight: usize,
 }
 
 impl Metrics {
@@ -30,8 +53,8 @@ impl Metrics {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// Renders every counter, plus the store's size and account count.
-    pub fn render(&self, disk_bytes: u64, accounts: usize, writable: bool) -> String {
+    /// Renders every counter, plus the store's size and account count, and the load.
+    pub fn render(&self, disk_bytes: u64, accounts: usize, writable: bool, load: Load) -> String {
         let mut s = String::new();
         let mut counter = |name: &str, help: &str, v: u64| {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
@@ -46,6 +69,31 @@ impl Metrics {
             "callmeter_ingest_latency_microseconds_total",
             "Sum of ingest acknowledgement latencies.",
             get(&self.ingest_latency_us),
+        );
+        let refusals = [
+            ("unauthorized", "answered 401 from their headers, their body never read", &self.refused_unauthorized),
+            (
+                "bodies_in_flight",
+                "answered 503: their body did not fit the bodies in flight",
+                &self.refused_bodies_in_flight,
+            ),
+            ("store_busy", "answered 503: too many events waited for the store", &self.refused_store_busy),
+            ("live_audits", "answered 503: the live audit thread stayed busy", &self.refused_live_audits),
+            ("connections", "answered 503 and closed at once: past max_connections", &self.refused_connections),
+        ];
+        for (why, help, count) in refusals {
+            let name = format!("callmeter_refused_{why}_total");
+            counter(&name, &format!("Requests or connections {help}."), get(count));
+        }
+        counter(
+            "callmeter_connection_timeouts_total",
+            "Connections closed: no request began, or its headers did not end, in time.",
+            get(&self.connection_timeouts),
+        );
+        counter(
+            "callmeter_body_timeouts_total",
+            "Requests whose body did not arrive in time.",
+            get(&self.body_timeouts),
         );
         let _ = writeln!(s, "# HELP callmeter_store_bytes Bytes the store takes on disk.\n# TYPE callmeter_store_bytes gauge\ncallmeter_store_bytes {disk_bytes}");
         let _ = writeln!(
@@ -62,6 +110,30 @@ impl Metrics {
             get(&self.store_open_replayed_calls),
         );
         gauge("callmeter_store_open_milliseconds", "How long opening the store took.", get(&self.store_open_ms));
+        gauge("callmeter_open_connections", "Connections open.", load.open_connections as u64);
+        gauge(
+            "callmeter_body_bytes_in_flight",
+            "Bytes of request bodies being read or worked on.",
+            load.body_bytes_in_flight as u64,
+        );
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_and_load_are_rendered() {
+        let m = Metrics::default();
+        Metrics::add(&m.refused_unauthorized, 3);
+        Metrics::add(&m.refused_connections, 2);
+        let text = m.render(0, 0, true, Load { open_connections: 7, body_bytes_in_flight: 1024 });
+        assert!(text.contains("\ncallmeter_refused_unauthorized_total 3\n"), "{text}");
+        assert!(text.contains("\ncallmeter_refused_connections_total 2\n"), "{text}");
+        assert!(text.contains("\ncallmeter_refused_store_busy_total 0\n"), "{text}");
+        assert!(text.contains("\ncallmeter_open_connections 7\n"), "{text}");
+        assert!(text.contains("\ncallmeter_body_bytes_in_flight 1024\n"), "{text}");
     }
 }

@@ -5,12 +5,14 @@
 //! ([`ServerOptions::merge`], then [`ServerOptions::resolve`]).
 
 use crate::audit_options::AuditOptions;
+use crate::limits::ServerLimits;
 use callmeter_model::{BillingRule, BillingRules, PeriodKind, Plan};
 use callmeter_store::{LatePolicy, StoreOptions};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Settings as given; every one optional so that flags, environment and file can be merged.
 #[derive(Debug, Clone, Default, clap::Args, Deserialize)]
@@ -58,6 +60,21 @@ pub struct ServerOptions {
     /// Milliseconds between checkpoints of recent dedup keys and aggregates into the engine [default: 20000; 10 to 3600000].
     #[arg(long, env = "CALLMETER_CHECKPOINT_INTERVAL_MS")]
     pub checkpoint_interval_ms: Option<u64>,
+    /// Connections open at once; one past it is answered 503 and closed [default: 512; 1 to 1000000].
+    #[arg(long, env = "CALLMETER_MAX_CONNECTIONS")]
+    pub max_connections: Option<u32>,
+    /// Milliseconds from a request's first byte to the end of its headers [default: 10000; 100 to 3600000].
+    #[arg(long, env = "CALLMETER_HEADER_TIMEOUT_MS")]
+    pub header_timeout_ms: Option<u32>,
+    /// Milliseconds to receive a whole request body [default: 60000; 100 to 3600000].
+    #[arg(long, env = "CALLMETER_BODY_TIMEOUT_MS")]
+    pub body_timeout_ms: Option<u32>,
+    /// Milliseconds a connection with no request in progress stays open [default: 60000; 100 to 3600000].
+    #[arg(long, env = "CALLMETER_IDLE_TIMEOUT_MS")]
+    pub idle_timeout_ms: Option<u32>,
+    /// MiB of request bodies read or worked on at once; past it, 503 with Retry-After [default: 256; 16 to 1048576].
+    #[arg(long, env = "CALLMETER_BODIES_IN_FLIGHT_MB")]
+    pub bodies_in_flight_mb: Option<u32>,
     /// Plans (config file only).
     #[arg(skip)]
     pub plans: Option<Vec<Plan>>,
@@ -119,6 +136,8 @@ pub struct Settings {
     pub store: StoreOptions,
     /// The `[audit]` table.
     pub audit: AuditOptions,
+    /// Connections, timeouts and bodies in flight.
+    pub limits: ServerLimits,
 }
 
 /// Days of `retention_days`: at least one, at most a century, so that
@@ -134,6 +153,12 @@ const CACHE_MB: RangeInclusive<u64> = 1..=1 << 20;
 const REQUESTS_PER_COMMIT: RangeInclusive<usize> = 1..=1_024;
 /// Milliseconds between checkpoints: from 10 ms to an hour.
 const CHECKPOINT_INTERVAL_MS: RangeInclusive<u64> = 10..=3_600_000;
+/// Connections at once: one at least (a million is far past any file-descriptor limit).
+const MAX_CONNECTIONS: RangeInclusive<u32> = 1..=1_000_000;
+/// Milliseconds of each connection timeout: from 100 ms (tests) to an hour.
+const TIMEOUT_MS: RangeInclusive<u32> = 100..=3_600_000;
+/// MiB of bodies in flight: at least one whole body of [`MAX_BODY_BYTES`], up to 1 TiB.
+const BODIES_IN_FLIGHT_MB: RangeInclusive<u32> = (MAX_BODY_BYTES as u32 >> 20)..=1 << 20;
 
 /// The value when it lies in `range`, else an error naming the setting and the range.
 fn within<T: PartialOrd + std::fmt::Display>(
@@ -181,6 +206,11 @@ impl ServerOptions {
             requests_per_commit: self.requests_per_commit.or(file.requests_per_commit),
             cache_mb: self.cache_mb.or(file.cache_mb),
             checkpoint_interval_ms: self.checkpoint_interval_ms.or(file.checkpoint_interval_ms),
+            max_connections: self.max_connections.or(file.max_connections),
+            header_timeout_ms: self.header_timeout_ms.or(file.header_timeout_ms),
+            body_timeout_ms: self.body_timeout_ms.or(file.body_timeout_ms),
+            idle_timeout_ms: self.idle_timeout_ms.or(file.idle_timeout_ms),
+            bodies_in_flight_mb: self.bodies_in_flight_mb.or(file.bodies_in_flight_mb),
             plans: self.plans.or(file.plans),
             billing_rules: self.billing_rules.or(file.billing_rules),
             import: self.import.or(file.import),
@@ -190,6 +220,7 @@ impl ServerOptions {
 
     /// Applies the defaults and checks the values.
     pub fn resolve(self) -> Result<Settings, OptionsError> {
+        let limits = self.limits()?;
         let invalid = |name, message: String| OptionsError::Invalid { name, message };
         let plans = self.plans.unwrap_or_else(default_plans);
         if plans.is_empty() {
@@ -245,6 +276,36 @@ impl ServerOptions {
                 ..StoreOptions::default()
             },
             audit,
+            limits,
+        })
+    }
+
+    /// The connection and body bounds, each checked against its range. (Their
+    /// settings are `u32`: the options are a variant of the CLI's command enum,
+    /// which must stay small.)
+    fn limits(&self) -> Result<ServerLimits, OptionsError> {
+        let defaults = ServerLimits::default();
+        let ms = |name, given: Option<u32>, default: Duration| {
+            let default = u32::try_from(default.as_millis()).expect("default timeouts fit");
+            within(name, given.unwrap_or(default), TIMEOUT_MS).map(|ms| Duration::from_millis(ms.into()))
+        };
+        let default_connections = u32::try_from(defaults.max_connections).expect("the default fits");
+        let default_in_flight_mb = u32::try_from(defaults.bodies_in_flight >> 20).expect("the default fits");
+        let in_flight_mb = within(
+            "bodies_in_flight_mb",
+            self.bodies_in_flight_mb.unwrap_or(default_in_flight_mb),
+            BODIES_IN_FLIGHT_MB,
+        )?;
+        Ok(ServerLimits {
+            max_connections: within(
+                "max_connections",
+                self.max_connections.unwrap_or(default_connections),
+                MAX_CONNECTIONS,
+            )? as usize,
+            header_timeout: ms("header_timeout_ms", self.header_timeout_ms, defaults.header_timeout)?,
+            body_timeout: ms("body_timeout_ms", self.body_timeout_ms, defaults.body_timeout)?,
+            idle_timeout: ms("idle_timeout_ms", self.idle_timeout_ms, defaults.idle_timeout)?,
+            bodies_in_flight: (in_flight_mb as usize) << 20,
         })
     }
 }
@@ -321,6 +382,39 @@ mod tests {
         assert!(e.contains("requests_per_commit"), "{e}");
         let e = refused(ServerOptions { checkpoint_interval_ms: Some(5), ..Default::default() });
         assert!(e.contains("checkpoint_interval_ms") && e.contains("from 10 to 3600000"), "{e}");
+        let e = refused(ServerOptions { max_connections: Some(0), ..Default::default() });
+        assert!(e.contains("max_connections") && e.contains("from 1 to 1000000"), "{e}");
+        let e = refused(ServerOptions { header_timeout_ms: Some(99), ..Default::default() });
+        assert!(e.contains("header_timeout_ms") && e.contains("from 100 to 3600000"), "{e}");
+        let e = refused(ServerOptions { body_timeout_ms: Some(u32::MAX), ..Default::default() });
+        assert!(e.contains("body_timeout_ms"), "{e}");
+        let e = refused(ServerOptions { idle_timeout_ms: Some(0), ..Default::default() });
+        assert!(e.contains("idle_timeout_ms"), "{e}");
+        let e = refused(ServerOptions { bodies_in_flight_mb: Some(15), ..Default::default() });
+        assert!(e.contains("bodies_in_flight_mb") && e.contains("from 16 to 1048576"), "{e}");
+    }
+
+    #[test]
+    fn limits_come_from_the_settings() {
+        let s = ServerOptions {
+            max_connections: Some(3),
+            header_timeout_ms: Some(100),
+            body_timeout_ms: Some(3_600_000),
+            idle_timeout_ms: Some(250),
+            bodies_in_flight_mb: Some(16),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        let expected = ServerLimits {
+            max_connections: 3,
+            header_timeout: Duration::from_millis(100),
+            body_timeout: Duration::from_secs(3_600),
+            idle_timeout: Duration::from_millis(250),
+            bodies_in_flight: MAX_BODY_BYTES,
+        };
+        assert_eq!(s.limits, expected);
+        assert_eq!(ServerOptions::default().resolve().unwrap().limits, ServerLimits::default());
     }
 
     #[test]
@@ -362,6 +456,9 @@ mod tests {
         assert_eq!(example.store.checkpoint_interval, defaults.store.checkpoint_interval);
         assert_eq!(ServerOptions::from_file(&path).unwrap().import, None, "the shipped tables");
         assert_eq!(example.audit, defaults.audit);
+        assert_eq!(example.limits, defaults.limits);
+        assert_eq!(example.store.max_requests_per_commit, defaults.store.max_requests_per_commit);
+        assert_eq!(example.store.cache_bytes, defaults.store.cache_bytes);
     }
 
     #[test]

@@ -1,11 +1,10 @@
 //! Accounts and plans: list, read and change (changes apply from the next period).
 
 use crate::api::{blocking, known_account, AppResult, St};
-use crate::auth::Caller;
+use crate::body::JsonBody;
 use crate::error::ApiError;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use crate::guard::{AccountManager, AccountReader, Reader};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use callmeter_store::{AccountChange, AccountRecord};
@@ -13,23 +12,17 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 use serde_json::json;
 
-pub(crate) async fn plans(State(s): St, headers: HeaderMap) -> AppResult<Response> {
-    s.auth.caller(&headers)?;
+/// Every scope that reads sees the plans; ingest only posts calls (DESIGN §8).
+pub(crate) async fn plans(State(s): St, _: Reader) -> AppResult<Response> {
     Ok(Json(json!({ "plans": s.settings.store.plans })).into_response())
 }
 
-pub(crate) async fn accounts(State(s): St, headers: HeaderMap) -> AppResult<Response> {
-    let caller = s.auth.caller(&headers)?;
+pub(crate) async fn accounts(State(s): St, Reader(caller): Reader) -> AppResult<Response> {
     let all: Vec<AccountRecord> = s.store.accounts().into_iter().filter(|a| caller.may_read(&a.name)).collect();
-    if caller == Caller::Ingest {
-        return Err(ApiError::Forbidden("list accounts"));
-    }
     Ok(Json(json!({ "accounts": all })).into_response())
 }
 
-pub(crate) async fn account(State(s): St, headers: HeaderMap, Path(account): Path<String>) -> AppResult<Response> {
-    let caller = s.auth.caller(&headers)?;
-    caller.require_read(&account)?;
+pub(crate) async fn account(State(s): St, AccountReader { account }: AccountReader) -> AppResult<Response> {
     Ok(Json(known_account(&s, &account)?).into_response())
 }
 
@@ -43,18 +36,12 @@ pub(crate) struct AccountPut {
 
 pub(crate) async fn put_account(
     State(s): St,
-    headers: HeaderMap,
-    Path(account): Path<String>,
-    body: Bytes,
+    AccountManager { account }: AccountManager,
+    JsonBody(put): JsonBody<AccountPut>,
 ) -> AppResult<Response> {
-    let caller = s.auth.caller(&headers)?;
-    if !caller.may_manage(&account) {
-        return Err(ApiError::Forbidden("manage this account"));
-    }
     if !callmeter_model::is_valid_account(&account) {
         return Err(ApiError::BadRequest(format!("account {account:?} is not [a-z0-9][a-z0-9._-]{{0,63}}")));
     }
-    let put: AccountPut = serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("body: {e}")))?;
     let timezone = put
         .timezone
         .as_deref()

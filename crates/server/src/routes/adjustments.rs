@@ -1,10 +1,13 @@
 //! The operator's signed adjustments to a period (DESIGN §2).
 
 use crate::api::{blocking, known_account, AppResult, St};
+use crate::body::JsonBody;
 use crate::error::ApiError;
+use crate::extract::{bounded, Path, Query};
+use crate::guard::{AccountReader, AdminOnly};
 use crate::usage;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use callmeter_store::Adjustment;
@@ -36,11 +39,12 @@ pub(crate) struct AdjustmentPost {
 
 pub(crate) async fn post_adjustment(
     State(s): St,
-    headers: HeaderMap,
+    _: AdminOnly,
     Path(account): Path<String>,
-    Json(a): Json<AdjustmentPost>,
+    JsonBody(a): JsonBody<AdjustmentPost>,
 ) -> AppResult<Response> {
-    s.auth.caller(&headers)?.require_admin("add adjustments")?;
+    bounded("reason", Some(&a.reason))?;
+    bounded("period", a.period.as_deref())?;
     if a.reason.trim().is_empty() {
         return Err(ApiError::BadRequest("reason: an adjustment needs a reason".into()));
     }
@@ -62,14 +66,12 @@ pub(crate) struct AdjustmentsParams {
 
 pub(crate) async fn adjustments(
     State(s): St,
-    headers: HeaderMap,
-    Path(account): Path<String>,
+    AccountReader { account }: AccountReader,
     Query(q): Query<AdjustmentsParams>,
 ) -> AppResult<Response> {
-    let caller = s.auth.caller(&headers)?;
-    caller.require_read(&account)?;
     let rec = known_account(&s, &account)?;
-    let period = usage::select_period(&rec, q.period.as_deref().unwrap_or("current"), Utc::now())?;
+    let selector = bounded("period", q.period)?;
+    let period = usage::select_period(&rec, selector.as_deref().unwrap_or("current"), Utc::now())?;
     let store = s.store.clone();
     let list = blocking(move || Ok(store.adjustments(&account, period.start)?)).await?;
     Ok(Json(json!({ "adjustments": list })).into_response())

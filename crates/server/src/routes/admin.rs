@@ -1,15 +1,15 @@
 //! Admin operations: rotating the admin token, and backups.
 
 use crate::api::{blocking, AppResult, St};
+use crate::body::JsonBody;
+use crate::guard::AdminOnly;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
-pub(crate) async fn rotate_admin(State(s): St, headers: HeaderMap) -> AppResult<Response> {
-    s.auth.caller(&headers)?.require_admin("rotate the admin token")?;
+pub(crate) async fn rotate_admin(State(s): St, _: AdminOnly) -> AppResult<Response> {
     let state = s.clone();
     let secret = blocking(move || state.auth.rotate_admin()).await?;
     tracing::info!("admin token rotated");
@@ -21,8 +21,7 @@ pub(crate) struct BackupPost {
     dir: std::path::PathBuf,
 }
 
-pub(crate) async fn backup(State(s): St, headers: HeaderMap, Json(b): Json<BackupPost>) -> AppResult<Response> {
-    s.auth.caller(&headers)?.require_admin("take backups")?;
+pub(crate) async fn backup(State(s): St, _: AdminOnly, JsonBody(b): JsonBody<BackupPost>) -> AppResult<Response> {
     let state = s.clone();
     let dir = b.dir.clone();
     // The store judges the folder (`StoreError::BackupTarget`: a 400 naming the rule and the path).

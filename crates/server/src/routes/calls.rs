@@ -3,8 +3,9 @@
 use crate::api::{blocking, known_account, parse_time, AppResult, St};
 use crate::error::ApiError;
 use crate::export;
-use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use crate::extract::{bounded, Query};
+use crate::guard::AccountReader;
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use callmeter_model::{Interface, Operation};
@@ -49,27 +50,23 @@ fn call_filter(q: &CallsParams) -> AppResult<CallFilter> {
             .as_deref()
             .map(|v| v.parse::<Operation>().map_err(|e| ApiError::BadRequest(format!("operation: {e}"))))
             .transpose()?,
-        path_prefix: q.path_prefix.clone(),
-        api_key: q.api_key.clone(),
-        user: q.user.clone(),
-        client_ip: q.client_ip.clone(),
+        // A filter longer than any stored field could match nothing: refused, not scanned for.
+        path_prefix: bounded("path_prefix", q.path_prefix.clone())?,
+        api_key: bounded("api_key", q.api_key.clone())?,
+        user: bounded("user", q.user.clone())?,
+        client_ip: bounded("client_ip", q.client_ip.clone())?,
         status_class,
     })
 }
 
 pub(crate) async fn account_calls(
     State(s): St,
-    headers: HeaderMap,
-    Path(account): Path<String>,
+    AccountReader { account }: AccountReader,
     Query(q): Query<CallsParams>,
 ) -> AppResult<Response> {
-    let caller = s.auth.caller(&headers)?;
-    caller.require_read(&account)?;
     known_account(&s, &account)?;
     let filter = call_filter(&q)?;
-    let after = q
-        .cursor
-        .as_deref()
+    let after = bounded("cursor", q.cursor.as_deref())?
         .map(|c| Position::from_cursor(c).ok_or(ApiError::BadRequest("cursor: not one this server gave".into())))
         .transpose()?;
     match q.format.as_deref() {

@@ -1,28 +1,51 @@
 //! `POST /v1/events`: a batch of calls in, an answer for each out.
 
-use crate::api::{blocking, AppResult, St};
-use crate::auth::Caller;
+use crate::api::{blocking, AppResult, AppState, St};
+use crate::body::ReadBody;
 use crate::error::ApiError;
+use crate::guard::Ingester;
 use crate::ingest::{self, BodyKind};
 use crate::metrics::Metrics;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{header, HeaderMap};
+use axum::extract::{FromRequestParts, State};
+use axum::http::header;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
+use callmeter_store::StoreError;
 use chrono::Utc;
+use std::sync::Arc;
 use std::time::Instant;
 
-pub(crate) async fn post_events(State(s): St, headers: HeaderMap, body: Bytes) -> AppResult<Response> {
-    let caller = s.auth.caller(&headers)?;
-    if !matches!(caller, Caller::Admin | Caller::Ingest) {
-        return Err(ApiError::Forbidden("post calls"));
+/// How the body is framed, from its content type; 415 for one we do not read,
+/// before the body is.
+pub(crate) struct Framing(BodyKind);
+
+impl FromRequestParts<Arc<AppState>> for Framing {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &Arc<AppState>) -> Result<Self, ApiError> {
+        let content_type = parts.headers.get(header::CONTENT_TYPE).map(|v| String::from_utf8_lossy(v.as_bytes()));
+        BodyKind::from_content_type(content_type.as_deref()).map(Framing).ok_or_else(|| {
+            ApiError::UnsupportedMediaType(format!(
+                "content-type: {:?} is not application/json, application/x-ndjson or application/cloudevents-batch+json",
+                content_type.unwrap_or_default()
+            ))
+        })
     }
+}
+
+pub(crate) async fn post_events(
+    State(s): St,
+    _: Ingester,
+    Framing(kind): Framing,
+    body: ReadBody,
+) -> AppResult<Response> {
     let started = Instant::now();
-    let kind = BodyKind::from_content_type(headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()));
+    // Held until the answer: the events parsed from the body weigh about as much as it does.
+    let ReadBody { bytes, reservation: _reservation } = body;
     // Parsing and the store's dedup lookups are CPU and disk work: off the async workers.
     let store = s.store.clone();
     let (errors, ticket) = blocking(move || {
-        let parsed = ingest::parse_body(kind, &body, Utc::now())?;
+        let parsed = ingest::parse_body(kind, &bytes, Utc::now())?;
         let mut errors = Vec::with_capacity(parsed.items.len());
         let mut events = Vec::with_capacity(parsed.items.len());
         for item in parsed.items {
@@ -40,7 +63,12 @@ pub(crate) async fn post_events(State(s): St, headers: HeaderMap, body: Bytes) -
     .await?;
     let outcomes = match ticket {
         None => Vec::new(),
-        Some(t) => t.wait().await.inspect_err(|_| Metrics::add(&s.metrics.ingest_failures, 1))?,
+        Some(t) => t.wait().await.inspect_err(|e| {
+            Metrics::add(&s.metrics.ingest_failures, 1);
+            if matches!(e, StoreError::Busy(_)) {
+                Metrics::add(&s.metrics.refused_store_busy, 1);
+            }
+        })?,
     };
     let answer = ingest::answer(&errors, &outcomes);
     let m = &s.metrics;

@@ -1,10 +1,12 @@
 //! Tokens and account keys: make, list, revoke (DESIGN §8).
 
 use crate::api::{blocking, known_account, AppResult, AppState, St};
+use crate::body::JsonBody;
 use crate::error::ApiError;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use crate::extract::{bounded, Path};
+use crate::guard::{AccountManager, AdminOnly};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use callmeter_store::Scope;
@@ -19,8 +21,7 @@ pub(crate) struct TokenPost {
     label: String,
 }
 
-pub(crate) async fn post_token(State(s): St, headers: HeaderMap, Json(t): Json<TokenPost>) -> AppResult<Response> {
-    s.auth.caller(&headers)?.require_admin("make tokens")?;
+pub(crate) async fn post_token(State(s): St, _: AdminOnly, JsonBody(t): JsonBody<TokenPost>) -> AppResult<Response> {
     let scope = match t.scope.as_str() {
         "admin" => Scope::Admin,
         "ingest" => Scope::Ingest,
@@ -35,18 +36,17 @@ pub(crate) async fn post_token(State(s): St, headers: HeaderMap, Json(t): Json<T
 }
 
 async fn created_token(s: &Arc<AppState>, scope: Scope, label: String) -> AppResult<Response> {
+    bounded("label", Some(&label))?;
     let state = s.clone();
     let (rec, secret) = blocking(move || state.auth.create(state.store.as_ref(), scope, label)).await?;
     Ok((StatusCode::CREATED, Json(json!({ "token": rec, "secret": secret }))).into_response())
 }
 
-pub(crate) async fn tokens(State(s): St, headers: HeaderMap) -> AppResult<Response> {
-    s.auth.caller(&headers)?.require_admin("list tokens")?;
+pub(crate) async fn tokens(State(s): St, _: AdminOnly) -> AppResult<Response> {
     Ok(Json(json!({ "tokens": s.auth.list() })).into_response())
 }
 
-pub(crate) async fn delete_token(State(s): St, headers: HeaderMap, Path(id): Path<String>) -> AppResult<Response> {
-    s.auth.caller(&headers)?.require_admin("revoke tokens")?;
+pub(crate) async fn delete_token(State(s): St, _: AdminOnly, Path(id): Path<String>) -> AppResult<Response> {
     revoke(&s, id, |_| true).await
 }
 
@@ -70,33 +70,21 @@ pub(crate) struct KeyPost {
     label: String,
 }
 
+/// The body is optional: an empty one makes a key without a label.
 pub(crate) async fn post_account_key(
     State(s): St,
-    headers: HeaderMap,
-    Path(account): Path<String>,
-    body: Bytes,
+    AccountManager { account }: AccountManager,
+    JsonBody(k): JsonBody<Option<KeyPost>>,
 ) -> AppResult<Response> {
-    let caller = s.auth.caller(&headers)?;
-    if !caller.may_manage(&account) {
-        return Err(ApiError::Forbidden("manage this account"));
-    }
     known_account(&s, &account)?;
-    let k: KeyPost = if body.is_empty() {
-        KeyPost::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("body: {e}")))?
-    };
+    let k = k.unwrap_or_default();
     created_token(&s, Scope::Account(account), k.label).await
 }
 
 pub(crate) async fn delete_account_key(
     State(s): St,
-    headers: HeaderMap,
-    Path((account, id)): Path<(String, String)>,
+    AccountManager { account }: AccountManager,
+    Path((_, id)): Path<(String, String)>,
 ) -> AppResult<Response> {
-    let caller = s.auth.caller(&headers)?;
-    if !caller.may_manage(&account) {
-        return Err(ApiError::Forbidden("manage this account"));
-    }
     revoke(&s, id, move |t| t.scope == Scope::Account(account.clone())).await
 }

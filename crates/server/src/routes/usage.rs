@@ -2,11 +2,12 @@
 //! account's for a period (`GET /v1/usage`, JSON or CSV).
 
 use crate::api::{blocking, known_account, parse_time, AppResult, AppState, St};
-use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
+use crate::extract::{bounded, Query};
+use crate::guard::{AccountReader, EveryAccountReader};
 use crate::usage::{self, Dimension, Granularity, PeriodInfo};
-use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap};
+use axum::extract::State;
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use callmeter_model::Plan;
@@ -36,12 +37,14 @@ pub(crate) struct UsageParams {
 
 pub(crate) async fn account_usage(
     State(s): St,
-    headers: HeaderMap,
-    Path(account): Path<String>,
+    AccountReader { account }: AccountReader,
     Query(q): Query<UsageParams>,
 ) -> AppResult<Response> {
-    let caller = s.auth.caller(&headers)?;
-    caller.require_read(&account)?;
+    // The dimensions are checked before any work: a long list is refused at once, not run.
+    if let Some(g) = q.group_by.as_deref() {
+        Dimension::parse_list(g)?;
+    }
+    bounded("period", q.period.as_deref())?;
     let report = blocking(move || usage_report(&s, &account, &q, Utc::now())).await?;
     Ok(Json(report).into_response())
 }
@@ -95,13 +98,10 @@ pub(crate) struct AllUsageParams {
 
 pub(crate) async fn all_usage(
     State(s): St,
-    headers: HeaderMap,
+    _: EveryAccountReader,
     Query(q): Query<AllUsageParams>,
 ) -> AppResult<Response> {
-    let caller = s.auth.caller(&headers)?;
-    if !matches!(caller, Caller::Admin | Caller::Support) {
-        return Err(ApiError::Forbidden("read every account's usage"));
-    }
+    bounded("period", q.period.as_deref())?;
     let csv = match q.format.as_deref() {
         None | Some("json") => false,
         Some("csv") => true,
