@@ -3,34 +3,52 @@
 //! Each line is looked at on its own, and the format most lines agree on
 //! wins (lines of no known shape do not vote). Common and Combined are one
 //! reader: a source is `combined` when any line has a user agent.
+//!
+//! The shape of a line is not always enough. ProFTPD's ExtendedLog has the
+//! shape of Apache's common format, and a session that starts with a login
+//! (`"USER alice"`, `"PASS (hidden)"`, `"SYST"`, `"PWD"`) looks like requests
+//! without a target: what the request field holds decides, an FTP command
+//! (or a ProFTPD SFTP request) against an HTTP method. A line that starts
+//! with a virtual host (`vhost1.example.com 203.0.113.9 - - [`) votes for
+//! `vhost-combined`; a syslog line by its program (`vsftpd` for vsftpd's
+//! log sent through syslog, any other for OpenSSH's sftp). A Windows
+//! Firewall log is W3C but no API's log: it is refused.
 
-use crate::clf::parse_clf_head;
-use crate::ftp::{verb, Verb};
-use crate::http::split_request;
-use crate::text::{closing_quote, is_blank, month, parse_ctime, parse_day, parse_hms, parse_u64, token, trim_eol};
+use crate::clf::{parse_clf_head, Vhost};
+use crate::ftp::is_ftp_verb;
+use crate::http::is_http_method;
+use crate::proftpd::is_sftp_request;
+use crate::text::{closing_quote, is_blank, parse_ctime, parse_hms, parse_u64, token, trim_eol};
 use crate::Format;
 use serde_json::Value;
 
 /// How many lines are looked at, at most.
 pub const DETECT_LINES: usize = 50;
 
+/// What one line says about its source.
+enum Vote {
+    For(Format),
+    /// A source no reader should read (a Windows Firewall log).
+    Refuse,
+}
+
 /// The format of a source that starts with these lines, if any known one fits.
 pub fn detect(first_lines: &[&[u8]]) -> Option<Format> {
     let mut votes = [0usize; Format::ALL.len()];
+    let at = |f: Format| Format::ALL.iter().position(|x| *x == f).unwrap_or(0);
     for line in first_lines.iter().take(DETECT_LINES) {
         let line = trim_eol(line);
         if is_blank(line) {
             continue;
         }
-        if let Some(f) = line_format(line) {
-            if f == Format::W3c && line.starts_with(b"#") {
-                // A W3C directive settles it.
-                return Some(Format::W3c);
-            }
-            votes[Format::ALL.iter().position(|x| *x == f).unwrap_or(0)] += 1;
+        match line_format(line) {
+            Some(Vote::Refuse) => return None,
+            // A W3C directive settles it.
+            Some(Vote::For(Format::W3c)) if line.starts_with(b"#") => return Some(Format::W3c),
+            Some(Vote::For(f)) => votes[at(f)] += 1,
+            None => {}
         }
     }
-    let at = |f: Format| Format::ALL.iter().position(|x| *x == f).unwrap_or(0);
     let (common, combined) = (at(Format::Common), at(Format::Combined));
     if votes[combined] > 0 {
         votes[combined] += std::mem::take(&mut votes[common]);
@@ -49,13 +67,15 @@ fn json_format(line: &[u8]) -> Option<Format> {
         },
         _ => return None,
     };
-    if obj.contains_key("specversion") {
+    let has = |k: &str| obj.contains_key(k);
+    if has("specversion") {
         Some(Format::CloudEvents)
-    } else if obj.contains_key("interface") {
+    } else if has("interface") {
         Some(Format::Ndjson)
-    } else if ["request", "request_uri", "remote_addr", "time_local", "time_iso8601", "msec"]
+    } else if ["request", "request_uri", "request_method", "remote_addr", "time_local", "time_iso8601", "msec"]
         .iter()
-        .any(|k| obj.contains_key(*k))
+        .any(|k| has(k))
+        || (has("method") && ["uri", "path", "url"].iter().any(|k| has(k)))
     {
         Some(Format::NginxJson)
     } else {
@@ -63,66 +83,54 @@ fn json_format(line: &[u8]) -> Option<Format> {
     }
 }
 
-/// `Jan 15 10:00:00 host tag:` or `2024-01-15T10:00:00… host tag:`.
-fn is_syslog(line: &[u8]) -> bool {
-    let rest = if line.first().is_some_and(u8::is_ascii_digit) {
-        let (t, rest) = token(line);
-        if t.len() < 19 || t[10] != b'T' {
-            return false;
-        }
-        rest
-    } else {
-        let (mon, rest) = token(line);
-        let (day, rest) = token(rest.trim_ascii_start());
-        let (hms, rest) = token(rest);
-        if month(mon).is_none() || parse_day(day).is_none() || parse_hms(hms).is_none() {
-            return false;
-        }
-        rest
+/// What a CLF-shaped line's request field holds: an FTP command or a ProFTPD
+/// SFTP request makes it ProFTPD's; anything else (an HTTP method, a request
+/// that never was) Apache's or nginx's.
+fn is_ftp_request(request: &[u8]) -> bool {
+    let word = match memchr::memchr(b' ', request) {
+        Some(i) => &request[..i],
+        None => request,
     };
-    let (_host, rest) = token(rest);
-    let (tag, _) = token(rest);
-    tag.ends_with(b":") && tag.len() > 1
+    !is_http_method(word) && (is_ftp_verb(word) || is_sftp_request(word))
 }
 
-fn line_format(line: &[u8]) -> Option<Format> {
+fn line_format(line: &[u8]) -> Option<Vote> {
     match line[0] {
-        b'{' | b'[' => return json_format(line),
+        b'{' | b'[' => return json_format(line).map(Vote::For),
         b'#' => {
+            if line.starts_with(b"#Software: Microsoft Windows Firewall") {
+                return Some(Vote::Refuse);
+            }
             let directive = ["#Software:", "#Version:", "#Fields:", "#Date:", "#Remark:", "#Start-Date:"];
-            return directive.iter().any(|d| line.starts_with(d.as_bytes())).then_some(Format::W3c);
+            return directive.iter().any(|d| line.starts_with(d.as_bytes())).then_some(Vote::For(Format::W3c));
         }
         _ => {}
     }
     // W3C data: `2024-01-15 10:00:01 …`.
     if line.len() > 19 && line[4] == b'-' && line[7] == b'-' && line[10] == b' ' && parse_hms(&line[11..19]).is_some() {
-        return Some(Format::W3c);
+        return Some(Vote::For(Format::W3c));
     }
     if let Some((_, rest)) = parse_ctime(line) {
         let (first, _) = token(rest);
         let fields = rest.split(|c| *c == b' ').filter(|t| !t.is_empty()).count();
         if parse_u64(first).is_some() && fields >= 11 {
-            return Some(Format::Xferlog);
+            return Some(Vote::For(Format::Xferlog));
         }
-        return Some(Format::Vsftpd);
+        return Some(Vote::For(Format::Vsftpd));
     }
-    if let Ok(head) = parse_clf_head(0, line, &mut crate::text::ClfTimes::default()) {
-        return Some(match split_request(&head.request) {
-            Some((m, t))
-                if !t.is_empty()
-                    && (t.starts_with(b"/") || t.contains(&b':') || t == b"*")
-                    && verb(m, t) == Verb::None =>
-            {
-                clf_kind(head.rest)
-            }
-            Some((m, _)) if m.iter().all(u8::is_ascii_uppercase) && m.len() <= 4 => Format::Proftpd,
-            _ => clf_kind(head.rest),
-        });
+    if let Ok(head) = parse_clf_head(0, line, &mut crate::text::ClfTimes::default(), Vhost::Auto) {
+        return Some(Vote::For(if head.vhost.is_some() {
+            Format::VhostCombined
+        } else if is_ftp_request(&head.request) {
+            Format::Proftpd
+        } else {
+            clf_kind(head.rest)
+        }));
     }
-    if is_syslog(line) {
-        return Some(Format::Sftp);
+    match crate::syslog::program_of(line)? {
+        b"vsftpd" => Some(Vote::For(Format::Vsftpd)),
+        _ => Some(Vote::For(Format::Sftp)),
     }
-    None
 }
 
 /// Combined when the line has a user agent (a second quoted field).

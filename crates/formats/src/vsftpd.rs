@@ -10,7 +10,12 @@
 //! ```
 //!
 //! Times are zoneless, read in `--timezone` (vsftpd writes UTC unless
-//! `use_localtime=YES`). The `[pid N]` prefix is optional.
+//! `use_localtime=YES`). The `[pid N]` prefix is optional. With
+//! `syslog_enable=YES` the lines come through syslog or the journal instead,
+//! without vsftpd's own date (`Jan 15 10:00:01 files1 vsftpd[2]: [alice] OK
+//! LOGIN: Client "192.168.1.10"`, or an RFC 3339 time): their time is the
+//! prefix's (see the syslog rule of DESIGN §5), and lines of other programs
+//! in the same file are non-calls of kind `other_program`.
 //!
 //! With `log_ftp_protocol=YES` the calls are the `FTP command` lines whose
 //! verb is a file operation (see the FTP rules in DESIGN §5): each waits for
@@ -24,12 +29,19 @@
 //! write, DOWNLOAD → read, MKDIR → mkdir, DELETE and RMDIR → delete, RENAME →
 //! move, LOGIN → login; their status is the usual reply (226, 250, 257, 230;
 //! 426 for a failed transfer, 530 for a failed login, 550 otherwise).
+//!
+//! The lines that are not calls are counted by kind ([`crate::NonCall`]):
+//! FTP housekeeping, `CONNECT`, notices without a client and results of other
+//! commands (`OK CHMOD`) are `housekeeping`; a USER before its PASS, an RNTO
+//! after its RNFR are `part_of_call`; `FTP response` lines, and `OK`/`FAIL`
+//! lines when the protocol is logged, are `reply`.
 
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::ftp::{split_command, FtpCall, FtpSession};
+use crate::syslog;
 use crate::text::{is_blank, owned, parse_ctime, parse_u64, quote, trim_eol};
-use crate::{Format, LineParser, SourceLine};
+use crate::{Format, LineIs, LineParser, NonCall, SourceLine};
 use callmeter_model::{CallEvent, Interface, Operation};
 use chrono::{DateTime, Utc};
 use memchr::{memchr, memmem, memrchr};
@@ -93,12 +105,30 @@ impl VsftpdParser {
         VsftpdParser { ctx, clients: HashMap::new() }
     }
 
-    fn split<'a>(&self, line_no: u64, line: &'a [u8]) -> Result<Option<Line<'a>>> {
-        let (naive, mut rest) = parse_ctime(line).ok_or_else(|| {
-            Error::line(line_no, "time", format!("not a ctime date (Mon Jan 15 10:00:05 2024): {}", quote(line)))
-        })?;
-        let time = self.ctx.local(line_no, "time", naive)?;
-        let mut pid = None;
+    /// A line's parts; `Err(kind)` for a line that is about no client
+    /// (a notice) or is another program's.
+    fn split<'a>(&self, line_no: u64, line: &'a [u8]) -> Result<Result<Line<'a>, NonCall>> {
+        let (time, mut pid, mut rest) = match parse_ctime(line) {
+            Some((naive, rest)) => (self.ctx.local(line_no, "time", naive)?, None, rest),
+            None => {
+                let not_ctime = || {
+                    Error::line(
+                        line_no,
+                        "time",
+                        format!("not a ctime date (Mon Jan 15 10:00:05 2024): {}", quote(line)),
+                    )
+                };
+                // `syslog_enable=YES`: the time, host and tag of syslog or the journal.
+                let l = syslog::parse(&self.ctx, line_no, line).map_err(|_| not_ctime())?;
+                if l.program != b"vsftpd" {
+                    return Ok(Err(NonCall::OtherProgram));
+                }
+                match parse_ctime(l.msg) {
+                    Some((naive, rest)) => (self.ctx.local(line_no, "time", naive)?, l.pid, rest),
+                    None => (l.time, l.pid, l.msg),
+                }
+            }
+        };
         if let Some(r) = rest.strip_prefix(b"[pid ") {
             let end = memchr(b']', r).ok_or_else(|| Error::line(line_no, "pid", "no closing ]"))?;
             pid = Some(
@@ -114,8 +144,8 @@ impl VsftpdParser {
             rest = &rest[end + 2..];
         }
         let Some(at) = memmem::find(rest, b": Client \"") else {
-            // Lines about no client (DEBUG and the like) are not calls.
-            return Ok(None);
+            // Lines about no client (DEBUG, PAM messages and the like) are not calls.
+            return Ok(Err(NonCall::Housekeeping));
         };
         let kind = &rest[..at];
         let after = &rest[at + 10..];
@@ -129,21 +159,19 @@ impl VsftpdParser {
             },
             None => (None, rest),
         };
-        Ok(Some(Line { time, pid, user: user.filter(|u| !u.is_empty()), kind, client, arg, tail }))
+        Ok(Ok(Line { time, pid, user: user.filter(|u| !u.is_empty()), kind, client, arg, tail }))
     }
 
-    fn event(&self, c: FtpCall, client: &[u8], user: Option<String>) -> Result<CallEvent> {
-        let user = user.or(c.user);
-        let account = self.ctx.account(c.line.number, None, user.as_deref())?;
-        let mut e = self.ctx.event(c.line, c.time, Interface::Ftp, c.operation, account);
+    fn event(&self, c: FtpCall, client: &[u8]) -> CallEvent {
+        let mut e = self.ctx.event(c.line, c.time, Interface::Ftp, c.operation, c.account);
         e.method = Some(c.method);
         e.path = c.path;
         e.destination = c.destination;
         e.status = c.status;
-        e.user = user;
+        e.user = c.user;
         e.client_ip = Some(owned(client));
         self.ctx.overrides(&mut e);
-        Ok(e)
+        e
     }
 
     fn forget_idle(&mut self) {
@@ -152,13 +180,14 @@ impl VsftpdParser {
         }
     }
 
-    fn command(&mut self, at: SourceLine, l: &Line<'_>, out: &mut Vec<CallEvent>) -> Result<()> {
+    fn command(&mut self, at: SourceLine, l: &Line<'_>, out: &mut Vec<CallEvent>) -> Result<LineIs> {
         let Some(cmd) = l.arg else {
             return Err(Error::line(at.number, "command", "missing"));
         };
         let (verb, arg) = split_command(cmd);
         let key = String::from_utf8_lossy(l.client).into_owned();
         self.forget_idle();
+        let ctx = &self.ctx;
         let client = self.clients.entry(key.clone()).or_default();
         client.protocol = true;
         let session = client.sessions.entry(l.pid).or_default();
@@ -169,26 +198,23 @@ impl VsftpdParser {
         }
         session.after_pwd = verb.eq_ignore_ascii_case(b"PWD") || verb.eq_ignore_ascii_case(b"XPWD");
         let mut calls = Vec::new();
-        session.ftp.command(at, l.time, verb, arg, None, &mut calls);
+        let account = |user: Option<&str>| ctx.account(at.number, None, user);
+        let is = session.ftp.command(at, l.time, verb, arg, None, &account, &mut calls);
         let quit = verb.eq_ignore_ascii_case(b"QUIT");
         if quit {
             session.ftp.flush(&mut calls);
         }
-        let mut first_err = None;
         for c in calls {
             // A call this command made waits for the command's reply; an RNFR flushed by it had its own.
             let (is_login, is_this_line) = (c.operation == Operation::Login, c.reply_to == at.number);
-            match self.event(c, l.client, None) {
-                Ok(e) if is_login => {
-                    let client = self.clients.entry(key.clone()).or_default();
-                    out.extend(client.login.replace(e));
-                }
-                Ok(e) if is_this_line && !quit => {
-                    let client = self.clients.entry(key.clone()).or_default();
-                    client.sessions.entry(l.pid).or_default().pending = Some(e);
-                }
-                Ok(e) => out.push(e),
-                Err(err) => first_err = first_err.or(Some(err)),
+            let e = self.event(c, l.client);
+            let client = self.clients.entry(key.clone()).or_default();
+            if is_login {
+                out.extend(client.login.replace(e));
+            } else if is_this_line && !quit {
+                client.sessions.entry(l.pid).or_default().pending = Some(e);
+            } else {
+                out.push(e);
             }
         }
         if quit {
@@ -196,7 +222,7 @@ impl VsftpdParser {
                 c.sessions.remove(&l.pid);
             }
         }
-        first_err.map_or(Ok(()), Err)
+        is
     }
 
     fn response(&mut self, l: &Line<'_>, out: &mut Vec<CallEvent>) {
@@ -279,6 +305,8 @@ impl VsftpdParser {
             },
             (_, Some(a)) => (Some(owned(a)), None),
         };
+        let user = l.user.map(owned);
+        let account = self.ctx.account(at.number, None, user.as_deref())?;
         let c = FtpCall {
             line: at,
             reply_to: at.number,
@@ -288,9 +316,10 @@ impl VsftpdParser {
             path,
             destination,
             status: Some(if ok { ok_status } else { fail_status }),
-            user: l.user.map(owned),
+            user,
+            account,
         };
-        let mut e = self.event(c, l.client, None)?;
+        let mut e = self.event(c, l.client);
         if matches!(op, Operation::Write | Operation::Read) {
             e.bytes = bytes_of(l.tail).or(Some(0));
         }
@@ -303,32 +332,40 @@ impl LineParser for VsftpdParser {
         Format::Vsftpd
     }
 
-    fn line(&mut self, at: SourceLine, line: &[u8], out: &mut Vec<CallEvent>) -> Result<()> {
+    fn line(&mut self, at: SourceLine, line: &[u8], out: &mut Vec<CallEvent>) -> Result<LineIs> {
         let line = trim_eol(line);
         if is_blank(line) {
-            return Ok(());
+            return Ok(NonCall::Blank.into());
         }
-        let Some(l) = self.split(at.number, line)? else { return Ok(()) };
+        let l = match self.split(at.number, line)? {
+            Ok(l) => l,
+            Err(kind) => return Ok(kind.into()),
+        };
         match l.kind {
             b"FTP command" => self.command(at, &l, out),
             b"FTP response" => {
                 self.response(&l, out);
-                Ok(())
+                Ok(NonCall::Reply.into())
             }
-            b"CONNECT" => Ok(()),
+            b"CONNECT" => Ok(NonCall::Housekeeping.into()),
             kind => {
                 let (ok, what) = match (kind.strip_prefix(b"OK "), kind.strip_prefix(b"FAIL ")) {
                     (Some(w), _) => (true, w),
                     (None, Some(w)) => (false, w),
-                    _ => return Ok(()),
+                    _ => return Ok(NonCall::Housekeeping.into()),
                 };
                 let protocol = self.clients.get(&*String::from_utf8_lossy(l.client)).is_some_and(|c| c.protocol);
                 if protocol {
                     self.result_in_protocol(&l, ok, what, out);
-                } else if let Some(e) = self.result_alone(at, &l, ok, what)? {
-                    out.push(e);
+                    return Ok(NonCall::Reply.into());
                 }
-                Ok(())
+                Ok(match self.result_alone(at, &l, ok, what)? {
+                    Some(e) => {
+                        out.push(e);
+                        LineIs::Call
+                    }
+                    None => NonCall::Housekeeping.into(),
+                })
             }
         }
     }
@@ -342,7 +379,7 @@ impl LineParser for VsftpdParser {
                 left.extend(s.pending.take());
                 let mut calls = Vec::new();
                 s.ftp.flush(&mut calls);
-                left.extend(calls.into_iter().filter_map(|c| self.event(c, ip.as_bytes(), None).ok()));
+                left.extend(calls.into_iter().map(|c| self.event(c, ip.as_bytes())));
             }
         }
         // In time order (the clients were in a map): the same order on every read.

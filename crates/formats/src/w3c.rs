@@ -10,29 +10,44 @@
 //!
 //! The `#Fields` directive names the columns; a new one (IIS writes one
 //! whenever the site's logging settings change, and after each restart)
-//! changes them from the next line on. Values are separated by single
-//! spaces; IIS writes a space inside a value as `+`, and `-` for no value.
-//! Times are UTC. When there is no `date` column, the `#Date` directive's day
-//! is used.
+//! changes them from the next line on. Values are separated by spaces (runs
+//! of them, and tabs, as other writers use: IIS Advanced Logging, Oracle Web
+//! Cache) and may be quoted (`"Mozilla/5.0 (X11)"`, a doubled `""` inside);
+//! IIS writes a space inside a value as `+`, and `-` for no value. Times are
+//! UTC (`date`, `time`), or local and read in `--timezone` (`date-local`,
+//! `time-local`), less a `#GMT-Offset` directive's offset when there is one.
+//! When there is no date column, the `#Date` directive's day is used.
 //!
-//! A line is FTP when the site is `FTPSVC…`, the columns include `x-session`,
-//! or the method is an FTP command or an IIS FTP event
-//! (`ControlChannelOpened`…); FTP lines follow the FTP rules (only file
-//! operations are calls, RNFR+RNTO is one move, USER/PASS one login), with
-//! sessions told apart by `x-session` (or the client address), and the path
-//! from `x-fullpath` when logged. Every other line is an HTTP request,
-//! classified as the access-log readers do. Columns read, besides those above:
-//! `sc-bytes`, `cs-bytes`, `cs-host`, `s-sitename`, and the custom
-//! `cs(Depth)`, `cs(Destination)`, `cs(X-Forwarded-For)`, `cs(Host)`.
+//! A line is FTP when the site is `FTPSVC…` or `MSFTPSVC…`, the columns
+//! include `x-session`, or the method is an FTP command, an IIS FTP event
+//! (`ControlChannelOpened`…) or carries the session number of IIS 4–6
+//! (`[3]sent`, `[2]USER`). FTP lines follow the FTP rules (only file
+//! operations are calls, RNFR+RNTO is one move, USER/PASS one login, QUIT
+//! and the channel events housekeeping), with sessions told apart by
+//! `x-session`, the `[N]` session number, or the client address, and the path
+//! from `x-fullpath` when logged. IIS 4–6 name transfers by what happened:
+//! `sent` → `RETR` (read), `created` → `STOR` and `appended` → `APPE`
+//! (write), `deleted` → `DELE` (delete). Every other line is an HTTP
+//! request, classified as the access-log readers do; one without a method
+//! records no request (a non-call of kind `no_request`). Columns read,
+//! besides those above: `cs-uri` (the target with its query), `sc-bytes`
+//! (`bytes`), `cs-bytes`, `time-taken` (`TimeTakenMS`), `cs-host`,
+//! `s-sitename`, `c-auth-id`, and the custom `cs(Depth)`, `cs(Destination)`,
+//! `cs(X-Forwarded-For)`, `cs(Host)`.
+//!
+//! A Windows Firewall log is W3C too (`#Software: Microsoft Windows
+//! Firewall`); it records no API requests, so its lines are `no_request`
+//! non-calls (and `--format auto` refuses it).
 
 use crate::classify::{Depth, UaCache};
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::ftp::{verb, FtpCall, FtpSession, Verb};
+use crate::ftp::{is_ftp_verb, verb, FtpCall, FtpSession, Verb};
 use crate::http::{forwarded_for, http_event, HttpLine};
 use crate::text::{is_blank, owned, parse_u64, parse_w3c_time, quote, trim_eol};
-use crate::{Format, LineParser, SourceLine};
+use crate::{Format, LineIs, LineParser, NonCall, SourceLine};
 use callmeter_model::{CallEvent, Interface, Operation};
+use chrono::NaiveDateTime;
 use std::borrow::Cow;
 use std::collections::HashMap;
 
@@ -41,12 +56,15 @@ use std::collections::HashMap;
 enum Col {
     Date,
     Time,
+    DateLocal,
+    TimeLocal,
     ClientIp,
     Username,
     SiteName,
     Method,
     UriStem,
     UriQuery,
+    Uri,
     Status,
     ScBytes,
     CsBytes,
@@ -61,20 +79,26 @@ enum Col {
     Other,
 }
 
+/// How many [`Col`]s there are.
+const COLUMNS: usize = Col::Other as usize + 1;
+
 fn column(name: &str) -> Col {
     match name.to_ascii_lowercase().as_str() {
         "date" => Col::Date,
         "time" => Col::Time,
+        "date-local" => Col::DateLocal,
+        "time-local" => Col::TimeLocal,
         "c-ip" => Col::ClientIp,
-        "cs-username" => Col::Username,
+        "cs-username" | "c-auth-id" => Col::Username,
         "s-sitename" => Col::SiteName,
         "cs-method" => Col::Method,
         "cs-uri-stem" => Col::UriStem,
         "cs-uri-query" => Col::UriQuery,
+        "cs-uri" => Col::Uri,
         "sc-status" => Col::Status,
-        "sc-bytes" => Col::ScBytes,
+        "sc-bytes" | "bytes" => Col::ScBytes,
         "cs-bytes" => Col::CsBytes,
-        "time-taken" => Col::TimeTaken,
+        "time-taken" | "timetakenms" => Col::TimeTaken,
         "cs-host" | "cs(host)" => Col::Host,
         "cs(user-agent)" => Col::UserAgent,
         "x-session" => Col::Session,
@@ -90,12 +114,6 @@ fn column(name: &str) -> Col {
 const IIS_FTP_EVENTS: &[&[u8]] =
     &[b"ControlChannelOpened", b"ControlChannelClosed", b"DataChannelOpened", b"DataChannelClosed"];
 
-/// FTP housekeeping verbs, which tell an FTP line from an HTTP one.
-const FTP_HOUSEKEEPING: &[&[u8]] = &[
-    b"PASV", b"EPSV", b"PORT", b"EPRT", b"TYPE", b"NOOP", b"PWD", b"XPWD", b"SYST", b"FEAT", b"OPTS", b"QUIT", b"AUTH",
-    b"PBSZ", b"PROT", b"REST", b"ABOR", b"SITE", b"HELP", b"MODE", b"STRU", b"ALLO", b"CLNT", b"HOST",
-];
-
 /// At most this many FTP sessions are remembered; idle ones are forgotten first.
 const MAX_SESSIONS: usize = 10_000;
 
@@ -106,13 +124,17 @@ pub struct W3cParser {
     agents: UaCache,
     columns: Vec<Col>,
     date: Option<Vec<u8>>,
+    /// `#GMT-Offset`, in seconds east of UTC: the times are local to it.
+    gmt_offset: Option<i64>,
+    /// The log is a Windows Firewall's: no line of it is a request.
+    firewall: bool,
     sessions: HashMap<String, FtpSession>,
 }
 
 /// One data line, split into its columns.
 #[derive(Default)]
 struct Row<'a> {
-    values: [Option<&'a [u8]>; 20],
+    values: [Option<&'a [u8]>; COLUMNS],
 }
 
 impl<'a> Row<'a> {
@@ -130,40 +152,140 @@ fn spaces(v: &[u8]) -> Cow<'_, [u8]> {
     }
 }
 
+/// The values of a data line: separated by runs of spaces or tabs, a quoted
+/// value (`"a b"`, with `""` for a quote inside) given without its quotes.
+fn values(line: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut s = line;
+    std::iter::from_fn(move || {
+        let start = s.iter().position(|c| *c != b' ' && *c != b'\t')?;
+        s = &s[start..];
+        if s[0] == b'"' {
+            // The closing quote is one not doubled.
+            let mut i = 1;
+            loop {
+                match memchr::memchr(b'"', &s[i..]) {
+                    Some(k) if s.get(i + k + 1) == Some(&b'"') => i += k + 2,
+                    Some(k) => {
+                        let v = &s[1..i + k];
+                        s = &s[i + k + 1..];
+                        return Some(v);
+                    }
+                    None => {
+                        let v = &s[1..];
+                        s = &[];
+                        return Some(v);
+                    }
+                }
+            }
+        }
+        let end = s.iter().position(|c| *c == b' ' || *c == b'\t').unwrap_or(s.len());
+        let v = &s[..end];
+        s = &s[end..];
+        Some(v)
+    })
+}
+
+/// `-0800` as seconds east of UTC.
+fn parse_offset(v: &[u8]) -> Option<i64> {
+    let (sign, digits) = match v.first()? {
+        b'+' => (1, &v[1..]),
+        b'-' => (-1, &v[1..]),
+        _ => (1, v),
+    };
+    if digits.len() != 4 {
+        return None;
+    }
+    let (h, m) = (parse_u64(&digits[..2])?, parse_u64(&digits[2..])?);
+    (m < 60).then(|| sign * (h as i64 * 3600 + m as i64 * 60))
+}
+
+/// IIS 4–6 name transfers by what happened; the FTP command each stands for.
+fn iis_event_verb(m: &[u8]) -> Option<&'static [u8]> {
+    let names: [(&[u8], &[u8]); 4] =
+        [(b"sent", b"RETR"), (b"created", b"STOR"), (b"appended", b"APPE"), (b"deleted", b"DELE")];
+    names.iter().find(|(n, _)| n.eq_ignore_ascii_case(m)).map(|(_, v)| *v)
+}
+
+/// `[3]sent` → the session number `3` and the method `sent`.
+fn session_prefix(m: &[u8]) -> Option<(&[u8], &[u8])> {
+    let rest = m.strip_prefix(b"[")?;
+    let end = memchr::memchr(b']', rest)?;
+    let n = &rest[..end];
+    (!n.is_empty() && n.iter().all(u8::is_ascii_digit)).then(|| (n, &rest[end + 1..]))
+}
+
 impl W3cParser {
     /// A reader.
     pub fn new(ctx: Context) -> W3cParser {
-        W3cParser { ctx, agents: UaCache::default(), columns: Vec::new(), date: None, sessions: HashMap::new() }
+        W3cParser {
+            ctx,
+            agents: UaCache::default(),
+            columns: Vec::new(),
+            date: None,
+            gmt_offset: None,
+            firewall: false,
+            sessions: HashMap::new(),
+        }
     }
 
     fn directive(&mut self, line: &[u8]) {
-        let Some((name, value)) = line[1..].split_once_byte(b':') else { return };
-        let value = value.trim_ascii();
+        let Some(i) = memchr::memchr(b':', line) else { return };
+        let (name, value) = (&line[1..i], line[i + 1..].trim_ascii());
         if name.eq_ignore_ascii_case(b"Fields") {
             let text = String::from_utf8_lossy(value);
             self.columns = text.split_ascii_whitespace().map(column).collect();
         } else if name.eq_ignore_ascii_case(b"Date") {
             self.date = value.get(..10).map(<[u8]>::to_vec);
+        } else if name.eq_ignore_ascii_case(b"GMT-Offset") {
+            self.gmt_offset = parse_offset(value);
+        } else if name.eq_ignore_ascii_case(b"Software") {
+            self.firewall = value.starts_with(b"Microsoft Windows Firewall");
         }
     }
 
-    fn forget_idle(&mut self) {
+    /// Makes room for one more session: idle ones are forgotten, and if
+    /// that is not enough the waiting RNFRs are given as moves of their own.
+    fn forget_idle(&mut self, out: &mut Vec<CallEvent>) {
         if self.sessions.len() >= MAX_SESSIONS {
             self.sessions.retain(|_, s| !s.is_idle());
             if self.sessions.len() >= MAX_SESSIONS {
-                self.sessions.clear();
+                self.finish(out);
             }
         }
     }
 
-    fn data(&mut self, at: SourceLine, line: &[u8], out: &mut Vec<CallEvent>) -> Result<()> {
+    /// The line's time: UTC columns, or local ones read in `--timezone`, less any `#GMT-Offset`.
+    fn time(&self, line_no: u64, row: &Row<'_>) -> Result<chrono::DateTime<chrono::Utc>> {
+        let local = row.get(Col::TimeLocal).is_some() && row.get(Col::Time).is_none();
+        let (date_col, time_col) = if local { (Col::DateLocal, Col::TimeLocal) } else { (Col::Date, Col::Time) };
+        let date = row
+            .get(date_col)
+            .or(self.date.as_deref())
+            .ok_or_else(|| Error::line(line_no, "date", "no date column and no #Date directive"))?;
+        let time_v = row.get(time_col).ok_or_else(|| Error::line(line_no, "time", "missing"))?;
+        let utc = parse_w3c_time(date, time_v).ok_or_else(|| {
+            Error::line(line_no, "time", format!("not a w3c date and time: {} {}", quote(date), quote(time_v)))
+        })?;
+        let t = if local {
+            let naive: NaiveDateTime = utc.naive_utc();
+            self.ctx.local(line_no, "time", naive)?
+        } else {
+            utc
+        };
+        Ok(match self.gmt_offset {
+            Some(off) => t - chrono::Duration::seconds(off),
+            None => t,
+        })
+    }
+
+    fn data(&mut self, at: SourceLine, line: &[u8], out: &mut Vec<CallEvent>) -> Result<LineIs> {
         let line_no = at.number;
         if self.columns.is_empty() {
             return Err(Error::line(line_no, "line", "no #Fields directive before this line"));
         }
         let mut row = Row::default();
         let mut n = 0;
-        for v in line.split(|c| *c == b' ') {
+        for v in values(line) {
             if let Some(col) = self.columns.get(n) {
                 if *col != Col::Other {
                     row.values[*col as usize] = Some(v);
@@ -174,15 +296,10 @@ impl W3cParser {
         if n != self.columns.len() {
             return Err(Error::line(line_no, "line", format!("{n} values for {} #Fields columns", self.columns.len())));
         }
-        let date = row
-            .get(Col::Date)
-            .or(self.date.as_deref())
-            .ok_or_else(|| Error::line(line_no, "date", "no date column and no #Date directive"))?;
-        let time_v = row.get(Col::Time).ok_or_else(|| Error::line(line_no, "time", "missing"))?;
-        let time = parse_w3c_time(date, time_v).ok_or_else(|| {
-            Error::line(line_no, "time", format!("not a w3c date and time: {} {}", quote(date), quote(time_v)))
-        })?;
-        let method = row.get(Col::Method);
+        let time = self.time(line_no, &row)?;
+        if self.firewall {
+            return Ok(NonCall::NoRequest.into());
+        }
         let status = match row.get(Col::Status) {
             None => None,
             Some(s) => Some(
@@ -206,20 +323,32 @@ impl W3cParser {
             callmeter_model::Direction::Write => cs_bytes.or(sc_bytes),
             callmeter_model::Direction::Read => sc_bytes.or(cs_bytes),
         };
-        let is_ftp = row.get(Col::SiteName).is_some_and(|s| s.len() >= 6 && s[..6].eq_ignore_ascii_case(b"FTPSVC"))
+        let raw_method = row.get(Col::Method);
+        let (numbered, method) = match raw_method.and_then(session_prefix) {
+            Some((n, m)) => (Some(n), Some(m)),
+            None => (None, raw_method),
+        };
+        let site_is_ftp = row.get(Col::SiteName).is_some_and(|s| {
+            let s = s.strip_prefix(b"MS").or_else(|| s.strip_prefix(b"ms")).unwrap_or(s);
+            s.len() >= 6 && s[..6].eq_ignore_ascii_case(b"FTPSVC")
+        });
+        let is_ftp = site_is_ftp
+            || numbered.is_some()
             || self.columns.contains(&Col::Session)
-            || method.is_some_and(|m| {
-                verb(m, b"x") != Verb::None
-                    || IIS_FTP_EVENTS.iter().any(|e| e.eq_ignore_ascii_case(m))
-                    || FTP_HOUSEKEEPING.iter().any(|e| e.eq_ignore_ascii_case(m))
-            });
+            || method.is_some_and(|m| is_ftp_verb(m) || IIS_FTP_EVENTS.iter().any(|e| e.eq_ignore_ascii_case(m)));
         let user = row.get(Col::Username).map(spaces);
         let host = row.get(Col::Host);
         if is_ftp {
-            let Some(method) = method else { return Ok(()) };
-            let key = match (row.get(Col::Session), row.get(Col::ClientIp)) {
-                (Some(s), _) | (None, Some(s)) => String::from_utf8_lossy(s).into_owned(),
-                (None, None) => String::new(),
+            let Some(method) = method else { return Ok(NonCall::Housekeeping.into()) };
+            let method = iis_event_verb(method).unwrap_or(method);
+            let client = row.get(Col::ClientIp);
+            let key = match (row.get(Col::Session), numbered, client) {
+                (Some(s), _, _) => String::from_utf8_lossy(s).into_owned(),
+                (None, Some(n), c) => {
+                    format!("[{}]{}", String::from_utf8_lossy(n), String::from_utf8_lossy(c.unwrap_or(b"")))
+                }
+                (None, None, Some(c)) => String::from_utf8_lossy(c).into_owned(),
+                (None, None, None) => String::new(),
             };
             let v = verb(method, b"x");
             let stem = row.get(Col::UriStem).map(spaces);
@@ -229,31 +358,38 @@ impl W3cParser {
                 }
                 _ => stem.unwrap_or(Cow::Borrowed(b"")),
             };
-            self.forget_idle();
-            let session = self.sessions.entry(key).or_default();
+            self.forget_idle(out);
+            let ctx = &self.ctx;
+            let session = self.sessions.entry(key.clone()).or_default();
             if let Some(u) = &user {
                 session.user = Some(owned(u));
             }
             let mut calls = Vec::new();
-            session.command(at, time, method, &arg, status, &mut calls);
+            let host_s = host.map(String::from_utf8_lossy);
+            let account = |u: Option<&str>| ctx.account(line_no, host_s.as_deref(), u);
+            let is = session.command(at, time, method, &arg, status, &account, &mut calls);
             if v == Verb::Quit || IIS_FTP_EVENTS[1].eq_ignore_ascii_case(method) {
-                if let Some(k) = row.get(Col::Session).or(row.get(Col::ClientIp)) {
-                    self.sessions.remove(&*String::from_utf8_lossy(k));
-                }
+                self.sessions.remove(&key);
             }
             for c in calls {
-                let mut e = self.ftp_event(c, host, row.get(Col::ClientIp))?;
+                let mut e = self.ftp_event(c, client);
                 e.bytes = bytes_for(e.operation);
                 e.duration_ms = duration_ms;
-                self.ctx.overrides(&mut e);
                 out.push(e);
             }
-            return Ok(());
+            return is;
         }
-        let stem = row.get(Col::UriStem).map(spaces).unwrap_or(Cow::Borrowed(b"/"));
-        let target: Cow<'_, [u8]> = match row.get(Col::UriQuery) {
-            Some(q) => Cow::Owned([&stem[..], b"?", q].concat()),
-            None => stem,
+        let Some(method) = method else { return Ok(NonCall::NoRequest.into()) };
+        let target: Cow<'_, [u8]> = match (row.get(Col::UriStem), row.get(Col::Uri)) {
+            (Some(stem), _) => {
+                let stem = spaces(stem);
+                match row.get(Col::UriQuery) {
+                    Some(q) => Cow::Owned([&stem[..], b"?", q].concat()),
+                    None => stem,
+                }
+            }
+            (None, Some(uri)) => Cow::Borrowed(uri),
+            (None, None) => Cow::Borrowed(b"/"),
         };
         let client = match row.get(Col::Forwarded).and_then(forwarded_for) {
             Some(f) => Some(Cow::Borrowed(f)),
@@ -261,7 +397,7 @@ impl W3cParser {
         };
         let l = HttpLine {
             time: Some(time),
-            method,
+            method: Some(method),
             target: &target,
             status,
             bytes: None,
@@ -277,31 +413,19 @@ impl W3cParser {
         let mut e = http_event(&self.ctx, &mut self.agents, at, l)?;
         e.bytes = bytes_for(e.operation);
         out.push(e);
-        Ok(())
+        Ok(LineIs::Call)
     }
 
-    fn ftp_event(&self, c: FtpCall, host: Option<&[u8]>, client: Option<&[u8]>) -> Result<CallEvent> {
-        let host = host.map(String::from_utf8_lossy);
-        let account = self.ctx.account(c.line.number, host.as_deref(), c.user.as_deref())?;
-        let mut e = self.ctx.event(c.line, c.time, Interface::Ftp, c.operation, account);
+    fn ftp_event(&self, c: FtpCall, client: Option<&[u8]>) -> CallEvent {
+        let mut e = self.ctx.event(c.line, c.time, Interface::Ftp, c.operation, c.account);
         e.method = Some(c.method);
         e.path = c.path;
         e.destination = c.destination;
         e.status = c.status;
         e.user = c.user;
         e.client_ip = client.map(owned);
-        Ok(e)
-    }
-}
-
-/// `split_once` for byte slices.
-trait SplitOnceByte {
-    fn split_once_byte(&self, b: u8) -> Option<(&[u8], &[u8])>;
-}
-
-impl SplitOnceByte for [u8] {
-    fn split_once_byte(&self, b: u8) -> Option<(&[u8], &[u8])> {
-        memchr::memchr(b, self).map(|i| (&self[..i], &self[i + 1..]))
+        self.ctx.overrides(&mut e);
+        e
     }
 }
 
@@ -310,14 +434,14 @@ impl LineParser for W3cParser {
         Format::W3c
     }
 
-    fn line(&mut self, at: SourceLine, line: &[u8], out: &mut Vec<CallEvent>) -> Result<()> {
+    fn line(&mut self, at: SourceLine, line: &[u8], out: &mut Vec<CallEvent>) -> Result<LineIs> {
         let line = trim_eol(line);
         if is_blank(line) {
-            return Ok(());
+            return Ok(NonCall::Blank.into());
         }
         if line[0] == b'#' {
             self.directive(line);
-            return Ok(());
+            return Ok(NonCall::Directive.into());
         }
         self.data(at, line, out)
     }
@@ -328,12 +452,11 @@ impl LineParser for W3cParser {
         for (key, mut s) in sessions {
             let mut calls = Vec::new();
             s.flush(&mut calls);
+            let client = key.rsplit(']').next().filter(|k| k.parse::<std::net::IpAddr>().is_ok());
             for c in calls {
-                let client = key.parse::<std::net::IpAddr>().ok().map(|_| key.as_bytes());
-                if let Ok(mut e) = self.ftp_event(c, None, client) {
-                    self.ctx.overrides(&mut e);
-                    out.push(e);
-                }
+                let mut e = self.ftp_event(c, client.map(str::as_bytes));
+                e.duration_ms = None;
+                out.push(e);
             }
         }
     }
