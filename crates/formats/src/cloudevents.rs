@@ -125,6 +125,21 @@ mod tests {
     const CE: &str = r#"{"specversion":"1.0","type":"com.example.call","source":"/api","id":"ce-1","time":"2026-02-27T08:00:00Z","datacontenttype":"application/json","data":{"account":"acme","time":"2026-02-27T08:00:00Z","interface":"rest","operation":"list","path":"/in"}}"#;
 
     #[test]
+    fn batch_lines_count_their_calls_beyond_one() {
+        let log = concat!(
+            r#"[{"specversion":"1.0","id":"a","data":{"time":"2024-01-15T10:00:00Z","interface":"rest"}},{"specversion":"1.0","id":"b","data":{"time":"2024-01-15T10:00:00Z","interface":"rest"}},{"specversion":"1.0","id":"c","data":{"time":"2024-01-15T10:00:00Z","interface":"rest"}}]"#,
+            "\n[]\n",
+            r#"[{"specversion":"1.0","id":"d","data":{"time":"2024-01-15T10:00:00Z","interface":"rest"}},{"specversion":"1.0","id":"e"}]"#,
+            "\n",
+        );
+        let mut p = CloudEventsParser::new(crate::testutil::ctx());
+        let (events, errors) = crate::testutil::run_with(&mut p, log);
+        assert_eq!((events.len(), errors.len()), (4, 1));
+        // Line 1: one call and two more; line 3: one good event beyond its refusal.
+        assert_eq!(p.batched(), 3);
+    }
+
+    #[test]
     fn one_per_line_and_batches() {
         let batch = r#"[{"specversion":"1.0","id":"b1","data":{"id":"own","account":"acme","time":"2026-02-27T08:00:00Z","interface":"ftp"}},{"specversion":"1.0","data":{"time":"2026-02-27T08:00:01Z","interface":"sftp"}}]"#;
         let log = format!("{CE}\n{batch}\n");

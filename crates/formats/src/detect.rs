@@ -36,15 +36,21 @@ enum Vote {
 pub fn detect(first_lines: &[&[u8]]) -> Option<Format> {
     let mut votes = [0usize; Format::ALL.len()];
     let at = |f: Format| Format::ALL.iter().position(|x| *x == f).unwrap_or(0);
-    for line in first_lines.iter().take(DETECT_LINES) {
+    for (i, line) in first_lines.iter().take(DETECT_LINES).enumerate() {
         let line = trim_eol(line);
         if is_blank(line) {
             continue;
         }
         match line_format(line) {
             Some(Vote::Refuse) => return None,
-            // A W3C directive settles it.
-            Some(Vote::For(Format::W3c)) if line.starts_with(b"#") => return Some(Format::W3c),
+            // A W3C directive settles it, unless a later one says whose log it is.
+            Some(Vote::For(Format::W3c)) if line.starts_with(b"#") => {
+                let rest = first_lines.iter().take(DETECT_LINES).skip(i + 1).map(|l| trim_eol(l));
+                let refused = rest
+                    .take_while(|l| l.starts_with(b"#") || is_blank(l))
+                    .any(|l| !is_blank(l) && matches!(line_format(l), Some(Vote::Refuse)));
+                return (!refused).then_some(Format::W3c);
+            }
             Some(Vote::For(f)) => votes[at(f)] += 1,
             None => {}
         }
@@ -193,6 +199,37 @@ mod tests {
         assert_eq!(d("hello world\n\n"), None);
         assert_eq!(d("{\"a\":1}"), None);
         assert_eq!(detect(&[b"\xff\xfe", b""]), None);
+    }
+
+    #[test]
+    fn what_real_servers_write() {
+        let cases = [
+            // ProFTPD starting with a login and housekeeping: FTP verbs, not HTTP methods.
+            (
+                "1.2.3.4 UNKNOWN nobody [10/Jan/2006:10:48:12 -0500] \"USER steve\" 331 -\n1.2.3.4 UNKNOWN steve [10/Jan/2006:10:48:12 -0500] \"PASS (hidden)\" 230 -\n1.2.3.4 UNKNOWN steve [10/Jan/2006:10:48:12 -0500] \"SYST\" 215 -\n1.2.3.4 UNKNOWN steve [10/Jan/2006:10:48:12 -0500] \"PWD\" 257 -\n1.2.3.4 UNKNOWN steve [10/Jan/2006:10:48:12 -0500] \"PASV\" 227 -",
+                Some(Format::Proftpd),
+            ),
+            ("::1 - bob [15/Jan/2024:10:00:01 +0100] \"OPENDIR /home/bob\" 0 - sftp", Some(Format::Proftpd)),
+            // Debian's other_vhosts_access.log, and nginx with $host first.
+            (
+                "files.example.com:443 203.0.113.9 - - [15/Jan/2024:10:00:01 +0000] \"GET / HTTP/1.1\" 200 1 \"-\" \"curl/8\"\nexample.com 10.0.0.2, 10.0.0.1 - - [15/Jan/2024:10:00:01 +0000] \"GET / HTTP/1.1\" 200 1 \"-\" \"-\"",
+                Some(Format::VhostCombined),
+            ),
+            ("10.0.0.2, 10.0.0.1, 127.0.0.1 - - [07/Dec/2016:11:05:07 +0100] \"GET /ocelot HTTP/1.1\" 200 571 \"-\" \"F\"", Some(Format::Combined)),
+            ("::1 - - [26/Dec/2016:16:16:48 +0200] \"-\" 408 -", Some(Format::Common)),
+            // vsftpd through syslog and the journal; OpenSSH 9.8.
+            (
+                "Oct 11 01:06:47 h vsftpd: (pam_unix) authentication failure; rhost=209.67.1.67\n2025-03-04T01:06:36.645577 h vsftpd[1658]: [u] FAIL LOGIN: Client \"192.0.2.222\"",
+                Some(Format::Vsftpd),
+            ),
+            ("Jan 15 10:00:01 h sshd-session[7]: opendir \"/in\" [postauth]", Some(Format::Sftp)),
+            (r#"{"time":"2024-01-15T10:00:01Z","remote_ip":"1.2.3.4","method":"GET","uri":"/","response_code":"200"}"#, Some(Format::NginxJson)),
+            // A Windows Firewall log is W3C, but no API's.
+            ("#Version: 1.5\n\n#Software: Microsoft Windows Firewall\n#Fields: date time action\n2005-04-11 08:05:57 DROP", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(d(text), want, "{text}");
+        }
     }
 
     #[test]

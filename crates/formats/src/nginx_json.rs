@@ -243,6 +243,40 @@ mod tests {
     }
 
     #[test]
+    fn key_variants_and_the_config_map() {
+        // As operators name them (hand-written after common log_format lines).
+        let line = r#"{"time":"2024-01-15T10:00:01+00:00","remote_ip":"203.0.113.9","method":"GET","uri":"/api/rest/v1/folders/in","args":"cursor=c2","response_code":"200","size":"512","ua":"curl/8.5.0"}"#;
+        let e = one(Format::NginxJson, line);
+        assert_eq!((e.operation, e.path.as_deref(), e.cursor.as_deref()), (Operation::List, Some("/in"), Some("c2")));
+        assert_eq!((e.client_ip.as_deref(), e.status, e.bytes), (Some("203.0.113.9"), Some(200), Some(512)));
+        assert_eq!(e.interface, Interface::Sdk);
+        let line = r#"{"@timestamp":"1705312801.250","remote":"10.0.0.1","method":"DELETE","request_uri":"/api/rest/v1/files/a?x=1","status":204,"time":"[15/Jan/2024:10:00:01 +0000]"}"#;
+        let e = one(Format::NginxJson, line);
+        assert_eq!((e.operation, e.time), (Operation::Delete, utc("2024-01-15T10:00:01Z")), "time before @timestamp");
+        // Keys the shipped lists do not know, mapped in [import.nginx_json].
+        let cfg: crate::ImportConfig =
+            toml::from_str("[nginx_json]\nclient_ip = [\"peer\"]\ntime = [\"when\"]\n").unwrap();
+        let ctx = crate::testutil::ctx().with_classifier(std::sync::Arc::new(crate::Classifier::new(&cfg).unwrap()));
+        let mut p = NginxJsonParser::new(ctx);
+        let line = br#"{"when":"2024-01-15T10:00:01Z","peer":"198.51.100.4","remote_addr":"10.0.0.1","request":"GET /x HTTP/1.1"}"#;
+        let e = p.parse(at(1), line).unwrap().unwrap();
+        assert_eq!(e.client_ip.as_deref(), Some("198.51.100.4"));
+    }
+
+    #[test]
+    fn requests_that_never_were() {
+        for line in [
+            r#"{"msec":"1705312801","request":"","status":"400"}"#,
+            r#"{"msec":"1705312801","request":"-","status":"408"}"#,
+            r#"{"msec":"1705312801","request":"\u0016\u0003\u0001\u0002\u0000","status":"400"}"#,
+            r#"{"msec":"1705312801","request_method":"","request_uri":"","status":"400"}"#,
+        ] {
+            let mut p = NginxJsonParser::new(crate::testutil::ctx());
+            assert_eq!(p.parse(at(1), line.as_bytes()).unwrap(), Err(NonCall::NoRequest), "{line}");
+        }
+    }
+
+    #[test]
     fn raw_high_bytes_are_read() {
         let mut line = br#"{"msec":"1705312801","request":"GET /api/rest/v1/files/"#.to_vec();
         line.extend_from_slice(b"caf\xe9 HTTP/1.1\"}");

@@ -202,7 +202,7 @@ impl LineParser for ProftpdParser {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{id, ops, run, run_errors, utc};
+    use crate::testutil::{id, non_calls, ops, run, run_errors, utc};
     use chrono::DateTime;
     use proptest::prelude::*;
 
@@ -237,6 +237,26 @@ mod tests {
         assert_eq!(events[4].destination.as_deref(), Some("/upload dir/done.csv"));
         assert_eq!(events[5].status, Some(550));
         assert!(events.iter().all(|e| e.user.as_deref() == Some("alice") && e.interface == Interface::Ftp));
+    }
+
+    #[test]
+    fn a_login_and_housekeeping_are_one_call() {
+        // A session that starts as ProFTPD's default ExtendedLog writes it (hand-written, as its documentation shows).
+        let log = r#"138.88.144.129 UNKNOWN nobody [10/Jan/2006:10:48:12 -0500] "USER steve" 331 -
+138.88.144.129 UNKNOWN userftp [10/Jan/2006:15:48:12 +0000] "PASS (hidden)" 230 -
+138.88.144.129 UNKNOWN userftp [10/Jan/2006:15:48:12 +0000] "SYST" 215 -
+138.88.144.129 UNKNOWN userftp [10/Jan/2006:15:48:12 +0000] "TYPE I" 200 -
+138.88.144.129 UNKNOWN userftp [10/Jan/2006:15:48:12 +0000] "PWD" 257 -
+138.88.144.129 UNKNOWN userftp [10/Jan/2006:15:48:12 +0000] "PASV" 227 -
+138.88.144.129 UNKNOWN userftp [10/Jan/2006:15:50:13 +0000] "PASV" 227 -
+"#;
+        let events = run(Format::Proftpd, log);
+        assert_eq!(ops(&events), vec![(Operation::Login, None)]);
+        assert_eq!(events[0].user.as_deref(), Some("userftp"));
+        use NonCall::*;
+        let hk = Some(Housekeeping);
+        assert_eq!(non_calls(Format::Proftpd, log), [Some(PartOfCall), None, hk, hk, hk, hk, hk]);
+        assert_eq!(crate::detect(&log.lines().map(str::as_bytes).collect::<Vec<_>>()), Some(Format::Proftpd));
     }
 
     #[test]

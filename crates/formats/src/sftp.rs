@@ -304,7 +304,7 @@ impl LineParser for SftpParser {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{ctx, id, ops, run, run_errors, run_with, utc};
+    use crate::testutil::{ctx, id, non_calls, ops, run, run_errors, run_with, utc};
     use proptest::prelude::*;
 
     const LOG: &str = r#"Jan 15 10:00:00 files1 sshd[4241]: Accepted publickey for alice from 203.0.113.9 port 50022 ssh2
@@ -353,6 +353,41 @@ Jan 15 10:00:09 files1 internal-sftp[4242]: session closed for local user alice 
         assert_eq!(events[5].method.as_deref(), Some("setstat"));
         assert_eq!(events[6].destination.as_deref(), Some("/done/a b.csv"));
         assert_eq!((events[10].bytes, events[10].id.as_str()), (Some(52_428_800), id(LOG, 15).as_str()));
+    }
+
+    #[test]
+    fn openssh_9_8_logs_from_sshd_session_with_postauth() {
+        let log = concat!(
+            "Jan 15 10:00:00 files1 sshd-session[4242]: Accepted publickey for alice from 203.0.113.9 port 50022 ssh2: ED25519 SHA256:x\n",
+            "Jan 15 10:00:00 files1 sshd-session[4242]: session opened for local user alice from [203.0.113.9] [postauth]\n",
+            "Jan 15 10:00:01 files1 sshd-session[4242]: opendir \"/in\" [postauth]\n",
+            "Jan 15 10:00:01 files1 sshd-session[4242]: closedir \"/in\" [postauth]\n",
+            "Jan 15 10:00:02 files1 sshd-session[4242]: open \"/in/a.csv\" flags READ mode 0666 [postauth]\n",
+            "Jan 15 10:00:03 files1 sshd-session[4242]: close \"/in/a.csv\" bytes read 2048 written 0 [postauth]\n",
+            "Jan 15 10:00:03 files1 CRON[99]: pam_unix(cron:session): session opened for user root\n",
+            "Jan 15 10:00:04 files1 sshd-session[4242]: session closed for local user alice from [203.0.113.9] [postauth]\n",
+        );
+        let events = run(Format::Sftp, log);
+        assert_eq!(
+            ops(&events),
+            vec![(Operation::Login, None), (Operation::List, Some("/in")), (Operation::Read, Some("/in/a.csv"))]
+        );
+        assert!(events
+            .iter()
+            .all(|e| e.client_ip.as_deref() == Some("203.0.113.9") && e.user.as_deref() == Some("alice")));
+        assert_eq!(events[2].bytes, Some(2048));
+        use NonCall::*;
+        let want = [
+            Some(Housekeeping),
+            None,
+            None,
+            Some(PartOfCall),
+            None,
+            Some(PartOfCall),
+            Some(OtherProgram),
+            Some(Housekeeping),
+        ];
+        assert_eq!(non_calls(Format::Sftp, log), want);
     }
 
     #[test]

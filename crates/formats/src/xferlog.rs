@@ -184,6 +184,20 @@ Mon Jan  5 09:00:00 2024 0 host.example.com 0 /home/alice/old.csv a _ d r alice 
     }
 
     #[test]
+    fn fields_after_the_completion_status_are_skipped() {
+        let log = "\
+Mon Jan 15 10:00:05 2024 1 192.168.1.10 1024 /home/alice/report.csv b _ i r alice ftp 0 * c 1024
+Mon Jan 15 10:00:06 2024 1 192.168.1.10 2048 /home/alice/a b.csv b _ o r alice ftp 0 * i 0 x
+";
+        let events = run(Format::Xferlog, log);
+        assert_eq!(
+            ops(&events),
+            vec![(Operation::Write, Some("/home/alice/report.csv")), (Operation::Read, Some("/home/alice/a b.csv"))]
+        );
+        assert_eq!((events[0].status, events[1].status), (Some(226), Some(426)));
+    }
+
+    #[test]
     fn times_are_read_in_the_given_zone() {
         let ctx = ctx().with_timezone("Europe/Berlin".parse().unwrap());
         let mut p = XferlogParser::new(ctx);

@@ -36,15 +36,17 @@
 //! after its RNFR are `part_of_call`; `FTP response` lines, and `OK`/`FAIL`
 //! lines when the protocol is logged, are `reply`.
 
+mod line;
+
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::ftp::{split_command, FtpCall, FtpSession};
-use crate::syslog;
-use crate::text::{is_blank, owned, parse_ctime, parse_u64, quote, trim_eol};
+use crate::text::{is_blank, owned, parse_u64, trim_eol};
 use crate::{Format, LineIs, LineParser, NonCall, SourceLine};
 use callmeter_model::{CallEvent, Interface, Operation};
-use chrono::{DateTime, Utc};
-use memchr::{memchr, memmem, memrchr};
+
+use line::{bytes_of, split, Line};
+use memchr::memmem;
 use std::collections::HashMap;
 
 /// At most this many clients are remembered; those with nothing pending are forgotten first.
@@ -81,85 +83,10 @@ pub struct VsftpdParser {
     clients: HashMap<String, Client>,
 }
 
-/// A line's parts.
-struct Line<'a> {
-    time: DateTime<Utc>,
-    pid: Option<u64>,
-    user: Option<&'a [u8]>,
-    kind: &'a [u8],
-    client: &'a [u8],
-    arg: Option<&'a [u8]>,
-    tail: &'a [u8],
-}
-
-/// The byte count in `, 1024 bytes, 512.00Kbyte/sec`.
-fn bytes_of(tail: &[u8]) -> Option<u64> {
-    let t = tail.strip_prefix(b", ")?;
-    let end = memchr(b' ', t)?;
-    t[end..].starts_with(b" bytes").then(|| parse_u64(&t[..end])).flatten()
-}
-
 impl VsftpdParser {
     /// A reader.
     pub fn new(ctx: Context) -> VsftpdParser {
         VsftpdParser { ctx, clients: HashMap::new() }
-    }
-
-    /// A line's parts; `Err(kind)` for a line that is about no client
-    /// (a notice) or is another program's.
-    fn split<'a>(&self, line_no: u64, line: &'a [u8]) -> Result<Result<Line<'a>, NonCall>> {
-        let (time, mut pid, mut rest) = match parse_ctime(line) {
-            Some((naive, rest)) => (self.ctx.local(line_no, "time", naive)?, None, rest),
-            None => {
-                let not_ctime = || {
-                    Error::line(
-                        line_no,
-                        "time",
-                        format!("not a ctime date (Mon Jan 15 10:00:05 2024): {}", quote(line)),
-                    )
-                };
-                // `syslog_enable=YES`: the time, host and tag of syslog or the journal.
-                let l = syslog::parse(&self.ctx, line_no, line).map_err(|_| not_ctime())?;
-                if l.program != b"vsftpd" {
-                    return Ok(Err(NonCall::OtherProgram));
-                }
-                match parse_ctime(l.msg) {
-                    Some((naive, rest)) => (self.ctx.local(line_no, "time", naive)?, l.pid, rest),
-                    None => (l.time, l.pid, l.msg),
-                }
-            }
-        };
-        if let Some(r) = rest.strip_prefix(b"[pid ") {
-            let end = memchr(b']', r).ok_or_else(|| Error::line(line_no, "pid", "no closing ]"))?;
-            pid = Some(
-                parse_u64(&r[..end])
-                    .ok_or_else(|| Error::line(line_no, "pid", format!("not a number: {}", quote(&r[..end]))))?,
-            );
-            rest = r[end + 1..].trim_ascii_start();
-        }
-        let mut user = None;
-        if rest.first() == Some(&b'[') {
-            let end = memmem::find(rest, b"] ").ok_or_else(|| Error::line(line_no, "user", "no closing ]"))?;
-            user = Some(&rest[1..end]);
-            rest = &rest[end + 2..];
-        }
-        let Some(at) = memmem::find(rest, b": Client \"") else {
-            // Lines about no client (DEBUG, PAM messages and the like) are not calls.
-            return Ok(Err(NonCall::Housekeeping));
-        };
-        let kind = &rest[..at];
-        let after = &rest[at + 10..];
-        let end = memchr(b'"', after).ok_or_else(|| Error::line(line_no, "client", "no closing quote"))?;
-        let client = &after[..end];
-        let rest = &after[end + 1..];
-        let (arg, tail) = match rest.strip_prefix(b", \"") {
-            Some(r) => match memrchr(b'"', r) {
-                Some(q) => (Some(&r[..q]), &r[q + 1..]),
-                None => return Err(Error::line(line_no, "argument", "no closing quote")),
-            },
-            None => (None, rest),
-        };
-        Ok(Ok(Line { time, pid, user: user.filter(|u| !u.is_empty()), kind, client, arg, tail }))
     }
 
     fn event(&self, c: FtpCall, client: &[u8]) -> CallEvent {
@@ -337,7 +264,7 @@ impl LineParser for VsftpdParser {
         if is_blank(line) {
             return Ok(NonCall::Blank.into());
         }
-        let l = match self.split(at.number, line)? {
+        let l = match split(&self.ctx, at.number, line)? {
             Ok(l) => l,
             Err(kind) => return Ok(kind.into()),
         };
@@ -395,7 +322,7 @@ impl LineParser for VsftpdParser {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{id, ops, run, run_errors, utc};
+    use crate::testutil::{id, non_calls, ops, run, run_errors, utc};
     use chrono::DateTime;
     use proptest::prelude::*;
 
@@ -448,6 +375,17 @@ Mon Jan 15 10:00:09 2024 [pid 3] [alice] FTP response: Client "192.168.1.10", "2
         assert!(events.iter().all(|e| e.user.as_deref() == Some("alice") && e.interface == Interface::Ftp));
         assert!(events.iter().all(|e| e.client_ip.as_deref() == Some("192.168.1.10")));
         assert_eq!(events[0].time, utc("2024-01-15T10:00:02Z"));
+    }
+
+    #[test]
+    fn every_line_of_a_session_is_counted_by_kind() {
+        use NonCall::*;
+        let (hk, reply, part) = (Some(Housekeeping), Some(Reply), Some(PartOfCall));
+        let want = [
+            hk, reply, part, reply, None, reply, reply, hk, reply, hk, reply, None, reply, reply, None, reply, reply,
+            reply, None, reply, part, reply, reply, hk, reply,
+        ];
+        assert_eq!(non_calls(Format::Vsftpd, SESSION), want);
     }
 
     #[test]

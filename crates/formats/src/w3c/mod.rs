@@ -39,83 +39,22 @@
 //! Firewall`); it records no API requests, so its lines are `no_request`
 //! non-calls (and `--format auto` refuses it).
 
+mod columns;
+mod ftp;
+
 use crate::classify::{Depth, UaCache};
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::ftp::{is_ftp_verb, verb, FtpCall, FtpSession, Verb};
+use crate::ftp::{is_ftp_verb, FtpSession};
 use crate::http::{forwarded_for, http_event, HttpLine};
-use crate::text::{is_blank, owned, parse_u64, parse_w3c_time, quote, trim_eol};
+use crate::text::{is_blank, parse_u64, parse_w3c_time, quote, trim_eol};
 use crate::{Format, LineIs, LineParser, NonCall, SourceLine};
-use callmeter_model::{CallEvent, Interface, Operation};
+use callmeter_model::{CallEvent, Operation};
 use chrono::NaiveDateTime;
+use columns::{column, parse_offset, spaces, values, Col, Row};
+use ftp::{session_prefix, FtpLine, IIS_FTP_EVENTS};
 use std::borrow::Cow;
 use std::collections::HashMap;
-
-/// The columns this reader uses; others are skipped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Col {
-    Date,
-    Time,
-    DateLocal,
-    TimeLocal,
-    ClientIp,
-    Username,
-    SiteName,
-    Method,
-    UriStem,
-    UriQuery,
-    Uri,
-    Status,
-    ScBytes,
-    CsBytes,
-    TimeTaken,
-    Host,
-    UserAgent,
-    Session,
-    FullPath,
-    Depth,
-    Destination,
-    Forwarded,
-    Other,
-}
-
-/// How many [`Col`]s there are.
-const COLUMNS: usize = Col::Other as usize + 1;
-
-fn column(name: &str) -> Col {
-    match name.to_ascii_lowercase().as_str() {
-        "date" => Col::Date,
-        "time" => Col::Time,
-        "date-local" => Col::DateLocal,
-        "time-local" => Col::TimeLocal,
-        "c-ip" => Col::ClientIp,
-        "cs-username" | "c-auth-id" => Col::Username,
-        "s-sitename" => Col::SiteName,
-        "cs-method" => Col::Method,
-        "cs-uri-stem" => Col::UriStem,
-        "cs-uri-query" => Col::UriQuery,
-        "cs-uri" => Col::Uri,
-        "sc-status" => Col::Status,
-        "sc-bytes" | "bytes" => Col::ScBytes,
-        "cs-bytes" => Col::CsBytes,
-        "time-taken" | "timetakenms" => Col::TimeTaken,
-        "cs-host" | "cs(host)" => Col::Host,
-        "cs(user-agent)" => Col::UserAgent,
-        "x-session" => Col::Session,
-        "x-fullpath" => Col::FullPath,
-        "cs(depth)" => Col::Depth,
-        "cs(destination)" => Col::Destination,
-        "cs(x-forwarded-for)" => Col::Forwarded,
-        _ => Col::Other,
-    }
-}
-
-/// The IIS FTP service's own events, which are not commands.
-const IIS_FTP_EVENTS: &[&[u8]] =
-    &[b"ControlChannelOpened", b"ControlChannelClosed", b"DataChannelOpened", b"DataChannelClosed"];
-
-/// At most this many FTP sessions are remembered; idle ones are forgotten first.
-const MAX_SESSIONS: usize = 10_000;
 
 /// The reader of W3C Extended logs.
 #[derive(Debug)]
@@ -129,89 +68,6 @@ pub struct W3cParser {
     /// The log is a Windows Firewall's: no line of it is a request.
     firewall: bool,
     sessions: HashMap<String, FtpSession>,
-}
-
-/// One data line, split into its columns.
-#[derive(Default)]
-struct Row<'a> {
-    values: [Option<&'a [u8]>; COLUMNS],
-}
-
-impl<'a> Row<'a> {
-    fn get(&self, c: Col) -> Option<&'a [u8]> {
-        self.values[c as usize].filter(|v| *v != b"-" && !v.is_empty())
-    }
-}
-
-/// IIS writes a space as `+`.
-fn spaces(v: &[u8]) -> Cow<'_, [u8]> {
-    if v.contains(&b'+') {
-        Cow::Owned(v.iter().map(|&c| if c == b'+' { b' ' } else { c }).collect())
-    } else {
-        Cow::Borrowed(v)
-    }
-}
-
-/// The values of a data line: separated by runs of spaces or tabs, a quoted
-/// value (`"a b"`, with `""` for a quote inside) given without its quotes.
-fn values(line: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut s = line;
-    std::iter::from_fn(move || {
-        let start = s.iter().position(|c| *c != b' ' && *c != b'\t')?;
-        s = &s[start..];
-        if s[0] == b'"' {
-            // The closing quote is one not doubled.
-            let mut i = 1;
-            loop {
-                match memchr::memchr(b'"', &s[i..]) {
-                    Some(k) if s.get(i + k + 1) == Some(&b'"') => i += k + 2,
-                    Some(k) => {
-                        let v = &s[1..i + k];
-                        s = &s[i + k + 1..];
-                        return Some(v);
-                    }
-                    None => {
-                        let v = &s[1..];
-                        s = &[];
-                        return Some(v);
-                    }
-                }
-            }
-        }
-        let end = s.iter().position(|c| *c == b' ' || *c == b'\t').unwrap_or(s.len());
-        let v = &s[..end];
-        s = &s[end..];
-        Some(v)
-    })
-}
-
-/// `-0800` as seconds east of UTC.
-fn parse_offset(v: &[u8]) -> Option<i64> {
-    let (sign, digits) = match v.first()? {
-        b'+' => (1, &v[1..]),
-        b'-' => (-1, &v[1..]),
-        _ => (1, v),
-    };
-    if digits.len() != 4 {
-        return None;
-    }
-    let (h, m) = (parse_u64(&digits[..2])?, parse_u64(&digits[2..])?);
-    (m < 60).then(|| sign * (h as i64 * 3600 + m as i64 * 60))
-}
-
-/// IIS 4–6 name transfers by what happened; the FTP command each stands for.
-fn iis_event_verb(m: &[u8]) -> Option<&'static [u8]> {
-    let names: [(&[u8], &[u8]); 4] =
-        [(b"sent", b"RETR"), (b"created", b"STOR"), (b"appended", b"APPE"), (b"deleted", b"DELE")];
-    names.iter().find(|(n, _)| n.eq_ignore_ascii_case(m)).map(|(_, v)| *v)
-}
-
-/// `[3]sent` → the session number `3` and the method `sent`.
-fn session_prefix(m: &[u8]) -> Option<(&[u8], &[u8])> {
-    let rest = m.strip_prefix(b"[")?;
-    let end = memchr::memchr(b']', rest)?;
-    let n = &rest[..end];
-    (!n.is_empty() && n.iter().all(u8::is_ascii_digit)).then(|| (n, &rest[end + 1..]))
 }
 
 impl W3cParser {
@@ -240,17 +96,6 @@ impl W3cParser {
             self.gmt_offset = parse_offset(value);
         } else if name.eq_ignore_ascii_case(b"Software") {
             self.firewall = value.starts_with(b"Microsoft Windows Firewall");
-        }
-    }
-
-    /// Makes room for one more session: idle ones are forgotten, and if
-    /// that is not enough the waiting RNFRs are given as moves of their own.
-    fn forget_idle(&mut self, out: &mut Vec<CallEvent>) {
-        if self.sessions.len() >= MAX_SESSIONS {
-            self.sessions.retain(|_, s| !s.is_idle());
-            if self.sessions.len() >= MAX_SESSIONS {
-                self.finish(out);
-            }
         }
     }
 
@@ -339,45 +184,8 @@ impl W3cParser {
         let user = row.get(Col::Username).map(spaces);
         let host = row.get(Col::Host);
         if is_ftp {
-            let Some(method) = method else { return Ok(NonCall::Housekeeping.into()) };
-            let method = iis_event_verb(method).unwrap_or(method);
-            let client = row.get(Col::ClientIp);
-            let key = match (row.get(Col::Session), numbered, client) {
-                (Some(s), _, _) => String::from_utf8_lossy(s).into_owned(),
-                (None, Some(n), c) => {
-                    format!("[{}]{}", String::from_utf8_lossy(n), String::from_utf8_lossy(c.unwrap_or(b"")))
-                }
-                (None, None, Some(c)) => String::from_utf8_lossy(c).into_owned(),
-                (None, None, None) => String::new(),
-            };
-            let v = verb(method, b"x");
-            let stem = row.get(Col::UriStem).map(spaces);
-            let arg: Cow<'_, [u8]> = match (v, row.get(Col::FullPath)) {
-                (Verb::Call(_) | Verb::Rnfr | Verb::Rnto | Verb::Cwd, Some(full)) if full.starts_with(b"/") => {
-                    spaces(full)
-                }
-                _ => stem.unwrap_or(Cow::Borrowed(b"")),
-            };
-            self.forget_idle(out);
-            let ctx = &self.ctx;
-            let session = self.sessions.entry(key.clone()).or_default();
-            if let Some(u) = &user {
-                session.user = Some(owned(u));
-            }
-            let mut calls = Vec::new();
-            let host_s = host.map(String::from_utf8_lossy);
-            let account = |u: Option<&str>| ctx.account(line_no, host_s.as_deref(), u);
-            let is = session.command(at, time, method, &arg, status, &account, &mut calls);
-            if v == Verb::Quit || IIS_FTP_EVENTS[1].eq_ignore_ascii_case(method) {
-                self.sessions.remove(&key);
-            }
-            for c in calls {
-                let mut e = self.ftp_event(c, client);
-                e.bytes = bytes_for(e.operation);
-                e.duration_ms = duration_ms;
-                out.push(e);
-            }
-            return is;
+            let line = FtpLine { at, time, status, method, numbered, user, host, duration_ms, sc_bytes, cs_bytes };
+            return self.ftp_line(&row, line, out);
         }
         let Some(method) = method else { return Ok(NonCall::NoRequest.into()) };
         let target: Cow<'_, [u8]> = match (row.get(Col::UriStem), row.get(Col::Uri)) {
@@ -415,18 +223,6 @@ impl W3cParser {
         out.push(e);
         Ok(LineIs::Call)
     }
-
-    fn ftp_event(&self, c: FtpCall, client: Option<&[u8]>) -> CallEvent {
-        let mut e = self.ctx.event(c.line, c.time, Interface::Ftp, c.operation, c.account);
-        e.method = Some(c.method);
-        e.path = c.path;
-        e.destination = c.destination;
-        e.status = c.status;
-        e.user = c.user;
-        e.client_ip = client.map(owned);
-        self.ctx.overrides(&mut e);
-        e
-    }
 }
 
 impl LineParser for W3cParser {
@@ -447,18 +243,7 @@ impl LineParser for W3cParser {
     }
 
     fn finish(&mut self, out: &mut Vec<CallEvent>) {
-        let mut sessions: Vec<_> = self.sessions.drain().collect();
-        sessions.sort_by(|a, b| a.0.cmp(&b.0));
-        for (key, mut s) in sessions {
-            let mut calls = Vec::new();
-            s.flush(&mut calls);
-            let client = key.rsplit(']').next().filter(|k| k.parse::<std::net::IpAddr>().is_ok());
-            for c in calls {
-                let mut e = self.ftp_event(c, client.map(str::as_bytes));
-                e.duration_ms = None;
-                out.push(e);
-            }
-        }
+        self.flush_sessions(out);
     }
 
     fn context_mut(&mut self) -> &mut Context {
@@ -469,7 +254,8 @@ impl LineParser for W3cParser {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{id, ops, run, run_errors, utc};
+    use crate::testutil::{id, non_calls, ops, run, run_errors, utc};
+    use callmeter_model::Interface;
     use chrono::DateTime;
     use proptest::prelude::*;
 
@@ -518,41 +304,43 @@ mod tests {
         assert_eq!(events[3].bytes, Some(512));
     }
 
-    const FTP: &str = "\
-#Software: Microsoft Internet Information Services 10.0
-#Version: 1.0
-#Date: 2024-01-15 10:00:00
-#Fields: date time s-sitename c-ip cs-username s-ip s-port cs-method cs-uri-stem sc-status sc-win32-status sc-substatus sc-bytes cs-bytes time-taken x-session x-fullpath
-2024-01-15 10:00:00 FTPSVC2 203.0.113.9 - 10.0.0.5 21 ControlChannelOpened - - 0 0 0 0 0 8c1f -
-2024-01-15 10:00:01 FTPSVC2 203.0.113.9 - 10.0.0.5 21 USER alice 331 0 0 23 12 0 8c1f -
-2024-01-15 10:00:01 FTPSVC2 203.0.113.9 alice 10.0.0.5 21 PASS *** 230 0 0 21 15 15 8c1f /
-2024-01-15 10:00:02 FTPSVC2 203.0.113.9 alice 10.0.0.5 21 CWD in 250 0 0 33 8 0 8c1f /in
-2024-01-15 10:00:02 FTPSVC2 203.0.113.9 alice 10.0.0.5 21 PASV - 227 0 0 50 6 0 8c1f -
-2024-01-15 10:00:03 FTPSVC2 203.0.113.9 alice 10.0.0.5 21 DataChannelOpened - - 0 0 0 0 0 8c1f -
-2024-01-15 10:00:03 FTPSVC2 203.0.113.9 alice 10.0.0.5 21 STOR my+report.csv 226 0 0 0 4096 31 8c1f /in/my+report.csv
-2024-01-15 10:00:04 FTPSVC2 203.0.113.9 alice 10.0.0.5 21 NLST - 226 0 0 120 6 0 8c1f /in
-2024-01-15 10:00:05 FTPSVC2 203.0.113.9 alice 10.0.0.5 21 RNFR my+report.csv 350 0 0 0 20 0 8c1f /in/my+report.csv
-2024-01-15 10:00:05 FTPSVC2 203.0.113.9 alice 10.0.0.5 21 RNTO done.csv 250 0 0 0 13 0 8c1f /in/done.csv
-2024-01-15 10:00:06 FTPSVC2 203.0.113.9 alice 10.0.0.5 21 ControlChannelClosed - - 0 0 0 0 0 8c1f -
-";
+    #[test]
+    fn other_writers_quote_pad_and_use_local_times() {
+        // IIS Advanced Logging (lnav's test log): runs of spaces, quoted values, local times.
+        let log = concat!(
+            "#Software: IIS Advanced Logging Module\n",
+            "\n",
+            "#Fields:   date-local time-local   s-ip   cs-method cs-uri-stem cs-uri-query c-ip cs(User-Agent) sc-status TimeTakenMS\n",
+            "2012-08-15 17:00:00.660 10.10.28.140 GET /api/rest/v1/files/a - \"70.95.0.0\" \"Mozilla/5.0 (X11) \"\"q\"\"\" 301 7 \n",
+        );
+        let ctx = crate::testutil::ctx().with_timezone("America/Chicago".parse().unwrap());
+        let (events, errors) = crate::testutil::run_with(&mut W3cParser::new(ctx), log);
+        assert!(errors.is_empty(), "{errors:?}");
+        let e = &events[0];
+        assert_eq!(
+            (e.time, e.operation, e.path.as_deref()),
+            (utc("2012-08-15T22:00:00.660Z"), Operation::Read, Some("/a"))
+        );
+        assert_eq!((e.client_ip.as_deref(), e.duration_ms), (Some("70.95.0.0"), Some(7.0)));
+        // Oracle Web Cache: #GMT-Offset, cs-uri with its query, c-auth-id.
+        let log = "#GMT-Offset: -0800\n#Fields:  c-ip  c-auth-id  date  time  cs-method  cs-uri  sc-status  bytes\n64.103.37.2      DMS.user      2001-10-31     00:00:18      GET      /api/rest/v1/folders/x?cursor=c1    200     350\n";
+        let e = run(Format::W3c, log).pop().unwrap();
+        assert_eq!(
+            (e.time, e.operation, e.cursor.as_deref()),
+            (utc("2001-10-31T08:00:18Z"), Operation::List, Some("c1"))
+        );
+        assert_eq!((e.user.as_deref(), e.bytes), (Some("DMS.user"), Some(350)));
+    }
 
     #[test]
-    fn iis_ftp_sessions() {
-        let events = run(Format::W3c, FTP);
-        assert_eq!(
-            ops(&events),
-            vec![
-                (Operation::Login, None),
-                (Operation::Write, Some("/in/my report.csv")),
-                (Operation::List, Some("/in")),
-                (Operation::Move, Some("/in/my report.csv")),
-            ]
-        );
-        assert!(events.iter().all(|e| e.interface == Interface::Ftp && e.user.as_deref() == Some("alice")));
-        assert_eq!((events[0].status, events[0].id.as_str()), (Some(230), id(FTP, 7).as_str()));
-        assert_eq!((events[1].bytes, events[1].duration_ms), (Some(4096), Some(31.0)));
-        assert_eq!(events[3].destination.as_deref(), Some("/in/done.csv"));
-        assert_eq!(events[3].id, id(FTP, 13), "a move's id is its RNFR line's");
+    fn lines_that_are_not_calls() {
+        use NonCall::*;
+        let log = "#Fields: date time cs-method cs-uri-stem sc-status\n\n2024-01-15 10:00:01 - - 400\n2024-01-15 10:00:02 GET /x 200\n";
+        assert_eq!(non_calls(Format::W3c, log), [Some(Directive), Some(Blank), Some(NoRequest), None]);
+        // A Windows Firewall log (plaso's test data) read as W3C: no line is a request.
+        let firewall = "#Version: 1.5\n#Software: Microsoft Windows Firewall\n#Time Format: Local\n#Fields: date time action protocol src-ip dst-ip src-port dst-port size tcpflags tcpsyn tcpack tcpwin icmptype icmpcode info path\n2005-04-11 08:05:57 DROP UDP 123.45.78.90 123.156.78.255 137 137 78 - - - - - - - RECEIVE\n";
+        assert!(run(Format::W3c, firewall).is_empty());
+        assert_eq!(non_calls(Format::W3c, firewall)[4], Some(NoRequest));
     }
 
     #[test]
