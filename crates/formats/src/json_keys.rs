@@ -92,4 +92,21 @@ mod tests {
         let text = toml::to_string(&JsonKeys::default()).unwrap();
         assert_eq!(toml::from_str::<JsonKeys>(&text).unwrap(), JsonKeys::default());
     }
+
+    #[test]
+    fn the_example_config_shows_the_shipped_lists() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/callmeter.example.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let start = text.find("# [import.nginx_json]").unwrap();
+        let block = &text[start..];
+        let end = block.find("\n\n").unwrap_or(block.len());
+        let uncommented: String = block[..end]
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.to_owned() + "\n")
+            .collect();
+        assert_eq!(toml::from_str::<JsonKeys>(&uncommented).unwrap(), JsonKeys::default());
+    }
 }
