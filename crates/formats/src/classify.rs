@@ -31,7 +31,8 @@ pub struct ImportConfig {
     /// Where WebDAV is served.
     pub webdav: WebdavConfig,
     /// The keys nginx JSON logs are read from (`[import.nginx_json]`); each field given replaces its list.
-    pub nginx_json: JsonKeys,
+    /// Boxed: its lists would make every holder of the tables large.
+    pub nginx_json: Box<JsonKeys>,
 }
 
 /// One REST route: a method and a path pattern name an operation.

@@ -87,7 +87,7 @@ fn parse_time(v: &[u8]) -> Option<DateTime<Utc>> {
 impl NginxJsonParser {
     /// A reader, with the keys of the context's `[import.nginx_json]` table.
     pub fn new(ctx: Context) -> NginxJsonParser {
-        let keys = ctx.classifier.config().nginx_json.clone();
+        let keys = (*ctx.classifier.config().nginx_json).clone();
         NginxJsonParser { ctx, agents: UaCache::default(), keys }
     }
 

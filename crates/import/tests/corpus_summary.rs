@@ -6,7 +6,7 @@
 
 use callmeter_formats::{AccountRule, Classifier, NonCall};
 use callmeter_import::{import_input, ImportError, Input, ReadOptions, Summary};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 fn options() -> ReadOptions {
@@ -35,7 +35,7 @@ fn samples() -> Vec<PathBuf> {
     files
 }
 
-fn import(path: &PathBuf) -> callmeter_import::Result<Summary> {
+fn import(path: &Path) -> callmeter_import::Result<Summary> {
     let mut summary = Summary::default();
     let input = Input::open(path).unwrap();
     import_input(input, &options(), None, &mut summary, &indicatif::ProgressBar::hidden())?;

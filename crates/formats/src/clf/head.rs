@@ -171,7 +171,7 @@ mod tests {
         fn s(b: &[u8]) -> &str {
             std::str::from_utf8(b).unwrap()
         }
-        split_prefix(prefix.as_bytes(), vhost).map(|(v, c, i, u)| (v.map(|v| s(v)), s(c), s(i), s(u)))
+        split_prefix(prefix.as_bytes(), vhost).map(|(v, c, i, u)| (v.map(s), s(c), s(i), s(u)))
     }
 
     #[test]

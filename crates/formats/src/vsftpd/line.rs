@@ -40,7 +40,7 @@ pub(super) fn split<'a>(ctx: &Context, line_no: u64, line: &'a [u8]) -> Result<R
                 Error::line(line_no, "time", format!("not a ctime date (Mon Jan 15 10:00:05 2024): {}", quote(line)))
             };
             // `syslog_enable=YES`: the time, host and tag of syslog or the journal.
-            let l = syslog::parse(&ctx, line_no, line).map_err(|_| not_ctime())?;
+            let l = syslog::parse(ctx, line_no, line).map_err(|_| not_ctime())?;
             if l.program != b"vsftpd" {
                 return Ok(Err(NonCall::OtherProgram));
             }

@@ -102,7 +102,7 @@ impl W3cParser {
             e.duration_ms = duration_ms;
             out.push(e);
         }
-        return is;
+        is
     }
 
     /// Makes room for one more session: idle ones are forgotten, and if
