@@ -32,12 +32,14 @@
 //! - [`clf`]: Apache/nginx Common and Combined, with optional trailing request
 //!   time, `Depth` header and host; X-Forwarded-For lists in the client's place;
 //!   the virtual host first (`vhost_combined`, nginx `$host …`).
-//! - [`nginx_json`]: nginx `log_format … escape=json`.
-//! - [`w3c`]: W3C Extended (IIS web and IIS FTP), `#Fields` changing mid-file.
+//! - [`nginx_json`]: nginx `log_format … escape=json`, keys as operators name them.
+//! - [`w3c`]: W3C Extended (IIS web and IIS FTP, 4–6's numbered sessions too),
+//!   `#Fields` changing mid-file, values padded or quoted by other writers.
 //! - [`xferlog`]: the wu-ftpd transfer log (vsftpd, ProFTPD, Pure-FTPd).
-//! - [`vsftpd`]: `vsftpd.log`, with or without `log_ftp_protocol=YES` and `[pid N]`.
+//! - [`vsftpd`]: `vsftpd.log`, with or without `log_ftp_protocol=YES` and `[pid N]`,
+//!   or through syslog.
 //! - [`proftpd`]: ProFTPD `ExtendedLog` in its default CLF-like format.
-//! - [`sftp`]: OpenSSH `sftp-server`/`internal-sftp` lines in syslog.
+//! - [`sftp`]: OpenSSH `sftp-server`/`internal-sftp` lines in syslog (and `sshd-session`'s).
 //! - [`ndjson`]: canonical call events, one JSON object per line.
 //! - [`cloudevents`]: CloudEvents whose `data` is a call event.
 //!
@@ -46,7 +48,8 @@
 //! - [`detect`]: `--format auto` from a file's first lines.
 //! - [`noncall`]: what a line that is not a call is.
 //! - [`classify`]: the REST route table, the user-agent table, WebDAV
-//!   operations and interface overrides (config, with shipped defaults).
+//!   operations and interface overrides (config, with shipped defaults), and
+//!   `json_keys`: the keys nginx JSON logs are read from ([`JsonKeys`]).
 //! - [`line_key`]: content-addressed ids of lines, the same however a file is read.
 //! - `occurrences`: identical lines counted over a window of recent ones.
 //! - [`context`]: accounts, zones and syslog years, the tables.
