@@ -17,7 +17,7 @@ use std::time::Duration;
 #[derive(clap::Args)]
 pub struct ReadArgs {
     /// The log format, or auto to tell it from each file's first lines:
-    /// common, combined, nginx-json, w3c, xferlog, vsftpd, proftpd, sftp, ndjson, cloudevents.
+    /// common, combined, vhost-combined, nginx-json, w3c, xferlog, vsftpd, proftpd, sftp, ndjson, cloudevents.
     #[arg(long, default_value = "auto")]
     format: String,
     #[command(flatten)]

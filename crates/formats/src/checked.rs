@@ -11,7 +11,7 @@
 
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::{Format, LineParser, SourceLine};
+use crate::{Format, LineIs, LineParser, SourceLine};
 use callmeter_model::{check_event, CallEvent, EventError, EventLimits};
 use chrono::{DateTime, Utc};
 
@@ -34,15 +34,19 @@ impl<P: LineParser> LineParser for Checked<P> {
     /// The line's calls that pass stay in `out`; the first that does not
     /// makes the line an [`Error::Event`] (after the reader's own error, if it
     /// has one: the calls pushed before an error are still good).
-    fn line(&mut self, at: SourceLine, line: &[u8], out: &mut Vec<CallEvent>) -> Result<()> {
+    fn line(&mut self, at: SourceLine, line: &[u8], out: &mut Vec<CallEvent>) -> Result<LineIs> {
         let from = out.len();
         let read = self.inner.line(at, line, out);
         let refused = keep_valid(out, from);
-        read?;
+        let is = read?;
         match refused {
             Some(source) => Err(Error::Event { line: at.number, source }),
-            None => Ok(()),
+            None => Ok(is),
         }
+    }
+
+    fn batched(&self) -> u64 {
+        self.inner.batched()
     }
 
     /// Calls that only the end of input completes (an upload whose result

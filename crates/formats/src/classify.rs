@@ -4,6 +4,7 @@
 //! each `Default` is the shipped table.
 
 use crate::error::{Error, Result};
+pub use crate::json_keys::JsonKeys;
 use crate::text::{self, owned_cow, percent_decode};
 use callmeter_model::{CallEvent, Interface, Operation};
 use memchr::memmem;
@@ -29,6 +30,9 @@ pub struct ImportConfig {
     pub overrides: InterfaceOverrides,
     /// Where WebDAV is served.
     pub webdav: WebdavConfig,
+    /// The keys nginx JSON logs are read from (`[import.nginx_json]`); each field given replaces its list.
+    /// Boxed: its lists would make every holder of the tables large.
+    pub nginx_json: Box<JsonKeys>,
 }
 
 /// One REST route: a method and a path pattern name an operation.

@@ -4,13 +4,16 @@
 //! As at `POST /v1/events`: the call event is `data`, and its `id` defaults
 //! to the CloudEvent's. A missing account is filled as for [`crate::ndjson`].
 //! A batch line whose events are not all good gives the good ones and the
-//! error of the first bad one.
+//! error of the first bad one. A batch line holds several calls: the reader
+//! counts those beyond one a line ([`LineParser::batched`]), so that an
+//! import's lines and calls still add up. An empty batch holds none: a
+//! non-call of kind `blank`.
 
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::ndjson::complete;
 use crate::text::{is_blank, trim_eol};
-use crate::{Format, LineParser, SourceLine};
+use crate::{Format, LineIs, LineParser, NonCall, SourceLine};
 use callmeter_model::{CallEvent, EventError, RejectReason};
 use serde_json::{Map, Value};
 
@@ -18,6 +21,8 @@ use serde_json::{Map, Value};
 #[derive(Debug)]
 pub struct CloudEventsParser {
     ctx: Context,
+    /// Calls read beyond one a line (see [`LineParser::batched`]).
+    batched: u64,
 }
 
 fn invalid(line: u64, reason: RejectReason, field: Option<&'static str>, detail: &str) -> Error {
@@ -27,7 +32,7 @@ fn invalid(line: u64, reason: RejectReason, field: Option<&'static str>, detail:
 impl CloudEventsParser {
     /// A reader.
     pub fn new(ctx: Context) -> CloudEventsParser {
-        CloudEventsParser { ctx }
+        CloudEventsParser { ctx, batched: 0 }
     }
 
     fn one(&self, at: SourceLine, index: Option<usize>, ce: Value) -> Result<CallEvent> {
@@ -65,30 +70,43 @@ impl LineParser for CloudEventsParser {
         Format::CloudEvents
     }
 
-    fn line(&mut self, at: SourceLine, line: &[u8], out: &mut Vec<CallEvent>) -> Result<()> {
+    fn line(&mut self, at: SourceLine, line: &[u8], out: &mut Vec<CallEvent>) -> Result<LineIs> {
         let line_no = at.number;
         let line = trim_eol(line);
         if is_blank(line) {
-            return Ok(());
+            return Ok(NonCall::Blank.into());
         }
         let v: Value = serde_json::from_slice(line)
             .map_err(|e| invalid(line_no, RejectReason::InvalidJson, None, &format!("not JSON: {e}")))?;
         match v {
             Value::Array(items) => {
+                if items.is_empty() {
+                    return Ok(NonCall::Blank.into());
+                }
                 let mut first_err = None;
+                let mut good = 0;
                 for (i, ce) in items.into_iter().enumerate() {
                     match self.one(at, Some(i), ce) {
-                        Ok(e) => out.push(e),
+                        Ok(e) => {
+                            out.push(e);
+                            good += 1;
+                        }
                         Err(e) => first_err = first_err.or(Some(e)),
                     }
                 }
-                first_err.map_or(Ok(()), Err)
+                // The line is one call, or one refusal; what it gave beyond that is batched.
+                self.batched += good + u64::from(first_err.is_some()) - 1;
+                first_err.map_or(Ok(LineIs::Call), Err)
             }
             ce => {
                 out.push(self.one(at, None, ce)?);
-                Ok(())
+                Ok(LineIs::Call)
             }
         }
+    }
+
+    fn batched(&self) -> u64 {
+        self.batched
     }
 
     fn context_mut(&mut self) -> &mut Context {
@@ -105,6 +123,21 @@ mod tests {
     use proptest::prelude::*;
 
     const CE: &str = r#"{"specversion":"1.0","type":"com.example.call","source":"/api","id":"ce-1","time":"2026-02-27T08:00:00Z","datacontenttype":"application/json","data":{"account":"acme","time":"2026-02-27T08:00:00Z","interface":"rest","operation":"list","path":"/in"}}"#;
+
+    #[test]
+    fn batch_lines_count_their_calls_beyond_one() {
+        let log = concat!(
+            r#"[{"specversion":"1.0","id":"a","data":{"time":"2024-01-15T10:00:00Z","interface":"rest"}},{"specversion":"1.0","id":"b","data":{"time":"2024-01-15T10:00:00Z","interface":"rest"}},{"specversion":"1.0","id":"c","data":{"time":"2024-01-15T10:00:00Z","interface":"rest"}}]"#,
+            "\n[]\n",
+            r#"[{"specversion":"1.0","id":"d","data":{"time":"2024-01-15T10:00:00Z","interface":"rest"}},{"specversion":"1.0","id":"e"}]"#,
+            "\n",
+        );
+        let mut p = CloudEventsParser::new(crate::testutil::ctx());
+        let (events, errors) = crate::testutil::run_with(&mut p, log);
+        assert_eq!((events.len(), errors.len()), (4, 1));
+        // Line 1: one call and two more; line 3: one good event beyond its refusal.
+        assert_eq!(p.batched(), 3);
+    }
 
     #[test]
     fn one_per_line_and_batches() {

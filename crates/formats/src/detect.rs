@@ -3,34 +3,58 @@
 //! Each line is looked at on its own, and the format most lines agree on
 //! wins (lines of no known shape do not vote). Common and Combined are one
 //! reader: a source is `combined` when any line has a user agent.
+//!
+//! The shape of a line is not always enough. ProFTPD's ExtendedLog has the
+//! shape of Apache's common format, and a session that starts with a login
+//! (`"USER alice"`, `"PASS (hidden)"`, `"SYST"`, `"PWD"`) looks like requests
+//! without a target: what the request field holds decides, an FTP command
+//! (or a ProFTPD SFTP request) against an HTTP method. A line that starts
+//! with a virtual host (`vhost1.example.com 203.0.113.9 - - [`) votes for
+//! `vhost-combined`; a syslog line by its program (`vsftpd` for vsftpd's
+//! log sent through syslog, any other for OpenSSH's sftp). A Windows
+//! Firewall log is W3C but no API's log: it is refused.
 
-use crate::clf::parse_clf_head;
-use crate::ftp::{verb, Verb};
-use crate::http::split_request;
-use crate::text::{closing_quote, is_blank, month, parse_ctime, parse_day, parse_hms, parse_u64, token, trim_eol};
+use crate::clf::{parse_clf_head, Vhost};
+use crate::ftp::is_ftp_verb;
+use crate::http::is_http_method;
+use crate::proftpd::is_sftp_request;
+use crate::text::{closing_quote, is_blank, parse_ctime, parse_hms, parse_u64, token, trim_eol};
 use crate::Format;
 use serde_json::Value;
 
 /// How many lines are looked at, at most.
 pub const DETECT_LINES: usize = 50;
 
+/// What one line says about its source.
+enum Vote {
+    For(Format),
+    /// A source no reader should read (a Windows Firewall log).
+    Refuse,
+}
+
 /// The format of a source that starts with these lines, if any known one fits.
 pub fn detect(first_lines: &[&[u8]]) -> Option<Format> {
     let mut votes = [0usize; Format::ALL.len()];
-    for line in first_lines.iter().take(DETECT_LINES) {
+    let at = |f: Format| Format::ALL.iter().position(|x| *x == f).unwrap_or(0);
+    for (i, line) in first_lines.iter().take(DETECT_LINES).enumerate() {
         let line = trim_eol(line);
         if is_blank(line) {
             continue;
         }
-        if let Some(f) = line_format(line) {
-            if f == Format::W3c && line.starts_with(b"#") {
-                // A W3C directive settles it.
-                return Some(Format::W3c);
+        match line_format(line) {
+            Some(Vote::Refuse) => return None,
+            // A W3C directive settles it, unless a later one says whose log it is.
+            Some(Vote::For(Format::W3c)) if line.starts_with(b"#") => {
+                let rest = first_lines.iter().take(DETECT_LINES).skip(i + 1).map(|l| trim_eol(l));
+                let refused = rest
+                    .take_while(|l| l.starts_with(b"#") || is_blank(l))
+                    .any(|l| !is_blank(l) && matches!(line_format(l), Some(Vote::Refuse)));
+                return (!refused).then_some(Format::W3c);
             }
-            votes[Format::ALL.iter().position(|x| *x == f).unwrap_or(0)] += 1;
+            Some(Vote::For(f)) => votes[at(f)] += 1,
+            None => {}
         }
     }
-    let at = |f: Format| Format::ALL.iter().position(|x| *x == f).unwrap_or(0);
     let (common, combined) = (at(Format::Common), at(Format::Combined));
     if votes[combined] > 0 {
         votes[combined] += std::mem::take(&mut votes[common]);
@@ -49,13 +73,15 @@ fn json_format(line: &[u8]) -> Option<Format> {
         },
         _ => return None,
     };
-    if obj.contains_key("specversion") {
+    let has = |k: &str| obj.contains_key(k);
+    if has("specversion") {
         Some(Format::CloudEvents)
-    } else if obj.contains_key("interface") {
+    } else if has("interface") {
         Some(Format::Ndjson)
-    } else if ["request", "request_uri", "remote_addr", "time_local", "time_iso8601", "msec"]
+    } else if ["request", "request_uri", "request_method", "remote_addr", "time_local", "time_iso8601", "msec"]
         .iter()
-        .any(|k| obj.contains_key(*k))
+        .any(|k| has(k))
+        || (has("method") && ["uri", "path", "url"].iter().any(|k| has(k)))
     {
         Some(Format::NginxJson)
     } else {
@@ -63,66 +89,54 @@ fn json_format(line: &[u8]) -> Option<Format> {
     }
 }
 
-/// `Jan 15 10:00:00 host tag:` or `2024-01-15T10:00:00… host tag:`.
-fn is_syslog(line: &[u8]) -> bool {
-    let rest = if line.first().is_some_and(u8::is_ascii_digit) {
-        let (t, rest) = token(line);
-        if t.len() < 19 || t[10] != b'T' {
-            return false;
-        }
-        rest
-    } else {
-        let (mon, rest) = token(line);
-        let (day, rest) = token(rest.trim_ascii_start());
-        let (hms, rest) = token(rest);
-        if month(mon).is_none() || parse_day(day).is_none() || parse_hms(hms).is_none() {
-            return false;
-        }
-        rest
+/// What a CLF-shaped line's request field holds: an FTP command or a ProFTPD
+/// SFTP request makes it ProFTPD's; anything else (an HTTP method, a request
+/// that never was) Apache's or nginx's.
+fn is_ftp_request(request: &[u8]) -> bool {
+    let word = match memchr::memchr(b' ', request) {
+        Some(i) => &request[..i],
+        None => request,
     };
-    let (_host, rest) = token(rest);
-    let (tag, _) = token(rest);
-    tag.ends_with(b":") && tag.len() > 1
+    !is_http_method(word) && (is_ftp_verb(word) || is_sftp_request(word))
 }
 
-fn line_format(line: &[u8]) -> Option<Format> {
+fn line_format(line: &[u8]) -> Option<Vote> {
     match line[0] {
-        b'{' | b'[' => return json_format(line),
+        b'{' | b'[' => return json_format(line).map(Vote::For),
         b'#' => {
+            if line.starts_with(b"#Software: Microsoft Windows Firewall") {
+                return Some(Vote::Refuse);
+            }
             let directive = ["#Software:", "#Version:", "#Fields:", "#Date:", "#Remark:", "#Start-Date:"];
-            return directive.iter().any(|d| line.starts_with(d.as_bytes())).then_some(Format::W3c);
+            return directive.iter().any(|d| line.starts_with(d.as_bytes())).then_some(Vote::For(Format::W3c));
         }
         _ => {}
     }
     // W3C data: `2024-01-15 10:00:01 …`.
     if line.len() > 19 && line[4] == b'-' && line[7] == b'-' && line[10] == b' ' && parse_hms(&line[11..19]).is_some() {
-        return Some(Format::W3c);
+        return Some(Vote::For(Format::W3c));
     }
     if let Some((_, rest)) = parse_ctime(line) {
         let (first, _) = token(rest);
         let fields = rest.split(|c| *c == b' ').filter(|t| !t.is_empty()).count();
         if parse_u64(first).is_some() && fields >= 11 {
-            return Some(Format::Xferlog);
+            return Some(Vote::For(Format::Xferlog));
         }
-        return Some(Format::Vsftpd);
+        return Some(Vote::For(Format::Vsftpd));
     }
-    if let Ok(head) = parse_clf_head(0, line, &mut crate::text::ClfTimes::default()) {
-        return Some(match split_request(&head.request) {
-            Some((m, t))
-                if !t.is_empty()
-                    && (t.starts_with(b"/") || t.contains(&b':') || t == b"*")
-                    && verb(m, t) == Verb::None =>
-            {
-                clf_kind(head.rest)
-            }
-            Some((m, _)) if m.iter().all(u8::is_ascii_uppercase) && m.len() <= 4 => Format::Proftpd,
-            _ => clf_kind(head.rest),
-        });
+    if let Ok(head) = parse_clf_head(0, line, &mut crate::text::ClfTimes::default(), Vhost::Auto) {
+        return Some(Vote::For(if head.vhost.is_some() {
+            Format::VhostCombined
+        } else if is_ftp_request(&head.request) {
+            Format::Proftpd
+        } else {
+            clf_kind(head.rest)
+        }));
     }
-    if is_syslog(line) {
-        return Some(Format::Sftp);
+    match crate::syslog::program_of(line)? {
+        b"vsftpd" => Some(Vote::For(Format::Vsftpd)),
+        _ => Some(Vote::For(Format::Sftp)),
     }
-    None
 }
 
 /// Combined when the line has a user agent (a second quoted field).
@@ -185,6 +199,37 @@ mod tests {
         assert_eq!(d("hello world\n\n"), None);
         assert_eq!(d("{\"a\":1}"), None);
         assert_eq!(detect(&[b"\xff\xfe", b""]), None);
+    }
+
+    #[test]
+    fn what_real_servers_write() {
+        let cases = [
+            // ProFTPD starting with a login and housekeeping: FTP verbs, not HTTP methods.
+            (
+                "1.2.3.4 UNKNOWN nobody [10/Jan/2006:10:48:12 -0500] \"USER steve\" 331 -\n1.2.3.4 UNKNOWN steve [10/Jan/2006:10:48:12 -0500] \"PASS (hidden)\" 230 -\n1.2.3.4 UNKNOWN steve [10/Jan/2006:10:48:12 -0500] \"SYST\" 215 -\n1.2.3.4 UNKNOWN steve [10/Jan/2006:10:48:12 -0500] \"PWD\" 257 -\n1.2.3.4 UNKNOWN steve [10/Jan/2006:10:48:12 -0500] \"PASV\" 227 -",
+                Some(Format::Proftpd),
+            ),
+            ("::1 - bob [15/Jan/2024:10:00:01 +0100] \"OPENDIR /home/bob\" 0 - sftp", Some(Format::Proftpd)),
+            // Debian's other_vhosts_access.log, and nginx with $host first.
+            (
+                "files.example.com:443 203.0.113.9 - - [15/Jan/2024:10:00:01 +0000] \"GET / HTTP/1.1\" 200 1 \"-\" \"curl/8\"\nexample.com 10.0.0.2, 10.0.0.1 - - [15/Jan/2024:10:00:01 +0000] \"GET / HTTP/1.1\" 200 1 \"-\" \"-\"",
+                Some(Format::VhostCombined),
+            ),
+            ("10.0.0.2, 10.0.0.1, 127.0.0.1 - - [07/Dec/2016:11:05:07 +0100] \"GET /ocelot HTTP/1.1\" 200 571 \"-\" \"F\"", Some(Format::Combined)),
+            ("::1 - - [26/Dec/2016:16:16:48 +0200] \"-\" 408 -", Some(Format::Common)),
+            // vsftpd through syslog and the journal; OpenSSH 9.8.
+            (
+                "Oct 11 01:06:47 h vsftpd: (pam_unix) authentication failure; rhost=209.67.1.67\n2025-03-04T01:06:36.645577 h vsftpd[1658]: [u] FAIL LOGIN: Client \"192.0.2.222\"",
+                Some(Format::Vsftpd),
+            ),
+            ("Jan 15 10:00:01 h sshd-session[7]: opendir \"/in\" [postauth]", Some(Format::Sftp)),
+            (r#"{"time":"2024-01-15T10:00:01Z","remote_ip":"1.2.3.4","method":"GET","uri":"/","response_code":"200"}"#, Some(Format::NginxJson)),
+            // A Windows Firewall log is W3C, but no API's.
+            ("#Version: 1.5\n\n#Software: Microsoft Windows Firewall\n#Fields: date time action\n2005-04-11 08:05:57 DROP", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(d(text), want, "{text}");
+        }
     }
 
     #[test]

@@ -15,10 +15,16 @@
 //! A call's id comes from the line that starts it, whatever lines complete
 //! it: a move's from its RNFR (with or without an RNTO after it), a login's
 //! from its PASS (the request that is the login attempt), every other call's
-//! from its command.
+//! from its command. Its account is resolved on that line too, so that an
+//! account that cannot be resolved is that line's error, and a call that
+//! waits for a later line (an RNFR) cannot be lost when it is given.
+//! [`FtpSession::command`] says what each line is: a call, a part of one
+//! (USER before PASS, RNTO after RNFR), or housekeeping.
 
+use crate::error::Result;
 use crate::line_key::SourceLine;
 use crate::text::{self, owned};
+use crate::{LineIs, NonCall};
 use callmeter_model::Operation;
 use chrono::{DateTime, Utc};
 
@@ -55,6 +61,20 @@ pub(crate) fn split_command(cmd: &[u8]) -> (&[u8], &[u8]) {
         Some(i) => (&cmd[..i], &cmd[i + 1..]),
         None => (cmd, &[]),
     }
+}
+
+/// FTP housekeeping verbs (DESIGN §5, and the other commands of RFC 959 and
+/// its extensions that touch no file): not calls, but they tell an FTP line
+/// from an HTTP one.
+const FTP_HOUSEKEEPING: &[&[u8]] = &[
+    b"PASV", b"EPSV", b"PORT", b"EPRT", b"TYPE", b"NOOP", b"PWD", b"XPWD", b"SYST", b"FEAT", b"OPTS", b"QUIT", b"AUTH",
+    b"PBSZ", b"PROT", b"REST", b"ABOR", b"SITE", b"HELP", b"MODE", b"STRU", b"ALLO", b"CLNT", b"HOST", b"ACCT",
+    b"REIN", b"SMNT", b"LANG", b"CCC", b"ADAT", b"MIC", b"CONF", b"ENC",
+];
+
+/// Whether a word is an FTP command, a file operation or housekeeping (any case).
+pub(crate) fn is_ftp_verb(v: &[u8]) -> bool {
+    verb(v, b"x") != Verb::None || FTP_HOUSEKEEPING.iter().any(|h| h.eq_ignore_ascii_case(v))
 }
 
 /// The metering class of a verb with its argument.
@@ -142,6 +162,8 @@ pub(crate) struct FtpCall {
     pub destination: Option<String>,
     pub status: Option<i64>,
     pub user: Option<String>,
+    /// The account, resolved on the line that starts the call.
+    pub account: String,
 }
 
 #[derive(Debug, Clone)]
@@ -151,7 +173,11 @@ struct Rnfr {
     path: String,
     method: String,
     status: Option<i64>,
+    account: String,
 }
+
+/// The account of a call by this user (`None`: no user known), or why there is none.
+pub(crate) type AccountOf<'a> = &'a dyn Fn(Option<&str>) -> Result<String>;
 
 /// What one FTP control connection remembers between commands.
 #[derive(Debug, Clone)]
@@ -179,8 +205,12 @@ impl FtpSession {
         self.rnfr.is_none()
     }
 
-    /// One command. `status` is its reply when the log gives it on the same
-    /// line (ProFTPD, IIS), else `None` (vsftpd: see [`FtpSession::reply`]).
+    /// One command, and what its line is. `status` is its reply when the
+    /// log gives it on the same line (ProFTPD, IIS), else `None` (vsftpd: see
+    /// [`FtpSession::reply`]). A call's account comes from `account`, asked
+    /// on this line; if it fails, the line is that error (the calls of
+    /// earlier lines it gives, an RNFR no RNTO followed, are pushed all the same).
+    #[allow(clippy::too_many_arguments)]
     pub fn command(
         &mut self,
         line: SourceLine,
@@ -188,56 +218,79 @@ impl FtpSession {
         verb_name: &[u8],
         arg: &[u8],
         status: Option<i64>,
+        account: AccountOf<'_>,
         out: &mut Vec<FtpCall>,
-    ) {
+    ) -> Result<LineIs> {
         self.last_seen = Some(time);
         let v = verb(verb_name, arg);
         if v != Verb::Rnto {
             self.flush(out);
         }
-        let method = owned(verb_name).to_ascii_uppercase();
-        let call = |operation, path, destination, status, user: &Option<String>| FtpCall {
+        let method = || owned(verb_name).to_ascii_uppercase();
+        let call = |operation, path, destination, user: &Option<String>, account| FtpCall {
             line,
             reply_to: line.number,
             time,
             operation,
-            method: method.clone(),
+            method: method(),
             path,
             destination,
             status,
             user: user.clone(),
+            account,
         };
         let arg_s = String::from_utf8_lossy(arg);
         match v {
             Verb::Call(op) => {
-                let a = if op == Operation::List || &*method == "STAT" { strip_list_options(arg) } else { arg };
-                let a = String::from_utf8_lossy(a);
-                let path = resolve(&self.cwd, &a);
-                out.push(call(op, Some(path), None, status, &self.user));
+                let account = account(self.user.as_deref())?;
+                let a = if op == Operation::List || verb_name.eq_ignore_ascii_case(b"STAT") {
+                    strip_list_options(arg)
+                } else {
+                    arg
+                };
+                let path = resolve(&self.cwd, &String::from_utf8_lossy(a));
+                out.push(call(op, Some(path), None, &self.user, account));
+                Ok(LineIs::Call)
             }
             Verb::User => {
                 if !arg.is_empty() {
                     self.user = Some(owned(arg));
                 }
                 if status == Some(230) {
-                    out.push(call(Operation::Login, None, None, status, &self.user));
+                    let account = account(self.user.as_deref())?;
+                    out.push(call(Operation::Login, None, None, &self.user, account));
+                    return Ok(LineIs::Call);
                 }
+                // The login is its PASS.
+                Ok(NonCall::PartOfCall.into())
             }
-            Verb::Pass => out.push(call(Operation::Login, None, None, status, &self.user)),
+            Verb::Pass => {
+                let account = account(self.user.as_deref())?;
+                out.push(call(Operation::Login, None, None, &self.user, account));
+                Ok(LineIs::Call)
+            }
             Verb::Rnfr => {
+                let account = account(self.user.as_deref())?;
                 let path = resolve(&self.cwd, &arg_s);
-                self.rnfr = Some(Rnfr { line, time, path, method, status });
+                self.rnfr = Some(Rnfr { line, time, path, method: method(), status, account });
+                Ok(LineIs::Call)
             }
             Verb::Rnto => {
-                // The move is the RNFR's call: its id comes from the RNFR line, as when no RNTO follows.
-                let (started, from) = match self.rnfr.take() {
-                    Some(r) => (r.line, Some(r.path)),
-                    None => (line, None),
-                };
                 let to = resolve(&self.cwd, &arg_s);
-                let mut c = call(Operation::Move, from, Some(to), status, &self.user);
-                c.line = started;
-                out.push(c);
+                // The move is the RNFR's call: its id and account come from the RNFR line, as when no RNTO follows.
+                match self.rnfr.take() {
+                    Some(r) => {
+                        let mut c = call(Operation::Move, Some(r.path), Some(to), &self.user, r.account);
+                        c.line = r.line;
+                        out.push(c);
+                        Ok(NonCall::PartOfCall.into())
+                    }
+                    None => {
+                        let account = account(self.user.as_deref())?;
+                        out.push(call(Operation::Move, None, Some(to), &self.user, account));
+                        Ok(LineIs::Call)
+                    }
+                }
             }
             Verb::Cwd | Verb::Cdup => {
                 if status.is_none_or(|s| (200..300).contains(&s)) {
@@ -245,8 +298,9 @@ impl FtpSession {
                     let before = std::mem::replace(&mut self.cwd, to);
                     self.cwd_undo = status.is_none().then_some(before);
                 }
+                Ok(NonCall::Housekeeping.into())
             }
-            Verb::Quit | Verb::None => {}
+            Verb::Quit | Verb::None => Ok(NonCall::Housekeeping.into()),
         }
     }
 
@@ -288,6 +342,7 @@ impl FtpSession {
                 destination: None,
                 status: r.status,
                 user: self.user.clone(),
+                account: r.account,
             });
         }
     }
@@ -324,20 +379,32 @@ mod tests {
         assert_eq!(split_command(b"QUIT"), (&b"QUIT"[..], &b""[..]));
     }
 
+    fn acme(_: Option<&str>) -> Result<String> {
+        Ok("acme".into())
+    }
+
     #[test]
     fn a_session_with_replies_on_the_same_line() {
+        use LineIs::Call;
         let t = utc("2024-01-15T10:00:00Z");
         let mut s = FtpSession::default();
         let mut out = Vec::new();
-        s.command(at(1), t, b"USER", b"alice", Some(331), &mut out);
-        s.command(at(2), t, b"PASS", b"(hidden)", Some(230), &mut out);
-        s.command(at(3), t, b"CWD", b"in", Some(250), &mut out);
-        s.command(at(4), t, b"CWD", b"nowhere", Some(550), &mut out);
-        s.command(at(5), t, b"LIST", b"-la", Some(226), &mut out);
-        s.command(at(6), t, b"RNFR", b"a.txt", Some(350), &mut out);
-        s.command(at(7), t, b"RNTO", b"../b.txt", Some(250), &mut out);
-        s.command(at(8), t, b"RNFR", b"gone.txt", Some(550), &mut out);
-        s.command(at(9), t, b"QUIT", b"", Some(221), &mut out);
+        let part = LineIs::NonCall(NonCall::PartOfCall);
+        let hk = LineIs::NonCall(NonCall::Housekeeping);
+        let lines: [(&[u8], &[u8], i64, LineIs); 9] = [
+            (b"USER", b"alice", 331, part),
+            (b"PASS", b"(hidden)", 230, Call),
+            (b"CWD", b"in", 250, hk),
+            (b"CWD", b"nowhere", 550, hk),
+            (b"LIST", b"-la", 226, Call),
+            (b"RNFR", b"a.txt", 350, Call),
+            (b"RNTO", b"../b.txt", 250, part),
+            (b"RNFR", b"gone.txt", 550, Call),
+            (b"QUIT", b"", 221, hk),
+        ];
+        for (i, (v, arg, status, is)) in lines.into_iter().enumerate() {
+            assert_eq!(s.command(at(i as u64 + 1), t, v, arg, Some(status), &acme, &mut out).unwrap(), is);
+        }
         let got: Vec<_> = out
             .iter()
             .map(|c| (c.line.number, c.operation, c.path.as_deref(), c.destination.as_deref(), c.status))
@@ -351,7 +418,25 @@ mod tests {
                 (8, Operation::Move, Some("/in/gone.txt"), None, Some(550)),
             ]
         );
-        assert!(out.iter().all(|c| c.user.as_deref() == Some("alice")));
+        assert!(out.iter().all(|c| c.user.as_deref() == Some("alice") && c.account == "acme"));
+    }
+
+    #[test]
+    fn an_account_is_resolved_on_the_line_that_starts_the_call() {
+        let t = utc("2024-01-15T10:00:00Z");
+        let mut s = FtpSession::default();
+        let mut out = Vec::new();
+        let by_user = |u: Option<&str>| match u {
+            Some("alice") => Ok("acme".to_owned()),
+            _ => Err(crate::Error::Account { line: 0, why: "no user".into() }),
+        };
+        assert!(s.command(at(1), t, b"RNFR", b"a", Some(350), &by_user, &mut out).is_err());
+        s.command(at(2), t, b"USER", b"alice", Some(331), &by_user, &mut out).unwrap();
+        s.command(at(3), t, b"RNFR", b"b", Some(350), &by_user, &mut out).unwrap();
+        // The waiting RNFR is given by the next command, whatever that command's fate.
+        assert!(s.command(at(4), t, b"USER", b"", Some(331), &by_user, &mut out).is_ok());
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].line.number, out[0].account.as_str()), (3, "acme"));
     }
 
     #[test]
@@ -359,12 +444,12 @@ mod tests {
         let t = utc("2024-01-15T10:00:00Z");
         let mut s = FtpSession::default();
         let mut out = Vec::new();
-        s.command(at(1), t, b"CWD", b"missing", None, &mut out);
+        s.command(at(1), t, b"CWD", b"missing", None, &acme, &mut out).unwrap();
         s.reply(550);
         assert_eq!(s.cwd, "/");
         s.pwd_reply(br#"257 "/home/a ""q"" b" is the current directory"#);
         assert_eq!(s.cwd, "/home/a \"q\" b");
-        s.command(at(2), t, b"RNFR", b"x", None, &mut out);
+        s.command(at(2), t, b"RNFR", b"x", None, &acme, &mut out).unwrap();
         s.reply(350);
         s.flush(&mut out);
         assert_eq!((out[0].operation, out[0].status), (Operation::Move, Some(350)));

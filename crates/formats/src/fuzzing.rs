@@ -5,13 +5,25 @@ use crate::{detect, parser, AccountRule, Context, Format, LineKeys, LineParser};
 use callmeter_model::CallEvent;
 
 /// The fuzz target names, one per reader, and `detect`.
-pub const TARGETS: [&str; 10] =
-    ["clf", "nginx_json", "w3c", "xferlog", "vsftpd", "proftpd", "sftp", "ndjson", "cloudevents", "detect"];
+pub const TARGETS: [&str; 11] = [
+    "clf",
+    "vhost_combined",
+    "nginx_json",
+    "w3c",
+    "xferlog",
+    "vsftpd",
+    "proftpd",
+    "sftp",
+    "ndjson",
+    "cloudevents",
+    "detect",
+];
 
 /// The format a fuzz target reads (`None` for `detect`).
 pub fn target_format(target: &str) -> Option<Format> {
     Some(match target {
         "clf" => Format::Combined,
+        "vhost_combined" => Format::VhostCombined,
         "nginx_json" => Format::NginxJson,
         "w3c" => Format::W3c,
         "xferlog" => Format::Xferlog,

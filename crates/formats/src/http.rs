@@ -60,6 +60,33 @@ pub(crate) fn http_event(ctx: &Context, cache: &mut UaCache, at: SourceLine, l: 
     Ok(e)
 }
 
+/// HTTP's methods and WebDAV's: a request field that starts with one is an HTTP request.
+const HTTP_METHODS: &[&[u8]] = &[
+    b"GET",
+    b"HEAD",
+    b"POST",
+    b"PUT",
+    b"DELETE",
+    b"OPTIONS",
+    b"PATCH",
+    b"TRACE",
+    b"CONNECT",
+    b"PROPFIND",
+    b"PROPPATCH",
+    b"MKCOL",
+    b"COPY",
+    b"MOVE",
+    b"LOCK",
+    b"UNLOCK",
+    b"SEARCH",
+    b"REPORT",
+];
+
+/// Whether a word is an HTTP or WebDAV method (any case).
+pub(crate) fn is_http_method(m: &[u8]) -> bool {
+    HTTP_METHODS.iter().any(|h| h.eq_ignore_ascii_case(m))
+}
+
 /// The first address of an `X-Forwarded-For` list, if it is one.
 pub(crate) fn forwarded_for(v: &[u8]) -> Option<&[u8]> {
     let first = v.split(|c| *c == b',').next()?.trim_ascii();

@@ -5,18 +5,20 @@
 //! calls it finds; formats whose calls span lines (vsftpd sessions, SFTP
 //! opens and closes) keep what they need between lines, and give what is left
 //! at [`LineParser::finish`]. A line that does not follow its format is an
-//! [`Error`] naming the line, the field and why; no input makes a reader panic.
+//! [`Error`] naming the line, the field and why; every other line is a call
+//! or a non-call of a kind ([`LineIs`], [`NonCall`]): nothing read is dropped
+//! silently. No input makes a reader panic.
 //!
 //! Each line comes with its number and content key from the source's
 //! [`LineKeys`], which the ids of its calls are made of ([`line_key`]).
 //!
 //! ```
-//! use callmeter_formats::{parser, AccountRule, Context, Format, LineKeys};
+//! use callmeter_formats::{parser, AccountRule, Context, Format, LineIs, LineKeys};
 //! let line = br#"203.0.113.9 - - [15/Jan/2024:10:00:01 +0000] "GET /api/rest/v1/folders/in HTTP/1.1" 200 512 "-" "curl/8.5.0""#;
 //! let mut p = parser(Format::Combined, Context::new(AccountRule::fixed("acme").unwrap()));
 //! let mut keys = LineKeys::new(None);
 //! let mut calls = Vec::new();
-//! p.line(keys.next(line), line, &mut calls).unwrap();
+//! assert_eq!(p.line(keys.next(line), line, &mut calls).unwrap(), LineIs::Call);
 //! p.finish(&mut calls);
 //! assert_eq!(calls[0].operation.as_str(), "list");
 //! assert_eq!(calls[0].path.as_deref(), Some("/in"));
@@ -28,25 +30,32 @@
 //! One file per format:
 //!
 //! - [`clf`]: Apache/nginx Common and Combined, with optional trailing request
-//!   time, `Depth` header and host.
-//! - [`nginx_json`]: nginx `log_format … escape=json`.
-//! - [`w3c`]: W3C Extended (IIS web and IIS FTP), `#Fields` changing mid-file.
+//!   time, `Depth` header and host; X-Forwarded-For lists in the client's place;
+//!   the virtual host first (`vhost_combined`, nginx `$host …`).
+//! - [`nginx_json`]: nginx `log_format … escape=json`, keys as operators name them.
+//! - [`w3c`]: W3C Extended (IIS web and IIS FTP, 4–6's numbered sessions too),
+//!   `#Fields` changing mid-file, values padded or quoted by other writers.
 //! - [`xferlog`]: the wu-ftpd transfer log (vsftpd, ProFTPD, Pure-FTPd).
-//! - [`vsftpd`]: `vsftpd.log`, with or without `log_ftp_protocol=YES` and `[pid N]`.
+//! - [`vsftpd`]: `vsftpd.log`, with or without `log_ftp_protocol=YES` and `[pid N]`,
+//!   or through syslog.
 //! - [`proftpd`]: ProFTPD `ExtendedLog` in its default CLF-like format.
-//! - [`sftp`]: OpenSSH `sftp-server`/`internal-sftp` lines in syslog.
+//! - [`sftp`]: OpenSSH `sftp-server`/`internal-sftp` lines in syslog (and `sshd-session`'s).
 //! - [`ndjson`]: canonical call events, one JSON object per line.
 //! - [`cloudevents`]: CloudEvents whose `data` is a call event.
 //!
 //! And what they share:
 //!
 //! - [`detect`]: `--format auto` from a file's first lines.
+//! - [`noncall`]: what a line that is not a call is.
 //! - [`classify`]: the REST route table, the user-agent table, WebDAV
-//!   operations and interface overrides (config, with shipped defaults).
+//!   operations and interface overrides (config, with shipped defaults), and
+//!   `json_keys`: the keys nginx JSON logs are read from ([`JsonKeys`]).
 //! - [`line_key`]: content-addressed ids of lines, the same however a file is read.
 //! - `occurrences`: identical lines counted over a window of recent ones.
 //! - [`context`]: accounts, zones and syslog years, the tables.
 //! - `ftp`: FTP verbs and sessions, for the FTP readers.
+//! - `syslog`: the syslog and journal prefix (time, host, program), for the
+//!   readers of lines servers send through syslog.
 //! - `http`: one HTTP request into an event, for the HTTP readers.
 //! - `text`: byte helpers (quotes, escapes, dates).
 //! - `checked`: the text readers' calls pass the model's checks.
@@ -64,12 +73,15 @@ pub mod detect;
 pub mod error;
 mod ftp;
 mod http;
+mod json_keys;
 pub mod line_key;
 pub mod ndjson;
 pub mod nginx_json;
+pub mod noncall;
 mod occurrences;
 pub mod proftpd;
 pub mod sftp;
+mod syslog;
 mod text;
 pub mod vsftpd;
 pub mod w3c;
@@ -81,7 +93,7 @@ pub mod fuzzing;
 mod testutil;
 
 pub use classify::{
-    Classifier, Depth, ImportConfig, InterfaceOverride, InterfaceOverrides, IpNetwork, Route, RouteTable,
+    Classifier, Depth, ImportConfig, InterfaceOverride, InterfaceOverrides, IpNetwork, JsonKeys, Route, RouteTable,
     UserAgentRule, UserAgentTable, WebdavConfig,
 };
 pub use context::{
@@ -90,6 +102,7 @@ pub use context::{
 pub use detect::detect;
 pub use error::{Error, Result};
 pub use line_key::{LineKey, LineKeys, SourceLine, LINE_ID_PREFIX};
+pub use noncall::{LineIs, NonCall};
 pub use text::MAX_FIELD_BYTES;
 
 use callmeter_model::CallEvent;
@@ -103,6 +116,9 @@ pub enum Format {
     Common,
     /// Apache/nginx Combined Log Format (`combined`); the same reader as `common`.
     Combined,
+    /// Common or Combined with the virtual host first (`vhost-combined`): Apache's
+    /// `vhost_combined` (`%v:%p %h …`), nginx formats that start with `$host`.
+    VhostCombined,
     /// nginx JSON lines, `escape=json` (`nginx-json`).
     NginxJson,
     /// W3C Extended, as IIS writes it for web and FTP sites (`w3c`).
@@ -123,9 +139,10 @@ pub enum Format {
 
 impl Format {
     /// Every format.
-    pub const ALL: [Format; 10] = [
+    pub const ALL: [Format; 11] = [
         Format::Common,
         Format::Combined,
+        Format::VhostCombined,
         Format::NginxJson,
         Format::W3c,
         Format::Xferlog,
@@ -138,13 +155,14 @@ impl Format {
 
     /// The names, comma-separated, for messages.
     pub const NAMES: &'static str =
-        "common, combined, nginx-json, w3c, xferlog, vsftpd, proftpd, sftp, ndjson, cloudevents";
+        "common, combined, vhost-combined, nginx-json, w3c, xferlog, vsftpd, proftpd, sftp, ndjson, cloudevents";
 
     /// The name used by `--format`.
     pub fn as_str(self) -> &'static str {
         match self {
             Format::Common => "common",
             Format::Combined => "combined",
+            Format::VhostCombined => "vhost-combined",
             Format::NginxJson => "nginx-json",
             Format::W3c => "w3c",
             Format::Xferlog => "xferlog",
@@ -184,14 +202,26 @@ pub trait LineParser: Send {
     /// The format this reads.
     fn format(&self) -> Format;
 
-    /// Reads one line. Calls are pushed to `out`; a line may give none
-    /// (housekeeping, directives, a call that waits for a later line) or, when
-    /// it completes calls begun on earlier lines, several. On `Err`, the
-    /// calls already pushed are still good and the reader can go on.
-    fn line(&mut self, at: SourceLine, line: &[u8], out: &mut Vec<CallEvent>) -> Result<()>;
+    /// Reads one line and says what it is. Calls are pushed to `out`; a line
+    /// may give none (a non-call, or a call that waits for a later line) or,
+    /// when it completes calls begun on earlier lines, several. Each call is
+    /// counted on the line that starts it: that line answers
+    /// [`LineIs::Call`], and the lines that only complete it
+    /// [`NonCall::PartOfCall`]. On `Err` the line is not a call; the calls
+    /// already pushed (of earlier lines) are still good and the reader can go
+    /// on.
+    fn line(&mut self, at: SourceLine, line: &[u8], out: &mut Vec<CallEvent>) -> Result<LineIs>;
+
+    /// Calls read so far beyond one per line: a CloudEvents batch line of
+    /// `n` events adds `n - 1` (a batch line refused for a bad event adds the
+    /// good events it gave). Other formats hold at most one call a line: 0.
+    fn batched(&self) -> u64 {
+        0
+    }
 
     /// End of input: pushes the calls still waiting for a later line (an
-    /// upload whose result never came, an SFTP open never closed).
+    /// upload whose result never came, an SFTP open never closed). Their
+    /// accounts were resolved on the lines that started them, so none is lost here.
     fn finish(&mut self, _out: &mut Vec<CallEvent>) {}
 
     /// The context, to change the year reference or zone while tailing.
@@ -203,7 +233,9 @@ pub trait LineParser: Send {
 pub fn parser(format: Format, ctx: Context) -> Box<dyn LineParser> {
     use checked::Checked;
     match format {
-        Format::Common | Format::Combined => Box::new(Checked::new(clf::ClfParser::new(format, ctx))),
+        Format::Common | Format::Combined | Format::VhostCombined => {
+            Box::new(Checked::new(clf::ClfParser::new(format, ctx)))
+        }
         Format::NginxJson => Box::new(Checked::new(nginx_json::NginxJsonParser::new(ctx))),
         Format::W3c => Box::new(Checked::new(w3c::W3cParser::new(ctx))),
         Format::Xferlog => Box::new(Checked::new(xferlog::XferlogParser::new(ctx))),

@@ -10,7 +10,7 @@
 use crate::context::{AccountRule, Context};
 use crate::error::{Error, Result};
 use crate::text::{is_blank, trim_eol};
-use crate::{Format, LineParser, SourceLine};
+use crate::{Format, LineIs, LineParser, NonCall, SourceLine};
 use callmeter_model::{event_from_value, parse_event, CallEvent, EventError, EventLimits, RejectReason};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -76,11 +76,14 @@ impl LineParser for NdjsonParser {
         Format::Ndjson
     }
 
-    fn line(&mut self, at: SourceLine, line: &[u8], out: &mut Vec<CallEvent>) -> Result<()> {
-        if let Some(e) = self.parse(at, line)? {
-            out.push(e);
-        }
-        Ok(())
+    fn line(&mut self, at: SourceLine, line: &[u8], out: &mut Vec<CallEvent>) -> Result<LineIs> {
+        Ok(match self.parse(at, line)? {
+            Some(e) => {
+                out.push(e);
+                LineIs::Call
+            }
+            None => NonCall::Blank.into(),
+        })
     }
 
     fn context_mut(&mut self) -> &mut Context {

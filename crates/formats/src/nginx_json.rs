@@ -1,23 +1,27 @@
 //! nginx access logs written as JSON (`log_format … escape=json`), one object per line.
 //!
-//! The keys are the operator's choice; these are read (the first present wins):
+//! The keys are the operator's choice. The shipped lists read the common
+//! names (the first present wins), and the config's `[import.nginx_json]`
+//! table replaces any field's list ([`JsonKeys`]):
 //!
 //! | event field | keys |
 //! |---|---|
-//! | time | `time_iso8601`, `time_local`, `msec`, `time`, `timestamp` |
-//! | client_ip | `http_x_forwarded_for` (its first address), `remote_addr`, `client_ip`, `realip_remote_addr` |
+//! | time | `time_iso8601`, `time_local`, `msec`, `time`, `timestamp`, `@timestamp`, `ts` |
+//! | client_ip | the first address of `http_x_forwarded_for` (`x_forwarded_for`, `forwarded_for`), else `remote_addr`, `client_ip`, `remote_ip`, `realip_remote_addr`, `remote`, `client`, `ip` |
 //! | user | `remote_user`, `user` |
-//! | method, path | `request` (`GET /x HTTP/1.1`), or `request_method` with `request_uri` (or `uri` and `args`) |
-//! | status | `status` |
-//! | bytes | `body_bytes_sent`, `bytes_sent`, `bytes` |
+//! | method, path | `request` (`GET /x HTTP/1.1`), or `request_method` (`method`) with `request_uri` (`uri`, `path`; plus `args` or `query_string` when it has no query) |
+//! | status | `status`, `response_code`, `status_code` |
+//! | bytes | `body_bytes_sent`, `bytes_sent`, `bytes`, `body_bytes`, `size`, `response_size` |
 //! | duration_ms | `request_time` (seconds), `duration_ms` |
-//! | user_agent | `http_user_agent`, `user_agent` |
+//! | user_agent | `http_user_agent`, `user_agent`, `ua`, `agent` |
 //! | WebDAV `Depth` | `http_depth`, `depth` |
 //! | destination | `http_destination`, `destination` |
-//! | host (for `--account-from host`) | `host`, `http_host`, `server_name` |
+//! | host (for `--account-from host`) | `host`, `http_host`, `server_name`, `vhost` |
 //! | api_key | `api_key` (an id or prefix the operator logs, never the secret) |
 //!
-//! Values may be strings (as `escape=json` writes them) or numbers.
+//! Values may be strings (as `escape=json` writes them) or numbers. A line
+//! whose request key is there but holds no request (`""`, `"-"`, TLS bytes:
+//! a connection that sent none) is not a call: a non-call of kind `no_request`.
 //!
 //! ```text
 //! log_format callmeter escape=json '{"time_iso8601":"$time_iso8601","remote_addr":"$remote_addr",'
@@ -25,14 +29,14 @@
 //!   '"request_time":$request_time,"http_user_agent":"$http_user_agent","http_depth":"$http_depth","host":"$host"}';
 //! ```
 
-use crate::classify::{Depth, UaCache};
+use crate::classify::{Depth, JsonKeys, UaCache};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::http::{forwarded_for, http_event, split_request, HttpLine};
 use crate::text::{
     is_blank, parse_clf_time, parse_f64, parse_rfc3339_lenient, parse_seconds_as_ms, parse_u64, quote, trim_eol,
 };
-use crate::{Format, LineParser, SourceLine};
+use crate::{Format, LineIs, LineParser, NonCall, SourceLine};
 use callmeter_model::CallEvent;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -43,6 +47,7 @@ use std::borrow::Cow;
 pub struct NginxJsonParser {
     ctx: Context,
     agents: UaCache,
+    keys: JsonKeys,
 }
 
 /// A value as text: strings as they are, numbers written out; null and empty are absent.
@@ -54,11 +59,17 @@ fn text(v: &Value) -> Option<Cow<'_, [u8]>> {
     }
 }
 
-fn first<'a>(obj: &'a Map<String, Value>, keys: &[&str]) -> Option<Cow<'a, [u8]>> {
-    keys.iter().find_map(|k| obj.get(*k).and_then(text)).filter(|v| v.as_ref() != b"-")
+fn first<'a>(obj: &'a Map<String, Value>, keys: &[String]) -> Option<Cow<'a, [u8]>> {
+    keys.iter().find_map(|k| obj.get(k.as_str()).and_then(text)).filter(|v| v.as_ref() != b"-")
+}
+
+fn any_key(obj: &Map<String, Value>, keys: &[String]) -> bool {
+    keys.iter().any(|k| obj.contains_key(k.as_str()))
 }
 
 fn parse_time(v: &[u8]) -> Option<DateTime<Utc>> {
+    // `"[$time_local]"`, as some formats write it.
+    let v = v.strip_prefix(b"[").and_then(|v| v.strip_suffix(b"]")).unwrap_or(v);
     if let Some(t) = parse_clf_time(v) {
         return Some(t);
     }
@@ -74,17 +85,19 @@ fn parse_time(v: &[u8]) -> Option<DateTime<Utc>> {
 }
 
 impl NginxJsonParser {
-    /// A reader.
+    /// A reader, with the keys of the context's `[import.nginx_json]` table.
     pub fn new(ctx: Context) -> NginxJsonParser {
-        NginxJsonParser { ctx, agents: UaCache::default() }
+        let keys = (*ctx.classifier.config().nginx_json).clone();
+        NginxJsonParser { ctx, agents: UaCache::default(), keys }
     }
 
-    /// Reads one line into its call.
-    pub fn parse(&mut self, at: SourceLine, line: &[u8]) -> Result<Option<CallEvent>> {
+    /// Reads one line: `Ok(Ok(call))`, or `Ok(Err(kind))` for a line that is
+    /// not a call (blank, or a request that never was).
+    pub fn parse(&mut self, at: SourceLine, line: &[u8]) -> Result<Result<CallEvent, NonCall>> {
         let line_no = at.number;
         let line = trim_eol(line);
         if is_blank(line) {
-            return Ok(None);
+            return Ok(Err(NonCall::Blank));
         }
         // nginx writes bytes above 0x7f as they are: the line need not be UTF-8.
         let obj: Map<String, Value> = match serde_json::from_slice(line) {
@@ -94,37 +107,41 @@ impl NginxJsonParser {
                 Err(_) => return Err(Error::line(line_no, "line", format!("not a json object: {first_err}"))),
             },
         };
-        let time_raw = first(&obj, &["time_iso8601", "time_local", "msec", "time", "timestamp"])
+        let k = &self.keys;
+        let time_raw = first(&obj, &k.time)
             .ok_or_else(|| Error::line(line_no, "time", "missing (time_iso8601, time_local or msec)"))?;
         let time = parse_time(&time_raw)
             .ok_or_else(|| Error::line(line_no, "time", format!("not a time: {}", quote(&time_raw))))?;
-        let request = first(&obj, &["request"]);
-        let method_key = first(&obj, &["request_method"]);
-        let uri = first(&obj, &["request_uri"]);
-        let (uri_key, args) = (first(&obj, &["uri"]), first(&obj, &["args"]));
+        let method_key = first(&obj, &k.method);
+        let request = if method_key.is_none() { first(&obj, &k.request) } else { None };
+        let (target_key, args) =
+            if method_key.is_some() { (first(&obj, &k.target), first(&obj, &k.args)) } else { (None, None) };
         let joined;
-        let (method, target): (Option<&[u8]>, &[u8]) = if let Some(m) = method_key.as_deref() {
-            let target = match (uri.as_deref(), uri_key.as_deref()) {
-                (Some(u), _) => u,
-                (None, Some(u)) => {
-                    joined = match args.as_deref() {
-                        Some(a) => [u, b"?", a].concat(),
-                        None => u.to_vec(),
-                    };
+        let (method, target): (&[u8], &[u8]) = if let Some(m) = method_key.as_deref() {
+            let target = match (target_key.as_deref(), args.as_deref()) {
+                (Some(t), Some(a)) if !t.contains(&b'?') => {
+                    joined = [t, b"?", a].concat();
                     &joined
                 }
-                (None, None) => b"",
+                (Some(t), _) => t,
+                (None, _) => b"",
             };
-            (Some(m), target)
+            (m, target)
         } else if let Some(r) = request.as_deref() {
             match split_request(r) {
-                Some((m, t)) => (Some(m), t),
-                None => (None, b""),
+                Some(mt) => mt,
+                None => return Ok(Err(NonCall::NoRequest)),
             }
+        } else if any_key(&obj, &k.request) || any_key(&obj, &k.method) {
+            // The key is there and holds nothing: no request was made.
+            return Ok(Err(NonCall::NoRequest));
         } else {
             return Err(Error::line(line_no, "request", "missing (request, or request_method and request_uri)"));
         };
-        let status = match first(&obj, &["status"]) {
+        if method.is_empty() || !method.iter().all(|c| c.is_ascii_alphabetic() || *c == b'-' || *c == b'_') {
+            return Ok(Err(NonCall::NoRequest));
+        }
+        let status = match first(&obj, &k.status) {
             None => None,
             Some(s) => Some(
                 parse_u64(&s)
@@ -133,41 +150,41 @@ impl NginxJsonParser {
                     as i64,
             ),
         };
-        let bytes = match first(&obj, &["body_bytes_sent", "bytes_sent", "bytes"]) {
+        let bytes = match first(&obj, &k.bytes) {
             None => None,
             Some(b) => Some(
                 parse_u64(&b)
                     .ok_or_else(|| Error::line(line_no, "bytes", format!("not a byte count: {}", quote(&b))))?,
             ),
         };
-        let duration_ms = match (first(&obj, &["request_time"]), first(&obj, &["duration_ms"])) {
+        let duration_ms = match (first(&obj, &k.request_time), first(&obj, &k.duration_ms)) {
             (Some(t), _) => Some(parse_seconds_as_ms(&t).ok_or_else(|| {
                 Error::line(line_no, "request_time", format!("not a number of seconds: {}", quote(&t)))
             })?),
             (None, Some(d)) => parse_f64(&d),
             (None, None) => None,
         };
-        let forwarded = first(&obj, &["http_x_forwarded_for"]);
+        let forwarded = first(&obj, &k.forwarded_for);
         let client = match forwarded.as_deref().and_then(forwarded_for) {
             Some(f) => Some(Cow::Owned(f.to_vec())),
-            None => first(&obj, &["remote_addr", "client_ip", "realip_remote_addr"]),
+            None => first(&obj, &k.client_ip),
         };
         let l = HttpLine {
             time: Some(time),
-            method,
+            method: Some(method),
             target,
             status,
             bytes,
             duration_ms,
-            depth: first(&obj, &["http_depth", "depth"]).and_then(|d| Depth::parse(&d)),
-            host: first(&obj, &["host", "http_host", "server_name"]),
+            depth: first(&obj, &k.depth).and_then(|d| Depth::parse(&d)),
+            host: first(&obj, &k.host),
             client_ip: client,
-            user: first(&obj, &["remote_user", "user"]),
-            user_agent: first(&obj, &["http_user_agent", "user_agent"]),
-            api_key: first(&obj, &["api_key"]),
-            destination: first(&obj, &["http_destination", "destination"]),
+            user: first(&obj, &k.user),
+            user_agent: first(&obj, &k.user_agent),
+            api_key: first(&obj, &k.api_key),
+            destination: first(&obj, &k.destination),
         };
-        http_event(&self.ctx, &mut self.agents, at, l).map(Some)
+        http_event(&self.ctx, &mut self.agents, at, l).map(Ok)
     }
 }
 
@@ -176,11 +193,14 @@ impl LineParser for NginxJsonParser {
         Format::NginxJson
     }
 
-    fn line(&mut self, at: SourceLine, line: &[u8], out: &mut Vec<CallEvent>) -> Result<()> {
-        if let Some(e) = self.parse(at, line)? {
-            out.push(e);
-        }
-        Ok(())
+    fn line(&mut self, at: SourceLine, line: &[u8], out: &mut Vec<CallEvent>) -> Result<LineIs> {
+        Ok(match self.parse(at, line)? {
+            Ok(e) => {
+                out.push(e);
+                LineIs::Call
+            }
+            Err(kind) => kind.into(),
+        })
     }
 
     fn context_mut(&mut self) -> &mut Context {
@@ -220,6 +240,40 @@ mod tests {
         let line = r#"{"msec":"1705312801.250","request_method":"PROPFIND","request_uri":"/dav/x/","http_depth":"0","status":"207"}"#;
         let e = one(Format::NginxJson, line);
         assert_eq!((e.operation, e.time), (Operation::Stat, utc("2024-01-15T10:00:01.250Z")));
+    }
+
+    #[test]
+    fn key_variants_and_the_config_map() {
+        // As operators name them (hand-written after common log_format lines).
+        let line = r#"{"time":"2024-01-15T10:00:01+00:00","remote_ip":"203.0.113.9","method":"GET","uri":"/api/rest/v1/folders/in","args":"cursor=c2","response_code":"200","size":"512","ua":"curl/8.5.0"}"#;
+        let e = one(Format::NginxJson, line);
+        assert_eq!((e.operation, e.path.as_deref(), e.cursor.as_deref()), (Operation::List, Some("/in"), Some("c2")));
+        assert_eq!((e.client_ip.as_deref(), e.status, e.bytes), (Some("203.0.113.9"), Some(200), Some(512)));
+        assert_eq!(e.interface, Interface::Sdk);
+        let line = r#"{"@timestamp":"1705312801.250","remote":"10.0.0.1","method":"DELETE","request_uri":"/api/rest/v1/files/a?x=1","status":204,"time":"[15/Jan/2024:10:00:01 +0000]"}"#;
+        let e = one(Format::NginxJson, line);
+        assert_eq!((e.operation, e.time), (Operation::Delete, utc("2024-01-15T10:00:01Z")), "time before @timestamp");
+        // Keys the shipped lists do not know, mapped in [import.nginx_json].
+        let cfg: crate::ImportConfig =
+            toml::from_str("[nginx_json]\nclient_ip = [\"peer\"]\ntime = [\"when\"]\n").unwrap();
+        let ctx = crate::testutil::ctx().with_classifier(std::sync::Arc::new(crate::Classifier::new(&cfg).unwrap()));
+        let mut p = NginxJsonParser::new(ctx);
+        let line = br#"{"when":"2024-01-15T10:00:01Z","peer":"198.51.100.4","remote_addr":"10.0.0.1","request":"GET /x HTTP/1.1"}"#;
+        let e = p.parse(at(1), line).unwrap().unwrap();
+        assert_eq!(e.client_ip.as_deref(), Some("198.51.100.4"));
+    }
+
+    #[test]
+    fn requests_that_never_were() {
+        for line in [
+            r#"{"msec":"1705312801","request":"","status":"400"}"#,
+            r#"{"msec":"1705312801","request":"-","status":"408"}"#,
+            r#"{"msec":"1705312801","request":"\u0016\u0003\u0001\u0002\u0000","status":"400"}"#,
+            r#"{"msec":"1705312801","request_method":"","request_uri":"","status":"400"}"#,
+        ] {
+            let mut p = NginxJsonParser::new(crate::testutil::ctx());
+            assert_eq!(p.parse(at(1), line.as_bytes()).unwrap(), Err(NonCall::NoRequest), "{line}");
+        }
     }
 
     #[test]

@@ -15,15 +15,19 @@
 //! USER/PASS one login), with sessions told apart by client address. SFTP
 //! lines name SFTP requests: OPENDIR → list, REMOVE and RMDIR → delete, RENAME
 //! → move, MKDIR → mkdir, STAT, LSTAT, REALPATH and READLINK → stat, SETSTAT →
-//! write; transfers are logged as RETR and STOR; other requests (OPEN, READ,
-//! WRITE, CLOSE…) are parts of those and not calls.
+//! write; transfers are logged as RETR and STOR; OPEN, READ, WRITE, CLOSE and
+//! READDIR are parts of those and not calls, other requests housekeeping.
+//!
+//! Lines that are not calls are counted by kind ([`crate::NonCall`]): FTP
+//! housekeeping (`PASV`, `CWD`, `SYST`…), and the USER before a PASS or the
+//! RNTO after an RNFR as parts of their call.
 
-use crate::clf::parse_clf_head;
+use crate::clf::{parse_clf_head, Vhost};
 use crate::context::Context;
 use crate::error::Result;
 use crate::ftp::{resolve, split_command, verb, FtpCall, FtpSession, Verb};
 use crate::text::{is_blank, owned, trim_eol, ClfTimes};
-use crate::{Format, LineParser, SourceLine};
+use crate::{Format, LineIs, LineParser, NonCall, SourceLine};
 use callmeter_model::{CallEvent, Interface, Operation};
 use std::collections::HashMap;
 
@@ -57,9 +61,8 @@ impl ProftpdParser {
         ProftpdParser { ctx, times: ClfTimes::default(), sessions: HashMap::new() }
     }
 
-    fn event(&self, c: FtpCall, interface: Interface, client: &[u8], bytes: Option<u64>) -> Result<CallEvent> {
-        let account = self.ctx.account(c.line.number, None, c.user.as_deref())?;
-        let mut e = self.ctx.event(c.line, c.time, interface, c.operation, account);
+    fn event(&self, c: FtpCall, interface: Interface, client: &[u8], bytes: Option<u64>) -> CallEvent {
+        let mut e = self.ctx.event(c.line, c.time, interface, c.operation, c.account);
         e.method = Some(c.method);
         e.path = c.path;
         e.destination = c.destination;
@@ -70,8 +73,41 @@ impl ProftpdParser {
             e.bytes = bytes;
         }
         self.ctx.overrides(&mut e);
-        Ok(e)
+        e
     }
+}
+
+/// Whether a word is an SFTP request as ProFTPD's mod_sftp logs it (any case).
+pub(crate) fn is_sftp_request(v: &[u8]) -> bool {
+    const REQUESTS: &[&[u8]] = &[
+        b"INIT",
+        b"OPEN",
+        b"CLOSE",
+        b"READ",
+        b"WRITE",
+        b"LSTAT",
+        b"FSTAT",
+        b"SETSTAT",
+        b"FSETSTAT",
+        b"OPENDIR",
+        b"READDIR",
+        b"REMOVE",
+        b"MKDIR",
+        b"RMDIR",
+        b"REALPATH",
+        b"STAT",
+        b"RENAME",
+        b"READLINK",
+        b"SYMLINK",
+        b"LINK",
+        b"EXTENDED",
+    ];
+    REQUESTS.iter().any(|r| r.eq_ignore_ascii_case(v))
+}
+
+/// SFTP requests that are parts of a transfer or listing ProFTPD logs on a line of its own.
+fn sftp_part(v: &[u8]) -> bool {
+    [&b"OPEN"[..], b"READ", b"WRITE", b"CLOSE", b"READDIR"].iter().any(|p| p.eq_ignore_ascii_case(v))
 }
 
 impl LineParser for ProftpdParser {
@@ -79,13 +115,13 @@ impl LineParser for ProftpdParser {
         Format::Proftpd
     }
 
-    fn line(&mut self, at: SourceLine, line: &[u8], out: &mut Vec<CallEvent>) -> Result<()> {
+    fn line(&mut self, at: SourceLine, line: &[u8], out: &mut Vec<CallEvent>) -> Result<LineIs> {
         let line_no = at.number;
         let line = trim_eol(line);
         if is_blank(line) {
-            return Ok(());
+            return Ok(NonCall::Blank.into());
         }
-        let head = parse_clf_head(line_no, line, &mut self.times)?;
+        let head = parse_clf_head(line_no, line, &mut self.times, Vhost::No)?;
         let protocol = head.rest.trim_ascii();
         let protocol = protocol.strip_prefix(b"\"").and_then(|p| p.strip_suffix(b"\"")).unwrap_or(protocol);
         let interface = if protocol.eq_ignore_ascii_case(b"sftp") || protocol.eq_ignore_ascii_case(b"scp") {
@@ -94,48 +130,58 @@ impl LineParser for ProftpdParser {
             Interface::Ftp
         };
         let (v, arg) = split_command(&head.request);
-        let key = String::from_utf8_lossy(head.host).into_owned();
+        let client = head.client();
+        let key = String::from_utf8_lossy(client).into_owned();
         if self.sessions.len() >= MAX_SESSIONS {
             self.sessions.retain(|_, s| !s.is_idle());
         }
+        let ctx = &self.ctx;
         let session = self.sessions.entry(key.clone()).or_default();
         if !head.user.is_empty() && head.user != b"-" {
             session.user = Some(owned(head.user));
         }
         let mut calls = Vec::new();
-        let sftp_op = (interface == Interface::Sftp && verb(v, arg) == Verb::None).then(|| sftp_operation(v)).flatten();
-        if let Some(op) = sftp_op {
-            session.flush(&mut calls);
-            let arg = String::from_utf8_lossy(arg);
-            let (path, destination) = match (op, arg.split_once(' ')) {
-                (Operation::Move, Some((from, to))) => (resolve(&session.cwd, from), Some(resolve(&session.cwd, to))),
-                _ => (resolve(&session.cwd, &arg), None),
-            };
-            calls.push(FtpCall {
-                line: at,
-                reply_to: line_no,
-                time: head.time,
-                operation: op,
-                method: owned(v).to_ascii_uppercase(),
-                path: Some(path),
-                destination,
-                status: head.status,
-                user: session.user.clone(),
-            });
-        } else {
-            session.command(at, head.time, v, arg, head.status, &mut calls);
-            if verb(v, arg) == Verb::Quit {
-                self.sessions.remove(&key);
+        let is_sftp = interface == Interface::Sftp && verb(v, arg) == Verb::None;
+        let result = match is_sftp.then(|| sftp_operation(v)).flatten() {
+            Some(op) => {
+                session.flush(&mut calls);
+                ctx.account(line_no, None, session.user.as_deref()).map(|account| {
+                    let arg = String::from_utf8_lossy(arg);
+                    let (path, destination) = match (op, arg.split_once(' ')) {
+                        (Operation::Move, Some((from, to))) => {
+                            (resolve(&session.cwd, from), Some(resolve(&session.cwd, to)))
+                        }
+                        _ => (resolve(&session.cwd, &arg), None),
+                    };
+                    calls.push(FtpCall {
+                        line: at,
+                        reply_to: line_no,
+                        time: head.time,
+                        operation: op,
+                        method: owned(v).to_ascii_uppercase(),
+                        path: Some(path),
+                        destination,
+                        status: head.status,
+                        user: session.user.clone(),
+                        account,
+                    });
+                    LineIs::Call
+                })
             }
-        }
-        let mut first_err = None;
+            None if is_sftp && sftp_part(v) => Ok(NonCall::PartOfCall.into()),
+            None => {
+                let account = |user: Option<&str>| ctx.account(line_no, None, user);
+                let r = session.command(at, head.time, v, arg, head.status, &account, &mut calls);
+                if verb(v, arg) == Verb::Quit {
+                    self.sessions.remove(&key);
+                }
+                r
+            }
+        };
         for c in calls {
-            match self.event(c, interface, head.host, head.bytes) {
-                Ok(e) => out.push(e),
-                Err(e) => first_err = first_err.or(Some(e)),
-            }
+            out.push(self.event(c, interface, client, head.bytes));
         }
-        first_err.map_or(Ok(()), Err)
+        result
     }
 
     fn finish(&mut self, out: &mut Vec<CallEvent>) {
@@ -144,7 +190,7 @@ impl LineParser for ProftpdParser {
         for (client, mut s) in sessions {
             let mut calls = Vec::new();
             s.flush(&mut calls);
-            out.extend(calls.into_iter().filter_map(|c| self.event(c, Interface::Ftp, client.as_bytes(), None).ok()));
+            out.extend(calls.into_iter().map(|c| self.event(c, Interface::Ftp, client.as_bytes(), None)));
         }
     }
 
@@ -156,7 +202,7 @@ impl LineParser for ProftpdParser {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{id, ops, run, run_errors, utc};
+    use crate::testutil::{id, non_calls, ops, run, run_errors, utc};
     use chrono::DateTime;
     use proptest::prelude::*;
 
@@ -191,6 +237,26 @@ mod tests {
         assert_eq!(events[4].destination.as_deref(), Some("/upload dir/done.csv"));
         assert_eq!(events[5].status, Some(550));
         assert!(events.iter().all(|e| e.user.as_deref() == Some("alice") && e.interface == Interface::Ftp));
+    }
+
+    #[test]
+    fn a_login_and_housekeeping_are_one_call() {
+        // A session that starts as ProFTPD's default ExtendedLog writes it (hand-written, as its documentation shows).
+        let log = r#"138.88.144.129 UNKNOWN nobody [10/Jan/2006:10:48:12 -0500] "USER steve" 331 -
+138.88.144.129 UNKNOWN userftp [10/Jan/2006:15:48:12 +0000] "PASS (hidden)" 230 -
+138.88.144.129 UNKNOWN userftp [10/Jan/2006:15:48:12 +0000] "SYST" 215 -
+138.88.144.129 UNKNOWN userftp [10/Jan/2006:15:48:12 +0000] "TYPE I" 200 -
+138.88.144.129 UNKNOWN userftp [10/Jan/2006:15:48:12 +0000] "PWD" 257 -
+138.88.144.129 UNKNOWN userftp [10/Jan/2006:15:48:12 +0000] "PASV" 227 -
+138.88.144.129 UNKNOWN userftp [10/Jan/2006:15:50:13 +0000] "PASV" 227 -
+"#;
+        let events = run(Format::Proftpd, log);
+        assert_eq!(ops(&events), vec![(Operation::Login, None)]);
+        assert_eq!(events[0].user.as_deref(), Some("userftp"));
+        use NonCall::*;
+        let hk = Some(Housekeeping);
+        assert_eq!(non_calls(Format::Proftpd, log), [Some(PartOfCall), None, hk, hk, hk, hk, hk]);
+        assert_eq!(crate::detect(&log.lines().map(str::as_bytes).collect::<Vec<_>>()), Some(Format::Proftpd));
     }
 
     #[test]

@@ -21,20 +21,25 @@
 //! `set` lines of the same path and second: they are one call.
 //!
 //! Sessions are told apart by pid; the user and client of a session come from
-//! its `session opened` line. Lines of other programs, and sftp-server lines
-//! that are not requests, are skipped. The time is RFC 3164's (`Jan 15
-//! 10:00:00`, read in `--timezone`, its year by the syslog rule) or RFC
-//! 3339's (rsyslog's high-precision format). No status is logged: it is absent.
+//! its `session opened` line. OpenSSH 9.8 and later log from `sshd-session`
+//! (`sshd-session[PID]: opendir "/in" [postauth]`): that program is read
+//! too, and the ` [postauth]` suffix taken off. Lines are not calls, each
+//! of its kind ([`NonCall`]): `close`, `forced close`, `closedir` and a
+//! repeated `set` are parts of their call; `session closed`, sshd's own
+//! messages and sftp-server lines that are not requests are housekeeping;
+//! lines of other programs are `other_program`. The time is RFC 3164's
+//! (`Jan 15 10:00:00`, read in `--timezone`, its year by the syslog rule) or
+//! RFC 3339's (rsyslog's high-precision format; without a zone, read in
+//! `--timezone`). No status is logged: it is absent.
 
-use crate::context::{syslog_year, Context};
+use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::text::{
-    is_blank, month, owned, parse_day, parse_hms, parse_rfc3339_lenient, parse_u64, quote, skip_spaces, token, trim_eol,
-};
-use crate::{Format, LineParser, SourceLine};
+use crate::syslog;
+use crate::text::{is_blank, owned, parse_u64, quote, token, trim_eol};
+use crate::{Format, LineIs, LineParser, NonCall, SourceLine};
 use callmeter_model::{CallEvent, Interface, Operation};
-use chrono::{DateTime, NaiveDate, Utc};
-use memchr::{memchr, memmem, memrchr};
+use chrono::{DateTime, Utc};
+use memchr::{memmem, memrchr};
 use std::collections::HashMap;
 
 /// At most this many sessions are remembered; those with no open file are forgotten first.
@@ -81,44 +86,20 @@ impl SftpParser {
         SftpParser { ctx, sessions: HashMap::new() }
     }
 
-    /// The time, the program and its pid, and the message; `None` for lines of other programs.
+    /// The time, the pid and the message of a line of OpenSSH (`sshd`,
+    /// `sshd-session`, `sftp-server`, `internal-sftp`), its ` [postauth]`
+    /// suffix taken off; `None` for lines of other programs.
     fn prefix<'a>(&self, line_no: u64, line: &'a [u8]) -> Result<Option<Prefix<'a>>> {
-        let bad_time = || Error::line(line_no, "time", format!("not a syslog time: {}", quote(line)));
-        let (time, rest) = if line.first().is_some_and(u8::is_ascii_digit) {
-            let (t, rest) = token(line);
-            (parse_rfc3339_lenient(t).ok_or_else(bad_time)?, rest)
-        } else {
-            let (mon, rest) = token(line);
-            let mo = month(mon).ok_or_else(bad_time)?;
-            let (day, rest) = token(skip_spaces(rest));
-            let day = parse_day(day).ok_or_else(bad_time)?;
-            let (hms, rest) = token(rest);
-            let (h, mi, s) = parse_hms(hms).ok_or_else(bad_time)?;
-            let year = syslog_year(mo, day, h, mi, s, self.ctx.timezone, self.ctx.year_reference);
-            let naive = NaiveDate::from_ymd_opt(year, mo, day)
-                .and_then(|d| d.and_hms_opt(h, mi, s.min(59)))
-                .ok_or_else(bad_time)?;
-            (self.ctx.local(line_no, "time", naive)?, rest)
-        };
-        let (_host, rest) = token(skip_spaces(rest));
-        let (tag, msg) = token(rest);
-        let Some(tag) = tag.strip_suffix(b":") else {
-            return Err(Error::line(line_no, "program", format!("not a syslog program tag: {}", quote(tag))));
-        };
-        let (name, pid) = match memchr(b'[', tag) {
-            Some(i) => {
-                let pid = tag[i + 1..]
-                    .strip_suffix(b"]")
-                    .and_then(parse_u64)
-                    .ok_or_else(|| Error::line(line_no, "pid", format!("not a pid: {}", quote(&tag[i..]))))?;
-                (&tag[..i], Some(pid))
-            }
-            None => (tag, None),
-        };
-        if memmem::find(name, b"sftp").is_none() && name != b"sshd" {
+        let l = syslog::parse(&self.ctx, line_no, line)?;
+        let ours = memmem::find(l.program, b"sftp").is_some() || matches!(l.program, b"sshd" | b"sshd-session");
+        if !ours {
             return Ok(None);
         }
-        Ok(Some((time, pid, msg)))
+        // OpenSSH 9.8 and later log from `sshd-session`, and what its
+        // sandboxed child logs through the monitor ends in ` [postauth]`.
+        let msg = l.msg.trim_ascii();
+        let msg = msg.strip_suffix(b" [postauth]").or_else(|| msg.strip_suffix(b" [preauth]")).unwrap_or(msg);
+        Ok(Some((l.time, l.pid, msg)))
     }
 
     fn new_event(
@@ -186,14 +167,13 @@ impl LineParser for SftpParser {
         Format::Sftp
     }
 
-    fn line(&mut self, at: SourceLine, line: &[u8], out: &mut Vec<CallEvent>) -> Result<()> {
+    fn line(&mut self, at: SourceLine, line: &[u8], out: &mut Vec<CallEvent>) -> Result<LineIs> {
         let line_no = at.number;
         let line = trim_eol(line);
         if is_blank(line) {
-            return Ok(());
+            return Ok(NonCall::Blank.into());
         }
-        let Some((time, pid, msg)) = self.prefix(line_no, line)? else { return Ok(()) };
-        let msg = msg.trim_ascii();
+        let Some((time, pid, msg)) = self.prefix(line_no, line)? else { return Ok(NonCall::OtherProgram.into()) };
         let (word, rest) = token(msg);
         // Any request but another `set` ends a run of `set` lines.
         if word != b"set" {
@@ -205,12 +185,14 @@ impl LineParser for SftpParser {
             b"session" => {
                 if let Some(r) = rest.strip_prefix(b"opened for local user ") {
                     self.session_opened(at, time, pid, r, out)?;
-                } else if rest.starts_with(b"closed ") {
+                    return Ok(LineIs::Call);
+                }
+                if rest.starts_with(b"closed ") {
                     if let Some(mut s) = self.sessions.remove(&pid) {
                         out.append(&mut s.opens);
                     }
                 }
-                return Ok(());
+                return Ok(NonCall::Housekeeping.into());
             }
             b"open" => {
                 let (path, after) = quoted(rest).ok_or_else(|| Error::line(line_no, "path", "no quoted path"))?;
@@ -222,13 +204,13 @@ impl LineParser for SftpParser {
                 let e = self.new_event(at, time, pid, op, "open", Some(path))?;
                 let s = self.sessions.entry(pid).or_default();
                 s.opens.push(e);
-                return Ok(());
+                return Ok(LineIs::Call);
             }
             b"close" | b"forced" => {
                 let rest = if word == b"forced" {
                     match token(rest) {
                         (b"close", r) => r,
-                        _ => return Ok(()),
+                        _ => return Ok(NonCall::Housekeeping.into()),
                     }
                 } else {
                     rest
@@ -251,8 +233,11 @@ impl LineParser for SftpParser {
                         out.push(e);
                     }
                 }
-                return Ok(());
+                // Its open is the call (and, when the open was before this
+                // file began, was counted there).
+                return Ok(NonCall::PartOfCall.into());
             }
+            b"closedir" => return Ok(NonCall::PartOfCall.into()),
             b"opendir" => (Operation::List, "opendir", quoted(rest).map(|q| q.0)),
             b"stat" | b"lstat" => {
                 let method = if word == b"stat" { "stat" } else { "lstat" };
@@ -277,7 +262,7 @@ impl LineParser for SftpParser {
                     self.new_event(at, time, pid, Operation::Write, &method, Some(new))?
                 };
                 out.push(e);
-                return Ok(());
+                return Ok(LineIs::Call);
             }
             b"set" => {
                 let (path, after) = quoted(rest).ok_or_else(|| Error::line(line_no, "path", "no quoted path"))?;
@@ -287,21 +272,21 @@ impl LineParser for SftpParser {
                     if let Some((p, t, mask)) = &mut s.last_set {
                         if *p == path_s && *t == time && *mask & bit == 0 {
                             *mask |= bit;
-                            return Ok(());
+                            return Ok(NonCall::PartOfCall.into());
                         }
                     }
                 }
                 let e = self.new_event(at, time, pid, Operation::Write, "setstat", Some(path))?;
                 self.sessions.entry(pid).or_default().last_set = Some((path_s, time, bit));
                 out.push(e);
-                return Ok(());
+                return Ok(LineIs::Call);
             }
-            _ => return Ok(()),
+            _ => return Ok(NonCall::Housekeeping.into()),
         };
         let (op, method, path) = call;
         let path = path.ok_or_else(|| Error::line(line_no, "path", format!("no quoted path: {}", quote(msg))))?;
         out.push(self.new_event(at, time, pid, op, method, Some(path))?);
-        Ok(())
+        Ok(LineIs::Call)
     }
 
     fn finish(&mut self, out: &mut Vec<CallEvent>) {
@@ -319,7 +304,7 @@ impl LineParser for SftpParser {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{ctx, id, ops, run, run_errors, run_with, utc};
+    use crate::testutil::{ctx, id, non_calls, ops, run, run_errors, run_with, utc};
     use proptest::prelude::*;
 
     const LOG: &str = r#"Jan 15 10:00:00 files1 sshd[4241]: Accepted publickey for alice from 203.0.113.9 port 50022 ssh2
@@ -368,6 +353,41 @@ Jan 15 10:00:09 files1 internal-sftp[4242]: session closed for local user alice 
         assert_eq!(events[5].method.as_deref(), Some("setstat"));
         assert_eq!(events[6].destination.as_deref(), Some("/done/a b.csv"));
         assert_eq!((events[10].bytes, events[10].id.as_str()), (Some(52_428_800), id(LOG, 15).as_str()));
+    }
+
+    #[test]
+    fn openssh_9_8_logs_from_sshd_session_with_postauth() {
+        let log = concat!(
+            "Jan 15 10:00:00 files1 sshd-session[4242]: Accepted publickey for alice from 203.0.113.9 port 50022 ssh2: ED25519 SHA256:x\n",
+            "Jan 15 10:00:00 files1 sshd-session[4242]: session opened for local user alice from [203.0.113.9] [postauth]\n",
+            "Jan 15 10:00:01 files1 sshd-session[4242]: opendir \"/in\" [postauth]\n",
+            "Jan 15 10:00:01 files1 sshd-session[4242]: closedir \"/in\" [postauth]\n",
+            "Jan 15 10:00:02 files1 sshd-session[4242]: open \"/in/a.csv\" flags READ mode 0666 [postauth]\n",
+            "Jan 15 10:00:03 files1 sshd-session[4242]: close \"/in/a.csv\" bytes read 2048 written 0 [postauth]\n",
+            "Jan 15 10:00:03 files1 CRON[99]: pam_unix(cron:session): session opened for user root\n",
+            "Jan 15 10:00:04 files1 sshd-session[4242]: session closed for local user alice from [203.0.113.9] [postauth]\n",
+        );
+        let events = run(Format::Sftp, log);
+        assert_eq!(
+            ops(&events),
+            vec![(Operation::Login, None), (Operation::List, Some("/in")), (Operation::Read, Some("/in/a.csv"))]
+        );
+        assert!(events
+            .iter()
+            .all(|e| e.client_ip.as_deref() == Some("203.0.113.9") && e.user.as_deref() == Some("alice")));
+        assert_eq!(events[2].bytes, Some(2048));
+        use NonCall::*;
+        let want = [
+            Some(Housekeeping),
+            None,
+            None,
+            Some(PartOfCall),
+            None,
+            Some(PartOfCall),
+            Some(OtherProgram),
+            Some(Housekeeping),
+        ];
+        assert_eq!(non_calls(Format::Sftp, log), want);
     }
 
     #[test]

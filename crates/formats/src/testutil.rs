@@ -1,6 +1,6 @@
 //! Helpers for the tests.
 
-use crate::{AccountRule, Context, Format, LineKey, LineKeys, LineParser, SourceLine};
+use crate::{AccountRule, Context, Format, LineIs, LineKey, LineKeys, LineParser, NonCall, SourceLine};
 use callmeter_model::{parse_event, CallEvent, EventLimits, Interface, Operation};
 use chrono::{DateTime, Utc};
 
@@ -32,21 +32,42 @@ pub fn event() -> CallEvent {
 }
 
 /// Feeds the lines (numbered from 1), then finishes; every event is checked
-/// to pass the model's own validation unchanged.
+/// to pass the model's own validation unchanged, and every line to be
+/// accounted for: the lines that say they are calls are the events given.
 pub fn run_with(p: &mut dyn LineParser, text: &str) -> (Vec<CallEvent>, Vec<crate::Error>) {
+    let (out, errors, _) = run_kinds(p, text);
+    (out, errors)
+}
+
+/// [`run_with`], and what each line said it was (`None` for an error).
+pub fn run_kinds(p: &mut dyn LineParser, text: &str) -> (Vec<CallEvent>, Vec<crate::Error>, Vec<Option<LineIs>>) {
     let mut out = Vec::new();
     let mut errors = Vec::new();
+    let mut kinds = Vec::new();
     let mut keys = LineKeys::new(None);
+    let batched = p.batched();
     for line in text.lines() {
-        if let Err(e) = p.line(keys.next(line.as_bytes()), line.as_bytes(), &mut out) {
-            errors.push(e);
+        match p.line(keys.next(line.as_bytes()), line.as_bytes(), &mut out) {
+            Ok(is) => kinds.push(Some(is)),
+            Err(e) => {
+                errors.push(e);
+                kinds.push(None);
+            }
         }
     }
     p.finish(&mut out);
     for e in &out {
         assert_valid(e);
     }
-    (out, errors)
+    let call_lines = kinds.iter().filter(|k| **k == Some(LineIs::Call)).count() as u64;
+    assert_eq!(call_lines + p.batched() - batched, out.len() as u64, "call lines and calls: {kinds:?}");
+    (out, errors, kinds)
+}
+
+/// The kinds of the lines that are not calls, in order (`None` for a call or an error).
+pub fn non_calls(format: Format, text: &str) -> Vec<Option<NonCall>> {
+    let (_, _, kinds) = run_kinds(crate::parser(format, ctx()).as_mut(), text);
+    kinds.into_iter().map(|k| if let Some(LineIs::NonCall(n)) = k { Some(n) } else { None }).collect()
 }
 
 pub fn run(format: Format, text: &str) -> Vec<CallEvent> {

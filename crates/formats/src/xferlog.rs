@@ -11,7 +11,8 @@
 //! method, authenticated user id, and (not in the oldest servers) completion
 //! status (`c` complete, `i` incomplete).
 //!
-//! Every line is a call: `i` → write (`STOR`), `o` → read (`RETR`), `d` →
+//! Some writers add a field or two after the completion status: they are
+//! skipped. Every line is a call: `i` → write (`STOR`), `o` → read (`RETR`), `d` →
 //! delete (`DELE`). The log is written when the transfer ends; the call's time
 //! is when it began (the time less the transfer seconds). The status is 226
 //! for a complete transfer (250 for a delete) and 426 for an incomplete one.
@@ -20,7 +21,7 @@
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::text::{is_blank, owned, parse_ctime, parse_u64, quote, trim_eol};
-use crate::{Format, LineParser, SourceLine};
+use crate::{Format, LineIs, LineParser, NonCall, SourceLine};
 use callmeter_model::{CallEvent, Interface, Operation};
 
 /// The reader of xferlog.
@@ -39,7 +40,7 @@ impl XferlogParser {
         XferlogParser { ctx }
     }
 
-    /// Reads one line into its call.
+    /// Reads one line into its call (`None` for a blank line).
     pub fn parse(&mut self, source_line: SourceLine, line: &[u8]) -> Result<Option<CallEvent>> {
         let line_no = source_line.number;
         let line = trim_eol(line);
@@ -69,8 +70,11 @@ impl XferlogParser {
                 && one_of(t(n - k + 3), b"agr")
                 && one_of(t(n - k + 6), b"01")
         };
-        let (tail, complete) = if n >= 13 && one_of(t(n - 1), b"ci") && tail_at(9) {
-            (n - 9, Some(t(n - 1) == b"c"))
+        // The completion status last, or followed by up to two fields some writers add.
+        let with_status =
+            (0..=2).find(|&extra| n >= 13 + extra && one_of(t(n - 1 - extra), b"ci") && tail_at(9 + extra));
+        let (tail, complete) = if let Some(extra) = with_status {
+            (n - 9 - extra, Some(t(n - 1 - extra) == b"c"))
         } else if tail_at(8) {
             (n - 8, None)
         } else {
@@ -126,11 +130,14 @@ impl LineParser for XferlogParser {
         Format::Xferlog
     }
 
-    fn line(&mut self, at: SourceLine, line: &[u8], out: &mut Vec<CallEvent>) -> Result<()> {
-        if let Some(e) = self.parse(at, line)? {
-            out.push(e);
-        }
-        Ok(())
+    fn line(&mut self, at: SourceLine, line: &[u8], out: &mut Vec<CallEvent>) -> Result<LineIs> {
+        Ok(match self.parse(at, line)? {
+            Some(e) => {
+                out.push(e);
+                LineIs::Call
+            }
+            None => NonCall::Blank.into(),
+        })
     }
 
     fn context_mut(&mut self) -> &mut Context {
@@ -174,6 +181,20 @@ Mon Jan  5 09:00:00 2024 0 host.example.com 0 /home/alice/old.csv a _ d r alice 
         );
         assert_eq!(e.duration_ms, Some(12_000.0));
         assert_eq!((events[2].status, events[2].time), (None, utc("2024-01-05T09:00:00Z")));
+    }
+
+    #[test]
+    fn fields_after_the_completion_status_are_skipped() {
+        let log = "\
+Mon Jan 15 10:00:05 2024 1 192.168.1.10 1024 /home/alice/report.csv b _ i r alice ftp 0 * c 1024
+Mon Jan 15 10:00:06 2024 1 192.168.1.10 2048 /home/alice/a b.csv b _ o r alice ftp 0 * i 0 x
+";
+        let events = run(Format::Xferlog, log);
+        assert_eq!(
+            ops(&events),
+            vec![(Operation::Write, Some("/home/alice/report.csv")), (Operation::Read, Some("/home/alice/a b.csv"))]
+        );
+        assert_eq!((events[0].status, events[1].status), (Some(226), Some(426)));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use crate::error::{ImportError, Result};
 use crate::input::Line;
 use crate::sink::{Delivery, Sink};
 use crate::summary::Summary;
-use callmeter_formats::{parser, AccountRule, Classifier, Context, Format, LineKeys, LineParser};
+use callmeter_formats::{parser, AccountRule, Classifier, Context, Format, LineIs, LineKeys, LineParser};
 use callmeter_model::CallEvent;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -54,6 +54,8 @@ pub struct SourceReader {
     events: Vec<CallEvent>,
     /// The line of each of `events`.
     lines: Vec<u64>,
+    /// The reader's [`LineParser::batched`] when last looked at.
+    batched: u64,
 }
 
 impl SourceReader {
@@ -70,6 +72,7 @@ impl SourceReader {
             strict: options.strict,
             events: Vec::new(),
             lines: Vec::new(),
+            batched: 0,
         }
     }
 
@@ -88,33 +91,48 @@ impl SourceReader {
         self.events.len()
     }
 
-    /// Reads the next line. A bad line is counted in `summary` (or, with
-    /// `strict`, stops the source with an error).
+    /// Reads the next line and counts what it is in `summary`: a call, a
+    /// non-call of its kind, or a bad line (with `strict`, a bad line stops
+    /// the source with an error).
     pub fn read(&mut self, line: Line<'_>, summary: &mut Summary) -> Result<()> {
         summary.lines += 1;
         let before = self.events.len();
         let failed = match line {
-            Line::Text(text) => self.parser.line(self.keys.next(text), text, &mut self.events).err().map(|e| {
-                let reason = match &e {
-                    callmeter_formats::Error::Event { source, .. } => source.reason.as_str(),
-                    callmeter_formats::Error::Account { .. } => "unknown_account",
-                    _ => "bad_line",
-                };
-                (reason, e.to_string())
-            }),
+            Line::Text(text) => match self.parser.line(self.keys.next(text), text, &mut self.events) {
+                Ok(LineIs::Call) => None,
+                Ok(LineIs::NonCall(kind)) => {
+                    summary.non_call(kind);
+                    None
+                }
+                Err(e) => {
+                    let reason = match &e {
+                        callmeter_formats::Error::Event { source, .. } => source.reason.as_str(),
+                        callmeter_formats::Error::Account { .. } => "unknown_account",
+                        _ => "bad_line",
+                    };
+                    Some((reason, e.to_string()))
+                }
+            },
             Line::TooLong(n) => Some((
                 "line_too_long",
                 format!("line {}: {n} bytes, more than the limit of {MAX_LINE_BYTES}", self.keys.skip()),
             )),
         };
         let line_no = self.line_no();
+        let pushed = self.events.len() - before;
+        // Only a line that gives more than its own call can be a batch: look then.
+        if pushed > 1 || (pushed > 0 && failed.is_some()) {
+            let batched = self.parser.batched();
+            summary.batched += batched - self.batched;
+            self.batched = batched;
+        }
         self.lines.resize(self.events.len(), line_no);
-        summary.calls += (self.events.len() - before) as u64;
+        summary.calls += pushed as u64;
         if let Some((reason, message)) = failed {
             if self.strict {
                 return Err(ImportError::Strict { path: self.name.clone(), error: message });
             }
-            summary.reject(reason, &self.name, line_no, || message);
+            summary.reject_line(reason, &self.name, line_no, || message);
         }
         Ok(())
     }
@@ -133,6 +151,7 @@ impl SourceReader {
         }
         self.events.clear();
         self.lines.clear();
+        self.batched = self.parser.batched();
     }
 
     /// The end of the source: the calls still waiting for a later line.

@@ -10,7 +10,12 @@
 //! ```
 //!
 //! Times are zoneless, read in `--timezone` (vsftpd writes UTC unless
-//! `use_localtime=YES`). The `[pid N]` prefix is optional.
+//! `use_localtime=YES`). The `[pid N]` prefix is optional. With
+//! `syslog_enable=YES` the lines come through syslog or the journal instead,
+//! without vsftpd's own date (`Jan 15 10:00:01 files1 vsftpd[2]: [alice] OK
+//! LOGIN: Client "192.168.1.10"`, or an RFC 3339 time): their time is the
+//! prefix's (see the syslog rule of DESIGN §5), and lines of other programs
+//! in the same file are non-calls of kind `other_program`.
 //!
 //! With `log_ftp_protocol=YES` the calls are the `FTP command` lines whose
 //! verb is a file operation (see the FTP rules in DESIGN §5): each waits for
@@ -24,15 +29,24 @@
 //! write, DOWNLOAD → read, MKDIR → mkdir, DELETE and RMDIR → delete, RENAME →
 //! move, LOGIN → login; their status is the usual reply (226, 250, 257, 230;
 //! 426 for a failed transfer, 530 for a failed login, 550 otherwise).
+//!
+//! The lines that are not calls are counted by kind ([`crate::NonCall`]):
+//! FTP housekeeping, `CONNECT`, notices without a client and results of other
+//! commands (`OK CHMOD`) are `housekeeping`; a USER before its PASS, an RNTO
+//! after its RNFR are `part_of_call`; `FTP response` lines, and `OK`/`FAIL`
+//! lines when the protocol is logged, are `reply`.
+
+mod line;
 
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::ftp::{split_command, FtpCall, FtpSession};
-use crate::text::{is_blank, owned, parse_ctime, parse_u64, quote, trim_eol};
-use crate::{Format, LineParser, SourceLine};
+use crate::text::{is_blank, owned, parse_u64, trim_eol};
+use crate::{Format, LineIs, LineParser, NonCall, SourceLine};
 use callmeter_model::{CallEvent, Interface, Operation};
-use chrono::{DateTime, Utc};
-use memchr::{memchr, memmem, memrchr};
+
+use line::{bytes_of, split, Line};
+use memchr::memmem;
 use std::collections::HashMap;
 
 /// At most this many clients are remembered; those with nothing pending are forgotten first.
@@ -69,81 +83,22 @@ pub struct VsftpdParser {
     clients: HashMap<String, Client>,
 }
 
-/// A line's parts.
-struct Line<'a> {
-    time: DateTime<Utc>,
-    pid: Option<u64>,
-    user: Option<&'a [u8]>,
-    kind: &'a [u8],
-    client: &'a [u8],
-    arg: Option<&'a [u8]>,
-    tail: &'a [u8],
-}
-
-/// The byte count in `, 1024 bytes, 512.00Kbyte/sec`.
-fn bytes_of(tail: &[u8]) -> Option<u64> {
-    let t = tail.strip_prefix(b", ")?;
-    let end = memchr(b' ', t)?;
-    t[end..].starts_with(b" bytes").then(|| parse_u64(&t[..end])).flatten()
-}
-
 impl VsftpdParser {
     /// A reader.
     pub fn new(ctx: Context) -> VsftpdParser {
         VsftpdParser { ctx, clients: HashMap::new() }
     }
 
-    fn split<'a>(&self, line_no: u64, line: &'a [u8]) -> Result<Option<Line<'a>>> {
-        let (naive, mut rest) = parse_ctime(line).ok_or_else(|| {
-            Error::line(line_no, "time", format!("not a ctime date (Mon Jan 15 10:00:05 2024): {}", quote(line)))
-        })?;
-        let time = self.ctx.local(line_no, "time", naive)?;
-        let mut pid = None;
-        if let Some(r) = rest.strip_prefix(b"[pid ") {
-            let end = memchr(b']', r).ok_or_else(|| Error::line(line_no, "pid", "no closing ]"))?;
-            pid = Some(
-                parse_u64(&r[..end])
-                    .ok_or_else(|| Error::line(line_no, "pid", format!("not a number: {}", quote(&r[..end]))))?,
-            );
-            rest = r[end + 1..].trim_ascii_start();
-        }
-        let mut user = None;
-        if rest.first() == Some(&b'[') {
-            let end = memmem::find(rest, b"] ").ok_or_else(|| Error::line(line_no, "user", "no closing ]"))?;
-            user = Some(&rest[1..end]);
-            rest = &rest[end + 2..];
-        }
-        let Some(at) = memmem::find(rest, b": Client \"") else {
-            // Lines about no client (DEBUG and the like) are not calls.
-            return Ok(None);
-        };
-        let kind = &rest[..at];
-        let after = &rest[at + 10..];
-        let end = memchr(b'"', after).ok_or_else(|| Error::line(line_no, "client", "no closing quote"))?;
-        let client = &after[..end];
-        let rest = &after[end + 1..];
-        let (arg, tail) = match rest.strip_prefix(b", \"") {
-            Some(r) => match memrchr(b'"', r) {
-                Some(q) => (Some(&r[..q]), &r[q + 1..]),
-                None => return Err(Error::line(line_no, "argument", "no closing quote")),
-            },
-            None => (None, rest),
-        };
-        Ok(Some(Line { time, pid, user: user.filter(|u| !u.is_empty()), kind, client, arg, tail }))
-    }
-
-    fn event(&self, c: FtpCall, client: &[u8], user: Option<String>) -> Result<CallEvent> {
-        let user = user.or(c.user);
-        let account = self.ctx.account(c.line.number, None, user.as_deref())?;
-        let mut e = self.ctx.event(c.line, c.time, Interface::Ftp, c.operation, account);
+    fn event(&self, c: FtpCall, client: &[u8]) -> CallEvent {
+        let mut e = self.ctx.event(c.line, c.time, Interface::Ftp, c.operation, c.account);
         e.method = Some(c.method);
         e.path = c.path;
         e.destination = c.destination;
         e.status = c.status;
-        e.user = user;
+        e.user = c.user;
         e.client_ip = Some(owned(client));
         self.ctx.overrides(&mut e);
-        Ok(e)
+        e
     }
 
     fn forget_idle(&mut self) {
@@ -152,13 +107,14 @@ impl VsftpdParser {
         }
     }
 
-    fn command(&mut self, at: SourceLine, l: &Line<'_>, out: &mut Vec<CallEvent>) -> Result<()> {
+    fn command(&mut self, at: SourceLine, l: &Line<'_>, out: &mut Vec<CallEvent>) -> Result<LineIs> {
         let Some(cmd) = l.arg else {
             return Err(Error::line(at.number, "command", "missing"));
         };
         let (verb, arg) = split_command(cmd);
         let key = String::from_utf8_lossy(l.client).into_owned();
         self.forget_idle();
+        let ctx = &self.ctx;
         let client = self.clients.entry(key.clone()).or_default();
         client.protocol = true;
         let session = client.sessions.entry(l.pid).or_default();
@@ -169,26 +125,23 @@ impl VsftpdParser {
         }
         session.after_pwd = verb.eq_ignore_ascii_case(b"PWD") || verb.eq_ignore_ascii_case(b"XPWD");
         let mut calls = Vec::new();
-        session.ftp.command(at, l.time, verb, arg, None, &mut calls);
+        let account = |user: Option<&str>| ctx.account(at.number, None, user);
+        let is = session.ftp.command(at, l.time, verb, arg, None, &account, &mut calls);
         let quit = verb.eq_ignore_ascii_case(b"QUIT");
         if quit {
             session.ftp.flush(&mut calls);
         }
-        let mut first_err = None;
         for c in calls {
             // A call this command made waits for the command's reply; an RNFR flushed by it had its own.
             let (is_login, is_this_line) = (c.operation == Operation::Login, c.reply_to == at.number);
-            match self.event(c, l.client, None) {
-                Ok(e) if is_login => {
-                    let client = self.clients.entry(key.clone()).or_default();
-                    out.extend(client.login.replace(e));
-                }
-                Ok(e) if is_this_line && !quit => {
-                    let client = self.clients.entry(key.clone()).or_default();
-                    client.sessions.entry(l.pid).or_default().pending = Some(e);
-                }
-                Ok(e) => out.push(e),
-                Err(err) => first_err = first_err.or(Some(err)),
+            let e = self.event(c, l.client);
+            let client = self.clients.entry(key.clone()).or_default();
+            if is_login {
+                out.extend(client.login.replace(e));
+            } else if is_this_line && !quit {
+                client.sessions.entry(l.pid).or_default().pending = Some(e);
+            } else {
+                out.push(e);
             }
         }
         if quit {
@@ -196,7 +149,7 @@ impl VsftpdParser {
                 c.sessions.remove(&l.pid);
             }
         }
-        first_err.map_or(Ok(()), Err)
+        is
     }
 
     fn response(&mut self, l: &Line<'_>, out: &mut Vec<CallEvent>) {
@@ -279,6 +232,8 @@ impl VsftpdParser {
             },
             (_, Some(a)) => (Some(owned(a)), None),
         };
+        let user = l.user.map(owned);
+        let account = self.ctx.account(at.number, None, user.as_deref())?;
         let c = FtpCall {
             line: at,
             reply_to: at.number,
@@ -288,9 +243,10 @@ impl VsftpdParser {
             path,
             destination,
             status: Some(if ok { ok_status } else { fail_status }),
-            user: l.user.map(owned),
+            user,
+            account,
         };
-        let mut e = self.event(c, l.client, None)?;
+        let mut e = self.event(c, l.client);
         if matches!(op, Operation::Write | Operation::Read) {
             e.bytes = bytes_of(l.tail).or(Some(0));
         }
@@ -303,32 +259,40 @@ impl LineParser for VsftpdParser {
         Format::Vsftpd
     }
 
-    fn line(&mut self, at: SourceLine, line: &[u8], out: &mut Vec<CallEvent>) -> Result<()> {
+    fn line(&mut self, at: SourceLine, line: &[u8], out: &mut Vec<CallEvent>) -> Result<LineIs> {
         let line = trim_eol(line);
         if is_blank(line) {
-            return Ok(());
+            return Ok(NonCall::Blank.into());
         }
-        let Some(l) = self.split(at.number, line)? else { return Ok(()) };
+        let l = match split(&self.ctx, at.number, line)? {
+            Ok(l) => l,
+            Err(kind) => return Ok(kind.into()),
+        };
         match l.kind {
             b"FTP command" => self.command(at, &l, out),
             b"FTP response" => {
                 self.response(&l, out);
-                Ok(())
+                Ok(NonCall::Reply.into())
             }
-            b"CONNECT" => Ok(()),
+            b"CONNECT" => Ok(NonCall::Housekeeping.into()),
             kind => {
                 let (ok, what) = match (kind.strip_prefix(b"OK "), kind.strip_prefix(b"FAIL ")) {
                     (Some(w), _) => (true, w),
                     (None, Some(w)) => (false, w),
-                    _ => return Ok(()),
+                    _ => return Ok(NonCall::Housekeeping.into()),
                 };
                 let protocol = self.clients.get(&*String::from_utf8_lossy(l.client)).is_some_and(|c| c.protocol);
                 if protocol {
                     self.result_in_protocol(&l, ok, what, out);
-                } else if let Some(e) = self.result_alone(at, &l, ok, what)? {
-                    out.push(e);
+                    return Ok(NonCall::Reply.into());
                 }
-                Ok(())
+                Ok(match self.result_alone(at, &l, ok, what)? {
+                    Some(e) => {
+                        out.push(e);
+                        LineIs::Call
+                    }
+                    None => NonCall::Housekeeping.into(),
+                })
             }
         }
     }
@@ -342,7 +306,7 @@ impl LineParser for VsftpdParser {
                 left.extend(s.pending.take());
                 let mut calls = Vec::new();
                 s.ftp.flush(&mut calls);
-                left.extend(calls.into_iter().filter_map(|c| self.event(c, ip.as_bytes(), None).ok()));
+                left.extend(calls.into_iter().map(|c| self.event(c, ip.as_bytes())));
             }
         }
         // In time order (the clients were in a map): the same order on every read.
@@ -358,7 +322,7 @@ impl LineParser for VsftpdParser {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{id, ops, run, run_errors, utc};
+    use crate::testutil::{id, non_calls, ops, run, run_errors, utc};
     use chrono::DateTime;
     use proptest::prelude::*;
 
@@ -411,6 +375,17 @@ Mon Jan 15 10:00:09 2024 [pid 3] [alice] FTP response: Client "192.168.1.10", "2
         assert!(events.iter().all(|e| e.user.as_deref() == Some("alice") && e.interface == Interface::Ftp));
         assert!(events.iter().all(|e| e.client_ip.as_deref() == Some("192.168.1.10")));
         assert_eq!(events[0].time, utc("2024-01-15T10:00:02Z"));
+    }
+
+    #[test]
+    fn every_line_of_a_session_is_counted_by_kind() {
+        use NonCall::*;
+        let (hk, reply, part) = (Some(Housekeeping), Some(Reply), Some(PartOfCall));
+        let want = [
+            hk, reply, part, reply, None, reply, reply, hk, reply, hk, reply, None, reply, reply, None, reply, reply,
+            reply, None, reply, part, reply, reply, hk, reply,
+        ];
+        assert_eq!(non_calls(Format::Vsftpd, SESSION), want);
     }
 
     #[test]

@@ -25,77 +25,32 @@
 //!                      '"$http_referer" "$http_user_agent" $request_time "$http_depth" $host';
 //! ```
 //!
-//! Every line is a call (DESIGN §5), a request line that is not one (`"-"`,
-//! TLS bytes sent to a plain port) included: it has no method and is `other`.
+//! The client field (`%h`, `$remote_addr`) may hold an X-Forwarded-For list
+//! (`10.0.0.2, 10.0.0.1, 127.0.0.1 - - [` or quoted, perhaps followed by the
+//! proxy's address): the client is its first address, the user the field
+//! after the ident. A line may start with the virtual host (Apache's
+//! `vhost_combined`, `%v:%p %h %l %u %t …`, Debian's
+//! `other_vhosts_access.log`; nginx formats that put `$host` first): the
+//! `vhost-combined` format reads every line so, and the Common and Combined
+//! reader a line whose fields read so (`- USER` after the client). The
+//! virtual host is the host for `--account-from host`.
+//!
+//! Every request line is a call (DESIGN §5). A line whose request never
+//! was (`"-"` with 408, an empty request line, TLS or other bytes that are
+//! not `METHOD TARGET`) is not: it is a non-call of kind `no_request`.
+
+mod head;
+
+pub(crate) use head::{parse_clf_head, Vhost};
 
 use crate::classify::{Depth, UaCache};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::http::{forwarded_for, http_event, split_request, HttpLine};
-use crate::text::{
-    is_blank, parse_f64, parse_seconds_as_ms, parse_u64, quote, quoted_field, token, trim_eol, unescape, ClfTimes,
-};
-use crate::{Format, LineParser, SourceLine};
+use crate::text::{is_blank, parse_f64, parse_seconds_as_ms, quoted_field, token, trim_eol, unescape, ClfTimes};
+use crate::{Format, LineIs, LineParser, NonCall, SourceLine};
 use callmeter_model::CallEvent;
-use chrono::{DateTime, Utc};
-use memchr::memchr;
 use std::borrow::Cow;
-
-/// The CLF fields every CLF-like log starts with.
-#[derive(Debug)]
-pub(crate) struct ClfHead<'a> {
-    pub host: &'a [u8],
-    pub user: &'a [u8],
-    pub time: DateTime<Utc>,
-    pub request: Cow<'a, [u8]>,
-    pub status: Option<i64>,
-    pub bytes: Option<u64>,
-    /// What follows `%b`, leading space included.
-    pub rest: &'a [u8],
-}
-
-/// Reads `%h %l %u %t "%r" %s %b`.
-pub(crate) fn parse_clf_head<'a>(line_no: u64, line: &'a [u8], times: &mut ClfTimes) -> Result<ClfHead<'a>> {
-    let (host, rest) = token(line);
-    if host.is_empty() {
-        return Err(Error::line(line_no, "host", "missing"));
-    }
-    let (_ident, rest) = token(rest);
-    // The user runs to the ` [` of the time: it may hold spaces.
-    let open = memchr(b'[', rest).ok_or_else(|| Error::line(line_no, "time", "no [time]"))?;
-    let user = rest[..open].strip_suffix(b" ").unwrap_or(&rest[..open]);
-    let rest = &rest[open + 1..];
-    let close = memchr(b']', rest).ok_or_else(|| Error::line(line_no, "time", "no closing ]"))?;
-    let time = times.parse(&rest[..close]).ok_or_else(|| {
-        Error::line(line_no, "time", format!("not a clf time (10/Oct/2000:13:55:36 -0700): {}", quote(&rest[..close])))
-    })?;
-    let rest = &rest[close + 1..];
-    let rest = rest.strip_prefix(b" \"").ok_or_else(|| Error::line(line_no, "request", "no quoted request"))?;
-    let (end, escaped) = quoted_field(rest, 0).ok_or_else(|| Error::line(line_no, "request", "no closing quote"))?;
-    let request = if escaped { unescape(&rest[..end]) } else { Cow::Borrowed(&rest[..end]) };
-    let rest = rest[end + 1..].strip_prefix(b" ").ok_or_else(|| Error::line(line_no, "status", "missing"))?;
-    let (status, rest) = token(rest);
-    let status = match status {
-        b"-" => None,
-        s => Some(
-            parse_u64(s)
-                .filter(|s| *s < 1000)
-                .ok_or_else(|| Error::line(line_no, "status", format!("not a status code: {}", quote(s))))?
-                as i64,
-        ),
-    };
-    let (bytes, rest_after) = match memchr(b' ', rest) {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, &b""[..]),
-    };
-    let bytes = match bytes {
-        b"-" => None,
-        b => {
-            Some(parse_u64(b).ok_or_else(|| Error::line(line_no, "bytes", format!("not a byte count: {}", quote(b))))?)
-        }
-    };
-    Ok(ClfHead { host, user, time, request, status, bytes, rest: rest_after })
-}
 
 /// The optional fields after `%b`.
 #[derive(Debug, Default)]
@@ -163,51 +118,56 @@ fn parse_trailing(line_no: u64, mut s: &[u8]) -> Result<Trailing<'_>> {
     }
 }
 
-/// The reader of Common and Combined logs.
+/// The reader of Common and Combined logs, with or without a virtual host first.
 #[derive(Debug)]
 pub struct ClfParser {
     format: Format,
+    vhost: Vhost,
     ctx: Context,
     agents: UaCache,
     times: ClfTimes,
 }
 
 impl ClfParser {
-    /// A reader; `format` is [`Format::Common`] or [`Format::Combined`] (both read either).
+    /// A reader; `format` is [`Format::Common`] or [`Format::Combined`] (both
+    /// read either, and a line that starts with a virtual host), or
+    /// [`Format::VhostCombined`] (every line starts with one).
     pub fn new(format: Format, ctx: Context) -> ClfParser {
-        ClfParser { format, ctx, agents: UaCache::default(), times: ClfTimes::default() }
+        let vhost = if format == Format::VhostCombined { Vhost::Yes } else { Vhost::Auto };
+        ClfParser { format, vhost, ctx, agents: UaCache::default(), times: ClfTimes::default() }
     }
 
-    /// Reads one line into its call.
-    pub fn parse(&mut self, at: SourceLine, line: &[u8]) -> Result<Option<CallEvent>> {
+    /// Reads one line: `Ok(Ok(call))`, or `Ok(Err(kind))` for a line that is
+    /// not a call (blank, or a request that never was).
+    pub fn parse(&mut self, at: SourceLine, line: &[u8]) -> Result<Result<CallEvent, NonCall>> {
         let line_no = at.number;
         let line = trim_eol(line);
         if is_blank(line) {
-            return Ok(None);
+            return Ok(Err(NonCall::Blank));
         }
-        let head = parse_clf_head(line_no, line, &mut self.times)?;
+        let head = parse_clf_head(line_no, line, &mut self.times, self.vhost)?;
         let trailing = parse_trailing(line_no, head.rest)?;
-        let (method, target) = match split_request(&head.request) {
-            Some((m, t)) => (Some(m), t),
-            None => (None, &b""[..]),
-        };
-        let client = trailing.forwarded.unwrap_or(Cow::Borrowed(head.host));
+        // `"-"` (a connection closed before its request, 408), `""`, TLS
+        // bytes sent to a plain port: no request was made (DESIGN §5).
+        let Some((method, target)) = split_request(&head.request) else { return Ok(Err(NonCall::NoRequest)) };
+        let client = trailing.forwarded.unwrap_or(Cow::Borrowed(head.client()));
+        let host = head.vhost.or(trailing.host);
         let l = HttpLine {
             time: Some(head.time),
-            method,
+            method: Some(method),
             target,
             status: head.status,
             bytes: head.bytes,
             duration_ms: trailing.duration_ms,
             depth: trailing.depth,
-            host: trailing.host.map(Cow::Borrowed),
+            host: host.map(Cow::Borrowed),
             client_ip: Some(client),
             user: Some(Cow::Borrowed(head.user)),
             user_agent: trailing.user_agent,
             api_key: None,
             destination: None,
         };
-        http_event(&self.ctx, &mut self.agents, at, l).map(Some)
+        http_event(&self.ctx, &mut self.agents, at, l).map(Ok)
     }
 }
 
@@ -216,11 +176,14 @@ impl LineParser for ClfParser {
         self.format
     }
 
-    fn line(&mut self, at: SourceLine, line: &[u8], out: &mut Vec<CallEvent>) -> Result<()> {
-        if let Some(e) = self.parse(at, line)? {
-            out.push(e);
-        }
-        Ok(())
+    fn line(&mut self, at: SourceLine, line: &[u8], out: &mut Vec<CallEvent>) -> Result<LineIs> {
+        Ok(match self.parse(at, line)? {
+            Ok(e) => {
+                out.push(e);
+                LineIs::Call
+            }
+            Err(kind) => kind.into(),
+        })
     }
 
     fn context_mut(&mut self) -> &mut Context {
@@ -231,8 +194,9 @@ impl LineParser for ClfParser {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{at, id, one, run, run_errors, utc};
+    use crate::testutil::{at, id, non_calls, one, run, run_errors, run_with, utc};
     use callmeter_model::{Interface, Operation};
+    use chrono::DateTime;
     use proptest::prelude::*;
 
     #[test]
@@ -314,17 +278,63 @@ mod tests {
     }
 
     #[test]
-    fn every_request_line_is_a_call() {
+    fn requests_that_never_were_are_not_calls() {
         let log = concat!(
             "10.0.0.1 - - [15/Jan/2024:10:00:01 +0000] \"-\" 408 0 \"-\" \"-\"\n",
             "10.0.0.1 - - [15/Jan/2024:10:00:01 +0000] \"\\x16\\x03\\x01\\x02\" 400 157 \"-\" \"-\"\n",
+            "10.0.0.1 - - [15/Jan/2024:10:00:01 +0000] \"\" 400 0 \"-\" \"-\"\n",
             "\n",
             "10.0.0.1 - - [15/Jan/2024:10:00:02 +0000] \"OPTIONS * HTTP/1.1\" 200 0\r\n",
+            "10.0.0.1 - - [15/Jan/2024:10:00:03 +0000] \"GET /x HTTP/1.1\" 408 0\n",
         );
         let events = run(Format::Combined, log);
-        assert_eq!(events.len(), 3);
-        assert_eq!((events[0].method.as_deref(), events[0].operation), (None, Operation::Other));
-        assert_eq!(events[2].id, id(log, 4));
+        assert_eq!(events.len(), 2, "OPTIONS and a GET that timed out are requests");
+        assert_eq!(events[0].id, id(log, 5));
+        use NonCall::*;
+        let kinds = non_calls(Format::Combined, log);
+        assert_eq!(kinds, [Some(NoRequest), Some(NoRequest), Some(NoRequest), Some(Blank), None, None]);
+    }
+
+    #[test]
+    fn forwarded_lists_in_the_client_field() {
+        // As nginx logs them when $remote_addr is fed from X-Forwarded-For (Filebeat's nginx fixtures).
+        let cases = [
+            ("10.0.0.2, 10.0.0.1, 127.0.0.1 - - [", "10.0.0.2", None),
+            ("\"10.5.102.222, 199.96.1.1, 204.246.1.1\" 10.2.1.185 - - [", "10.5.102.222", None),
+            (
+                "2a03:0000:10ff:f00f:0000:0000:0:8000, 10.225.192.17 10.2.2.121 - - [",
+                "2a03:0000:10ff:f00f:0000:0000:0:8000",
+                None,
+            ),
+            ("localhost, localhost - bob [", "localhost", Some("bob")),
+            ("203.0.113.9 - bob smith [", "203.0.113.9", Some("bob smith")),
+        ];
+        for (prefix, client, user) in cases {
+            let line = format!("{prefix}15/Jan/2024:10:00:01 +0000] \"GET /x HTTP/1.1\" 200 1 \"-\" \"curl/8\"");
+            let e = one(Format::Combined, &line);
+            assert_eq!((e.client_ip.as_deref(), e.user.as_deref()), (Some(client), user), "{line}");
+        }
+    }
+
+    #[test]
+    fn the_virtual_host_first() {
+        let ctx = Context { accounts: crate::AccountRule::Host, ..crate::testutil::ctx() };
+        let log = concat!(
+            "acme.files.example.com:443 203.0.113.9 - alice [15/Jan/2024:10:00:01 +0000] \"GET /api/rest/v1/folders/in HTTP/1.1\" 200 512 \"-\" \"curl/8.5.0\"\n",
+            "globex.example.com 10.0.0.2, 10.0.0.1, 127.0.0.1 - - [15/Jan/2024:10:00:02 +0000] \"GET /x HTTP/1.1\" 200 5 \"-\" \"-\"\n",
+            "globex.example.com:80 unix: - - [15/Jan/2024:10:00:03 +0100] \"hello\" 400 173 \"-\" \"-\"\n",
+        );
+        for format in [Format::VhostCombined, Format::Combined] {
+            let (events, errors) = run_with(&mut ClfParser::new(format, ctx.clone()), log);
+            assert!(errors.is_empty(), "{errors:?}");
+            let got: Vec<_> =
+                events.iter().map(|e| (e.account.as_str(), e.client_ip.as_deref(), e.user.as_deref())).collect();
+            assert_eq!(got, [("acme", Some("203.0.113.9"), Some("alice")), ("globex", Some("10.0.0.2"), None)]);
+            assert_eq!(events[0].operation, Operation::List);
+        }
+        // A user name with a space is not a virtual host.
+        let e = one(Format::Combined, "1.2.3.4 - bob smith [15/Jan/2024:10:00:01 +0000] \"GET / HTTP/1.1\" 200 1");
+        assert_eq!((e.client_ip.as_deref(), e.user.as_deref()), (Some("1.2.3.4"), Some("bob smith")));
     }
 
     #[test]
