@@ -6,8 +6,8 @@
 //! 1. a reorder buffer: calls may arrive up to `reorder_window_secs` out of
 //!    order (several log files, SFTP opens logged at their close) and come
 //!    out in time order;
-//! 2. the duplicate detector's short lookahead line, which marks each call
-//!    duplicate or not ([`crate::duplicates`]);
+//! 2. the repeat detector's short lookahead line, which marks each call a
+//!    duplicate, a retry after a failed answer, or neither ([`crate::repeats`]);
 //! 3. the analyses, in precedence order: a duplicate is counted as a
 //!    duplicate and nothing else; a listing that an upload batch takes is
 //!    list-after-write and never polling; polling counts what is left. So
@@ -21,11 +21,13 @@
 use crate::call::Call;
 use crate::changes::{is_change, ChangeTracker};
 use crate::config::AuditConfig;
-use crate::duplicates::{DuplicateTally, RetryDetector};
+use crate::duplicates::DuplicateTally;
 use crate::error::AuditError;
+use crate::failed_answer::is_failed_answer;
 use crate::list_after_write::UploadBatches;
 use crate::paths::PathTable;
 use crate::polling::PollStreams;
+use crate::repeats::{RepeatDetector, Verdict};
 use crate::report::AuditReport;
 use crate::source::SourceTable;
 use crate::timeline::TimelineCounts;
@@ -61,8 +63,9 @@ pub struct Auditor {
     /// The caller promised time order: calls skip the reorder buffer.
     in_time_order: bool,
     reorder: BinaryHeap<Reverse<Call>>,
-    retries: RetryDetector,
-    released: Vec<(Call, bool)>,
+    repeats: RepeatDetector,
+    released: Vec<(Call, Verdict)>,
+    retries_after_errors: u64,
 
     changes: ChangeTracker,
     duplicates: DuplicateTally,
@@ -74,7 +77,7 @@ impl Auditor {
     /// An auditor with these settings, the platform's default billing rules and no plans.
     pub fn new(config: AuditConfig) -> Result<Auditor, AuditError> {
         config.validate()?;
-        let retries = RetryDetector::new(&config);
+        let repeats = RepeatDetector::new(&config);
         Ok(Auditor {
             config,
             account: None,
@@ -95,8 +98,9 @@ impl Auditor {
             newest: i64::MIN,
             in_time_order: false,
             reorder: BinaryHeap::new(),
-            retries,
+            repeats,
             released: Vec::new(),
+            retries_after_errors: 0,
             changes: ChangeTracker::default(),
             duplicates: DuplicateTally::default(),
             batches: UploadBatches::default(),
@@ -188,9 +192,10 @@ impl Auditor {
             cursor: e.cursor.as_deref().map(Into::into),
             result_count: e.result_count,
             billable,
+            failed: is_failed_answer(e.interface, e.status),
         };
         if self.in_time_order {
-            self.retries.push(call, &self.paths, &mut self.released);
+            self.repeats.push(call, &self.paths, &mut self.released);
             self.analyse_released();
             return;
         }
@@ -199,7 +204,7 @@ impl Auditor {
         let ready = self.newest.saturating_sub(self.config.reorder_window_us());
         while self.reorder.peek().is_some_and(|Reverse(c)| c.time <= ready) {
             if let Some(Reverse(c)) = self.reorder.pop() {
-                self.retries.push(c, &self.paths, &mut self.released);
+                self.repeats.push(c, &self.paths, &mut self.released);
             }
         }
         self.analyse_released();
@@ -207,15 +212,19 @@ impl Auditor {
 
     /// Stage 3 for the calls the duplicate detector let go.
     fn analyse_released(&mut self) {
-        for (call, duplicate) in self.released.drain(..) {
+        for (call, verdict) in self.released.drain(..) {
             if is_change(call.operation) {
                 for p in [call.path, call.destination].into_iter().flatten() {
                     self.changes.record(&self.paths, p, call.time);
                 }
             }
-            if duplicate {
-                self.duplicates.add(&call, &self.paths);
-                continue;
+            match verdict {
+                Verdict::Duplicate => {
+                    self.duplicates.add(&call, &self.paths);
+                    continue;
+                }
+                Verdict::RetryAfterError => self.retries_after_errors += 1,
+                Verdict::Fresh => {}
             }
             let claimed = self.batches.observe(&call, &self.paths, &self.config);
             self.polling.observe(&call, claimed, &self.changes, &self.config);
@@ -225,9 +234,9 @@ impl Auditor {
     /// The report: every call analysed, findings biggest waste first.
     pub fn finish(mut self) -> AuditReport {
         while let Some(Reverse(c)) = self.reorder.pop() {
-            self.retries.push(c, &self.paths, &mut self.released);
+            self.repeats.push(c, &self.paths, &mut self.released);
         }
-        self.retries.finish(&mut self.released);
+        self.repeats.finish(&mut self.released);
         self.analyse_released();
 
         let mut findings = self.duplicates.findings(&self.sources, &self.config);
@@ -244,7 +253,10 @@ impl Auditor {
         let sources = &self.sources;
         let top = self.top.top(self.config.top_n, self.calls, |id| sources.get(id).key.to_string());
         let timeline = self.timeline.finish(self.config.top_n, |id| sources.get(id).key.to_string());
-        let what_if = what_if(self.calls, self.billable, &findings, &self.plans);
+        // Listings logged as one line cost their pages in the findings: in the totals too.
+        let beyond = self.polling.listed_beyond_events(self.config.list_page_size);
+        let (calls, billable) = (self.calls + beyond.calls, self.billable + beyond.billable);
+        let what_if = what_if(calls, billable, self.config.list_page_size, &findings, &self.plans);
         AuditReport {
             account: self.account,
             from: self.from.or(self.first),
@@ -256,6 +268,7 @@ impl Auditor {
             what_if,
             skipped_calls: self.skipped,
             timeline,
+            retries_after_errors: self.retries_after_errors,
         }
     }
 }
@@ -387,6 +400,51 @@ mod tests {
             audit(&w.build())
         };
         assert!((r.what_if.factor - 10.891).abs() < 0.001, "about 11×: {}", r.what_if.factor);
+    }
+
+    /// The platform's example as a log that records each listing as one line
+    /// with its entries: the what-if costs each listing at the page size.
+    #[test]
+    fn a_listing_logged_as_one_line_costs_its_pages_everywhere() {
+        let k = "etl";
+        let mut events = Vec::new();
+        for i in 0..1_000u64 {
+            let t = 30.0 * i as f64;
+            events.push(call(t, k, Operation::Write, &format!("/reports/in/f{i}.csv"), None, None));
+            events.push(call(t + 2.0, k, Operation::List, "/reports/in", None, Some(99_001 + i)));
+        }
+        for (page_size, calls, after) in [(10_000, 11_000, 1_010), (2_500, 41_000, 1_040)] {
+            let r = audit_events(&events, page_size);
+            assert_eq!(r.calls, 2_000, "the events");
+            let w = &r.what_if;
+            assert_eq!((w.calls, w.calls_after, w.list_page_size), (calls, after, page_size), "{w:?}");
+            assert_eq!((w.billable_calls, w.billable_calls_after), (calls, after));
+            assert_eq!(r.findings.len(), 1, "{:#?}", r.findings);
+            assert_eq!(r.findings[0].avoidable_calls, calls - after);
+        }
+    }
+
+    #[test]
+    fn retries_after_errors_are_counted_apart_and_a_loop_is_duplicates() {
+        let mut events = Vec::new();
+        for i in 0..10 {
+            let t = 60.0 * i as f64;
+            let path = format!("/out/f{i}.csv");
+            // A download answered 503, retried a second later; then a loop fetching another file three times.
+            let mut failed = call(t, "retrier", Operation::Read, &path, None, None);
+            failed.status = Some(if i % 2 == 0 { 503 } else { 429 });
+            events.push(failed);
+            events.push(call(t + 1.0, "retrier", Operation::Read, &path, None, None));
+            for j in 0..3 {
+                events.push(call(t + 5.0 + f64::from(j), "looper", Operation::Read, &path, None, None));
+            }
+        }
+        let r = audit_events(&events, 10_000);
+        assert_eq!(r.retries_after_errors, 10);
+        assert_eq!(r.findings.len(), 1, "{:#?}", r.findings);
+        let f = &r.findings[0];
+        assert_eq!((f.kind(), f.source.key.to_string().as_str()), (FindingKind::DuplicateRequests, "API key looper"));
+        assert_eq!((f.avoidable_calls, f.calls), (20, 30), "two of every three, of ten loops");
     }
 
     #[test]

@@ -32,9 +32,11 @@
 //! # Layout
 //!
 //! - [`config`]: [`AuditConfig`], every threshold, with defaults (the server's `[audit]` table).
-//! - [`auditor`]: the engine: reorder buffer, duplicate lookahead, the analyses in precedence order.
+//! - [`auditor`]: the engine: reorder buffer, repeat lookahead, the analyses in precedence order.
 //! - [`source`]: who made a call: API key, else user, else client IP and user agent.
-//! - [`duplicates`]: identical requests within a short window with nothing in between.
+//! - `repeats`: which repeated request is a duplicate, a retry after a failed answer, or neither.
+//! - `failed_answer`: the statuses a client should retry (408, 429, 5xx, no answer).
+//! - [`duplicates`]: the duplicate finding of each source.
 //! - [`list_after_write`]: upload batches and the listings after each upload.
 //! - [`polling`]: regular repeats, scored by Bowley skew and MAD of the intervals.
 //! - [`what_if`]: the calls with every recommendation applied, and the plans that fit.
@@ -60,12 +62,14 @@ mod changes;
 pub mod config;
 pub mod duplicates;
 pub mod error;
+mod failed_answer;
 mod intervals;
 pub mod list_after_write;
 mod listing;
 pub mod log;
 pub mod paths;
 pub mod polling;
+mod repeats;
 pub mod report;
 pub mod report_text;
 pub mod simulate;
