@@ -88,7 +88,7 @@ pub mod what_if;
 pub use auditor::Auditor;
 pub use config::AuditConfig;
 pub use error::AuditError;
-pub use log::{audit_log, audit_logs, LogCalls, LogInput, LogSummary};
+pub use log::{audit_log, audit_logs, audit_merged, LogCalls, LogInput, LogSummary};
 pub use merge::TimeMerge;
 pub use polling::{regularity, Regularity};
 pub use report::{AuditReport, Finding, FindingDetails, FindingKind};

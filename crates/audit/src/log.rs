@@ -151,8 +151,26 @@ pub struct LogInput<'a> {
 /// each call once: the same report whatever order the logs are given in.
 pub fn audit_logs(auditor: &mut Auditor, logs: Vec<LogInput<'_>>) -> Result<LogSummary, AuditError> {
     let names: Vec<String> = logs.iter().map(|l| l.name.clone()).collect();
-    let inputs =
-        logs.into_iter().map(|l| (log_file_order(&l.name), LogCalls::new(l.format, l.ctx, l.reader))).collect();
+    let inputs = logs.into_iter().map(|l| (l.name, LogCalls::new(l.format, l.ctx, l.reader))).collect();
+    let mut read = Vec::new();
+    let read_twice = audit_merged(auditor, inputs, |input| read.push(input))?;
+    let mut summary = LogSummary::default();
+    for (name, input) in names.iter().zip(&read) {
+        summary.add(name, input.summary());
+    }
+    summary.calls_read_twice = read_twice;
+    Ok(summary)
+}
+
+/// Feeds the calls of several inputs, each named by its file's name, to
+/// `auditor` as one stream merged by time, each call once; gives each input
+/// back to `done` at the end (in the order given), and answers how many calls
+/// were read twice.
+pub fn audit_merged<I, E>(auditor: &mut Auditor, inputs: Vec<(String, I)>, done: impl FnMut(I)) -> Result<u64, E>
+where
+    I: Iterator<Item = Result<CallEvent, E>>,
+{
+    let inputs = inputs.into_iter().map(|(name, input)| (log_file_order(&name), input)).collect();
     let mut merged = TimeMerge::new(inputs);
     let mut seen = SeenIds::default();
     let mut read_twice = 0;
@@ -164,12 +182,8 @@ pub fn audit_logs(auditor: &mut Auditor, logs: Vec<LogInput<'_>>) -> Result<LogS
             read_twice += 1;
         }
     }
-    let mut summary = LogSummary::default();
-    for (name, input) in names.iter().zip(merged.into_inputs()) {
-        summary.add(name, input.summary());
-    }
-    summary.calls_read_twice = read_twice;
-    Ok(summary)
+    merged.into_inputs().into_iter().for_each(done);
+    Ok(read_twice)
 }
 
 #[cfg(test)]
