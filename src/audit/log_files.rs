@@ -15,7 +15,7 @@
 //! Standard input cannot be read twice: it is opened once and kept open.
 
 use anyhow::{Context, Result};
-use callmeter_import::{Delivery, Input, Line, Lines, ReadOptions, Sink, SourceReader, Summary, MAX_LINE_BYTES};
+use callmeter_import::{Delivery, Input, Lines, ReadOptions, Sink, SourceReader, Summary, MAX_LINE_BYTES};
 use callmeter_model::CallEvent;
 use std::collections::VecDeque;
 use std::io::BufRead;
@@ -112,7 +112,7 @@ impl Reading {
             // Read ahead a batch of calls (or to the end), as import does.
             while self.reader.pending() < batch {
                 match self.lines.next_line().with_context(|| format!("reading {}", self.name))? {
-                    Some(line @ (Line::Text(_) | Line::TooLong(_))) => self.reader.read(line, summary)?,
+                    Some(line) => self.reader.read(line, summary)?,
                     None => {
                         if self.lines.unended_last_line() > 0 {
                             summary.unended += 1;
@@ -133,8 +133,7 @@ impl<'a> LogFile<'a> {
     pub fn probe(path: &Path, options: &'a ReadOptions, progress: &'a Progress) -> Result<LogFile<'a>> {
         let name = path.display().to_string();
         let mut summary = Summary { files: 1, ..Summary::default() };
-        let (reading, size) = Reading::open(path, options, (path == Path::new("-")).then_some(progress))
-            .with_context(|| format!("reading {name}"))?;
+        let (reading, size) = Reading::open(path, options, (path == Path::new("-")).then_some(progress))?;
         let mut file = LogFile {
             path: path.to_owned(),
             name,
