@@ -224,3 +224,70 @@ pub(super) fn add_summary(total: &mut Summary, s: &Summary) {
         t.first.extend(r.first.iter().take(room).cloned());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use callmeter_formats::{AccountRule, Classifier, Format};
+
+    fn options() -> ReadOptions {
+        ReadOptions {
+            format: None,
+            accounts: AccountRule::fixed("acme").unwrap(),
+            timezone: chrono_tz::UTC,
+            source_id: None,
+            classifier: Arc::new(Classifier::new(&Default::default()).unwrap()),
+            strict: false,
+            batch: 2,
+        }
+    }
+
+    fn line(minute: u32, path: &str) -> String {
+        format!(
+            "203.0.113.9 - - [15/Jan/2024:10:{minute:02}:00 +0000] \"GET /api/rest/v1/files{path} HTTP/1.1\" 200 5 \"-\" \"curl/8\"\n"
+        )
+    }
+
+    #[test]
+    fn a_probed_file_gives_every_call_once_with_imports_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.log");
+        // Two identical lines are two calls (their occurrence numbers differ), one bad line is counted.
+        let text = [line(0, "/a"), line(0, "/a"), "not a line\n".into(), line(1, "/b"), line(2, "/c")].concat();
+        std::fs::write(&path, &text).unwrap();
+        let (options, progress) = (options(), Progress::default());
+        let file = LogFile::probe(&path, &options, &progress).unwrap();
+        assert!(progress.lock().unwrap().is_empty(), "closed again after its first call");
+        let mut file = file;
+        let calls: Vec<CallEvent> = file.by_ref().map(Result::unwrap).collect();
+        assert_eq!(progress.lock().unwrap().len(), 1, "opened again to be read through");
+        let paths: Vec<&str> = calls.iter().map(|c| c.path.as_deref().unwrap()).collect();
+        assert_eq!(paths, ["/a", "/a", "/b", "/c"]);
+        assert_ne!(calls[0].id, calls[1].id);
+        // The ids import gives the same lines.
+        let mut reader = SourceReader::new("access.log", Format::Combined, &options, chrono::Utc::now());
+        let (mut ready, mut s) = (VecDeque::new(), Summary::default());
+        for l in text.lines() {
+            reader.read(callmeter_import::Line::Text(l.as_bytes()), &mut s).unwrap();
+        }
+        reader.deliver(Some(&mut ReadAhead(&mut ready)), &mut s).unwrap();
+        let ids: Vec<&str> = ready.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(calls.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ids);
+        let summary = file.summary();
+        assert_eq!((summary.files, summary.lines, summary.calls, summary.rejected), (1, 5, 4, 1), "{summary}");
+
+        // A file with no call is read once, for its counts.
+        let empty = dir.path().join("bad.log");
+        std::fs::write(&empty, "not a line\n".repeat(3)).unwrap();
+        let combined = ReadOptions { format: Some(Format::Combined), ..options.clone() };
+        let mut file = LogFile::probe(&empty, &combined, &progress).unwrap();
+        assert!(file.next().is_none());
+        assert_eq!((file.summary().lines, file.summary().rejected), (3, 3));
+        let mut total = Summary::default();
+        add_summary(&mut total, summary);
+        add_summary(&mut total, file.summary());
+        assert_eq!((total.files, total.lines, total.rejected, total.reasons["bad_line"].count), (2, 8, 4, 4));
+        let first: Vec<&str> = total.reasons["bad_line"].first.iter().map(|f| f.rsplit('/').next().unwrap()).collect();
+        assert_eq!(first, ["access.log:3", "bad.log:1", "bad.log:2", "bad.log:3"]);
+    }
+}
