@@ -4,16 +4,20 @@
 //!
 //! The analysis is `callmeter-audit`'s; this module only feeds it calls, one
 //! at a time in time order, so memory stays flat however many there are.
+//! Several log files are one stream merged by time ([`log_files`]).
+
+mod log_files;
 
 use crate::import::{load_config, LineArgs};
 use anyhow::{bail, Context, Result};
 use callmeter_audit::simulate::{self, ScenarioShape};
-use callmeter_audit::{AuditReport, Auditor};
-use callmeter_import::{Delivery, Sink, Summary};
-use callmeter_model::CallEvent;
+use callmeter_audit::{log_file_order, AuditConfig, AuditReport, Auditor, SeenIds, TimeMerge};
+use callmeter_import::Summary;
+use callmeter_model::{CallEvent, Interface};
 use callmeter_server::ServerOptions;
 use callmeter_store::{CallFilter, EmbeddedStore, Position, Store, StoreOptions, StoredCall};
 use chrono::{DateTime, NaiveDate, Utc};
+use log_files::LogFile;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -31,10 +35,15 @@ pub enum ReportFormat {
 /// `callmeter audit`'s flags.
 #[derive(clap::Args)]
 pub struct AuditArgs {
-    /// Log files to audit (any format import reads; plain, .gz or .zst), oldest first, or - for standard input.
+    /// Log files to audit (any format import reads, each told from its content; plain, .gz or .zst), in any
+    /// order, or - for standard input. All of them are one stream merged by time: an upload in an SFTP server's
+    /// log ends the waste of a poller in an HTTP server's log. The rotated files of one log are told by their
+    /// names (access.log, access.log.1, access.log.2.gz, access.log-20261102.gz) and read oldest first; a call
+    /// read twice (a log given with its rotated or gzipped copy) counts once, as import would count it.
     #[arg(required_unless_present_any = ["data", "server"], conflicts_with_all = ["data", "server"])]
     files: Vec<PathBuf>,
-    /// The files' log format, or auto to tell it from each file's first lines (as import does).
+    /// The log format of every file, or auto to tell each file's from its first lines (as import does; logs of
+    /// several formats, an HTTP and an SFTP server's, need auto).
     #[arg(long, default_value = "auto")]
     log_format: String,
     #[command(flatten)]
@@ -60,7 +69,8 @@ pub struct AuditArgs {
     /// Write the report to this file instead of standard output.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Entries one list request returns, to cost listings logged as one line [default: [audit] list_page_size, 10000].
+    /// Entries one list request returns, to cost listings logged as one line [default: with --data or --server,
+    /// the account's own list_page_size where one is set; else [audit] list_page_size, 10000].
     #[arg(long)]
     list_page_size: Option<u64>,
 }
@@ -81,10 +91,6 @@ fn parse_time(flag: &str, v: Option<&str>) -> Result<Option<DateTime<Utc>>> {
 pub fn audit(args: AuditArgs) -> Result<()> {
     let options = load_config(args.lines.config.as_deref())?;
     let settings = options.clone().resolve()?;
-    let mut config = settings.audit.config.clone();
-    if let Some(n) = args.list_page_size {
-        config.list_page_size = n;
-    }
     let from = parse_time("from", args.from.as_deref())?;
     let to = parse_time("to", args.to.as_deref())?;
     if let (Some(f), Some(t)) = (from, to) {
@@ -92,24 +98,36 @@ pub fn audit(args: AuditArgs) -> Result<()> {
             bail!("--from must be before --to");
         }
     }
-    let mut auditor =
-        Auditor::new(config)?.range(from, to).plans(&settings.store.plans).billing_rules(settings.store.rules.clone());
-    if args.data.is_some() {
-        auditor = auditor.in_time_order(); // the store's request log is in time order
-    }
-    if let Some(a) = &args.lines.account {
-        auditor = auditor.account(a);
-    }
+    // The page size: the flag's, else the account's own (when the store knows it), else [audit]'s.
+    let auditor_for = |account_page_size: Option<u64>| -> Result<Auditor> {
+        let mut config: AuditConfig = settings.audit.config.clone();
+        if let Some(n) = args.list_page_size.or(account_page_size) {
+            config.list_page_size = n;
+        }
+        let mut auditor = Auditor::new(config)?
+            .range(from, to)
+            .plans(&settings.store.plans)
+            .billing_rules(settings.store.rules.clone());
+        if args.data.is_some() {
+            auditor = auditor.in_time_order(); // the store's request log is in time order
+        }
+        if let Some(a) = &args.lines.account {
+            auditor = auditor.account(a);
+        }
+        Ok(auditor)
+    };
 
-    if let Some(data) = &args.data {
+    let auditor = if let Some(data) = &args.data {
         let account = needs_account(&args, "--data")?;
-        audit_store(&mut auditor, data, &account, from, to, settings.store)?;
+        audit_store(auditor_for, data, &account, from, to, settings.store.clone())?
     } else if let Some(server) = &args.server {
         let account = needs_account(&args, "--server")?;
-        audit_server(&mut auditor, server, args.token.clone(), &account, from, to)?;
+        audit_server(auditor_for, server, args.token.clone(), &account, from, to)?
     } else {
+        let mut auditor = auditor_for(None)?;
         audit_files(&mut auditor, &args, &options)?;
-    }
+        auditor
+    };
 
     let report = auditor.finish();
     if report.calls == 0 {
@@ -203,36 +221,57 @@ fn audit_pipelined<T: Send>(
     })
 }
 
-/// The calls of log files go to the auditor instead of a store: every call accepted.
-impl Sink for Feed<CallEvent> {
-    fn deliver(&mut self, events: &mut Vec<CallEvent>) -> callmeter_import::Result<Vec<Delivery>> {
-        let n = events.len();
-        // A stopped auditor has panicked: joining it reports that.
-        if let Some(next) = self.send(std::mem::take(events)) {
-            *events = next;
-        }
-        Ok(vec![Delivery::Accepted; n])
-    }
-}
+/// Calls handed to the auditing thread at a time.
+const BATCH: usize = 1_000;
 
 /// Reads the files as `import` does (format detection, ids, accounts, time
-/// zone, classifier) on one thread, and audits their calls on this one.
+/// zone, classifier), merged by time into one stream with each call once, on
+/// one thread, and audits their calls on this one.
 fn audit_files(auditor: &mut Auditor, args: &AuditArgs, options: &ServerOptions) -> Result<()> {
     if args.files.iter().filter(|f| f.as_os_str() == "-").count() > 1 {
         bail!("standard input (-) can be read once");
     }
-    let read = args.lines.options(&args.log_format, options, false, 1_000)?;
+    let read = args.lines.options(&args.log_format, options, false, BATCH)?;
     let bar = crate::import::progress_bar();
     let mut summary = Summary::default();
+    let mut read_twice = 0u64;
+    let (summary_ref, read_twice_ref, read, bar_ref) = (&mut summary, &mut read_twice, &read, &bar);
     audit_pipelined(
         auditor,
         |e| e,
-        |feed| {
-            args.files.iter().try_for_each(|file| {
-                let input = callmeter_import::Input::open(file)?;
-                callmeter_import::import_input(input, &read, Some(feed), &mut summary, &bar)
-                    .with_context(|| format!("reading {}", file.display()))
-            })
+        move |feed| {
+            let progress = log_files::Progress::default();
+            let files = args.files.iter().map(|f| LogFile::probe(f, read, &progress)).collect::<Result<Vec<_>>>()?;
+            bar_ref.set_length(files.iter().filter_map(|f| f.size).sum());
+            let inputs = files.into_iter().map(|f| (log_file_order(f.name()), f)).collect();
+            let mut merged = TimeMerge::new(inputs);
+            let mut seen = SeenIds::default();
+            let mut batch = Vec::with_capacity(BATCH);
+            let mut calls = 0u64;
+            for c in merged.by_ref() {
+                let c = c?;
+                if !seen.first_time(&c) {
+                    *read_twice_ref += 1;
+                    continue;
+                }
+                batch.push(c);
+                if batch.len() == BATCH {
+                    let Some(next) = feed.send(std::mem::take(&mut batch)) else { return Ok(()) };
+                    batch = next;
+                    calls += BATCH as u64;
+                    if calls.is_multiple_of(16 * BATCH as u64) {
+                        bar_ref.set_position(log_files::bytes_read(&progress));
+                        bar_ref.set_message(format!("{calls} calls"));
+                    }
+                }
+            }
+            if !batch.is_empty() {
+                feed.send(batch);
+            }
+            for file in merged.into_inputs() {
+                log_files::add_summary(summary_ref, file.summary());
+            }
+            Ok(())
         },
     )?;
     bar.finish_and_clear();
@@ -246,6 +285,12 @@ fn audit_files(auditor: &mut Auditor, args: &AuditArgs, options: &ServerOptions)
             reasons.join("; ")
         );
     }
+    if read_twice > 0 {
+        eprintln!(
+            "{read_twice} calls had an id already read (a log given with its copy, overlapping rotations, or an id \
+             repeated) and were counted once"
+        );
+    }
     Ok(())
 }
 
@@ -255,13 +300,13 @@ const AUDIT_CACHE_BYTES: u64 = 16 << 20;
 /// Scans the account's calls in the data folder, in time order: one thread
 /// reads and decodes pages while this one audits them.
 fn audit_store(
-    auditor: &mut Auditor,
+    auditor_for: impl FnOnce(Option<u64>) -> Result<Auditor>,
     data: &Path,
     account: &str,
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
     options: StoreOptions,
-) -> Result<()> {
+) -> Result<Auditor> {
     // Opening makes a store where there is none: an audit must not leave one behind a typo.
     if !data.is_dir() {
         bail!("no data folder at {}", data.display());
@@ -270,14 +315,21 @@ fn audit_store(
     // fill with blocks never read again.
     let store = EmbeddedStore::open(data, StoreOptions { cache_bytes: AUDIT_CACHE_BYTES, ..options })
         .with_context(|| format!("cannot open the data folder {} (is a server running on it?)", data.display()))?;
-    if store.account(account).is_none() {
+    let Some(record) = store.account(account) else {
         store.shutdown();
         bail!("no account {account:?} in {}", data.display());
-    }
+    };
+    let mut auditor = match auditor_for(record.list_page_size) {
+        Ok(a) => a,
+        Err(e) => {
+            store.shutdown();
+            return Err(e);
+        }
+    };
     let filter = CallFilter { from, to, ..CallFilter::default() };
     let (store_ref, filter) = (&store, &filter);
     let scanned = audit_pipelined(
-        auditor,
+        &mut auditor,
         |(_, call): &(Position, StoredCall)| &call.event,
         move |feed| {
             let mut after = None;
@@ -295,24 +347,27 @@ fn audit_store(
         },
     );
     store.shutdown();
-    scanned.with_context(|| format!("reading the calls of {account} in {}", data.display()))
+    scanned.with_context(|| format!("reading the calls of {account} in {}", data.display()))?;
+    Ok(auditor)
 }
 
 /// Streams the account's calls from a server as NDJSON: constant memory whatever the range.
 fn audit_server(
-    auditor: &mut Auditor,
+    auditor_for: impl FnOnce(Option<u64>) -> Result<Auditor>,
     server: &str,
     token: Option<String>,
     account: &str,
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
-) -> Result<()> {
+) -> Result<Auditor> {
     let token = match token {
         Some(t) => t,
         None => crate::client::ServerArgs::admin_token_in(Path::new("callmeter-data"))?,
     };
     let api = crate::client::Api::streaming(server, token)?;
     let base = api.base();
+    let record = api.get_json(&format!("/v1/accounts/{account}"), &[])?;
+    let mut auditor = auditor_for(record["list_page_size"].as_u64())?;
     let mut query = vec![("format", "ndjson".to_owned())];
     let rfc = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
     query.extend(from.map(|t| ("from", rfc(t))));
@@ -321,7 +376,7 @@ fn audit_server(
     // The server's calls carry their ids and accounts: nothing is filled in.
     let ctx = callmeter_formats::Context::new(callmeter_formats::AccountRule::Unset);
     let reader = BufReader::with_capacity(1 << 20, resp);
-    let summary = callmeter_audit::audit_log(auditor, callmeter_formats::Format::Ndjson, ctx, reader)
+    let summary = callmeter_audit::audit_log(&mut auditor, callmeter_formats::Format::Ndjson, ctx, reader)
         .with_context(|| format!("reading the calls of {account} from {base}"))?;
     if summary.bad_lines > 0 {
         bail!(
@@ -330,7 +385,7 @@ fn audit_server(
             summary.first_errors.first().map(String::as_str).unwrap_or("")
         );
     }
-    Ok(())
+    Ok(auditor)
 }
 
 /// Which log formats `simulate` writes.
@@ -344,15 +399,26 @@ pub enum SimFormat {
     Vsftpd,
     /// An OpenSSH sftp-server log at VERBOSE through syslog (sftp.log).
     Sftp,
+    /// Two logs to audit together: the SFTP calls as an sftp-server log (sftp-server.log), every other call as a
+    /// Combined log (http-access.log).
+    Split,
 }
 
+/// A writer of calls as a log.
+type LogWriter = fn(&[CallEvent], &mut BufWriter<std::fs::File>) -> Result<(), callmeter_audit::AuditError>;
+
 impl SimFormat {
-    fn file_name(self) -> &'static str {
+    /// The files it writes: each name, which calls go into it (all, or the SFTP ones or the others), and how.
+    fn files(self) -> Vec<(&'static str, Option<bool>, LogWriter)> {
         match self {
-            SimFormat::Ndjson => "calls.ndjson",
-            SimFormat::Combined => "access.log",
-            SimFormat::Vsftpd => "vsftpd.log",
-            SimFormat::Sftp => "sftp.log",
+            SimFormat::Ndjson => vec![("calls.ndjson", None, |e, o| simulate::write_ndjson(e, o))],
+            SimFormat::Combined => vec![("access.log", None, |e, o| simulate::write_combined(e, o))],
+            SimFormat::Vsftpd => vec![("vsftpd.log", None, |e, o| simulate::write_vsftpd(e, o))],
+            SimFormat::Sftp => vec![("sftp.log", None, |e, o| simulate::write_sftp(e, o))],
+            SimFormat::Split => vec![
+                ("http-access.log", Some(false), |e, o| simulate::write_combined(e, o)),
+                ("sftp-server.log", Some(true), |e, o| simulate::write_sftp(e, o)),
+            ],
         }
     }
 }
@@ -388,7 +454,7 @@ pub struct SimulateArgs {
     #[arg(long)]
     out: PathBuf,
     /// Which files to write, comma-separated.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "ndjson,combined,vsftpd,sftp")]
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "ndjson,combined,vsftpd,sftp,split")]
     formats: Vec<SimFormat>,
     /// How long the traffic runs, in hours.
     #[arg(long, default_value_t = 48.0)]
@@ -461,17 +527,19 @@ pub fn simulate(args: SimulateArgs) -> Result<()> {
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot make {}", args.out.display()))?;
     let mut formats = args.formats.clone();
     formats.dedup();
-    for format in &formats {
-        let path = args.out.join(format.file_name());
+    for (name, sftp, write) in formats.iter().flat_map(|f| f.files()) {
+        let path = args.out.join(name);
         let file = std::fs::File::create(&path).with_context(|| format!("cannot write {}", path.display()))?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
-        match format {
-            SimFormat::Ndjson => simulate::write_ndjson(&sim.events, &mut out),
-            SimFormat::Combined => simulate::write_combined(&sim.events, &mut out),
-            SimFormat::Vsftpd => simulate::write_vsftpd(&sim.events, &mut out),
-            SimFormat::Sftp => simulate::write_sftp(&sim.events, &mut out),
-        }
-        .with_context(|| format!("writing {}", path.display()))?;
+        let part: Vec<CallEvent>;
+        let events = match sftp {
+            None => &sim.events,
+            Some(sftp) => {
+                part = sim.events.iter().filter(|e| (e.interface == Interface::Sftp) == sftp).cloned().collect();
+                &part
+            }
+        };
+        write(events, &mut out).with_context(|| format!("writing {}", path.display()))?;
         out.flush().with_context(|| format!("writing {}", path.display()))?;
         let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         println!("wrote {:<40} {:>9} KiB", path.display(), size.div_ceil(1024));
@@ -502,11 +570,16 @@ pub fn simulate(args: SimulateArgs) -> Result<()> {
         );
     }
     println!("and {} people browsing at random, who are not waste", t.people.len());
+    println!(
+        "and {} retries after 503 and 429 answers (retries_after_errors), which are not waste either",
+        t.retries_after_errors
+    );
     let dir = args.out.display();
     println!("\naudit it:");
     for format in &formats {
         let account = if *format == SimFormat::Ndjson { String::new() } else { format!(" --account {}", t.account) };
-        println!("  callmeter audit {dir}/{}{account} --list-page-size {}", format.file_name(), t.list_page_size);
+        let files: Vec<String> = format.files().iter().map(|(name, ..)| format!("{dir}/{name}")).collect();
+        println!("  callmeter audit {}{account} --list-page-size {}", files.join(" "), t.list_page_size);
     }
     Ok(())
 }

@@ -170,6 +170,60 @@ fn simulate_then_audit_ndjson_combined_and_sftp_find_the_truth() {
     )));
 }
 
+/// The HTTP server's log and the SFTP server's, audited together: one answer
+/// in either order, the SFTP uploads ending the REST poller's waste; and a log
+/// given with its gzipped rotated copy audits as the log alone.
+#[test]
+fn logs_are_one_stream_in_any_order_and_a_copy_counts_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, truth) =
+        simulate(dir.path(), &["--seed", "3", "--start", "2026-11-02T00:00:00Z", "--formats", "split,combined"]);
+    let (http, sftp) = (sim.join("http-access.log"), sim.join("sftp-server.log"));
+    let page = truth["list_page_size"].as_u64().unwrap().to_string();
+    let common = ["--account", "acme", "--list-page-size", &page];
+    let audit = |files: &[&Path]| {
+        let mut args: Vec<&str> = files.iter().map(|f| s(f)).collect();
+        args.extend_from_slice(&common);
+        audit_json(dir.path(), &args)
+    };
+    let http_first = audit(&[&http, &sftp]);
+    let sftp_first = audit(&[&sftp, &http]);
+    assert_eq!(http_first, sftp_first, "the order of the files changed the report");
+    // Every call of the workload is in one of the two logs; the SFTP log adds each SFTP user's login.
+    let extra = n(&http_first["calls"]) - n(&truth["calls"]);
+    assert!((1..=10).contains(&extra), "{} calls, truth {}", http_first["calls"], truth["calls"]);
+    assert_eq!(http_first["retries_after_errors"], truth["retries_after_errors"]);
+    let fed = truth["patterns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["kind"] == "polling" && p["path"].as_str().unwrap().starts_with("/partners/sftp"))
+        .expect("a REST poller of a folder uploaded into over SFTP");
+    let found = http_first["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "polling" && f["path"] == fed["path"])
+        .unwrap_or_else(|| panic!("{fed} not found in {:#}", http_first["findings"]));
+    let (got, want) = (n(&found["avoidable_calls"]), n(&fed["avoidable_calls"]));
+    assert!(got.abs_diff(want) * 50 <= want, "{}: {got} avoidable, truth {want}", fed["path"]);
+
+    // A log and its rotated copy, gzipped, given together (in any order): the log alone.
+    let log = sim.join("access.log");
+    let copy = sim.join("access.log.1.gz");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &std::fs::read(&log).unwrap()).unwrap();
+    std::fs::write(&copy, gz.finish().unwrap()).unwrap();
+    let alone = audit(&[&log]);
+    assert_eq!(audit(&[&log, &copy]), alone);
+    assert_eq!(audit(&[&copy, &log]), alone);
+    let mut args = vec![s(&log), s(&copy)];
+    args.extend_from_slice(&common);
+    let out = run(dir.path(), &[&["audit"][..], &args].concat());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains(&format!("{} calls had an id already read", truth["calls"])), "{said}");
+}
+
 /// The platform's example as NDJSON: 1,000 uploads into a folder growing
 /// from 99,000 to 100,000 files, listed (every page) after each upload.
 fn platform_example(dir: &Path, page_size: u64) -> PathBuf {

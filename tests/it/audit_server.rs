@@ -252,3 +252,103 @@ fn the_daily_audit_of_yesterday_is_kept_listed_and_survives_a_restart() {
     assert_eq!(finding(&report, "list_after_write")["avoidable_calls"], 19);
     server.stop();
 }
+
+/// The platform's example as a log records it, one event per listing with its
+/// entries: 1,000 uploads into a folder growing from 99,000 to 100,000 files,
+/// listed after each upload.
+fn platform_example_one_event_per_listing(account: &str, base: DateTime<Utc>) -> String {
+    let mut body = String::new();
+    for i in 0..1_000 {
+        let up = rfc3339(base + Duration::seconds(30 * i));
+        let extra =
+            format!(r#","method":"POST","operation":"write","path":"/reports/in/f{i}.csv","user":"etl","status":201"#);
+        body += &(event(account, &format!("up-{i}"), &up, "sftp", &extra) + "\n");
+        let ls = rfc3339(base + Duration::seconds(30 * i + 2));
+        let entries = 99_001 + i;
+        let extra = format!(
+            r#","method":"LIST","operation":"list","path":"/reports/in","user":"etl","status":226,"result_count":{entries}"#
+        );
+        body += &(event(account, &format!("ls-{i}"), &ls, "ftp", &extra) + "\n");
+    }
+    body
+}
+
+#[test]
+fn an_accounts_own_list_page_size_costs_its_listings() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = harness::start(&data, &[]);
+    let put = |account: &str, body: serde_json::Value| {
+        server.send(server.http.put(server.url(&format!("/v1/accounts/{account}"))).bearer_auth(ADMIN).json(&body))
+    };
+    let (status, rec) = put("acme", serde_json::json!({"list_page_size": 2_500}));
+    assert_eq!((status, &rec["list_page_size"]), (200, &Value::from(2_500)), "{rec}");
+    for bad in [serde_json::json!({"list_page_size": 0}), serde_json::json!({"list_page_size": 10_000_000})] {
+        let (status, v) = put("acme", bad);
+        assert_eq!(status, 400, "{v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains("list_page_size"), "{v}");
+    }
+    // Another change leaves it as it is; globex has none and takes [audit]'s default, 10,000.
+    assert_eq!(put("acme", serde_json::json!({"timezone": "Europe/Paris"})).1["list_page_size"], 2_500);
+    let base = (Utc::now() - Duration::hours(10)).duration_trunc(Duration::minutes(1)).unwrap();
+    for account in ["acme", "globex"] {
+        let (status, v) = server.post_events(ADMIN, &platform_example_one_event_per_listing(account, base));
+        assert_eq!((status, &v["accepted"]), (200, &Value::from(2_000)), "{v}");
+    }
+    let range = format!("from={}&to={}", rfc3339(base), rfc3339(base + Duration::hours(9)));
+    let audit = |account: &str| {
+        let (status, report) = server.get(ADMIN, &format!("/v1/accounts/{account}/audit?{range}"));
+        assert_eq!(status, 200, "{report}");
+        report
+    };
+    let acme = audit("acme");
+    assert_eq!(acme["calls"], 2_000, "the events");
+    let w = &acme["what_if"];
+    assert_eq!(
+        (&w["calls"], &w["calls_after"], &w["list_page_size"]),
+        (&Value::from(41_000), &Value::from(1_040), &Value::from(2_500)),
+        "{w}"
+    );
+    assert_eq!(finding(&acme, "list_after_write")["pages_per_listing"], 40);
+    let w = &audit("globex")["what_if"];
+    assert_eq!(
+        (&w["calls"], &w["calls_after"], &w["list_page_size"]),
+        (&Value::from(11_000), &Value::from(1_010), &Value::from(10_000)),
+        "{w}"
+    );
+
+    // `callmeter audit --server` asks the server for the account's page size, as the server's audit does.
+    let cli = std::process::Command::new(env!("CARGO_BIN_EXE_callmeter"))
+        .args(["audit", "--server", &server.base, "--token", ADMIN, "--account", "acme", "--format", "json"])
+        .args(["--from", &rfc3339(base), "--to", &rfc3339(base + Duration::hours(9))])
+        .current_dir(dir.path())
+        .env_remove("CALLMETER_CONFIG")
+        .env("CALLMETER_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
+    let from_cli: Value = serde_json::from_slice(&cli.stdout).unwrap();
+    assert_eq!(from_cli["what_if"], acme["what_if"]);
+
+    // Kept in the account record: still there after a restart.
+    server.stop();
+    let server = harness::start(&data, &[]);
+    let (status, rec) = server.get(ADMIN, "/v1/accounts/acme");
+    assert_eq!((status, &rec["list_page_size"]), (200, &Value::from(2_500)), "{rec}");
+    let (_, report) = server.get(ADMIN, &format!("/v1/accounts/acme/audit?{range}"));
+    assert_eq!(report["what_if"]["calls_after"], 1_040);
+    server.stop();
+
+    // And `callmeter audit --data` reads it from the record too.
+    let cli = std::process::Command::new(env!("CARGO_BIN_EXE_callmeter"))
+        .args(["audit", "--data", data.to_str().unwrap(), "--account", "acme", "--format", "json"])
+        .args(["--from", &rfc3339(base), "--to", &rfc3339(base + Duration::hours(9))])
+        .current_dir(dir.path())
+        .env_remove("CALLMETER_CONFIG")
+        .env("CALLMETER_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
+    let from_data: Value = serde_json::from_slice(&cli.stdout).unwrap();
+    assert_eq!(from_data["what_if"], acme["what_if"]);
+}

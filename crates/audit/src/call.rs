@@ -21,6 +21,8 @@ pub(crate) struct Call {
     pub cursor: Option<Box<str>>,
     pub result_count: Option<u64>,
     pub billable: bool,
+    /// Its answer failed in a way worth a retry ([`crate::failed_answer`]).
+    pub failed: bool,
 }
 
 impl Call {

@@ -49,6 +49,18 @@ impl Listing {
         self.entries
     }
 
+    /// The calls it was seen as: one per page.
+    pub fn seen(&self) -> Tally {
+        Tally { calls: self.pages, billable: self.billable_pages }
+    }
+
+    /// The calls it took beyond those seen: a listing logged as one line of
+    /// N entries took `ceil(N / page_size)` requests.
+    pub fn beyond_seen(&self, page_size: u64) -> Tally {
+        let (cost, seen) = (self.cost(page_size), self.seen());
+        Tally { calls: cost.calls.saturating_sub(seen.calls), billable: cost.billable.saturating_sub(seen.billable) }
+    }
+
     /// The calls it took: its pages, or, when it was seen as a single call
     /// whose `result_count` needs more pages, `ceil(entries / page_size)`.
     pub fn cost(&self, page_size: u64) -> Tally {
@@ -72,6 +84,8 @@ mod tests {
         assert_eq!(l.entries(), 100_000);
         // A log line that stands for a whole listing of 100,000 entries.
         assert_eq!(Listing::first(false, Some(100_000)).cost(2_500), Tally { calls: 40, billable: 0 });
+        assert_eq!(Listing::first(true, Some(100_000)).beyond_seen(2_500), Tally { calls: 39, billable: 39 });
+        assert_eq!(l.beyond_seen(10_000), Tally::default(), "every page seen");
         assert_eq!(Listing::first(true, None).cost(10_000), Tally { calls: 1, billable: 1 });
     }
 }

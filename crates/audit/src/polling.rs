@@ -121,6 +121,8 @@ struct Stream {
     polls_with_change: u64,
     calls: Tally,
     avoidable: Tally,
+    /// What its listings logged as one line took beyond their one call.
+    beyond_seen: Tally,
     intervals: IntervalSample,
 }
 
@@ -143,6 +145,7 @@ impl Stream {
             polls_with_change: 0,
             calls: Tally::default(),
             avoidable: Tally::default(),
+            beyond_seen: Tally::default(),
             intervals: IntervalSample::new(seed_of(key)),
         }
     }
@@ -187,6 +190,7 @@ impl Stream {
         if let Some(p) = self.current.take() {
             let cost = p.listing.cost(page_size);
             self.calls.add(cost);
+            self.beyond_seen.add(p.listing.beyond_seen(page_size));
             if p.repeat && !p.changed && !p.claimed {
                 self.avoidable.add(cost);
             }
@@ -241,6 +245,20 @@ impl PollStreams {
             }
         };
         s.observe(call, path, claimed, changes, config);
+    }
+
+    /// What the listings logged as one line took beyond their one call, all
+    /// streams together, for `what_if`'s calls (after [`PollStreams::findings`]
+    /// has closed the last poll of each stream).
+    pub fn listed_beyond_events(&self, page_size: u64) -> Tally {
+        let mut t = Tally::default();
+        for s in self.streams.values() {
+            t.add(s.beyond_seen);
+        }
+        for f in self.first_polls.values() {
+            t.add(f.listing.beyond_seen(page_size));
+        }
+        t
     }
 
     /// The pollers, scored; streams that are not regular give nothing.

@@ -36,6 +36,11 @@ pub struct AuditReport {
     /// Calls over time, in total and for the biggest sources (for charts).
     #[serde(default)]
     pub timeline: Timeline,
+    /// Repeats of a request whose answer failed (408, 429, 5xx, no answer)
+    /// within the duplicate window: retries, as the recommendations ask; not
+    /// avoidable, and in no finding.
+    #[serde(default)]
+    pub retries_after_errors: u64,
 }
 
 /// The kinds of finding.

@@ -106,6 +106,9 @@ fn fit(value: &str, width: usize) -> String {
     }
 }
 
+/// What `retries_after_errors` are, in words.
+const RETRIES: &str = "repeats after a failed answer (408, 429, 5xx, none): retries, not waste";
+
 /// The report in plain text: the totals and the what-if, the findings as a
 /// table (biggest waste first) each with its recommendation, the top sources as tables.
 pub fn to_text(r: &AuditReport) -> String {
@@ -133,6 +136,10 @@ pub fn to_text(r: &AuditReport) -> String {
         let _ =
             writeln!(s, "skipped          {:>14}   (other accounts, or outside the range)", thousands(r.skipped_calls));
     }
+    if r.retries_after_errors > 0 {
+        let _ = writeln!(s, "retries          {:>14}   ({RETRIES})", thousands(r.retries_after_errors));
+    }
+    let _ = writeln!(s, "listings costed at {} entries a request", thousands(w.list_page_size));
 
     let _ = writeln!(s, "\nfindings, biggest waste first:");
     if r.findings.is_empty() {
@@ -444,6 +451,17 @@ pub fn to_html(r: &AuditReport) -> String {
         w.plan_after.as_ref().map_or(String::new(), |p| esc(&p.name)),
         w.factor
     );
+    let retries = if r.retries_after_errors > 0 {
+        format!(" {} {RETRIES}.", thousands(r.retries_after_errors))
+    } else {
+        String::new()
+    };
+    let _ = writeln!(
+        s,
+        "<p class=\"note\" id=\"costing\">Listings costed at {} entries a request.{}</p>",
+        thousands(w.list_page_size),
+        esc(&retries)
+    );
 
     let _ = writeln!(s, "<h2>Calls over time</h2>");
     timeline_svg(&r.timeline, &mut s);
@@ -533,6 +551,12 @@ mod tests {
         assert!(t.contains("List it once at the end"), "{t}");
         assert!(t.contains("    list "), "{t}");
         assert!(t.contains("50.0%"), "{t}");
+        assert!(t.contains("listings costed at 10,000 entries a request") && !t.contains("retries "), "{t}");
+        let mut r = report();
+        r.retries_after_errors = 1_234;
+        let t = to_text(&r);
+        assert!(t.contains("retries                   1,234   (repeats after a failed answer"), "{t}");
+        assert!(to_html(&r).contains("1,234 repeats after a failed answer"));
     }
 
     #[test]

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 /// The calls before and after every recommendation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WhatIf {
-    /// Calls audited.
+    /// Calls audited, as the requests they took: a listing recorded as one
+    /// call (a log line) of N entries counts `ceil(N / list_page_size)`, as its
+    /// findings count it. So it can exceed the report's `calls` (the events).
     pub calls: u64,
     /// Calls left with every recommendation applied.
     pub calls_after: u64,
@@ -24,6 +26,14 @@ pub struct WhatIf {
     pub plan_before: Option<PlanFit>,
     /// The plan that fits them after.
     pub plan_after: Option<PlanFit>,
+    /// Entries one list request returns, that listings were costed at: the
+    /// account's own page size where one is set, else `[audit] list_page_size`.
+    #[serde(default = "default_page_size")]
+    pub list_page_size: u64,
+}
+
+fn default_page_size() -> u64 {
+    callmeter_model::DEFAULT_LIST_PAGE_SIZE
 }
 
 /// Avoidable calls of each kind.
@@ -65,11 +75,12 @@ fn fit(plans: &[Plan], billable: u64) -> Option<PlanFit> {
     })
 }
 
-/// The what-if of `calls` (`billable` of them billable) with `findings` fixed.
+/// The what-if of `calls` (`billable` of them billable) with `findings`
+/// fixed, listings costed at `list_page_size` entries a request.
 ///
 /// Plans are picked for the billable calls of the audited range as they are:
 /// audit a whole usage period for the plan to mean "per period".
-pub fn what_if(calls: u64, billable: u64, findings: &[Finding], plans: &[Plan]) -> WhatIf {
+pub fn what_if(calls: u64, billable: u64, list_page_size: u64, findings: &[Finding], plans: &[Plan]) -> WhatIf {
     let mut by_kind = AvoidableByKind::default();
     let mut avoidable_billable = 0u64;
     for f in findings {
@@ -99,5 +110,6 @@ pub fn what_if(calls: u64, billable: u64, findings: &[Finding], plans: &[Plan]) 
         avoidable_calls_by_kind: by_kind,
         plan_before: fit(plans, billable),
         plan_after: fit(plans, billable_after),
+        list_page_size,
     }
 }

@@ -1,7 +1,8 @@
 //! Audits on the server (DESIGN §6): one account's calls read from the store
 //! in time order, a page at a time, into an [`Auditor`] with the server's
-//! plans, billing rules and `[audit]` thresholds; and the one-line summary of
-//! a kept audit that `GET /v1/audits` lists.
+//! plans, billing rules and `[audit]` thresholds (the list page size the
+//! account's own where one is set); and the one-line summary of a kept audit
+//! that `GET /v1/audits` lists.
 //!
 //! Memory stays bounded however long the range: one page of calls, plus what
 //! the auditor keeps per source and path.
@@ -34,7 +35,11 @@ pub fn run(
     to: DateTime<Utc>,
     stop: &AtomicBool,
 ) -> Result<Option<AuditReport>, ApiError> {
-    let mut auditor = Auditor::new(settings.audit.config.clone())
+    let mut config = settings.audit.config.clone();
+    if let Some(n) = store.account(account).and_then(|a| a.list_page_size) {
+        config.list_page_size = n;
+    }
+    let mut auditor = Auditor::new(config)
         // The config was checked when the server started.
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .account(account)

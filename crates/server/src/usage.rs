@@ -398,6 +398,7 @@ mod tests {
             schedule: AccountSchedule::new("p".into(), chrono_tz::UTC, NaiveDate::from_ymd_opt(2026, 1, 1).unwrap()),
             created_at: Utc::now(),
             max_block_span_ns: 0,
+            list_page_size: None,
         }
     }
 

@@ -19,6 +19,10 @@ pub struct AccountRecord {
     /// before a time the request log must start looking for blocks that reach it.
     #[serde(default)]
     pub max_block_span_ns: i64,
+    /// Entries one list request returns on this account, for the audit's
+    /// estimates (DESIGN §1); unset, the server's `[audit] list_page_size`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_page_size: Option<u64>,
 }
 
 /// What a token may do (DESIGN §8).
@@ -155,4 +159,30 @@ pub struct CallPage {
     pub calls: Vec<(Position, StoredCall)>,
     /// Where the next page starts, when there is one.
     pub next: Option<Position>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_account_record_without_a_page_size_reads_and_writes_as_before() {
+        let schedule =
+            AccountSchedule::new("free".into(), chrono_tz::UTC, chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap());
+        let rec = AccountRecord {
+            name: "acme".into(),
+            schedule,
+            created_at: Utc::now(),
+            max_block_span_ns: 0,
+            list_page_size: None,
+        };
+        let json = serde_json::to_value(&rec).unwrap();
+        assert!(json.get("list_page_size").is_none(), "unset, it is not written: {json}");
+        let back: AccountRecord = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(back, rec, "a record of an earlier build reads");
+        let set = AccountRecord { list_page_size: Some(2_500), ..rec };
+        let json = serde_json::to_value(&set).unwrap();
+        assert_eq!(json["list_page_size"], 2_500);
+        assert_eq!(serde_json::from_value::<AccountRecord>(json).unwrap(), set);
+    }
 }

@@ -33,7 +33,7 @@ impl IngestTicket {
     }
 }
 
-/// A change to an account's plan, zone or anchor; each absent part stays as it is.
+/// A change to an account's plan, zone, anchor or list page size; each absent part stays as it is.
 #[derive(Debug, Clone, Default)]
 pub struct AccountChange {
     /// The new plan's name.
@@ -42,6 +42,8 @@ pub struct AccountChange {
     pub timezone: Option<chrono_tz::Tz>,
     /// The new period anchor date.
     pub anchor: Option<NaiveDate>,
+    /// The account's list page size (an audit setting: it applies at once, not from the next period).
+    pub list_page_size: Option<u64>,
 }
 
 /// What a backup copied.

@@ -3,8 +3,10 @@
 //!
 //! - [`workload`]: the generators, one per kind of traffic (pollers, the
 //!   changes they may see, upload batches with a listing after each upload,
-//!   clients that send each request twice, people browsing, mount and iPaaS
-//!   traffic), and the truth computed from the calls they made.
+//!   people browsing, mount and iPaaS traffic), and the truth computed from
+//!   the calls they made.
+//! - [`repeaters`]: clients that repeat requests: each sent twice, fixed-delay
+//!   loops (waste), retries after 503 and 429 (not waste).
 //! - [`scenario`]: a random mix of all of them for a seed.
 //! - [`truth`]: the truth, and scoring findings against it.
 //! - [`render`]: the same calls as canonical NDJSON, a Combined access log, a
@@ -12,6 +14,7 @@
 //! - [`rng`]: the seeded generator.
 
 pub mod render;
+pub mod repeaters;
 pub mod rng;
 pub mod scenario;
 pub mod truth;

@@ -1,5 +1,7 @@
 //! The same calls written as the logs callmeter reads (DESIGN §5), so that
-//! an audit can be checked end to end through the formats crate.
+//! an audit can be checked end to end through the formats crate. Written
+//! apart (the SFTP calls in an sftp-server log, the others in an access log),
+//! they are the two logs an operator audits together.
 //!
 //! What survives each format:
 //!
@@ -7,8 +9,8 @@
 //! |---|---|---|
 //! | NDJSON | everything | nothing |
 //! | Combined | time (to the nearest second), client IP, user, user agent, method, path, cursor (in the REST query), status, bytes | API key (the source becomes the user, else IP + agent), `result_count`, interface (told again from the user agent), integration |
-//! | vsftpd (`log_ftp_protocol=YES`) | time (second), client IP, user (API-key sources log in with the key as user name), path, operation | later pages (one `LIST` per listing), cursors, `result_count`, copies (not an FTP command) |
-//! | sftp-server (`-l VERBOSE`, rsyslog high-precision time) | time (µs), user (as for vsftpd), client IP, path, operation | later pages (one `opendir` per listing), cursors, `result_count`, user agent; each source's session adds one login |
+//! | vsftpd (`log_ftp_protocol=YES`) | time (second), client IP, user (API-key sources log in with the key as user name), path, operation | later pages (one `LIST` per listing), cursors, `result_count`, copies (not an FTP command), failed answers (every command succeeds: a retry after a 503 reads as a duplicate) |
+//! | sftp-server (`-l VERBOSE`, rsyslog high-precision time) | time (µs), user (as for vsftpd), client IP, path, operation | later pages (one `opendir` per listing), cursors, `result_count`, user agent, status (as for vsftpd); each source's session adds one login |
 
 use crate::error::AuditError;
 use callmeter_model::{CallEvent, Operation};

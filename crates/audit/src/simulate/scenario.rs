@@ -25,6 +25,12 @@ pub struct ScenarioShape {
     pub duplicate_clients: (u64, u64),
     /// People browsing: (fewest, most).
     pub people: (u64, u64),
+    /// REST pollers of a folder a partner uploads into over SFTP: (fewest, most).
+    pub sftp_fed_pollers: (u64, u64),
+    /// Clients stuck in fixed-delay loops, fetching each file 3 to 5 times: (fewest, most).
+    pub loopers: (u64, u64),
+    /// Clients retrying downloads answered 503 or 429 (no waste): (fewest, most).
+    pub retrying_clients: (u64, u64),
     /// Most listing calls one upload batch may make: keeps a scenario's size
     /// reasonable when a large batch meets a large folder (the folder is made smaller).
     pub max_listing_calls_per_batch: u64,
@@ -41,6 +47,9 @@ impl Default for ScenarioShape {
             uploaders: (1, 2),
             duplicate_clients: (1, 2),
             people: (2, 5),
+            sftp_fed_pollers: (1, 1),
+            loopers: (1, 2),
+            retrying_clients: (1, 1),
             max_listing_calls_per_batch: 6_000,
         }
     }
@@ -125,5 +134,36 @@ pub fn scenario(seed: u64, shape: &ScenarioShape) -> Simulation {
     w.mount_traffic("/mnt/share", actions, 0.0, end);
     let files = w.rng().int(20, 80) as usize;
     w.ipaas_traffic("/ipaas", files, 0.0, end);
+
+    // Drawn after everything above, so that the traffic above is what each seed always gave.
+    for p in 0..w.rng().int(shape.sftp_fed_pollers.0, shape.sftp_fed_pollers.1) {
+        // In logs, the polls are in the HTTP server's log and the uploads in the SFTP server's.
+        let folder = format!("/partners/sftp{p}/inbox");
+        let spec = PollerSpec {
+            operation: Operation::List,
+            path: folder.clone(),
+            period_secs: *w.rng().pick(&[30.0, 60.0, 120.0, 300.0]),
+            jitter: w.rng().range(0.0, 0.2),
+            missed: w.rng().range(0.0, 0.1),
+            pauses: Vec::new(),
+            from_secs: w.rng().range(0.0, 3_600.0),
+            until_secs: end,
+            entries: w.rng().int(0, 2 * page_size),
+            via: Via::Rest,
+        };
+        w.poller(&spec);
+        let uploads = w.rng().int(20, 200) as usize;
+        w.changes(&folder, uploads, spec.from_secs, end);
+    }
+    for l in 0..w.rng().int(shape.loopers.0, shape.loopers.1) {
+        let delay = w.rng().range(0.2, 1.9);
+        let files = w.rng().int(20, 80) as usize;
+        let from = w.rng().range(0.0, end * 0.5);
+        w.fixed_delay_loops(&format!("/loops/l{l}/out"), files, delay, from, end);
+    }
+    for r in 0..w.rng().int(shape.retrying_clients.0, shape.retrying_clients.1) {
+        let downloads = w.rng().int(30, 120) as usize;
+        w.retrying_client(&format!("/exports/r{r}"), downloads, 0.0, end);
+    }
     w.build()
 }

@@ -19,6 +19,12 @@ pub struct Truth {
     pub patterns: Vec<TruthPattern>,
     /// Sources that browse at random: none of them is polling.
     pub people: Vec<SourceKey>,
+    /// Repeats of requests whose answer failed (503, 429): retries, not waste.
+    #[serde(default)]
+    pub retries_after_errors: u64,
+    /// The sources that sent them: no finding may name them.
+    #[serde(default)]
+    pub retrying_clients: Vec<SourceKey>,
 }
 
 /// One injected pattern.
@@ -115,6 +121,11 @@ impl Truth {
         }
         s.false_negatives = matched.iter().filter(|m| !**m).count() as u64;
         s
+    }
+
+    /// The findings that wrongly call a retrying client's retries waste.
+    pub fn retrying_clients_flagged<'a>(&self, findings: &'a [Finding]) -> Vec<&'a Finding> {
+        findings.iter().filter(|f| self.retrying_clients.contains(&f.source.key)).collect()
     }
 
     /// The people a finding wrongly calls pollers.

@@ -101,11 +101,27 @@ pub struct Simulation {
     pub truth: Truth,
 }
 
+/// A waste pattern as generated, to compute its truth from.
 #[derive(Debug)]
-enum Pattern {
-    Poller { source: SourceKey, path: String, polls: Vec<(i64, u64)>, note: String },
-    Batches { source: SourceKey, folder: String, listings: Vec<Vec<u64>>, note: String },
-    Duplicates { source: SourceKey, paths: Vec<String>, note: String },
+pub(super) enum Pattern {
+    Poller {
+        source: SourceKey,
+        path: String,
+        polls: Vec<(i64, u64)>,
+        note: String,
+    },
+    Batches {
+        source: SourceKey,
+        folder: String,
+        listings: Vec<Vec<u64>>,
+        note: String,
+    },
+    /// One path per duplicate sent.
+    Duplicates {
+        source: SourceKey,
+        paths: Vec<String>,
+        note: String,
+    },
 }
 
 /// The workload being built.
@@ -116,13 +132,17 @@ pub struct Workload {
     page_size: u64,
     rng: SimRng,
     events: Vec<CallEvent>,
-    patterns: Vec<Pattern>,
+    pub(super) patterns: Vec<Pattern>,
     people: Vec<SourceKey>,
+    /// Sources that retry after failed answers, and how many retries they sent.
+    pub(super) retrying_clients: Vec<SourceKey>,
+    pub(super) retries_after_errors: u64,
     sources: u32,
-    listings: u64,
+    pub(super) listings: u64,
 }
 
-fn us(secs: f64) -> i64 {
+/// Seconds to the microseconds calls are placed at.
+pub(super) fn us(secs: f64) -> i64 {
     (secs * 1e6).round() as i64
 }
 
@@ -137,6 +157,8 @@ impl Workload {
             events: Vec::new(),
             patterns: Vec::new(),
             people: Vec::new(),
+            retrying_clients: Vec::new(),
+            retries_after_errors: 0,
             sources: 0,
             listings: 0,
         }
@@ -214,9 +236,9 @@ impl Workload {
         }
     }
 
-    /// Adds one call at `t` µs from the start.
+    /// Adds one call at `t` µs from the start, answered with success.
     #[allow(clippy::too_many_arguments)]
-    fn call(
+    pub(super) fn call(
         &mut self,
         src: &SimSource,
         t: i64,
@@ -248,6 +270,14 @@ impl Workload {
             bytes: Some(if read { 2_048 } else { 4_096 }),
             duration_ms: Some(12.0),
         });
+    }
+
+    /// Adds one call of `op` on `path` at `t` µs from the start, answered `status`.
+    pub(super) fn call_answered(&mut self, src: &SimSource, t: i64, op: Operation, path: &str, status: i64) {
+        self.call(src, t, op, path, None, None, None);
+        if let Some(e) = self.events.last_mut() {
+            e.status = Some(status);
+        }
     }
 
     /// A listing of `entries` entries from `t` µs, one call per page; returns its calls and its end.
@@ -347,56 +377,6 @@ impl Workload {
             self.page_size
         );
         self.patterns.push(Pattern::Batches { source: src.key(), folder: folder.to_owned(), listings: costs, note });
-        src
-    }
-
-    /// A client that sends every request twice within 1.5 s: `actions` reads,
-    /// stats and listings under `{root}/out` and uploads into `{root}/in`, at
-    /// random moments at least 5 s apart.
-    pub fn duplicate_client(&mut self, root: &str, actions: usize, from_secs: f64, until_secs: f64) -> SimSource {
-        let src = self.source(Via::Rest);
-        let mut paths = Vec::new();
-        let mean_gap = ((until_secs - from_secs) / actions.max(1) as f64).max(6.0);
-        let mut t = from_secs;
-        let out_folder = format!("{root}/out");
-        for a in 0..actions {
-            // Poisson: exponential gaps, at least 5 s.
-            t += 5.0 - (mean_gap - 5.0) * (1.0 - self.rng.unit()).ln();
-            if t >= until_secs {
-                break;
-            }
-            let mut at = us(t);
-            let file = format!("{root}/out/report-{}.csv", self.rng.int(0, 19));
-            // Each request as (operation, path, cursor, result count).
-            let requests: Vec<(Operation, String, Option<String>, Option<u64>)> = match self.rng.int(0, 3) {
-                0 => vec![(Operation::Read, file, None, None)],
-                1 => vec![(Operation::Stat, file, None, None)],
-                2 => {
-                    self.listings += 1;
-                    let entries = self.rng.int(0, 2 * self.page_size);
-                    (0..list_pages(entries, self.page_size))
-                        .map(|i| {
-                            let cursor = (i > 0).then(|| format!("c{}p{}", self.listings, i));
-                            let rc = entries.saturating_sub(i * self.page_size).min(self.page_size);
-                            (Operation::List, out_folder.clone(), cursor, Some(rc))
-                        })
-                        .collect()
-                }
-                _ => {
-                    let up = format!("{root}/in/upload-{a}.csv");
-                    vec![(Operation::Write, up.clone(), None, None), (Operation::Write, up, None, None)]
-                }
-            };
-            for (op, path, cursor, rc) in requests {
-                self.call(&src, at, op, &path, None, cursor.clone(), rc);
-                at += us(self.rng.range(0.05, 1.5));
-                self.call(&src, at, op, &path, None, cursor, rc);
-                paths.push(path);
-                at += us(self.rng.range(0.3, 1.0));
-            }
-        }
-        let note = format!("{} requests each sent twice", paths.len());
-        self.patterns.push(Pattern::Duplicates { source: src.key(), paths, note });
         src
     }
 
@@ -519,6 +499,8 @@ impl Workload {
             calls: self.events.len() as u64,
             patterns,
             people: self.people,
+            retries_after_errors: self.retries_after_errors,
+            retrying_clients: self.retrying_clients,
         };
         Simulation { events: self.events, truth }
     }

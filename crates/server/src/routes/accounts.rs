@@ -32,7 +32,11 @@ pub(crate) struct AccountPut {
     plan: Option<String>,
     timezone: Option<String>,
     period_anchor: Option<NaiveDate>,
+    list_page_size: Option<u64>,
 }
+
+/// The largest list page size an account may set: no platform lists more at once.
+const MAX_LIST_PAGE_SIZE: u64 = 1_000_000;
 
 pub(crate) async fn put_account(
     State(s): St,
@@ -50,7 +54,11 @@ pub(crate) async fn put_account(
                 .map_err(|_| ApiError::BadRequest(format!("timezone: {t:?} is not an IANA time zone")))
         })
         .transpose()?;
-    let change = AccountChange { plan: put.plan, timezone, anchor: put.period_anchor };
+    if let Some(n) = put.list_page_size.filter(|n| !(1..=MAX_LIST_PAGE_SIZE).contains(n)) {
+        return Err(ApiError::BadRequest(format!("list_page_size: {n} is not from 1 to {MAX_LIST_PAGE_SIZE}")));
+    }
+    let change =
+        AccountChange { plan: put.plan, timezone, anchor: put.period_anchor, list_page_size: put.list_page_size };
     let store = s.store.clone();
     let rec = blocking(move || Ok(store.upsert_account(&account, change)?)).await?;
     Ok(Json(rec).into_response())

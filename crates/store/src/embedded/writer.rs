@@ -326,7 +326,13 @@ impl Writer {
                 let tz = self.options.default_timezone;
                 let anchor = e.time.with_timezone(&tz).date_naive();
                 let schedule = self.options.schedule_for(&self.options.default_plan, tz, anchor);
-                let rec = AccountRecord { name: e.account.clone(), schedule, created_at: c.now, max_block_span_ns: 0 };
+                let rec = AccountRecord {
+                    name: e.account.clone(),
+                    schedule,
+                    created_at: c.now,
+                    max_block_span_ns: 0,
+                    list_page_size: None,
+                };
                 self.put_account(c, &rec);
                 tracing::info!(account = %e.account, plan = %self.options.default_plan, "account created");
                 rec
@@ -347,6 +353,7 @@ impl Writer {
         let rec = match existing {
             Some(mut rec) => {
                 rec.schedule.schedule_change(c.now, change.plan, change.timezone, change.anchor, &self.options.plans);
+                rec.list_page_size = change.list_page_size.or(rec.list_page_size);
                 rec
             }
             None => {
@@ -358,6 +365,7 @@ impl Writer {
                     schedule: self.options.schedule_for(&plan, tz, anchor),
                     created_at: c.now,
                     max_block_span_ns: 0,
+                    list_page_size: change.list_page_size,
                 }
             }
         };
