@@ -72,6 +72,21 @@ struct Open {
     last_growth: Instant,
 }
 
+impl Open {
+    /// Whether the file still starts with the bytes read from it (its
+    /// fingerprint's bytes, at most 4 KiB: one small read a poll).
+    fn starts_as_read(&self) -> bool {
+        if self.head.is_empty() {
+            return true;
+        }
+        let mut now = vec![0u8; self.head.len()];
+        match read_full_at(&self.file, &mut now, 0) {
+            Ok(n) => n == self.head.len() && now == self.head,
+            Err(_) => true, // unreadable now: the next poll looks again
+        }
+    }
+}
+
 /// Follows files and delivers their calls.
 pub struct Tailer {
     options: TailOptions,
@@ -149,7 +164,10 @@ impl Tailer {
                 open.rotated = true;
                 open.last_growth = Instant::now();
                 self.rotated.push(open);
-            } else if open.file.metadata().map(|m| m.len()).unwrap_or(0) < open.offset {
+            } else if open.file.metadata().map(|m| m.len()).unwrap_or(0) < open.offset || !open.starts_as_read() {
+                // Shorter than what was read, or (copytruncate, then more
+                // written than before within one poll) no longer starting
+                // with what was read: a new file under the same inode.
                 tracing::info!(path = %path.display(), "truncated; reading from the start");
                 let open = self.current.get_mut(path).expect("present");
                 open.offset = 0;
@@ -546,6 +564,23 @@ mod tests {
         assert_eq!(p[40], "/f100");
         let ids: std::collections::HashSet<String> = kept.0.lock().unwrap().iter().map(|e| e.id.clone()).collect();
         assert_eq!(ids.len(), 75, "the new content has its own ids");
+    }
+
+    /// copytruncate, then more written than was read before, all within one
+    /// poll: the file never looks shorter, but it no longer starts as it did.
+    #[test]
+    fn truncation_followed_by_more_than_was_read_is_seen_by_the_files_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.log");
+        let kept = Kept::default();
+        let mut t = tailer(dir.path(), &file, &kept);
+        std::fs::write(&file, lines(0..40)).unwrap();
+        t.poll().unwrap();
+        std::fs::write(&file, lines(100..160)).unwrap(); // longer than the 40 lines read
+        t.poll().unwrap();
+        let p = paths(&kept);
+        assert_eq!(p.len(), 100, "40 lines, then all 60 of the new file");
+        assert_eq!(p[40], "/f100");
     }
 
     #[test]
