@@ -51,6 +51,17 @@ pub(crate) const MAX_RECENT_KEYS: usize = 1 << 22;
 /// ...or once this many breakdown rows are pending.
 pub(crate) const MAX_PENDING_ROWS: usize = 1_000_000;
 
+/// Key tables the dedup keyspace's first level may hold before a checkpoint
+/// waits for compaction. Each checkpoint adds its keys as one new table (a
+/// new run) there, and random keys make merging them slow: with checkpoints
+/// every few milliseconds under load the level grew past 255 runs, which the
+/// engine's version file records in one byte, and the store could no longer
+/// open. Waiting here keeps it far below that.
+pub(crate) const MAX_FIRST_LEVEL_KEY_TABLES: usize = 32;
+
+/// How long a checkpoint waits for compaction before it fails (and is retried).
+const COMPACTION_WAIT: Duration = Duration::from_secs(10);
+
 /// Dedup keys are already uniform random bits: hashing them again is waste.
 #[derive(Default)]
 pub(crate) struct KeyHasher(u64);
@@ -318,6 +329,19 @@ fn replay_block_log(engine: &Engine, shared: &Shared, late_calls: LatePolicy) ->
     Ok(out)
 }
 
+/// Waits while the dedup keyspace's first level holds too many key tables.
+fn wait_for_compaction(engine: &Engine) -> Result<(), StoreError> {
+    let started = std::time::Instant::now();
+    while engine.dedup.l0_table_count() >= MAX_FIRST_LEVEL_KEY_TABLES {
+        if started.elapsed() >= COMPACTION_WAIT {
+            return Err(StoreError::Unavailable("the dedup keys' compaction is behind; the checkpoint waits".into()));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    super::warn_if_slow("checkpoint waiting for compaction", started, 0);
+    Ok(())
+}
+
 /// Starts the checkpointer thread. It ends when `jobs` closes.
 pub(crate) fn start_checkpointer(
     engine: Engine,
@@ -366,6 +390,7 @@ fn checkpoint(
     let mut keys: Vec<u128> = job.keys.iter().map(|k| u128::from_be_bytes(k.0)).collect();
     keys.sort_unstable();
     check_space()?;
+    wait_for_compaction(engine)?;
     let started = std::time::Instant::now();
     let mut ingestion = engine.dedup.start_ingestion()?;
     let half = keys.len() / 2;
@@ -433,6 +458,44 @@ fn checkpoint(
 mod tests {
     use super::*;
     use std::hash::BuildHasher;
+
+    /// Checkpoints every millisecond under load: the dedup keyspace's first
+    /// level never holds more key tables than the limit (it reached 264 runs
+    /// in minutes without it, and the store could not open again).
+    #[test]
+    fn frequent_checkpoints_wait_for_compaction() {
+        use crate::{EmbeddedStore, Store, StoreOptions};
+        let dir = tempfile::tempdir().unwrap();
+        let options = StoreOptions { checkpoint_interval: Duration::from_millis(1), ..StoreOptions::default() };
+        let store = std::sync::Arc::new(EmbeddedStore::open(dir.path(), options).unwrap());
+        let now = chrono::Utc::now() - chrono::Duration::minutes(1);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writers: Vec<_> = (0..2)
+            .map(|w| {
+                let (store, stop) = (store.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        let events = (0..200).map(|i| super::super::test_event(format!("w{w}-{n}-{i}"), now)).collect();
+                        store.ingest(events).wait_blocking().unwrap();
+                        n += 1;
+                    }
+                })
+            })
+            .collect();
+        let started = std::time::Instant::now();
+        let mut most = 0;
+        while started.elapsed() < Duration::from_secs(6) {
+            most = most.max(store.engine.dedup.l0_table_count());
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        stop.store(true, Ordering::Relaxed);
+        for w in writers {
+            w.join().unwrap();
+        }
+        assert!(store.shared.checkpoints_done.load(Ordering::Relaxed) > 50, "checkpoints happened");
+        assert!(most <= MAX_FIRST_LEVEL_KEY_TABLES + 1, "{most} key tables in the first level");
+    }
 
     #[test]
     fn key_hasher_spreads_keys_that_differ_anywhere_in_the_first_eight_bytes() {

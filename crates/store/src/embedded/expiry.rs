@@ -64,8 +64,31 @@ impl Drop for Sweeps {
     }
 }
 
+/// Where the instant before which dedup keys may be gone is kept, in `meta`.
+const KEYS_COMPLETE_FROM_KEY: &str = "keys_complete_from_ns";
+
+/// The instant from which every stored call's dedup key is held (`i64::MIN`
+/// before any sweep removed one).
+pub(crate) fn keys_complete_from(engine: &Engine) -> Result<i64, StoreError> {
+    match engine.meta.get(KEYS_COMPLETE_FROM_KEY)? {
+        Some(v) => keys::read_i64(&v).ok_or_else(|| StoreError::Corrupt("keys_complete_from".into())),
+        None => Ok(i64::MIN),
+    }
+}
+
 /// Removes every block whose calls are all before `cutoff_ns`; the number removed.
+///
+/// First, durably, the store stops taking calls before the cutoff: a later,
+/// longer retention (or a clock set back) must not accept again the repeat of
+/// a call whose key this sweep removes.
 pub(crate) fn expire_blocks(engine: &Engine, shared: &Shared, cutoff_ns: i64) -> Result<u64, StoreError> {
+    if cutoff_ns > shared.keys_complete_from_ns.load(std::sync::atomic::Ordering::Acquire) {
+        let mut v = Vec::with_capacity(8);
+        keys::push_i64(&mut v, cutoff_ns);
+        engine.meta.insert(KEYS_COMPLETE_FROM_KEY, v)?;
+        engine.db.persist(fjall::PersistMode::SyncAll)?;
+        shared.keys_complete_from_ns.fetch_max(cutoff_ns, std::sync::atomic::Ordering::AcqRel);
+    }
     let accounts: Vec<(String, i64)> =
         shared.accounts.read().values().map(|a| (a.name.clone(), a.max_block_span_ns)).collect();
     let checkpointed_below = shared.checkpointed_below_seq.load(std::sync::atomic::Ordering::Acquire);
@@ -143,10 +166,23 @@ mod tests {
         };
         assert_eq!(keys_left("old"), 0, "the expired calls' dedup keys went with them");
         assert_eq!(keys_left("young"), 20, "the young calls' keys stay");
+        // A longer retention later does not let an expired call's repeat count again.
+        let again = store.ingest(vec![test_event("old3".into(), old)]).wait_blocking().unwrap();
+        assert_eq!(again[0], crate::Outcome::Rejected(callmeter_model::RejectReason::OlderThanRetention));
         // A block not yet checkpointed stays, old or not: a restart would count from it.
-        store.ingest((0..5).map(|i| test_event(format!("backfill{i}"), old)).collect()).wait_blocking().unwrap();
-        assert_eq!(super::expire_blocks(&store.engine, &store.shared, cutoff).unwrap(), 0);
-        assert_eq!(store.calls("acme", &all, None, 1000).unwrap().calls.len(), 25);
+        store.ingest((0..5).map(|i| test_event(format!("backfill{i}"), young)).collect()).wait_blocking().unwrap();
+        let later = crate::codec::time_ns(Utc::now());
+        assert_eq!(
+            super::expire_blocks(&store.engine, &store.shared, later).unwrap(),
+            1,
+            "the young block, not the backfill"
+        );
+        assert_eq!(store.calls("acme", &all, None, 1000).unwrap().calls.len(), 5);
+        store.shutdown();
+        // The floor holds across a restart with a longer retention.
+        let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+        let again = store.ingest(vec![test_event("young3".into(), young)]).wait_blocking().unwrap();
+        assert_eq!(again[0], crate::Outcome::Rejected(callmeter_model::RejectReason::OlderThanRetention));
         store.shutdown();
     }
 }

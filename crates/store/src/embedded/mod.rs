@@ -171,6 +171,10 @@ pub(crate) struct Shared {
     /// (checkpointed): the retention sweep removes no other, since a block
     /// still in the block log is what a restart would count from.
     pub checkpointed_below_seq: AtomicU64,
+    /// The dedup keys of calls from this instant on are all held: the
+    /// retention sweep removed older ones (`expiry.rs`), so an older call is
+    /// refused whatever the retention is now. Kept in `meta`.
+    pub keys_complete_from_ns: std::sync::atomic::AtomicI64,
     /// What the open replayed after a crash.
     pub replay: ReplayCounts,
 }
@@ -216,6 +220,7 @@ impl EmbeddedStore {
             checkpoints_done: AtomicU64::new(0),
             visible_below_seq: AtomicU64::new(0),
             checkpointed_below_seq: AtomicU64::new(0),
+            keys_complete_from_ns: std::sync::atomic::AtomicI64::new(expiry::keys_complete_from(&engine)?),
             replay: ReplayCounts::default(),
         });
         let min_free_bytes = options.min_free_bytes;

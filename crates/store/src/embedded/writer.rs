@@ -234,6 +234,14 @@ impl Writer {
         for cmd in commands {
             match cmd {
                 Command::Ingest { events, checked, reply, reserved } => {
+                    if self.recent.len() >= derived::MAX_RECENT_KEYS * 2 {
+                        // Checkpoints are behind (the engine's compaction is): refuse
+                        // rather than grow the keys held in memory without bound.
+                        let busy = "checkpoints are behind: too many recent calls held in memory";
+                        let _ = reply.send(Err(StoreError::Busy(busy.into())));
+                        drop(reserved);
+                        continue;
+                    }
                     let mut outcomes = Vec::with_capacity(events.len());
                     // A check made before the writer forgot some checkpoint's keys
                     // may have missed them: look those events up again.
@@ -299,7 +307,11 @@ impl Writer {
         if on_disk || self.recent.contains(&key) || self.flushing.as_ref().is_some_and(|f| f.contains(&key)) {
             return Ok(Outcome::Duplicate);
         }
-        if e.time < c.now - self.options.retention {
+        // Older than the retention, or than the oldest call whose dedup key the
+        // store still holds (an earlier, shorter retention expired the keys
+        // before it; a later, longer one must not let their repeats count).
+        let keys_from = DateTime::from_timestamp_nanos(self.shared.keys_complete_from_ns.load(Ordering::Acquire));
+        if e.time < c.now - self.options.retention || e.time < keys_from {
             return Ok(Outcome::Rejected(RejectReason::OlderThanRetention));
         }
         let billable = self.options.rules.is_billable(e.interface, e.time);
