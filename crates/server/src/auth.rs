@@ -6,7 +6,7 @@
 //! can be rotated without a restart; which one is in force at start is
 //! `admin_token.rs`'s to settle.
 
-use crate::admin_token::{AdminTokenFiles, Decision};
+use crate::admin_token::AdminTokenFiles;
 use crate::error::ApiError;
 use axum::http::HeaderMap;
 use callmeter_store::{Scope, Store, TokenRecord};
@@ -102,7 +102,7 @@ impl Auth {
     pub fn load(store: &dyn Store, data: &Path, configured: Option<&str>) -> std::io::Result<(Auth, Option<String>)> {
         let admin_files = AdminTokenFiles::in_folder(data);
         let settled = admin_files.settle(configured)?;
-        let generated = (settled.decision == Decision::Generated).then(|| settled.secret.clone());
+        tracing::info!(decision = ?settled.decision, "admin token settled");
         let tokens = store
             .tokens()
             .map_err(|e| std::io::Error::other(e.to_string()))?
@@ -113,12 +113,12 @@ impl Auth {
             })
             .collect();
         let auth = Auth {
-            admin_hash: RwLock::new(hash_secret(&settled.secret)),
+            admin_hash: RwLock::new(settled.hash),
             tokens: RwLock::new(tokens),
             admin_files,
             rotation: Mutex::new(()),
         };
-        Ok((auth, generated))
+        Ok((auth, settled.generated))
     }
 
     /// Who presents this bearer token, if anyone.
@@ -185,7 +185,7 @@ impl Auth {
     pub fn rotate_admin(&self) -> Result<String, ApiError> {
         let t = new_secret("admin");
         let _one_at_a_time = self.rotation.lock().expect("lock");
-        self.admin_files.keep(&t).map_err(|e| ApiError::Internal(format!("cannot write admin token: {e}")))?;
+        self.admin_files.rotated(&t).map_err(|e| ApiError::Internal(format!("cannot write admin token: {e}")))?;
         *self.admin_hash.write().expect("lock") = hash_secret(&t);
         Ok(t)
     }
