@@ -6,6 +6,7 @@
 
 use crate::audit_options::AuditOptions;
 use crate::limits::ServerLimits;
+use crate::webhook_options::{WebhookSettings, WebhookTable};
 use callmeter_model::{BillingRule, BillingRules, PeriodKind, Plan};
 use callmeter_store::{LatePolicy, StoreOptions};
 use serde::Deserialize;
@@ -90,6 +91,15 @@ pub struct ServerOptions {
     /// thresholds would more than double the size of the CLI's command enum.
     #[arg(skip)]
     pub audit: Option<Box<AuditOptions>>,
+    /// Send webhooks to loopback, private, link-local and other refused addresses (a closed network,
+    /// tests); `[webhooks] allow_private_targets` in the config file [default: false].
+    #[arg(long, env = "CALLMETER_WEBHOOKS_ALLOW_PRIVATE_TARGETS")]
+    #[serde(skip)]
+    pub webhooks_allow_private_targets: Option<bool>,
+    /// How webhooks are delivered (config file only) [default: no private targets, 64 attempts in
+    /// flight, 4 per target].
+    #[arg(skip)]
+    pub webhooks: Option<WebhookTable>,
 }
 
 /// Errors in the settings.
@@ -138,6 +148,8 @@ pub struct Settings {
     pub audit: AuditOptions,
     /// Connections, timeouts and bodies in flight.
     pub limits: ServerLimits,
+    /// The `[webhooks]` table.
+    pub webhooks: WebhookSettings,
 }
 
 /// Days of `retention_days`: at least one, at most a century, so that
@@ -215,6 +227,8 @@ impl ServerOptions {
             billing_rules: self.billing_rules.or(file.billing_rules),
             import: self.import.or(file.import),
             audit: self.audit.or(file.audit),
+            webhooks_allow_private_targets: self.webhooks_allow_private_targets.or(file.webhooks_allow_private_targets),
+            webhooks: self.webhooks.or(file.webhooks),
         }
     }
 
@@ -255,6 +269,11 @@ impl ServerOptions {
             within("checkpoint_interval_ms", self.checkpoint_interval_ms.unwrap_or(20_000), CHECKPOINT_INTERVAL_MS)?;
         let audit = self.audit.map_or_else(AuditOptions::default, |a| *a);
         audit.check().map_err(|message| invalid("audit", message))?;
+        let webhooks = self
+            .webhooks
+            .unwrap_or_default()
+            .resolve(self.webhooks_allow_private_targets)
+            .map_err(|message| invalid("webhooks", message))?;
         Ok(Settings {
             listen: self.listen.unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid address")),
             data: self.data.unwrap_or_else(|| PathBuf::from("callmeter-data")),
@@ -277,6 +296,7 @@ impl ServerOptions {
             },
             audit,
             limits,
+            webhooks,
         })
     }
 
@@ -459,6 +479,7 @@ mod tests {
         assert_eq!(example.limits, defaults.limits);
         assert_eq!(example.store.max_requests_per_commit, defaults.store.max_requests_per_commit);
         assert_eq!(example.store.cache_bytes, defaults.store.cache_bytes);
+        assert_eq!(example.webhooks, defaults.webhooks);
     }
 
     #[test]
