@@ -20,3 +20,5 @@ mod limits;
 mod logs;
 mod odd_values;
 mod operations;
+mod webhook_receiver;
+mod webhooks;
