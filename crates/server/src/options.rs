@@ -292,6 +292,7 @@ impl ServerOptions {
                 max_requests_per_commit: requests_per_commit,
                 cache_bytes: cache_mb << 20,
                 checkpoint_interval: std::time::Duration::from_millis(checkpoint_interval_ms),
+                webhook_retention: chrono::Duration::days(webhooks.retention_days.into()),
                 ..StoreOptions::default()
             },
             audit,
@@ -492,6 +493,18 @@ mod tests {
             text[start..end].lines().map(|l| l.strip_prefix("# ").unwrap_or(l).to_owned() + "\n").collect();
         let o: ServerOptions = toml::from_str(&uncommented).unwrap();
         assert_eq!(*o.audit.unwrap(), crate::AuditOptions::default());
+    }
+
+    #[test]
+    fn the_commented_webhooks_table_of_the_example_is_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/callmeter.example.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let start = text.find("# [webhooks]").unwrap();
+        let end = start + text[start..].find("\n\n").unwrap();
+        let uncommented: String =
+            text[start..end].lines().map(|l| l.strip_prefix("# ").unwrap_or(l).to_owned() + "\n").collect();
+        let o: ServerOptions = toml::from_str(&uncommented).unwrap();
+        assert_eq!(o.resolve().unwrap().webhooks, crate::WebhookSettings::default());
     }
 
     #[test]

@@ -14,6 +14,10 @@ pub struct WebhookTable {
     pub max_in_flight: Option<usize>,
     /// Delivery attempts in flight to one target (scheme, host, port) at once [default: 4; 1 to 64].
     pub per_target: Option<usize>,
+    /// Days webhook events and attempts are kept: how far back replay
+    /// reaches [default: 30; 10 to 36500: at least as long as the longest
+    /// retry schedule, `Retry-After`s included].
+    pub retention_days: Option<u32>,
 }
 
 /// The webhook settings after defaults.
@@ -25,11 +29,13 @@ pub struct WebhookSettings {
     pub max_in_flight: usize,
     /// See [`WebhookTable::per_target`].
     pub per_target: usize,
+    /// See [`WebhookTable::retention_days`].
+    pub retention_days: u32,
 }
 
 impl Default for WebhookSettings {
     fn default() -> Self {
-        WebhookSettings { allow_private_targets: false, max_in_flight: 64, per_target: 4 }
+        WebhookSettings { allow_private_targets: false, max_in_flight: 64, per_target: 4, retention_days: 30 }
     }
 }
 
@@ -46,10 +52,15 @@ impl WebhookTable {
         if !(1..=64).contains(&per_target) {
             return Err(format!("per_target: {per_target} is out of range: from 1 to 64"));
         }
+        let retention_days = self.retention_days.unwrap_or(defaults.retention_days);
+        if !(10..=36_500).contains(&retention_days) {
+            return Err(format!("retention_days: {retention_days} is out of range: from 10 to 36500"));
+        }
         Ok(WebhookSettings {
             allow_private_targets: allow_private.or(self.allow_private_targets).unwrap_or(false),
             max_in_flight,
             per_target,
+            retention_days,
         })
     }
 }
@@ -68,6 +79,8 @@ mod tests {
         assert_eq!(WebhookTable::default().resolve(None).unwrap(), WebhookSettings::default());
         let t: WebhookTable = toml::from_str("max_in_flight = 0").unwrap();
         assert!(t.resolve(None).unwrap_err().contains("max_in_flight"));
+        let t: WebhookTable = toml::from_str("retention_days = 3").unwrap();
+        assert!(t.resolve(None).unwrap_err().contains("retention_days"));
         assert!(toml::from_str::<WebhookTable>("allow_private = true").is_err(), "unknown keys are refused");
     }
 }

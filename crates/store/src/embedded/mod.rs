@@ -286,7 +286,7 @@ impl EmbeddedStore {
             outbox: outbox::OutboxState::open(&engine)?,
         });
         let min_free_bytes = options.min_free_bytes;
-        let retention = options.retention;
+        let retention = (options.retention, options.webhook_retention);
         let min_free = options.min_free_bytes;
         let writer = writer::start(engine.clone(), shared.clone(), options, path.to_path_buf(), format)?;
         let processor = processor::start(engine.clone(), shared.clone(), path.to_path_buf(), min_free)?;

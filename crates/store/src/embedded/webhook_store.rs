@@ -239,4 +239,36 @@ mod tests {
         assert_eq!(actions(&rows(&store, "wh_reads", 1)), [Action::Read]);
         store.shutdown();
     }
+
+    /// The hourly sweep takes processed changes, finished rows and attempts
+    /// older than the webhook retention; pending rows stay.
+    #[test]
+    fn old_webhook_records_expire_but_pending_deliveries_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+        store.create_subscription(sub("wh", "/in", &[Action::Create])).unwrap();
+        let events = vec![call("1", Operation::Write, "/in/a", |_| {}), call("2", Operation::Write, "/in/b", |_| {})];
+        store.ingest(events).wait_blocking().unwrap();
+        rows(&store, "wh", 2);
+        let claimed = store.claim_deliveries(Utc::now(), 1).unwrap();
+        let attempt = Attempt {
+            id: 0,
+            delivery: 0,
+            webhook_id: claimed[0].delivery.webhook_id(),
+            at: Utc::now(),
+            status: AttemptStatus::Delivered,
+            response_code: Some(204),
+            latency_ms: 1,
+            error: None,
+        };
+        store.complete_delivery(&claimed[0].delivery, attempt, NextStep::Delivered).unwrap();
+        let later = Utc::now() + chrono::Duration::hours(1);
+        let removed = super::super::expiry::expire_webhook_records(&store.engine, &store.shared, later).unwrap();
+        assert_eq!(removed, 2 + 1 + 1, "two processed changes, the delivered row, its attempt");
+        let left = store.deliveries("acme", "wh").unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].state, DeliveryState::Pending);
+        assert!(store.delivery_attempts("acme", "wh", None, 10).unwrap().attempts.is_empty());
+        store.shutdown();
+    }
 }
