@@ -97,9 +97,9 @@ pub struct ServerOptions {
     #[serde(skip)]
     pub webhooks_allow_private_targets: Option<bool>,
     /// How webhooks are delivered (config file only) [default: no private targets, 64 attempts in
-    /// flight, 4 per target].
+    /// flight, 4 per target]. Boxed, as `audit`: the CLI's command enum stays small.
     #[arg(skip)]
-    pub webhooks: Option<WebhookTable>,
+    pub webhooks: Option<Box<WebhookTable>>,
 }
 
 /// Errors in the settings.
@@ -271,6 +271,7 @@ impl ServerOptions {
         audit.check().map_err(|message| invalid("audit", message))?;
         let webhooks = self
             .webhooks
+            .map(|w| *w)
             .unwrap_or_default()
             .resolve(self.webhooks_allow_private_targets)
             .map_err(|message| invalid("webhooks", message))?;

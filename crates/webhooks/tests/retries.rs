@@ -120,7 +120,8 @@ struct Setup {
     store: Arc<EmbeddedStore>,
     clock: TestClock,
     engine: Arc<DeliveryEngine>,
-    runtime: tokio::runtime::Runtime,
+    /// The engine runs on it; dropped (and stopped) with the test.
+    _runtime: tokio::runtime::Runtime,
 }
 
 fn setup() -> Setup {
@@ -137,7 +138,7 @@ fn setup() -> Setup {
     let engine = Arc::new(DeliveryEngine::new(dyn_store, Arc::new(clock.clone()), options).unwrap());
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.spawn(engine.clone().run());
-    Setup { _dir: dir, store, clock, engine, runtime }
+    Setup { _dir: dir, store, clock, engine, _runtime: runtime }
 }
 
 impl Drop for Setup {
