@@ -72,7 +72,9 @@ fn kill_dash_nine_with_deliveries_pending_delivers_every_stored_change_at_least_
         "outbox.complete=5:crash",
         "outbox.complete.after=5:crash",
     ];
-    let failures = ["processor.before_commit=2:error", "outbox.complete=3:error", "outbox.claim=3:error"];
+    // A failed sync: its calls are answered 503 and undone at the next open, their changes with them.
+    let failures =
+        ["sync=4:error", "processor.before_commit=2:error", "outbox.complete=3:error", "outbox.claim=3:error"];
     let mut rounds: Vec<(&str, bool)> = crashes.iter().map(|s| (*s, true)).collect();
     rounds.extend(failures.iter().map(|s| (*s, false)));
     rounds.extend(std::iter::repeat_n(("", false), 6));

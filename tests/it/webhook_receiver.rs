@@ -40,6 +40,8 @@ pub enum Reply {
 pub struct Received {
     pub headers: HashMap<String, String>,
     pub body: Vec<u8>,
+    /// When its body was read.
+    pub at: std::time::Instant,
 }
 
 impl Received {
@@ -164,7 +166,7 @@ fn read_request(stream: &mut std::net::TcpStream) -> Option<Received> {
         }
         buf.extend_from_slice(&chunk[..n]);
     }
-    Some(Received { headers, body: buf[head_end..].to_vec() })
+    Some(Received { headers, body: buf[head_end..].to_vec(), at: std::time::Instant::now() })
 }
 
 /// The README's receiver snippet is the code above, so that the snippet is tested.

@@ -100,6 +100,7 @@ fn uploads_imports_and_tails_each_produce_exactly_the_expected_deliveries() {
     ]
     .concat();
     let (s, v) = server.post_events(ADMIN, &calls);
+    let acknowledged = std::time::Instant::now();
     assert_eq!((s, v["accepted"].as_u64()), (200, Some(9)), "{v}");
     let (_, v) = server.post_events(ADMIN, &write("u1", "/in/a.csv", ""));
     assert_eq!(harness::statuses(&v), ["duplicate"]);
@@ -112,6 +113,10 @@ fn uploads_imports_and_tails_each_produce_exactly_the_expected_deliveries() {
     ]);
     assert_eq!(api, expected);
     let first = &receiver.all()[0];
+    // DESIGN §7: the first attempt within 2 s of the call being durable (the answer comes after that).
+    let latency = first.at.saturating_duration_since(acknowledged);
+    assert!(latency < std::time::Duration::from_secs(2), "first delivery {latency:?} after the answer");
+    println!("first webhook delivery {} ms after the ingest answer", latency.as_millis());
     assert_eq!(first.header("content-type"), "application/json");
     assert!(first.header("webhook-id").starts_with("msg_"));
     let body = first.json();

@@ -133,10 +133,13 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         daily.stop().await;
     }
     // Attempts in flight finish (each within its timeout); the rest stay in the outbox.
-    deliveries.0.stop();
-    if let Err(e) = deliveries.1.await {
+    let (engine, task) = deliveries;
+    engine.stop();
+    if let Err(e) = task.await {
         tracing::warn!(error = %e, "webhook deliveries task failed");
     }
+    drop(engine); // it holds the store: the store's clean stop below needs the last handle
+
     served?;
     tracing::info!("shutting down: requests finished, syncing the store");
     drop(state);

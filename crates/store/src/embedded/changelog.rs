@@ -72,31 +72,41 @@ const HAS_DESTINATION: u8 = 1;
 const HAS_USER: u8 = 2;
 const HAS_API_KEY: u8 = 4;
 
-/// Appends the changes among a commit's accepted calls of one account to
-/// the batch, each with its undo, numbering them from `next_seq`. A call
-/// that is no change costs one check; `reads_watched` says whether the
-/// account's reads are changes (a subscription asks for them).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn append(
-    engine: &super::Engine,
-    batch: &mut fjall::OwnedWriteBatch,
-    undo: &mut Vec<UndoEntry>,
-    calls: &[Accepted],
-    requests: &[Vec<CallEvent>],
-    arrival: DateTime<Utc>,
-    reads_watched: bool,
-    next_seq: &mut u64,
-    buf: &mut Vec<u8>,
-) {
-    for call in calls {
-        let e = &requests[call.request as usize][call.index as usize];
-        if !callmeter_model::is_change(e, call.late, reads_watched) {
-            continue;
+/// The writer's end of the change log: the next sequence, and a buffer
+/// reused from change to change.
+pub(crate) struct ChangeAppender {
+    /// The sequence the next change takes.
+    pub next_seq: u64,
+    buf: Vec<u8>,
+}
+
+impl ChangeAppender {
+    pub fn new(next_seq: u64) -> ChangeAppender {
+        ChangeAppender { next_seq, buf: Vec::new() }
+    }
+
+    /// Appends the changes among a commit's accepted calls of one account to
+    /// the batch, each with its undo. A call that is no change costs one
+    /// check; `reads_watched` says whether the account's reads are changes
+    /// (a subscription asks for them).
+    pub fn append(
+        &mut self,
+        engine: &super::Engine,
+        (batch, undo): (&mut fjall::OwnedWriteBatch, &mut Vec<UndoEntry>),
+        (calls, requests): (&[Accepted], &[Vec<CallEvent>]),
+        arrival: DateTime<Utc>,
+        reads_watched: bool,
+    ) {
+        for call in calls {
+            let e = &requests[call.request as usize][call.index as usize];
+            if !callmeter_model::is_change(e, call.late, reads_watched) {
+                continue;
+            }
+            encode(e, arrival, &mut self.buf);
+            batch.insert(&engine.changes, key(self.next_seq), self.buf.as_slice());
+            undo.push(UndoEntry::created("changes", key(self.next_seq)));
+            self.next_seq += 1;
         }
-        encode(e, arrival, buf);
-        batch.insert(&engine.changes, key(*next_seq), buf.as_slice());
-        undo.push(UndoEntry::created("changes", key(*next_seq)));
-        *next_seq += 1;
     }
 }
 

@@ -13,6 +13,8 @@
 //! readers' view (`Shared::subscriptions`, which the change processor and the
 //! API read) follows once the commit is durable (`syncer.rs`).
 
+use super::requests::{complete_with, Command};
+use super::syncer::Completion;
 use super::undo::UndoEntry;
 use super::Engine;
 use crate::keys;
@@ -62,6 +64,36 @@ impl WriterSubscriptions {
         match staged.iter().rev().find(|(k, _)| k == key) {
             Some((_, sub)) => sub.clone(),
             None => self.all.get(key).cloned(),
+        }
+    }
+
+    /// Puts a subscription command into the commit: its answer once the
+    /// commit is durable, or `None` when it was refused (and answered) at once.
+    pub fn command(
+        &self,
+        engine: &Engine,
+        batch: &mut fjall::OwnedWriteBatch,
+        undo: &mut Vec<UndoEntry>,
+        staged: &mut Staged,
+        cmd: Command,
+        now: DateTime<Utc>,
+    ) -> Option<Completion> {
+        match cmd {
+            Command::CreateSubscription { sub, reply } => match self.create(engine, batch, undo, staged, sub) {
+                Ok(sub) => Some(complete_with(reply, sub)),
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                    None
+                }
+            },
+            Command::UpdateSubscription { account, id, update, reply } => {
+                let sub = self.update(engine, batch, undo, staged, (&account, &id), &update, now);
+                Some(complete_with(reply, sub))
+            }
+            Command::DeleteSubscription { account, id, reply } => {
+                Some(complete_with(reply, self.delete(engine, batch, undo, staged, (&account, &id))))
+            }
+            _ => unreachable!("only subscription commands come here"),
         }
     }
 

@@ -14,7 +14,7 @@
 //! readers see: it includes the commits still waiting for their sync, so
 //! that a repeat within them is a duplicate and an account is created once.
 
-use super::changelog;
+use super::changelog::{self, ChangeAppender};
 use super::derived::{self, CheckpointJob, KeySet};
 use super::requests::{complete_with, fail_only, Command, QueuedEvents, WriterHandle};
 use super::subscriptions::{Staged, WriterSubscriptions};
@@ -101,8 +101,7 @@ pub(crate) fn start(
         block_buf: Vec::new(),
         sync_tx,
         subscriptions,
-        next_change_seq,
-        change_buf: Vec::new(),
+        changes: ChangeAppender::new(next_change_seq),
     };
     let writer = std::thread::Builder::new().name("callmeter-writer".into()).spawn(move || writer.run(rx))?;
     Ok(WriterHandle {
@@ -141,10 +140,8 @@ struct Writer {
     sync_tx: mpsc::Sender<SyncItem>,
     /// Webhook subscriptions as committed: which accounts' reads are changes.
     subscriptions: WriterSubscriptions,
-    /// The sequence of the next change appended to the change log.
-    next_change_seq: u64,
-    /// The change being encoded, reused.
-    change_buf: Vec<u8>,
+    /// Appends changes to the change log.
+    changes: ChangeAppender,
 }
 
 /// Everything one commit will write, gathered before the engine sees any of it.
@@ -219,7 +216,7 @@ impl Writer {
             subscriptions: Vec::new(),
         };
         let seq_before = self.next_seq;
-        let change_seq_before = self.next_change_seq;
+        let change_seq_before = self.changes.next_seq;
         match self.gather(&mut c, commands).and_then(|()| self.write(&mut c)) {
             Ok(committed) => {
                 // Even a commit that wrote nothing (all duplicates) waits for
@@ -231,7 +228,7 @@ impl Writer {
             }
             Err(e) => {
                 self.next_seq = seq_before;
-                self.next_change_seq = change_seq_before;
+                self.changes.next_seq = change_seq_before;
                 for key in c.new_keys.drain(..) {
                     self.recent.remove(&key);
                 }
@@ -302,25 +299,13 @@ impl Writer {
                     }
                     c.completions.push(complete_with(reply, existed));
                 }
-                Command::CreateSubscription { sub, reply } => {
-                    match self.subscriptions.create(&self.engine, &mut c.batch, &mut c.undo, &mut c.subscriptions, sub)
-                    {
-                        Ok(sub) => c.completions.push(complete_with(reply, sub)),
-                        Err(e) => {
-                            let _ = reply.send(Err(e));
-                        }
+                cmd @ (Command::CreateSubscription { .. }
+                | Command::UpdateSubscription { .. }
+                | Command::DeleteSubscription { .. }) => {
+                    let (batch, undo, staged) = (&mut c.batch, &mut c.undo, &mut c.subscriptions);
+                    if let Some(done) = self.subscriptions.command(&self.engine, batch, undo, staged, cmd, c.now) {
+                        c.completions.push(done);
                     }
-                }
-                Command::UpdateSubscription { account, id, update, reply } => {
-                    let (batch, undo, staged) = (&mut c.batch, &mut c.undo, &mut c.subscriptions);
-                    let key = (account.as_str(), id.as_str());
-                    let sub = self.subscriptions.update(&self.engine, batch, undo, staged, key, &update, c.now);
-                    c.completions.push(complete_with(reply, sub));
-                }
-                Command::DeleteSubscription { account, id, reply } => {
-                    let (batch, undo, staged) = (&mut c.batch, &mut c.undo, &mut c.subscriptions);
-                    let existed = self.subscriptions.delete(&self.engine, batch, undo, staged, (&account, &id));
-                    c.completions.push(complete_with(reply, existed));
                 }
             }
         }
@@ -503,20 +488,8 @@ impl Writer {
             a.calls.sort_unstable_by_key(|call| (call.time_ns, call.request, call.index));
             // One more small insert per change, in this batch: the change and
             // its call are durable, or undone, together.
-            let reads_watched = self.subscriptions.reads_watched(account);
-            let next = &mut self.next_change_seq;
-            let (batch, undo) = (&mut c.batch, &mut c.undo);
-            changelog::append(
-                &self.engine,
-                batch,
-                undo,
-                &a.calls,
-                &c.requests,
-                c.now,
-                reads_watched,
-                next,
-                &mut self.change_buf,
-            );
+            let reads = self.subscriptions.reads_watched(account);
+            self.changes.append(&self.engine, (&mut c.batch, &mut c.undo), (&a.calls, &c.requests), c.now, reads);
             let span_before = a.rec.max_block_span_ns;
             for chunk in blocks_of(&a.calls) {
                 let min = chunk[0].time_ns;
@@ -575,7 +548,7 @@ impl Writer {
             calls,
             accounts,
             end_seq: self.next_seq,
-            end_change_seq: self.next_change_seq,
+            end_change_seq: self.changes.next_seq,
             subscriptions: std::mem::take(&mut c.subscriptions),
             undo: std::mem::take(&mut c.undo),
             completions: std::mem::take(&mut c.completions),
