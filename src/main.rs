@@ -10,6 +10,7 @@ mod audit;
 mod client;
 mod commands;
 mod import;
+mod webhooks;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -122,6 +123,14 @@ enum Command {
         #[command(flatten)]
         server: client::ServerArgs,
     },
+    /// An account's webhooks: create, list, update, delete; their deliveries, redelivery, replay;
+    /// rotate a signing secret.
+    Webhooks {
+        #[command(subcommand)]
+        action: webhooks::WebhookAction,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
     /// Where an account's calls come from and which could go away: polling, listing after
     /// each upload, repeated requests; from log files, a data folder or a server.
     Audit(Box<audit::AuditArgs>),
@@ -162,6 +171,7 @@ fn main() -> Result<()> {
         Command::Accounts { json, server } => commands::accounts(&server.connect()?, json),
         Command::Tokens { action, server } => commands::tokens(&server.connect()?, action),
         Command::Backup { dir, server } => commands::backup(&server.connect()?, &dir),
+        Command::Webhooks { action, server } => webhooks::webhooks(&server.connect()?, action),
         Command::Audit(args) => audit::audit(*args),
         Command::Simulate(args) => audit::simulate(args),
     };

@@ -20,3 +20,6 @@ mod limits;
 mod logs;
 mod odd_values;
 mod operations;
+mod webhook_crash;
+mod webhook_receiver;
+mod webhooks;

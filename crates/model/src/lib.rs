@@ -19,11 +19,14 @@
 //! - [`bucket`]: the 15-minute buckets aggregates are kept in.
 //! - [`pages`]: how many requests a folder listing takes.
 //! - [`key`]: the 128-bit dedup key of (account, id).
+//! - [`change`]: which calls are changes that webhooks tell about, and what
+//!   each is to a subscriber (`create`, `update`, …); folders and paths.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod bucket;
+pub mod change;
 pub mod event;
 pub mod key;
 pub mod money;
@@ -34,6 +37,7 @@ pub mod plan;
 pub mod rules;
 
 pub use bucket::{bucket_of, bucket_start, BUCKET_SECONDS};
+pub use change::{folder_contains, is_change, normalize_path, Action, UnknownAction};
 pub use event::{derive_operation, CallEvent, Direction, Interface, Operation, UnknownName};
 pub use key::DedupKey;
 pub use money::{minor_digits, Money};

@@ -8,7 +8,7 @@ use crate::error::{envelope_every_error, ApiError};
 use crate::live_audits::LiveAudits;
 use crate::metrics::{Load, Metrics};
 use crate::options::Settings;
-use crate::routes::{accounts, adjustments, admin, audits, calls, events, tokens, usage};
+use crate::routes::{accounts, adjustments, admin, audits, calls, events, tokens, usage, webhooks};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -68,10 +68,25 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/tokens/{id}", delete(tokens::delete_token))
         .route("/v1/admin/rotate-token", post(admin::rotate_admin))
         .route("/v1/admin/backup", post(admin::backup))
+        .merge(webhook_routes())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::map_response(envelope_every_error))
         .with_state(state)
+}
+
+/// The webhook routes (DESIGN §7, `routes/webhooks.rs`).
+fn webhook_routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/accounts/{account}/webhooks", get(webhooks::webhooks).post(webhooks::post_webhook))
+        .route(
+            "/v1/accounts/{account}/webhooks/{id}",
+            get(webhooks::webhook).patch(webhooks::patch_webhook).delete(webhooks::delete_webhook),
+        )
+        .route("/v1/accounts/{account}/webhooks/{id}/rotate-secret", post(webhooks::rotate_secret))
+        .route("/v1/accounts/{account}/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route("/v1/accounts/{account}/webhooks/{id}/deliveries/{delivery}/redeliver", post(webhooks::redeliver))
+        .route("/v1/accounts/{account}/webhooks/{id}/replay", post(webhooks::replay))
 }
 
 /// Runs blocking store work off the async workers.

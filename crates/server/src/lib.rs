@@ -6,8 +6,9 @@
 //! - `options.rs`: [`ServerOptions`], at once the flags, the environment and the config file.
 //! - `api.rs`: the router, the state every handler shares, and the operations endpoints.
 //! - `routes/`: the handlers, one file per group of routes (events, usage, calls, audits,
-//!   accounts, adjustments, tokens, admin).
+//!   accounts, adjustments, tokens, admin, webhooks).
 //! - `audit_options.rs`: the `[audit]` table: the audit's thresholds and the daily schedule.
+//! - `webhook_options.rs`: the `[webhooks]` table: private targets, attempts in flight.
 //! - `audit.rs`: an account's audit over the store, and the summaries of kept audits.
 //! - `schedule.rs`: the daily audits of the previous day, kept in the store.
 //! - `ingest.rs`: `POST /v1/events` body framing and the per-event answer.
@@ -47,12 +48,14 @@ mod routes;
 mod schedule;
 mod unread_bodies;
 mod usage;
+mod webhook_options;
 
 pub use audit_options::AuditOptions;
 pub use error::ApiError;
 pub use limits::ServerLimits;
 pub use options::{default_plans, OptionsError, ServerOptions, Settings, MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST};
 pub use usage::UsageReport;
+pub use webhook_options::{WebhookSettings, WebhookTable};
 
 use callmeter_store::{EmbeddedStore, Store};
 use metrics::Metrics;
@@ -113,6 +116,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     Metrics::add(&state.metrics.store_open_ms, opened.elapsed.as_millis() as u64);
     let app = api::router(state.clone());
     let daily = state.settings.audit.daily.then(|| schedule::DailyAudits::start(state.clone()));
+    let deliveries = start_deliveries(&state)?;
     let signal = shutdown_signal()?;
     tracing::info!(%addr, data = %data.display(), "callmeter listening");
     println!("listening on http://{addr}");
@@ -128,6 +132,14 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     if let Some(daily) = daily {
         daily.stop().await;
     }
+    // Attempts in flight finish (each within its timeout); the rest stay in the outbox.
+    let (engine, task) = deliveries;
+    engine.stop();
+    if let Err(e) = task.await {
+        tracing::warn!(error = %e, "webhook deliveries task failed");
+    }
+    drop(engine); // it holds the store: the store's clean stop below needs the last handle
+
     served?;
     tracing::info!("shutting down: requests finished, syncing the store");
     drop(state);
@@ -136,6 +148,31 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         Err(store) => drop(store), // streams still hold it: their drop stops the writer
     }
     Ok(())
+}
+
+/// Starts the webhook delivery engine over the state's store, on the system clock.
+fn start_deliveries(
+    state: &Arc<api::AppState>,
+) -> std::io::Result<(Arc<callmeter_webhooks::DeliveryEngine>, tokio::task::JoinHandle<()>)> {
+    let w = &state.settings.webhooks;
+    let options = callmeter_webhooks::EngineOptions {
+        allow_private_targets: w.allow_private_targets,
+        max_in_flight: w.max_in_flight,
+        per_target: w.per_target,
+        ..Default::default()
+    };
+    if w.allow_private_targets {
+        tracing::warn!("webhooks may be sent to loopback, private and link-local addresses (allow_private_targets)");
+    }
+    let engine = callmeter_webhooks::DeliveryEngine::new(
+        state.store.clone(),
+        Arc::new(callmeter_webhooks::SystemClock),
+        options,
+    )
+    .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let engine = Arc::new(engine);
+    let task = tokio::spawn(engine.clone().run());
+    Ok((engine, task))
 }
 
 /// SIGTERM or Ctrl-C. The listeners are made here, at once, not when the

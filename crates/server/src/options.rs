@@ -6,6 +6,7 @@
 
 use crate::audit_options::AuditOptions;
 use crate::limits::ServerLimits;
+use crate::webhook_options::{WebhookSettings, WebhookTable};
 use callmeter_model::{BillingRule, BillingRules, PeriodKind, Plan};
 use callmeter_store::{LatePolicy, StoreOptions};
 use serde::Deserialize;
@@ -90,6 +91,15 @@ pub struct ServerOptions {
     /// thresholds would more than double the size of the CLI's command enum.
     #[arg(skip)]
     pub audit: Option<Box<AuditOptions>>,
+    /// Send webhooks to loopback, private, link-local and other refused addresses (a closed network,
+    /// tests); `[webhooks] allow_private_targets` in the config file [default: false].
+    #[arg(long, env = "CALLMETER_WEBHOOKS_ALLOW_PRIVATE_TARGETS")]
+    #[serde(skip)]
+    pub webhooks_allow_private_targets: Option<bool>,
+    /// How webhooks are delivered (config file only) [default: no private targets, 64 attempts in
+    /// flight, 4 per target]. Boxed, as `audit`: the CLI's command enum stays small.
+    #[arg(skip)]
+    pub webhooks: Option<Box<WebhookTable>>,
 }
 
 /// Errors in the settings.
@@ -138,6 +148,8 @@ pub struct Settings {
     pub audit: AuditOptions,
     /// Connections, timeouts and bodies in flight.
     pub limits: ServerLimits,
+    /// The `[webhooks]` table.
+    pub webhooks: WebhookSettings,
 }
 
 /// Days of `retention_days`: at least one, at most a century, so that
@@ -215,6 +227,8 @@ impl ServerOptions {
             billing_rules: self.billing_rules.or(file.billing_rules),
             import: self.import.or(file.import),
             audit: self.audit.or(file.audit),
+            webhooks_allow_private_targets: self.webhooks_allow_private_targets.or(file.webhooks_allow_private_targets),
+            webhooks: self.webhooks.or(file.webhooks),
         }
     }
 
@@ -255,6 +269,12 @@ impl ServerOptions {
             within("checkpoint_interval_ms", self.checkpoint_interval_ms.unwrap_or(20_000), CHECKPOINT_INTERVAL_MS)?;
         let audit = self.audit.map_or_else(AuditOptions::default, |a| *a);
         audit.check().map_err(|message| invalid("audit", message))?;
+        let webhooks = self
+            .webhooks
+            .map(|w| *w)
+            .unwrap_or_default()
+            .resolve(self.webhooks_allow_private_targets)
+            .map_err(|message| invalid("webhooks", message))?;
         Ok(Settings {
             listen: self.listen.unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid address")),
             data: self.data.unwrap_or_else(|| PathBuf::from("callmeter-data")),
@@ -273,10 +293,12 @@ impl ServerOptions {
                 max_requests_per_commit: requests_per_commit,
                 cache_bytes: cache_mb << 20,
                 checkpoint_interval: std::time::Duration::from_millis(checkpoint_interval_ms),
+                webhook_retention: chrono::Duration::days(webhooks.retention_days.into()),
                 ..StoreOptions::default()
             },
             audit,
             limits,
+            webhooks,
         })
     }
 
@@ -459,6 +481,7 @@ mod tests {
         assert_eq!(example.limits, defaults.limits);
         assert_eq!(example.store.max_requests_per_commit, defaults.store.max_requests_per_commit);
         assert_eq!(example.store.cache_bytes, defaults.store.cache_bytes);
+        assert_eq!(example.webhooks, defaults.webhooks);
     }
 
     #[test]
@@ -471,6 +494,18 @@ mod tests {
             text[start..end].lines().map(|l| l.strip_prefix("# ").unwrap_or(l).to_owned() + "\n").collect();
         let o: ServerOptions = toml::from_str(&uncommented).unwrap();
         assert_eq!(*o.audit.unwrap(), crate::AuditOptions::default());
+    }
+
+    #[test]
+    fn the_commented_webhooks_table_of_the_example_is_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/callmeter.example.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let start = text.find("# [webhooks]").unwrap();
+        let end = start + text[start..].find("\n\n").unwrap();
+        let uncommented: String =
+            text[start..end].lines().map(|l| l.strip_prefix("# ").unwrap_or(l).to_owned() + "\n").collect();
+        let o: ServerOptions = toml::from_str(&uncommented).unwrap();
+        assert_eq!(o.resolve().unwrap().webhooks, crate::WebhookSettings::default());
     }
 
     #[test]

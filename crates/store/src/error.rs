@@ -28,9 +28,15 @@ pub enum StoreError {
     /// No such account.
     #[error("unknown account {0:?}")]
     UnknownAccount(String),
+    /// No such webhook subscription.
+    #[error("unknown webhook {0:?}")]
+    UnknownSubscription(String),
     /// No such plan in the configuration.
     #[error("unknown plan {0:?}")]
     UnknownPlan(String),
+    /// The write conflicts with what is stored (a webhook id that is taken).
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// A request-log cursor that this store did not hand out.
     #[error("invalid cursor")]
     InvalidCursor,

@@ -108,6 +108,29 @@ pub fn adjustment_key(account: &str, period_start_ns: i64, seq: u64) -> Vec<u8> 
     k
 }
 
+/// The key of a subscription (and the prefix of its outbox rows and
+/// attempts): the account, then the length-prefixed id.
+pub fn subscription_key(account: &str, id: &str) -> Vec<u8> {
+    let mut k = account_prefix(account);
+    debug_assert!(id.len() <= 255);
+    k.push(id.len() as u8);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// The key after every key that starts with `prefix` (for a range's end);
+/// `None` when there is none (a prefix of `0xff` bytes only).
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +149,18 @@ mod tests {
         let a = block_key("ab", 0, 0);
         let b = account_prefix("a");
         assert!(!a.starts_with(&b));
+    }
+
+    #[test]
+    fn prefix_ends_are_past_every_key_of_the_prefix() {
+        assert_eq!(prefix_end(b"ab").unwrap(), b"ac");
+        assert_eq!(prefix_end(&[1, 0xff]).unwrap(), vec![2]);
+        assert_eq!(prefix_end(&[0xff]), None);
+        let sub = subscription_key("acme", "wh1");
+        let mut row = sub.clone();
+        row.extend_from_slice(&u64::MAX.to_be_bytes());
+        assert!(row < prefix_end(&sub).unwrap());
+        assert!(!subscription_key("acme", "wh12").starts_with(&sub), "ids are length-prefixed");
     }
 
     #[test]

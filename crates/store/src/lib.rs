@@ -6,6 +6,7 @@
 //!
 //! - `store.rs`: the [`Store`] trait and its request types.
 //! - `records.rs`: accounts, tokens, adjustments, outcomes, request-log pages.
+//! - `webhook_records.rs`: webhook subscriptions, changes, outbox deliveries and attempts.
 //! - `options.rs`: [`StoreOptions`], the metering settings a store applies.
 //! - `codec.rs`: how a block of calls is laid out on disk.
 //! - `aggregate.rs`: the 15-minute aggregates kept on write.
@@ -17,7 +18,10 @@
 //!   syncer with group commit (`syncer.rs`), recent keys and aggregates and
 //!   their checkpoints (`derived.rs`), undo of failed syncs (`undo.rs`), the
 //!   time-ordered request-log scan (`scan.rs`), retention (`expiry.rs`),
-//!   online backup (`backup.rs`) and the kept daily audits (`audits.rs`).
+//!   online backup (`backup.rs`) and the kept daily audits (`audits.rs`);
+//!   for webhooks, the change log (`changelog.rs`), subscriptions
+//!   (`subscriptions.rs`), the change processor (`processor.rs`) with its
+//!   path index (`paths.rs`), and the outbox (`outbox.rs`, `webhook_store.rs`).
 //! - `error.rs`: [`StoreError`].
 
 mod aggregate;
@@ -30,6 +34,7 @@ mod keys;
 mod options;
 mod records;
 mod store;
+mod webhook_records;
 
 pub use aggregate::{BreakdownRow, CallFlags, TotalRow};
 pub use codec::StoredCall;
@@ -38,3 +43,7 @@ pub use error::{is_disk_full, StoreError};
 pub use options::{LatePolicy, StoreOptions};
 pub use records::{AccountRecord, Adjustment, CallFilter, CallPage, Outcome, Position, Scope, TokenRecord};
 pub use store::{AccountChange, BackupReport, IngestTicket, OpenReport, Store};
+pub use webhook_records::{
+    Attempt, AttemptPage, AttemptStatus, Change, ClaimedDelivery, Delivery, DeliveryState, NextStep, OutboxEvent,
+    SigningSecret, Subscription, SubscriptionUpdate, Watch,
+};

@@ -45,6 +45,9 @@ pub struct StoreOptions {
     pub checkpoint_interval: std::time::Duration,
     /// Events waiting for the writer at most; an ingest past it is refused as busy.
     pub max_queued_events: usize,
+    /// How long webhook events (the change log, finished or held deliveries)
+    /// and delivery attempts are kept: replay reaches this far back.
+    pub webhook_retention: chrono::Duration,
 }
 
 impl Default for StoreOptions {
@@ -63,6 +66,7 @@ impl Default for StoreOptions {
             cache_bytes: 256 << 20,
             checkpoint_interval: std::time::Duration::from_secs(20),
             max_queued_events: 1 << 18,
+            webhook_retention: chrono::Duration::days(30),
         }
     }
 }

@@ -6,9 +6,12 @@
 
 use crate::aggregate::{BreakdownRow, TotalRow};
 use crate::records::{AccountRecord, Adjustment, CallFilter, CallPage, Outcome, Position, TokenRecord};
+use crate::webhook_records::{
+    Attempt, AttemptPage, ClaimedDelivery, Delivery, NextStep, Subscription, SubscriptionUpdate,
+};
 use crate::StoreError;
 use callmeter_model::CallEvent;
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use std::path::Path;
 
 /// Resolves once a batch of events is durable (or has failed as a whole).
@@ -141,4 +144,62 @@ pub trait Store: Send + Sync + 'static {
 
     /// What opening the store replayed and how long it took.
     fn open_report(&self) -> OpenReport;
+
+    // Webhooks (DESIGN §7, docs/webhooks.md). Subscriptions are written like
+    // accounts: durable when answered. The change stream is the store's own
+    // (written with the calls); the outbox is claimed and completed by the
+    // delivery engine, which decides the schedule and passes its times in.
+
+    /// Stores a new subscription; `Conflict` when its id is taken.
+    fn create_subscription(&self, sub: Subscription) -> Result<Subscription, StoreError>;
+
+    /// Changes a subscription; `None` when the account has none with that id.
+    fn update_subscription(
+        &self,
+        account: &str,
+        id: &str,
+        update: SubscriptionUpdate,
+    ) -> Result<Option<Subscription>, StoreError>;
+
+    /// Deletes a subscription (its undelivered events go with it); false when there was none.
+    fn delete_subscription(&self, account: &str, id: &str) -> Result<bool, StoreError>;
+
+    /// One subscription of an account.
+    fn subscription(&self, account: &str, id: &str) -> Option<Subscription>;
+
+    /// Every subscription of an account, by id.
+    fn subscriptions(&self, account: &str) -> Vec<Subscription>;
+
+    /// Claims up to `limit` deliveries due at `now` that no one else holds,
+    /// with their subscriptions and changes. A claim holds until completed
+    /// (or the process ends: then the delivery is due again).
+    fn claim_deliveries(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<ClaimedDelivery>, StoreError>;
+
+    /// Records an attempt of a claimed delivery and what becomes of it.
+    fn complete_delivery(&self, delivery: &Delivery, attempt: Attempt, next: NextStep) -> Result<(), StoreError>;
+
+    /// When the earliest unclaimed pending delivery is due, if any.
+    fn next_delivery_due(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+
+    /// Notified when deliveries may have become due (new events, retries, replays).
+    fn deliveries_notify(&self) -> std::sync::Arc<tokio::sync::Notify>;
+
+    /// A subscription's attempts, newest first, before the attempt id `before`.
+    fn delivery_attempts(
+        &self,
+        account: &str,
+        id: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<AttemptPage, StoreError>;
+
+    /// Every delivery of a subscription, oldest first.
+    fn deliveries(&self, account: &str, id: &str) -> Result<Vec<Delivery>, StoreError>;
+
+    /// Sends one delivery again (same `webhook-id`), due at `now`; false when there is no such delivery.
+    fn redeliver(&self, account: &str, id: &str, delivery: u64, now: DateTime<Utc>) -> Result<bool, StoreError>;
+
+    /// Sends again every event of a subscription that arrived at or after
+    /// `since` (kept while it was disabled, or delivered), due at `now`; how many.
+    fn replay(&self, account: &str, id: &str, since: DateTime<Utc>, now: DateTime<Utc>) -> Result<u64, StoreError>;
 }

@@ -9,3 +9,4 @@ pub(crate) mod calls;
 pub(crate) mod events;
 pub(crate) mod tokens;
 pub(crate) mod usage;
+pub(crate) mod webhooks;

@@ -5,6 +5,12 @@
 //! A repeat of an expired call is older than the retention itself, so it is
 //! refused for that reason and never counted: its key is no longer needed.
 //!
+//! The same sweep removes webhook records older than the webhook retention
+//! (`StoreOptions::webhook_retention`, 30 days by default): changes the
+//! change processor has passed, outbox rows that are no longer pending
+//! (delivered, failed, or held for a disabled subscription), and attempts.
+//! Replay reaches back that far.
+//!
 //! Which blocks go is decided from keys alone: a block keyed (account,
 //! earliest time, seq) starting more than the account's widest block span
 //! (at most an hour, `writer::MAX_BLOCK_SPAN_NS`) before the cutoff ends
@@ -33,7 +39,12 @@ pub(crate) struct Sweeps {
 
 impl Sweeps {
     /// Starts the sweeps: one at once, then every [`SWEEP_INTERVAL`].
-    pub fn start(engine: Engine, shared: Arc<Shared>, retention: chrono::Duration) -> std::io::Result<Sweeps> {
+    /// `retention` is the calls', then the webhook records'.
+    pub fn start(
+        engine: Engine,
+        shared: Arc<Shared>,
+        (retention, webhook_retention): (chrono::Duration, chrono::Duration),
+    ) -> std::io::Result<Sweeps> {
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new().name("callmeter-expiry".into()).spawn(move || loop {
             let cutoff = chrono::Utc::now() - retention;
@@ -41,6 +52,12 @@ impl Sweeps {
                 Ok(0) => {}
                 Ok(blocks) => tracing::info!(blocks, %cutoff, "expired call blocks older than the retention"),
                 Err(e) => tracing::warn!(error = %e, "expiring old call blocks failed; trying again next hour"),
+            }
+            let cutoff = chrono::Utc::now() - webhook_retention;
+            match expire_webhook_records(&engine, &shared, cutoff) {
+                Ok(0) => {}
+                Ok(records) => tracing::info!(records, %cutoff, "expired webhook records older than their retention"),
+                Err(e) => tracing::warn!(error = %e, "expiring old webhook records failed; trying again next hour"),
             }
             if !matches!(stopped.recv_timeout(SWEEP_INTERVAL), Err(mpsc::RecvTimeoutError::Timeout)) {
                 return;
@@ -119,6 +136,61 @@ pub(crate) fn expire_blocks(engine: &Engine, shared: &Shared, cutoff_ns: i64) ->
             batch.commit()?;
         }
     }
+    Ok(removed)
+}
+
+/// Removes the webhook records from before `cutoff`: processed changes,
+/// outbox rows no longer pending, attempts; how many.
+pub(crate) fn expire_webhook_records(
+    engine: &Engine,
+    shared: &Shared,
+    cutoff: chrono::DateTime<chrono::Utc>,
+) -> Result<u64, StoreError> {
+    use crate::webhook_records::{Attempt, Delivery, DeliveryState};
+    let cursor = super::processor::cursor(engine)?;
+    let mut removed = 0;
+    let mut batch = engine.db.batch();
+    let flush = |batch: &mut fjall::OwnedWriteBatch, force: bool| -> Result<(), StoreError> {
+        if batch.len() >= REMOVALS_PER_BATCH || (force && !batch.is_empty()) {
+            std::mem::replace(batch, engine.db.batch()).commit()?;
+        }
+        Ok(())
+    };
+    // Changes are in arrival order: the old ones come first.
+    for item in engine.changes.iter() {
+        let (k, v) = item.into_inner()?;
+        let seq = keys::read_u64(&k).ok_or_else(|| StoreError::Corrupt("change key".into()))?;
+        if seq >= cursor || super::changelog::decode(seq, &v)?.arrival >= cutoff {
+            break;
+        }
+        batch.remove(&engine.changes, k);
+        removed += 1;
+        flush(&mut batch, false)?;
+    }
+    // Outbox rows: the lock keeps a claim or a replay from rewriting a row meanwhile.
+    {
+        let _locked = shared.outbox.locked.lock();
+        for item in engine.outbox.iter() {
+            let (k, v) = item.into_inner()?;
+            let d: Delivery =
+                serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(format!("outbox row: {e}")))?;
+            if d.state != DeliveryState::Pending && d.created_at < cutoff {
+                batch.remove(&engine.outbox, k);
+                removed += 1;
+            }
+        }
+        flush(&mut batch, true)?;
+    }
+    for item in engine.attempts.iter() {
+        let (k, v) = item.into_inner()?;
+        let a: Attempt = serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(format!("attempt: {e}")))?;
+        if a.at < cutoff {
+            batch.remove(&engine.attempts, k);
+            removed += 1;
+            flush(&mut batch, false)?;
+        }
+    }
+    flush(&mut batch, true)?;
     Ok(removed)
 }
 

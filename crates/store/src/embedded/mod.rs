@@ -12,6 +12,12 @@
 //! | `adjustments`| account, period start, sequence       | JSON `Adjustment`             |
 //! | `tokens`     | id                                    | JSON `TokenRecord`            |
 //! | `audits`     | day, account                          | JSON audit report             |
+//! | `webhooks`   | account, subscription id              | JSON `Subscription`           |
+//! | `changes`    | change sequence                       | a change (`changelog.rs`)     |
+//! | `paths`      | account, path                         | empty: a path the store knows |
+//! | `outbox`     | subscription, delivery id             | JSON `Delivery`               |
+//! | `outbox_due` | next attempt time, outbox key         | empty: pending rows by due    |
+//! | `attempts`   | subscription, attempt id              | JSON `Attempt`                |
 //!
 //! All writes but the kept audits go through one writer thread
 //! (`writer.rs`, entered through `requests.rs`), which batches concurrent requests into one engine commit;
@@ -28,17 +34,31 @@
 //! (`derived.rs`). The writes of requests whose sync failed are undone at
 //! the next open (`undo.rs`). `folder.rs` checks the data folder holds only
 //! what callmeter writes before the engine opens it.
+//!
+//! Webhooks (DESIGN §7, `docs/webhooks.md`): the writer appends each change
+//! (a successful, on-time, accepted write call) to the change log in the
+//! batch of its call's block (`changelog.rs`); subscriptions are written
+//! through the writer too (`subscriptions.rs`). The change processor
+//! (`processor.rs`) turns durable changes into outbox rows, classifying them
+//! with the path index (`paths.rs`); the delivery engine (crate
+//! `callmeter-webhooks`) claims and completes them (`outbox.rs`).
 
 mod audits;
 mod backup;
+mod changelog;
 mod derived;
 mod expiry;
 mod folder;
+mod outbox;
+mod paths;
+mod processor;
 mod requests;
 mod scan;
+mod subscriptions;
 mod syncer;
 mod undo;
 mod upgrade;
+mod webhook_store;
 mod writer;
 
 use crate::aggregate::{self, BreakdownRow, Counters, TotalRow, TotalsDims};
@@ -46,8 +66,12 @@ use crate::keys;
 use crate::options::StoreOptions;
 use crate::records::{AccountRecord, Adjustment, CallFilter, CallPage, Position, TokenRecord};
 use crate::store::{AccountChange, BackupReport, IngestTicket, OpenReport, Store};
+use crate::webhook_records::{
+    Attempt, AttemptPage, ClaimedDelivery, Delivery, NextStep, Subscription, SubscriptionUpdate,
+};
 use crate::StoreError;
 use callmeter_model::CallEvent;
+use chrono::{DateTime, Utc};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions};
 use parking_lot::RwLock;
 use std::collections::{BTreeMap, HashMap};
@@ -77,6 +101,12 @@ pub(crate) struct Engine {
     pub adjustments: Keyspace,
     pub tokens: Keyspace,
     pub audits: Keyspace,
+    pub webhooks: Keyspace,
+    pub changes: Keyspace,
+    pub paths: Keyspace,
+    pub outbox: Keyspace,
+    pub outbox_due: Keyspace,
+    pub attempts: Keyspace,
 }
 
 /// Call blocks at least this big are kept in blob files (most are: a block
@@ -84,8 +114,24 @@ pub(crate) struct Engine {
 const BLOB_THRESHOLD_BYTES: u32 = 512;
 
 /// The keyspaces, by name (the names undo records use).
-pub(crate) const KEYSPACE_NAMES: [&str; 10] =
-    ["meta", "dedup", "blocks", "totals", "breakdown", "block_log", "accounts", "adjustments", "tokens", "audits"];
+pub(crate) const KEYSPACE_NAMES: [&str; 16] = [
+    "meta",
+    "dedup",
+    "blocks",
+    "totals",
+    "breakdown",
+    "block_log",
+    "accounts",
+    "adjustments",
+    "tokens",
+    "audits",
+    "webhooks",
+    "changes",
+    "paths",
+    "outbox",
+    "outbox_due",
+    "attempts",
+];
 
 impl Engine {
     fn open(path: &Path, options: &StoreOptions) -> Result<Engine, StoreError> {
@@ -128,11 +174,17 @@ impl Engine {
             adjustments: ks("adjustments")?,
             tokens: ks("tokens")?,
             audits: ks("audits")?,
+            webhooks: ks("webhooks")?,
+            changes: ks("changes")?,
+            paths: ks("paths")?,
+            outbox: ks("outbox")?,
+            outbox_due: ks("outbox_due")?,
+            attempts: ks("attempts")?,
             db,
         })
     }
 
-    pub(crate) fn all(&self) -> [(&'static str, &Keyspace); 10] {
+    pub(crate) fn all(&self) -> [(&'static str, &Keyspace); 16] {
         KEYSPACE_NAMES.map(|name| (name, self.keyspace(name)))
     }
 
@@ -149,6 +201,12 @@ impl Engine {
             "adjustments" => &self.adjustments,
             "tokens" => &self.tokens,
             "audits" => &self.audits,
+            "webhooks" => &self.webhooks,
+            "changes" => &self.changes,
+            "paths" => &self.paths,
+            "outbox" => &self.outbox,
+            "outbox_due" => &self.outbox_due,
+            "attempts" => &self.attempts,
             other => unreachable!("no keyspace {other:?}"),
         }
     }
@@ -177,6 +235,12 @@ pub(crate) struct Shared {
     pub keys_complete_from_ns: std::sync::atomic::AtomicI64,
     /// What the open replayed after a crash.
     pub replay: ReplayCounts,
+    /// Webhook subscriptions of published commits, by key (`subscriptions.rs`).
+    pub subscriptions: RwLock<BTreeMap<Vec<u8>, crate::webhook_records::Subscription>>,
+    /// How far the change log is durable, and its signal to the change processor.
+    pub changes: changelog::ChangeSignal,
+    /// The outbox's lock, claims and wake-up (`outbox.rs`).
+    pub outbox: outbox::OutboxState,
 }
 
 /// The block log replayed when the store opened (0 after a clean stop).
@@ -222,10 +286,16 @@ impl EmbeddedStore {
             checkpointed_below_seq: AtomicU64::new(0),
             keys_complete_from_ns: std::sync::atomic::AtomicI64::new(expiry::keys_complete_from(&engine)?),
             replay: ReplayCounts::default(),
+            subscriptions: RwLock::new(subscriptions::load(&engine)?),
+            changes: changelog::ChangeSignal::default(),
+            outbox: outbox::OutboxState::open(&engine)?,
         });
         let min_free_bytes = options.min_free_bytes;
-        let retention = options.retention;
+        let retention = (options.retention, options.webhook_retention);
+        let min_free = options.min_free_bytes;
         let writer = writer::start(engine.clone(), shared.clone(), options, path.to_path_buf(), format)?;
+        let processor = processor::start(engine.clone(), shared.clone(), path.to_path_buf(), min_free)?;
+        writer.threads.lock().push(processor);
         let expiry = expiry::Sweeps::start(engine.clone(), shared.clone(), retention)?;
         let opened = OpenReport {
             replayed_blocks: shared.replay.blocks.load(Ordering::Relaxed),
@@ -416,6 +486,69 @@ impl Store for EmbeddedStore {
 
     fn open_report(&self) -> OpenReport {
         self.opened
+    }
+
+    fn create_subscription(&self, sub: Subscription) -> Result<Subscription, StoreError> {
+        self.writer.create_subscription(sub)
+    }
+
+    fn update_subscription(
+        &self,
+        account: &str,
+        id: &str,
+        update: SubscriptionUpdate,
+    ) -> Result<Option<Subscription>, StoreError> {
+        self.writer.update_subscription(account.to_owned(), id.to_owned(), update)
+    }
+
+    fn delete_subscription(&self, account: &str, id: &str) -> Result<bool, StoreError> {
+        self.writer.delete_subscription(account.to_owned(), id.to_owned())
+    }
+
+    fn subscription(&self, account: &str, id: &str) -> Option<Subscription> {
+        self.find_subscription(account, id)
+    }
+
+    fn subscriptions(&self, account: &str) -> Vec<Subscription> {
+        self.list_subscriptions(account)
+    }
+
+    fn claim_deliveries(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        self.claim(now, limit)
+    }
+
+    fn complete_delivery(&self, delivery: &Delivery, attempt: Attempt, next: NextStep) -> Result<(), StoreError> {
+        self.complete(delivery, attempt, next)
+    }
+
+    fn next_delivery_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.next_due()
+    }
+
+    fn deliveries_notify(&self) -> Arc<tokio::sync::Notify> {
+        self.shared.outbox.notify.clone()
+    }
+
+    fn delivery_attempts(
+        &self,
+        account: &str,
+        id: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<AttemptPage, StoreError> {
+        self.attempts_of(account, id, before, limit)
+    }
+
+    fn deliveries(&self, account: &str, id: &str) -> Result<Vec<Delivery>, StoreError> {
+        self.rows_of(account, id)
+    }
+
+    fn redeliver(&self, account: &str, id: &str, delivery: u64, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.redeliver_one(account, id, delivery, now)
+    }
+
+    fn replay(&self, account: &str, id: &str, since: DateTime<Utc>, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.replay_since(account, id, since, now)
     }
 }
 

@@ -6,6 +6,7 @@ use super::syncer::Completion;
 use super::{warn_if_slow, Engine, Shared};
 use crate::records::{AccountRecord, Adjustment, Outcome, TokenRecord};
 use crate::store::{AccountChange, IngestTicket};
+use crate::webhook_records::{Subscription, SubscriptionUpdate};
 use crate::StoreError;
 use callmeter_model::{CallEvent, DedupKey};
 use std::sync::atomic::Ordering;
@@ -44,6 +45,9 @@ pub(crate) enum Command {
     AddAdjustment { adjustment: Adjustment, reply: Reply<()> },
     PutToken { token: TokenRecord, reply: Reply<()> },
     DeleteToken { id: String, reply: Reply<bool> },
+    CreateSubscription { sub: Subscription, reply: Reply<Subscription> },
+    UpdateSubscription { account: String, id: String, update: SubscriptionUpdate, reply: Reply<Option<Subscription>> },
+    DeleteSubscription { account: String, id: String, reply: Reply<bool> },
 }
 
 /// The way into the writer thread.
@@ -52,6 +56,8 @@ pub(crate) struct WriterHandle {
     pub(crate) threads: parking_lot::Mutex<Vec<JoinHandle<()>>>,
     /// Events queued for the writer and not yet taken; shared with it.
     pub(crate) queued: std::sync::Arc<QueuedEvents>,
+    /// To tell the change processor to stop with the writer.
+    pub(crate) shared: std::sync::Arc<Shared>,
 }
 
 /// The events waiting in the writer's queue, against a limit: past it an
@@ -127,8 +133,28 @@ impl WriterHandle {
         self.call(|reply| Command::DeleteToken { id, reply })
     }
 
+    pub fn create_subscription(&self, sub: Subscription) -> Result<Subscription, StoreError> {
+        self.call(|reply| Command::CreateSubscription { sub, reply })
+    }
+
+    pub fn update_subscription(
+        &self,
+        account: String,
+        id: String,
+        update: SubscriptionUpdate,
+    ) -> Result<Option<Subscription>, StoreError> {
+        self.call(|reply| Command::UpdateSubscription { account, id, update, reply })
+    }
+
+    pub fn delete_subscription(&self, account: String, id: String) -> Result<bool, StoreError> {
+        self.call(|reply| Command::DeleteSubscription { account, id, reply })
+    }
+
     /// Closes the queue and waits for the writer and syncer to finish what they hold.
     pub fn stop(&self) {
+        // The change processor stops after the batch in hand; the changes it
+        // leaves are processed after the next open, from its cursor.
+        self.shared.changes.stop();
         self.tx.lock().take();
         for t in self.threads.lock().drain(..) {
             let _ = t.join();
@@ -162,7 +188,9 @@ pub(crate) fn fail_only(cmd: Command) -> Completion {
         Command::Ingest { reply, .. } => fail(reply),
         Command::UpsertAccount { reply, .. } => fail(reply),
         Command::AddAdjustment { reply, .. } | Command::PutToken { reply, .. } => fail(reply),
-        Command::DeleteToken { reply, .. } => fail(reply),
+        Command::DeleteToken { reply, .. } | Command::DeleteSubscription { reply, .. } => fail(reply),
+        Command::CreateSubscription { reply, .. } => fail(reply),
+        Command::UpdateSubscription { reply, .. } => fail(reply),
     }
 }
 

@@ -74,6 +74,11 @@ pub(crate) struct Committed {
     /// The block sequence after the commit's last: the request log shows
     /// blocks below it once the commit is durable.
     pub end_seq: u64,
+    /// The change sequence after the commit's last: the change processor
+    /// reads changes below it once the commit is durable.
+    pub end_change_seq: u64,
+    /// Webhook subscriptions the commit wrote (`None`: deleted), to publish.
+    pub subscriptions: super::subscriptions::Staged,
     /// How to take the commit back if its sync fails.
     pub undo: Vec<UndoEntry>,
     /// The answers to its requests, in order.
@@ -188,8 +193,18 @@ impl Syncer {
                 shared.insert(rec.name.clone(), rec);
             }
         }
-        // Its blocks show in the request log from now on.
+        if !c.subscriptions.is_empty() {
+            let mut shared = self.shared.subscriptions.write();
+            for (key, sub) in c.subscriptions {
+                match sub {
+                    Some(sub) => shared.insert(key, sub),
+                    None => shared.remove(&key),
+                };
+            }
+        }
+        // Its blocks show in the request log from now on, and its changes go to the change processor.
         self.shared.visible_below_seq.store(c.end_seq, Ordering::Release);
+        self.shared.changes.publish(c.end_change_seq);
         for done in c.completions {
             done(Ok(()));
         }

@@ -14,8 +14,10 @@
 //! readers see: it includes the commits still waiting for their sync, so
 //! that a repeat within them is a duplicate and an account is created once.
 
+use super::changelog::{self, ChangeAppender};
 use super::derived::{self, CheckpointJob, KeySet};
 use super::requests::{complete_with, fail_only, Command, QueuedEvents, WriterHandle};
+use super::subscriptions::{Staged, WriterSubscriptions};
 use super::syncer::{Accepted, Committed, Completion, SyncItem, Syncer};
 use super::undo::UndoEntry;
 use super::{warn_if_slow, Engine, Shared};
@@ -67,7 +69,12 @@ pub(crate) fn start(
         super::upgrade::upgrade(&engine, &shared, format, &mut next_seq)?;
     }
     shared.visible_below_seq.store(next_seq, Ordering::Release);
+    // Every change on disk at open is durable.
+    let next_change_seq = changelog::next_seq(&engine, super::processor::cursor(&engine)?)?;
+    shared.changes.publish(next_change_seq);
+    let subscriptions = WriterSubscriptions::new(&shared.subscriptions.read());
     let accounts = shared.accounts.read().clone();
+    let handle_shared = shared.clone();
     let (tx, rx) = mpsc::channel::<Command>();
     let queued = Arc::new(QueuedEvents { events: Default::default(), limit: options.max_queued_events });
     let (job_tx, job_rx) = mpsc::channel::<CheckpointJob>();
@@ -93,12 +100,15 @@ pub(crate) fn start(
         last_handoff: std::time::Instant::now(),
         block_buf: Vec::new(),
         sync_tx,
+        subscriptions,
+        changes: ChangeAppender::new(next_change_seq),
     };
     let writer = std::thread::Builder::new().name("callmeter-writer".into()).spawn(move || writer.run(rx))?;
     Ok(WriterHandle {
         tx: parking_lot::Mutex::new(Some(tx)),
         threads: parking_lot::Mutex::new(vec![writer, syncer, checkpointer]),
         queued,
+        shared: handle_shared,
     })
 }
 
@@ -128,6 +138,10 @@ struct Writer {
     block_buf: Vec<u8>,
     /// Commits and checkpoint jobs, in order, to the syncer.
     sync_tx: mpsc::Sender<SyncItem>,
+    /// Webhook subscriptions as committed: which accounts' reads are changes.
+    subscriptions: WriterSubscriptions,
+    /// Appends changes to the change log.
+    changes: ChangeAppender,
 }
 
 /// Everything one commit will write, gathered before the engine sees any of it.
@@ -146,6 +160,8 @@ struct Commit {
     /// How to take the commit back if its sync fails.
     undo: Vec<UndoEntry>,
     completions: Vec<Completion>,
+    /// Subscription records written, to publish once durable.
+    subscriptions: Staged,
 }
 
 /// One account's part of a commit.
@@ -197,8 +213,10 @@ impl Writer {
             written_accounts: Vec::new(),
             undo: Vec::new(),
             completions: Vec::with_capacity(commands.len()),
+            subscriptions: Vec::new(),
         };
         let seq_before = self.next_seq;
+        let change_seq_before = self.changes.next_seq;
         match self.gather(&mut c, commands).and_then(|()| self.write(&mut c)) {
             Ok(committed) => {
                 // Even a commit that wrote nothing (all duplicates) waits for
@@ -210,6 +228,7 @@ impl Writer {
             }
             Err(e) => {
                 self.next_seq = seq_before;
+                self.changes.next_seq = change_seq_before;
                 for key in c.new_keys.drain(..) {
                     self.recent.remove(&key);
                 }
@@ -287,6 +306,14 @@ impl Writer {
                         c.undo.push(UndoEntry { keyspace: "tokens", key: id.into_bytes(), previous });
                     }
                     c.completions.push(complete_with(reply, existed));
+                }
+                cmd @ (Command::CreateSubscription { .. }
+                | Command::UpdateSubscription { .. }
+                | Command::DeleteSubscription { .. }) => {
+                    let (batch, undo, staged) = (&mut c.batch, &mut c.undo, &mut c.subscriptions);
+                    if let Some(done) = self.subscriptions.command(&self.engine, batch, undo, staged, cmd, c.now) {
+                        c.completions.push(done);
+                    }
                 }
             }
         }
@@ -471,6 +498,10 @@ impl Writer {
         for (account, a) in c.accounts.iter_mut() {
             // Calls at one instant keep their arrival order.
             a.calls.sort_unstable_by_key(|call| (call.time_ns, call.request, call.index));
+            // One more small insert per change, in this batch: the change and
+            // its call are durable, or undone, together.
+            let reads = self.subscriptions.reads_watched(account);
+            self.changes.append(&self.engine, (&mut c.batch, &mut c.undo), (&a.calls, &c.requests), c.now, reads);
             let span_before = a.rec.max_block_span_ns;
             for chunk in blocks_of(&a.calls) {
                 let min = chunk[0].time_ns;
@@ -514,6 +545,7 @@ impl Writer {
         }
         // Committed: the writer's own view moves on; readers' follows after the sync.
         c.new_keys.clear();
+        self.subscriptions.committed(&c.subscriptions);
         self.unlogged.extend(logged);
         let mut accounts = Vec::with_capacity(c.written_accounts.len());
         for name in c.written_accounts.drain(..) {
@@ -528,6 +560,8 @@ impl Writer {
             calls,
             accounts,
             end_seq: self.next_seq,
+            end_change_seq: self.changes.next_seq,
+            subscriptions: std::mem::take(&mut c.subscriptions),
             undo: std::mem::take(&mut c.undo),
             completions: std::mem::take(&mut c.completions),
         })

@@ -1,0 +1,335 @@
+//! The outbox: one row per event per subscription, claimed by the delivery
+//! engine when due, and every attempt made.
+//!
+//! | keyspace     | key                                        | value            |
+//! |--------------|--------------------------------------------|------------------|
+//! | `outbox`     | subscription key, delivery id u64 BE       | JSON `Delivery`  |
+//! | `outbox_due` | next attempt (ns, sortable), outbox key    | empty            |
+//! | `attempts`   | subscription key, attempt id u64 BE        | JSON `Attempt`   |
+//!
+//! `outbox_due` indexes the pending rows by when they are due (a PostgreSQL
+//! store: a partial index on `next_attempt_at WHERE state = 'pending'`), so
+//! that a claim reads only what is due, however many delivered rows are kept
+//! for replay. The row and its index entry change in one batch.
+//!
+//! Rows are made by the change processor (`processor.rs`), in the batch that
+//! moves its cursor. A claim marks rows as taken in memory only: this store
+//! has one process, and after a crash every pending row is due again, which
+//! is the at-least-once the webhooks promise (a PostgreSQL store claims with
+//! `FOR UPDATE SKIP LOCKED` and a lease). One lock orders claims, completions,
+//! replays and the processor's commits, so that a row and its index entry
+//! never disagree.
+
+use super::{changelog, Engine, Shared};
+use crate::failpoint;
+use crate::keys;
+use crate::webhook_records::{
+    Attempt, AttemptPage, ClaimedDelivery, Delivery, DeliveryState, NextStep, OutboxEvent, Subscription,
+};
+use crate::StoreError;
+use chrono::{DateTime, Utc};
+use std::collections::HashSet;
+use std::sync::Arc;
+
+pub(crate) const NEXT_DELIVERY_ID_KEY: &str = "next_delivery_id";
+pub(crate) const NEXT_ATTEMPT_ID_KEY: &str = "next_attempt_id";
+
+/// The outbox's shared state.
+pub(crate) struct OutboxState {
+    pub locked: parking_lot::Mutex<OutboxLocked>,
+    /// Woken when rows become due: new ones, replays, redeliveries.
+    pub notify: Arc<tokio::sync::Notify>,
+}
+
+/// What the outbox lock guards.
+pub(crate) struct OutboxLocked {
+    /// Outbox keys of the rows claimed and not yet completed.
+    pub claimed: HashSet<Vec<u8>>,
+    pub next_delivery_id: u64,
+    pub next_attempt_id: u64,
+}
+
+impl OutboxState {
+    pub fn open(engine: &Engine) -> Result<OutboxState, StoreError> {
+        let read = |name: &str| -> Result<u64, StoreError> {
+            Ok(match engine.meta.get(name)? {
+                Some(v) => keys::read_u64(&v).ok_or_else(|| StoreError::Corrupt(name.into()))?,
+                None => 0,
+            })
+        };
+        Ok(OutboxState {
+            locked: parking_lot::Mutex::new(OutboxLocked {
+                claimed: HashSet::new(),
+                next_delivery_id: read(NEXT_DELIVERY_ID_KEY)?,
+                next_attempt_id: read(NEXT_ATTEMPT_ID_KEY)?,
+            }),
+            notify: Arc::new(tokio::sync::Notify::new()),
+        })
+    }
+}
+
+/// The key of a row.
+pub(crate) fn row_key(sub_key: &[u8], id: u64) -> Vec<u8> {
+    let mut k = sub_key.to_vec();
+    keys::push_u64(&mut k, id);
+    k
+}
+
+/// The index entry of a pending row.
+pub(crate) fn due_key(at: DateTime<Utc>, row_key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + row_key.len());
+    keys::push_i64(&mut k, crate::codec::time_ns(at));
+    k.extend_from_slice(row_key);
+    k
+}
+
+/// Puts a row (and its index entry, when pending) into a batch.
+pub(crate) fn put_row(engine: &Engine, batch: &mut fjall::OwnedWriteBatch, sub_key: &[u8], d: &Delivery) {
+    let key = row_key(sub_key, d.id);
+    if d.state == DeliveryState::Pending {
+        batch.insert(&engine.outbox_due, due_key(d.next_attempt_at, &key), []);
+    }
+    batch.insert(&engine.outbox, key, to_json(d));
+}
+
+fn read_row(engine: &Engine, key: &[u8]) -> Result<Option<Delivery>, StoreError> {
+    match engine.outbox.get(key)? {
+        Some(v) => Ok(Some(from_json(&v, "outbox row")?)),
+        None => Ok(None),
+    }
+}
+
+/// Removes a row's index entry, when it has one.
+fn unindex(engine: &Engine, batch: &mut fjall::OwnedWriteBatch, key: &[u8], d: &Delivery) {
+    if d.state == DeliveryState::Pending {
+        batch.remove(&engine.outbox_due, due_key(d.next_attempt_at, key));
+    }
+}
+
+/// Claims up to `limit` rows due at `now` that no one holds. On the way,
+/// rows of deleted subscriptions go, and rows of disabled ones are held.
+pub(crate) fn claim(
+    engine: &Engine,
+    shared: &Shared,
+    now: DateTime<Utc>,
+    limit: usize,
+) -> Result<Vec<ClaimedDelivery>, StoreError> {
+    let mut locked = shared.outbox.locked.lock();
+    failpoint::check("outbox.claim")?;
+    let mut end = Vec::new();
+    keys::push_i64(&mut end, crate::codec::time_ns(now).saturating_add(1));
+    let mut out = Vec::new();
+    let mut cleanup = engine.db.batch();
+    for item in engine.outbox_due.range(..end) {
+        if out.len() >= limit {
+            break;
+        }
+        let due = item.key()?;
+        let key = &due[8..];
+        if locked.claimed.contains(key) {
+            continue;
+        }
+        let Some(mut d) = read_row(engine, key)? else {
+            cleanup.remove(&engine.outbox_due, due.to_vec());
+            continue;
+        };
+        if d.state != DeliveryState::Pending {
+            cleanup.remove(&engine.outbox_due, due.to_vec());
+            continue;
+        }
+        let sub_key = &key[..key.len() - 8];
+        let subscription = shared.subscriptions.read().get(sub_key).cloned();
+        let Some(subscription) = subscription else {
+            // Its subscription was deleted: nothing will ever send it.
+            cleanup.remove(&engine.outbox_due, due.to_vec());
+            cleanup.remove(&engine.outbox, key.to_vec());
+            continue;
+        };
+        let OutboxEvent::Change { seq, .. } = d.event;
+        let change = match engine.changes.get(changelog::key(seq))? {
+            Some(v) => changelog::decode(seq, &v)?,
+            None => {
+                // Expired before it could be sent (a retention shorter than the schedule).
+                cleanup.remove(&engine.outbox_due, due.to_vec());
+                d.state = DeliveryState::Failed;
+                cleanup.insert(&engine.outbox, key.to_vec(), to_json(&d));
+                continue;
+            }
+        };
+        if !subscription.enabled {
+            cleanup.remove(&engine.outbox_due, due.to_vec());
+            d.state = DeliveryState::Held;
+            cleanup.insert(&engine.outbox, key.to_vec(), to_json(&d));
+            continue;
+        }
+        locked.claimed.insert(key.to_vec());
+        out.push(ClaimedDelivery { delivery: d, subscription, change });
+    }
+    if !cleanup.is_empty() {
+        cleanup.commit()?;
+    }
+    Ok(out)
+}
+
+/// Records an attempt of a claimed row and what becomes of the row, and releases the claim.
+pub(crate) fn complete(
+    engine: &Engine,
+    shared: &Shared,
+    delivery: &Delivery,
+    mut attempt: Attempt,
+    next: NextStep,
+) -> Result<(), StoreError> {
+    let mut locked = shared.outbox.locked.lock();
+    let sub_key = keys::subscription_key(&delivery.account, &delivery.subscription);
+    let key = row_key(&sub_key, delivery.id);
+    let released = locked.claimed.remove(&key);
+    debug_assert!(released, "completed a delivery that was not claimed");
+    failpoint::check("outbox.complete")?;
+    let mut batch = engine.db.batch();
+    attempt.id = locked.next_attempt_id;
+    attempt.delivery = delivery.id;
+    batch.insert(&engine.attempts, row_key(&sub_key, attempt.id), to_json(&attempt));
+    batch.insert(&engine.meta, NEXT_ATTEMPT_ID_KEY, (attempt.id + 1).to_be_bytes());
+    // The row as it is now (a replay may have changed it meanwhile).
+    if let Some(mut row) = read_row(engine, &key)? {
+        unindex(engine, &mut batch, &key, &row);
+        row.attempts += 1;
+        match next {
+            NextStep::Delivered => row.state = DeliveryState::Delivered,
+            NextStep::RetryAt(at) => {
+                row.state = DeliveryState::Pending;
+                row.next_attempt_at = at;
+            }
+            NextStep::GiveUp => row.state = DeliveryState::Failed,
+            NextStep::Hold => row.state = DeliveryState::Held,
+        }
+        put_row(engine, &mut batch, &sub_key, &row);
+    }
+    batch.commit()?;
+    locked.next_attempt_id = attempt.id + 1;
+    failpoint::hit("outbox.complete.after");
+    if matches!(next, NextStep::RetryAt(_)) {
+        shared.outbox.notify.notify_one();
+    }
+    Ok(())
+}
+
+/// Makes rows pending again, due at `now`, with no attempts: `pick` says which of the subscription's.
+fn resend(
+    engine: &Engine,
+    shared: &Shared,
+    sub: &Subscription,
+    now: DateTime<Utc>,
+    pick: impl Fn(&Delivery) -> bool,
+    only: Option<u64>,
+) -> Result<u64, StoreError> {
+    let _locked = shared.outbox.locked.lock();
+    let sub_key = keys::subscription_key(&sub.account, &sub.id);
+    let mut batch = engine.db.batch();
+    let mut n = 0;
+    let rows: Vec<(Vec<u8>, Delivery)> = match only {
+        Some(id) => {
+            let key = row_key(&sub_key, id);
+            read_row(engine, &key)?.map(|d| (key, d)).into_iter().collect()
+        }
+        None => {
+            let mut rows = Vec::new();
+            for item in engine.outbox.prefix(&sub_key) {
+                let (k, v) = item.into_inner()?;
+                rows.push((k.to_vec(), from_json(&v, "outbox row")?));
+            }
+            rows
+        }
+    };
+    for (key, mut d) in rows {
+        if !pick(&d) {
+            continue;
+        }
+        unindex(engine, &mut batch, &key, &d);
+        d.state = DeliveryState::Pending;
+        d.attempts = 0;
+        d.next_attempt_at = now;
+        put_row(engine, &mut batch, &sub_key, &d);
+        n += 1;
+    }
+    if n > 0 {
+        batch.commit()?;
+        shared.outbox.notify.notify_one();
+    }
+    Ok(n)
+}
+
+/// Sends again the events of a subscription that arrived at or after `since`.
+pub(crate) fn replay(
+    engine: &Engine,
+    shared: &Shared,
+    sub: &Subscription,
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    resend(engine, shared, sub, now, |d| d.created_at >= since, None)
+}
+
+/// Sends one delivery again; false when the subscription has no such delivery.
+pub(crate) fn redeliver(
+    engine: &Engine,
+    shared: &Shared,
+    sub: &Subscription,
+    id: u64,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    Ok(resend(engine, shared, sub, now, |_| true, Some(id))? == 1)
+}
+
+/// A page of a subscription's attempts, newest first, before the attempt id `before`.
+pub(crate) fn attempts(
+    engine: &Engine,
+    sub_key: &[u8],
+    before: Option<u64>,
+    limit: usize,
+) -> Result<AttemptPage, StoreError> {
+    let start = sub_key.to_vec();
+    let end = row_key(sub_key, before.unwrap_or(u64::MAX));
+    let mut attempts = Vec::new();
+    for item in engine.attempts.range(start..end).rev() {
+        let (_, v) = item.into_inner()?;
+        if attempts.len() == limit {
+            let next_before = attempts.last().map(|a: &Attempt| a.id);
+            return Ok(AttemptPage { attempts, next_before });
+        }
+        attempts.push(from_json(&v, "attempt")?);
+    }
+    Ok(AttemptPage { attempts, next_before: None })
+}
+
+/// Every row of a subscription, oldest first.
+pub(crate) fn rows(engine: &Engine, sub_key: &[u8]) -> Result<Vec<Delivery>, StoreError> {
+    let mut out = Vec::new();
+    for item in engine.outbox.prefix(sub_key) {
+        let (_, v) = item.into_inner()?;
+        out.push(from_json(&v, "outbox row")?);
+    }
+    Ok(out)
+}
+
+/// When the earliest pending row no one holds is due.
+pub(crate) fn next_due(engine: &Engine, shared: &Shared) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let locked = shared.outbox.locked.lock();
+    for item in engine.outbox_due.iter() {
+        let due = item.key()?;
+        if locked.claimed.contains(&due[8..]) {
+            continue;
+        }
+        let ns = keys::read_i64(&due).ok_or_else(|| StoreError::Corrupt("outbox due key".into()))?;
+        return Ok(Some(DateTime::from_timestamp_nanos(ns)));
+    }
+    Ok(None)
+}
+
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("records serialize")
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(v: &[u8], what: &str) -> Result<T, StoreError> {
+    serde_json::from_slice(v).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}

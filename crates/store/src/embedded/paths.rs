@@ -1,0 +1,127 @@
+//! The path index: which paths the store knows of each account, so that a
+//! write can be told a `create` (a path new to the store) from an `update`.
+//!
+//! | keyspace | key                    | value |
+//! |----------|------------------------|-------|
+//! | `paths`  | account, path (normalized) | empty |
+//!
+//! Only the change processor (`processor.rs`) writes it, in the same batch
+//! as the outbox rows its answers decided and the cursor past the changes
+//! they came from: after a crash the index and the cursor agree, so the
+//! changes processed again are classified as before. A batch's edits are
+//! held in an overlay until it commits, so that two changes of one path in
+//! one batch see each other.
+//!
+//! A path is known once a stored write or mkdir names it; a delete forgets
+//! it and everything under it; a move carries it and everything under it to
+//! the destination, a copy copies them there.
+
+use super::Engine;
+use crate::keys;
+use crate::StoreError;
+use callmeter_model::{Action, Operation};
+use std::collections::BTreeMap;
+
+/// The index as one batch of the processor sees it: the engine's, with the batch's edits on top.
+pub(crate) struct PathEdits<'e> {
+    engine: &'e Engine,
+    /// Edits not yet committed: true for known, false for forgotten.
+    overlay: BTreeMap<Vec<u8>, bool>,
+}
+
+fn key(account: &str, path: &str) -> Vec<u8> {
+    let mut k = keys::account_prefix(account);
+    k.extend_from_slice(path.as_bytes());
+    k
+}
+
+impl<'e> PathEdits<'e> {
+    pub fn new(engine: &'e Engine) -> PathEdits<'e> {
+        PathEdits { engine, overlay: BTreeMap::new() }
+    }
+
+    fn contains(&self, k: &[u8]) -> Result<bool, StoreError> {
+        match self.overlay.get(k) {
+            Some(known) => Ok(*known),
+            None => Ok(self.engine.paths.contains_key(k)?),
+        }
+    }
+
+    /// The keys of `path` and of every path under it that are known.
+    fn tree(&self, account: &str, path: &str) -> Result<Vec<Vec<u8>>, StoreError> {
+        let own = key(account, path);
+        let mut children = own.clone();
+        if path != "/" {
+            children.push(b'/');
+        }
+        let mut known: BTreeMap<Vec<u8>, bool> = BTreeMap::new();
+        if self.contains(&own)? {
+            known.insert(own, true);
+        }
+        for item in self.engine.paths.prefix(&children) {
+            known.insert(item.key()?.to_vec(), true);
+        }
+        let end = keys::prefix_end(&children);
+        let range = match &end {
+            Some(end) => self.overlay.range(children.clone()..end.clone()),
+            None => self.overlay.range(children.clone()..),
+        };
+        for (k, v) in range {
+            known.insert(k.clone(), *v);
+        }
+        Ok(known.into_iter().filter(|(_, v)| *v).map(|(k, _)| k).collect())
+    }
+
+    /// Applies a change of `operation` at `path` (to `destination`) and says
+    /// what it is to subscribers (`None`: not a change).
+    pub fn apply(
+        &mut self,
+        account: &str,
+        operation: Operation,
+        path: &str,
+        destination: Option<&str>,
+    ) -> Result<Option<Action>, StoreError> {
+        let own = key(account, path);
+        let path_is_new = !self.contains(&own)?;
+        match operation {
+            Operation::Write | Operation::Mkdir => {
+                self.overlay.insert(own, true);
+            }
+            Operation::Delete => {
+                for k in self.tree(account, path)? {
+                    self.overlay.insert(k, false);
+                }
+            }
+            Operation::Move | Operation::Copy => {
+                if let Some(dest) = destination {
+                    let from = self.tree(account, path)?;
+                    let skip = own.len();
+                    if from.is_empty() {
+                        self.overlay.insert(key(account, dest), true);
+                    }
+                    for k in from {
+                        let mut to = key(account, dest);
+                        to.extend_from_slice(&k[skip..]);
+                        if operation == Operation::Move {
+                            self.overlay.insert(k, false);
+                        }
+                        self.overlay.insert(to, true);
+                    }
+                }
+            }
+            Operation::Read | Operation::List | Operation::Stat | Operation::Login | Operation::Other => {}
+        }
+        Ok(Action::of(operation, path_is_new))
+    }
+
+    /// Puts the edits into the batch.
+    pub fn write(self, batch: &mut fjall::OwnedWriteBatch) {
+        for (k, known) in self.overlay {
+            if known {
+                batch.insert(&self.engine.paths, k, []);
+            } else {
+                batch.remove(&self.engine.paths, k);
+            }
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! The change processor: one thread that reads the change log in order and
+//! turns each change into the deliveries its subscriptions want.
+//!
+//! It reads from its cursor (`meta/change_cursor`) up to what the syncer has
+//! made durable (`Shared::changes_durable_below`), waking as soon as that
+//! moves. For each change it asks the path index what the change is to
+//! subscribers (`create` or `update` for a write, … `paths.rs`), and puts one
+//! outbox row per subscription of the account that watches the path (or the
+//! destination) for that action: pending for an enabled subscription, held
+//! for a disabled one (kept, to be replayed). The index's edits, the rows
+//! and the cursor past the changes go into **one atomic batch**: after a
+//! crash, the changes after the cursor are processed again against the index
+//! as it was, and make the same rows with the same ids, so nothing is lost
+//! and nothing doubled.
+//!
+//! The batch is not synced on its own: the journal is one, written in order,
+//! so it is durable with the next sync of anything (the syncer's, within a
+//! commit), and one lost with a crash is redone from the cursor. Deliveries
+//! sent from a row a crash then lost are sent again with the same
+//! `webhook-id`: at least once.
+
+use super::outbox::{self, NEXT_DELIVERY_ID_KEY};
+use super::paths::PathEdits;
+use super::{changelog, Engine, Shared};
+use crate::disk;
+use crate::failpoint;
+use crate::keys;
+use crate::webhook_records::{Delivery, DeliveryState, OutboxEvent, Subscription};
+use crate::StoreError;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub(crate) const CURSOR_KEY: &str = "change_cursor";
+
+/// Changes taken into one batch at most.
+const CHANGES_PER_BATCH: usize = 4_096;
+
+/// How long the processor sleeps without a signal (a stop is signalled too).
+const IDLE_WAIT: Duration = Duration::from_secs(1);
+
+/// The processor's cursor: every change below it is processed.
+pub(crate) fn cursor(engine: &Engine) -> Result<u64, StoreError> {
+    Ok(match engine.meta.get(CURSOR_KEY)? {
+        Some(v) => keys::read_u64(&v).ok_or_else(|| StoreError::Corrupt(CURSOR_KEY.into()))?,
+        None => 0,
+    })
+}
+
+/// Starts the processor thread; it ends once `shared.stopping` is raised and signalled.
+pub(crate) fn start(
+    engine: Engine,
+    shared: Arc<Shared>,
+    path: PathBuf,
+    min_free_bytes: u64,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name("callmeter-changes".into()).spawn(move || {
+        let mut cursor = match cursor(&engine) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the change processor's cursor; webhooks are not delivered");
+                return;
+            }
+        };
+        loop {
+            if shared.changes.stopping.load(Ordering::Acquire) {
+                return;
+            }
+            let durable = shared.changes.durable_below.load(Ordering::Acquire);
+            if cursor >= durable {
+                shared.changes.wait(durable, IDLE_WAIT);
+                continue;
+            }
+            match process_batch(&engine, &shared, &path, min_free_bytes, cursor, durable) {
+                Ok(next) => cursor = next,
+                Err(e) => {
+                    // Nothing of the batch is written; it is tried again, as after a crash.
+                    tracing::warn!(error = %e, "processing changes for webhooks failed; retrying in a second");
+                    shared.changes.wait(durable, IDLE_WAIT);
+                }
+            }
+        }
+    })
+}
+
+/// Processes the changes in `[cursor, durable)`, at most [`CHANGES_PER_BATCH`]
+/// of them, in one batch; the cursor after them.
+fn process_batch(
+    engine: &Engine,
+    shared: &Shared,
+    path: &std::path::Path,
+    min_free_bytes: u64,
+    cursor: u64,
+    durable: u64,
+) -> Result<u64, StoreError> {
+    let mut changes = Vec::new();
+    let mut next_cursor = durable;
+    for item in engine.changes.range(changelog::key(cursor)..changelog::key(durable)) {
+        let (k, v) = item.into_inner()?;
+        let seq = keys::read_u64(&k).ok_or_else(|| StoreError::Corrupt("change key".into()))?;
+        if changes.len() == CHANGES_PER_BATCH {
+            next_cursor = seq;
+            break;
+        }
+        changes.push(changelog::decode(seq, &v)?);
+    }
+    let mut edits = PathEdits::new(engine);
+    let mut rows: Vec<(Vec<u8>, Delivery)> = Vec::new();
+    {
+        let subscriptions = shared.subscriptions.read();
+        for c in &changes {
+            let Some(action) = edits.apply(&c.account, c.operation, &c.path, c.destination.as_deref())? else {
+                continue;
+            };
+            let account = keys::account_prefix(&c.account);
+            let watching = subscriptions.range(account.clone()..).take_while(|(k, _)| k.starts_with(&account));
+            for (sub_key, sub) in watching {
+                if sub.wants(action, &c.path, c.destination.as_deref()) {
+                    rows.push((sub_key.clone(), delivery(sub, c.seq, action, c.arrival)));
+                }
+            }
+        }
+    }
+    // Ids are taken under the outbox lock, held until the batch is in: a
+    // claim never sees ids out of order, and they are never taken twice.
+    let mut locked = shared.outbox.locked.lock();
+    let first_id = locked.next_delivery_id;
+    for (i, (_, d)) in rows.iter_mut().enumerate() {
+        d.id = first_id + i as u64;
+    }
+    let next_id = first_id + rows.len() as u64;
+    let mut batch = engine.db.batch();
+    edits.write(&mut batch);
+    for (sub_key, d) in &rows {
+        outbox::put_row(engine, &mut batch, sub_key, d);
+    }
+    if next_id != first_id {
+        batch.insert(&engine.meta, NEXT_DELIVERY_ID_KEY, next_id.to_be_bytes());
+    }
+    batch.insert(&engine.meta, CURSOR_KEY, next_cursor.to_be_bytes());
+    disk::require_free(path, min_free_bytes)?;
+    failpoint::check("processor.before_commit")?;
+    batch.commit()?;
+    locked.next_delivery_id = next_id;
+    drop(locked);
+    failpoint::hit("processor.after_commit");
+    if rows.iter().any(|(_, d)| d.state == DeliveryState::Pending) {
+        shared.outbox.notify.notify_one();
+    }
+    Ok(next_cursor)
+}
+
+/// A row for `sub` (its id is given under the lock).
+fn delivery(
+    sub: &Subscription,
+    seq: u64,
+    action: callmeter_model::Action,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Delivery {
+    Delivery {
+        id: 0,
+        account: sub.account.clone(),
+        subscription: sub.id.clone(),
+        event: OutboxEvent::Change { seq, action },
+        state: if sub.enabled { DeliveryState::Pending } else { DeliveryState::Held },
+        attempts: 0,
+        next_attempt_at: at,
+        created_at: at,
+    }
+}

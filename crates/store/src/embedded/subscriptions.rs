@@ -1,0 +1,204 @@
+//! Webhook subscriptions, as the writer keeps them.
+//!
+//! | keyspace   | key                                  | value                    |
+//! |------------|--------------------------------------|--------------------------|
+//! | `webhooks` | account, length-prefixed id          | JSON `Subscription`      |
+//!
+//! Subscriptions are written through the writer, like accounts: a change is
+//! durable when it is answered, ordered with the commits around it, and
+//! undone with them if their sync fails. The writer keeps its own view of
+//! every subscription (ahead of readers, as with accounts) for one reason:
+//! it records read calls only for accounts that a subscription asks reads
+//! of, and it must know that set without reading the engine per call. The
+//! readers' view (`Shared::subscriptions`, which the change processor and the
+//! API read) follows once the commit is durable (`syncer.rs`).
+
+use super::requests::{complete_with, Command};
+use super::syncer::Completion;
+use super::undo::UndoEntry;
+use super::Engine;
+use crate::keys;
+use crate::webhook_records::{Subscription, SubscriptionUpdate};
+use crate::StoreError;
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, HashMap};
+
+/// Subscription records written by a commit, to publish once it is durable
+/// (`None`: deleted), by key, in the order written.
+pub(crate) type Staged = Vec<(Vec<u8>, Option<Subscription>)>;
+
+/// The writer's view of the subscriptions.
+pub(crate) struct WriterSubscriptions {
+    all: HashMap<Vec<u8>, Subscription>,
+    /// Accounts with a subscription that asks for reads, and how many such subscriptions.
+    reads_watched: HashMap<String, usize>,
+}
+
+/// Every subscription stored, by key.
+pub(crate) fn load(engine: &Engine) -> Result<BTreeMap<Vec<u8>, Subscription>, StoreError> {
+    let mut out = BTreeMap::new();
+    for item in engine.webhooks.iter() {
+        let (k, v) = item.into_inner()?;
+        let sub: Subscription =
+            serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(format!("webhook subscription: {e}")))?;
+        out.insert(k.to_vec(), sub);
+    }
+    Ok(out)
+}
+
+impl WriterSubscriptions {
+    pub fn new(all: &BTreeMap<Vec<u8>, Subscription>) -> WriterSubscriptions {
+        let mut view = WriterSubscriptions { all: HashMap::new(), reads_watched: HashMap::new() };
+        for (k, sub) in all {
+            view.set(k.clone(), Some(sub.clone()));
+        }
+        view
+    }
+
+    /// Whether calls of `account` that read are changes (a subscription asks for reads).
+    pub fn reads_watched(&self, account: &str) -> bool {
+        !self.reads_watched.is_empty() && self.reads_watched.contains_key(account)
+    }
+
+    fn current(&self, staged: &Staged, key: &[u8]) -> Option<Subscription> {
+        match staged.iter().rev().find(|(k, _)| k == key) {
+            Some((_, sub)) => sub.clone(),
+            None => self.all.get(key).cloned(),
+        }
+    }
+
+    /// Puts a subscription command into the commit: its answer once the
+    /// commit is durable, or `None` when it was refused (and answered) at once.
+    pub fn command(
+        &self,
+        engine: &Engine,
+        batch: &mut fjall::OwnedWriteBatch,
+        undo: &mut Vec<UndoEntry>,
+        staged: &mut Staged,
+        cmd: Command,
+        now: DateTime<Utc>,
+    ) -> Option<Completion> {
+        match cmd {
+            Command::CreateSubscription { sub, reply } => match self.create(engine, batch, undo, staged, sub) {
+                Ok(sub) => Some(complete_with(reply, sub)),
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                    None
+                }
+            },
+            Command::UpdateSubscription { account, id, update, reply } => {
+                let sub = self.update(engine, batch, undo, staged, (&account, &id), &update, now);
+                Some(complete_with(reply, sub))
+            }
+            Command::DeleteSubscription { account, id, reply } => {
+                Some(complete_with(reply, self.delete(engine, batch, undo, staged, (&account, &id))))
+            }
+            _ => unreachable!("only subscription commands come here"),
+        }
+    }
+
+    /// Creates a subscription; an error if its id is taken.
+    pub fn create(
+        &self,
+        engine: &Engine,
+        batch: &mut fjall::OwnedWriteBatch,
+        undo: &mut Vec<UndoEntry>,
+        staged: &mut Staged,
+        sub: Subscription,
+    ) -> Result<Subscription, StoreError> {
+        let key = keys::subscription_key(&sub.account, &sub.id);
+        if self.current(staged, &key).is_some() {
+            return Err(StoreError::Conflict(format!("a webhook with id {:?} exists", sub.id)));
+        }
+        self.write(engine, batch, undo, staged, key, Some(sub.clone()));
+        Ok(sub)
+    }
+
+    /// Updates a subscription; `None` when there is none with that id.
+    #[allow(clippy::too_many_arguments)]
+    pub fn update(
+        &self,
+        engine: &Engine,
+        batch: &mut fjall::OwnedWriteBatch,
+        undo: &mut Vec<UndoEntry>,
+        staged: &mut Staged,
+        (account, id): (&str, &str),
+        update: &SubscriptionUpdate,
+        now: DateTime<Utc>,
+    ) -> Option<Subscription> {
+        let key = keys::subscription_key(account, id);
+        let mut sub = self.current(staged, &key)?;
+        update.apply(&mut sub, now);
+        self.write(engine, batch, undo, staged, key, Some(sub.clone()));
+        Some(sub)
+    }
+
+    /// Deletes a subscription; false when there was none.
+    pub fn delete(
+        &self,
+        engine: &Engine,
+        batch: &mut fjall::OwnedWriteBatch,
+        undo: &mut Vec<UndoEntry>,
+        staged: &mut Staged,
+        (account, id): (&str, &str),
+    ) -> bool {
+        let key = keys::subscription_key(account, id);
+        if self.current(staged, &key).is_none() {
+            return false;
+        }
+        self.write(engine, batch, undo, staged, key, None);
+        true
+    }
+
+    /// Writes a record into the commit, with its undo (the record before the
+    /// commit: a second write in one commit needs none).
+    fn write(
+        &self,
+        engine: &Engine,
+        batch: &mut fjall::OwnedWriteBatch,
+        undo: &mut Vec<UndoEntry>,
+        staged: &mut Staged,
+        key: Vec<u8>,
+        sub: Option<Subscription>,
+    ) {
+        match &sub {
+            Some(s) => batch.insert(&engine.webhooks, key.as_slice(), to_json(s)),
+            None => batch.remove(&engine.webhooks, key.as_slice()),
+        }
+        if !staged.iter().any(|(k, _)| *k == key) {
+            let previous = self.all.get(&key).map(to_json);
+            undo.push(UndoEntry { keyspace: "webhooks", key: key.clone(), previous });
+        }
+        staged.push((key, sub));
+    }
+
+    /// The commit's records are in the engine: the writer's view follows.
+    pub fn committed(&mut self, staged: &Staged) {
+        for (key, sub) in staged {
+            self.set(key.clone(), sub.clone());
+        }
+    }
+
+    fn set(&mut self, key: Vec<u8>, sub: Option<Subscription>) {
+        if let Some(old) = self.all.remove(&key) {
+            if old.watches_reads() {
+                if let Some(n) = self.reads_watched.get_mut(&old.account) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.reads_watched.remove(&old.account);
+                    }
+                }
+            }
+        }
+        if let Some(sub) = sub {
+            if sub.watches_reads() {
+                *self.reads_watched.entry(sub.account.clone()).or_default() += 1;
+            }
+            self.all.insert(key, sub);
+        }
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("records serialize")
+}

@@ -1,0 +1,274 @@
+//! The webhook half of [`Store`](crate::Store) for the embedded store:
+//! subscriptions read from the published view, the outbox from `outbox.rs`.
+//! `mod.rs` forwards the trait's methods here, so that it stays about calls.
+
+use super::{outbox, EmbeddedStore};
+use crate::keys;
+use crate::webhook_records::{Attempt, AttemptPage, ClaimedDelivery, Delivery, NextStep, Subscription};
+use crate::StoreError;
+use chrono::{DateTime, Utc};
+
+impl EmbeddedStore {
+    pub(super) fn find_subscription(&self, account: &str, id: &str) -> Option<Subscription> {
+        self.shared.subscriptions.read().get(&keys::subscription_key(account, id)).cloned()
+    }
+
+    pub(super) fn list_subscriptions(&self, account: &str) -> Vec<Subscription> {
+        let prefix = keys::account_prefix(account);
+        let all = self.shared.subscriptions.read();
+        let mut out: Vec<Subscription> =
+            all.range(prefix.clone()..).take_while(|(k, _)| k.starts_with(&prefix)).map(|(_, s)| s.clone()).collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+
+    fn known_subscription(&self, account: &str, id: &str) -> Result<Subscription, StoreError> {
+        self.find_subscription(account, id).ok_or_else(|| StoreError::UnknownSubscription(id.to_owned()))
+    }
+
+    pub(super) fn claim(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        outbox::claim(&self.engine, &self.shared, now, limit)
+    }
+
+    pub(super) fn complete(&self, delivery: &Delivery, attempt: Attempt, next: NextStep) -> Result<(), StoreError> {
+        outbox::complete(&self.engine, &self.shared, delivery, attempt, next)
+    }
+
+    pub(super) fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        outbox::next_due(&self.engine, &self.shared)
+    }
+
+    pub(super) fn attempts_of(
+        &self,
+        account: &str,
+        id: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<AttemptPage, StoreError> {
+        self.known_subscription(account, id)?;
+        outbox::attempts(&self.engine, &keys::subscription_key(account, id), before, limit)
+    }
+
+    pub(super) fn rows_of(&self, account: &str, id: &str) -> Result<Vec<Delivery>, StoreError> {
+        self.known_subscription(account, id)?;
+        outbox::rows(&self.engine, &keys::subscription_key(account, id))
+    }
+
+    pub(super) fn redeliver_one(
+        &self,
+        account: &str,
+        id: &str,
+        delivery: u64,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let sub = self.known_subscription(account, id)?;
+        outbox::redeliver(&self.engine, &self.shared, &sub, delivery, now)
+    }
+
+    pub(super) fn replay_since(
+        &self,
+        account: &str,
+        id: &str,
+        since: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let sub = self.known_subscription(account, id)?;
+        outbox::replay(&self.engine, &self.shared, &sub, since, now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::webhook_records::{DeliveryState, NextStep, OutboxEvent, SubscriptionUpdate, Watch};
+    use crate::{Attempt, AttemptStatus, EmbeddedStore, Outcome, Store, StoreOptions, Subscription};
+    use callmeter_model::{Action, CallEvent, Interface, Operation};
+    use chrono::Utc;
+    use std::time::Duration;
+
+    fn sub(id: &str, folder: &str, actions: &[Action]) -> Subscription {
+        Subscription {
+            id: id.into(),
+            account: "acme".into(),
+            url: "http://127.0.0.1:9/hook".into(),
+            watch: Watch::Folder { folder: folder.into() },
+            actions: actions.to_vec(),
+            enabled: true,
+            disabled_reason: None,
+            headers: Default::default(),
+            secrets: vec![crate::SigningSecret { secret: "whsec_AAAA".into(), expires_at: None }],
+            failing_since: None,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    fn call(id: &str, op: Operation, path: &str, extra: impl FnOnce(&mut CallEvent)) -> CallEvent {
+        let mut e = CallEvent::new(id.into(), "acme".into(), Utc::now(), Interface::Rest, op);
+        e.path = Some(path.into());
+        extra(&mut e);
+        e
+    }
+
+    /// Waits until the processor has made `n` rows for `id`, then claims what is due.
+    fn rows(store: &EmbeddedStore, id: &str, n: usize) -> Vec<crate::Delivery> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let rows = store.deliveries("acme", id).unwrap();
+            if rows.len() >= n || std::time::Instant::now() > deadline {
+                assert_eq!(rows.len(), n, "{rows:?}");
+                return rows;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn actions(rows: &[crate::Delivery]) -> Vec<Action> {
+        rows.iter()
+            .map(|d| match d.event {
+                OutboxEvent::Change { action, .. } => action,
+            })
+            .collect()
+    }
+
+    /// The change stream of DESIGN §7, from ingest to the outbox: create then
+    /// update, destroy, move (by its destination too), mkdir; nothing for a
+    /// failed, duplicate or read call, a path outside the folder, or an
+    /// action not asked for.
+    #[test]
+    fn changes_become_deliveries_classified_by_the_path_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+        let all = [Action::Create, Action::Update, Action::Destroy, Action::Move, Action::Copy];
+        store.create_subscription(sub("wh_in", "/in", &all)).unwrap();
+        store.create_subscription(sub("wh_creates", "/", &[Action::Create])).unwrap();
+        assert!(store.create_subscription(sub("wh_in", "/x", &all)).is_err(), "ids are unique");
+        let events = vec![
+            call("1", Operation::Write, "/in/a.csv", |_| {}),
+            call("2", Operation::Write, "/in/a.csv", |e| e.status = Some(201)),
+            call("3", Operation::Write, "/in/b.csv", |e| e.status = Some(500)),
+            call("4", Operation::Read, "/in/a.csv", |_| {}),
+            call("5", Operation::Write, "/elsewhere/c.csv", |_| {}),
+            call("6", Operation::Move, "/elsewhere/c.csv", |e| e.destination = Some("/in/c.csv".into())),
+            call("7", Operation::Delete, "/in/a.csv", |_| {}),
+            call("8", Operation::Mkdir, "/in/sub/", |_| {}),
+            call("9", Operation::List, "/in", |_| {}),
+        ];
+        let outcomes = store.ingest(events.clone()).wait_blocking().unwrap();
+        assert!(outcomes.iter().all(|o| *o == Outcome::Accepted));
+        let again = store.ingest(events[..2].to_vec()).wait_blocking().unwrap();
+        assert_eq!(again, vec![Outcome::Duplicate; 2], "duplicates are no changes");
+        let in_rows = rows(&store, "wh_in", 5);
+        assert_eq!(actions(&in_rows), [Action::Create, Action::Update, Action::Move, Action::Destroy, Action::Create]);
+        let creates = rows(&store, "wh_creates", 3);
+        assert_eq!(actions(&creates), [Action::Create; 3], "/in/a.csv, /elsewhere/c.csv, /in/sub");
+        assert!(in_rows.iter().all(|d| d.state == DeliveryState::Pending && d.attempts == 0));
+
+        // Claimed once; completed rows leave the due index.
+        let claimed = store.claim_deliveries(Utc::now(), 100).unwrap();
+        assert_eq!(claimed.len(), 8);
+        assert!(store.claim_deliveries(Utc::now(), 100).unwrap().is_empty(), "claimed rows are not claimed twice");
+        let moved = claimed.iter().find(|c| c.change.call_id == "6" && c.subscription.id == "wh_in").unwrap();
+        assert_eq!(moved.change.destination.as_deref(), Some("/in/c.csv"));
+        for (i, c) in claimed.iter().enumerate() {
+            let attempt = Attempt {
+                id: 0,
+                delivery: 0,
+                webhook_id: c.delivery.webhook_id(),
+                at: Utc::now(),
+                status: AttemptStatus::Delivered,
+                response_code: Some(200),
+                latency_ms: 1,
+                error: None,
+            };
+            let next =
+                if i == 0 { NextStep::RetryAt(Utc::now() + chrono::Duration::hours(1)) } else { NextStep::Delivered };
+            store.complete_delivery(&c.delivery, attempt, next).unwrap();
+        }
+        assert!(store.claim_deliveries(Utc::now(), 100).unwrap().is_empty());
+        let later = store.next_delivery_due().unwrap().expect("the retry is due later");
+        assert!(later > Utc::now() + chrono::Duration::minutes(59));
+        assert_eq!(store.claim_deliveries(later, 100).unwrap().len(), 1, "due at its time");
+        let page = store.delivery_attempts("acme", "wh_in", None, 2).unwrap();
+        assert_eq!(page.attempts.len(), 2);
+        assert!(page.attempts[0].id > page.attempts[1].id, "newest first");
+        let rest = store.delivery_attempts("acme", "wh_in", page.next_before, 100).unwrap();
+        assert_eq!(rest.attempts.len(), 3);
+        assert!(rest.next_before.is_none());
+        store.shutdown();
+
+        // After a reopen: the subscriptions, the rows and the cursor hold; nothing is made twice.
+        let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+        assert_eq!(store.subscriptions("acme").len(), 2);
+        store.ingest(vec![call("10", Operation::Write, "/in/c.csv", |_| {})]).wait_blocking().unwrap();
+        let in_rows = rows(&store, "wh_in", 6);
+        assert_eq!(actions(&in_rows)[5], Action::Update, "moved there before the reopen");
+        let ids: std::collections::HashSet<u64> = in_rows.iter().map(|d| d.id).collect();
+        assert_eq!(ids.len(), 6);
+
+        // Disabled: events are held; replay sends them again once enabled.
+        let off = SubscriptionUpdate { enabled: Some(false), ..Default::default() };
+        store.update_subscription("acme", "wh_in", off).unwrap().unwrap();
+        store.ingest(vec![call("11", Operation::Delete, "/in/c.csv", |_| {})]).wait_blocking().unwrap();
+        let in_rows = rows(&store, "wh_in", 7);
+        assert_eq!(in_rows[6].state, DeliveryState::Held);
+        let claimed = store.claim_deliveries(Utc::now(), 100).unwrap();
+        assert!(claimed.iter().all(|c| c.subscription.id != "wh_in"), "a disabled subscription is not sent to");
+        assert_eq!(rows(&store, "wh_in", 7)[5].state, DeliveryState::Held, "its pending row is held at the claim");
+        let on = SubscriptionUpdate { enabled: Some(true), ..Default::default() };
+        store.update_subscription("acme", "wh_in", on).unwrap().unwrap();
+        let since = in_rows[5].created_at;
+        assert_eq!(store.replay("acme", "wh_in", since, Utc::now()).unwrap(), 2);
+        let replayed = store.claim_deliveries(Utc::now(), 100).unwrap();
+        let ids: Vec<&str> = replayed.iter().map(|c| c.change.call_id.as_str()).collect();
+        assert_eq!(ids, ["10", "11"]);
+        assert!(store.delete_subscription("acme", "wh_in").unwrap());
+        assert!(!store.delete_subscription("acme", "wh_in").unwrap());
+        assert!(store.deliveries("acme", "wh_in").is_err(), "unknown once deleted");
+        store.shutdown();
+    }
+
+    /// Reads are changes only while a subscription of the account asks for them.
+    #[test]
+    fn reads_are_recorded_only_for_accounts_that_watch_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+        store.ingest(vec![call("r1", Operation::Read, "/in/a", |_| {})]).wait_blocking().unwrap();
+        assert!(store.engine.changes.is_empty().unwrap(), "no subscription: a read costs nothing");
+        store.create_subscription(sub("wh_reads", "/in", &[Action::Read])).unwrap();
+        store.ingest(vec![call("r2", Operation::Read, "/in/a", |_| {})]).wait_blocking().unwrap();
+        assert_eq!(actions(&rows(&store, "wh_reads", 1)), [Action::Read]);
+        store.shutdown();
+    }
+
+    /// The hourly sweep takes processed changes, finished rows and attempts
+    /// older than the webhook retention; pending rows stay.
+    #[test]
+    fn old_webhook_records_expire_but_pending_deliveries_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+        store.create_subscription(sub("wh", "/in", &[Action::Create])).unwrap();
+        let events = vec![call("1", Operation::Write, "/in/a", |_| {}), call("2", Operation::Write, "/in/b", |_| {})];
+        store.ingest(events).wait_blocking().unwrap();
+        rows(&store, "wh", 2);
+        let claimed = store.claim_deliveries(Utc::now(), 1).unwrap();
+        let attempt = Attempt {
+            id: 0,
+            delivery: 0,
+            webhook_id: claimed[0].delivery.webhook_id(),
+            at: Utc::now(),
+            status: AttemptStatus::Delivered,
+            response_code: Some(204),
+            latency_ms: 1,
+            error: None,
+        };
+        store.complete_delivery(&claimed[0].delivery, attempt, NextStep::Delivered).unwrap();
+        let later = Utc::now() + chrono::Duration::hours(1);
+        let removed = super::super::expiry::expire_webhook_records(&store.engine, &store.shared, later).unwrap();
+        assert_eq!(removed, 2 + 1 + 1, "two processed changes, the delivered row, its attempt");
+        let left = store.deliveries("acme", "wh").unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].state, DeliveryState::Pending);
+        assert!(store.delivery_attempts("acme", "wh", None, 10).unwrap().attempts.is_empty());
+        store.shutdown();
+    }
+}

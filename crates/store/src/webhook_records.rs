@@ -1,0 +1,304 @@
+//! What a store keeps for webhooks (DESIGN §7): subscriptions, the changes
+//! of the change stream, deliveries in the outbox and their attempts.
+//!
+//! The shapes are the store's contract, not the embedded store's: a
+//! PostgreSQL store keeps a row per [`Subscription`], per [`Change`], per
+//! [`Delivery`] (claimed with `FOR UPDATE SKIP LOCKED` where `state =
+//! 'pending' AND next_attempt_at <= now()`) and per [`Attempt`].
+//!
+//! Alert subscriptions (usage thresholds, spikes) come later as another
+//! [`Watch`] and another [`OutboxEvent`]: nothing else here names a folder.
+
+use callmeter_model::{Action, Interface, Operation};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What a subscription listens to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "watch", rename_all = "snake_case")]
+pub enum Watch {
+    /// Changes at or under a folder.
+    Folder {
+        /// The folder, normalized (no trailing `/` but for the root).
+        folder: String,
+    },
+}
+
+/// A signing secret (`whsec_` + base64): the current one, or one replaced
+/// by a rotation that still signs until `expires_at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SigningSecret {
+    /// `whsec_` + base64 of the key bytes.
+    pub secret: String,
+    /// When it stops signing; `None` for the current secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A webhook subscription of an account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subscription {
+    /// Its id, unique in the store.
+    pub id: String,
+    /// The account it belongs to.
+    pub account: String,
+    /// Where deliveries are posted (`http` or `https`).
+    pub url: String,
+    /// What it listens to.
+    #[serde(flatten)]
+    pub watch: Watch,
+    /// The actions it is told of.
+    pub actions: Vec<Action>,
+    /// Whether deliveries are sent; events for a disabled subscription are
+    /// kept, to be replayed.
+    pub enabled: bool,
+    /// Why it was disabled, when the delivery engine disabled it (a 410, or
+    /// five days of failures).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<String>,
+    /// Headers added to every delivery.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// The secrets that sign: the current one first, then those a rotation
+    /// replaced, until they expire.
+    pub secrets: Vec<SigningSecret>,
+    /// When its deliveries began to fail without a success since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failing_since: Option<DateTime<Utc>>,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Subscription {
+    /// Whether a change of `action` at `path` (or to `destination`) is for this subscription.
+    pub fn wants(&self, action: Action, path: &str, destination: Option<&str>) -> bool {
+        let Watch::Folder { folder } = &self.watch;
+        self.actions.contains(&action)
+            && (callmeter_model::folder_contains(folder, path)
+                || destination.is_some_and(|d| callmeter_model::folder_contains(folder, d)))
+    }
+
+    /// Whether it asks to be told of reads (which makes the writer record them).
+    pub fn watches_reads(&self) -> bool {
+        self.actions.contains(&Action::Read)
+    }
+
+    /// The secrets that sign at `now`: the current one and those not yet expired.
+    pub fn signing_secrets(&self, now: DateTime<Utc>) -> impl Iterator<Item = &str> {
+        self.secrets.iter().filter(move |s| s.expires_at.is_none_or(|t| t > now)).map(|s| s.secret.as_str())
+    }
+}
+
+/// A change to a subscription; each absent part stays as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubscriptionUpdate {
+    /// A new target.
+    pub url: Option<String>,
+    /// A new folder.
+    pub watch: Option<Watch>,
+    /// New actions.
+    pub actions: Option<Vec<Action>>,
+    /// Enable or disable (enabling clears the reason and the failures).
+    pub enabled: Option<bool>,
+    /// Why it is disabled (with `enabled: Some(false)` from the delivery engine).
+    pub disabled_reason: Option<String>,
+    /// New headers.
+    pub headers: Option<BTreeMap<String, String>>,
+    /// A rotation: the new secret, and until when the current one still signs.
+    pub rotate_secret: Option<(String, DateTime<Utc>)>,
+    /// Set (`Some(Some)`) or clear (`Some(None)`) when failures began.
+    pub failing_since: Option<Option<DateTime<Utc>>>,
+}
+
+impl SubscriptionUpdate {
+    /// Applies the update to `sub` at `now`.
+    pub fn apply(&self, sub: &mut Subscription, now: DateTime<Utc>) {
+        if let Some(url) = &self.url {
+            sub.url = url.clone();
+        }
+        if let Some(watch) = &self.watch {
+            sub.watch = watch.clone();
+        }
+        if let Some(actions) = &self.actions {
+            sub.actions = actions.clone();
+        }
+        if let Some(enabled) = self.enabled {
+            sub.enabled = enabled;
+            if enabled {
+                sub.disabled_reason = None;
+                sub.failing_since = None;
+            } else {
+                sub.disabled_reason = self.disabled_reason.clone();
+            }
+        }
+        if let Some(headers) = &self.headers {
+            sub.headers = headers.clone();
+        }
+        if let Some((secret, old_until)) = &self.rotate_secret {
+            sub.secrets.retain(|s| s.expires_at.is_none_or(|t| t > now));
+            // The current secret (the one without an expiry) signs until `old_until`.
+            for s in &mut sub.secrets {
+                s.expires_at = Some(s.expires_at.unwrap_or(*old_until));
+            }
+            sub.secrets.insert(0, SigningSecret { secret: secret.clone(), expires_at: None });
+        }
+        if let Some(failing) = self.failing_since {
+            sub.failing_since = failing;
+        }
+        sub.updated_at = now;
+    }
+}
+
+/// One change of the change stream, as the writer recorded it with its call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    /// Its place in the store's one change sequence.
+    pub seq: u64,
+    /// The account.
+    pub account: String,
+    /// The call's id.
+    pub call_id: String,
+    /// The call's time.
+    pub time: DateTime<Utc>,
+    /// When the store took the call.
+    pub arrival: DateTime<Utc>,
+    /// What the call did.
+    pub operation: Operation,
+    /// How it came in.
+    pub interface: Interface,
+    /// The path, normalized.
+    pub path: String,
+    /// The destination of a move or copy, normalized.
+    pub destination: Option<String>,
+    /// The user.
+    pub user: Option<String>,
+    /// The api key.
+    pub api_key: Option<String>,
+}
+
+/// What a delivery carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OutboxEvent {
+    /// A change of the change stream, as this action.
+    Change {
+        /// The change's sequence.
+        seq: u64,
+        /// What it is to the subscription.
+        action: Action,
+    },
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// To be attempted at `next_attempt_at`.
+    Pending,
+    /// A 2xx answered it.
+    Delivered,
+    /// Every attempt of the schedule failed.
+    Failed,
+    /// Kept without being sent: its subscription was disabled. Replay sends it.
+    Held,
+}
+
+/// One event for one subscription: a row of the outbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// Its id, unique in the store.
+    pub id: u64,
+    /// The subscription's account.
+    pub account: String,
+    /// The subscription.
+    pub subscription: String,
+    /// What it carries.
+    pub event: OutboxEvent,
+    /// Where it stands.
+    pub state: DeliveryState,
+    /// Attempts made so far (since the last replay or redelivery).
+    pub attempts: u32,
+    /// When the next attempt is due (pending only).
+    pub next_attempt_at: DateTime<Utc>,
+    /// When the event arrived (the call's arrival): replay picks by it.
+    pub created_at: DateTime<Utc>,
+}
+
+impl Delivery {
+    /// The `webhook-id`: the same on every attempt of one event for one subscription.
+    pub fn webhook_id(&self) -> String {
+        match self.event {
+            OutboxEvent::Change { seq, .. } => format!("msg_{}_{seq:x}", self.subscription),
+        }
+    }
+}
+
+/// A due delivery, claimed by one sender, with what it needs to be sent.
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    /// The outbox row.
+    pub delivery: Delivery,
+    /// Its subscription, as it is now.
+    pub subscription: Subscription,
+    /// The change it carries.
+    pub change: Change,
+}
+
+/// What one attempt found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// Its id, unique in the store.
+    pub id: u64,
+    /// The delivery it was made for.
+    pub delivery: u64,
+    /// The delivery's `webhook-id`.
+    pub webhook_id: String,
+    /// When it started.
+    pub at: DateTime<Utc>,
+    /// `delivered` or `failed`.
+    pub status: AttemptStatus,
+    /// The target's HTTP status, when it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_code: Option<u16>,
+    /// From connect to the end of the answer (or the failure).
+    pub latency_ms: u64,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Whether an attempt delivered its event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptStatus {
+    /// A 2xx.
+    Delivered,
+    /// Anything else.
+    Failed,
+}
+
+/// What becomes of a delivery after an attempt: the delivery engine's
+/// decision (its schedule), which the store records with the attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextStep {
+    /// Done: delivered.
+    Delivered,
+    /// Try again at this time.
+    RetryAt(DateTime<Utc>),
+    /// No more attempts.
+    GiveUp,
+    /// Keep it without sending (its subscription was disabled).
+    Hold,
+}
+
+/// A page of a subscription's attempts, newest first.
+#[derive(Debug, Clone)]
+pub struct AttemptPage {
+    /// The attempts.
+    pub attempts: Vec<Attempt>,
+    /// The id to pass as `before` for the next page, when there is one.
+    pub next_before: Option<u64>,
+}

@@ -1,0 +1,50 @@
+//! Webhook delivery (DESIGN §7): what the server sends for each outbox row,
+//! how it signs it, when it tries again, and where it refuses to send.
+//!
+//! The store records changes and keeps the outbox (`callmeter-store`); this
+//! crate sends it. It sits between the store and the server: the server
+//! starts a [`DeliveryEngine`] over its store and checks new subscriptions
+//! with [`check_target`] and [`check_headers`].
+//!
+//! # Layout
+//!
+//! - `clock.rs`: the [`Clock`] every retry decision reads ([`TestClock`] in tests).
+//! - `signing.rs`: Standard Webhooks secrets and signatures.
+//! - `payload.rs`: the JSON body of a delivery.
+//! - `schedule.rs`: the retry schedule, jitter and `Retry-After`.
+//! - `target.rs`: refused addresses, checked at subscription and at connect.
+//! - `headers.rs`: which custom headers a subscription may add.
+//! - `sender.rs`: one attempt over HTTP: headers, timeout, no redirects, bounded answer.
+//! - `engine.rs`: the loop that claims due rows, sends them with per-target limits, and completes them.
+
+mod clock;
+mod engine;
+mod headers;
+mod payload;
+pub mod schedule;
+mod sender;
+pub mod signing;
+mod target;
+
+pub use clock::{Clock, SystemClock, TestClock};
+pub use engine::{DeliveryEngine, EngineOptions};
+pub use headers::{check_headers, MAX_HEADERS, MAX_HEADER_VALUE_BYTES};
+pub use payload::body;
+pub use target::{check_target, parse_target, refused_ip};
+
+/// What can go wrong in this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    /// A target URL that is not allowed (its form, or its address).
+    #[error("{0}")]
+    Target(String),
+    /// A custom header that is not allowed.
+    #[error("{0}")]
+    Header(String),
+    /// The HTTP client could not be made.
+    #[error("http client: {0}")]
+    Client(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] callmeter_store::StoreError),
+}

@@ -1,0 +1,150 @@
+//! One attempt of one delivery over HTTP.
+//!
+//! A POST of the delivery's body with the Standard Webhooks headers and the
+//! subscription's own, through a client that follows no redirect (a 3xx is
+//! a failure: a redirect to an internal address must not be followed), uses
+//! no proxy from the environment, connects only to addresses the
+//! [`GuardedResolver`](crate::target::GuardedResolver) checked (unless
+//! private targets are allowed), and gives up after the timeout (15 s by
+//! default). At most 64 KiB of an answer is read: enough for an error's
+//! first words, and a receiver cannot make the server hold more.
+
+use crate::schedule::parse_retry_after;
+use crate::target::{check_literal, GuardedResolver};
+use crate::{payload, signing, WebhookError};
+use callmeter_store::ClaimedDelivery;
+use chrono::{DateTime, Duration, Utc};
+use reqwest::redirect::Policy;
+use std::sync::Arc;
+
+/// Bytes of an answer read at most.
+pub const MAX_ANSWER_BYTES: usize = 64 << 10;
+
+/// Bytes of an answer kept in the attempt's error.
+const ERROR_EXCERPT_BYTES: usize = 200;
+
+/// What one attempt found.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    /// The target's status, when it answered.
+    pub response_code: Option<u16>,
+    /// A 2xx.
+    pub delivered: bool,
+    /// What its `Retry-After` asked for.
+    pub retry_after: Option<Duration>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// How long it took.
+    pub latency_ms: u64,
+}
+
+/// The HTTP side of deliveries.
+pub struct Sender {
+    client: reqwest::Client,
+    allow_private: bool,
+}
+
+impl Sender {
+    pub fn new(allow_private: bool, timeout: std::time::Duration) -> Result<Sender, WebhookError> {
+        let mut builder = reqwest::Client::builder()
+            .redirect(Policy::none())
+            .no_proxy()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .user_agent(concat!("callmeter-webhooks/", env!("CARGO_PKG_VERSION")));
+        if !allow_private {
+            builder = builder.dns_resolver(Arc::new(GuardedResolver));
+        }
+        let client = builder.build().map_err(|e| WebhookError::Client(e.to_string()))?;
+        Ok(Sender { client, allow_private })
+    }
+
+    /// Sends `claimed` once, signed at `now`.
+    pub async fn send(&self, claimed: &ClaimedDelivery, now: DateTime<Utc>) -> Sent {
+        let started = std::time::Instant::now();
+        let mut sent = self.attempt(claimed, now).await;
+        sent.latency_ms = started.elapsed().as_millis() as u64;
+        sent
+    }
+
+    async fn attempt(&self, claimed: &ClaimedDelivery, now: DateTime<Utc>) -> Sent {
+        let failed = |error: String| Sent {
+            response_code: None,
+            delivered: false,
+            retry_after: None,
+            error: Some(error),
+            latency_ms: 0,
+        };
+        let sub = &claimed.subscription;
+        let url = match crate::target::parse_target(&sub.url) {
+            Ok(url) => url,
+            Err(e) => return failed(e.to_string()),
+        };
+        if let Err(e) = check_literal(&url, self.allow_private) {
+            return failed(e.to_string());
+        }
+        let callmeter_store::OutboxEvent::Change { action, .. } = claimed.delivery.event;
+        let body = payload::body(&claimed.change, action);
+        let id = claimed.delivery.webhook_id();
+        let timestamp = now.timestamp();
+        let signature = signing::signature_header(sub.signing_secrets(now), &id, timestamp, &body);
+        let mut request = self.client.post(url);
+        for (name, value) in &sub.headers {
+            request = request.header(name, value);
+        }
+        let request = request
+            .header("content-type", "application/json")
+            .header("webhook-id", id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .body(body);
+        let mut response = match request.send().await {
+            Ok(r) => r,
+            Err(e) => return failed(describe(&e)),
+        };
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, now));
+        let mut answer = Vec::new();
+        let mut read_error = None;
+        while answer.len() < MAX_ANSWER_BYTES {
+            match response.chunk().await {
+                Ok(Some(chunk)) => answer.extend_from_slice(&chunk[..chunk.len().min(MAX_ANSWER_BYTES - answer.len())]),
+                Ok(None) => break,
+                Err(e) => {
+                    read_error = Some(describe(&e));
+                    break;
+                }
+            }
+        }
+        let delivered = status.is_success();
+        let error = if delivered {
+            None
+        } else if status.is_redirection() {
+            Some(format!("HTTP {status}: redirects are not followed"))
+        } else {
+            let excerpt = String::from_utf8_lossy(&answer[..answer.len().min(ERROR_EXCERPT_BYTES)]).trim().to_owned();
+            Some(match (excerpt.is_empty(), read_error) {
+                (_, Some(e)) => format!("HTTP {status}: {e}"),
+                (true, None) => format!("HTTP {status}"),
+                (false, None) => format!("HTTP {status}: {excerpt}"),
+            })
+        };
+        Sent { response_code: Some(status.as_u16()), delivered, retry_after, error, latency_ms: 0 }
+    }
+}
+
+/// An error with its causes, which say what failed (a refused address, a timeout).
+fn describe(e: &reqwest::Error) -> String {
+    let mut out = if e.is_timeout() { "timed out".to_owned() } else { e.to_string() };
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

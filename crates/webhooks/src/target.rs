@@ -1,0 +1,242 @@
+//! Which targets a webhook may be sent to (DESIGN §8).
+//!
+//! A webhook makes the server send requests to an address a customer chose:
+//! without a check, a subscription to `http://169.254.169.254/…` or
+//! `http://10.0.0.5:6379/` would reach the cloud's metadata service or an
+//! internal one from inside the network. So `http` and `https` targets only,
+//! and no address on loopback, private, link-local, CGNAT, metadata,
+//! multicast, unspecified, documentation or otherwise reserved ranges, for
+//! IPv4, IPv6, and IPv4 inside IPv6 (mapped, compatible, NAT64, 6to4).
+//!
+//! The check runs twice: when a subscription is made (a literal address, or
+//! every address its name resolves to) and at every connection, by the
+//! resolver the sender connects through ([`GuardedResolver`]): it resolves
+//! the name, drops refused addresses, and hands the client only the ones it
+//! checked, so a name that resolves elsewhere the second time (DNS
+//! rebinding) gains nothing. Redirects are never followed (`sender.rs`).
+//! An operator may allow private targets (`[webhooks] allow_private_targets`):
+//! the tests deliver to loopback.
+
+use crate::WebhookError;
+use reqwest::Url;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// Why an address is refused, or `None` when a webhook may be sent there.
+pub fn refused_ip(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(v4) => refused_v4(v4),
+        IpAddr::V6(v6) => refused_v6(v6),
+    }
+}
+
+fn refused_v4(ip: Ipv4Addr) -> Option<&'static str> {
+    let [a, b, c, _] = ip.octets();
+    Some(match (a, b, c) {
+        (0, ..) => "unspecified (0.0.0.0/8)",
+        (127, ..) => "loopback",
+        (10, ..) | (172, 16..=31, _) | (192, 168, _) => "private",
+        (169, 254, _) => "link-local (and cloud metadata, 169.254.169.254)",
+        (100, 64..=127, _) => "shared address space (CGNAT, 100.64.0.0/10)",
+        (192, 0, 0) => "reserved (192.0.0.0/24)",
+        (192, 0, 2) | (198, 51, 100) | (203, 0, 113) => "documentation",
+        (198, 18..=19, _) => "reserved for benchmarks (198.18.0.0/15)",
+        (224..=239, ..) => "multicast",
+        (240..=255, ..) => "reserved (240.0.0.0/4, broadcast)",
+        _ => return None,
+    })
+}
+
+fn refused_v6(ip: Ipv6Addr) -> Option<&'static str> {
+    let s = ip.segments();
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return refused_v4(v4).map(|_| "an IPv4-mapped address in a refused range");
+    }
+    Some(match s {
+        [0, 0, 0, 0, 0, 0, 0, 0] => "unspecified",
+        [0, 0, 0, 0, 0, 0, 0, 1] => "loopback",
+        // IPv4-compatible (deprecated) and the rest of ::/96.
+        [0, 0, 0, 0, 0, 0, ..] => "IPv4-compatible (::/96)",
+        [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => {
+            return refused_v4(v4_of(hi, lo)).map(|_| "a NAT64 address of a refused IPv4 range");
+        }
+        [0x2002, hi, lo, ..] => {
+            return refused_v4(v4_of(hi, lo)).map(|_| "a 6to4 address of a refused IPv4 range");
+        }
+        [0x0100, 0, 0, 0, ..] => "discard-only (100::/64)",
+        [0x2001, 0x0db8, ..] => "documentation",
+        [0xfd00, 0x0ec2, ..] | [0xfc00..=0xfdff, ..] => "unique local (and cloud metadata, fd00:ec2::254)",
+        [0xfe80..=0xfebf, ..] => "link-local",
+        [0xfec0..=0xfeff, ..] => "site-local (deprecated)",
+        [0xff00..=0xffff, ..] => "multicast",
+        _ => return None,
+    })
+}
+
+fn v4_of(hi: u16, lo: u16) -> Ipv4Addr {
+    let [a, b] = hi.to_be_bytes();
+    let [c, d] = lo.to_be_bytes();
+    Ipv4Addr::new(a, b, c, d)
+}
+
+/// A target URL's form: `http` or `https` with a host; an error saying why not.
+pub fn parse_target(url: &str) -> Result<Url, WebhookError> {
+    let parsed = Url::parse(url).map_err(|e| WebhookError::Target(format!("{url:?} is not a URL: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(WebhookError::Target(format!("{url:?}: only http and https targets")));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(WebhookError::Target(format!("{url:?} has no host")));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(WebhookError::Target(format!("{url:?}: no credentials in the URL (use a custom header)")));
+    }
+    Ok(parsed)
+}
+
+/// The literal address of a URL's host, if it is one.
+pub fn literal_ip(url: &Url) -> Option<IpAddr> {
+    match url.host()? {
+        url::Host::Ipv4(v4) => Some(IpAddr::V4(v4)),
+        url::Host::Ipv6(v6) => Some(IpAddr::V6(v6)),
+        url::Host::Domain(_) => None,
+    }
+}
+
+/// Checks a target when a subscription is made: its form, and its literal
+/// address or every address its name resolves to, unless private targets are allowed.
+pub async fn check_target(url: &str, allow_private: bool) -> Result<Url, WebhookError> {
+    let parsed = parse_target(url)?;
+    if allow_private {
+        return Ok(parsed);
+    }
+    if let Some(ip) = literal_ip(&parsed) {
+        return refuse_if(ip).map(|()| parsed);
+    }
+    let host = parsed.host_str().expect("parse_target checked the host").to_owned();
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|e| WebhookError::Target(format!("{host}: cannot resolve: {e}")))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(WebhookError::Target(format!("{host}: resolves to no address")));
+    }
+    for a in addrs {
+        refuse_if(a.ip()).map_err(|e| WebhookError::Target(format!("{host} resolves to {}: {e}", a.ip())))?;
+    }
+    Ok(parsed)
+}
+
+fn refuse_if(ip: IpAddr) -> Result<(), WebhookError> {
+    match refused_ip(ip) {
+        Some(why) => Err(WebhookError::Target(format!(
+            "{ip} is {why}: webhook targets must be public addresses (an operator may allow private ones)"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Checks a literal address at send time (the resolver is not asked for one).
+pub fn check_literal(url: &Url, allow_private: bool) -> Result<(), WebhookError> {
+    match literal_ip(url) {
+        Some(ip) if !allow_private => refuse_if(ip),
+        _ => Ok(()),
+    }
+}
+
+/// The resolver deliveries connect through: the system's, minus refused addresses.
+#[derive(Debug, Clone, Copy)]
+pub struct GuardedResolver;
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let all: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed: Vec<SocketAddr> = all.iter().copied().filter(|a| refused_ip(a.ip()).is_none()).collect();
+            if allowed.is_empty() {
+                let shown: Vec<String> = all.iter().map(|a| a.ip().to_string()).collect();
+                let e =
+                    WebhookError::Target(format!("{host} resolves to refused addresses only ({})", shown.join(", ")));
+                return Err(Box::new(e) as Box<dyn std::error::Error + Send + Sync>);
+            }
+            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_and_allowed_addresses() {
+        for refused in [
+            "127.0.0.1",
+            "127.9.9.9",
+            "::1",
+            "10.0.0.1",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "100.127.255.255",
+            "0.0.0.0",
+            "::",
+            "224.0.0.1",
+            "255.255.255.255",
+            "240.0.0.1",
+            "192.0.2.1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.1.2.3",
+            "::127.0.0.1",
+            "fd00:ec2::254",
+            "fc00::1",
+            "fe80::1",
+            "ff02::1",
+            "2001:db8::1",
+            "64:ff9b::a00:1",
+            "2002:a00:1::",
+        ] {
+            let ip: IpAddr = refused.parse().unwrap();
+            assert!(refused_ip(ip).is_some(), "{refused} is refused");
+        }
+        for allowed in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "172.32.0.1",
+            "100.128.0.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+        ] {
+            let ip: IpAddr = allowed.parse().unwrap();
+            assert_eq!(refused_ip(ip), None, "{allowed} is allowed");
+        }
+    }
+
+    #[test]
+    fn only_http_and_https_urls_with_a_host_and_no_credentials() {
+        assert!(parse_target("https://hooks.example.com/x").is_ok());
+        assert!(parse_target("http://[::1]:8080/").is_ok());
+        for bad in
+            ["ftp://example.com/", "file:///etc/passwd", "not a url", "https://user:pw@example.com/", "unix:/run/x"]
+        {
+            assert!(parse_target(bad).is_err(), "{bad}");
+        }
+        let url = parse_target("http://[::ffff:127.0.0.1]/").unwrap();
+        assert!(check_literal(&url, false).is_err());
+        assert!(check_literal(&url, true).is_ok());
+    }
+
+    #[tokio::test]
+    async fn names_that_resolve_to_refused_addresses_are_refused() {
+        let e = check_target("http://localhost:9/", false).await.unwrap_err();
+        assert!(e.to_string().contains("localhost resolves to"), "{e}");
+        assert!(check_target("http://127.0.0.1:9/", false).await.is_err());
+        assert!(check_target("http://localhost:9/", true).await.is_ok(), "allowed by the operator");
+        let refused = reqwest::dns::Resolve::resolve(&GuardedResolver, "localhost".parse().unwrap()).await;
+        assert!(refused.is_err(), "the connection's resolver refuses it too");
+    }
+}

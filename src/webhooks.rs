@@ -1,0 +1,245 @@
+//! `callmeter webhooks`: an account's webhook subscriptions, their
+//! deliveries, redelivery and replay, through the server's API (DESIGN §7).
+
+use crate::client::Api;
+use anyhow::{bail, Result};
+use reqwest::Method;
+use serde_json::{json, Map, Value};
+
+/// What `callmeter webhooks` does.
+#[derive(clap::Subcommand)]
+pub enum WebhookAction {
+    /// Subscribe a URL to a folder (subfolders included); prints the signing secret once.
+    Create {
+        /// The account.
+        account: String,
+        /// The target (http or https; public addresses only unless the server allows private ones).
+        #[arg(long)]
+        url: String,
+        /// The folder [default: /, the whole account].
+        #[arg(long)]
+        folder: Option<String>,
+        /// Comma-separated: create, update, destroy, move, copy, read [default: all but read].
+        #[arg(long, value_delimiter = ',')]
+        actions: Option<Vec<String>>,
+        /// A header added to every delivery, `Name: value` (repeatable, at most 10).
+        #[arg(long = "header")]
+        headers: Vec<String>,
+        /// Make it disabled (events are kept, not sent).
+        #[arg(long)]
+        disabled: bool,
+    },
+    /// An account's webhooks.
+    List {
+        /// The account.
+        account: String,
+        /// Print the server's JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a webhook; what is not given stays.
+    Update {
+        /// The account.
+        account: String,
+        /// The webhook's id.
+        id: String,
+        /// A new target.
+        #[arg(long)]
+        url: Option<String>,
+        /// A new folder.
+        #[arg(long)]
+        folder: Option<String>,
+        /// New actions, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        actions: Option<Vec<String>>,
+        /// New headers, `Name: value` (replace all; repeatable).
+        #[arg(long = "header")]
+        headers: Vec<String>,
+        /// Enable it (clears the reason it was disabled).
+        #[arg(long, conflicts_with = "disable")]
+        enable: bool,
+        /// Disable it (events are kept, to be replayed).
+        #[arg(long)]
+        disable: bool,
+    },
+    /// Delete a webhook.
+    Delete {
+        /// The account.
+        account: String,
+        /// The webhook's id.
+        id: String,
+    },
+    /// A webhook's delivery attempts, newest first.
+    Deliveries {
+        /// The account.
+        account: String,
+        /// The webhook's id.
+        id: String,
+        /// How many at most.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Attempts before this attempt id (the next page).
+        #[arg(long)]
+        before: Option<u64>,
+        /// Print the server's JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send one delivery again (with the same webhook-id).
+    Redeliver {
+        /// The account.
+        account: String,
+        /// The webhook's id.
+        id: String,
+        /// The delivery's id (from `deliveries`).
+        delivery: u64,
+    },
+    /// Send again every event that arrived since a time (kept while disabled, or delivered).
+    Replay {
+        /// The account.
+        account: String,
+        /// The webhook's id.
+        id: String,
+        /// RFC 3339 time.
+        #[arg(long)]
+        since: String,
+    },
+    /// Make a new signing secret; the old one still signs for 24 hours. Prints the new one once.
+    RotateSecret {
+        /// The account.
+        account: String,
+        /// The webhook's id.
+        id: String,
+    },
+}
+
+fn headers_json(headers: &[String]) -> Result<Value> {
+    let mut out = Map::new();
+    for h in headers {
+        let Some((name, value)) = h.split_once(':') else { bail!("--header {h:?}: give it as `Name: value`") };
+        out.insert(name.trim().to_owned(), Value::String(value.trim().to_owned()));
+    }
+    Ok(Value::Object(out))
+}
+
+fn path(account: &str, rest: &str) -> String {
+    format!("/v1/accounts/{account}/webhooks{rest}")
+}
+
+fn print_webhook(w: &Value) {
+    let s = |k: &str| w[k].as_str().unwrap_or("").to_owned();
+    let actions: Vec<&str> = w["actions"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    let state = if w["enabled"].as_bool().unwrap_or(false) {
+        "enabled".to_owned()
+    } else {
+        format!("disabled ({})", w["disabled_reason"].as_str().unwrap_or("by its owner"))
+    };
+    println!("{:<20} {:<10} {:<24} {:<36} {state}", s("id"), s("folder"), actions.join(","), s("url"));
+}
+
+/// `callmeter webhooks`.
+pub fn webhooks(api: &Api, action: WebhookAction) -> Result<()> {
+    match action {
+        WebhookAction::Create { account, url, folder, actions, headers, disabled } => {
+            let mut body = json!({ "url": url, "enabled": !disabled, "headers": headers_json(&headers)? });
+            if let Some(f) = folder {
+                body["folder"] = json!(f);
+            }
+            if let Some(a) = actions {
+                body["actions"] = json!(a);
+            }
+            let v: Value = api.send(api.request(Method::POST, &path(&account, "")).json(&body))?.json()?;
+            println!("id:     {}", v["webhook"]["id"].as_str().unwrap_or(""));
+            println!(
+                "secret: {}  (shown once: verify each delivery's webhook-signature with it)",
+                v["secret"].as_str().unwrap_or("")
+            );
+        }
+        WebhookAction::List { account, json } => {
+            let v = api.get_json(&path(&account, ""), &[])?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(());
+            }
+            println!("{:<20} {:<10} {:<24} {:<36} state", "id", "folder", "actions", "url");
+            for w in v["webhooks"].as_array().into_iter().flatten() {
+                print_webhook(w);
+            }
+        }
+        WebhookAction::Update { account, id, url, folder, actions, headers, enable, disable } => {
+            let mut body = Map::new();
+            if let Some(u) = url {
+                body.insert("url".into(), json!(u));
+            }
+            if let Some(f) = folder {
+                body.insert("folder".into(), json!(f));
+            }
+            if let Some(a) = actions {
+                body.insert("actions".into(), json!(a));
+            }
+            if !headers.is_empty() {
+                body.insert("headers".into(), headers_json(&headers)?);
+            }
+            if enable || disable {
+                body.insert("enabled".into(), json!(enable));
+            }
+            let req = api.request(Method::PATCH, &path(&account, &format!("/{id}"))).json(&Value::Object(body));
+            let v: Value = api.send(req)?.json()?;
+            print_webhook(&v["webhook"]);
+        }
+        WebhookAction::Delete { account, id } => {
+            api.send(api.request(Method::DELETE, &path(&account, &format!("/{id}"))))?;
+            println!("deleted {id}");
+        }
+        WebhookAction::Deliveries { account, id, limit, before, json } => {
+            let mut query = vec![("per_page", limit.clamp(1, 1_000).to_string())];
+            if let Some(b) = before {
+                query.push(("before", b.to_string()));
+            }
+            let v = api.get_json(&path(&account, &format!("/{id}/deliveries")), &query)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(());
+            }
+            println!(
+                "{:<8} {:<9} {:<30} {:<9} {:<5} {:>8}  error",
+                "attempt", "delivery", "at", "status", "code", "ms"
+            );
+            for a in v["attempts"].as_array().into_iter().flatten() {
+                println!(
+                    "{:<8} {:<9} {:<30} {:<9} {:<5} {:>8}  {}",
+                    a["id"],
+                    a["delivery"],
+                    a["at"].as_str().unwrap_or(""),
+                    a["status"].as_str().unwrap_or(""),
+                    a["response_code"].as_u64().map(|c| c.to_string()).unwrap_or_default(),
+                    a["latency_ms"],
+                    a["error"].as_str().unwrap_or("")
+                );
+            }
+            if let Some(next) = v["next_before"].as_u64() {
+                println!("(more: --before {next})");
+            }
+        }
+        WebhookAction::Redeliver { account, id, delivery } => {
+            let req = api.request(Method::POST, &path(&account, &format!("/{id}/deliveries/{delivery}/redeliver")));
+            api.send(req)?;
+            println!("delivery {delivery} will be sent again");
+        }
+        WebhookAction::Replay { account, id, since } => {
+            let req =
+                api.request(Method::POST, &path(&account, &format!("/{id}/replay"))).json(&json!({ "since": since }));
+            let v: Value = api.send(req)?.json()?;
+            println!("{} events will be sent again", v["replaying"]);
+        }
+        WebhookAction::RotateSecret { account, id } => {
+            let req = api.request(Method::POST, &path(&account, &format!("/{id}/rotate-secret")));
+            let v: Value = api.send(req)?.json()?;
+            println!(
+                "secret: {}  (shown once; the previous one still signs for 24 hours)",
+                v["secret"].as_str().unwrap_or("")
+            );
+        }
+    }
+    Ok(())
+}
