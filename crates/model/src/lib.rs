@@ -11,6 +11,9 @@
 //! - [`parse`]: one JSON object to a validated [`CallEvent`] (every field in
 //!   its domain: no control characters, status 0–999, finite durations), or an
 //!   [`EventError`] naming the field and the [`RejectReason`].
+//! - [`cloudevent`]: a CloudEvent whose data is a call event, mapped onto
+//!   that call event (envelope `id`, `time`, `source`, `subject`), the one
+//!   mapping of the server's three CloudEvents modes and of the log importer.
 //! - [`rules`]: effective-dated billing rules per interface.
 //! - [`plan`]: plans, overage in started blocks of 1,000, picking a plan.
 //! - [`money`]: prices in minor units shown as money (`$12.50`, `12.50 CHF`).
@@ -24,6 +27,7 @@
 #![warn(missing_docs)]
 
 pub mod bucket;
+pub mod cloudevent;
 pub mod event;
 pub mod key;
 pub mod money;
@@ -34,6 +38,7 @@ pub mod plan;
 pub mod rules;
 
 pub use bucket::{bucket_of, bucket_start, BUCKET_SECONDS};
+pub use cloudevent::{is_json_media_type, CloudEventEnvelope, CLOUDEVENTS_SPEC_VERSION};
 pub use event::{derive_operation, CallEvent, Direction, Interface, Operation, UnknownName};
 pub use key::DedupKey;
 pub use money::{minor_digits, Money};
