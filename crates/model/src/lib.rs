@@ -45,7 +45,7 @@ pub use money::{minor_digits, Money};
 pub use pages::{list_pages, DEFAULT_LIST_PAGE_SIZE};
 pub use parse::{
     check_event, event_from_value, is_valid_account, parse_event, EventError, EventLimits, RejectReason,
-    MAX_ACCOUNT_BYTES, MAX_COUNT, MAX_ID_BYTES, MAX_STATUS,
+    ACCOUNT_PATTERN, MAX_ACCOUNT_BYTES, MAX_COUNT, MAX_ID_BYTES, MAX_STATUS,
 };
 pub use period::{local_midnight, AccountSchedule, PeriodKind, PeriodRule, Term, UnknownPeriodKind, UsagePeriod};
 pub use plan::{pick_plan, Overage, Plan, OVERAGE_BLOCK_CALLS};

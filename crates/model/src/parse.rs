@@ -15,7 +15,9 @@
 mod check;
 mod flat;
 
-pub use check::{check_event, is_valid_account, MAX_ACCOUNT_BYTES, MAX_COUNT, MAX_ID_BYTES, MAX_STATUS};
+pub use check::{
+    check_event, is_valid_account, ACCOUNT_PATTERN, MAX_ACCOUNT_BYTES, MAX_COUNT, MAX_ID_BYTES, MAX_STATUS,
+};
 
 use crate::event::{derive_operation, CallEvent, Interface, Operation};
 use chrono::{DateTime, Duration, Utc};
