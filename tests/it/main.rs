@@ -10,6 +10,7 @@ mod auth;
 mod bad_requests;
 mod cli_output;
 mod closed_period;
+mod cloudevents_sdk;
 mod crash;
 mod disk_full;
 mod faults;

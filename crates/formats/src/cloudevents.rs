@@ -1,8 +1,13 @@
 //! CloudEvents (structured JSON mode) whose `data` is a call event, one per
 //! line, or a batch (a JSON array) per line.
 //!
-//! As at `POST /v1/events`: the call event is `data`, and its `id` defaults
-//! to the CloudEvent's. A missing account is filled as for [`crate::ndjson`].
+//! As at `POST /v1/events`, through the model's one mapping
+//! ([`callmeter_model::CloudEventEnvelope`]): the call event is `data` (or
+//! `data_base64`), and the envelope's `id`, `time`, `source` and `subject`
+//! fill its `id`, `time`, `integration` and `path` where it has none; a field
+//! given in both with different values is refused (`envelope_conflict`). An
+//! event with no id at all takes its line's. A missing account is filled as
+//! for [`crate::ndjson`].
 //! A batch line whose events are not all good gives the good ones and the
 //! error of the first bad one. A batch line holds several calls: the reader
 //! counts those beyond one a line ([`LineParser::batched`]), so that an
@@ -14,8 +19,8 @@ use crate::error::{Error, Result};
 use crate::ndjson::complete;
 use crate::text::{is_blank, trim_eol};
 use crate::{Format, LineIs, LineParser, NonCall, SourceLine};
-use callmeter_model::{CallEvent, EventError, RejectReason};
-use serde_json::{Map, Value};
+use callmeter_model::{CallEvent, CloudEventEnvelope, EventError, RejectReason};
+use serde_json::Value;
 
 /// The reader of CloudEvents lines.
 #[derive(Debug)]
@@ -37,22 +42,9 @@ impl CloudEventsParser {
 
     fn one(&self, at: SourceLine, index: Option<usize>, ce: Value) -> Result<CallEvent> {
         let line_no = at.number;
-        let Value::Object(mut ce) = ce else {
-            return Err(invalid(line_no, RejectReason::WrongType, None, "a cloudevent must be a JSON object"));
-        };
-        let ce_id = ce.get("id").and_then(Value::as_str).map(str::to_owned);
-        let data: Map<String, Value> = match ce.remove("data") {
-            Some(Value::Object(m)) => m,
-            Some(_) => {
-                return Err(invalid(
-                    line_no,
-                    RejectReason::InvalidValue,
-                    Some("data"),
-                    "cloudevent data is not a JSON object",
-                ))
-            }
-            None => return Err(invalid(line_no, RejectReason::InvalidValue, Some("data"), "cloudevent has no data")),
-        };
+        let event = |source| Error::Event { line: line_no, source };
+        let (envelope, data) = CloudEventEnvelope::split(ce).map_err(event)?;
+        let data = envelope.apply(data).map_err(event)?;
         let line_id = || {
             let mut id = at.key.id();
             if let Some(i) = index {
@@ -61,7 +53,7 @@ impl CloudEventsParser {
             }
             id
         };
-        complete(&self.ctx, line_no, || ce_id.unwrap_or_else(line_id), data)
+        complete(&self.ctx, line_no, line_id, data)
     }
 }
 
@@ -141,13 +133,47 @@ mod tests {
 
     #[test]
     fn one_per_line_and_batches() {
-        let batch = r#"[{"specversion":"1.0","id":"b1","data":{"id":"own","account":"acme","time":"2026-02-27T08:00:00Z","interface":"ftp"}},{"specversion":"1.0","data":{"time":"2026-02-27T08:00:01Z","interface":"sftp"}}]"#;
+        let batch = r#"[{"specversion":"1.0","id":"own","data":{"id":"own","account":"acme","time":"2026-02-27T08:00:00Z","interface":"ftp"}},{"specversion":"1.0","data":{"time":"2026-02-27T08:00:01Z","interface":"sftp"}}]"#;
         let log = format!("{CE}\n{batch}\n");
         let events = run(Format::CloudEvents, &log);
         let ids: Vec<_> = events.iter().map(|e| e.id.clone()).collect();
         assert_eq!(ids, vec!["ce-1".to_string(), "own".into(), format!("{}.1", id(&log, 2))]);
         assert_eq!((events[0].operation, events[0].path.as_deref()), (Operation::List, Some("/in")));
+        assert_eq!(events[0].integration.as_deref(), Some("/api"), "the source is kept as the integration");
         assert_eq!(events[2].interface, Interface::Sftp);
+    }
+
+    #[test]
+    fn the_envelope_is_mapped_as_at_the_server() {
+        // As SDKs send them: the call's id and time in the envelope, the rest in data.
+        let sdk = r#"{"specversion":"1.0","type":"com.example.call","source":"/gateway","subject":"/in/a.csv","id":"sdk-1","time":"2026-02-27T09:00:00+01:00","data":{"account":"acme","interface":"rest","method":"GET"}}"#;
+        let events = run(Format::CloudEvents, sdk);
+        let e = &events[0];
+        assert_eq!((e.id.as_str(), e.time), ("sdk-1", crate::testutil::utc("2026-02-27T08:00:00Z")));
+        assert_eq!((e.integration.as_deref(), e.path.as_deref()), (Some("/gateway"), Some("/in/a.csv")));
+    }
+
+    #[test]
+    fn envelope_and_data_that_disagree_are_refused_by_field() {
+        let log = concat!(
+            r#"{"specversion":"1.0","id":"b1","data":{"id":"own","account":"acme","time":"2026-02-27T08:00:00Z","interface":"ftp"}}"#,
+            "\n",
+            r#"{"specversion":"1.0","id":"b2","time":"2026-02-27T08:00:00Z","data":{"account":"acme","time":"2026-02-27T08:00:05Z","interface":"ftp"}}"#,
+            "\n",
+        );
+        let (events, errors) = run_errors(Format::CloudEvents, log);
+        assert!(events.is_empty());
+        let got: Vec<(Option<&str>, RejectReason)> = errors
+            .iter()
+            .map(|e| match e {
+                Error::Event { source, .. } => (source.field, source.reason),
+                other => panic!("not an event error: {other}"),
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![(Some("id"), RejectReason::EnvelopeConflict), (Some("time"), RejectReason::EnvelopeConflict)]
+        );
     }
 
     #[test]
@@ -159,7 +185,7 @@ mod tests {
         let got: Vec<String> = errors.iter().map(ToString::to_string).collect();
         assert_eq!(got[0], "line 1: field \"data\": cloudevent has no data");
         assert_eq!(got[1], "line 2: field \"data\": cloudevent data is not a JSON object");
-        assert_eq!(got[2], "line 3: a cloudevent must be a JSON object");
+        assert_eq!(got[2], "line 3: a cloudevent must be a JSON object, not an integer");
         assert!(got[3].starts_with("line 4: not JSON: EOF while parsing"));
         assert_eq!(events.len(), 1, "the good event of a batch is kept");
     }
@@ -171,9 +197,12 @@ mod tests {
             e.id = id.clone();
             e.time = DateTime::from_timestamp(secs, 0).unwrap();
             e.path = Some(path);
+            e.integration = Some("s".into());
+            // The id and time in the envelope only, the source in both (the same).
             let mut data = serde_json::to_value(&e).unwrap();
+            let time = data.as_object_mut().unwrap().remove("time").unwrap();
             data.as_object_mut().unwrap().remove("id");
-            let ce = serde_json::json!({"specversion": "1.0", "id": id, "type": "t", "source": "s", "data": data});
+            let ce = serde_json::json!({"specversion": "1.0", "id": id, "time": time, "type": "t", "source": "s", "data": data});
             prop_assert_eq!(run(Format::CloudEvents, &ce.to_string()), vec![e]);
         }
     }

@@ -11,6 +11,9 @@
 //! - [`parse`]: one JSON object to a validated [`CallEvent`] (every field in
 //!   its domain: no control characters, status 0–999, finite durations), or an
 //!   [`EventError`] naming the field and the [`RejectReason`].
+//! - [`cloudevent`]: a CloudEvent whose data is a call event, mapped onto
+//!   that call event (envelope `id`, `time`, `source`, `subject`), the one
+//!   mapping of the server's three CloudEvents modes and of the log importer.
 //! - [`rules`]: effective-dated billing rules per interface.
 //! - [`plan`]: plans, overage in started blocks of 1,000, picking a plan.
 //! - [`money`]: prices in minor units shown as money (`$12.50`, `12.50 CHF`).
@@ -27,6 +30,7 @@
 
 pub mod bucket;
 pub mod change;
+pub mod cloudevent;
 pub mod event;
 pub mod key;
 pub mod money;
@@ -38,13 +42,14 @@ pub mod rules;
 
 pub use bucket::{bucket_of, bucket_start, BUCKET_SECONDS};
 pub use change::{folder_contains, is_change, normalize_path, Action, UnknownAction};
+pub use cloudevent::{is_json_media_type, CloudEventEnvelope, CLOUDEVENTS_SPEC_VERSION};
 pub use event::{derive_operation, CallEvent, Direction, Interface, Operation, UnknownName};
 pub use key::DedupKey;
 pub use money::{minor_digits, Money};
 pub use pages::{list_pages, DEFAULT_LIST_PAGE_SIZE};
 pub use parse::{
     check_event, event_from_value, is_valid_account, parse_event, EventError, EventLimits, RejectReason,
-    MAX_ACCOUNT_BYTES, MAX_COUNT, MAX_ID_BYTES, MAX_STATUS,
+    ACCOUNT_PATTERN, MAX_ACCOUNT_BYTES, MAX_COUNT, MAX_ID_BYTES, MAX_STATUS,
 };
 pub use period::{local_midnight, AccountSchedule, PeriodKind, PeriodRule, Term, UnknownPeriodKind, UsagePeriod};
 pub use plan::{pick_plan, Overage, Plan, OVERAGE_BLOCK_CALLS};

@@ -15,7 +15,9 @@
 mod check;
 mod flat;
 
-pub use check::{check_event, is_valid_account, MAX_ACCOUNT_BYTES, MAX_COUNT, MAX_ID_BYTES, MAX_STATUS};
+pub use check::{
+    check_event, is_valid_account, ACCOUNT_PATTERN, MAX_ACCOUNT_BYTES, MAX_COUNT, MAX_ID_BYTES, MAX_STATUS,
+};
 
 use crate::event::{derive_operation, CallEvent, Interface, Operation};
 use chrono::{DateTime, Duration, Utc};
@@ -61,11 +63,27 @@ pub enum RejectReason {
     UnknownAccount,
     /// `time` is older than the retention (decided by the store).
     OlderThanRetention,
+    /// A CloudEvent's envelope and its data give the same field different
+    /// values (`cloudevent.rs`): which one is meant cannot be known.
+    EnvelopeConflict,
 }
 
 impl RejectReason {
+    /// Every reason, in the order of the enum (the API's description lists them).
+    pub const ALL: [RejectReason; 9] = [
+        RejectReason::InvalidJson,
+        RejectReason::MissingField,
+        RejectReason::WrongType,
+        RejectReason::InvalidValue,
+        RejectReason::Oversize,
+        RejectReason::InFuture,
+        RejectReason::UnknownAccount,
+        RejectReason::OlderThanRetention,
+        RejectReason::EnvelopeConflict,
+    ];
+
     /// The stable code: `invalid_json`, `missing_field`, `wrong_type`, `invalid_value`,
-    /// `oversize`, `in_future`, `unknown_account` or `older_than_retention`.
+    /// `oversize`, `in_future`, `unknown_account`, `older_than_retention` or `envelope_conflict`.
     pub fn as_str(&self) -> &'static str {
         match self {
             RejectReason::InvalidJson => "invalid_json",
@@ -76,6 +94,7 @@ impl RejectReason {
             RejectReason::InFuture => "in_future",
             RejectReason::UnknownAccount => "unknown_account",
             RejectReason::OlderThanRetention => "older_than_retention",
+            RejectReason::EnvelopeConflict => "envelope_conflict",
         }
     }
 }
@@ -113,7 +132,7 @@ impl fmt::Display for FieldPrefix {
 }
 
 impl EventError {
-    fn new(field: &'static str, reason: RejectReason, detail: impl Into<String>) -> Self {
+    pub(crate) fn new(field: &'static str, reason: RejectReason, detail: impl Into<String>) -> Self {
         EventError { field: Some(field), reason, detail: detail.into() }
     }
 }
@@ -392,7 +411,7 @@ fn wrong_type(field: &'static str, expected: &str, got: &Value) -> EventError {
     EventError::new(field, RejectReason::WrongType, format!("expected {expected}, got {}", kind(got)))
 }
 
-fn kind(v: &Value) -> &'static str {
+pub(crate) fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -406,7 +425,7 @@ fn kind(v: &Value) -> &'static str {
 
 /// A bad value for an error message: quoted, and cut short so that a huge
 /// field does not make a huge answer.
-fn quote(s: &str) -> String {
+pub(crate) fn quote(s: &str) -> String {
     const MAX: usize = 64;
     if s.len() <= MAX {
         return format!("{s:?}");
@@ -681,6 +700,26 @@ mod tests {
         assert!(e.detail.len() < 200, "bad values are cut short: {}", e.detail);
         assert_eq!(RejectReason::OlderThanRetention.as_str(), "older_than_retention");
         assert_eq!(serde_json::to_string(&RejectReason::InFuture).unwrap(), "\"in_future\"");
+    }
+
+    #[test]
+    fn every_reject_reason_is_listed_once() {
+        // The match has no wildcard: a new reason does not compile until it is placed here, and then in ALL.
+        let position = |r: RejectReason| match r {
+            RejectReason::InvalidJson => 0,
+            RejectReason::MissingField => 1,
+            RejectReason::WrongType => 2,
+            RejectReason::InvalidValue => 3,
+            RejectReason::Oversize => 4,
+            RejectReason::InFuture => 5,
+            RejectReason::UnknownAccount => 6,
+            RejectReason::OlderThanRetention => 7,
+            RejectReason::EnvelopeConflict => 8,
+        };
+        for (i, r) in RejectReason::ALL.into_iter().enumerate() {
+            assert_eq!(position(r), i, "{r}");
+            assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
+        }
     }
 
     #[test]

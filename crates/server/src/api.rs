@@ -1,5 +1,6 @@
-//! What every handler shares: the state, the router, and the small helpers
-//! the route groups in `routes/` use. The operations endpoints (`/readyz`,
+//! What every handler shares: the state, the router (with the description
+//! of every route, `openapi/`), and the small helpers the route groups in
+//! `routes/` use. The operations endpoints (`/healthz`, `/readyz`,
 //! `/metrics`, `/openapi.json`) are here too: they belong to no group.
 
 use crate::auth::{Auth, Caller};
@@ -7,18 +8,21 @@ use crate::body::BodyBudget;
 use crate::error::{envelope_every_error, ApiError};
 use crate::live_audits::LiveAudits;
 use crate::metrics::{Load, Metrics};
+use crate::openapi::{self, OpenApiJson};
 use crate::options::Settings;
 use crate::routes::{accounts, adjustments, admin, audits, calls, events, tokens, usage, webhooks};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use axum::Router;
+use axum::{Extension, Router};
 use callmeter_store::{AccountRecord, Store};
 use chrono::{DateTime, Utc};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// What every handler shares.
 pub struct AppState {
@@ -45,38 +49,51 @@ pub(crate) type AppResult<T> = Result<T, ApiError>;
 /// The state, as handlers take it.
 pub(crate) type St = State<Arc<AppState>>;
 
-/// Every route.
+/// Every route, and the description of each: each handler is registered
+/// with its `#[utoipa::path]` operation, so that none is served undescribed.
+pub(crate) fn described_routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+        .routes(routes!(serve_openapi))
+        .routes(routes!(events::post_events))
+        .routes(routes!(usage::all_usage))
+        .routes(routes!(accounts::plans))
+        .routes(routes!(accounts::accounts))
+        .routes(routes!(accounts::account, accounts::put_account))
+        .routes(routes!(usage::account_usage))
+        .routes(routes!(calls::account_calls))
+        .routes(routes!(audits::account_audit))
+        .routes(routes!(audits::all_audits))
+        .routes(routes!(adjustments::adjustments, adjustments::post_adjustment))
+        .routes(routes!(tokens::post_account_key))
+        .routes(routes!(tokens::delete_account_key))
+        .routes(routes!(tokens::tokens, tokens::post_token))
+        .routes(routes!(tokens::delete_token))
+        .routes(routes!(admin::rotate_admin))
+        .routes(routes!(admin::backup))
+}
+
+/// Every route, with the description this configuration serves at `/openapi.json`.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/openapi.json", get(openapi))
-        .route("/v1/events", post(events::post_events))
-        .route("/v1/usage", get(usage::all_usage))
-        .route("/v1/plans", get(accounts::plans))
-        .route("/v1/accounts", get(accounts::accounts))
-        .route("/v1/accounts/{account}", get(accounts::account).put(accounts::put_account))
-        .route("/v1/accounts/{account}/usage", get(usage::account_usage))
-        .route("/v1/accounts/{account}/calls", get(calls::account_calls))
-        .route("/v1/accounts/{account}/audit", get(audits::account_audit))
-        .route("/v1/audits", get(audits::all_audits))
-        .route("/v1/accounts/{account}/adjustments", get(adjustments::adjustments).post(adjustments::post_adjustment))
-        .route("/v1/accounts/{account}/keys", post(tokens::post_account_key))
-        .route("/v1/accounts/{account}/keys/{id}", delete(tokens::delete_account_key))
-        .route("/v1/tokens", get(tokens::tokens).post(tokens::post_token))
-        .route("/v1/tokens/{id}", delete(tokens::delete_token))
-        .route("/v1/admin/rotate-token", post(admin::rotate_admin))
-        .route("/v1/admin/backup", post(admin::backup))
+    let (routes, doc) = described_routes().split_for_parts();
+    let doc = openapi::describe(doc, &state.settings.store.plans, state.settings.metrics_public);
+    let json = openapi::to_json(&doc).to_string();
+    routes
+        // Served but not yet described: the webhook routes get their
+        // `utoipa::path` annotations with the alerts' routes (issue 14, part 2).
         .merge(webhook_routes())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::map_response(envelope_every_error))
+        .layer(Extension(OpenApiJson(json.into())))
         .with_state(state)
 }
 
 /// The webhook routes (DESIGN §7, `routes/webhooks.rs`).
 fn webhook_routes() -> Router<Arc<AppState>> {
+    use axum::routing::{get, post};
     Router::new()
         .route("/v1/accounts/{account}/webhooks", get(webhooks::webhooks).post(webhooks::post_webhook))
         .route(
@@ -94,6 +111,23 @@ pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> AppResult<T>
     tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::Internal(format!("task failed: {e}")))?
 }
 
+/// Liveness: the process answers.
+///
+/// Public.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "Alive", body = String, content_type = "text/plain")))]
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Readiness: whether the store takes writes.
+///
+/// Public. 503 (`unavailable`) while it does not (a full disk, a failed sync).
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = String, content_type = "text/plain"),
+        (status = 503, response = crate::openapi::responses::Unavailable),
+    ))]
 async fn readyz(State(s): St) -> Response {
     if s.store.is_writable() {
         (StatusCode::OK, "ready\n").into_response()
@@ -102,6 +136,16 @@ async fn readyz(State(s): St) -> Response {
     }
 }
 
+/// Prometheus metrics.
+///
+/// Scopes: admin, support (public with `metrics_public = true`). Counts
+/// refusals (`callmeter_refused_*_total`: unauthorized before the body,
+/// bodies in flight, store busy, live audits, connections), timeouts, and the
+/// gauges `callmeter_open_connections` and `callmeter_body_bytes_in_flight`.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "The metrics, in Prometheus' text format", body = String,
+        content_type = "text/plain; version=0.0.4")),
+    security(("bearer" = [])))]
 async fn metrics(State(s): St, headers: HeaderMap) -> AppResult<Response> {
     if !s.settings.metrics_public {
         let caller = s.auth.caller(&headers).inspect_err(|_| Metrics::add(&s.metrics.refused_unauthorized, 1))?;
@@ -117,8 +161,14 @@ async fn metrics(State(s): St, headers: HeaderMap) -> AppResult<Response> {
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response())
 }
 
-async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], include_str!("../openapi.json")).into_response()
+/// This description (OpenAPI 3.1), generated from the code.
+///
+/// Public.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "The description of the API as this server serves it",
+        body = Object, content_type = "application/json")))]
+async fn serve_openapi(Extension(OpenApiJson(json)): Extension<OpenApiJson>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], json.to_string()).into_response()
 }
 
 /// The account, or 404.

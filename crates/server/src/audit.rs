@@ -66,7 +66,7 @@ pub fn run(
 }
 
 /// A kept audit in one line: what `GET /v1/audits` lists for each account.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AuditSummary {
     /// The account.
     pub account: String,
@@ -89,15 +89,18 @@ pub struct AuditSummary {
 }
 
 /// The biggest finding of an audit, in short.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TopFinding {
     /// `polling`, `list_after_write` or `duplicate_requests`.
+    #[schema(value_type = crate::openapi::FindingKindName, inline)]
     pub kind: FindingKind,
     /// Who makes the calls.
+    #[schema(value_type = crate::openapi::SourceKeyDoc, inline)]
     pub source: SourceKey,
     /// The path they are about.
     pub path: String,
     /// Their operation, when they share one.
+    #[schema(value_type = Option<crate::openapi::params::OperationName>, inline)]
     pub operation: Option<Operation>,
     /// Its avoidable calls.
     pub avoidable_calls: u64,

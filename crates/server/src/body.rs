@@ -169,6 +169,11 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         return serde_json::from_slice(b"null")
             .map_err(|_| ApiError::BadRequest("body: empty, and this route needs a JSON object".into()));
     }
+    // Every route's body is a JSON object; serde would read a struct from an
+    // array too, by position (`["admin"]` as `{"scope": "admin"}`).
+    if bytes.trim_ascii_start().starts_with(b"[") {
+        return Err(ApiError::BadRequest("body: a JSON array, and this route needs a JSON object".into()));
+    }
     serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest(format!("body: {e}")))
 }
 
@@ -218,5 +223,10 @@ mod tests {
         let e = parse_json::<Adjust>(br#"{"calls": 99999999999999999999999}"#).unwrap_err();
         assert_eq!(e.code_and_status().1, 400, "{e}");
         assert!(parse_json::<Adjust>(b"{").unwrap_err().to_string().starts_with("body: "));
+        // Not a struct read by position from an array.
+        for array in [&b"[]"[..], b" [5]"] {
+            let e = parse_json::<Option<Adjust>>(array).unwrap_err();
+            assert!(e.to_string().contains("needs a JSON object"), "{e}");
+        }
     }
 }

@@ -101,10 +101,34 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// Every code of the table above, in its order (the API's description lists them).
+    pub const CODES: [&'static str; 12] = [
+        "unauthorized",
+        "forbidden",
+        "not_found",
+        "method_not_allowed",
+        "bad_request",
+        "unknown_plan",
+        "too_large",
+        "unsupported_media_type",
+        "disk_full",
+        "unavailable",
+        "busy",
+        "internal",
+    ];
+}
+
+crate::openapi::schema_types! {
+    /// An error's code (the table above).
+    ErrorCode => serde_json::json!({"type": "string", "enum": ApiError::CODES});
+}
+
 /// The `error` object of an answer, also carried per account by `GET /v1/usage`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// The stable code.
+    #[schema(value_type = ErrorCode, inline)]
     pub code: &'static str,
     /// What went wrong, for people.
     pub message: String,
@@ -195,6 +219,41 @@ mod tests {
     async fn json_of(response: Response) -> serde_json::Value {
         let bytes = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
         serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[test]
+    fn every_code_is_listed() {
+        // One of each kind: a new kind does not compile here until it is added (and its code to CODES).
+        let every = |e: &ApiError| match e {
+            ApiError::Unauthorized
+            | ApiError::Forbidden(_)
+            | ApiError::NotFound(_)
+            | ApiError::BadRequest(_)
+            | ApiError::UnknownPlan { .. }
+            | ApiError::MethodNotAllowed
+            | ApiError::TooLarge(_)
+            | ApiError::UnsupportedMediaType(_)
+            | ApiError::Busy { .. }
+            | ApiError::DiskFull(_)
+            | ApiError::Unavailable(_)
+            | ApiError::Internal(_) => e.code_and_status().0,
+        };
+        let kinds = [
+            ApiError::Unauthorized,
+            ApiError::Forbidden("x"),
+            ApiError::NotFound(String::new()),
+            ApiError::MethodNotAllowed,
+            ApiError::BadRequest(String::new()),
+            ApiError::UnknownPlan { account: String::new(), plan: String::new() },
+            ApiError::TooLarge(String::new()),
+            ApiError::UnsupportedMediaType(String::new()),
+            ApiError::DiskFull(String::new()),
+            ApiError::Unavailable(String::new()),
+            ApiError::Busy { message: String::new(), retry_after_secs: 1 },
+            ApiError::Internal(String::new()),
+        ];
+        let codes: Vec<&str> = kinds.iter().map(every).collect();
+        assert_eq!(codes, ApiError::CODES);
     }
 
     #[tokio::test]

@@ -24,6 +24,7 @@
 //! - `unread_bodies.rs`: a body its handler did not read, drained after the answer.
 //! - `live_audits.rs`: the one thread that audits run on for requests.
 //! - `admin_token.rs`: which admin token is in force at start (configured, rotated, kept or new).
+//! - `openapi/`: the OpenAPI description, generated from the handlers' annotations and the types.
 //! - `metrics.rs`: Prometheus counters.
 //! - `error.rs`: [`ApiError`], and the table from error to code and HTTP status.
 
@@ -43,6 +44,7 @@ mod ingest;
 mod limits;
 mod live_audits;
 mod metrics;
+mod openapi;
 mod options;
 mod routes;
 mod schedule;

@@ -10,7 +10,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// A usage period as answered, with whether it has closed.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct PeriodInfo {
     /// First instant of the period.
     pub start: DateTime<Utc>,
@@ -30,7 +30,7 @@ impl PeriodInfo {
 }
 
 /// Calls and billable calls of one interface, group or time slot.
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct CallCount {
     /// Calls.
     pub calls: u64,
@@ -39,7 +39,7 @@ pub struct CallCount {
 }
 
 /// Overage beyond the plan.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct OverageInfo {
     /// Calls beyond the allowance.
     pub calls: u64,
@@ -52,7 +52,7 @@ pub struct OverageInfo {
 }
 
 /// The answer of `GET /v1/accounts/{account}/usage`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct UsageReport {
     /// The account.
     pub account: String,
@@ -103,9 +103,10 @@ pub struct UsageReport {
 }
 
 /// Counts for one combination of the `group_by` dimensions.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Group {
     /// The dimension values, by dimension name.
+    #[schema(value_type = BTreeMap<String, String>)]
     pub key: BTreeMap<&'static str, String>,
     /// The counts.
     #[serde(flatten)]
@@ -113,9 +114,10 @@ pub struct Group {
 }
 
 /// Counts for one local hour or day.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct SeriesPoint {
     /// Start of the slot, in the account's zone.
+    #[schema(format = DateTime)]
     pub start: String,
     /// The counts.
     #[serde(flatten)]
@@ -136,6 +138,9 @@ pub enum Dimension {
 }
 
 impl Dimension {
+    /// Every dimension, in the order of `group_by`'s documentation.
+    pub const ALL: [Dimension; 4] = [Dimension::Interface, Dimension::Operation, Dimension::ApiKey, Dimension::User];
+
     /// Parses `interface,operation,api_key,user`: each known dimension at
     /// most once, so at most four. A repeat is refused rather than ignored:
     /// grouping by a dimension thousands of times once took a core for
@@ -163,7 +168,8 @@ impl Dimension {
         Ok(dims)
     }
 
-    fn name(self) -> &'static str {
+    /// The dimension's name in `group_by` and in a group's `key`.
+    pub fn name(self) -> &'static str {
         match self {
             Dimension::Interface => "interface",
             Dimension::Operation => "operation",

@@ -32,6 +32,10 @@ pub const MAX_STATUS: i64 = 999;
 /// or 9 quadrillion entries in one page is not a real call.
 pub const MAX_COUNT: u64 = (1 << 53) - 1;
 
+/// The rule of [`is_valid_account`] as a regular expression, for the API's
+/// description (and whatever else takes a pattern).
+pub const ACCOUNT_PATTERN: &str = "^[a-z0-9][a-z0-9._-]{0,63}$";
+
 /// Whether `s` is an account name: `[a-z0-9][a-z0-9._-]{0,63}` (DESIGN §3).
 pub fn is_valid_account(s: &str) -> bool {
     let b = s.as_bytes();

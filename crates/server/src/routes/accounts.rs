@@ -12,32 +12,79 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 use serde_json::json;
 
-/// Every scope that reads sees the plans; ingest only posts calls (DESIGN §8).
+/// The configured plans.
+///
+/// Scopes: admin, support, account keys (not ingest, which only posts calls).
+#[utoipa::path(get, path = "/v1/plans", tag = "accounts",
+    responses((status = 200, description = "The plans", body = crate::openapi::PlansAnswer)),
+    security(("bearer" = [])))]
 pub(crate) async fn plans(State(s): St, _: Reader) -> AppResult<Response> {
     Ok(Json(json!({ "plans": s.settings.store.plans })).into_response())
 }
 
+/// The accounts the caller may read.
+///
+/// Scopes: admin and support (every account), account keys (their own).
+#[utoipa::path(get, path = "/v1/accounts", tag = "accounts",
+    responses((status = 200, description = "The accounts", body = crate::openapi::AccountsAnswer)),
+    security(("bearer" = [])))]
 pub(crate) async fn accounts(State(s): St, Reader(caller): Reader) -> AppResult<Response> {
     let all: Vec<AccountRecord> = s.store.accounts().into_iter().filter(|a| caller.may_read(&a.name)).collect();
     Ok(Json(json!({ "accounts": all })).into_response())
 }
 
+/// One account.
+///
+/// Scopes: admin, support, its key.
+#[utoipa::path(get, path = "/v1/accounts/{account}", tag = "accounts",
+    params(crate::openapi::params::AccountPath),
+    responses(
+        (status = 200, description = "The account", body = crate::openapi::AccountDoc),
+        (status = 404, response = crate::openapi::responses::NotFound),
+    ),
+    security(("bearer" = [])))]
 pub(crate) async fn account(State(s): St, AccountReader { account }: AccountReader) -> AppResult<Response> {
     Ok(Json(known_account(&s, &account)?).into_response())
 }
 
-#[derive(Deserialize)]
+/// What to change; each field left out (or `null`) keeps the account's. A new account takes the defaults.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AccountPut {
+    /// A configured plan's name.
+    #[schema(value_type = Option<crate::openapi::params::PlanName>, inline)]
     plan: Option<String>,
+    /// An IANA time zone.
+    #[schema(value_type = Option<crate::openapi::params::TimeZone>, inline)]
     timezone: Option<String>,
+    /// The local date the account's periods are anchored on.
     period_anchor: Option<NaiveDate>,
+    /// Entries one list request returns on this account (its audits cost listings at it); applies at once.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     list_page_size: Option<u64>,
 }
 
 /// The largest list page size an account may set: no platform lists more at once.
 const MAX_LIST_PAGE_SIZE: u64 = 1_000_000;
 
+/// Create an account, or change its plan, time zone or period anchor from its next period on.
+///
+/// Scopes: admin, its key. A period's bounds never move once it has begun.
+#[utoipa::path(put, path = "/v1/accounts/{account}", tag = "accounts",
+    params(crate::openapi::params::AccountPath),
+    request_body = AccountPut,
+    responses(
+        (status = 200, description = "The account as changed", body = crate::openapi::AccountDoc, links(
+            ("Read" = (operation_id = "account", parameters(("account" = "$response.body#/name")))),
+            ("Usage" = (operation_id = "account_usage", parameters(("account" = "$response.body#/name")))),
+            ("Calls" = (operation_id = "account_calls", parameters(("account" = "$response.body#/name")))),
+            ("Adjust" = (operation_id = "post_adjustment", parameters(("account" = "$response.body#/name")))),
+            ("MakeKey" = (operation_id = "post_account_key", parameters(("account" = "$response.body#/name")))),
+        )),
+        (status = 400, response = crate::openapi::responses::BadRequest),
+        (status = 507, response = crate::openapi::responses::DiskFull),
+    ),
+    security(("bearer" = [])))]
 pub(crate) async fn put_account(
     State(s): St,
     AccountManager { account }: AccountManager,

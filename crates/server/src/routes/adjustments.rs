@@ -5,6 +5,7 @@ use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::extract::{bounded, Path, Query};
 use crate::guard::{AccountReader, AdminOnly};
+use crate::openapi::{params, responses};
 use crate::usage;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -18,7 +19,7 @@ use serde_json::json;
 /// The most calls one adjustment may add or take away: far beyond any real
 /// correction, and small enough that no sum of them comes near `i64::MAX`
 /// before it saturates.
-const MAX_ADJUSTMENT_CALLS: i64 = 1_000_000_000_000;
+pub(crate) const MAX_ADJUSTMENT_CALLS: i64 = 1_000_000_000_000;
 
 /// Refuses an adjustment beyond [`MAX_ADJUSTMENT_CALLS`] either way.
 fn check_calls(calls: i64) -> AppResult<()> {
@@ -30,13 +31,34 @@ fn check_calls(calls: i64) -> AppResult<()> {
     Ok(())
 }
 
-#[derive(Deserialize)]
+/// A signed adjustment of a period.
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(crate) struct AdjustmentPost {
+    /// Calls to add, or to take away when negative.
+    #[schema(value_type = params::AdjustmentCalls, inline)]
+    #[serde(deserialize_with = "whole_number")]
     calls: i64,
+    /// Why: not blank.
+    #[schema(value_type = params::Reason, inline)]
     reason: String,
+    /// The period it corrects (default the current one).
+    #[schema(value_type = Option<params::Period>, inline)]
     period: Option<String>,
 }
 
+/// Add a signed adjustment with a reason to a period.
+///
+/// Scopes: admin. It shows apart from the metered total.
+#[utoipa::path(post, path = "/v1/accounts/{account}/adjustments", tag = "accounts",
+    params(params::AccountPath),
+    request_body = AdjustmentPost,
+    responses(
+        (status = 201, description = "The adjustment", body = crate::openapi::AdjustmentDoc,
+            links(("List" = (operation_id = "adjustments", parameters(("account" = "$response.body#/account")))))),
+        (status = 404, response = responses::NotFound),
+        (status = 507, response = responses::DiskFull),
+    ),
+    security(("bearer" = [])))]
 pub(crate) async fn post_adjustment(
     State(s): St,
     _: AdminOnly,
@@ -59,11 +81,39 @@ pub(crate) async fn post_adjustment(
     Ok((StatusCode::CREATED, Json(adj)).into_response())
 }
 
-#[derive(Deserialize)]
+/// An integer, also as JSON writes some (`-324.0`): a number with no
+/// fraction is an integer to JSON and to the API's description; a fraction,
+/// or a number beyond `i64`, is refused.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    if let Some(i) = n.as_i64() {
+        return Ok(i);
+    }
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 => Ok(f as i64),
+        _ => Err(serde::de::Error::custom(format!("{n} is not a whole number of calls"))),
+    }
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct AdjustmentsParams {
+    /// The period (default the current one).
+    #[param(value_type = Option<params::Period>, inline)]
     period: Option<String>,
 }
 
+/// The adjustments of a period.
+///
+/// Scopes: admin, support, its key.
+#[utoipa::path(get, path = "/v1/accounts/{account}/adjustments", tag = "accounts",
+    params(params::AccountPath, AdjustmentsParams),
+    responses(
+        (status = 200, description = "The adjustments", body = crate::openapi::AdjustmentsAnswer),
+        (status = 400, response = responses::BadRequest),
+        (status = 404, response = responses::NotFound),
+    ),
+    security(("bearer" = [])))]
 pub(crate) async fn adjustments(
     State(s): St,
     AccountReader { account }: AccountReader,
@@ -80,6 +130,18 @@ pub(crate) async fn adjustments(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn calls_are_whole_numbers_however_written() {
+        let calls =
+            |json: &str| serde_json::from_str::<AdjustmentPost>(json).map(|a| a.calls).map_err(|e| e.to_string());
+        assert_eq!(calls(r#"{"calls": -324.0, "reason": "r"}"#), Ok(-324));
+        assert_eq!(calls(r#"{"calls": 5, "reason": "r"}"#), Ok(5));
+        assert_eq!(calls(r#"{"calls": 1e3, "reason": "r"}"#), Ok(1000));
+        assert!(calls(r#"{"calls": 1.5, "reason": "r"}"#).unwrap_err().contains("not a whole number"));
+        assert!(calls(r#"{"calls": 1e300, "reason": "r"}"#).is_err());
+        assert!(calls(r#"{"calls": "5", "reason": "r"}"#).is_err());
+    }
 
     #[test]
     fn one_adjustment_is_bounded_both_ways() {

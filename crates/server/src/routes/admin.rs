@@ -9,6 +9,14 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
+/// Replace the admin token without a restart; the new one holds across restarts.
+///
+/// Scopes: admin. The new secret is kept in DATA/admin-token. A configured
+/// admin token (config or environment) that seeded the data folder does not
+/// come back at the next start; a different configured token overrides the rotation.
+#[utoipa::path(post, path = "/v1/admin/rotate-token", tag = "admin",
+    responses((status = 200, description = "The new admin token, shown once", body = crate::openapi::RotatedToken)),
+    security(("bearer" = [])))]
 pub(crate) async fn rotate_admin(State(s): St, _: AdminOnly) -> AppResult<Response> {
     let state = s.clone();
     let secret = blocking(move || state.auth.rotate_admin()).await?;
@@ -16,11 +24,25 @@ pub(crate) async fn rotate_admin(State(s): St, _: AdminOnly) -> AppResult<Respon
     Ok(Json(json!({ "secret": secret })).into_response())
 }
 
-#[derive(Deserialize)]
+/// Where to write a backup.
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(crate) struct BackupPost {
+    /// An absolute path of an empty or absent folder on the server's machine,
+    /// outside the data folder and not containing it (judged after symlinks and `..` are resolved).
+    #[schema(value_type = String)]
     dir: std::path::PathBuf,
 }
 
+/// Write a consistent copy of the store into an empty folder on the server.
+///
+/// Scopes: admin.
+#[utoipa::path(post, path = "/v1/admin/backup", tag = "admin",
+    request_body = BackupPost,
+    responses(
+        (status = 200, description = "The backup written", body = crate::openapi::BackupAnswer),
+        (status = 507, response = crate::openapi::responses::DiskFull),
+    ),
+    security(("bearer" = [])))]
 pub(crate) async fn backup(State(s): St, _: AdminOnly, JsonBody(b): JsonBody<BackupPost>) -> AppResult<Response> {
     let state = s.clone();
     let dir = b.dir.clone();

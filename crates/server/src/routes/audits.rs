@@ -8,6 +8,7 @@ use crate::extract::Query;
 use crate::guard::{AccountReader, EveryAccountReader};
 use crate::live_audits::Refused;
 use crate::metrics::Metrics;
+use crate::openapi::{params, responses};
 use crate::usage;
 use axum::extract::State;
 use axum::http::header;
@@ -18,10 +19,17 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct AuditParams {
+    /// Start of the range, inclusive (default the start of the current usage period); before `to`; not with `day`.
+    #[param(value_type = Option<params::Rfc3339Time>, inline)]
     from: Option<String>,
+    /// End of the range, exclusive (default now); after `from`; not with `day`.
+    #[param(value_type = Option<params::Rfc3339Time>, inline)]
     to: Option<String>,
+    /// A UTC day: the audit the daily schedule kept for it, else one made for the request.
+    #[param(value_type = Option<params::CalendarDay>, inline)]
     day: Option<String>,
 }
 
@@ -61,6 +69,24 @@ fn audit_range(
     Ok((from, to, None))
 }
 
+/// The account's usage audit (DESIGN §6).
+///
+/// Scopes: admin, support, its key. Top sources, findings (polling,
+/// list_after_write, duplicate_requests) with their avoidable calls and
+/// recommendations, and what_if; the same JSON as `callmeter audit --format
+/// json`. The `callmeter-audit` header says whether the audit was kept by the
+/// daily schedule or made for the request (one at a time: 503 `busy` when one
+/// would wait too long).
+#[utoipa::path(get, path = "/v1/accounts/{account}/audit", tag = "audits",
+    params(params::AccountPath, AuditParams),
+    responses(
+        (status = 200, description = "The audit", body = crate::openapi::AuditReportDoc,
+            headers(("callmeter-audit" = String, description = "`kept` (by the daily schedule) or `live` (made for the request)"))),
+        (status = 400, response = responses::BadRequest),
+        (status = 404, response = responses::NotFound),
+        (status = 503, response = responses::Unavailable),
+    ),
+    security(("bearer" = [])))]
 pub(crate) async fn account_audit(
     State(s): St,
     AccountReader { account }: AccountReader,
@@ -93,12 +119,33 @@ pub(crate) async fn account_audit(
 /// Says whether an audit was kept by the daily schedule or made for the request.
 const AUDIT_HEADER: header::HeaderName = header::HeaderName::from_static("callmeter-audit");
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct AuditsParams {
+    /// The UTC day (default yesterday).
+    #[param(value_type = Option<params::CalendarDay>, inline)]
     day: Option<String>,
+    /// `json` (default) or `csv`.
+    #[param(value_type = Option<params::TableFormat>, inline)]
     format: Option<String>,
 }
 
+/// Every account's kept daily audit of a UTC day, in one line each.
+///
+/// Scopes: admin, support. Account, calls, avoidable calls, calls after,
+/// factor, findings and the top finding; most avoidable calls first. Reads
+/// only the audits the daily schedule kept (`[audit]` in the config); never
+/// runs one.
+#[utoipa::path(get, path = "/v1/audits", tag = "audits",
+    params(AuditsParams),
+    responses(
+        (status = 200, description = "The kept audits of the day", content(
+            (crate::openapi::AuditsAnswer = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, response = responses::BadRequest),
+    ),
+    security(("bearer" = [])))]
 pub(crate) async fn all_audits(
     State(s): St,
     _: EveryAccountReader,

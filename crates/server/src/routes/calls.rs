@@ -5,6 +5,7 @@ use crate::error::ApiError;
 use crate::export;
 use crate::extract::{bounded, Query};
 use crate::guard::AccountReader;
+use crate::openapi::{params, responses};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -13,19 +14,49 @@ use callmeter_store::{CallFilter, Position};
 use serde::Deserialize;
 use serde_json::json;
 
-#[derive(Deserialize)]
+/// Calls in a page when `per_page` is not given.
+pub(crate) const DEFAULT_PER_PAGE: usize = 100;
+/// The most calls in one page.
+pub(crate) const MAX_PER_PAGE: usize = 10_000;
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct CallsParams {
+    /// Calls at or after this time.
+    #[param(value_type = Option<params::Rfc3339Time>, inline)]
     from: Option<String>,
+    /// Calls before this time.
+    #[param(value_type = Option<params::Rfc3339Time>, inline)]
     to: Option<String>,
+    /// Calls of this interface.
+    #[param(value_type = Option<params::InterfaceName>, inline)]
     interface: Option<String>,
+    /// Calls of this operation.
+    #[param(value_type = Option<params::OperationName>, inline)]
     operation: Option<String>,
+    /// Calls whose path starts with this.
+    #[param(value_type = Option<params::FreeText>, inline)]
     path_prefix: Option<String>,
+    /// Calls made with this API key.
+    #[param(value_type = Option<params::FreeText>, inline)]
     api_key: Option<String>,
+    /// Calls by this user.
+    #[param(value_type = Option<params::FreeText>, inline)]
     user: Option<String>,
+    /// Calls from this client address.
+    #[param(value_type = Option<params::FreeText>, inline)]
     client_ip: Option<String>,
+    /// Calls answered with a status of this class (`2xx`, `4xx`…).
+    #[param(value_type = Option<params::StatusClass>, inline)]
     status: Option<String>,
+    /// Where to go on: the `next_cursor` of the page before.
+    #[param(value_type = Option<params::Cursor>, inline)]
     cursor: Option<String>,
+    /// Calls in a page (JSON only; default 100).
+    #[param(value_type = Option<params::PerPage>, inline)]
     per_page: Option<usize>,
+    /// `json` (default; in pages), `csv` or `ndjson` (every call from `cursor` on, streamed).
+    #[param(value_type = Option<params::CallsFormat>, inline)]
     format: Option<String>,
 }
 
@@ -59,6 +90,23 @@ fn call_filter(q: &CallsParams) -> AppResult<CallFilter> {
     })
 }
 
+/// The request log: every call, listings included.
+///
+/// Scopes: admin, support, its key. JSON in pages (follow `next_cursor`), or
+/// CSV or NDJSON streamed, of any size. The whole query is at most 8 KiB
+/// (as every route's), each free-form filter at most 4,096 bytes.
+#[utoipa::path(get, path = "/v1/accounts/{account}/calls", tag = "calls",
+    params(params::AccountPath, CallsParams),
+    responses(
+        (status = 200, description = "The calls that match, oldest first", content(
+            (crate::openapi::CallsPage = "application/json"),
+            (String = "text/csv"),
+            (String = "application/x-ndjson"),
+        )),
+        (status = 400, response = responses::BadRequest),
+        (status = 404, response = responses::NotFound),
+    ),
+    security(("bearer" = [])))]
 pub(crate) async fn account_calls(
     State(s): St,
     AccountReader { account }: AccountReader,
@@ -73,9 +121,9 @@ pub(crate) async fn account_calls(
         Some("csv") => Ok(export::stream(s.store.clone(), account, filter, after, export::Format::Csv)),
         Some("ndjson") => Ok(export::stream(s.store.clone(), account, filter, after, export::Format::Ndjson)),
         None | Some("json") => {
-            let per_page = q.per_page.unwrap_or(100);
-            if per_page == 0 || per_page > 10_000 {
-                return Err(ApiError::BadRequest("per_page: from 1 to 10000".into()));
+            let per_page = q.per_page.unwrap_or(DEFAULT_PER_PAGE);
+            if per_page == 0 || per_page > MAX_PER_PAGE {
+                return Err(ApiError::BadRequest(format!("per_page: from 1 to {MAX_PER_PAGE}")));
             }
             let store = s.store.clone();
             let page = blocking(move || Ok(store.calls(&account, &filter, after, per_page)?)).await?;

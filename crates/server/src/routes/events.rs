@@ -1,4 +1,9 @@
 //! `POST /v1/events`: a batch of calls in, an answer for each out.
+//!
+//! The body schemas below describe what is judged per request (the framing:
+//! an array of at most [`MAX_EVENTS_PER_REQUEST`], one object, lines);
+//! each event in it is judged on its own against the call event schema and
+//! answered in the 200, never refused with the request.
 
 use crate::api::{blocking, AppResult, AppState, St};
 use crate::body::ReadBody;
@@ -6,6 +11,9 @@ use crate::error::ApiError;
 use crate::guard::Ingester;
 use crate::ingest::{self, BodyKind};
 use crate::metrics::Metrics;
+use crate::openapi::responses::{BadRequest, DiskFull, Unavailable};
+use crate::openapi::{schema, IngestAnswer};
+use crate::options::MAX_EVENTS_PER_REQUEST;
 use axum::extract::{FromRequestParts, State};
 use axum::http::header;
 use axum::http::request::Parts;
@@ -14,25 +22,114 @@ use callmeter_store::StoreError;
 use chrono::Utc;
 use std::sync::Arc;
 use std::time::Instant;
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{PartialSchema, ToSchema};
 
-/// How the body is framed, from its content type; 415 for one we do not read,
-/// before the body is.
+/// How the body is framed, from its headers (`ingest.rs`): 415 for a
+/// content type we do not read, 400 for broken binary-mode headers, before
+/// the body is read.
 pub(crate) struct Framing(BodyKind);
 
 impl FromRequestParts<Arc<AppState>> for Framing {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &Arc<AppState>) -> Result<Self, ApiError> {
-        let content_type = parts.headers.get(header::CONTENT_TYPE).map(|v| String::from_utf8_lossy(v.as_bytes()));
-        BodyKind::from_content_type(content_type.as_deref()).map(Framing).ok_or_else(|| {
-            ApiError::UnsupportedMediaType(format!(
-                "content-type: {:?} is not application/json, application/x-ndjson or application/cloudevents-batch+json",
-                content_type.unwrap_or_default()
-            ))
-        })
+        BodyKind::from_headers(&parts.headers).map(Framing)
     }
 }
 
+/// An array of at most [`MAX_EVENTS_PER_REQUEST`] events, or one event alone.
+pub(crate) struct EventsBody;
+
+impl PartialSchema for EventsBody {
+    fn schema() -> RefOr<Schema> {
+        schema(serde_json::json!({
+            "description": "An array of events (call events, or CloudEvents whose data is a call event), or one alone. Each is judged on its own and answered in the 200.",
+            "oneOf": [
+                {"type": "array", "maxItems": MAX_EVENTS_PER_REQUEST, "items": {}},
+                {"type": "object"}
+            ]
+        }))
+    }
+}
+
+impl ToSchema for EventsBody {}
+
+/// Call events, one JSON object per line (NDJSON).
+pub(crate) struct NdjsonBody;
+
+impl PartialSchema for NdjsonBody {
+    fn schema() -> RefOr<Schema> {
+        schema(serde_json::json!({
+            "type": "string",
+            "description": "Call events, one JSON object per line; blank lines are skipped; at most 10,000 lines with an event."
+        }))
+    }
+}
+
+impl ToSchema for NdjsonBody {}
+
+/// One CloudEvent in structured mode.
+pub(crate) struct StructuredCloudEvent;
+
+impl PartialSchema for StructuredCloudEvent {
+    fn schema() -> RefOr<Schema> {
+        schema(serde_json::json!({
+            "type": "object",
+            "description": "One CloudEvent: `data` (or `data_base64`) is the call event; the envelope's id, time, source and subject fill its id, time, integration and path where it has none, and a field given in both with different values is rejected (envelope_conflict)."
+        }))
+    }
+}
+
+impl ToSchema for StructuredCloudEvent {}
+
+/// Ingest call events: JSON, NDJSON or CloudEvents.
+///
+/// Scopes: admin, ingest. The content type says how the body is framed:
+/// `application/json` (or none), an array of call events or one;
+/// `application/x-ndjson`, one per line; `application/cloudevents-batch+json`,
+/// an array of CloudEvents; `application/cloudevents+json`, one CloudEvent
+/// in structured mode. Any other content type: 415. At most 10,000 events or
+/// 16 MiB (413 beyond). Each event is answered in order as accepted,
+/// duplicate or rejected with its reason and field; the answer is sent only
+/// once the accepted events are durable.
+///
+/// **CloudEvents in binary mode**: a `ce-specversion: 1.0` header makes the
+/// body (JSON, `application/json` or no content type; else 415) one
+/// CloudEvent's data, the call event, and the headers its attributes:
+/// `ce-id`, `ce-time`, `ce-source` and `ce-subject` fill the call's `id`,
+/// `time`, `integration` and `path` where the body has none (values
+/// percent-encoded as the HTTP binding has them; `ce-type` and extensions
+/// are not read). A `ce-time` that is not RFC 3339, a `ce-specversion` other
+/// than `1.0`, or any of these headers without `ce-specversion` is refused
+/// (400). They are not listed as parameters: they switch the body's mode,
+/// which parameters cannot say.
+///
+/// In every CloudEvents mode, a field given by both the envelope and the
+/// data with different values rejects the event (`envelope_conflict`): give
+/// a call's id and time once, or the same in both. SDKs fill `id` (a new
+/// UUID) and `time` (now) when the producer gives none.
+#[utoipa::path(
+    post,
+    path = "/v1/events",
+    tag = "ingest",
+    request_body(
+        description = "The events; each is a call event (components/schemas/CallEvent) or a CloudEvent whose data is one",
+        content(
+            (EventsBody = "application/json"),
+            (NdjsonBody = "application/x-ndjson"),
+            (StructuredCloudEvent = "application/cloudevents+json"),
+            (EventsBody = "application/cloudevents-batch+json"),
+        )
+    ),
+    responses(
+        (status = 200, description = "Each event's outcome, in order: accepted, duplicate or rejected (with reason and field)", body = IngestAnswer),
+        (status = 400, response = BadRequest),
+        (status = 503, response = Unavailable),
+        (status = 507, response = DiskFull),
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn post_events(
     State(s): St,
     _: Ingester,
@@ -45,7 +142,7 @@ pub(crate) async fn post_events(
     // Parsing and the store's dedup lookups are CPU and disk work: off the async workers.
     let store = s.store.clone();
     let (errors, ticket) = blocking(move || {
-        let parsed = ingest::parse_body(kind, &bytes, Utc::now())?;
+        let parsed = ingest::parse_body(&kind, &bytes, Utc::now())?;
         let mut errors = Vec::with_capacity(parsed.items.len());
         let mut events = Vec::with_capacity(parsed.items.len());
         for item in parsed.items {

@@ -5,6 +5,7 @@ use crate::api::{blocking, known_account, parse_time, AppResult, AppState, St};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{bounded, Query};
 use crate::guard::{AccountReader, EveryAccountReader};
+use crate::openapi::{params, responses};
 use crate::usage::{self, Dimension, Granularity, PeriodInfo};
 use axum::extract::State;
 use axum::http::header;
@@ -26,15 +27,40 @@ fn plan_named<'a>(s: &'a AppState, account: &str, name: &str) -> AppResult<&'a P
         .ok_or_else(|| ApiError::UnknownPlan { account: account.to_owned(), plan: name.to_owned() })
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct UsageParams {
+    /// The usage period (default the current one); not with `from` and `to`.
+    #[param(value_type = Option<params::Period>, inline)]
     period: Option<String>,
+    /// Start of a range instead of a period (with `to`).
+    #[param(value_type = Option<params::Rfc3339Time>, inline)]
     from: Option<String>,
+    /// End of the range, exclusive (with `from`, not before it).
+    #[param(value_type = Option<params::Rfc3339Time>, inline)]
     to: Option<String>,
+    /// Counts by these dimensions, comma-separated, each at most once.
+    #[param(value_type = Option<params::GroupBy>, inline)]
     group_by: Option<String>,
+    /// Counts per local hour or day of the account's zone.
+    #[param(value_type = Option<params::Granularity>, inline)]
     granularity: Option<String>,
 }
 
+/// An account's usage for a period or a range, against its plan.
+///
+/// Scopes: admin, support, its key. Billable and non-billable, late, reads
+/// and writes, by interface, adjustments, the allowance, what remains,
+/// overage and its price, the projection; groups and a series when asked.
+#[utoipa::path(get, path = "/v1/accounts/{account}/usage", tag = "usage",
+    params(params::AccountPath, UsageParams),
+    responses(
+        (status = 200, description = "The usage", body = usage::UsageReport),
+        (status = 400, response = responses::BadRequest),
+        (status = 404, response = responses::NotFound),
+        (status = 409, response = responses::UnknownPlan),
+    ),
+    security(("bearer" = [])))]
 pub(crate) async fn account_usage(
     State(s): St,
     AccountReader { account }: AccountReader,
@@ -90,12 +116,33 @@ fn usage_report(s: &AppState, account: &str, q: &UsageParams, now: DateTime<Utc>
     Ok(report)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct AllUsageParams {
+    /// The usage period of each account (default its current one).
+    #[param(value_type = Option<params::Period>, inline)]
     period: Option<String>,
+    /// `json` (default) or `csv`.
+    #[param(value_type = Option<params::TableFormat>, inline)]
     format: Option<String>,
 }
 
+/// Every account's totals for a period, JSON or CSV.
+///
+/// Scopes: admin, support. One entry per account. An account whose plan for
+/// the period is no longer configured carries its account, plan, period and
+/// `error` (`unknown_plan`) instead of its numbers (CSV: empty numbers and
+/// `unknown_plan` in the last column), so that it hides no other account.
+#[utoipa::path(get, path = "/v1/usage", tag = "usage",
+    params(AllUsageParams),
+    responses(
+        (status = 200, description = "Every account, each with its usage or its error", content(
+            (crate::openapi::AllUsageAnswer = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, response = responses::BadRequest),
+    ),
+    security(("bearer" = [])))]
 pub(crate) async fn all_usage(
     State(s): St,
     _: EveryAccountReader,
@@ -127,9 +174,9 @@ pub(crate) async fn all_usage(
 /// One account's entry in `GET /v1/usage`: its report, or, when its plan is
 /// no longer configured, its period and the error, so that one lost plan
 /// does not hide every other account's usage.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
-enum AccountLine {
+pub(crate) enum AccountLine {
     Reported(Box<usage::UsageReport>),
     Unpriced { account: String, plan: String, period: PeriodInfo, error: ErrorBody },
 }

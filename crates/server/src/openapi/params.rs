@@ -1,0 +1,140 @@
+//! The schemas of the API's parameters and body fields, each the exact set of
+//! values the server takes, built from the constants and enums the checks
+//! themselves use (so that a limit changed in the code changes here too).
+//!
+//! "Exact" both ways: a contract tester sends values the schema allows and
+//! expects them taken, and values it forbids and expects them refused. So a
+//! schema is neither looser than the server (a refusal of a valid request)
+//! nor stricter (a forbidden value taken).
+
+use crate::extract::MAX_PARAM_BYTES;
+use crate::routes::adjustments::MAX_ADJUSTMENT_CALLS;
+use crate::routes::calls::MAX_PER_PAGE;
+use crate::usage::Dimension;
+use callmeter_model::{Interface, Operation, ACCOUNT_PATTERN, MAX_ACCOUNT_BYTES};
+use serde_json::json;
+use utoipa::IntoParams;
+
+schema_types! {
+    /// An account name (DESIGN §3).
+    AccountName => json!({"type": "string", "pattern": ACCOUNT_PATTERN, "minLength": 1, "maxLength": MAX_ACCOUNT_BYTES});
+    /// A token's public id: 12 hexadecimal digits (`auth::new_token_id`).
+    TokenId => json!({"type": "string", "pattern": "^[0-9a-f]{12}$"});
+    /// A usage period: `current`, `previous`, or a local date inside it.
+    Period => json!({"oneOf": [{"type": "string", "enum": ["current", "previous"]}, {"type": "string", "format": "date"}]});
+    /// An RFC 3339 time.
+    Rfc3339Time => json!({"type": "string", "format": "date-time"});
+    /// A date, `YYYY-MM-DD`.
+    CalendarDay => json!({"type": "string", "format": "date"});
+    /// One of the interfaces (DESIGN §3).
+    InterfaceName => json!({"type": "string", "enum": Interface::ALL.map(Interface::as_str)});
+    /// One of the operations (DESIGN §3).
+    OperationName => json!({"type": "string", "enum": Operation::ALL.map(Operation::as_str)});
+    /// A free-form filter or text: at most [`MAX_PARAM_BYTES`].
+    FreeText => json!({"type": "string", "maxLength": MAX_PARAM_BYTES});
+    /// A class of status codes: `2xx`, `4xx`….
+    StatusClass => json!({"type": "string", "pattern": "^[0-9]xx$"});
+    /// A request-log cursor as `next_cursor` gave it (`Position::to_cursor`: three hexadecimal numbers).
+    Cursor => json!({"type": "string", "pattern": "^[0-9a-f]{1,16}\\.[0-9a-f]{1,16}\\.[0-9a-f]{1,8}$"});
+    /// Calls in a page.
+    PerPage => json!({"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE});
+    /// The request log's formats.
+    CallsFormat => json!({"type": "string", "enum": ["json", "csv", "ndjson"]});
+    /// The tables' formats (every account's usage, the kept audits).
+    TableFormat => json!({"type": "string", "enum": ["json", "csv"]});
+    /// The slots of a usage series.
+    Granularity => json!({"type": "string", "enum": ["hour", "day"]});
+    /// Dimensions, comma-separated, each at most once, in any order; empty groups by nothing.
+    GroupBy => json!({"type": "string", "enum": group_by_lists()});
+    /// Calls of one adjustment.
+    AdjustmentCalls => json!({"type": "integer", "format": "int64", "minimum": -MAX_ADJUSTMENT_CALLS, "maximum": MAX_ADJUSTMENT_CALLS});
+    /// A reason: not blank, at most [`MAX_PARAM_BYTES`].
+    Reason => json!({"type": "string", "minLength": 1, "maxLength": MAX_PARAM_BYTES, "pattern": "\\S"});
+    /// The scopes a token can be made with (account keys are made under their account).
+    TokenScope => json!({"type": "string", "enum": ["admin", "ingest", "support"]});
+    /// An IANA time zone name.
+    TimeZone => json!({"type": "string", "enum": chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()).collect::<Vec<_>>()});
+    /// A configured plan's name: `describe` puts the configuration's names in the enum.
+    PlanName => json!({"type": "string", "enum": []});
+}
+
+/// The `{account}` of a path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub(crate) struct AccountPath {
+    /// The account name.
+    #[param(value_type = AccountName, inline)]
+    account: String,
+}
+
+/// The `{account}` and `{id}` of an account key's path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub(crate) struct AccountKeyPath {
+    /// The account name.
+    #[param(value_type = AccountName, inline)]
+    account: String,
+    /// The key's id, as `POST /v1/accounts/{account}/keys` answered it.
+    #[param(value_type = TokenId, inline)]
+    id: String,
+}
+
+/// The `{id}` of a token's path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub(crate) struct TokenPath {
+    /// The token's id, as `POST /v1/tokens` answered it.
+    #[param(value_type = TokenId, inline)]
+    id: String,
+}
+
+/// Every list `group_by` takes (without spaces): each ordering of each subset of the dimensions.
+fn group_by_lists() -> Vec<String> {
+    fn extend(prefix: &mut Vec<&'static str>, rest: &[&'static str], out: &mut Vec<String>) {
+        out.push(prefix.join(","));
+        for (i, d) in rest.iter().enumerate() {
+            let mut others = rest.to_vec();
+            others.remove(i);
+            prefix.push(d);
+            extend(prefix, &others, out);
+            prefix.pop();
+        }
+    }
+    let mut out = Vec::new();
+    extend(&mut Vec::new(), &Dimension::ALL.map(Dimension::name), &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use utoipa::openapi::{RefOr, Schema};
+    use utoipa::PartialSchema;
+
+    #[test]
+    fn every_group_by_list_is_taken_and_listed_once() {
+        let lists = group_by_lists();
+        // 1 empty + 4 + 12 + 24 + 24 orderings.
+        assert_eq!(lists.len(), 65);
+        let mut unique = lists.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), lists.len());
+        for list in &lists {
+            assert!(Dimension::parse_list(list).is_ok(), "{list}");
+        }
+    }
+
+    #[test]
+    fn every_time_zone_listed_is_read() {
+        let RefOr::T(Schema::Object(o)) = TimeZone::schema() else { panic!("an object schema") };
+        let names = o.enum_values.unwrap();
+        assert!(names.len() > 400);
+        for n in names {
+            assert!(n.as_str().unwrap().parse::<chrono_tz::Tz>().is_ok(), "{n}");
+        }
+    }
+}
