@@ -61,6 +61,7 @@ pub(crate) struct AccountPut {
     period_anchor: Option<NaiveDate>,
     /// Entries one list request returns on this account (its audits cost listings at it); applies at once.
     #[schema(minimum = 1, maximum = 1_000_000)]
+    #[serde(default, deserialize_with = "crate::extract::optional_count")]
     list_page_size: Option<u64>,
 }
 

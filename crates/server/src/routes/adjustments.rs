@@ -36,7 +36,7 @@ fn check_calls(calls: i64) -> AppResult<()> {
 pub(crate) struct AdjustmentPost {
     /// Calls to add, or to take away when negative.
     #[schema(value_type = params::AdjustmentCalls, inline)]
-    #[serde(deserialize_with = "whole_number")]
+    #[serde(deserialize_with = "crate::extract::whole_number")]
     calls: i64,
     /// Why: not blank.
     #[schema(value_type = params::Reason, inline)]
@@ -79,20 +79,6 @@ pub(crate) async fn post_adjustment(
     let stored = adj.clone();
     blocking(move || Ok(store.add_adjustment(stored)?)).await?;
     Ok((StatusCode::CREATED, Json(adj)).into_response())
-}
-
-/// An integer, also as JSON writes some (`-324.0`): a number with no
-/// fraction is an integer to JSON and to the API's description; a fraction,
-/// or a number beyond `i64`, is refused.
-fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-    let n = serde_json::Number::deserialize(d)?;
-    if let Some(i) = n.as_i64() {
-        return Ok(i);
-    }
-    match n.as_f64() {
-        Some(f) if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 => Ok(f as i64),
-        _ => Err(serde::de::Error::custom(format!("{n} is not a whole number of calls"))),
-    }
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
