@@ -64,6 +64,33 @@ pub(crate) fn bounded<T: AsRef<str>>(name: &str, value: Option<T>) -> Result<Opt
     }
 }
 
+/// An integer, also as JSON writes some (`-324.0`): a number with no
+/// fraction is an integer to JSON and to the API's description; a fraction,
+/// or a number beyond `i64`, is refused.
+pub(crate) fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    use serde::Deserialize;
+    let n = serde_json::Number::deserialize(d)?;
+    if let Some(i) = n.as_i64() {
+        return Ok(i);
+    }
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 => Ok(f as i64),
+        _ => Err(serde::de::Error::custom(format!("{n} is not a whole number"))),
+    }
+}
+
+/// An optional non-negative [`whole_number`].
+pub(crate) fn optional_count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    use serde::Deserialize;
+    match Option::<serde_json::Number>::deserialize(d)? {
+        None => Ok(None),
+        Some(n) => {
+            let i = whole_number(n).map_err(serde::de::Error::custom)?;
+            u64::try_from(i).map(Some).map_err(|_| serde::de::Error::custom(format!("{i} is negative")))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,32 +125,5 @@ mod tests {
         assert!(bounded::<String>("user", None).unwrap().is_none());
         let e = bounded("path_prefix", Some("/".repeat(MAX_PARAM_BYTES + 1))).unwrap_err();
         assert!(e.to_string().starts_with("path_prefix: 4097 bytes"), "{e}");
-    }
-}
-
-/// An integer, also as JSON writes some (`-324.0`): a number with no
-/// fraction is an integer to JSON and to the API's description; a fraction,
-/// or a number beyond `i64`, is refused.
-pub(crate) fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-    use serde::Deserialize;
-    let n = serde_json::Number::deserialize(d)?;
-    if let Some(i) = n.as_i64() {
-        return Ok(i);
-    }
-    match n.as_f64() {
-        Some(f) if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 => Ok(f as i64),
-        _ => Err(serde::de::Error::custom(format!("{n} is not a whole number"))),
-    }
-}
-
-/// An optional non-negative [`whole_number`].
-pub(crate) fn optional_count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    use serde::Deserialize;
-    match Option::<serde_json::Number>::deserialize(d)? {
-        None => Ok(None),
-        Some(n) => {
-            let i = whole_number(n).map_err(serde::de::Error::custom)?;
-            u64::try_from(i).map(Some).map_err(|_| serde::de::Error::custom(format!("{i} is negative")))
-        }
     }
 }
