@@ -71,7 +71,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::map_response(envelope_every_error))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(crate::dashboard::router(state)) // after the JSON envelope: its pages answer in HTML
 }
 
 /// Runs blocking store work off the async workers.

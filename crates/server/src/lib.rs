@@ -23,6 +23,7 @@
 //! - `unread_bodies.rs`: a body its handler did not read, drained after the answer.
 //! - `live_audits.rs`: the one thread that audits run on for requests.
 //! - `admin_token.rs`: which admin token is in force at start (configured, rotated, kept or new).
+//! - `dashboard/`: the web dashboard at `/`: sign-in, usage, request log, audit, every account.
 //! - `metrics.rs`: Prometheus counters.
 //! - `error.rs`: [`ApiError`], and the table from error to code and HTTP status.
 
@@ -34,6 +35,7 @@ mod auth;
 mod body;
 mod connection_timeouts;
 mod connections;
+mod dashboard;
 mod error;
 mod export;
 mod extract;

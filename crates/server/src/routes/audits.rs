@@ -18,11 +18,11 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 pub(crate) struct AuditParams {
-    from: Option<String>,
-    to: Option<String>,
-    day: Option<String>,
+    pub(crate) from: Option<String>,
+    pub(crate) to: Option<String>,
+    pub(crate) day: Option<String>,
 }
 
 fn parse_day(v: &str) -> AppResult<NaiveDate> {
@@ -32,8 +32,8 @@ fn parse_day(v: &str) -> AppResult<NaiveDate> {
 
 /// The range of an account's audit, and the UTC day when one was asked for.
 /// Without `day`, `from` defaults to the start of the account's current usage
-/// period and `to` to now: the period so far.
-fn audit_range(
+/// period and `to` to now: the period so far. The dashboard's audit page reads the same.
+pub(crate) fn audit_range(
     rec: &AccountRecord,
     q: &AuditParams,
     now: DateTime<Utc>,

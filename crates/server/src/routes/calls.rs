@@ -13,23 +13,24 @@ use callmeter_store::{CallFilter, Position};
 use serde::Deserialize;
 use serde_json::json;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 pub(crate) struct CallsParams {
-    from: Option<String>,
-    to: Option<String>,
-    interface: Option<String>,
-    operation: Option<String>,
-    path_prefix: Option<String>,
-    api_key: Option<String>,
-    user: Option<String>,
-    client_ip: Option<String>,
-    status: Option<String>,
-    cursor: Option<String>,
-    per_page: Option<usize>,
-    format: Option<String>,
+    pub(crate) from: Option<String>,
+    pub(crate) to: Option<String>,
+    pub(crate) interface: Option<String>,
+    pub(crate) operation: Option<String>,
+    pub(crate) path_prefix: Option<String>,
+    pub(crate) api_key: Option<String>,
+    pub(crate) user: Option<String>,
+    pub(crate) client_ip: Option<String>,
+    pub(crate) status: Option<String>,
+    pub(crate) cursor: Option<String>,
+    pub(crate) per_page: Option<usize>,
+    pub(crate) format: Option<String>,
 }
 
-fn call_filter(q: &CallsParams) -> AppResult<CallFilter> {
+/// The request log's filter, as the API reads it (the dashboard reads the same).
+pub(crate) fn call_filter(q: &CallsParams) -> AppResult<CallFilter> {
     let status_class = match q.status.as_deref() {
         None => None,
         Some(s) if s.len() == 3 && s.ends_with("xx") && s.as_bytes()[0].is_ascii_digit() => {

@@ -28,11 +28,11 @@ fn plan_named<'a>(s: &'a AppState, account: &str, name: &str) -> AppResult<&'a P
 
 #[derive(Deserialize, Default)]
 pub(crate) struct UsageParams {
-    period: Option<String>,
-    from: Option<String>,
-    to: Option<String>,
-    group_by: Option<String>,
-    granularity: Option<String>,
+    pub(crate) period: Option<String>,
+    pub(crate) from: Option<String>,
+    pub(crate) to: Option<String>,
+    pub(crate) group_by: Option<String>,
+    pub(crate) granularity: Option<String>,
 }
 
 pub(crate) async fn account_usage(
@@ -49,7 +49,8 @@ pub(crate) async fn account_usage(
     Ok(Json(report).into_response())
 }
 
-fn usage_report(s: &AppState, account: &str, q: &UsageParams, now: DateTime<Utc>) -> AppResult<usage::UsageReport> {
+/// The usage answer, as the API gives it (the dashboard shows the same).
+pub(crate) fn usage_report(s: &AppState, account: &str, q: &UsageParams, now: DateTime<Utc>) -> AppResult<usage::UsageReport> {
     let rec = known_account(s, account)?;
     let (period, from, to) = match (&q.from, &q.to) {
         (Some(f), Some(t)) if q.period.is_none() => (None, parse_time("from", f)?, parse_time("to", t)?),
