@@ -234,6 +234,9 @@ fn filter_form(q: &CallsQuery, base: &str, tz: Tz) -> Markup {
     let v = |o: &Option<String>| o.clone().unwrap_or_default();
     let selected = |o: &Option<String>, value: &str| o.as_deref() == Some(value);
     html! {
+        // Folded on a phone unless a filter is set (the script unfolds it on a wide screen).
+        details class="filter-box" open[q.is_filtered()] {
+        summary { "Filters" @if q.is_filtered() { " (set)" } }
         form class="filters" method="get" action=(base) aria-label="Filter the calls" {
             @if !q.newest_first() { input type="hidden" name="order" value="oldest"; }
             div { label for="f-from" { "From (" (tz.name()) ")" } input id="f-from" name="from" type="datetime-local" value=(v(&q.from)); }
@@ -261,6 +264,7 @@ fn filter_form(q: &CallsQuery, base: &str, tz: Tz) -> Markup {
                 }
             }
             div class="actions" { button type="submit" { "Filter" } a href=(base) { "Clear" } }
+        }
         }
     }
 }

@@ -93,8 +93,8 @@ fn draw_stacked(labels: &[String], series: &[Series], size: (u32, u32), ticks: u
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         let mut chart = ChartBuilder::on(&root)
             .margin(8)
-            .x_label_area_size(28)
-            .y_label_area_size(72)
+            .x_label_area_size(36)
+            .y_label_area_size(80)
             .build_cartesian_2d(0f64..slots.max(1) as f64, 0f64..top)
             .map_err(|e| e.to_string())?;
         let x_label = |x: &f64| labels.get(x.floor().max(0.0) as usize).cloned().unwrap_or_default();
@@ -102,7 +102,7 @@ fn draw_stacked(labels: &[String], series: &[Series], size: (u32, u32), ticks: u
         chart
             .configure_mesh()
             .disable_x_mesh()
-            .light_line_style(GRID)
+            .light_line_style(WHITE)
             .bold_line_style(GRID)
             .axis_style(INK)
             .x_labels((slots + 1).clamp(2, ticks))
@@ -158,8 +158,8 @@ fn draw_gauge(billed: u64, projected: Option<u64>, included: u64, size: (u32, u3
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         let mut chart = ChartBuilder::on(&root)
             .margin(8)
-            .margin_right(24)
-            .x_label_area_size(26)
+            .margin_right(64)
+            .x_label_area_size(32)
             .y_label_area_size(8)
             .build_cartesian_2d(0f64..top, 0f64..1f64)
             .map_err(|e| e.to_string())?;
@@ -215,7 +215,7 @@ fn draw_spark(values: &[u64], size: (u32, u32)) -> Result<String, String> {
         chart
             .configure_mesh()
             .disable_x_mesh()
-            .light_line_style(GRID)
+            .light_line_style(WHITE)
             .bold_line_style(GRID)
             .x_labels(0)
             .y_labels(3)
