@@ -61,18 +61,19 @@ pub async fn page(State(d): Ds, view: AccountView, Query(q): Query<AuditQuery>) 
     let now = Utc::now();
     let account = view.account.name.clone();
     let given = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+    // A local date's midnight (or the next day's, for the last day), never past now.
     let local_day = |name: &str, v: &str, next: bool| -> Result<String, ApiError> {
         let date = NaiveDate::parse_from_str(v, "%Y-%m-%d")
             .map_err(|_| ApiError::BadRequest(format!("{name}: {v:?} is not a date")))?;
         let date = if next { date.succ_opt().unwrap_or(date) } else { date };
-        Ok(callmeter_model::local_midnight(tz, date).to_rfc3339())
+        Ok(callmeter_model::local_midnight(tz, date).min(now).to_rfc3339())
     };
     let yesterday = now.date_naive() - chrono::Duration::days(1);
     let params = match (given(&q.day), given(&q.from), given(&q.to), q.range.as_deref()) {
         (Some(day), _, _, _) => AuditParams { day: Some(day), ..Default::default() },
         (None, from, to, _) if from.is_some() || to.is_some() => AuditParams {
             from: from.map(|f| local_day("from", &f, false)).transpose()?,
-            to: to.map(|t| local_day("to", &t, true)).transpose()?.map(|t| t.min(now.to_rfc3339())),
+            to: to.map(|t| local_day("to", &t, true)).transpose()?,
             day: None,
         },
         (None, None, None, Some("period")) => AuditParams::default(),
