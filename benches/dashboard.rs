@@ -9,7 +9,8 @@
 //!    cached in `target/bench-dashboard/data-N`: `callmeter simulate` day
 //!    after day up to yesterday (pollers, upload batches, duplicates, people,
 //!    mount and iPaaS traffic), each day through `callmeter import --data`,
-//!    oldest first, so that the account's 30-day periods are full.
+//!    oldest first, so that the account's 30-day periods are full (the
+//!    current one holds its days up to yesterday).
 //! 2. Starts `callmeter serve` on it with the daily audits due at once, and
 //!    waits for yesterday's kept audit (the audit page opens on it).
 //! 3. In Chromium (cache off, so each load is a first load), signs in with an
@@ -69,23 +70,29 @@ fn stored_calls(callmeter: &str, dir: &Path, calls: u64) -> PathBuf {
     let _ = std::fs::remove_dir_all(&data);
     let chunk = dir.join("chunk");
     let yesterday = chrono::Utc::now().date_naive() - chrono::Duration::days(1);
-    // How many calls a simulated day has, to start far enough back that the days end yesterday.
-    let probe = simulate_day(callmeter, &chunk, yesterday, 1);
-    let per_day = BufReader::new(std::fs::File::open(&probe).unwrap()).lines().count().max(1) as u64;
-    let days = calls.div_ceil(per_day) as i64 + 1;
-    assert!(days < 390, "{days} days of {per_day} calls do not fit the retention: make the days busier");
+    // Days are simulated back from yesterday until they hold the calls (each
+    // day's seed is its distance from yesterday), then simulated again and
+    // imported oldest first: the account's periods start at its first day.
     let t = Instant::now();
+    let (mut counted, mut days) = (0u64, 0i64);
+    while counted < calls {
+        assert!(days < 390, "{days} simulated days gave only {counted} calls: make the days busier");
+        let file = simulate_day(callmeter, &chunk, yesterday - chrono::Duration::days(days), days as u64 + 1);
+        counted += BufReader::new(std::fs::File::open(&file).unwrap()).lines().count() as u64;
+        days += 1;
+        eprint!("\rcounting the calls of simulated days: {counted} in {days} days");
+    }
+    eprintln!();
     let (mut stored, mut day) = (0u64, 0i64);
     while stored < calls {
-        let date = yesterday - chrono::Duration::days(days - 1 - day);
-        let file = simulate_day(callmeter, &chunk, date, day as u64 + 1);
+        let back = days - 1 - day;
+        let file = simulate_day(callmeter, &chunk, yesterday - chrono::Duration::days(back), back as u64 + 1);
         let take = chunk.join("take.ndjson");
         let mut out = BufWriter::new(std::fs::File::create(&take).unwrap());
+        // The oldest day gives up its first calls, so that the number is exact and yesterday whole.
+        let skip = if day == 0 { (counted - calls) as usize } else { 0 };
         let mut n = 0u64;
-        for line in BufReader::new(std::fs::File::open(&file).unwrap()).lines() {
-            if stored + n == calls {
-                break;
-            }
+        for line in BufReader::new(std::fs::File::open(&file).unwrap()).lines().skip(skip) {
             writeln!(out, "{}", line.unwrap()).unwrap();
             n += 1;
         }

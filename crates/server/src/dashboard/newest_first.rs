@@ -86,31 +86,39 @@ fn page_with_budget(
     let mut counts = BucketCounts::new(store, account, filter);
     let countable = counts.counts_the_filter();
     let mut out: Vec<(Position, StoredCall)> = Vec::with_capacity(limit);
-    let (mut read_estimate, mut matched) = (0u64, 0u64);
+    // Calls read (as the aggregates count every call), and, of the calls the
+    // aggregates say may match, how many were read and how many matched.
+    let (mut read, mut may_match, mut matched) = (0f64, 0f64, 0u64);
     let mut last_window = 0f64;
     while out.len() < limit && hi_ns > floor_ns {
+        // Buckets where nothing can match are never read.
+        hi_ns = counts.skip_unmatched(hi_ns, floor_ns)?;
+        let left = budget as f64 - read;
+        if hi_ns <= floor_ns {
+            break;
+        }
+        if left < 1.0 {
+            let older = Some(Position { time_ns: hi_ns, seq: 0, idx: 0 });
+            return Ok(NewestPage { calls: out, older, searched_back_to: Some(at(hi_ns)) });
+        }
         let needed = (limit - out.len()) as f64;
-        let mut want = if countable || read_estimate == 0 {
+        let want = if countable || may_match < 1.0 {
             needed * 1.1 + 8.0
         } else {
-            // Matches so far per call read, with one match assumed where none was found yet.
-            let rate = (matched.max(1) as f64 / read_estimate as f64).min(1.0);
+            // Matches so far per call that may match, with one match assumed where none was found yet.
+            let rate = (matched.max(1) as f64 / may_match).min(1.0);
             (needed / rate).max(last_window * 2.0)
         };
-        want = want.min(budget.saturating_sub(read_estimate).max(1) as f64);
-        let lo_ns = counts.window_start(hi_ns, want, floor_ns)?;
-        let estimate = counts.between(lo_ns, hi_ns)?;
+        let lo_ns = counts.window_start(hi_ns, want, floor_ns, left)?;
+        let (all, maybe) = counts.between(lo_ns, hi_ns)?;
         let window = CallFilter { from: Some(at(lo_ns)), to: Some(at(hi_ns)), ..filter.clone() };
         let (newest, found) = last_in_window(store, account, &window, upper, limit - out.len())?;
         out.extend(newest.into_iter().rev());
         matched += found;
-        read_estimate += estimate.round() as u64;
-        last_window = estimate.max(1.0);
+        read += all;
+        may_match += maybe;
+        last_window = maybe.max(1.0);
         hi_ns = lo_ns;
-        if out.len() < limit && read_estimate >= budget && hi_ns > floor_ns {
-            let older = Some(Position { time_ns: hi_ns, seq: 0, idx: 0 });
-            return Ok(NewestPage { calls: out, older, searched_back_to: Some(at(hi_ns)) });
-        }
     }
     let older = (out.len() == limit).then(|| out.last().map(|(p, _)| *p)).flatten();
     Ok(NewestPage { calls: out, older, searched_back_to: None })
@@ -145,13 +153,20 @@ fn last_in_window(
     }
 }
 
-/// The aggregates' count of matching calls per bucket, read backwards in chunks as the walk needs them.
+/// One bucket's calls: all of them, and those the aggregates say may match the filter.
+#[derive(Debug, Clone, Copy, Default)]
+struct BucketCount {
+    all: u64,
+    matching: u64,
+}
+
+/// The aggregates' counts per bucket, read backwards in chunks as the walks need them.
 struct BucketCounts<'a> {
     store: &'a dyn Store,
     account: &'a str,
     filter: &'a CallFilter,
-    /// Counts of the buckets loaded, `[loaded_from, loaded_to)`.
-    counts: HashMap<i64, u64>,
+    /// Counts of the buckets loaded, `[loaded_from, loaded_to)`: every call, and those that may match.
+    counts: HashMap<i64, BucketCount>,
     loaded_from: i64,
     loaded_to: i64,
     chunk: i64,
@@ -175,7 +190,7 @@ impl<'a> BucketCounts<'a> {
     /// The count of bucket `b`, loading the chunk of buckets that ends with it when needed.
     /// The walks go back in time, so the loaded range only grows downwards; a
     /// chunk with no calls doubles the next (a quiet month is read in a few steps).
-    fn count(&mut self, b: i64) -> Result<u64, StoreError> {
+    fn count(&mut self, b: i64) -> Result<BucketCount, StoreError> {
         if self.loaded_from == self.loaded_to {
             self.load(b + 1 - self.chunk, b + 1)?;
         } else if b >= self.loaded_to {
@@ -187,31 +202,41 @@ impl<'a> BucketCounts<'a> {
                 self.chunk = (self.chunk * 2).min(MAX_CHUNK_BUCKETS);
             }
         }
-        Ok(self.counts.get(&b).copied().unwrap_or(0))
+        Ok(self.counts.get(&b).copied().unwrap_or_default())
     }
 
     /// Adds the counts of buckets `[from, to)`, next to those loaded.
     fn load(&mut self, from: i64, to: i64) -> Result<(), StoreError> {
         let f = self.filter;
-        if self.needs_breakdown() {
-            for r in self.store.breakdown(self.account, from, to)? {
-                let matches = !r.flags.carried
-                    && f.interface.is_none_or(|i| i == r.interface)
+        let breakdown = self.needs_breakdown();
+        let (store, account) = (self.store, self.account);
+        let counts = &mut self.counts;
+        let mut add = |bucket: i64, calls: u64, matches: bool| {
+            let c = counts.entry(bucket).or_default();
+            c.all += calls;
+            if matches {
+                c.matching += calls;
+            }
+        };
+        if breakdown {
+            for r in store.breakdown(account, from, to)? {
+                if r.flags.carried {
+                    continue;
+                }
+                let matches = f.interface.is_none_or(|i| i == r.interface)
                     && f.operation.is_none_or(|o| o == r.operation)
                     && f.api_key.as_ref().is_none_or(|k| *k == r.api_key)
                     && f.user.as_ref().is_none_or(|u| *u == r.user);
-                if matches {
-                    *self.counts.entry(r.bucket).or_default() += r.calls;
-                }
+                add(r.bucket, r.calls, matches);
             }
         } else {
-            for r in self.store.totals(self.account, from, to)? {
-                let matches = !r.flags.carried
-                    && f.interface.is_none_or(|i| i == r.interface)
-                    && f.operation.is_none_or(|o| o == r.operation);
-                if matches {
-                    *self.counts.entry(r.bucket).or_default() += r.calls;
+            for r in store.totals(account, from, to)? {
+                if r.flags.carried {
+                    continue;
                 }
+                let matches =
+                    f.interface.is_none_or(|i| i == r.interface) && f.operation.is_none_or(|o| o == r.operation);
+                add(r.bucket, r.calls, matches);
             }
         }
         if self.loaded_from == self.loaded_to {
@@ -222,42 +247,73 @@ impl<'a> BucketCounts<'a> {
         Ok(())
     }
 
-    /// The latest start of a window ending at `hi` that the aggregates say
-    /// holds `want` calls (each bucket's calls taken as spread evenly over
-    /// it), or `floor` when the calls since it are fewer.
-    fn window_start(&mut self, hi: i64, want: f64, floor: i64) -> Result<i64, StoreError> {
-        let mut acc = 0f64;
+    /// The end of the latest stretch before `hi` where a call may match: the
+    /// buckets between, where none can, are left unread. `floor` when none is left.
+    fn skip_unmatched(&mut self, hi: i64, floor: i64) -> Result<i64, StoreError> {
         let mut b = bucket_of(at(hi.saturating_sub(1)));
         loop {
             let b_start = ns(bucket_start(b));
-            if b_start.saturating_add(BUCKET_NS) <= floor {
+            let b_end = b_start.saturating_add(BUCKET_NS);
+            if b_end <= floor {
                 return Ok(floor);
             }
-            let top = hi.min(b_start.saturating_add(BUCKET_NS));
-            let span = (top - b_start.max(floor)).max(0) as f64;
-            let portion = self.count(b)? as f64 * span / BUCKET_NS as f64;
-            if portion > 0.0 && acc + portion >= want {
-                let needed = (want - acc) / portion;
-                let start = top - (needed * span).ceil() as i64;
-                return Ok(start.max(floor).min(hi - 1));
+            if self.count(b)?.matching > 0 {
+                return Ok(hi.min(b_end));
             }
-            acc += portion;
             b -= 1;
         }
     }
 
-    /// The aggregates' count of `[lo, hi)`, each bucket taken as spread evenly.
-    fn between(&mut self, lo: i64, hi: i64) -> Result<f64, StoreError> {
-        let mut total = 0f64;
+    /// The latest start of a window ending at `hi` that the aggregates say
+    /// holds `want` calls that may match, each bucket's calls taken as spread
+    /// evenly over it. The window stops early at a bucket where nothing can
+    /// match (the next window starts past it), where it would hold more than
+    /// `max_read` calls in all, and at `floor`.
+    fn window_start(&mut self, hi: i64, want: f64, floor: i64, max_read: f64) -> Result<i64, StoreError> {
+        let (mut matching, mut all) = (0f64, 0f64);
+        let mut b = bucket_of(at(hi.saturating_sub(1)));
+        loop {
+            let b_start = ns(bucket_start(b));
+            let b_end = b_start.saturating_add(BUCKET_NS);
+            if b_end <= floor {
+                return Ok(floor);
+            }
+            let top = hi.min(b_end);
+            let span = (top - b_start.max(floor)).max(0) as f64;
+            let c = self.count(b)?;
+            let share = span / BUCKET_NS as f64;
+            let (m, a) = (c.matching as f64 * share, c.all as f64 * share);
+            if m == 0.0 {
+                return Ok(top.min(hi - 1).max(floor));
+            }
+            // The fraction of this bucket's part below `top` that the window takes.
+            let by_matches = ((want - matching) / m).max(0.0);
+            let by_budget = ((max_read - all) / a).max(0.0);
+            let take = by_matches.min(by_budget);
+            if take < 1.0 {
+                let start = top - (take * span).ceil() as i64;
+                return Ok(start.max(floor).min(hi - 1));
+            }
+            matching += m;
+            all += a;
+            b -= 1;
+        }
+    }
+
+    /// The aggregates' counts of `[lo, hi)`: every call, and those that may match.
+    fn between(&mut self, lo: i64, hi: i64) -> Result<(f64, f64), StoreError> {
+        let (mut all, mut matching) = (0f64, 0f64);
         let mut b = bucket_of(at(hi.saturating_sub(1)));
         loop {
             let b_start = ns(bucket_start(b));
             let b_end = b_start.saturating_add(BUCKET_NS);
             if b_end <= lo {
-                return Ok(total);
+                return Ok((all, matching));
             }
-            let span = (hi.min(b_end) - lo.max(b_start)).max(0) as f64;
-            total += self.count(b)? as f64 * span / BUCKET_NS as f64;
+            let share = (hi.min(b_end) - lo.max(b_start)).max(0) as f64 / BUCKET_NS as f64;
+            let c = self.count(b)?;
+            all += c.all as f64 * share;
+            matching += c.matching as f64 * share;
             b -= 1;
         }
     }
@@ -283,8 +339,13 @@ mod tests {
                 // A burst: the first 2,400 calls in the first hour, the rest spread over 29.
                 let offset_s = if n < 2_400 { n * 3_600 / 2_400 } else { 3_600 + (n - 2_400) * 29 * 3_600 / 1_200 };
                 let time = start + chrono::Duration::seconds(offset_s) + chrono::Duration::milliseconds(commit);
-                let (interface, operation) =
-                    if n % 3 == 0 { (Interface::Sftp, Operation::Write) } else { (Interface::Rest, Operation::List) };
+                let (interface, operation) = if n % 500 == 1 {
+                    (Interface::Ftp, Operation::Read) // a few, far apart
+                } else if n % 3 == 0 {
+                    (Interface::Sftp, Operation::Write)
+                } else {
+                    (Interface::Rest, Operation::List)
+                };
                 let mut e = CallEvent::new(format!("c{n}"), "acme".into(), time, interface, operation);
                 e.path = Some(if n % 97 == 0 { format!("/rare/{n}") } else { format!("/inbox/{n}") });
                 e.api_key = Some(format!("key{}", n % 4));
@@ -359,6 +420,24 @@ mod tests {
         let (ids, pages) = backward(&store, &CallFilter::default(), 50, now, 200);
         assert_eq!(ids.len(), all);
         assert_eq!(pages, all.div_ceil(50) + usize::from(all % 50 == 0));
+        store.shutdown();
+    }
+
+    #[test]
+    fn sparse_and_absent_matches_that_the_aggregates_count_are_found_without_reading_the_rest() {
+        let (_dir, store, now) = seeded();
+        let ftp = CallFilter { interface: Some(Interface::Ftp), ..Default::default() };
+        let mut expected = forward(&store, &ftp);
+        expected.reverse();
+        assert_eq!(expected.len(), 8);
+        // Each match sits in a bucket of its own among thousands of others: a
+        // budget of a few buckets' calls still finds every one, a window per bucket.
+        let (ids, _) = backward(&store, &ftp, 50, now, 2_000);
+        assert_eq!(ids, expected);
+        let none = CallFilter { interface: Some(Interface::Mount), ..Default::default() };
+        let floor = now - chrono::Duration::days(400);
+        let page = page_with_budget(&store, "acme", &none, None, 50, floor, now, 1).unwrap();
+        assert!(page.calls.is_empty() && page.older.is_none() && page.searched_back_to.is_none(), "nothing read, nothing to page");
         store.shutdown();
     }
 
