@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use std::collections::{HashMap, VecDeque};
 
 /// The most calls one request reads, as the aggregates count them.
-pub const SCAN_BUDGET: u64 = 250_000;
+pub const SCAN_BUDGET: u64 = 150_000;
 /// Calls asked of the store at a time inside a window.
 const STORE_PAGE: usize = 4_096;
 /// Nanoseconds in a bucket.
