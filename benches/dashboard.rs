@@ -106,7 +106,11 @@ fn stored_calls(callmeter: &str, dir: &Path, calls: u64) -> PathBuf {
         assert_eq!(v["imported"].as_u64(), Some(n), "every simulated call stored: {v}");
         stored += n;
         day += 1;
-        eprint!("\rbuilding {}: {stored} of {calls} calls, {day} days, {:.0}s", data.display(), t.elapsed().as_secs_f64());
+        eprint!(
+            "\rbuilding {}: {stored} of {calls} calls, {day} days, {:.0}s",
+            data.display(),
+            t.elapsed().as_secs_f64()
+        );
     }
     eprintln!();
     let _ = std::fs::remove_dir_all(&chunk);
@@ -217,17 +221,24 @@ fn main() {
     let yesterday = (chrono::Utc::now().date_naive() - chrono::Duration::days(1)).to_string();
     let started = Instant::now();
     loop {
-        let v: Value = http.get(format!("{base}/v1/audits?day={yesterday}")).bearer_auth(ADMIN).send().unwrap().json().unwrap();
+        let v: Value =
+            http.get(format!("{base}/v1/audits?day={yesterday}")).bearer_auth(ADMIN).send().unwrap().json().unwrap();
         if v["accounts"].as_array().is_some_and(|a| !a.is_empty()) {
             break;
         }
         assert!(started.elapsed() < Duration::from_secs(600), "no kept audit of {yesterday} after 10 minutes");
         std::thread::sleep(Duration::from_millis(500));
     }
-    let key: Value = http.post(format!("{base}/v1/accounts/bench/keys")).bearer_auth(ADMIN).send().unwrap().json().unwrap();
+    let key: Value =
+        http.post(format!("{base}/v1/accounts/bench/keys")).bearer_auth(ADMIN).send().unwrap().json().unwrap();
     let key = key["secret"].as_str().unwrap().to_owned();
-    let usage: Value =
-        http.get(format!("{base}/v1/accounts/bench/usage?period=current")).bearer_auth(ADMIN).send().unwrap().json().unwrap();
+    let usage: Value = http
+        .get(format!("{base}/v1/accounts/bench/usage?period=current"))
+        .bearer_auth(ADMIN)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     println!("{calls} calls stored; the current period holds {}", usage["calls"]);
 
     // 3. Pages in the browser.
@@ -271,8 +282,13 @@ fn main() {
 
     // 4. The request log's pages at depth, over HTTP.
     let cookie = session_cookie(&http, &base, &key);
-    let first: Value =
-        http.get(format!("{base}/v1/accounts/bench/calls?per_page=1")).bearer_auth(ADMIN).send().unwrap().json().unwrap();
+    let first: Value = http
+        .get(format!("{base}/v1/accounts/bench/calls?per_page=1"))
+        .bearer_auth(ADMIN)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     let oldest = chrono::DateTime::parse_from_rfc3339(first["calls"][0]["time"].as_str().unwrap()).unwrap().to_utc();
     let newest = chrono::Utc::now();
     // Filters from the data: a smaller interface (the aggregates count it), the
@@ -285,8 +301,13 @@ fn main() {
         .collect();
     interfaces.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
     let smaller = interfaces.get(1).or(interfaces.first()).map(|(k, _)| k.clone()).unwrap_or_default();
-    let kept: Value =
-        http.get(format!("{base}/v1/accounts/bench/audit?day={yesterday}")).bearer_auth(ADMIN).send().unwrap().json().unwrap();
+    let kept: Value = http
+        .get(format!("{base}/v1/accounts/bench/audit?day={yesterday}"))
+        .bearer_auth(ADMIN)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     let prefix = kept["top_sources"]["path_prefix"][0]["value"].as_str().unwrap_or("/").to_owned();
     let filters = [
         ("unfiltered".to_owned(), String::new()),

@@ -205,10 +205,8 @@ impl Browser {
 
     /// Runs a script in the page (awaiting a promise); its value.
     pub fn eval(&mut self, script: &str) -> Value {
-        let r = self.command(
-            "Runtime.evaluate",
-            json!({"expression": script, "returnByValue": true, "awaitPromise": true}),
-        );
+        let r = self
+            .command("Runtime.evaluate", json!({"expression": script, "returnByValue": true, "awaitPromise": true}));
         assert!(r.get("exceptionDetails").is_none(), "script failed: {script}: {r}");
         r["result"]["value"].clone()
     }

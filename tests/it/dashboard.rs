@@ -38,8 +38,10 @@ fn seed(server: &Server) -> usize {
     let acme: Vec<String> = lines.into_iter().map(|(_, l)| l).collect();
     let (status, v) = server.post_events(ADMIN, &(acme.join("\n") + "\n"));
     assert_eq!((status, v["accepted"].as_u64()), (200, Some(acme.len() as u64)), "{v}");
-    let globex: Vec<String> =
-        (0..20).rev().map(|i| event("globex", &format!("g-{i}"), &ago(i * 60 + 20), "rest", r#","path":"/g/""#)).collect();
+    let globex: Vec<String> = (0..20)
+        .rev()
+        .map(|i| event("globex", &format!("g-{i}"), &ago(i * 60 + 20), "rest", r#","path":"/g/""#))
+        .collect();
     assert_eq!(server.post_events(ADMIN, &(globex.join("\n") + "\n")).0, 200);
     acme.len()
 }
@@ -80,7 +82,10 @@ fn assert_clean(b: &mut Browser, page: &str) {
 /// Signs in through the form.
 fn sign_in(b: &mut Browser, base: &str, secret: &str) {
     b.open(&format!("{base}/sign-in"));
-    b.navigate_by(&format!("document.getElementById('token').value = {}; document.querySelector('form').submit()", json!(secret)));
+    b.navigate_by(&format!(
+        "document.getElementById('token').value = {}; document.querySelector('form').submit()",
+        json!(secret)
+    ));
 }
 
 /// The status of a same-origin request from the page (its cookies included).
@@ -106,7 +111,7 @@ fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -132,7 +137,10 @@ fn the_dashboard_shows_what_the_api_answers_and_refuses_what_it_refuses() {
     b.navigate_by("document.getElementById('token').value = 'cm_key_wrong'; document.querySelector('form').submit()");
     assert!(b.text("[role=alert]").contains("not known"));
     let refused = b.take_problems();
-    assert!(!refused.is_empty() && refused.iter().all(|p| p.what.contains("401")), "only the refused sign-in: {refused:#?}");
+    assert!(
+        !refused.is_empty() && refused.iter().all(|p| p.what.contains("401")),
+        "only the refused sign-in: {refused:#?}"
+    );
 
     // An account key lands on its usage page, whose totals are the API's.
     sign_in(&mut b, &base, &acme_key);
@@ -300,8 +308,13 @@ fn the_dashboard_shows_what_the_api_answers_and_refuses_what_it_refuses() {
 fn an_account_with_no_calls_says_how_to_send_some() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(&dir.path().join("data"), &[]);
-    let (s, v) = server
-        .send(server.http.put(server.url("/v1/accounts/newco")).bearer_auth(ADMIN).json(&json!({"timezone": "Europe/Berlin"})));
+    let (s, v) = server.send(
+        server
+            .http
+            .put(server.url("/v1/accounts/newco"))
+            .bearer_auth(ADMIN)
+            .json(&json!({"timezone": "Europe/Berlin"})),
+    );
     assert!(s == 200 || s == 201, "{v}");
     let (key, _) = account_key(&server, "newco");
     let mut b = Browser::start();

@@ -142,7 +142,15 @@ fn kind_words(kind: FindingKind) -> &'static str {
     }
 }
 
-fn body(view: &AccountView, tz: Tz, q: &AuditQuery, r: &AuditReport, provenance: &Provenance, from: DateTime<Utc>, to: DateTime<Utc>) -> Markup {
+fn body(
+    view: &AccountView,
+    tz: Tz,
+    q: &AuditQuery,
+    r: &AuditReport,
+    provenance: &Provenance,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Markup {
     let account = &view.account.name;
     let base = format!("/accounts/{}/audit", urlencode(account));
     let w = &r.what_if;
@@ -206,7 +214,9 @@ fn plan_words(r: &AuditReport) -> Markup {
             let smaller = before.included_calls as f64 / after.included_calls as f64;
             html! { p { "At this rate the plan that fits goes from " strong { (before.name) } " (" (count(before.included_calls)) " calls included) to " strong { (after.name) } " (" (count(after.included_calls)) "): " strong { (format!("{smaller:.1}")) "× smaller" } "." } }
         }
-        (Some(before), Some(_)) => html! { p { "The same plan, " strong { (before.name) } ", fits before and after: the saving is in overage and headroom." } },
+        (Some(before), Some(_)) => {
+            html! { p { "The same plan, " strong { (before.name) } ", fits before and after: the saving is in overage and headroom." } }
+        }
         _ => html! {},
     }
 }
@@ -233,7 +243,11 @@ fn timeline_labels(t: &Timeline, tz: Tz) -> Vec<String> {
         .map(|i| {
             let at = start + chrono::Duration::seconds((t.bucket_secs * i as u64) as i64);
             let local = at.with_timezone(&tz);
-            if t.bucket_secs >= 86_400 { local.format("%-d %b").to_string() } else { local.format("%-d %b %H:%M").to_string() }
+            if t.bucket_secs >= 86_400 {
+                local.format("%-d %b").to_string()
+            } else {
+                local.format("%-d %b %H:%M").to_string()
+            }
         })
         .collect()
 }

@@ -128,7 +128,10 @@ pub async fn page(State(d): Ds, view: AccountView, Query(q): Query<CallsQuery>) 
         Err(e) => body(&view, &q, Err(e.to_string())),
         Ok(filter) => {
             let cursor = given(&q.cursor)
-                .map(|c| Position::from_cursor(&c).ok_or_else(|| ApiError::BadRequest("cursor: not one this server gave".into())))
+                .map(|c| {
+                    Position::from_cursor(&c)
+                        .ok_or_else(|| ApiError::BadRequest("cursor: not one this server gave".into()))
+                })
                 .transpose()?;
             let (store, account, newest) = (d.app.store.clone(), view.account.name.clone(), q.newest_first());
             let retention = d.app.settings.store.retention;
@@ -272,7 +275,8 @@ fn filter_form(q: &CallsQuery, base: &str, tz: Tz) -> Markup {
 /// `GET /accounts/{account}/calls.csv`: every call of the filtered view, streamed, in time order.
 pub async fn csv(State(d): Ds, view: AccountView, Query(q): Query<CallsQuery>) -> Result<Response, PageError> {
     let filter = q.filter(view.tz)?;
-    let mut response = export::stream(d.app.store.clone(), view.account.name.clone(), filter, None, export::Format::Csv);
+    let mut response =
+        export::stream(d.app.store.clone(), view.account.name.clone(), filter, None, export::Format::Csv);
     let name = format!("attachment; filename=\"{}-calls.csv\"", view.account.name);
     if let Ok(v) = HeaderValue::from_str(&name) {
         response.headers_mut().insert(header::CONTENT_DISPOSITION, v);
@@ -290,7 +294,8 @@ pub async fn detail(
     let (store, account) = (d.app.store.clone(), view.account.name.clone());
     let found = blocking(move || {
         let t = chrono::DateTime::from_timestamp_nanos(pos.time_ns);
-        let at_that_time = CallFilter { from: Some(t), to: Some(t + chrono::Duration::nanoseconds(1)), ..Default::default() };
+        let at_that_time =
+            CallFilter { from: Some(t), to: Some(t + chrono::Duration::nanoseconds(1)), ..Default::default() };
         let mut after = None;
         loop {
             let page = store.calls(&account, &at_that_time, after, 1_000)?;
@@ -313,7 +318,9 @@ pub async fn detail(
     let source_link = match (&e.api_key, &e.user) {
         (Some(k), _) => Some(("calls with this API key", format!("{base}{}", query(&[("api_key", k)])))),
         (None, Some(u)) => Some(("calls by this user", format!("{base}{}", query(&[("user", u)])))),
-        _ => e.client_ip.as_ref().map(|ip| ("calls from this address", format!("{base}{}", query(&[("client_ip", ip)])))),
+        _ => {
+            e.client_ip.as_ref().map(|ip| ("calls from this address", format!("{base}{}", query(&[("client_ip", ip)]))))
+        }
     };
     let body = html! {
         h1 { "A call of " (view.account.name) }
@@ -365,11 +372,18 @@ mod tests {
         let f = q.filter(berlin).unwrap();
         assert_eq!(f.from.unwrap().to_rfc3339(), "2026-11-27T10:00:00+00:00", "typed in the account's zone");
         assert_eq!(f.interface, Some(Interface::Sftp));
-        assert_eq!((f.operation, f.path_prefix.as_deref(), f.status_class), (None, None, Some(4)), "empty fields are any");
+        assert_eq!(
+            (f.operation, f.path_prefix.as_deref(), f.status_class),
+            (None, None, Some(4)),
+            "empty fields are any"
+        );
         let bad = CallsQuery { interface: Some("carrier-pigeon".into()), ..Default::default() };
         assert!(bad.filter(berlin).unwrap_err().to_string().starts_with("interface:"));
         let bad = CallsQuery { to: Some("soon".into()), ..Default::default() };
         assert!(bad.filter(berlin).is_err());
-        assert_eq!(q.href("/x", &[("order", "oldest")]), "/x?from=2026-11-27T11%3A00&interface=sftp&status=4xx&order=oldest");
+        assert_eq!(
+            q.href("/x", &[("order", "oldest")]),
+            "/x?from=2026-11-27T11%3A00&interface=sftp&status=4xx&order=oldest"
+        );
     }
 }

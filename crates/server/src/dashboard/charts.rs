@@ -131,7 +131,8 @@ fn draw_stacked(labels: &[String], series: &[Series], size: (u32, u32), ticks: u
                 chart.draw_series(bars).map_err(|e| e.to_string())?;
             } else {
                 // A step outline: each slot is flat across its width.
-                let points = layer.iter().enumerate().flat_map(|(x, v)| [(x as f64, *v as f64), (x as f64 + 1.0, *v as f64)]);
+                let points =
+                    layer.iter().enumerate().flat_map(|(x, v)| [(x as f64, *v as f64), (x as f64 + 1.0, *v as f64)]);
                 chart.draw_series(AreaSeries::new(points, 0.0, colour.filled())).map_err(|e| e.to_string())?;
             }
         }
@@ -150,7 +151,13 @@ pub fn gauge(label: &str, billed: u64, projected: Option<u64>, included: u64) ->
     both(draw((1200, 90), 6), draw((420, 90), 3))
 }
 
-fn draw_gauge(billed: u64, projected: Option<u64>, included: u64, size: (u32, u32), ticks: usize) -> Result<String, String> {
+fn draw_gauge(
+    billed: u64,
+    projected: Option<u64>,
+    included: u64,
+    size: (u32, u32),
+    ticks: usize,
+) -> Result<String, String> {
     let top = nice_ceiling(billed.max(projected.unwrap_or(0)).max(included));
     let mut svg = String::new();
     {

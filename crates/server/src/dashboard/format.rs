@@ -78,10 +78,9 @@ pub fn parse_datetime_local(v: &str, tz: Tz) -> Option<DateTime<Utc>> {
         .ok()?;
     match tz.from_local_datetime(&naive) {
         LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => Some(t.with_timezone(&Utc)),
-        LocalResult::None => tz
-            .from_local_datetime(&(naive + chrono::Duration::hours(1)))
-            .earliest()
-            .map(|t| t.with_timezone(&Utc)),
+        LocalResult::None => {
+            tz.from_local_datetime(&(naive + chrono::Duration::hours(1))).earliest().map(|t| t.with_timezone(&Utc))
+        }
     }
 }
 

@@ -369,7 +369,13 @@ mod tests {
         }
     }
 
-    fn backward(store: &EmbeddedStore, filter: &CallFilter, limit: usize, now: DateTime<Utc>, budget: u64) -> (Vec<String>, usize) {
+    fn backward(
+        store: &EmbeddedStore,
+        filter: &CallFilter,
+        limit: usize,
+        now: DateTime<Utc>,
+        budget: u64,
+    ) -> (Vec<String>, usize) {
         let floor = now - chrono::Duration::days(400);
         let (mut ids, mut pages, mut before) = (Vec::new(), 0, None);
         loop {
@@ -397,7 +403,11 @@ mod tests {
             CallFilter { interface: Some(Interface::Sftp), ..Default::default() },
             CallFilter { api_key: Some("key1".into()), operation: Some(Operation::List), ..Default::default() },
             CallFilter { path_prefix: Some("/rare/".into()), ..Default::default() },
-            CallFilter { from: Some(now - chrono::Duration::hours(20)), to: Some(now - chrono::Duration::hours(2)), ..Default::default() },
+            CallFilter {
+                from: Some(now - chrono::Duration::hours(20)),
+                to: Some(now - chrono::Duration::hours(2)),
+                ..Default::default()
+            },
         ];
         for filter in &filters {
             let mut expected = forward(&store, filter);
@@ -419,7 +429,7 @@ mod tests {
         // each window is sized from the aggregates to hold about a page.
         let (ids, pages) = backward(&store, &CallFilter::default(), 50, now, 200);
         assert_eq!(ids.len(), all);
-        assert_eq!(pages, all.div_ceil(50) + usize::from(all % 50 == 0));
+        assert_eq!(pages, all.div_ceil(50) + usize::from(all.is_multiple_of(50)));
         store.shutdown();
     }
 
@@ -437,7 +447,10 @@ mod tests {
         let none = CallFilter { interface: Some(Interface::Mount), ..Default::default() };
         let floor = now - chrono::Duration::days(400);
         let page = page_with_budget(&store, "acme", &none, None, 50, floor, now, 1).unwrap();
-        assert!(page.calls.is_empty() && page.older.is_none() && page.searched_back_to.is_none(), "nothing read, nothing to page");
+        assert!(
+            page.calls.is_empty() && page.older.is_none() && page.searched_back_to.is_none(),
+            "nothing read, nothing to page"
+        );
         store.shutdown();
     }
 

@@ -109,8 +109,18 @@ pub async fn page(State(d): Ds, viewer: Viewer, Query(q): Query<OperatorQuery>) 
         let kept = app.store.audits(day)?;
         let mut lines = Vec::new();
         for rec in app.store.accounts() {
-            let current = usage_report(&app, &rec.name, &UsageParams { period: Some("current".into()), ..Default::default() }, now);
-            let previous = usage_report(&app, &rec.name, &UsageParams { period: Some("previous".into()), ..Default::default() }, now);
+            let current = usage_report(
+                &app,
+                &rec.name,
+                &UsageParams { period: Some("current".into()), ..Default::default() },
+                now,
+            );
+            let previous = usage_report(
+                &app,
+                &rec.name,
+                &UsageParams { period: Some("previous".into()), ..Default::default() },
+                now,
+            );
             let avoidable = kept
                 .iter()
                 .find(|(name, _)| *name == rec.name)
@@ -119,7 +129,8 @@ pub async fn page(State(d): Ds, viewer: Viewer, Query(q): Query<OperatorQuery>) 
             let line = match current {
                 Ok(r) => {
                     let this = r.projected_calls.unwrap_or(r.billed_calls);
-                    let growth = previous.ok().filter(|p| p.billed_calls > 0).map(|p| this as f64 / p.billed_calls as f64);
+                    let growth =
+                        previous.ok().filter(|p| p.billed_calls > 0).map(|p| this as f64 / p.billed_calls as f64);
                     AccountLine {
                         name: rec.name.clone(),
                         plan: r.plan,
@@ -133,7 +144,12 @@ pub async fn page(State(d): Ds, viewer: Viewer, Query(q): Query<OperatorQuery>) 
                         problem: None,
                     }
                 }
-                Err(e) => AccountLine { name: rec.name.clone(), avoidable, problem: Some(e.to_string()), ..Default::default() },
+                Err(e) => AccountLine {
+                    name: rec.name.clone(),
+                    avoidable,
+                    problem: Some(e.to_string()),
+                    ..Default::default()
+                },
             };
             lines.push(line);
         }
@@ -142,7 +158,8 @@ pub async fn page(State(d): Ds, viewer: Viewer, Query(q): Query<OperatorQuery>) 
     .await?;
     sort(&mut lines, by);
     let body = body(&lines, by, day);
-    let frame = Frame { title: "All accounts".into(), viewer: Some(&viewer), account: None, section: Section::Accounts };
+    let frame =
+        Frame { title: "All accounts".into(), viewer: Some(&viewer), account: None, section: Section::Accounts };
     Ok(html_page(layout::page(frame, body)))
 }
 

@@ -122,9 +122,10 @@ pub async fn harden_and_compress(request: Request, next: Next) -> Response {
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    let compressible = h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| {
-        t.starts_with("text/html") || t.starts_with("text/css") || t.starts_with("text/javascript")
-    });
+    let compressible = h
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("text/html") || t.starts_with("text/css") || t.starts_with("text/javascript"));
     if !gzip_ok || !compressible || h.contains_key(header::CONTENT_ENCODING) {
         return response;
     }
@@ -147,17 +148,14 @@ pub async fn harden_and_compress(request: Request, next: Next) -> Response {
 
 /// Whether the request takes gzip (and does not refuse it with `q=0`).
 fn accepts_gzip(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|part| {
+    headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(
+        |part| {
             let mut it = part.split(';');
             let coding = it.next().unwrap_or("").trim();
             let refused = it.any(|p| matches!(p.trim(), "q=0" | "q=0.0" | "q=0.00" | "q=0.000"));
             (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
-        })
+        },
+    )
 }
 
 #[cfg(test)]

@@ -131,7 +131,12 @@ impl ShareLinks {
             return Err(ShareError::TooMany);
         }
         let expires = DateTime::from_timestamp(now.timestamp() + days * 86_400, 0).unwrap_or(now);
-        let link = ShareLink { id: super::session::random_token()[..24].to_owned(), account: account.to_owned(), created: now, expires };
+        let link = ShareLink {
+            id: super::session::random_token()[..24].to_owned(),
+            account: account.to_owned(),
+            created: now,
+            expires,
+        };
         links.push(link.clone());
         self.save(&links)?;
         Ok(link)
@@ -151,9 +156,15 @@ impl ShareLinks {
 
     /// An account's live links, newest first.
     pub fn of_account(&self, account: &str, now: DateTime<Utc>) -> Vec<ShareLink> {
-        let mut mine: Vec<ShareLink> =
-            self.links.lock().expect("lock").iter().filter(|l| l.account == account && l.expires > now).cloned().collect();
-        mine.sort_by(|a, b| b.created.cmp(&a.created));
+        let mut mine: Vec<ShareLink> = self
+            .links
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|l| l.account == account && l.expires > now)
+            .cloned()
+            .collect();
+        mine.sort_by_key(|l| std::cmp::Reverse(l.created));
         mine
     }
 
@@ -234,13 +245,21 @@ pub struct CreateForm {
 pub async fn create(State(d): Ds, view: AccountView, Form(f): Form<CreateForm>) -> Result<Response, PageError> {
     view.viewer.check_csrf(&f.csrf)?;
     if !view.viewer.caller.may_manage(&view.account.name) {
-        return Err(PageError::Forbidden("Support sees every account and changes nothing: it makes no share links.".into()));
+        return Err(PageError::Forbidden(
+            "Support sees every account and changes nothing: it makes no share links.".into(),
+        ));
     }
     if !LIFETIMES_DAYS.contains(&f.days) {
-        return Err(PageError::Api(crate::error::ApiError::BadRequest(format!("days: {} is not one of {LIFETIMES_DAYS:?}", f.days))));
+        return Err(PageError::Api(crate::error::ApiError::BadRequest(format!(
+            "days: {} is not one of {LIFETIMES_DAYS:?}",
+            f.days
+        ))));
     }
     let account = view.account.name.clone();
-    blocking(move || d.shares.create(&account, f.days, Utc::now()).map_err(|e| crate::error::ApiError::BadRequest(e.to_string()))).await?;
+    blocking(move || {
+        d.shares.create(&account, f.days, Utc::now()).map_err(|e| crate::error::ApiError::BadRequest(e.to_string()))
+    })
+    .await?;
     Ok(Redirect::to(&format!("/accounts/{}/usage#share", layout::urlencode(&view.account.name))).into_response())
 }
 
@@ -263,7 +282,9 @@ pub async fn revoke(
         return Err(PageError::Forbidden("Support changes nothing: it revokes no share links.".into()));
     }
     let account = view.account.name.clone();
-    let found = blocking(move || d.shares.revoke(&account, &id).map_err(|e| crate::error::ApiError::Internal(e.to_string()))).await?;
+    let found =
+        blocking(move || d.shares.revoke(&account, &id).map_err(|e| crate::error::ApiError::Internal(e.to_string())))
+            .await?;
     if !found {
         return Err(PageError::NotFound("No such share link.".into()));
     }
@@ -272,7 +293,8 @@ pub async fn revoke(
 
 /// `GET /share/{token}`: the usage page, read-only, for whoever has the link.
 pub async fn page(State(d): Ds, Path(token): Path<String>, Query(q): Query<UsageQuery>) -> Result<Response, PageError> {
-    let gone = || PageError::NotFound("This share link has expired or was revoked. Ask its owner for a new one.".into());
+    let gone =
+        || PageError::NotFound("This share link has expired or was revoked. Ask its owner for a new one.".into());
     let link = d.shares.open_token(&token, Utc::now()).ok_or_else(gone)?;
     let account = known_account(&d.app, &link.account).map_err(|_| gone())?;
     let tz = account_zone(&account);

@@ -107,7 +107,8 @@ pub async fn submit(State(d): Ds, headers: HeaderMap, Form(f): Form<SignInForm>)
     let id = d.sessions.open(hash);
     let secure = d.app.settings.secure_cookies;
     let mut response = Redirect::to(&home_of(&caller)).into_response();
-    for c in [set_cookie(SESSION_COOKIE, &id, d.sessions.lifetime_secs(), secure), set_cookie(SIGN_IN_COOKIE, "", 0, secure)]
+    for c in
+        [set_cookie(SESSION_COOKIE, &id, d.sessions.lifetime_secs(), secure), set_cookie(SIGN_IN_COOKIE, "", 0, secure)]
     {
         if let Ok(v) = c.parse() {
             response.headers_mut().append(header::SET_COOKIE, v);

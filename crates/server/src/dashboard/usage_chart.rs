@@ -75,7 +75,13 @@ pub fn slots(from: DateTime<Utc>, to: DateTime<Utc>, tz: Tz, granularity: Granul
 }
 
 /// The layers of the chart, each with a value per slot.
-pub fn layers(rows: &[TotalRow], tz: Tz, granularity: Granularity, slots: &[(String, DateTime<Utc>)], stacking: Stacking) -> Vec<Series> {
+pub fn layers(
+    rows: &[TotalRow],
+    tz: Tz,
+    granularity: Granularity,
+    slots: &[(String, DateTime<Utc>)],
+    stacking: Stacking,
+) -> Vec<Series> {
     let index: HashMap<&str, usize> = slots.iter().enumerate().map(|(i, (k, _))| (k.as_str(), i)).collect();
     let spread = |points: &[SeriesPoint], pick: &dyn Fn(&SeriesPoint) -> u64| {
         let mut values = vec![0u64; slots.len()];
@@ -99,21 +105,28 @@ pub fn layers(rows: &[TotalRow], tz: Tz, granularity: Granularity, slots: &[(Str
                 .into_iter()
                 .map(|(interface, _)| {
                     let mine: Vec<TotalRow> = rows.iter().filter(|r| r.interface == interface).copied().collect();
-                    Series { name: interface.as_str().into(), values: spread(&usage::series(&mine, tz, granularity), &calls) }
+                    Series {
+                        name: interface.as_str().into(),
+                        values: spread(&usage::series(&mine, tz, granularity), &calls),
+                    }
                 })
                 .collect()
         }
         Stacking::Direction => [(Direction::Read, "read"), (Direction::Write, "write")]
             .into_iter()
             .map(|(direction, name)| {
-                let mine: Vec<TotalRow> = rows.iter().filter(|r| r.operation.direction() == direction).copied().collect();
+                let mine: Vec<TotalRow> =
+                    rows.iter().filter(|r| r.operation.direction() == direction).copied().collect();
                 Series { name: name.into(), values: spread(&usage::series(&mine, tz, granularity), &calls) }
             })
             .collect(),
         Stacking::Billable => {
             let all = usage::series(rows, tz, granularity);
             vec![
-                Series { name: "billable".into(), values: spread(&all, &|p| p.count.billable_calls.min(p.count.calls)) },
+                Series {
+                    name: "billable".into(),
+                    values: spread(&all, &|p| p.count.billable_calls.min(p.count.calls)),
+                },
                 Series {
                     name: "not billable".into(),
                     values: spread(&all, &|p| p.count.calls.saturating_sub(p.count.billable_calls)),

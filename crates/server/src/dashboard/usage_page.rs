@@ -128,11 +128,8 @@ pub async fn page(
 ) -> Result<Response, PageError> {
     let (dd, account, tz, q2) = (d.clone(), view.account.clone(), view.tz, q.clone());
     let data = blocking(move || read(&dd, &account, tz, &q2).map_err(into_api)).await?;
-    let shares = if view.viewer.caller.may_manage(&view.account.name) {
-        Some(share::panel(&d, &view, &headers))
-    } else {
-        None
-    };
+    let shares =
+        if view.viewer.caller.may_manage(&view.account.name) { Some(share::panel(&d, &view, &headers)) } else { None };
     let body = body(&view.account.name, tz, &q, &data, Mode::SignedIn { shares });
     let frame = Frame {
         title: format!("Usage of {}", view.account.name),
@@ -335,9 +332,14 @@ fn empty_state(account: &str) -> Markup {
 }
 
 fn chart(data: &UsageData, tz: Tz) -> Markup {
-    let labels: Vec<String> = data.slots.iter().map(|(_, t)| usage_chart::axis_label(*t, tz, data.granularity)).collect();
+    let labels: Vec<String> =
+        data.slots.iter().map(|(_, t)| usage_chart::axis_label(*t, tz, data.granularity)).collect();
     let names: Vec<&str> = data.layers.iter().map(|l| l.name.as_str()).collect();
-    let label = format!("Calls per {} of the period, {}", if data.granularity == Granularity::Hour { "hour" } else { "day" }, data.stacking.label().to_lowercase());
+    let label = format!(
+        "Calls per {} of the period, {}",
+        if data.granularity == Granularity::Hour { "hour" } else { "day" },
+        data.stacking.label().to_lowercase()
+    );
     html! {
         figure aria-labelledby="chart-heading" {
             (charts::stacked(&label, &labels, &data.layers, 320))
@@ -425,7 +427,11 @@ pub async fn breakdown_csv(
         csv_row(&mut out, &[value, g.count.calls.to_string(), g.count.billable_calls.to_string()]);
     }
     let period = data.report.period.as_ref().map(|p| format::date(p.start, tz)).unwrap_or_default();
-    let name = format!("attachment; filename=\"{}-{period}-by-{}.csv\"", view.account.name, title.to_lowercase().replace(' ', "-"));
+    let name = format!(
+        "attachment; filename=\"{}-{period}-by-{}.csv\"",
+        view.account.name,
+        title.to_lowercase().replace(' ', "-")
+    );
     Ok(([(header::CONTENT_TYPE, "text/csv".to_owned()), (header::CONTENT_DISPOSITION, name)], out).into_response())
 }
 
@@ -444,7 +450,12 @@ mod tests {
             account: "acme".into(),
             plan: "p".into(),
             timezone: "UTC".into(),
-            period: Some(PeriodInfo { start: t("2026-11-01T00:00:00Z"), end: t("2026-12-01T00:00:00Z"), closed: false, closes_at: t("2026-12-04T00:00:00Z") }),
+            period: Some(PeriodInfo {
+                start: t("2026-11-01T00:00:00Z"),
+                end: t("2026-12-01T00:00:00Z"),
+                closed: false,
+                closes_at: t("2026-12-04T00:00:00Z"),
+            }),
             from: t("2026-11-01T00:00:00Z"),
             to: t("2026-12-01T00:00:00Z"),
             calls: billed,

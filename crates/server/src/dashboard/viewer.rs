@@ -102,7 +102,8 @@ impl FromRequestParts<Arc<Dashboard>> for AccountView {
         if !viewer.caller.may_read(&name) {
             return Err(PageError::Forbidden(format!("The token you signed in with cannot see account {name:?}.")));
         }
-        let account = known_account(&state.app, &name).map_err(|_| PageError::NotFound(format!("No account {name:?}.")))?;
+        let account =
+            known_account(&state.app, &name).map_err(|_| PageError::NotFound(format!("No account {name:?}.")))?;
         let tz = account_zone(&account);
         Ok(AccountView { viewer, account, tz })
     }

@@ -50,7 +50,12 @@ pub(crate) async fn account_usage(
 }
 
 /// The usage answer, as the API gives it (the dashboard shows the same).
-pub(crate) fn usage_report(s: &AppState, account: &str, q: &UsageParams, now: DateTime<Utc>) -> AppResult<usage::UsageReport> {
+pub(crate) fn usage_report(
+    s: &AppState,
+    account: &str,
+    q: &UsageParams,
+    now: DateTime<Utc>,
+) -> AppResult<usage::UsageReport> {
     let rec = known_account(s, account)?;
     let (period, from, to) = match (&q.from, &q.to) {
         (Some(f), Some(t)) if q.period.is_none() => (None, parse_time("from", f)?, parse_time("to", t)?),
