@@ -290,7 +290,7 @@ fn remove(path: &Path) -> std::io::Result<()> {
 /// Writes a file only its owner may read, atomically: a temporary file
 /// beside it (its name starts like the target's), synced, renamed over it,
 /// and the folder synced, so that a crash leaves the old file or the new one.
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }

@@ -88,7 +88,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::map_response(envelope_every_error))
         .layer(Extension(OpenApiJson(json.into())))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(crate::dashboard::router(state)) // after the JSON envelope: its pages answer in HTML
 }
 
 /// The webhook routes (DESIGN §7, `routes/webhooks.rs`).

@@ -124,17 +124,22 @@ impl Auth {
     /// Who presents this bearer token, if anyone.
     pub fn caller(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
         let secret = bearer(headers).ok_or(ApiError::Unauthorized)?;
-        let h = hash_secret(secret);
+        self.caller_of_hash(&hash_secret(secret)).ok_or(ApiError::Unauthorized)
+    }
+
+    /// Who holds the token with this hash, if it is still in force: the
+    /// dashboard's sessions keep the hash, not the token, and ask again on
+    /// every page, so that a revoked or rotated token ends its sessions.
+    pub fn caller_of_hash(&self, h: &[u8; 32]) -> Option<Caller> {
         let admin = *self.admin_hash.read().expect("lock");
-        if bool::from(admin.ct_eq(&h)) {
-            return Ok(Caller::Admin);
+        if bool::from(admin.ct_eq(h)) {
+            return Some(Caller::Admin);
         }
-        match self.tokens.read().expect("lock").get(&h).map(|t| t.scope.clone()) {
-            Some(Scope::Admin) => Ok(Caller::Admin),
-            Some(Scope::Ingest) => Ok(Caller::Ingest),
-            Some(Scope::Support) => Ok(Caller::Support),
-            Some(Scope::Account(a)) => Ok(Caller::Account(a)),
-            None => Err(ApiError::Unauthorized),
+        match self.tokens.read().expect("lock").get(h).map(|t| t.scope.clone())? {
+            Scope::Admin => Some(Caller::Admin),
+            Scope::Ingest => Some(Caller::Ingest),
+            Scope::Support => Some(Caller::Support),
+            Scope::Account(a) => Some(Caller::Account(a)),
         }
     }
 

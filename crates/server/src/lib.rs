@@ -25,6 +25,7 @@
 //! - `live_audits.rs`: the one thread that audits run on for requests.
 //! - `admin_token.rs`: which admin token is in force at start (configured, rotated, kept or new).
 //! - `openapi/`: the OpenAPI description, generated from the handlers' annotations and the types.
+//! - `dashboard/`: the web dashboard at `/`: sign-in, usage, request log, audit, every account.
 //! - `metrics.rs`: Prometheus counters.
 //! - `error.rs`: [`ApiError`], and the table from error to code and HTTP status.
 
@@ -36,6 +37,7 @@ mod auth;
 mod body;
 mod connection_timeouts;
 mod connections;
+mod dashboard;
 mod error;
 mod export;
 mod extract;

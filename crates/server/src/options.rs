@@ -76,6 +76,9 @@ pub struct ServerOptions {
     /// MiB of request bodies read or worked on at once; past it, 503 with Retry-After [default: 256; 16 to 1048576].
     #[arg(long, env = "CALLMETER_BODIES_IN_FLIGHT_MB")]
     pub bodies_in_flight_mb: Option<u32>,
+    /// Mark the dashboard's cookies Secure: set it when a TLS proxy serves the dashboard (callmeter itself speaks plain HTTP, so it cannot tell) [default: false].
+    #[arg(long, env = "CALLMETER_SECURE_COOKIES")]
+    pub secure_cookies: Option<bool>,
     /// Plans (config file only).
     #[arg(skip)]
     pub plans: Option<Vec<Plan>>,
@@ -150,6 +153,8 @@ pub struct Settings {
     pub limits: ServerLimits,
     /// The `[webhooks]` table.
     pub webhooks: WebhookSettings,
+    /// Whether the dashboard's cookies are marked Secure (served through a TLS proxy).
+    pub secure_cookies: bool,
 }
 
 /// Days of `retention_days`: at least one, at most a century, so that
@@ -223,6 +228,7 @@ impl ServerOptions {
             body_timeout_ms: self.body_timeout_ms.or(file.body_timeout_ms),
             idle_timeout_ms: self.idle_timeout_ms.or(file.idle_timeout_ms),
             bodies_in_flight_mb: self.bodies_in_flight_mb.or(file.bodies_in_flight_mb),
+            secure_cookies: self.secure_cookies.or(file.secure_cookies),
             plans: self.plans.or(file.plans),
             billing_rules: self.billing_rules.or(file.billing_rules),
             import: self.import.or(file.import),
@@ -299,6 +305,7 @@ impl ServerOptions {
             audit,
             limits,
             webhooks,
+            secure_cookies: self.secure_cookies.unwrap_or(false),
         })
     }
 

@@ -19,18 +19,18 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
-#[derive(Deserialize, utoipa::IntoParams)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct AuditParams {
     /// Start of the range, inclusive (default the start of the current usage period); before `to`; not with `day`.
     #[param(value_type = Option<params::Rfc3339Time>, inline)]
-    from: Option<String>,
+    pub(crate) from: Option<String>,
     /// End of the range, exclusive (default now); after `from`; not with `day`.
     #[param(value_type = Option<params::Rfc3339Time>, inline)]
-    to: Option<String>,
+    pub(crate) to: Option<String>,
     /// A UTC day: the audit the daily schedule kept for it, else one made for the request.
     #[param(value_type = Option<params::CalendarDay>, inline)]
-    day: Option<String>,
+    pub(crate) day: Option<String>,
 }
 
 fn parse_day(v: &str) -> AppResult<NaiveDate> {
@@ -40,8 +40,8 @@ fn parse_day(v: &str) -> AppResult<NaiveDate> {
 
 /// The range of an account's audit, and the UTC day when one was asked for.
 /// Without `day`, `from` defaults to the start of the account's current usage
-/// period and `to` to now: the period so far.
-fn audit_range(
+/// period and `to` to now: the period so far. The dashboard's audit page reads the same.
+pub(crate) fn audit_range(
     rec: &AccountRecord,
     q: &AuditParams,
     now: DateTime<Utc>,

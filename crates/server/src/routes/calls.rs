@@ -19,48 +19,49 @@ pub(crate) const DEFAULT_PER_PAGE: usize = 100;
 /// The most calls in one page.
 pub(crate) const MAX_PER_PAGE: usize = 10_000;
 
-#[derive(Deserialize, utoipa::IntoParams)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct CallsParams {
     /// Calls at or after this time.
     #[param(value_type = Option<params::Rfc3339Time>, inline)]
-    from: Option<String>,
+    pub(crate) from: Option<String>,
     /// Calls before this time.
     #[param(value_type = Option<params::Rfc3339Time>, inline)]
-    to: Option<String>,
+    pub(crate) to: Option<String>,
     /// Calls of this interface.
     #[param(value_type = Option<params::InterfaceName>, inline)]
-    interface: Option<String>,
+    pub(crate) interface: Option<String>,
     /// Calls of this operation.
     #[param(value_type = Option<params::OperationName>, inline)]
-    operation: Option<String>,
+    pub(crate) operation: Option<String>,
     /// Calls whose path starts with this.
     #[param(value_type = Option<params::FreeText>, inline)]
-    path_prefix: Option<String>,
+    pub(crate) path_prefix: Option<String>,
     /// Calls made with this API key.
     #[param(value_type = Option<params::FreeText>, inline)]
-    api_key: Option<String>,
+    pub(crate) api_key: Option<String>,
     /// Calls by this user.
     #[param(value_type = Option<params::FreeText>, inline)]
-    user: Option<String>,
+    pub(crate) user: Option<String>,
     /// Calls from this client address.
     #[param(value_type = Option<params::FreeText>, inline)]
-    client_ip: Option<String>,
+    pub(crate) client_ip: Option<String>,
     /// Calls answered with a status of this class (`2xx`, `4xx`…).
     #[param(value_type = Option<params::StatusClass>, inline)]
-    status: Option<String>,
+    pub(crate) status: Option<String>,
     /// Where to go on: the `next_cursor` of the page before.
     #[param(value_type = Option<params::Cursor>, inline)]
-    cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
     /// Calls in a page (JSON only; default 100).
     #[param(value_type = Option<params::PerPage>, inline)]
-    per_page: Option<usize>,
+    pub(crate) per_page: Option<usize>,
     /// `json` (default; in pages), `csv` or `ndjson` (every call from `cursor` on, streamed).
     #[param(value_type = Option<params::CallsFormat>, inline)]
-    format: Option<String>,
+    pub(crate) format: Option<String>,
 }
 
-fn call_filter(q: &CallsParams) -> AppResult<CallFilter> {
+/// The request log's filter, as the API reads it (the dashboard reads the same).
+pub(crate) fn call_filter(q: &CallsParams) -> AppResult<CallFilter> {
     let status_class = match q.status.as_deref() {
         None => None,
         Some(s) if s.len() == 3 && s.ends_with("xx") && s.as_bytes()[0].is_ascii_digit() => {

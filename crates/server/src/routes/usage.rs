@@ -32,19 +32,19 @@ fn plan_named<'a>(s: &'a AppState, account: &str, name: &str) -> AppResult<&'a P
 pub(crate) struct UsageParams {
     /// The usage period (default the current one); not with `from` and `to`.
     #[param(value_type = Option<params::Period>, inline)]
-    period: Option<String>,
+    pub(crate) period: Option<String>,
     /// Start of a range instead of a period (with `to`).
     #[param(value_type = Option<params::Rfc3339Time>, inline)]
-    from: Option<String>,
+    pub(crate) from: Option<String>,
     /// End of the range, exclusive (with `from`, not before it).
     #[param(value_type = Option<params::Rfc3339Time>, inline)]
-    to: Option<String>,
+    pub(crate) to: Option<String>,
     /// Counts by these dimensions, comma-separated, each at most once.
     #[param(value_type = Option<params::GroupBy>, inline)]
-    group_by: Option<String>,
+    pub(crate) group_by: Option<String>,
     /// Counts per local hour or day of the account's zone.
     #[param(value_type = Option<params::Granularity>, inline)]
-    granularity: Option<String>,
+    pub(crate) granularity: Option<String>,
 }
 
 /// An account's usage for a period or a range, against its plan.
@@ -75,7 +75,13 @@ pub(crate) async fn account_usage(
     Ok(Json(report).into_response())
 }
 
-fn usage_report(s: &AppState, account: &str, q: &UsageParams, now: DateTime<Utc>) -> AppResult<usage::UsageReport> {
+/// The usage answer, as the API gives it (the dashboard shows the same).
+pub(crate) fn usage_report(
+    s: &AppState,
+    account: &str,
+    q: &UsageParams,
+    now: DateTime<Utc>,
+) -> AppResult<usage::UsageReport> {
     let rec = known_account(s, account)?;
     let (period, from, to) = match (&q.from, &q.to) {
         (Some(f), Some(t)) if q.period.is_none() => (None, parse_time("from", f)?, parse_time("to", t)?),
