@@ -218,7 +218,9 @@ fn idle_and_slow_connections_are_closed_on_their_own_clocks() {
     let (said, after) = read_to_close(&body);
     assert!(said.starts_with("HTTP/1.1 400"), "{said}");
     assert!(said.contains(r#""code":"bad_request""#) && said.contains("not received whole within 1000 ms"), "{said}");
-    assert!(after < Duration::from_secs(4), "{after:?}");
+    // Its rest is not read for another timeout: the answer says the connection closes, and it does.
+    assert!(said.to_ascii_lowercase().contains("connection: close"), "{said}");
+    assert!(after < Duration::from_millis(1_900), "{after:?}");
 
     // Kept alive after an answer: idle again, closed after the idle timeout.
     let kept = connect(&server);
@@ -324,4 +326,73 @@ fn a_stop_finishes_the_request_in_progress_and_does_not_wait_for_idle_connection
     // What it answered is stored.
     let server = harness::start(&data, &[]);
     assert_eq!(server.usage("acme", "current")["calls"], 100);
+}
+
+/// A raw authenticated NDJSON post with a chunked body: its head and first chunk.
+fn chunked_post_head() -> String {
+    format!(
+        "POST /v1/events HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {ADMIN}\r\ncontent-type: application/x-ndjson\r\ntransfer-encoding: chunked\r\n\r\n1\r\n{{\r\n"
+    )
+}
+
+#[test]
+fn chunked_trickles_hold_what_they_sent_and_are_cut_at_the_body_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    // A budget of one whole body: a body without a length once took all of it before a byte came.
+    let flags = ["--bodies-in-flight-mb", "16", "--body-timeout-ms", "1500", "--idle-timeout-ms", "30000"];
+    let server = harness::start(&dir.path().join("data"), &flags);
+    let trickles: Vec<(TcpStream, std::thread::JoinHandle<()>)> = (0..3)
+        .map(|_| {
+            let s = connect(&server);
+            (&s).write_all(chunked_post_head().as_bytes()).unwrap();
+            let mut writer = s.try_clone().unwrap();
+            // A chunk of one space every 200 ms, until the server closes the connection.
+            let trickle = std::thread::spawn(move || {
+                while writer.write_all(b"1\r\n \r\n").is_ok() {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            });
+            (s, trickle)
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // The trickles hold the bytes they sent, not 16 MiB each: a whole post still fits.
+    assert!(server.metric("callmeter_body_bytes_in_flight") < 1_024);
+    let (status, v) =
+        server.post_events(ADMIN, &(harness::event("acme", "beside", &harness::ago(5), "rest", "") + "\n"));
+    assert_eq!((status, v["accepted"].as_u64()), (200, Some(1)), "{v}");
+    // Each is cut at the body timeout, however steadily it sends: 400, and the connection closes.
+    for (s, trickle) in trickles {
+        let (said, after) = read_to_close(&s);
+        assert!(said.starts_with("HTTP/1.1 400") && said.contains("not received whole within 1500 ms"), "{said}");
+        assert!(said.to_ascii_lowercase().contains("connection: close"), "{said}");
+        assert!(after < Duration::from_secs(3), "{after:?}");
+        trickle.join().unwrap();
+    }
+    assert_eq!(server.metric("callmeter_body_timeouts_total"), 3);
+    assert_eq!(server.metric("callmeter_body_bytes_in_flight"), 0);
+    assert_eq!(server.metric("callmeter_refused_bodies_in_flight_total"), 0);
+}
+
+#[test]
+fn a_client_that_never_reads_its_answers_is_closed_after_the_write_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let flags = ["--write-timeout-ms", "500", "--idle-timeout-ms", "60000", "--header-timeout-ms", "60000"];
+    let server = harness::start(&dir.path().join("data"), &flags);
+    let baseline = server.open_descriptors();
+    // 300 pipelined requests for the description (about 120 KiB each): far more than the sockets buffer.
+    let greedy = connect(&server);
+    let requests = "GET /openapi.json HTTP/1.1\r\nhost: x\r\n\r\n".repeat(300);
+    (&greedy).write_all(requests.as_bytes()).unwrap();
+    assert!(harness::wait_for(Duration::from_secs(5), || server.open_descriptors() > baseline), "it is served");
+    // Never read: the server's writes take nothing, and it closes the connection, though the client keeps it open.
+    let started = Instant::now();
+    let closed = harness::wait_for(Duration::from_secs(10), || server.open_descriptors() <= baseline);
+    assert!(closed, "{} descriptors open, {baseline} before", server.open_descriptors());
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(server.metric("callmeter_connection_timeouts_total") >= 1);
+    // A reader that keeps up is served whole.
+    let (status, _) = server.get(ADMIN, "/openapi.json");
+    assert_eq!(status, 200);
+    drop(greedy);
 }

@@ -3,24 +3,34 @@
 //! body timeout, and only while every body in flight fits the budget.
 //!
 //! The budget counts bytes of bodies being read or worked on, over all
-//! requests (`bodies_in_flight_mb`). A body takes its declared length from it
-//! before a byte is read (a body without a length takes the most one may
-//! carry, and gives back what it did not use), and holds it until its
-//! request is answered: the events parsed from it live about as long and
-//! weigh about as much. A body that does not fit is refused at once with 503
-//! and `Retry-After` rather than queued: 50 concurrent 16 MiB posts once
-//! took the server to 1.24 GB (issue 12).
+//! requests (`bodies_in_flight_mb`). A body takes its bytes from it as they
+//! arrive, and holds them until its request is answered: the events parsed
+//! from it live about as long and weigh about as much. A body is refused
+//! with 503 and `Retry-After` rather than queued: at once when it declares
+//! more than is free, or when its next bytes do not fit (its rest is then
+//! read and thrown away after the answer, `unread_bodies.rs`, so that the
+//! client reads the 503). 50 concurrent 16 MiB posts once took the server to
+//! 1.24 GB (issue 12).
+//!
+//! Bytes that arrive, not bytes declared: a body once took its declared
+//! length (16 MiB without one) before a byte was read, and 16 bodies trickled
+//! a byte a second held the whole default budget, and every ingest with it
+//! (the second review, issue 12). Now a trickle holds what it sent.
+//!
+//! A body not received whole within the body timeout is refused (400), and
+//! its connection closes after the answer: it is not drained for another
+//! timeout.
 //!
 //! The work is per request (one reservation, one deadline), never per event.
 
 use crate::api::AppState;
+use crate::connection_timeouts::ConnectionClock;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::options::MAX_BODY_BYTES;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{header, HeaderMap};
-use bytes::BytesMut;
 use http_body::Body as _;
 use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
@@ -47,13 +57,30 @@ impl BodyBudget {
         self.total - self.free.available_permits()
     }
 
+    /// Bytes free now.
+    fn free(&self) -> usize {
+        self.free.available_permits()
+    }
+
     /// Takes `bytes` from the budget, or `None` when they do not fit now.
+    #[cfg(test)]
     fn reserve(&self, bytes: usize) -> Option<Reservation> {
+        let mut reservation = Reservation(None);
+        self.grow(&mut reservation, bytes).then_some(reservation)
+    }
+
+    /// Adds `bytes` to a reservation; false (and nothing taken) when they do not fit now.
+    fn grow(&self, reservation: &mut Reservation, bytes: usize) -> bool {
         if bytes == 0 {
-            return Some(Reservation(None));
+            return true;
         }
-        let permits = u32::try_from(bytes).ok()?;
-        self.free.clone().try_acquire_many_owned(permits).ok().map(|p| Reservation(Some(p)))
+        let Ok(permits) = u32::try_from(bytes) else { return false };
+        let Ok(more) = self.free.clone().try_acquire_many_owned(permits) else { return false };
+        match &mut reservation.0 {
+            Some(held) => held.merge(more),
+            None => reservation.0 = Some(more),
+        }
+        true
     }
 }
 
@@ -61,16 +88,16 @@ impl BodyBudget {
 pub(crate) struct Reservation(Option<OwnedSemaphorePermit>);
 
 impl Reservation {
-    /// Gives back what is held beyond `bytes`.
-    fn shrink_to(&mut self, bytes: usize) {
-        if let Some(permit) = &mut self.0 {
-            let extra = permit.num_permits().saturating_sub(bytes);
-            if extra > 0 {
-                drop(permit.split(extra));
-            }
-        }
+    /// Bytes held.
+    #[cfg(test)]
+    fn held(&self) -> usize {
+        self.0.as_ref().map_or(0, OwnedSemaphorePermit::num_permits)
     }
 }
+
+/// The first buffer of a body: bodies of a known length get no more until
+/// their bytes come, so that a length declared and never sent costs nothing.
+const FIRST_BUFFER_BYTES: usize = 64 << 10;
 
 /// A whole body, read under the limits, and its reservation: hold the
 /// reservation until the request is answered.
@@ -85,22 +112,20 @@ impl FromRequest<Arc<AppState>> for ReadBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, ApiError> {
-        let body = req.into_body();
+        let connection = req.extensions().get::<Arc<ConnectionClock>>().cloned();
+        let mut body = req.into_body();
         // hyper knows the length a request declared (and refused one that lies about it).
         let declared = body.size_hint().exact().map(|n| usize::try_from(n).unwrap_or(usize::MAX));
         if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
             return Err(too_large());
         }
-        let mut reservation = state.bodies.reserve(declared.unwrap_or(MAX_BODY_BYTES)).ok_or_else(|| {
-            Metrics::add(&state.metrics.refused_bodies_in_flight, 1);
-            ApiError::Busy {
-                message: "too many request bodies in flight: try again shortly".into(),
-                retry_after_secs: RETRY_AFTER_SECS,
-            }
-        })?;
+        // Not a reservation, a check: a body that could not fit now is refused before it is sent.
+        if declared.is_some_and(|n| n > state.bodies.free()) {
+            return Err(budget_full(state));
+        }
         let timeout = state.settings.limits.body_timeout;
-        let mut buf = BytesMut::with_capacity(declared.unwrap_or(0));
-        let mut body = body;
+        let mut reservation = Reservation(None);
+        let mut buf = Vec::with_capacity(declared.unwrap_or(0).min(FIRST_BUFFER_BYTES));
         // One timer for the whole body, not one per chunk.
         let mut deadline = std::pin::pin!(tokio::time::sleep(timeout));
         loop {
@@ -109,6 +134,10 @@ impl FromRequest<Arc<AppState>> for ReadBody {
                 next = body.frame() => next,
                 () = &mut deadline => {
                     Metrics::add(&state.metrics.body_timeouts, 1);
+                    // Its rest is not drained: the connection closes after the 400.
+                    if let Some(connection) = &connection {
+                        connection.close_after_answer();
+                    }
                     return Err(ApiError::BadRequest(format!(
                         "body: not received whole within {} ms",
                         timeout.as_millis()
@@ -124,11 +153,22 @@ impl FromRequest<Arc<AppState>> for ReadBody {
                 if buf.len() + data.len() > MAX_BODY_BYTES {
                     return Err(too_large());
                 }
+                if !state.bodies.grow(&mut reservation, data.len()) {
+                    return Err(budget_full(state));
+                }
                 buf.extend_from_slice(&data);
             }
         }
-        reservation.shrink_to(buf.len());
-        Ok(ReadBody { bytes: buf.freeze(), reservation })
+        Ok(ReadBody { bytes: Bytes::from(buf), reservation })
+    }
+}
+
+/// 503: the budget cannot take this body now (counted).
+fn budget_full(state: &AppState) -> ApiError {
+    Metrics::add(&state.metrics.refused_bodies_in_flight, 1);
+    ApiError::Busy {
+        message: "too many request bodies in flight: try again shortly".into(),
+        retry_after_secs: RETRY_AFTER_SECS,
     }
 }
 
@@ -188,12 +228,16 @@ mod tests {
         let mut a = budget.reserve(60).unwrap();
         assert_eq!(budget.in_flight(), 60);
         assert!(budget.reserve(41).is_none(), "over the budget");
-        let b = budget.reserve(40).unwrap();
-        a.shrink_to(10);
-        assert_eq!(budget.in_flight(), 50);
+        let b = budget.reserve(30).unwrap();
+        assert!(!budget.grow(&mut a, 11), "a reservation grows only into what is free");
+        assert_eq!((a.held(), budget.free()), (60, 10), "a refused growth takes nothing");
+        assert!(budget.grow(&mut a, 10));
+        assert_eq!((a.held(), budget.in_flight()), (70, 100));
         drop((a, b));
         assert_eq!(budget.in_flight(), 0);
         assert!(budget.reserve(0).is_some() && budget.reserve(101).is_none());
+        let mut empty = budget.reserve(0).unwrap();
+        assert!(budget.grow(&mut empty, 5) && empty.held() == 5, "an empty reservation grows too");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The idle and header timeouts of one connection.
+//! The idle, header and write timeouts of one connection.
 //!
 //! A connection is always in one of three phases: **idle** (new, or kept
 //! alive after an answer, no byte of a request yet), **head** (a request's
@@ -14,10 +14,22 @@
 //! request, so an idle keep-alive connection and a slow head would share one
 //! clock; these are two settings. A review held 11,555 connections open,
 //! idle, half-sent or one byte a second, for minutes (issue 12).
+//!
+//! Writes have a deadline of their own, in every phase: a write that takes
+//! nothing for `write_timeout` fails, and hyper closes the connection. An
+//! answer's size is not bounded (a CSV export streams any size), its progress
+//! is: a client that pipelines requests and never reads the answers, or
+//! starts an export and stops reading, once held its connection slot for as
+//! long as it kept the socket open (the second review, issue 12).
+//!
+//! A request may also ask that its connection close after its answer
+//! ([`ConnectionClock::close_after_answer`]): a body given up part-way (too
+//! slow) is then dropped, not drained, and the answer says `connection: close`.
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -42,6 +54,8 @@ pub(crate) struct ConnectionClock {
     state: Mutex<ClockState>,
     idle_timeout: Duration,
     header_timeout: Duration,
+    /// Raised by a request whose body was given up part-way.
+    closing: AtomicBool,
 }
 
 struct ClockState {
@@ -56,7 +70,23 @@ impl ConnectionClock {
     /// A new connection: idle from now.
     pub fn new(idle_timeout: Duration, header_timeout: Duration) -> Arc<ConnectionClock> {
         let state = ClockState { phase: Phase::Idle(Instant::now()), waiting_reader: None };
-        Arc::new(ConnectionClock { state: Mutex::new(state), idle_timeout, header_timeout })
+        Arc::new(ConnectionClock {
+            state: Mutex::new(state),
+            idle_timeout,
+            header_timeout,
+            closing: AtomicBool::new(false),
+        })
+    }
+
+    /// The connection closes after the answer in progress: its request's body
+    /// is not drained (`unread_bodies.rs`) and the answer says so.
+    pub fn close_after_answer(&self) {
+        self.closing.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the connection closes after the answer in progress.
+    pub fn closing(&self) -> bool {
+        self.closing.load(Ordering::Relaxed)
     }
 
     /// A request's headers ended: no connection deadline until its answer
@@ -108,21 +138,63 @@ impl ConnectionClock {
     }
 }
 
-/// A socket whose reads fail once its connection's deadline passes.
+/// A socket whose reads fail once its connection's deadline passes, and
+/// whose writes fail once they have taken nothing for the write timeout.
 pub(crate) struct TimedSocket<S> {
     socket: S,
     clock: Arc<ConnectionClock>,
     timer: Pin<Box<Sleep>>,
     timer_set_for: Option<Instant>,
+    write_timeout: Duration,
+    /// Its own timer: a read and a write may wait at once (hyper reads, to
+    /// see a client go away, while it writes an answer).
+    write_timer: Pin<Box<Sleep>>,
+    /// Since when writes have waited with nothing taken; `None` while they progress.
+    write_stalled_since: Option<Instant>,
     on_timeout: Box<dyn Fn() + Send + Sync>,
 }
 
 impl<S> TimedSocket<S> {
-    /// Wraps a socket. A read past the deadline fails with [`io::ErrorKind::TimedOut`],
-    /// and calls `on_timeout` (hyper ends an idle connection's failed read quietly).
-    pub fn new(socket: S, clock: Arc<ConnectionClock>, on_timeout: impl Fn() + Send + Sync + 'static) -> Self {
-        let timer = Box::pin(tokio::time::sleep(Duration::ZERO));
-        TimedSocket { socket, clock, timer, timer_set_for: None, on_timeout: Box::new(on_timeout) }
+    /// Wraps a socket. A read past the deadline, or a write that took nothing
+    /// for `write_timeout`, fails with [`io::ErrorKind::TimedOut`], and calls
+    /// `on_timeout` (hyper ends an idle connection's failed read quietly).
+    pub fn new(
+        socket: S,
+        clock: Arc<ConnectionClock>,
+        write_timeout: Duration,
+        on_timeout: impl Fn() + Send + Sync + 'static,
+    ) -> Self {
+        TimedSocket {
+            socket,
+            clock,
+            timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            timer_set_for: None,
+            write_timeout,
+            write_timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            write_stalled_since: None,
+            on_timeout: Box::new(on_timeout),
+        }
+    }
+
+    /// A write's outcome, with the write deadline applied: one that waits
+    /// starts (or continues) a stall, one that returns ends it; a stall that
+    /// outlasts the write timeout fails the write.
+    fn watch_write<T>(&mut self, cx: &mut Context<'_>, polled: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if polled.is_ready() {
+            self.write_stalled_since = None;
+            return polled;
+        }
+        let since = *self.write_stalled_since.get_or_insert_with(Instant::now);
+        let deadline = since + self.write_timeout;
+        if self.write_timer.deadline() != deadline {
+            self.write_timer.as_mut().reset(deadline);
+        }
+        if self.write_timer.as_mut().poll(cx).is_ready() {
+            (self.on_timeout)();
+            let why = "the client took nothing of the answer within the write timeout";
+            return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, why)));
+        }
+        Poll::Pending
     }
 }
 
@@ -156,7 +228,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for TimedSocket<S> {
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for TimedSocket<S> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().socket).poll_write(cx, data)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.socket).poll_write(cx, data);
+        this.watch_write(cx, polled)
     }
 
     fn poll_write_vectored(
@@ -164,7 +238,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for TimedSocket<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().socket).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.socket).poll_write_vectored(cx, bufs);
+        this.watch_write(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -172,11 +248,15 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for TimedSocket<S> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().socket).poll_flush(cx)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.socket).poll_flush(cx);
+        this.watch_write(cx, polled)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().socket).poll_shutdown(cx)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.socket).poll_shutdown(cx);
+        this.watch_write(cx, polled)
     }
 }
 
@@ -231,7 +311,7 @@ mod tests {
     ) -> (TimedSocket<tokio::io::DuplexStream>, tokio::io::DuplexStream, Arc<ConnectionClock>) {
         let (server, client) = tokio::io::duplex(1024);
         let clock = ConnectionClock::new(Duration::from_millis(idle), Duration::from_millis(header));
-        (TimedSocket::new(server, clock.clone(), || {}), client, clock)
+        (TimedSocket::new(server, clock.clone(), Duration::from_secs(60), || {}), client, clock)
     }
 
     #[tokio::test]
@@ -275,5 +355,34 @@ mod tests {
         assert!(result.unwrap_err().contains("idle timeout"));
         assert!(at - idle_from >= Duration::from_millis(60) && at - idle_from < Duration::from_secs(5));
         client.write_all(b"x").await.unwrap_err();
+    }
+
+    #[tokio::test]
+    async fn a_write_that_takes_nothing_times_out_and_one_that_progresses_does_not() {
+        let (server, mut client) = tokio::io::duplex(64);
+        let clock = ConnectionClock::new(Duration::from_secs(60), Duration::from_secs(60));
+        let mut server = TimedSocket::new(server, clock, Duration::from_millis(150), || {});
+        // A reader that takes a little every 50 ms: slow, but never stalled for 150 ms.
+        let sent = 64 + 16 * 15;
+        let reader = tokio::spawn(async move {
+            let mut got = 0;
+            while got < sent {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                got += client.read(&mut [0; 16]).await.unwrap();
+            }
+            client
+        });
+        let started = Instant::now();
+        server.write_all(&vec![b'x'; sent]).await.unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(500), "the reader was slow: the writes waited");
+        let client = reader.await.unwrap();
+        // Then the reader stops reading: the next writes fill the pipe and wait.
+        let started = Instant::now();
+        let e = server.write_all(&[b'y'; 1024]).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert!(e.to_string().contains("write timeout"), "{e}");
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(150) && waited < Duration::from_secs(5), "{waited:?}");
+        drop(client);
     }
 }

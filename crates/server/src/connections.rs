@@ -1,6 +1,12 @@
 //! Accepting connections: at most `max_connections` open at once, each served
-//! by hyper's HTTP/1 with the idle and header timeouts of
+//! by hyper's HTTP/1 with the idle, header and write timeouts of
 //! `connection_timeouts.rs`, and every one finished before the server stops.
+//!
+//! Pipelined requests are bounded by hyper itself: it answers a connection's
+//! requests one at a time, and reads nothing more of it while an answer is
+//! unfinished beyond its read buffer ([`MAX_HEAD_BYTES`]); hyper has no
+//! count of requests to bound. A client that pipelines and never reads its
+//! answers is closed by the write timeout.
 //!
 //! Past the limit, a connection is accepted, sent a short 503 (`busy`,
 //! `Retry-After`) and closed at once, rather than left in the listen backlog.
@@ -14,6 +20,7 @@ use crate::api::AppState;
 use crate::connection_timeouts::{ClockedBody, ConnectionClock, TimedSocket};
 use crate::metrics::Metrics;
 use crate::unread_bodies::RequestBody;
+use axum::http::{header, HeaderValue};
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -75,15 +82,20 @@ pub(crate) async fn serve(
         let clock = ConnectionClock::new(limits.idle_timeout, limits.header_timeout);
         let counted = state.clone();
         let on_timeout = move || Metrics::add(&counted.metrics.connection_timeouts, 1);
-        let socket = TokioIo::new(TimedSocket::new(stream, clock.clone(), on_timeout));
+        let socket = TokioIo::new(TimedSocket::new(stream, clock.clone(), limits.write_timeout, on_timeout));
         let app = app.clone();
         let body_timeout = limits.body_timeout;
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             clock.request_started();
             let (app, clock) = (app.clone(), clock.clone());
-            let request = request.map(|body| RequestBody::new(body, clock.clone(), body_timeout));
+            let mut request = request.map(|body| RequestBody::new(body, clock.clone(), body_timeout));
+            // For a body reader that gives up part-way to close the connection after its answer (`body.rs`).
+            request.extensions_mut().insert(clock.clone());
             async move {
-                let response = app.oneshot(request).await?;
+                let mut response = app.oneshot(request).await?;
+                if clock.closing() {
+                    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
                 Ok::<_, Infallible>(response.map(|body| ClockedBody::new(body, clock)))
             }
         });

@@ -2,8 +2,9 @@
 //! memory of request bodies.
 //!
 //! Each bound answers a way a review sank the server without it (issue 12):
-//! thousands of idle or one-byte-a-second connections held for minutes, and
-//! hundreds of 16 MiB bodies read into memory at once. Past a bound the
+//! thousands of idle or one-byte-a-second connections held for minutes,
+//! hundreds of 16 MiB bodies read into memory at once, answers never read,
+//! and audits left running by clients that went away. Past a bound the
 //! server refuses at once (503 with `Retry-After`, or a closed connection)
 //! rather than queue: a queue of work it cannot do only grows.
 
@@ -23,6 +24,13 @@ pub struct ServerLimits {
     /// A connection with no request in progress (new, or kept alive after an
     /// answer) is closed after this.
     pub idle_timeout: Duration,
+    /// A connection whose writes take nothing for this long is closed: an
+    /// answer may be of any size, and slow, but it must progress.
+    pub write_timeout: Duration,
+    /// The longest an audit made for a request (`live_audits.rs`) may run on
+    /// the audits' thread; past it, the request is refused (400: ask for a
+    /// shorter range) and the thread is free for the next.
+    pub live_audit_timeout: Duration,
     /// Bytes of request bodies being read or worked on at once, over all
     /// requests. A body that does not fit is refused with 503 and
     /// `Retry-After`, before it is read.
@@ -36,6 +44,8 @@ impl Default for ServerLimits {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(30),
+            live_audit_timeout: Duration::from_secs(30),
             bodies_in_flight: 256 << 20,
         }
     }

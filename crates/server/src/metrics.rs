@@ -32,7 +32,7 @@ pub struct Metrics {
     pub refused_live_audits: AtomicU64,
     /// Connections answered 503 and closed at once, past `max_connections`.
     pub refused_connections: AtomicU64,
-    /// Connections closed because no request began, or its headers did not end, in time.
+    /// Connections closed because no request began, its headers did not end, or its answer took nothing, in time.
     pub connection_timeouts: AtomicU64,
     /// Requests refused because their body did not arrive whole in time.
     pub body_timeouts: AtomicU64,
@@ -87,7 +87,7 @@ impl Metrics {
         }
         counter(
             "callmeter_connection_timeouts_total",
-            "Connections closed: no request began, or its headers did not end, in time.",
+            "Connections closed: no request began, its headers did not end, or its answer was not read, in time.",
             get(&self.connection_timeouts),
         );
         counter(

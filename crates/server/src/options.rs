@@ -73,6 +73,12 @@ pub struct ServerOptions {
     /// Milliseconds a connection with no request in progress stays open [default: 60000; 100 to 3600000].
     #[arg(long, env = "CALLMETER_IDLE_TIMEOUT_MS")]
     pub idle_timeout_ms: Option<u32>,
+    /// Milliseconds a connection's writes may take nothing (an answer its client does not read) before it is closed [default: 30000; 100 to 3600000].
+    #[arg(long, env = "CALLMETER_WRITE_TIMEOUT_MS")]
+    pub write_timeout_ms: Option<u32>,
+    /// Milliseconds an audit made for a request may run; past it, 400 asking for a shorter range [default: 30000; 100 to 3600000].
+    #[arg(long, env = "CALLMETER_LIVE_AUDIT_TIMEOUT_MS")]
+    pub live_audit_timeout_ms: Option<u32>,
     /// MiB of request bodies read or worked on at once; past it, 503 with Retry-After [default: 256; 16 to 1048576].
     #[arg(long, env = "CALLMETER_BODIES_IN_FLIGHT_MB")]
     pub bodies_in_flight_mb: Option<u32>,
@@ -227,6 +233,8 @@ impl ServerOptions {
             header_timeout_ms: self.header_timeout_ms.or(file.header_timeout_ms),
             body_timeout_ms: self.body_timeout_ms.or(file.body_timeout_ms),
             idle_timeout_ms: self.idle_timeout_ms.or(file.idle_timeout_ms),
+            write_timeout_ms: self.write_timeout_ms.or(file.write_timeout_ms),
+            live_audit_timeout_ms: self.live_audit_timeout_ms.or(file.live_audit_timeout_ms),
             bodies_in_flight_mb: self.bodies_in_flight_mb.or(file.bodies_in_flight_mb),
             secure_cookies: self.secure_cookies.or(file.secure_cookies),
             plans: self.plans.or(file.plans),
@@ -334,6 +342,8 @@ impl ServerOptions {
             header_timeout: ms("header_timeout_ms", self.header_timeout_ms, defaults.header_timeout)?,
             body_timeout: ms("body_timeout_ms", self.body_timeout_ms, defaults.body_timeout)?,
             idle_timeout: ms("idle_timeout_ms", self.idle_timeout_ms, defaults.idle_timeout)?,
+            write_timeout: ms("write_timeout_ms", self.write_timeout_ms, defaults.write_timeout)?,
+            live_audit_timeout: ms("live_audit_timeout_ms", self.live_audit_timeout_ms, defaults.live_audit_timeout)?,
             bodies_in_flight: (in_flight_mb as usize) << 20,
         })
     }
@@ -419,6 +429,10 @@ mod tests {
         assert!(e.contains("body_timeout_ms"), "{e}");
         let e = refused(ServerOptions { idle_timeout_ms: Some(0), ..Default::default() });
         assert!(e.contains("idle_timeout_ms"), "{e}");
+        let e = refused(ServerOptions { write_timeout_ms: Some(99), ..Default::default() });
+        assert!(e.contains("write_timeout_ms") && e.contains("from 100 to 3600000"), "{e}");
+        let e = refused(ServerOptions { live_audit_timeout_ms: Some(3_600_001), ..Default::default() });
+        assert!(e.contains("live_audit_timeout_ms"), "{e}");
         let e = refused(ServerOptions { bodies_in_flight_mb: Some(15), ..Default::default() });
         assert!(e.contains("bodies_in_flight_mb") && e.contains("from 16 to 1048576"), "{e}");
     }
@@ -430,6 +444,8 @@ mod tests {
             header_timeout_ms: Some(100),
             body_timeout_ms: Some(3_600_000),
             idle_timeout_ms: Some(250),
+            write_timeout_ms: Some(400),
+            live_audit_timeout_ms: Some(5_000),
             bodies_in_flight_mb: Some(16),
             ..Default::default()
         }
@@ -440,6 +456,8 @@ mod tests {
             header_timeout: Duration::from_millis(100),
             body_timeout: Duration::from_secs(3_600),
             idle_timeout: Duration::from_millis(250),
+            write_timeout: Duration::from_millis(400),
+            live_audit_timeout: Duration::from_secs(5),
             bodies_in_flight: MAX_BODY_BYTES,
         };
         assert_eq!(s.limits, expected);

@@ -10,6 +10,10 @@
 //! reads its answer, and the connection may be kept alive. The drain holds
 //! one chunk at a time (hyper's read buffer, `MAX_HEAD_BYTES`), never the
 //! body: memory stays flat however many bodies are refused.
+//!
+//! A body its reader gave up on part-way for being too slow is not drained:
+//! its connection closes after the answer (`ConnectionClock::close_after_answer`);
+//! drained, a trickle would hold the connection for another body timeout.
 
 use crate::connection_timeouts::ConnectionClock;
 use crate::options::MAX_BODY_BYTES;
@@ -66,7 +70,7 @@ impl Drop for RequestBody {
         let clock = self.clock.clone();
         // A body declared longer than any request may carry would be given up anyway: not drained.
         let drainable = |b: &Incoming| b.size_hint().upper().is_none_or(|n| n <= MAX_BODY_BYTES as u64);
-        let body = self.body.take().filter(|b| !self.ended && !b.is_end_stream() && drainable(b));
+        let body = self.body.take().filter(|b| !self.ended && !b.is_end_stream() && drainable(b) && !clock.closing());
         let (Some(body), Ok(runtime)) = (body, tokio::runtime::Handle::try_current()) else {
             clock.part_ended();
             return;
