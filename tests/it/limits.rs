@@ -396,3 +396,44 @@ fn a_client_that_never_reads_its_answers_is_closed_after_the_write_timeout() {
     assert_eq!(status, 200);
     drop(greedy);
 }
+
+#[test]
+fn a_descriptor_limit_too_low_for_max_connections_refuses_the_start() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let serve = |max_connections: &str| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_callmeter"));
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--max-connections", max_connections, "--data"])
+            .arg(dir.path().join("data"))
+            .env("CALLMETER_ADMIN_TOKEN", ADMIN)
+            .env_remove("CALLMETER_CONFIG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        // SAFETY: setrlimit only, between fork and exec. Hard and soft 400: the server cannot raise it.
+        unsafe {
+            command.pre_exec(|| {
+                let limit = libc::rlimit { rlim_cur: 400, rlim_max: 400 };
+                match libc::setrlimit(libc::RLIMIT_NOFILE, &limit) {
+                    0 => Ok(()),
+                    _ => Err(std::io::Error::last_os_error()),
+                }
+            });
+        }
+        command.spawn().unwrap()
+    };
+    let refused = serve("1000").wait_with_output().unwrap();
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("max_connections 1000 needs 1256 file descriptors"), "{said}");
+    assert!(said.contains("lower max_connections to at most 144, or raise the limit"), "{said}");
+    assert!(!dir.path().join("data").exists(), "refused before the store is opened");
+    // One that fits starts and listens.
+    let mut fits = serve("144");
+    let mut stdout = std::io::BufReader::new(fits.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    assert!(first.starts_with("listening on "), "{first:?}");
+    let _ = fits.kill();
+    let _ = fits.wait();
+}

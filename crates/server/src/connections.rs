@@ -124,8 +124,10 @@ fn refuse(stream: TcpStream) {
 }
 
 /// A failed accept: a connection that went away before it was taken is no
-/// matter; anything else (out of descriptors) is logged, and the loop pauses
-/// so that it does not spin while it lasts.
+/// matter. Out of descriptors (EMFILE, ENFILE), the connection waits in the
+/// backlog while the loop pauses and retries (each connection that closes
+/// frees one), rather than spin on an accept that fails at once; anything
+/// else is logged and paused on too.
 async fn accept_failed(e: io::Error) {
     if matches!(
         e.kind(),
@@ -133,9 +135,16 @@ async fn accept_failed(e: io::Error) {
     ) {
         return;
     }
-    tracing::error!(error = %e, "cannot accept a connection");
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) {
+        tracing::warn!(error = %e, "out of file descriptors: accepting again in a moment");
+    } else {
+        tracing::error!(error = %e, "cannot accept a connection");
+    }
+    tokio::time::sleep(ACCEPT_PAUSE).await;
 }
+
+/// How long the accept loop pauses after a failed accept.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
 #[cfg(test)]
 mod tests {

@@ -141,8 +141,30 @@ impl ApiError {
     }
 }
 
+/// Whether a store error's text says the process ran out of file descriptors
+/// (EMFILE, ENFILE): the engine's errors reach the server as text only.
+/// A failed write that left the store unavailable stays `unavailable`: it
+/// needs a restart, not a retry.
+fn out_of_descriptors(e: &StoreError) -> bool {
+    match e {
+        StoreError::Io(io) => matches!(io.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)),
+        StoreError::Engine(text) => {
+            [libc::EMFILE, libc::ENFILE].iter().any(|code| text.contains(&format!("(os error {code})")))
+        }
+        _ => false,
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        // Out of descriptors is load, not a fault: a 503 to retry, its text in the log only.
+        if out_of_descriptors(&e) {
+            tracing::warn!(error = %e, "the store is out of file descriptors");
+            return ApiError::Busy {
+                message: "the server has too many files open: try again shortly".into(),
+                retry_after_secs: 1,
+            };
+        }
         match e {
             StoreError::DiskFull(m) => ApiError::DiskFull(format!("disk full: {m}")),
             StoreError::Busy(_) => ApiError::Busy { message: e.to_string(), retry_after_secs: 1 },
@@ -265,6 +287,20 @@ mod tests {
         let store_busy = ApiError::from(StoreError::Busy("queue".into()));
         assert_eq!(store_busy.code_and_status(), ("busy", StatusCode::SERVICE_UNAVAILABLE));
         assert!(store_busy.into_response().headers().contains_key(header::RETRY_AFTER));
+    }
+
+    #[test]
+    fn out_of_descriptors_in_the_store_is_busy_without_the_engine_text() {
+        let emfile = std::io::Error::from_raw_os_error(libc::EMFILE);
+        let from_engine = StoreError::Engine(format!("segment /data/x/42: {emfile}"));
+        for e in [from_engine, StoreError::Io(std::io::Error::from_raw_os_error(libc::ENFILE))] {
+            let api = ApiError::from(e);
+            assert_eq!(api.code_and_status(), ("busy", StatusCode::SERVICE_UNAVAILABLE), "{api}");
+            assert!(!api.to_string().contains("os error") && !api.to_string().contains("/data"), "{api}");
+        }
+        // Any other engine error is still a 500.
+        let other = ApiError::from(StoreError::Engine("checksum mismatch".into()));
+        assert_eq!(other.code_and_status().0, "internal");
     }
 
     #[tokio::test]

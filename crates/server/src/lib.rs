@@ -20,7 +20,8 @@
 //! - `extract.rs`: query and path parameters, bounded and refused in the error envelope.
 //! - `limits.rs`: [`ServerLimits`]: connections, timeouts, bodies in flight.
 //! - `connections.rs`: the accept loop, the connection limit and the graceful stop.
-//! - `connection_timeouts.rs`: each connection's idle and header deadlines.
+//! - `descriptors.rs`: the file-descriptor limit, raised at start and checked against the connections.
+//! - `connection_timeouts.rs`: each connection's idle, header and write deadlines.
 //! - `unread_bodies.rs`: a body its handler did not read, drained after the answer.
 //! - `live_audits.rs`: the one thread that audits run on for requests.
 //! - `admin_token.rs`: which admin token is in force at start (configured, rotated, kept or new).
@@ -38,6 +39,7 @@ mod body;
 mod connection_timeouts;
 mod connections;
 mod dashboard;
+mod descriptors;
 mod error;
 mod export;
 mod extract;
@@ -77,6 +79,9 @@ pub enum ServeError {
         /// Why.
         source: callmeter_store::StoreError,
     },
+    /// The file-descriptor limit leaves no room for `max_connections` and the store.
+    #[error("{0}")]
+    Descriptors(#[from] descriptors::TooFewDescriptors),
     /// A socket or file error.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -87,6 +92,9 @@ pub enum ServeError {
 /// `[audit] daily`, the daily audits run alongside and stop with the server
 /// (an audit in progress gives up at its next page of calls).
 pub async fn serve(settings: Settings) -> Result<(), ServeError> {
+    // Before the store opens its files: raised, then checked.
+    let descriptors = descriptors::ensure_room_for(settings.limits.max_connections)?;
+    tracing::debug!(descriptors, "file-descriptor limit");
     let data = settings.data.clone();
     let store = {
         let opts = settings.store.clone();
