@@ -25,15 +25,37 @@ pub fn day_range(day: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
     (from, from + chrono::Duration::days(1))
 }
 
-/// Audits `account`'s calls in `[from, to)`. `None` when `stop` was raised
-/// before the end (the server is shutting down): a partial audit is no audit.
+/// When an audit in progress gives up, asked before each page of calls: the
+/// server's stop (an [`AtomicBool`]), and for an audit made for a request,
+/// its client gone or its time out (`live_audits.rs`).
+pub trait GiveUp {
+    /// Whether the audit should stop now.
+    fn given_up(&self) -> bool;
+}
+
+impl GiveUp for AtomicBool {
+    fn given_up(&self) -> bool {
+        self.load(Ordering::Relaxed)
+    }
+}
+
+/// Either reason.
+impl<A: GiveUp + ?Sized, B: GiveUp + ?Sized> GiveUp for (&A, &B) {
+    fn given_up(&self) -> bool {
+        self.0.given_up() || self.1.given_up()
+    }
+}
+
+/// Audits `account`'s calls in `[from, to)`. `None` when `stop` gave up
+/// before the end (the server is shutting down, the client went away, the
+/// time ran out): a partial audit is no audit.
 pub fn run(
     store: &dyn Store,
     settings: &Settings,
     account: &str,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-    stop: &AtomicBool,
+    stop: &(impl GiveUp + ?Sized),
 ) -> Result<Option<AuditReport>, ApiError> {
     let mut config = settings.audit.config.clone();
     if let Some(n) = store.account(account).and_then(|a| a.list_page_size) {
@@ -50,7 +72,7 @@ pub fn run(
     let filter = CallFilter { from: Some(from), to: Some(to), ..CallFilter::default() };
     let mut after = None;
     loop {
-        if stop.load(Ordering::Relaxed) {
+        if stop.given_up() {
             return Ok(None);
         }
         let page = store.calls(account, &filter, after, PAGE)?;

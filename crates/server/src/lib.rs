@@ -23,7 +23,7 @@
 //! - `descriptors.rs`: the file-descriptor limit, raised at start and checked against the connections.
 //! - `connection_timeouts.rs`: each connection's idle, header and write deadlines.
 //! - `unread_bodies.rs`: a body its handler did not read, drained after the answer.
-//! - `live_audits.rs`: the one thread that audits run on for requests.
+//! - `live_audits.rs`: the one thread that audits run on for requests, and when they give up.
 //! - `admin_token.rs`: which admin token is in force at start (configured, rotated, kept or new).
 //! - `openapi/`: the OpenAPI description, generated from the handlers' annotations and the types.
 //! - `dashboard/`: the web dashboard at `/`: sign-in, usage, request log, audit, every account.

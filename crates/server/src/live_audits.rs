@@ -8,11 +8,21 @@
 //! never take more than one core, yield it to ingest when both want it, and
 //! a request that would wait more than [`MAX_WAIT`] for the thread is
 //! answered 503 with `Retry-After` instead of queueing.
+//!
+//! An audit made for an API request ([`LiveAudits::run_for_request`]) also
+//! gives up, at its next page of calls, when its client goes away (hyper
+//! drops the request's future: a flag is raised as it drops) or when it has
+//! run for `live_audit_timeout_ms` (then 400, asking for a shorter range).
+//! A century-long audit whose client left once kept the thread, and every
+//! other account's live audit out, for a minute; one account key could loop
+//! it (the second review, issue 12).
 
+use crate::audit::GiveUp;
 use crate::error::ApiError;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 /// The longest a live audit waits for the thread before it is refused.
@@ -36,6 +46,8 @@ pub struct LiveAudits {
 pub enum Refused {
     /// The thread stayed busy for the longest wait.
     Busy,
+    /// The audit ran for longer than it may (the limit).
+    TooLong(Duration),
     /// The audit ended in an error.
     Failed(ApiError),
 }
@@ -48,8 +60,43 @@ impl From<Refused> for ApiError {
                     .into(),
                 retry_after_secs: RETRY_AFTER_SECS,
             },
+            Refused::TooLong(limit) => ApiError::BadRequest(format!(
+                "the audit did not finish within the {} ms an audit made for a request may run \
+                 (live_audit_timeout_ms): ask for a shorter range, or for a day the daily audits kept",
+                limit.as_millis()
+            )),
             Refused::Failed(e) => e,
         }
+    }
+}
+
+/// Why an audit made for a request gives up: its client went away (the
+/// request's future was dropped), or it ran past its time.
+pub struct RequestStop {
+    abandoned: Arc<AtomicBool>,
+    deadline: Instant,
+}
+
+impl RequestStop {
+    /// Whether its time ran out.
+    fn timed_out(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
+}
+
+impl GiveUp for RequestStop {
+    fn given_up(&self) -> bool {
+        self.abandoned.load(Ordering::Relaxed) || self.timed_out()
+    }
+}
+
+/// Raises its flag when dropped: held by a request's future while its audit
+/// runs, so that the audit learns when the client goes away.
+struct RaiseOnDrop(Arc<AtomicBool>);
+
+impl Drop for RaiseOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }
 
@@ -66,6 +113,30 @@ impl LiveAudits {
             }
         })?;
         Ok(LiveAudits { slot: Arc::new(Semaphore::new(1)), max_wait, jobs: Mutex::new(jobs) })
+    }
+
+    /// Runs `audit` for a request on the thread once it is free, waiting at
+    /// most the longest wait for it. The audit is given a [`RequestStop`] to
+    /// give up by: when this future is dropped (its client went away), or
+    /// `limit` after it started on the thread. `Ok(None)` when the audit gave
+    /// up for a reason of its own (the server stops); past the limit,
+    /// [`Refused::TooLong`].
+    pub async fn run_for_request<T: Send + 'static>(
+        &self,
+        limit: Duration,
+        audit: impl FnOnce(&RequestStop) -> Result<Option<T>, ApiError> + Send + 'static,
+    ) -> Result<Option<T>, Refused> {
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let _raised_if_dropped = RaiseOnDrop(abandoned.clone());
+        self.run(move || {
+            // The time runs from the start on the thread, not from the wait for it.
+            let stop = RequestStop { abandoned, deadline: Instant::now() + limit };
+            match audit(&stop)? {
+                None if stop.timed_out() => Ok(Err(Refused::TooLong(limit))),
+                outcome => Ok(Ok(outcome)),
+            }
+        })
+        .await?
     }
 
     /// Runs `audit` on the thread once it is free, waiting at most the longest wait for it.
@@ -111,7 +182,7 @@ fn lower_priority() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::AtomicU64;
 
     #[tokio::test]
     async fn one_audit_at_a_time_and_a_long_wait_is_refused() {
@@ -148,5 +219,55 @@ mod tests {
 
     fn thread_name() -> String {
         std::thread::current().name().unwrap_or("").to_owned()
+    }
+
+    /// An audit that runs until it is told to give up, counting its pages.
+    fn endless(stop: &RequestStop, pages: &AtomicU64) -> Result<Option<u64>, ApiError> {
+        while !stop.given_up() {
+            pages.fetch_add(1, Ordering::Relaxed);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(None)
+    }
+
+    #[tokio::test]
+    async fn an_audit_whose_request_is_dropped_gives_up_and_frees_the_thread() {
+        let audits = Arc::new(LiveAudits::start(Duration::from_secs(2)).unwrap());
+        let pages = Arc::new(AtomicU64::new(0));
+        let abandoned = {
+            let (audits, pages) = (audits.clone(), pages.clone());
+            tokio::spawn(async move {
+                audits.run_for_request(Duration::from_secs(3_600), move |stop| endless(stop, &pages)).await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(pages.load(Ordering::Relaxed) > 0, "the audit runs");
+        // The client goes away: hyper drops the request's future.
+        abandoned.abort();
+        let started = std::time::Instant::now();
+        assert_eq!(audits.run(|| Ok(5)).await.unwrap(), 5, "the thread is free again");
+        assert!(started.elapsed() < Duration::from_secs(1), "at the abandoned audit's next page");
+        let after = pages.load(Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(pages.load(Ordering::Relaxed), after, "it stopped");
+    }
+
+    #[tokio::test]
+    async fn an_audit_past_its_time_is_refused_and_a_quick_one_is_answered() {
+        let audits = LiveAudits::start(Duration::from_secs(2)).unwrap();
+        let pages = Arc::new(AtomicU64::new(0));
+        let limit = Duration::from_millis(100);
+        let started = std::time::Instant::now();
+        let long = audits.run_for_request(limit, move |stop| endless(stop, &pages)).await;
+        assert!(matches!(long, Err(Refused::TooLong(l)) if l == limit), "{long:?}");
+        assert!(started.elapsed() >= limit && started.elapsed() < Duration::from_secs(2));
+        let e = ApiError::from(long.unwrap_err());
+        assert_eq!(e.code_and_status().1, axum::http::StatusCode::BAD_REQUEST);
+        assert!(e.to_string().contains("within the 100 ms") && e.to_string().contains("shorter range"), "{e}");
+        let quick = audits.run_for_request(limit, |_| Ok(Some(3))).await.unwrap();
+        assert_eq!(quick, Some(3));
+        // Given up for the server's stop (within its time): no report, and not "too long".
+        let stopped = audits.run_for_request(limit, |_| Ok(None::<u64>)).await.unwrap();
+        assert_eq!(stopped, None);
     }
 }

@@ -76,7 +76,8 @@ pub(crate) fn audit_range(
 /// recommendations, and what_if; the same JSON as `callmeter audit --format
 /// json`. The `callmeter-audit` header says whether the audit was kept by the
 /// daily schedule or made for the request (one at a time: 503 `busy` when one
-/// would wait too long).
+/// would wait too long; 400 when one runs longer than `live_audit_timeout_ms`,
+/// 30 s by default: ask for a shorter range).
 #[utoipa::path(get, path = "/v1/accounts/{account}/audit", tag = "audits",
     params(params::AccountPath, AuditParams),
     responses(
@@ -101,11 +102,16 @@ pub(crate) async fn account_audit(
             return Ok(([(header::CONTENT_TYPE, "application/json"), (AUDIT_HEADER, "kept")], json).into_response());
         }
     }
-    // On the live audits' own thread, one at a time: never ahead of ingest's parsing.
+    // On the live audits' own thread, one at a time: never ahead of ingest's parsing; given up
+    // when the server stops, when this request's client goes away, or past its time.
     let state = s.clone();
+    let limit = s.settings.limits.live_audit_timeout;
     let report = s
         .live_audits
-        .run(move || audit::run(state.store.as_ref(), &state.settings, &account, from, to, &state.stopping))
+        .run_for_request(limit, move |request| {
+            let stop = (&state.stopping, request);
+            audit::run(state.store.as_ref(), &state.settings, &account, from, to, &stop)
+        })
         .await
         .inspect_err(|r| {
             if matches!(r, Refused::Busy) {
