@@ -437,3 +437,30 @@ fn a_descriptor_limit_too_low_for_max_connections_refuses_the_start() {
     let _ = fits.kill();
     let _ = fits.wait();
 }
+
+#[test]
+fn a_usage_answer_carries_the_largest_groups_and_sums_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = harness::start(&dir.path().join("data"), &[]);
+    let t = harness::ago(5);
+    // 1,200 api keys of one call each, and one of 10.
+    let mut calls: String = (0..1_200)
+        .map(|i| harness::event("acme", &format!("k{i}"), &t, "rest", &format!(r#","api_key":"key-{i:04}""#)) + "\n")
+        .collect();
+    for i in 0..10 {
+        calls += &(harness::event("acme", &format!("big{i}"), &t, "rest", r#","api_key":"big""#) + "\n");
+    }
+    assert_eq!(server.post_events(ADMIN, &calls).1["accepted"], 1_210);
+    let (status, v) = server.get(ADMIN, "/v1/accounts/acme/usage?group_by=api_key");
+    assert_eq!(status, 200, "{v}");
+    let groups = v["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 1_000);
+    assert_eq!((groups[0]["key"]["api_key"].as_str(), groups[0]["calls"].as_u64()), (Some("big"), Some(10)), "{v:#}");
+    assert_eq!(v["groups_truncated"], true);
+    assert_eq!(v["other_groups"]["groups"], 201);
+    assert_eq!(v["other_groups"]["calls"], 201);
+    // Grouped by what the totals hold: few groups, nothing left out.
+    let (status, v) = server.get(ADMIN, "/v1/accounts/acme/usage?group_by=interface");
+    assert_eq!((status, v["groups_truncated"].as_bool()), (200, Some(false)), "{v}");
+    assert!(v.get("other_groups").is_none(), "{v}");
+}

@@ -38,6 +38,8 @@ pub struct AppState {
     pub stopping: AtomicBool,
     /// The thread that audits run on for requests, one at a time (`live_audits.rs`).
     pub live_audits: LiveAudits,
+    /// The usage reports by api key or user that may run at once (`report_slots.rs`).
+    pub reports: crate::report_slots::ReportSlots,
     /// The bytes of request bodies in flight (`body.rs`).
     pub bodies: BodyBudget,
     /// One permit per connection that may be open (`connections.rs`).

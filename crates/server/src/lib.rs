@@ -13,6 +13,8 @@
 //! - `schedule.rs`: the daily audits of the previous day, kept in the store.
 //! - `ingest.rs`: `POST /v1/events` body framing and the per-event answer.
 //! - `usage.rs`: usage reports from the 15-minute aggregates.
+//! - `usage_groups.rs`: a usage report's groups, bounded: the largest answered, the breakdown read in slices.
+//! - `report_slots.rs`: the few usage reports by api key or user that run at once.
 //! - `export.rs`: the request log as JSON, CSV and NDJSON streams.
 //! - `auth.rs`: tokens, scopes and the admin token.
 //! - `guard.rs`: who may call each route, decided from the headers before the body is read.
@@ -50,10 +52,12 @@ mod live_audits;
 mod metrics;
 mod openapi;
 mod options;
+mod report_slots;
 mod routes;
 mod schedule;
 mod unread_bodies;
 mod usage;
+mod usage_groups;
 mod webhook_options;
 
 pub use audit_options::AuditOptions;
@@ -119,6 +123,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         bodies: body::BodyBudget::new(settings.limits.bodies_in_flight),
         connection_slots: Arc::new(tokio::sync::Semaphore::new(settings.limits.max_connections)),
         live_audits: live_audits::LiveAudits::start(live_audits::MAX_WAIT)?,
+        reports: report_slots::ReportSlots::new(report_slots::AT_ONCE, report_slots::MAX_WAIT),
         settings,
         metrics: Default::default(),
         stopping: AtomicBool::new(false),

@@ -30,6 +30,8 @@ pub struct Metrics {
     pub refused_store_busy: AtomicU64,
     /// Live audits answered 503 because the audit thread stayed busy too long.
     pub refused_live_audits: AtomicU64,
+    /// Usage reports by api key or user answered 503: too many ran at once for too long.
+    pub refused_reports: AtomicU64,
     /// Connections answered 503 and closed at once, past `max_connections`.
     pub refused_connections: AtomicU64,
     /// Connections closed because no request began, its headers did not end, or its answer took nothing, in time.
@@ -79,6 +81,7 @@ impl Metrics {
             ),
             ("store_busy", "answered 503: too many events waited for the store", &self.refused_store_busy),
             ("live_audits", "answered 503: the live audit thread stayed busy", &self.refused_live_audits),
+            ("reports", "answered 503: usage reports by api key or user stayed busy", &self.refused_reports),
             ("connections", "answered 503 and closed at once: past max_connections", &self.refused_connections),
         ];
         for (why, help, count) in refusals {

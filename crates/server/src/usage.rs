@@ -94,9 +94,17 @@ pub struct UsageReport {
     /// Billed calls expected by the period's end at the pace so far (open periods only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub projected_calls: Option<u64>,
-    /// Counts by the asked dimensions, largest first.
+    /// Counts by the asked dimensions, largest first: at most the 1,000
+    /// largest groups (`usage_groups.rs`), the others summed in `other_groups`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub groups: Option<Vec<Group>>,
+    /// Whether `groups` leaves groups out (with `group_by` only): then
+    /// `other_groups` sums them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups_truncated: Option<bool>,
+    /// The groups left out of `groups`, summed (only when some were).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub other_groups: Option<OtherGroups>,
     /// Counts per local hour or day.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub series: Option<Vec<SeriesPoint>>,
@@ -109,6 +117,16 @@ pub struct Group {
     #[schema(value_type = BTreeMap<String, String>)]
     pub key: BTreeMap<&'static str, String>,
     /// The counts.
+    #[serde(flatten)]
+    pub count: CallCount,
+}
+
+/// The groups an answer leaves out, summed.
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct OtherGroups {
+    /// How many groups.
+    pub groups: u64,
+    /// Their counts, summed.
     #[serde(flatten)]
     pub count: CallCount,
 }
@@ -168,6 +186,12 @@ impl Dimension {
         Ok(dims)
     }
 
+    /// Whether its counts come from the breakdown (a row per api key and
+    /// user) rather than the totals.
+    pub fn needs_breakdown(self) -> bool {
+        matches!(self, Dimension::ApiKey | Dimension::User)
+    }
+
     /// The dimension's name in `group_by` and in a group's `key`.
     pub fn name(self) -> &'static str {
         match self {
@@ -188,6 +212,16 @@ pub enum Granularity {
     Day,
 }
 
+/// The dates `period=` takes: no call is before 1970 (a date of year 0 once
+/// answered a period starting in year -1), and the period of the last one
+/// still ends in a year RFC 3339 can write.
+pub const PERIOD_DATES: std::ops::RangeInclusive<NaiveDate> = {
+    let (Some(first), Some(last)) = (NaiveDate::from_ymd_opt(1970, 1, 1), NaiveDate::from_ymd_opt(9998, 12, 31)) else {
+        panic!("valid dates")
+    };
+    first..=last
+};
+
 /// The usage period that `period=` names for an account: `current`, `previous`, or a local date inside it.
 pub fn select_period(account: &AccountRecord, selector: &str, now: DateTime<Utc>) -> Result<UsagePeriod, ApiError> {
     let (current, term) = account.schedule.period_containing(now);
@@ -198,6 +232,13 @@ pub fn select_period(account: &AccountRecord, selector: &str, now: DateTime<Utc>
             let d = NaiveDate::parse_from_str(date, "%Y-%m-%d").map_err(|_| {
                 ApiError::BadRequest(format!("period: {date:?} is not current, previous or a date YYYY-MM-DD"))
             })?;
+            if !PERIOD_DATES.contains(&d) {
+                return Err(ApiError::BadRequest(format!(
+                    "period: {date:?} is outside the dates a period may be asked by, from {} to {}",
+                    PERIOD_DATES.start(),
+                    PERIOD_DATES.end()
+                )));
+            }
             Ok(account.schedule.period_containing(local_midnight(term.rule.tz, d)).0)
         }
     }
@@ -246,6 +287,8 @@ pub fn report(
         overage: OverageInfo { calls: 0, blocks: 0, price: 0, currency: plan.currency.clone() },
         projected_calls: None,
         groups: None,
+        groups_truncated: None,
+        other_groups: None,
         series: None,
     };
     for row in rows {
@@ -335,7 +378,8 @@ pub fn groups_from_breakdown(rows: &[BreakdownRow], dims: &[Dimension]) -> Vec<G
     finish_groups(map, dims)
 }
 
-fn add(c: &mut CallCount, flags: CallFlags, calls: u64) {
+/// Adds a row's calls to a count: as calls unless carried, as billable when billed.
+pub(crate) fn add(c: &mut CallCount, flags: CallFlags, calls: u64) {
     if is_billed(flags) {
         c.billable_calls += calls;
     }
@@ -387,6 +431,7 @@ pub fn bucket_range(from: DateTime<Utc>, to: DateTime<Utc>) -> (i64, i64) {
 mod tests {
     use super::*;
     use callmeter_model::{AccountSchedule, Interface, Operation, PeriodKind};
+    use chrono::Datelike;
 
     fn plan() -> Plan {
         Plan {
@@ -483,6 +528,23 @@ mod tests {
         assert_eq!(b - a, 4);
         let (a2, b2) = bucket_range(t("2026-01-01T00:05:00Z"), t("2026-01-01T01:00:01Z"));
         assert_eq!((a2, b2), (a + 1, b + 1));
+    }
+
+    #[test]
+    fn a_period_is_asked_by_a_date_from_1970_to_9998() {
+        let now = Utc::now();
+        for date in ["0000-01-01", "1969-12-31", "9999-01-01", "+10000-01-01"] {
+            let e = select_period(&account(), date, now).unwrap_err();
+            assert_eq!(e.code_and_status().1, 400, "{date}");
+            assert!(e.to_string().starts_with("period:"), "{date}: {e}");
+        }
+        let e = select_period(&account(), "0000-01-01", now).unwrap_err().to_string();
+        assert!(e.contains("from 1970-01-01 to 9998-12-31"), "{e}");
+        for date in ["1970-01-01", "9998-12-31"] {
+            let p = select_period(&account(), date, now).unwrap();
+            assert!(p.start.year() >= 1969 && p.end.year() <= 9999, "{date}: {p:?}");
+            assert!(!p.end.to_rfc3339().starts_with('+'), "{date}: RFC 3339 writes its end");
+        }
     }
 
     #[test]

@@ -472,6 +472,8 @@ mod tests {
             overage: OverageInfo { calls: 0, blocks: 0, price: 0, currency: "USD".into() },
             projected_calls: projected,
             groups: None,
+            groups_truncated: None,
+            other_groups: None,
             series: Some(
                 series
                     .into_iter()

@@ -20,8 +20,11 @@ schema_types! {
     AccountName => json!({"type": "string", "pattern": ACCOUNT_PATTERN, "minLength": 1, "maxLength": MAX_ACCOUNT_BYTES});
     /// A token's public id: 12 hexadecimal digits (`auth::new_token_id`).
     TokenId => json!({"type": "string", "pattern": "^[0-9a-f]{12}$"});
-    /// A usage period: `current`, `previous`, or a local date inside it.
-    Period => json!({"oneOf": [{"type": "string", "enum": ["current", "previous"]}, {"type": "string", "format": "date"}]});
+    /// A usage period: `current`, `previous`, or a local date inside it, from 1970 to 9998 (`usage::PERIOD_DATES`).
+    Period => json!({"oneOf": [
+        {"type": "string", "enum": ["current", "previous"]},
+        {"type": "string", "format": "date", "pattern": PERIOD_DATE_PATTERN},
+    ]});
     /// An RFC 3339 time.
     Rfc3339Time => json!({"type": "string", "format": "date-time"});
     /// A date, `YYYY-MM-DD`.
@@ -57,6 +60,9 @@ schema_types! {
     /// A configured plan's name: `describe` puts the configuration's names in the enum.
     PlanName => json!({"type": "string", "enum": []});
 }
+
+/// The years of [`crate::usage::PERIOD_DATES`], 1970 to 9998, as a pattern (a test holds them together).
+const PERIOD_DATE_PATTERN: &str = "^(19[7-9][0-9]|[2-8][0-9][0-9][0-9]|9[0-8][0-9][0-9]|99[0-8][0-9]|999[0-8])-";
 
 /// The `{account}` of a path.
 #[derive(IntoParams)]
@@ -111,6 +117,7 @@ fn group_by_lists() -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Datelike;
     use utoipa::openapi::{RefOr, Schema};
     use utoipa::PartialSchema;
 
@@ -125,6 +132,36 @@ mod tests {
         assert_eq!(unique.len(), lists.len());
         for list in &lists {
             assert!(Dimension::parse_list(list).is_ok(), "{list}");
+        }
+    }
+
+    #[test]
+    fn the_period_pattern_takes_the_years_of_the_period_dates() {
+        // The pattern's alternatives are four digits or classes of digits each: read them as (lowest, highest).
+        let inner = PERIOD_DATE_PATTERN.trim_start_matches("^(").trim_end_matches(")-");
+        let alternatives: Vec<Vec<(u8, u8)>> = inner
+            .split('|')
+            .map(|alt| {
+                let mut digits = Vec::new();
+                let mut bytes = alt.bytes();
+                while let Some(b) = bytes.next() {
+                    digits.push(if b == b'[' {
+                        let (lo, _, hi, _) = (bytes.next(), bytes.next(), bytes.next(), bytes.next());
+                        (lo.unwrap(), hi.unwrap())
+                    } else {
+                        (b, b)
+                    });
+                }
+                digits
+            })
+            .collect();
+        let takes = |year: i32| {
+            let digits = format!("{year:04}");
+            alternatives.iter().any(|alt| alt.iter().zip(digits.bytes()).all(|(&(lo, hi), d)| lo <= d && d <= hi))
+        };
+        let (first, last) = (crate::usage::PERIOD_DATES.start().year(), crate::usage::PERIOD_DATES.end().year());
+        for year in 0..=9999 {
+            assert_eq!(takes(year), (first..=last).contains(&year), "{year}");
         }
     }
 

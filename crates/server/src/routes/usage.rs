@@ -5,8 +5,10 @@ use crate::api::{blocking, known_account, parse_time, AppResult, AppState, St};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{bounded, Query};
 use crate::guard::{AccountReader, EveryAccountReader};
+use crate::metrics::Metrics;
 use crate::openapi::{params, responses};
 use crate::usage::{self, Dimension, Granularity, PeriodInfo};
+use crate::usage_groups::{self, BoundedGroups};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -39,10 +41,10 @@ pub(crate) struct UsageParams {
     /// End of the range, exclusive (with `from`, not before it).
     #[param(value_type = Option<params::Rfc3339Time>, inline)]
     pub(crate) to: Option<String>,
-    /// Counts by these dimensions, comma-separated, each at most once.
+    /// Counts by these dimensions, comma-separated, each at most once: the 1,000 largest groups.
     #[param(value_type = Option<params::GroupBy>, inline)]
     pub(crate) group_by: Option<String>,
-    /// Counts per local hour or day of the account's zone.
+    /// Counts per local hour or day of the account's zone: a point per slot with calls, at most 10,000.
     #[param(value_type = Option<params::Granularity>, inline)]
     pub(crate) granularity: Option<String>,
 }
@@ -52,6 +54,11 @@ pub(crate) struct UsageParams {
 /// Scopes: admin, support, its key. Billable and non-billable, late, reads
 /// and writes, by interface, adjustments, the allowance, what remains,
 /// overage and its price, the projection; groups and a series when asked.
+/// Groups: the 1,000 with the most calls, the others summed in
+/// `other_groups` (`groups_truncated`); more than 500,000 groups in the range
+/// is 400. A series has a point per hour or day with calls, at most 10,000
+/// (400 beyond). Grouped by `api_key` or `user`, two reports run at once:
+/// 503 `busy` when one would wait more than 3 s.
 #[utoipa::path(get, path = "/v1/accounts/{account}/usage", tag = "usage",
     params(params::AccountPath, UsageParams),
     responses(
@@ -59,6 +66,7 @@ pub(crate) struct UsageParams {
         (status = 400, response = responses::BadRequest),
         (status = 404, response = responses::NotFound),
         (status = 409, response = responses::UnknownPlan),
+        (status = 503, response = responses::Unavailable),
     ),
     security(("bearer" = [])))]
 pub(crate) async fn account_usage(
@@ -67,13 +75,23 @@ pub(crate) async fn account_usage(
     Query(q): Query<UsageParams>,
 ) -> AppResult<Response> {
     // The dimensions are checked before any work: a long list is refused at once, not run.
-    if let Some(g) = q.group_by.as_deref() {
-        Dimension::parse_list(g)?;
-    }
+    let dims = q.group_by.as_deref().map(Dimension::parse_list).transpose()?.unwrap_or_default();
     bounded("period", q.period.as_deref())?;
-    let report = blocking(move || usage_report(&s, &account, &q, Utc::now())).await?;
+    // A report that reads the breakdown waits for one of a few slots, held by its work (`report_slots.rs`).
+    let slot = match dims.iter().any(|d| d.needs_breakdown()) {
+        true => Some(s.reports.take().await.inspect_err(|_| Metrics::add(&s.metrics.refused_reports, 1))?),
+        false => None,
+    };
+    let report = blocking(move || {
+        let _slot = slot;
+        usage_report(&s, &account, &q, Utc::now())
+    })
+    .await?;
     Ok(Json(report).into_response())
 }
+
+/// The most points a series answers: over 416 days of hours, or 27 years of days.
+pub const MAX_SERIES_POINTS: usize = 10_000;
 
 /// The usage answer, as the API gives it (the dashboard shows the same).
 pub(crate) fn usage_report(
@@ -104,11 +122,14 @@ pub(crate) fn usage_report(
     let mut report = usage::report(&rec, plan, period, from, to, &rows, adjustments, now);
     if let Some(g) = q.group_by.as_deref() {
         let dims = Dimension::parse_list(g)?;
-        report.groups = Some(if dims.iter().any(|d| matches!(d, Dimension::ApiKey | Dimension::User)) {
-            usage::groups_from_breakdown(&s.store.breakdown(account, b0, b1)?, &dims)
+        let bounded = if dims.iter().any(|d| d.needs_breakdown()) {
+            usage_groups::from_breakdown(|f, t| s.store.breakdown(account, f, t), &rows, (b0, b1), &dims)?
         } else {
-            usage::groups_from_totals(&rows, &dims)
-        });
+            BoundedGroups::of(usage::groups_from_totals(&rows, &dims))
+        };
+        report.groups_truncated = Some(bounded.other.is_some());
+        report.other_groups = bounded.other;
+        report.groups = Some(bounded.groups);
     }
     if let Some(g) = q.granularity.as_deref() {
         let granularity = match g {
@@ -117,9 +138,30 @@ pub(crate) fn usage_report(
             other => return Err(ApiError::BadRequest(format!("granularity: {other:?} is not hour or day"))),
         };
         let tz = rec.schedule.period_containing(from).1.rule.tz;
-        report.series = Some(usage::series(&rows, tz, granularity));
+        let series = usage::series(&rows, tz, granularity);
+        report.series = Some(at_most_max_points(series, granularity)?);
     }
     Ok(report)
+}
+
+/// A series, or 400 when it has more than [`MAX_SERIES_POINTS`] points.
+///
+/// A slot without calls has no point: the count is of slots with calls, so a
+/// long range of few calls is answered; one of more slots than an answer
+/// should carry is refused, naming a shorter range (or days for hours).
+fn at_most_max_points(series: Vec<usage::SeriesPoint>, granularity: Granularity) -> AppResult<Vec<usage::SeriesPoint>> {
+    if series.len() <= MAX_SERIES_POINTS {
+        return Ok(series);
+    }
+    let (slots, or_days) = match granularity {
+        Granularity::Hour => ("hours", ", or granularity=day"),
+        Granularity::Day => ("days", ""),
+    };
+    Err(ApiError::BadRequest(format!(
+        "granularity: this range has calls in {} {slots}, more than the {MAX_SERIES_POINTS} points a series may \
+         have: ask for a shorter range{or_days}",
+        series.len()
+    )))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -242,5 +284,27 @@ fn csv_line(out: &mut String, line: &AccountLine) {
                 error.code
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::usage::{CallCount, SeriesPoint};
+
+    fn points(n: usize) -> Vec<SeriesPoint> {
+        (0..n).map(|i| SeriesPoint { start: i.to_string(), count: CallCount { calls: 1, billable_calls: 1 } }).collect()
+    }
+
+    #[test]
+    fn a_series_of_more_than_the_most_points_is_refused() {
+        assert_eq!(at_most_max_points(points(MAX_SERIES_POINTS), Granularity::Hour).unwrap().len(), MAX_SERIES_POINTS);
+        let e = at_most_max_points(points(MAX_SERIES_POINTS + 1), Granularity::Hour).unwrap_err();
+        assert_eq!(e.code_and_status().1, axum::http::StatusCode::BAD_REQUEST);
+        let e = e.to_string();
+        assert!(e.starts_with("granularity: this range has calls in 10001 hours, more than the 10000"), "{e}");
+        assert!(e.ends_with("ask for a shorter range, or granularity=day"), "{e}");
+        let e = at_most_max_points(points(MAX_SERIES_POINTS + 1), Granularity::Day).unwrap_err().to_string();
+        assert!(e.contains("10001 days") && e.ends_with("shorter range"), "{e}");
     }
 }
