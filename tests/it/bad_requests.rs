@@ -234,3 +234,41 @@ fn the_ingest_scope_only_posts_calls() {
     let (status, v) = server.post_events(&ingest, &(event("acme", "i1", &ago(5), "rest", "") + "\n"));
     assert_eq!((status, v["accepted"].as_u64()), (200, Some(1)), "{v}");
 }
+
+#[test]
+fn a_query_parameter_the_route_does_not_take_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = harness::start(&dir.path().join("data"), &[]);
+    let t = ago(5);
+    let calls = event("acme", "l1", &t, "rest", r#","operation":"list","status":200"#)
+        + "\n"
+        + &event("acme", "r1", &t, "rest", "");
+    assert_eq!(server.post_events(ADMIN, &(calls + "\n")).1["accepted"], 2);
+
+    // A typo filtered nothing and answered every call; now it is 400 naming it and what the route takes.
+    let (status, v) = server.get(ADMIN, "/v1/accounts/acme/calls?operaton=list");
+    assert_envelope(status, &v, "operaton");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert_eq!(status, 400, "{v}");
+    assert!(message.starts_with(r#"query: unknown parameter "operaton": this route takes "#), "{message}");
+    assert!(message.contains("operation") && message.contains("status"), "{message}");
+    // The README once named `status_class`: the filter is `status`.
+    let (status, v) = server.get(ADMIN, "/v1/accounts/acme/calls?status_class=2xx");
+    assert_eq!(status, 400, "{v}");
+    let (status, v) = server.get(ADMIN, "/v1/accounts/acme/calls?operation=list&status=2xx");
+    assert_eq!((status, v["calls"].as_array().map(Vec::len)), (200, Some(1)), "{v}");
+    // Public routes and routes that take no parameter refuse them too; several are named together.
+    let (status, v) = server.get(ADMIN, "/healthz?verbose=1");
+    assert_eq!(status, 400, "{v}");
+    let (status, v) = server.get(ADMIN, "/v1/plans?a=1&b=2&a=3");
+    assert_eq!(status, 400, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains(r#"parameters "a", "b": this route takes none"#), "{v}");
+    // Without a valid token: 401, as if the query were right.
+    for token in ["", "wrong"] {
+        let (status, v) = server.get(token, "/v1/accounts/acme/calls?operaton=list");
+        assert_eq!((status, v["error"]["code"].as_str()), (401, Some("unauthorized")), "{token:?}: {v}");
+    }
+    // Parameters the route takes are answered as before.
+    let (status, v) = server.get(ADMIN, "/v1/accounts/acme/usage?period=current&group_by=operation");
+    assert_eq!(status, 200, "{v}");
+}

@@ -82,12 +82,15 @@ pub fn router(state: Arc<AppState>) -> Router {
     let (routes, doc) = described_routes().split_for_parts();
     let doc = openapi::describe(doc, &state.settings.store.plans, state.settings.metrics_public);
     let json = openapi::to_json(&doc).to_string();
+    let known_params = Arc::new(crate::known_params::KnownParams::of(&doc, state.clone()));
     routes
         // Served but not yet described: the webhook routes get their
         // `utoipa::path` annotations with the alerts' routes (issue 14, part 2).
         .merge(webhook_routes())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        // A query parameter its route does not take is refused, by the route's description.
+        .layer(axum::middleware::from_fn_with_state(known_params, crate::known_params::refuse_unknown))
         .layer(axum::middleware::map_response(envelope_every_error))
         .layer(Extension(OpenApiJson(json.into())))
         .with_state(state.clone())

@@ -20,6 +20,7 @@
 //! - `guard.rs`: who may call each route, decided from the headers before the body is read.
 //! - `body.rs`: request bodies under the per-request limit, the body timeout and the budget of bytes in flight.
 //! - `extract.rs`: query and path parameters, bounded and refused in the error envelope.
+//! - `known_params.rs`: query parameters a route does not take, refused by the route's description.
 //! - `limits.rs`: [`ServerLimits`]: connections, timeouts, bodies in flight.
 //! - `connections.rs`: the accept loop, the connection limit and the graceful stop.
 //! - `descriptors.rs`: the file-descriptor limit, raised at start and checked against the connections.
@@ -47,6 +48,7 @@ mod export;
 mod extract;
 mod guard;
 mod ingest;
+mod known_params;
 mod limits;
 mod live_audits;
 mod metrics;

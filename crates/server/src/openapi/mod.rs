@@ -233,7 +233,7 @@ mod tests {
         for (path, method, op) in ops {
             let statuses: Vec<&str> = op.responses.responses.keys().map(String::as_str).collect();
             assert!(statuses.iter().any(|s| s.starts_with('2')), "{method} {path}: no success answer");
-            for shared in ["405", "500", "503"] {
+            for shared in ["400", "405", "500", "503"] {
                 assert!(statuses.contains(&shared), "{method} {path}: no {shared}");
             }
             let public = ["/healthz", "/readyz", "/openapi.json"].contains(&path.as_str());

@@ -2,8 +2,9 @@
 //! `error.rs`, and the answers that every route shares because they come
 //! from the machinery around the handlers rather than the handlers
 //! themselves: the route guards (401, 403), the body reader (400, 413, 415,
-//! 503 `busy`), the connection limit (503 `busy`) and the envelope of the
-//! framework's own refusals (405, 500). Those are added to each operation by
+//! 503 `busy`), the connection limit (503 `busy`), the refusal of a query
+//! parameter the route does not take (400, `known_params.rs`) and the
+//! envelope of the framework's own refusals (405, 500). Those are added to each operation by
 //! [`add_shared_answers`], from what the operation says of itself (whether
 //! it needs a token, whether it takes a body), so that no route can forget them.
 
@@ -34,7 +35,7 @@ macro_rules! error_responses {
 }
 
 error_responses! {
-    BadRequest: "`bad_request`: a parameter, query or body that cannot be used (syntax, types, a value out of its range, a string too long, a parameter given twice, parameters that exclude each other); the message names it",
+    BadRequest: "`bad_request`: a parameter, query or body that cannot be used (syntax, types, a value out of its range, a string too long, a parameter given twice or not taken by the route, parameters that exclude each other); the message names it",
     Unauthorized: "`unauthorized`: no token, or one that is not known; answered from the headers, before the query or body is read",
     Forbidden: "`forbidden`: the token's scope does not cover the request; answered before the body is read",
     NotFound: "`not_found`: no such account or token",
@@ -84,13 +85,15 @@ pub(crate) fn all() -> Vec<(&'static str, RefOr<Response>)> {
 /// Adds to an operation the answers of the machinery around its handler
 /// (module doc), unless it lists them itself.
 pub(crate) fn add_shared_answers(operation: &mut Operation) {
-    let mut shared = vec![("405", "MethodNotAllowed"), ("500", "Internal"), ("503", "Unavailable")];
+    // 400 on every route: a query parameter it does not take.
+    let mut shared =
+        vec![("400", "BadRequest"), ("405", "MethodNotAllowed"), ("500", "Internal"), ("503", "Unavailable")];
     let needs_token = operation.security.as_ref().is_some_and(|s| !s.is_empty());
     if needs_token {
         shared.extend([("401", "Unauthorized"), ("403", "Forbidden")]);
     }
     if operation.request_body.is_some() {
-        shared.extend([("400", "BadRequest"), ("413", "TooLarge"), ("415", "UnsupportedMediaType")]);
+        shared.extend([("413", "TooLarge"), ("415", "UnsupportedMediaType")]);
     }
     for (status, name) in shared {
         operation.responses.responses.entry(status.to_owned()).or_insert_with(|| Ref::from_response_name(name).into());
