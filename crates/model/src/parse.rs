@@ -411,15 +411,22 @@ fn wrong_type(field: &'static str, expected: &str, got: &Value) -> EventError {
     EventError::new(field, RejectReason::WrongType, format!("expected {expected}, got {}", kind(got)))
 }
 
-pub(crate) fn kind(v: &Value) -> &'static str {
+pub(crate) fn kind(v: &Value) -> String {
     match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(n) if n.is_f64() => "a fractional number",
-        Value::Number(_) => "an integer",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+        Value::Null => "null".into(),
+        Value::Bool(_) => "a boolean".into(),
+        Value::Number(n) => match n.as_f64() {
+            _ if !n.is_f64() => "an integer".into(),
+            // JSON reads these as floating-point: say which way the number is not a plain integer.
+            Some(f) if f.fract() != 0.0 => "a fractional number".into(),
+            Some(f) if f == 0.0 && f.is_sign_negative() => "-0 (write 0)".into(),
+            Some(f) if f.abs() >= 9_223_372_036_854_775_808.0 => format!("an integer past 64 bits ({n})"),
+            Some(f) => format!("{n} written with a decimal point or an exponent (write {f:.0})"),
+            None => "a number".into(),
+        },
+        Value::String(_) => "a string".into(),
+        Value::Array(_) => "an array".into(),
+        Value::Object(_) => "an object".into(),
     }
 }
 
@@ -689,6 +696,16 @@ mod tests {
         assert_eq!(e.to_string(), r#"field "account": missing"#);
         let e = parse(&with("status", json!(1.5))).unwrap_err();
         assert_eq!(e.to_string(), r#"field "status": expected an integer, got a fractional number"#);
+        // Whole numbers that JSON reads as floating-point: the message says what is wrong with each.
+        for (raw, got) in [
+            ("-0", "-0 (write 0)"),
+            ("1e3", "1000.0 written with a decimal point or an exponent (write 1000)"),
+            ("12.0", "12.0 written with a decimal point or an exponent (write 12)"),
+            ("18446744073709551616", "an integer past 64 bits (1.8446744073709552e+19)"),
+        ] {
+            let e = parse(&with_raw("bytes", raw)).unwrap_err();
+            assert_eq!(e.to_string(), format!(r#"field "bytes": expected an integer, got {got}"#), "{raw}");
+        }
         let e = parse(&with("time", json!("2026-03-01T13:00:00Z"))).unwrap_err();
         assert_eq!(
             e.to_string(),
