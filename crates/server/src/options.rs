@@ -4,6 +4,7 @@
 //! A flag or variable wins over the file, and the file over the defaults
 //! ([`ServerOptions::merge`], then [`ServerOptions::resolve`]).
 
+use crate::alert_options::{AlertSettings, AlertTable, PlanEntry};
 use crate::audit_options::AuditOptions;
 use crate::limits::ServerLimits;
 use crate::webhook_options::{WebhookSettings, WebhookTable};
@@ -76,9 +77,9 @@ pub struct ServerOptions {
     /// MiB of request bodies read or worked on at once; past it, 503 with Retry-After [default: 256; 16 to 1048576].
     #[arg(long, env = "CALLMETER_BODIES_IN_FLIGHT_MB")]
     pub bodies_in_flight_mb: Option<u32>,
-    /// Plans (config file only).
+    /// Plans, each with its alert thresholds (config file only). Boxed, as `audit`: the CLI's command enum stays small.
     #[arg(skip)]
-    pub plans: Option<Vec<Plan>>,
+    pub plans: Option<Box<Vec<PlanEntry>>>,
     /// Effective-dated billing rules (config file only) [default: DESIGN §1's rule].
     #[arg(skip)]
     pub billing_rules: Option<Vec<BillingRule>>,
@@ -100,6 +101,10 @@ pub struct ServerOptions {
     /// flight, 4 per target]. Boxed, as `audit`: the CLI's command enum stays small.
     #[arg(skip)]
     pub webhooks: Option<Box<WebhookTable>>,
+    /// Usage alerts: spikes and the projection (config file only) [default: 3× the
+    /// 7-day median and at least 100 calls; the projection after 24 hours]. Boxed, as `audit`.
+    #[arg(skip)]
+    pub alerts: Option<Box<AlertTable>>,
 }
 
 /// Errors in the settings.
@@ -150,6 +155,8 @@ pub struct Settings {
     pub limits: ServerLimits,
     /// The `[webhooks]` table.
     pub webhooks: WebhookSettings,
+    /// Each plan's alert thresholds and the `[alerts]` table.
+    pub alerts: AlertSettings,
 }
 
 /// Days of `retention_days`: at least one, at most a century, so that
@@ -229,6 +236,7 @@ impl ServerOptions {
             audit: self.audit.or(file.audit),
             webhooks_allow_private_targets: self.webhooks_allow_private_targets.or(file.webhooks_allow_private_targets),
             webhooks: self.webhooks.or(file.webhooks),
+            alerts: self.alerts.or(file.alerts),
         }
     }
 
@@ -236,7 +244,8 @@ impl ServerOptions {
     pub fn resolve(self) -> Result<Settings, OptionsError> {
         let limits = self.limits()?;
         let invalid = |name, message: String| OptionsError::Invalid { name, message };
-        let plans = self.plans.unwrap_or_else(default_plans);
+        let entries = self.plans.map_or_else(|| default_plans().into_iter().map(PlanEntry::from).collect(), |p| *p);
+        let plans: Vec<Plan> = entries.iter().map(|e| e.plan.clone()).collect();
         if plans.is_empty() {
             return Err(invalid("plans", "at least one plan is needed".into()));
         }
@@ -275,6 +284,12 @@ impl ServerOptions {
             .unwrap_or_default()
             .resolve(self.webhooks_allow_private_targets)
             .map_err(|message| invalid("webhooks", message))?;
+        let alerts = self
+            .alerts
+            .map(|a| *a)
+            .unwrap_or_default()
+            .resolve(&entries)
+            .map_err(|message| invalid("alerts", message))?;
         Ok(Settings {
             listen: self.listen.unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid address")),
             data: self.data.unwrap_or_else(|| PathBuf::from("callmeter-data")),
@@ -299,6 +314,7 @@ impl ServerOptions {
             audit,
             limits,
             webhooks,
+            alerts,
         })
     }
 
