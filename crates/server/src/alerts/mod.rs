@@ -22,6 +22,8 @@
 mod due;
 mod evaluate;
 mod finding;
+#[cfg(test)]
+mod tests;
 
 pub use evaluate::{evaluate, FiredMemory};
 
