@@ -4,6 +4,7 @@
 mod harness;
 
 mod admin;
+mod alerts;
 mod audit_cli;
 mod audit_server;
 mod auth;
