@@ -100,7 +100,7 @@ pub fn create(api: &crate::client::Api, account: &str, body: &Value, yes: bool) 
         print_created(&v);
         created += 1;
     }
-    println!("{created} webhooks created, {skipped} not");
+    println!("{created} created, {skipped} not created");
     Ok(())
 }
 

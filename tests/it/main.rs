@@ -16,6 +16,7 @@ mod crash;
 mod disk_full;
 mod faults;
 mod file_modes;
+mod from_audit;
 mod ids;
 mod ingest;
 mod limits;
