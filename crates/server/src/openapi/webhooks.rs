@@ -97,13 +97,15 @@ fn subscription_body(url_required: bool, description: &str) -> Value {
     let required = |rest: &[&str]| -> Vec<String> {
         url_required.then_some("url").into_iter().chain(rest.iter().copied()).map(str::to_owned).collect()
     };
+    // A change may name the url `null` (it stays); a new subscription needs one.
+    let url = if url_required { get("url") } else { nullable(get("url")) };
     let folder = json!({
         "type": "object",
         "title": "a folder's changes",
         "additionalProperties": false,
         "required": required(&[]),
         "properties": {
-            "url": get("url"), "folder": get("folder"), "actions": get("actions"),
+            "url": url, "folder": get("folder"), "actions": get("actions"),
             "events": {"type": "null"}, "enabled": get("enabled"), "headers": get("headers")
         }
     });
@@ -113,7 +115,7 @@ fn subscription_body(url_required: bool, description: &str) -> Value {
         "additionalProperties": false,
         "required": required(&["events"]),
         "properties": {
-            "url": get("url"), "events": get("events"), "folder": {"type": "null"}, "actions": {"type": "null"},
+            "url": url, "events": get("events"), "folder": {"type": "null"}, "actions": {"type": "null"},
             "enabled": get("enabled"), "headers": get("headers")
         }
     });

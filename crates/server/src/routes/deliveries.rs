@@ -47,7 +47,14 @@ pub(crate) fn checked_per_page(per_page: Option<usize>) -> AppResult<usize> {
 #[utoipa::path(get, path = "/v1/accounts/{account}/webhooks/{id}/deliveries", tag = "webhooks",
     params(params::WebhookPath, DeliveriesParams),
     responses(
-        (status = 200, description = "A page of attempts", body = docs::AttemptsPage),
+        (status = 200, description = "A page of attempts", body = docs::AttemptsPage, links(
+            ("Redeliver" = (operation_id = "redeliver", parameters(
+                ("account" = "$request.path.account"), ("id" = "$request.path.id"),
+                ("delivery" = "$response.body#/attempts/0/delivery")))),
+            ("Next" = (operation_id = "deliveries", parameters(
+                ("account" = "$request.path.account"), ("id" = "$request.path.id"),
+                ("before" = "$response.body#/next_before")))),
+        )),
         (status = 400, response = responses::BadRequest),
         (status = 404, response = responses::NotFound),
     ),
@@ -72,6 +79,7 @@ pub(crate) async fn deliveries(
     params(params::DeliveryPath),
     responses(
         (status = 202, description = "It will be sent again", body = docs::Redelivering),
+        (status = 400, response = responses::BadRequest),
         (status = 404, response = responses::NotFound),
         (status = 409, response = responses::Conflict),
         (status = 507, response = responses::DiskFull),
