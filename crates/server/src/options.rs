@@ -498,6 +498,20 @@ mod tests {
         assert_eq!(example.store.max_requests_per_commit, defaults.store.max_requests_per_commit);
         assert_eq!(example.store.cache_bytes, defaults.store.cache_bytes);
         assert_eq!(example.webhooks, defaults.webhooks);
+        assert_eq!(example.alerts, defaults.alerts);
+    }
+
+    #[test]
+    fn the_commented_alerts_table_of_the_example_is_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/callmeter.example.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let start = text.find("# [alerts]").unwrap();
+        let end = start + text[start..].find("\n\n").unwrap();
+        let uncommented: String =
+            text[start..end].lines().map(|l| l.strip_prefix("# ").unwrap_or(l).to_owned() + "\n").collect();
+        let o: ServerOptions = toml::from_str(&uncommented).unwrap();
+        assert!(o.alerts.is_some());
+        assert_eq!(o.resolve().unwrap().alerts, ServerOptions::default().resolve().unwrap().alerts);
     }
 
     #[test]
