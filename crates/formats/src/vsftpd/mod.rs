@@ -15,7 +15,10 @@
 //! without vsftpd's own date (`Jan 15 10:00:01 files1 vsftpd[2]: [alice] OK
 //! LOGIN: Client "192.168.1.10"`, or an RFC 3339 time): their time is the
 //! prefix's (see the syslog rule of DESIGN §5), and lines of other programs
-//! in the same file are non-calls of kind `other_program`.
+//! in the same file are non-calls of kind `other_program` (a file that mixes
+//! vsftpd's lines with OpenSSH's is read by [`crate::syslog_programs`]).
+//! vsftpd's PAM messages (`vsftpd: (pam_unix) …`, `vsftpd(pam_unix)[3]: …`)
+//! are `housekeeping`.
 //!
 //! With `log_ftp_protocol=YES` the calls are the `FTP command` lines whose
 //! verb is a file operation (see the FTP rules in DESIGN §5): each waits for
@@ -37,6 +40,8 @@
 //! lines when the protocol is logged, are `reply`.
 
 mod line;
+
+pub(crate) use line::is_vsftpd_program;
 
 use crate::context::Context;
 use crate::error::{Error, Result};
