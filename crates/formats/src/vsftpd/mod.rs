@@ -225,7 +225,8 @@ impl VsftpdParser {
             b"MKDIR" => (Operation::Mkdir, "MKD", 257, 550),
             b"DELETE" => (Operation::Delete, "DELE", 250, 550),
             b"RMDIR" => (Operation::Delete, "RMD", 250, 550),
-            b"RENAME" => (Operation::Move, "RNTO", 250, 550),
+            // Named as the protocol's moves are: by the RNFR that names the file moved.
+            b"RENAME" => (Operation::Move, "RNFR", 250, 550),
             _ => return Ok(None),
         };
         let (path, destination) = match (op, l.arg) {
@@ -464,6 +465,7 @@ Mon Jan 15 10:00:15 2024 [pid 9] DEBUG: something
             ]
         );
         assert_eq!(events[4].destination.as_deref(), Some("/out/c d.csv"));
+        assert_eq!(events[4].method.as_deref(), Some("RNFR"));
         assert_eq!((events[1].bytes, events[2].bytes), (Some(1024), Some(0)));
     }
 
