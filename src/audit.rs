@@ -117,6 +117,8 @@ pub fn audit(args: AuditArgs) -> Result<()> {
         Ok(auditor)
     };
 
+    // Files refused whole (their format cannot be told): the others are audited, and the exit says so.
+    let mut read = Summary::default();
     let auditor = if let Some(data) = &args.data {
         let account = needs_account(&args, "--data")?;
         audit_store(auditor_for, data, &account, from, to, settings.store.clone())?
@@ -125,7 +127,7 @@ pub fn audit(args: AuditArgs) -> Result<()> {
         audit_server(auditor_for, server, args.token.clone(), &account, from, to)?
     } else {
         let mut auditor = auditor_for(None)?;
-        audit_files(&mut auditor, &args, &options)?;
+        read = audit_files(&mut auditor, &args, &options)?;
         auditor
     };
 
@@ -140,7 +142,8 @@ pub fn audit(args: AuditArgs) -> Result<()> {
             }
         );
     }
-    write_report(&report, args.format, args.out.as_deref())
+    write_report(&report, args.format, args.out.as_deref())?;
+    crate::import::refused_files(&read)
 }
 
 fn needs_account(args: &AuditArgs, mode: &str) -> Result<String> {
@@ -226,8 +229,8 @@ const BATCH: usize = 1_000;
 
 /// Reads the files as `import` does (format detection, ids, accounts, time
 /// zone, classifier), merged by time into one stream with each call once, on
-/// one thread, and audits their calls on this one.
-fn audit_files(auditor: &mut Auditor, args: &AuditArgs, options: &ServerOptions) -> Result<()> {
+/// one thread, and audits their calls on this one. Returns what reading found.
+fn audit_files(auditor: &mut Auditor, args: &AuditArgs, options: &ServerOptions) -> Result<Summary> {
     if args.files.iter().filter(|f| f.as_os_str() == "-").count() > 1 {
         bail!("standard input (-) can be read once");
     }
@@ -291,7 +294,13 @@ fn audit_files(auditor: &mut Auditor, args: &AuditArgs, options: &ServerOptions)
              repeated) and were counted once"
         );
     }
-    Ok(())
+    if !summary.empty_files.is_empty() {
+        eprintln!("no line to read yet (empty): {}", summary.empty_files.join(", "));
+    }
+    for r in &summary.refused_files {
+        eprintln!("{} was refused and left out of the audit: {}", r.file, r.why);
+    }
+    Ok(summary)
 }
 
 /// The engine's block cache while `audit --data` scans a data folder.

@@ -4,7 +4,7 @@
 use crate::client::ServerArgs;
 use anyhow::{bail, Context, Result};
 use callmeter_formats::{AccountFrom, AccountRule, Classifier, Format};
-use callmeter_import::{ReadOptions, ServerSink, Sink, StoreSink, Summary, TailOptions, Tailer};
+use callmeter_import::{ImportError, ReadOptions, ServerSink, Sink, StoreSink, Summary, TailOptions, Tailer};
 use callmeter_server::ServerOptions;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
@@ -17,7 +17,8 @@ use std::time::Duration;
 #[derive(clap::Args)]
 pub struct ReadArgs {
     /// The log format, or auto to tell it from each file's first lines:
-    /// common, combined, vhost-combined, nginx-json, w3c, xferlog, vsftpd, proftpd, sftp, ndjson, cloudevents.
+    /// common, combined, vhost-combined, nginx-json, w3c, xferlog, vsftpd, proftpd, sftp, syslog (several programs,
+    /// each line read by its own: sftp-server's and vsftpd's), ndjson, cloudevents.
     #[arg(long, default_value = "auto")]
     format: String,
     #[command(flatten)]
@@ -140,10 +141,22 @@ pub fn import(files: &[PathBuf], read: &ReadArgs, target: ImportTarget, strict: 
     let mut summary = Summary::default();
     let mut outcome = Ok(());
     for file in files {
-        let input = callmeter_import::Input::open(file)?;
-        outcome = callmeter_import::import_input(input, &options, sink.as_deref_mut(), &mut summary, &bar);
-        if outcome.is_err() {
-            break;
+        // A file that cannot be opened, or whose format cannot be told, is refused whole; the others are read.
+        let input = match callmeter_import::Input::open(file) {
+            Ok(input) => input,
+            Err(e) => {
+                refuse(&mut summary, &file.display().to_string(), &e);
+                continue;
+            }
+        };
+        let name = input.name.clone();
+        match callmeter_import::import_input(input, &options, sink.as_deref_mut(), &mut summary, &bar) {
+            Ok(()) => {}
+            Err(e @ ImportError::UnknownFormat { .. }) => refuse(&mut summary, &name, &e),
+            Err(e) => {
+                outcome = Err(e);
+                break;
+            }
         }
     }
     bar.finish_and_clear();
@@ -158,7 +171,29 @@ pub fn import(files: &[PathBuf], read: &ReadArgs, target: ImportTarget, strict: 
         }
     }
     outcome?;
-    Ok(())
+    refused_files(&summary)
+}
+
+/// Counts a file refused whole in the summary, and says so now.
+pub fn refuse(summary: &mut Summary, file: &str, e: &ImportError) {
+    tracing::warn!(file, error = %e, "file refused; reading the others");
+    summary.refuse_file(file, e.about_the_file());
+}
+
+/// An error (a non-zero exit, once the rest is read and reported) when some file was refused whole.
+pub fn refused_files(summary: &Summary) -> Result<()> {
+    match summary.refused_files.as_slice() {
+        [] => Ok(()),
+        refused => {
+            let names: Vec<&str> = refused.iter().map(|r| r.file.as_str()).collect();
+            bail!(
+                "{} file{} refused and not read: {}",
+                refused.len(),
+                if refused.len() == 1 { " was" } else { "s were" },
+                names.join(", ")
+            )
+        }
+    }
 }
 
 /// A progress bar on standard error when it is a terminal, else a hidden one.

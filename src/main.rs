@@ -6,9 +6,11 @@
 #[macro_use]
 mod stdout;
 
+mod alerts;
 mod audit;
 mod client;
 mod commands;
+mod from_audit;
 mod import;
 mod webhooks;
 
@@ -123,8 +125,21 @@ enum Command {
         #[command(flatten)]
         server: client::ServerArgs,
     },
-    /// An account's webhooks: create, list, update, delete; their deliveries, redelivery, replay;
-    /// rotate a signing secret.
+    /// An account's usage alerts (thresholds reached, projected overage, spikes), newest first.
+    Alerts {
+        /// The account.
+        account: String,
+        /// How many at most.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Print the server's JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+    /// An account's webhooks: create (also for usage alerts, or from its audit's polling), list,
+    /// update, delete; their deliveries, redelivery, replay; rotate a signing secret.
     Webhooks {
         #[command(subcommand)]
         action: webhooks::WebhookAction,
@@ -172,6 +187,7 @@ fn main() -> Result<()> {
         Command::Tokens { action, server } => commands::tokens(&server.connect()?, action),
         Command::Backup { dir, server } => commands::backup(&server.connect()?, &dir),
         Command::Webhooks { action, server } => webhooks::webhooks(&server.connect()?, action),
+        Command::Alerts { account, limit, json, server } => alerts::alerts(&server.connect()?, &account, limit, json),
         Command::Audit(args) => audit::audit(*args),
         Command::Simulate(args) => audit::simulate(args),
     };

@@ -1,5 +1,7 @@
-//! `callmeter webhooks`: an account's webhook subscriptions, their
-//! deliveries, redelivery and replay, through the server's API (DESIGN §7).
+//! `callmeter webhooks`: an account's webhook subscriptions (to a folder's
+//! changes, or to its usage alerts), their deliveries, redelivery and replay,
+//! through the server's API (DESIGN §7). `create --from-audit` subscribes to
+//! the folders the account's audit finds polled (`from_audit.rs`).
 
 use crate::client::Api;
 use anyhow::{bail, Result};
@@ -9,19 +11,32 @@ use serde_json::{json, Map, Value};
 /// What `callmeter webhooks` does.
 #[derive(clap::Subcommand)]
 pub enum WebhookAction {
-    /// Subscribe a URL to a folder (subfolders included); prints the signing secret once.
+    /// Subscribe a URL to a folder (subfolders included), to the account's usage alerts (`--events`),
+    /// or to the folders its audit finds polled (`--from-audit ACCOUNT`); prints each signing secret once.
     Create {
         /// The account.
-        account: String,
+        #[arg(required_unless_present = "from_audit")]
+        account: Option<String>,
         /// The target (http or https; public addresses only unless the server allows private ones).
         #[arg(long)]
         url: String,
         /// The folder [default: /, the whole account].
-        #[arg(long)]
+        #[arg(long, conflicts_with = "events")]
         folder: Option<String>,
         /// Comma-separated: create, update, destroy, move, copy, read [default: all but read].
-        #[arg(long, value_delimiter = ',')]
+        #[arg(long, value_delimiter = ',', conflicts_with = "events")]
         actions: Option<Vec<String>>,
+        /// Usage alerts instead of a folder's changes, comma-separated: usage.threshold_reached,
+        /// usage.projected_overage, usage.spike, or `all`.
+        #[arg(long, value_delimiter = ',')]
+        events: Option<Vec<String>>,
+        /// The account whose audit (its current period so far, made by the server now) names the
+        /// polled folders: one webhook each, in place of the polling.
+        #[arg(long, value_name = "ACCOUNT", conflicts_with_all = ["account", "folder", "actions", "events"])]
+        from_audit: Option<String>,
+        /// With --from-audit: create them all without asking.
+        #[arg(long, requires = "from_audit")]
+        yes: bool,
         /// A header added to every delivery, `Name: value` (repeatable, at most 10).
         #[arg(long = "header")]
         headers: Vec<String>,
@@ -52,6 +67,9 @@ pub enum WebhookAction {
         /// New actions, comma-separated.
         #[arg(long, value_delimiter = ',')]
         actions: Option<Vec<String>>,
+        /// Watch these usage alerts instead, comma-separated (or `all`).
+        #[arg(long, value_delimiter = ',', conflicts_with_all = ["folder", "actions"])]
+        events: Option<Vec<String>>,
         /// New headers, `Name: value` (replace all; repeatable).
         #[arg(long = "header")]
         headers: Vec<String>,
@@ -122,38 +140,63 @@ fn headers_json(headers: &[String]) -> Result<Value> {
     Ok(Value::Object(out))
 }
 
-fn path(account: &str, rest: &str) -> String {
+/// Alert event names, `all` standing for every one.
+fn events_json(events: &[String]) -> Value {
+    if events.iter().any(|e| e == "all") {
+        return json!(["usage.threshold_reached", "usage.projected_overage", "usage.spike"]);
+    }
+    json!(events)
+}
+
+pub(crate) fn path(account: &str, rest: &str) -> String {
     format!("/v1/accounts/{account}/webhooks{rest}")
+}
+
+/// Prints a created webhook's id and its secret (shown this once).
+pub(crate) fn print_created(v: &Value) {
+    println!("id:     {}", v["webhook"]["id"].as_str().unwrap_or(""));
+    println!(
+        "secret: {}  (shown once: verify each delivery's webhook-signature with it)",
+        v["secret"].as_str().unwrap_or("")
+    );
 }
 
 fn print_webhook(w: &Value) {
     let s = |k: &str| w[k].as_str().unwrap_or("").to_owned();
-    let actions: Vec<&str> = w["actions"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    let names = |k: &str| -> Vec<&str> { w[k].as_array().into_iter().flatten().filter_map(Value::as_str).collect() };
+    // An alert subscription shows `alerts` for its folder and its events for its actions.
+    let (folder, actions) = match w.get("events") {
+        Some(_) => ("alerts".to_owned(), names("events")),
+        None => (s("folder"), names("actions")),
+    };
     let state = if w["enabled"].as_bool().unwrap_or(false) {
         "enabled".to_owned()
     } else {
         format!("disabled ({})", w["disabled_reason"].as_str().unwrap_or("by its owner"))
     };
-    println!("{:<20} {:<10} {:<24} {:<36} {state}", s("id"), s("folder"), actions.join(","), s("url"));
+    println!("{:<20} {:<10} {:<24} {:<36} {state}", s("id"), folder, actions.join(","), s("url"));
 }
 
 /// `callmeter webhooks`.
 pub fn webhooks(api: &Api, action: WebhookAction) -> Result<()> {
     match action {
-        WebhookAction::Create { account, url, folder, actions, headers, disabled } => {
+        WebhookAction::Create { account, url, folder, actions, events, from_audit, yes, headers, disabled } => {
             let mut body = json!({ "url": url, "enabled": !disabled, "headers": headers_json(&headers)? });
+            if let Some(account) = from_audit {
+                return crate::from_audit::create(api, &account, &body, yes);
+            }
+            let Some(account) = account else { bail!("give the account, or --from-audit ACCOUNT") };
             if let Some(f) = folder {
                 body["folder"] = json!(f);
             }
             if let Some(a) = actions {
                 body["actions"] = json!(a);
             }
+            if let Some(e) = events {
+                body["events"] = events_json(&e);
+            }
             let v: Value = api.send(api.request(Method::POST, &path(&account, "")).json(&body))?.json()?;
-            println!("id:     {}", v["webhook"]["id"].as_str().unwrap_or(""));
-            println!(
-                "secret: {}  (shown once: verify each delivery's webhook-signature with it)",
-                v["secret"].as_str().unwrap_or("")
-            );
+            print_created(&v);
         }
         WebhookAction::List { account, json } => {
             let v = api.get_json(&path(&account, ""), &[])?;
@@ -166,7 +209,7 @@ pub fn webhooks(api: &Api, action: WebhookAction) -> Result<()> {
                 print_webhook(w);
             }
         }
-        WebhookAction::Update { account, id, url, folder, actions, headers, enable, disable } => {
+        WebhookAction::Update { account, id, url, folder, actions, events, headers, enable, disable } => {
             let mut body = Map::new();
             if let Some(u) = url {
                 body.insert("url".into(), json!(u));
@@ -176,6 +219,9 @@ pub fn webhooks(api: &Api, action: WebhookAction) -> Result<()> {
             }
             if let Some(a) = actions {
                 body.insert("actions".into(), json!(a));
+            }
+            if let Some(e) = events {
+                body.insert("events".into(), events_json(&e));
             }
             if !headers.is_empty() {
                 body.insert("headers".into(), headers_json(&headers)?);

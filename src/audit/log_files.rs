@@ -15,7 +15,7 @@
 //! Standard input cannot be read twice: it is opened once and kept open.
 
 use anyhow::{Context, Result};
-use callmeter_import::{Delivery, Input, Lines, ReadOptions, Sink, SourceReader, Summary, MAX_LINE_BYTES};
+use callmeter_import::{Delivery, ImportError, Input, Lines, ReadOptions, Sink, SourceReader, Summary, MAX_LINE_BYTES};
 use callmeter_model::CallEvent;
 use std::collections::VecDeque;
 use std::io::BufRead;
@@ -74,9 +74,20 @@ impl Sink for ReadAhead<'_> {
     }
 }
 
+/// A file opened: to be read, or found to hold no line to read.
+enum Opened {
+    Reading(Box<Reading>, Option<u64>),
+    /// Empty, or blank lines only: its lines, and whether a last one is unended.
+    Empty(u64, bool),
+}
+
 impl Reading {
-    fn open(path: &Path, options: &ReadOptions, progress: Option<&Progress>) -> Result<(Reading, Option<u64>)> {
+    fn open(path: &Path, options: &ReadOptions, progress: Option<&Progress>) -> callmeter_import::Result<Opened> {
         let input = Input::open(path)?;
+        if input.holds_no_lines() {
+            let (lines, unended) = input.blank_lines();
+            return Ok(Opened::Empty(lines, unended));
+        }
         let format = options.format_for(&input.name, &input.head_lines())?;
         // Standard input is being written now: its lines may be a little ahead of this clock.
         let year_reference = input.modified.unwrap_or_else(callmeter_formats::live_year_reference);
@@ -93,7 +104,7 @@ impl Reading {
         };
         let reading =
             Reading { lines, reader, ready: VecDeque::new(), skip: 0, ended: false, name: input.name.clone() };
-        Ok((reading, input.size))
+        Ok(Opened::Reading(Box::new(reading), input.size))
     }
 
     /// The next call, reading lines (and counting them in `summary`) as needed.
@@ -130,21 +141,39 @@ impl Reading {
 
 impl<'a> LogFile<'a> {
     /// Opens `path` and reads it up to its first call; a file (not standard input) is closed again.
+    ///
+    /// A file with no line to read (empty, as the live log is after
+    /// logrotate) gives no call; one that cannot be opened, or whose format
+    /// cannot be told, is refused whole (in its [`LogFile::summary`]) and
+    /// gives none either: the others are still audited.
     pub fn probe(path: &Path, options: &'a ReadOptions, progress: &'a Progress) -> Result<LogFile<'a>> {
         let name = path.display().to_string();
         let mut summary = Summary { files: 1, ..Summary::default() };
-        let (reading, size) = Reading::open(path, options, (path == Path::new("-")).then_some(progress))?;
         let mut file = LogFile {
             path: path.to_owned(),
             name,
-            size,
+            size: None,
             state: State::Done,
             summary: Summary::default(),
             options,
             progress,
         };
+        let (reading, size) = match Reading::open(path, options, (path == Path::new("-")).then_some(progress)) {
+            Ok(Opened::Reading(reading, size)) => (reading, size),
+            Ok(Opened::Empty(lines, unended)) => {
+                tracing::info!(file = %file.name, lines, "no line to read: the file is empty");
+                file.summary.empty_file(&file.name, lines, unended);
+                return Ok(file);
+            }
+            Err(e @ (ImportError::UnknownFormat { .. } | ImportError::Io { .. })) => {
+                crate::import::refuse(&mut file.summary, &file.name, &e);
+                return Ok(file);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        file.size = size;
         if path == Path::new("-") {
-            file.state = State::Open(Box::new(reading));
+            file.state = State::Open(reading);
             file.summary = summary;
             return Ok(file);
         }
@@ -177,10 +206,13 @@ impl<'a> LogFile<'a> {
                 Ok(Some(*first))
             }
             State::FirstTaken => {
-                let (mut reading, _) = Reading::open(&self.path, self.options, Some(self.progress))?;
+                let Opened::Reading(mut reading, _) = Reading::open(&self.path, self.options, Some(self.progress))?
+                else {
+                    anyhow::bail!("it changed while it was audited: it has no line to read any more");
+                };
                 reading.skip = 1;
                 self.summary = Summary { files: 1, ..Summary::default() };
-                self.state = State::Open(Box::new(reading));
+                self.state = State::Open(reading);
                 self.next_call()
             }
             State::Open(mut reading) => {
@@ -210,6 +242,8 @@ impl Iterator for LogFile<'_> {
 /// Adds one file's counts to the totals of all.
 pub(super) fn add_summary(total: &mut Summary, s: &Summary) {
     total.files += s.files;
+    total.empty_files.extend(s.empty_files.iter().cloned());
+    total.refused_files.extend(s.refused_files.iter().cloned());
     total.lines += s.lines;
     total.calls += s.calls;
     total.unended += s.unended;

@@ -4,6 +4,7 @@
 mod harness;
 
 mod admin;
+mod alerts;
 mod audit_cli;
 mod audit_server;
 mod auth;
@@ -17,6 +18,7 @@ mod dashboard;
 mod disk_full;
 mod faults;
 mod file_modes;
+mod from_audit;
 mod ids;
 mod ingest;
 mod limits;

@@ -10,9 +10,10 @@
 //!    duplicate, a retry after a failed answer, or neither ([`crate::repeats`]);
 //! 3. the analyses, in precedence order: a duplicate is counted as a
 //!    duplicate and nothing else; a listing that an upload batch takes is
-//!    list-after-write and never polling; polling counts what is left. So
-//!    every avoidable call is in one finding only and `what_if` never
-//!    subtracts a call twice.
+//!    list-after-write and never polling; polling counts what is left. A
+//!    retry after a failed answer is counted in `retries_after_errors` and
+//!    seen by no analysis: it is never avoidable. So every avoidable call is
+//!    in one finding only and `what_if` never subtracts a call twice.
 //!
 //! Memory grows with the number of distinct sources, paths and values (for
 //! `top_sources`), and with the calls of the last few seconds held in the
@@ -223,7 +224,12 @@ impl Auditor {
                     self.duplicates.add(&call, &self.paths);
                     continue;
                 }
-                Verdict::RetryAfterError => self.retries_after_errors += 1,
+                // DESIGN §6: a retry is never avoidable, whatever detector would see it: polling
+                // and list-after-write never see it, so it is counted once, here.
+                Verdict::RetryAfterError => {
+                    self.retries_after_errors += 1;
+                    continue;
+                }
                 Verdict::Fresh => {}
             }
             let claimed = self.batches.observe(&call, &self.paths, &self.config);

@@ -31,7 +31,7 @@ use crate::config::AuditConfig;
 use crate::intervals::{bowley_skew, median_abs_deviation, quantile, IntervalSample};
 use crate::listing::{Listing, Tally};
 use crate::paths::{parent_path, PathId, PathTable};
-use crate::report::{duration_words, thousands, Finding, FindingDetails};
+use crate::report::{duration_words, thousands, Finding, FindingDetails, ProposedWebhook};
 use crate::source::{SourceId, SourceTable};
 use crate::Map;
 use callmeter_model::Operation;
@@ -311,6 +311,7 @@ impl PollStreams {
                     bowley_skew: r.bowley_skew,
                     relative_mad: r.relative_mad,
                     fit: r.fit,
+                    webhook: Some(ProposedWebhook::on(folder)),
                 },
             });
         }

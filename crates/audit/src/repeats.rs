@@ -9,7 +9,9 @@
 //!
 //! - A repeat of a request whose answer failed (408, 429, 5xx, no answer:
 //!   [`crate::failed_answer`]) is a **retry**, which the recommendation itself
-//!   asks for: never avoidable, counted apart.
+//!   asks for, whatever its delay (a fixed 3 s, a backoff of minutes, a
+//!   poller's next poll through an outage): never avoidable, counted apart,
+//!   and left out of every other analysis ([`crate::auditor`]).
 //! - A **run** is identical requests in a row, none more than `chain_gap`
 //!   after the one before (`max(lookahead, 4 × duplicate_window_secs)`: a
 //!   poller missing a poll or two stays in its run). A run with fewer repeats
@@ -47,7 +49,7 @@ pub(crate) enum Verdict {
     Fresh,
     /// A duplicate: avoidable, and in the duplicate finding only.
     Duplicate,
-    /// A repeat after a failed answer: not avoidable, counted apart; it goes on to the other analyses.
+    /// A repeat after a failed answer: not avoidable, counted apart, and seen by no other analysis.
     RetryAfterError,
 }
 
@@ -185,6 +187,11 @@ impl RepeatDetector {
                 && last.path == call.path
                 && last.cursor == call.cursor;
             let gap = call.time - last.time;
+            // A repeat of a failed request is its retry, however long the client waited (a fixed
+            // delay of 3 s, a backoff of minutes, a poller through an outage): never avoidable.
+            if same && last.failed {
+                pending = Pending::Decided(Verdict::RetryAfterError);
+            }
             if same && gap <= self.chain_gap {
                 gap_to_previous = Some(gap);
                 if let Some(w) = self.waiting(last.line_seq) {
@@ -199,9 +206,7 @@ impl RepeatDetector {
                 let unchanged = call.path.is_none_or(|p| !self.changes.changed_since(p, last.time));
                 // The second write of a run is the finish of an upload.
                 let upload_finish = call.operation == Operation::Write && writes == 2;
-                if close && last.failed {
-                    pending = Pending::Decided(Verdict::RetryAfterError);
-                } else if close && unchanged && !upload_finish {
+                if close && unchanged && !upload_finish && !last.failed {
                     pending = if call.operation == Operation::Write {
                         // Pollers do not write: a write repeated beyond begin and finish is a
                         // duplicate whatever the pace (begin to finish is no pace to compare with).
@@ -366,5 +371,29 @@ mod tests {
         // A repeat after the success is a duplicate again; a 404 is no reason to retry.
         let calls = [(0.0, "/f", 503), (1.0, "/f", 200), (1.5, "/f", 200), (10.0, "/g", 404), (10.5, "/g", 404)];
         assert_eq!(verdicts(&calls), vec![F, R, D, F, D]);
+    }
+
+    #[test]
+    fn a_retry_is_a_retry_whatever_its_delay() {
+        for delay in [2.5, 3.0, 10.0, 60.0, 600.0] {
+            // Thirty tries at a fixed delay, the last one answered.
+            let calls: Vec<(f64, &str, u16)> =
+                (0..30).map(|i| (delay * f64::from(i), "/z", if i < 29 { 503 } else { 200 })).collect();
+            let v = verdicts(&calls);
+            assert_eq!(v[0], F, "the first try");
+            assert!(v[1..].iter().all(|v| *v == R), "delay {delay}: {v:?}");
+        }
+        // A backoff, doubling from 1 s; then the answer, and a repeat of the answered request is judged again.
+        let mut t = 0.0;
+        let mut calls = Vec::new();
+        for (i, wait) in [1.0, 2.0, 4.0, 8.0, 16.0, 32.0].into_iter().enumerate() {
+            calls.push((t, "/c", if i < 5 { 429 } else { 200 }));
+            t += wait;
+        }
+        calls.push((t - 32.0 + 0.5, "/c", 200));
+        assert_eq!(verdicts(&calls), vec![F, R, R, R, R, R, D]);
+        // Something else by the source in between: a new request, not a retry.
+        let calls = [(0.0, "/z", 503), (3.0, "/y", 200), (6.0, "/z", 200)];
+        assert_eq!(verdicts(&calls), vec![F, F, F]);
     }
 }

@@ -6,7 +6,7 @@ use crate::source::Source;
 use crate::timeline::Timeline;
 use crate::top_sources::TopSources;
 use crate::what_if::WhatIf;
-use callmeter_model::Operation;
+use callmeter_model::{Action, Operation};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -129,6 +129,10 @@ pub enum FindingDetails {
         relative_mad: f64,
         /// Share of the intervals (pauses left out) within tolerance of one period.
         fit: f64,
+        /// The webhook that would replace the polling (`callmeter webhooks create --from-audit`);
+        /// absent from audits kept by builds before it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        webhook: Option<ProposedWebhook>,
     },
     /// Listing after each upload.
     ListAfterWrite {
@@ -150,6 +154,52 @@ pub enum FindingDetails {
         /// The window they came within, in seconds.
         window_secs: f64,
     },
+}
+
+/// A webhook subscription that would replace a poller: the folder the
+/// recommendation names (the polled folder, or the folder of a polled file)
+/// and the actions that are changes to it (DESIGN §7: every change but reads).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProposedWebhook {
+    /// The folder to subscribe to (subfolders included).
+    pub folder: String,
+    /// The actions to be told of.
+    pub actions: Vec<Action>,
+}
+
+impl ProposedWebhook {
+    /// A webhook on `folder` for every change the audit counts as one (write, delete, move, copy, mkdir).
+    pub fn on(folder: &str) -> ProposedWebhook {
+        let actions = vec![Action::Create, Action::Update, Action::Destroy, Action::Move, Action::Copy];
+        ProposedWebhook { folder: callmeter_model::normalize_path(folder).to_owned(), actions }
+    }
+}
+
+impl Finding {
+    /// The finding in one sentence for whoever pays for the calls: its
+    /// share of `total_calls`, what the calls are, and what the
+    /// recommendation saves ("62 % of your calls are a 30 s poll of
+    /// /inbound; a webhook would save 81,000 calls").
+    pub fn summary(&self, total_calls: u64) -> String {
+        let share = if total_calls == 0 { 0.0 } else { self.calls as f64 * 100.0 / total_calls as f64 };
+        let share = if share > 0.0 && share < 1.0 { "under 1 %".to_owned() } else { format!("{share:.0} %") };
+        let saved = thousands(self.avoidable_calls);
+        match &self.details {
+            FindingDetails::Polling { interval_secs, .. } => format!(
+                "{share} of your calls are a {} poll of {}; a webhook would save {saved} calls",
+                duration_words(*interval_secs),
+                self.path
+            ),
+            FindingDetails::ListAfterWrite { .. } => format!(
+                "{share} of your calls list {} after each upload into it; listing once per batch would save {saved} calls",
+                self.path
+            ),
+            FindingDetails::DuplicateRequests { .. } => format!(
+                "{share} of your calls repeat a request under {} within seconds; sending each once would save {saved} calls",
+                self.path
+            ),
+        }
+    }
 }
 
 /// `1234567` as `1,234,567`, for recommendations.
@@ -192,6 +242,63 @@ fn round_sig(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn finding(details: FindingDetails, path: &str, calls: u64, avoidable_calls: u64) -> Finding {
+        Finding {
+            source: crate::source::Source {
+                key: crate::source::SourceKey::User { user: "alice".into() },
+                interface: None,
+                seen_user: None,
+                seen_client_ip: None,
+                seen_user_agent: None,
+                integration: None,
+            },
+            path: path.into(),
+            operation: Some(Operation::List),
+            calls,
+            avoidable_calls,
+            avoidable_billable_calls: avoidable_calls,
+            recommendation: String::new(),
+            details,
+        }
+    }
+
+    #[test]
+    fn a_finding_in_one_sentence() {
+        let polling = FindingDetails::Polling {
+            interval_secs: 30.2,
+            polls: 86_000,
+            polls_with_change: 5_000,
+            pauses: 0,
+            regularity: 0.9,
+            bowley_skew: 0.0,
+            relative_mad: 0.01,
+            fit: 0.95,
+            webhook: Some(ProposedWebhook::on("/inbound/")),
+        };
+        assert_eq!(
+            finding(polling, "/inbound", 86_000, 81_000).summary(138_710),
+            "62 % of your calls are a 30 s poll of /inbound; a webhook would save 81,000 calls"
+        );
+        let duplicates = FindingDetails::DuplicateRequests { duplicates: 2, window_secs: 2.0 };
+        assert_eq!(
+            finding(duplicates, "/in", 3, 2).summary(1_000),
+            "under 1 % of your calls repeat a request under /in within seconds; sending each once would save 2 calls"
+        );
+    }
+
+    #[test]
+    fn a_polling_finding_carries_its_webhook_and_reads_without_one() {
+        let w = ProposedWebhook::on("/inbound/");
+        assert_eq!(
+            serde_json::to_value(&w).unwrap(),
+            serde_json::json!({"folder": "/inbound", "actions": ["create", "update", "destroy", "move", "copy"]})
+        );
+        let old = serde_json::json!({"kind": "polling", "interval_secs": 30.0, "polls": 3, "polls_with_change": 0,
+            "pauses": 0, "regularity": 1.0, "bowley_skew": 0.0, "relative_mad": 0.0, "fit": 1.0});
+        let details: FindingDetails = serde_json::from_value(old).unwrap();
+        assert!(matches!(details, FindingDetails::Polling { webhook: None, .. }), "an audit kept before the field");
+    }
 
     #[test]
     fn numbers_in_words() {

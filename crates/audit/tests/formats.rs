@@ -32,7 +32,9 @@ fn poller_paths(r: &AuditReport) -> BTreeSet<String> {
 
 #[test]
 fn every_format_finds_the_same_pollers() {
-    let shape = ScenarioShape::default();
+    // sftp-server logs no status, and the vsftpd writer answers every command: retries at a fixed
+    // delay through an outage read as polls there, so this workload has none.
+    let shape = ScenarioShape { outage_retriers: (0, 0), ..ScenarioShape::default() };
     for seed in [3, 11, 27] {
         let sim = scenario(seed, &shape);
         let truth: BTreeSet<String> =

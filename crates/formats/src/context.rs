@@ -76,6 +76,13 @@ impl AccountRule {
                     line,
                     why: "--account-from host, and the line has no host name".into(),
                 })?;
+                // An address names no account: `10.0.0.5` would otherwise be account `10` (DESIGN §4: never guessed).
+                if is_ip_address(host) {
+                    return Err(Error::Account {
+                        line,
+                        why: format!("host {} is an IP address, not a name", text::quote(host.as_bytes())),
+                    });
+                }
                 let label = host.split(['.', ':']).next().unwrap_or("").to_ascii_lowercase();
                 if is_valid_account(&label) {
                     Ok(label)
@@ -97,6 +104,25 @@ impl AccountRule {
                 })
             }
         }
+    }
+}
+
+/// Whether a logged host is an IP address rather than a name: IPv4 or IPv6,
+/// with or without a port (`10.0.0.5`, `10.0.0.5:8443`, `[2001:db8::1]:443`,
+/// `2001:db8::1`). Clients that connect by address send it as the `Host`.
+fn is_ip_address(host: &str) -> bool {
+    use std::net::{IpAddr, Ipv4Addr};
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.parse::<IpAddr>().is_ok() {
+        return true;
+    }
+    if let Some(v6) = host.strip_prefix('[') {
+        let inside = v6.split_once(']').map_or(v6, |(a, _)| a);
+        return inside.parse::<std::net::Ipv6Addr>().is_ok();
+    }
+    match host.rsplit_once(':') {
+        Some((addr, port)) => port.bytes().all(|b| b.is_ascii_digit()) && addr.parse::<Ipv4Addr>().is_ok(),
+        None => false,
     }
 }
 
@@ -148,9 +174,12 @@ impl std::fmt::Display for AccountFrom {
 /// Reads a user → account map: one `USER ACCOUNT` or `USER = ACCOUNT` per
 /// line; blank lines and lines starting with `#` are skipped. The account is
 /// the last word, so a user name may contain spaces; with `=`, the split is
-/// at the first `=`. Later lines win.
+/// at the first `=`. A user given twice is refused with both line numbers,
+/// even with the same account: which line was meant cannot be told, and an
+/// account is never guessed (DESIGN §4).
 pub fn parse_user_map(text: &str) -> Result<HashMap<String, String>> {
     let mut map = HashMap::new();
+    let mut first_line: HashMap<String, u64> = HashMap::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -173,6 +202,12 @@ pub fn parse_user_map(text: &str) -> Result<HashMap<String, String>> {
             return Err(Error::UserMap {
                 line: line_no,
                 why: format!("not an account name: {}", text::quote(account.as_bytes())),
+            });
+        }
+        if let Some(first) = first_line.insert(user.to_owned(), line_no) {
+            return Err(Error::UserMap {
+                line: line_no,
+                why: format!("user {} is already mapped on line {first}", text::quote(user.as_bytes())),
             });
         }
         map.insert(user.to_owned(), account.to_owned());
@@ -327,6 +362,41 @@ mod tests {
             .to_string()
             .starts_with("user map line 2:"));
         assert!(parse_user_map(" = acme").is_err());
+    }
+
+    #[test]
+    fn a_user_mapped_twice_is_refused_with_both_lines() {
+        let e = parse_user_map("alice acme\n# c\nbob globex\nbob initech\n").unwrap_err();
+        assert_eq!(e.to_string(), "user map line 4: user \"bob\" is already mapped on line 3");
+        // The same account twice is refused too: the map says one thing per user.
+        assert!(parse_user_map("bob = globex\nbob globex\n").is_err());
+        // Users that differ only in case or domain are different users.
+        assert_eq!(parse_user_map("alice acme\nACME\\alice acme2\nAlice acme3\n").unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_host_that_is_an_address_names_no_account() {
+        let host = AccountRule::Host;
+        for h in [
+            "10.0.0.5",
+            "10.0.0.5:8443",
+            "127.0.0.1:80",
+            "[2001:db8::1]:443",
+            "[::1]",
+            "2001:db8::1",
+            "::ffff:10.0.0.5",
+        ] {
+            let e = host.resolve(3, Some(h), None).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("line 3: account cannot be resolved: host \"{h}\" is an IP address, not a name"),
+                "{h}"
+            );
+        }
+        // Names that start with digits are names.
+        assert_eq!(host.resolve(1, Some("10x.files.example.com"), None).unwrap(), "10x");
+        assert_eq!(host.resolve(1, Some("123.example.com:443"), None).unwrap(), "123");
+        assert_eq!(host.resolve(1, Some("ACME.Files.Example.COM."), None).unwrap(), "acme");
     }
 
     #[test]

@@ -10,9 +10,14 @@
 //! without a target: what the request field holds decides, an FTP command
 //! (or a ProFTPD SFTP request) against an HTTP method. A line that starts
 //! with a virtual host (`vhost1.example.com 203.0.113.9 - - [`) votes for
-//! `vhost-combined`; a syslog line by its program (`vsftpd` for vsftpd's
-//! log sent through syslog, any other for OpenSSH's sftp). A Windows
-//! Firewall log is W3C but no API's log: it is refused.
+//! `vhost-combined`. A syslog line votes `syslog`, whatever its program: a
+//! syslog file mixes programs (OpenSSH's and vsftpd's lines side by side, and
+//! ones that come only further on than the first lines), and the `syslog`
+//! reader reads each line by its program. A Windows Firewall log is W3C but
+//! no API's log: it is refused.
+//!
+//! A UTF-8 byte order mark before the first line (Windows editors and IIS
+//! tools write one) is not part of it ([`crate::strip_bom`]).
 
 use crate::clf::{parse_clf_head, Vhost};
 use crate::ftp::is_ftp_verb;
@@ -37,7 +42,7 @@ pub fn detect(first_lines: &[&[u8]]) -> Option<Format> {
     let mut votes = [0usize; Format::ALL.len()];
     let at = |f: Format| Format::ALL.iter().position(|x| *x == f).unwrap_or(0);
     for (i, line) in first_lines.iter().take(DETECT_LINES).enumerate() {
-        let line = trim_eol(line);
+        let line = trim_eol(if i == 0 { crate::strip_bom(line) } else { line });
         if is_blank(line) {
             continue;
         }
@@ -133,10 +138,7 @@ fn line_format(line: &[u8]) -> Option<Vote> {
             clf_kind(head.rest)
         }));
     }
-    match crate::syslog::program_of(line)? {
-        b"vsftpd" => Some(Vote::For(Format::Vsftpd)),
-        _ => Some(Vote::For(Format::Sftp)),
-    }
+    crate::syslog::program_of(line).map(|_| Vote::For(Format::Syslog))
 }
 
 /// Combined when the line has a user agent (a second quoted field).
@@ -183,7 +185,7 @@ mod tests {
             (r#"Mon Jan 15 10:00:01 2024 [pid 2] FTP command: Client "192.168.1.10", "USER alice""#, Format::Vsftpd),
             (r#"Mon Jan 15 10:00:01 2024 [alice] OK UPLOAD: Client "1.2.3.4", "/a", 1 bytes, 1.00Kbyte/sec"#, Format::Vsftpd),
             (r#"192.168.1.10 UNKNOWN alice [15/Jan/2024:10:00:04 +0000] "STOR report.csv" 226 1024"#, Format::Proftpd),
-            ("Jan 15 10:00:01 files1 internal-sftp[4242]: opendir \"/in\"\nJan 15 10:00:00 files1 sshd[1]: Accepted", Format::Sftp),
+            ("Jan 15 10:00:01 files1 internal-sftp[4242]: opendir \"/in\"\nJan 15 10:00:00 files1 sshd[1]: Accepted", Format::Syslog),
             (r#"{"id":"e1","account":"acme","time":"2026-02-27T07:59:58Z","interface":"rest"}"#, Format::Ndjson),
             (r#"{"specversion":"1.0","id":"x","data":{}}"#, Format::CloudEvents),
             (r#"[{"specversion":"1.0","id":"x","data":{}}]"#, Format::CloudEvents),
@@ -202,6 +204,17 @@ mod tests {
     }
 
     #[test]
+    fn a_byte_order_mark_before_the_first_line_is_not_part_of_it() {
+        let iis = "\u{feff}#Software: Microsoft Internet Information Services 10.0\n#Fields: date time cs-method";
+        assert_eq!(d(iis), Some(Format::W3c));
+        let ndjson =
+            "\u{feff}{\"id\":\"e1\",\"account\":\"acme\",\"time\":\"2026-02-27T07:59:58Z\",\"interface\":\"rest\"}";
+        assert_eq!(d(ndjson), Some(Format::Ndjson));
+        assert_eq!(d("\u{feff}Jan 15 10:00:01 h sshd-session[7]: opendir \"/in\" [postauth]"), Some(Format::Syslog));
+        assert_eq!(d("\u{feff}\u{feff}#Software: x"), None, "one mark is skipped, once");
+    }
+
+    #[test]
     fn what_real_servers_write() {
         let cases = [
             // ProFTPD starting with a login and housekeeping: FTP verbs, not HTTP methods.
@@ -217,12 +230,16 @@ mod tests {
             ),
             ("10.0.0.2, 10.0.0.1, 127.0.0.1 - - [07/Dec/2016:11:05:07 +0100] \"GET /ocelot HTTP/1.1\" 200 571 \"-\" \"F\"", Some(Format::Combined)),
             ("::1 - - [26/Dec/2016:16:16:48 +0200] \"-\" 408 -", Some(Format::Common)),
-            // vsftpd through syslog and the journal; OpenSSH 9.8.
+            // vsftpd through syslog and the journal; OpenSSH 9.8; both in one file: syslog, read by program.
             (
                 "Oct 11 01:06:47 h vsftpd: (pam_unix) authentication failure; rhost=209.67.1.67\n2025-03-04T01:06:36.645577 h vsftpd[1658]: [u] FAIL LOGIN: Client \"192.0.2.222\"",
-                Some(Format::Vsftpd),
+                Some(Format::Syslog),
             ),
-            ("Jan 15 10:00:01 h sshd-session[7]: opendir \"/in\" [postauth]", Some(Format::Sftp)),
+            ("Jan 15 10:00:01 h sshd-session[7]: opendir \"/in\" [postauth]", Some(Format::Syslog)),
+            (
+                "Dec  1 10:00:00 f sshd-session[4]: opendir \"/in\" [postauth]\nDec  1 10:00:01 f vsftpd[2]: [pid 2] [a] OK LOGIN: Client \"1.2.3.4\"",
+                Some(Format::Syslog),
+            ),
             (r#"{"time":"2024-01-15T10:00:01Z","remote_ip":"1.2.3.4","method":"GET","uri":"/","response_code":"200"}"#, Some(Format::NginxJson)),
             // A Windows Firewall log is W3C, but no API's.
             ("#Version: 1.5\n\n#Software: Microsoft Windows Firewall\n#Fields: date time action\n2005-04-11 08:05:57 DROP", None),

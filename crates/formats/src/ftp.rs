@@ -9,8 +9,11 @@
 //! A refused login is a call too (DESIGN §1: refused logins count): the
 //! login is the PASS, whatever its reply, or a USER answered 230 at once.
 //! An RNFR that no RNTO follows is still a request: it is one move with no
-//! destination. Relative paths are resolved against the working folder the
-//! session's CWD commands set (from `/` until one is seen).
+//! destination. A move's method is `RNFR` either way: the command its path,
+//! id and account come from (as a login's is `PASS`), so that one move has
+//! one method however much of it was logged. Relative paths are resolved
+//! against the working folder the session's CWD commands set (from `/` until
+//! one is seen).
 //!
 //! A call's id comes from the line that starts it, whatever lines complete
 //! it: a move's from its RNFR (with or without an RNTO after it), a login's
@@ -282,6 +285,7 @@ impl FtpSession {
                     Some(r) => {
                         let mut c = call(Operation::Move, Some(r.path), Some(to), &self.user, r.account);
                         c.line = r.line;
+                        c.method = r.method;
                         out.push(c);
                         Ok(NonCall::PartOfCall.into())
                     }
@@ -409,6 +413,8 @@ mod tests {
             .iter()
             .map(|c| (c.line.number, c.operation, c.path.as_deref(), c.destination.as_deref(), c.status))
             .collect();
+        let methods: Vec<&str> = out.iter().map(|c| c.method.as_str()).collect();
+        assert_eq!(methods, ["PASS", "LIST", "RNFR", "RNFR"], "a move is its RNFR, with or without an RNTO");
         assert_eq!(
             got,
             vec![

@@ -5,7 +5,7 @@ use crate::{detect, parser, AccountRule, Context, Format, LineKeys, LineParser};
 use callmeter_model::CallEvent;
 
 /// The fuzz target names, one per reader, and `detect`.
-pub const TARGETS: [&str; 11] = [
+pub const TARGETS: [&str; 12] = [
     "clf",
     "vhost_combined",
     "nginx_json",
@@ -14,6 +14,7 @@ pub const TARGETS: [&str; 11] = [
     "vsftpd",
     "proftpd",
     "sftp",
+    "syslog",
     "ndjson",
     "cloudevents",
     "detect",
@@ -30,6 +31,7 @@ pub fn target_format(target: &str) -> Option<Format> {
         "vsftpd" => Format::Vsftpd,
         "proftpd" => Format::Proftpd,
         "sftp" => Format::Sftp,
+        "syslog" => Format::Syslog,
         "ndjson" => Format::Ndjson,
         "cloudevents" => Format::CloudEvents,
         _ => return None,

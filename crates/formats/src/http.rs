@@ -95,8 +95,14 @@ pub(crate) fn forwarded_for(v: &[u8]) -> Option<&[u8]> {
 }
 
 /// Splits a request line `METHOD TARGET PROTOCOL` (the protocol may be absent,
-/// and the target may hold spaces). `None` when it is not a request line.
+/// and the target may hold spaces). `None` when it is not a request line,
+/// and for HTTP/2's connection preface (`PRI * HTTP/2.0`): a client speaking
+/// HTTP/2 to a server that speaks HTTP/1 sends it in place of a request, and
+/// the server answers 400 to no request at all.
 pub(crate) fn split_request(r: &[u8]) -> Option<(&[u8], &[u8])> {
+    if r == b"PRI * HTTP/2.0" {
+        return None;
+    }
     let sp = memchr::memchr(b' ', r)?;
     let method = &r[..sp];
     if method.is_empty() || method.len() > 32 || !method.iter().all(|c| c.is_ascii_alphabetic() || *c == b'-') {
@@ -120,6 +126,8 @@ mod tests {
         assert_eq!(split_request(b"GET /my file.txt HTTP/1.0"), Some((&b"GET"[..], &b"/my file.txt"[..])));
         assert_eq!(split_request(b"GET /a"), Some((&b"GET"[..], &b"/a"[..])));
         assert_eq!(split_request(b"-"), None);
+        assert_eq!(split_request(b"PRI * HTTP/2.0"), None, "HTTP/2's preface sent to HTTP/1");
+        assert_eq!(split_request(b"OPTIONS * HTTP/1.1"), Some((&b"OPTIONS"[..], &b"*"[..])));
         assert_eq!(split_request(b"\x16\x03\x01 x"), None);
     }
 

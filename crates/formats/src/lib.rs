@@ -40,6 +40,8 @@
 //!   or through syslog.
 //! - [`proftpd`]: ProFTPD `ExtendedLog` in its default CLF-like format.
 //! - [`sftp`]: OpenSSH `sftp-server`/`internal-sftp` lines in syslog (and `sshd-session`'s).
+//! - [`syslog_programs`]: a syslog file that mixes programs, each line read by its
+//!   program's reader (OpenSSH's by `sftp`, vsftpd's by `vsftpd`).
 //! - [`ndjson`]: canonical call events, one JSON object per line.
 //! - [`cloudevents`]: CloudEvents whose `data` is a call event.
 //!
@@ -82,6 +84,7 @@ mod occurrences;
 pub mod proftpd;
 pub mod sftp;
 mod syslog;
+pub mod syslog_programs;
 mod text;
 pub mod vsftpd;
 pub mod w3c;
@@ -101,7 +104,7 @@ pub use context::{
 };
 pub use detect::detect;
 pub use error::{Error, Result};
-pub use line_key::{LineKey, LineKeys, SourceLine, LINE_ID_PREFIX};
+pub use line_key::{strip_bom, LineKey, LineKeys, SourceLine, LINE_ID_PREFIX};
 pub use noncall::{LineIs, NonCall};
 pub use text::MAX_FIELD_BYTES;
 
@@ -131,6 +134,9 @@ pub enum Format {
     Proftpd,
     /// OpenSSH sftp-server via syslog (`sftp`).
     Sftp,
+    /// A syslog file of several programs, each line read by its program's
+    /// reader: OpenSSH's as `sftp`, vsftpd's as `vsftpd` (`syslog`).
+    Syslog,
     /// Canonical call events, one JSON object per line (`ndjson`).
     Ndjson,
     /// CloudEvents, one per line or a batch array per line (`cloudevents`).
@@ -139,7 +145,7 @@ pub enum Format {
 
 impl Format {
     /// Every format.
-    pub const ALL: [Format; 11] = [
+    pub const ALL: [Format; 12] = [
         Format::Common,
         Format::Combined,
         Format::VhostCombined,
@@ -149,13 +155,14 @@ impl Format {
         Format::Vsftpd,
         Format::Proftpd,
         Format::Sftp,
+        Format::Syslog,
         Format::Ndjson,
         Format::CloudEvents,
     ];
 
     /// The names, comma-separated, for messages.
     pub const NAMES: &'static str =
-        "common, combined, vhost-combined, nginx-json, w3c, xferlog, vsftpd, proftpd, sftp, ndjson, cloudevents";
+        "common, combined, vhost-combined, nginx-json, w3c, xferlog, vsftpd, proftpd, sftp, syslog, ndjson, cloudevents";
 
     /// The name used by `--format`.
     pub fn as_str(self) -> &'static str {
@@ -169,6 +176,7 @@ impl Format {
             Format::Vsftpd => "vsftpd",
             Format::Proftpd => "proftpd",
             Format::Sftp => "sftp",
+            Format::Syslog => "syslog",
             Format::Ndjson => "ndjson",
             Format::CloudEvents => "cloudevents",
         }
@@ -242,6 +250,7 @@ pub fn parser(format: Format, ctx: Context) -> Box<dyn LineParser> {
         Format::Vsftpd => Box::new(Checked::new(vsftpd::VsftpdParser::new(ctx))),
         Format::Proftpd => Box::new(Checked::new(proftpd::ProftpdParser::new(ctx))),
         Format::Sftp => Box::new(Checked::new(sftp::SftpParser::new(ctx))),
+        Format::Syslog => Box::new(Checked::new(syslog_programs::SyslogParser::new(ctx))),
         // These read with the model's own parser, which checks every event.
         Format::Ndjson => Box::new(ndjson::NdjsonParser::new(ctx)),
         Format::CloudEvents => Box::new(cloudevents::CloudEventsParser::new(ctx)),

@@ -21,6 +21,11 @@
 //! made of several lines (an FTP `RNFR`+`RNTO`, `USER`+`PASS`, an SFTP `open`
 //! and its `close`) takes the key of the line that starts it, so its id does
 //! not depend on where reading started.
+//!
+//! A UTF-8 byte order mark at the start of a source is no part of its first
+//! line ([`strip_bom`]): the same lines saved with and without one (an editor
+//! on Windows, a copy through PowerShell) give the same ids, and readers see
+//! a `#Fields` directive or a JSON object where it is.
 
 use crate::occurrences::Occurrences;
 use crate::text::{push_hex, trim_eol};
@@ -30,6 +35,17 @@ use std::fmt;
 const LINE_CONTEXT: &str = "callmeter 2026 log line id: the bytes of a line";
 const NAMED_LINE_CONTEXT: &str = "callmeter 2026 log line id: the bytes of a line of a source named by --source-id";
 const REPEAT_CONTEXT: &str = "callmeter 2026 log line id: a repeat of a line";
+
+/// The UTF-8 byte order mark.
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// The first line of a source without the UTF-8 byte order mark it may start
+/// with (one, once: a second mark would be the line's own bytes). Whoever
+/// feeds a source's lines to [`LineKeys`] and a reader applies it to the
+/// first line before both, and [`crate::detect`] to the first line it looks at.
+pub fn strip_bom(first_line: &[u8]) -> &[u8] {
+    first_line.strip_prefix(UTF8_BOM).unwrap_or(first_line)
+}
 
 /// What starts the id of a call read from a log line.
 pub const LINE_ID_PREFIX: &str = "log-";

@@ -80,6 +80,12 @@ fn old_new(s: &[u8]) -> Option<(&[u8], &[u8])> {
     Some((&s[..mid], new))
 }
 
+/// Whether a syslog tag's program is OpenSSH's: `sshd`, `sshd-session`, or
+/// one whose name holds `sftp` (`sftp-server`, `internal-sftp`).
+pub(crate) fn is_openssh_program(program: &[u8]) -> bool {
+    memmem::find(program, b"sftp").is_some() || matches!(program, b"sshd" | b"sshd-session")
+}
+
 impl SftpParser {
     /// A reader.
     pub fn new(ctx: Context) -> SftpParser {
@@ -91,8 +97,7 @@ impl SftpParser {
     /// suffix taken off; `None` for lines of other programs.
     fn prefix<'a>(&self, line_no: u64, line: &'a [u8]) -> Result<Option<Prefix<'a>>> {
         let l = syslog::parse(&self.ctx, line_no, line)?;
-        let ours = memmem::find(l.program, b"sftp").is_some() || matches!(l.program, b"sshd" | b"sshd-session");
-        if !ours {
+        if !is_openssh_program(l.program) {
             return Ok(None);
         }
         // OpenSSH 9.8 and later log from `sshd-session`, and what its

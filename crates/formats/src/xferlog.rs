@@ -11,8 +11,8 @@
 //! method, authenticated user id, and (not in the oldest servers) completion
 //! status (`c` complete, `i` incomplete).
 //!
-//! Some writers add a field or two after the completion status: they are
-//! skipped. Every line is a call: `i` → write (`STOR`), `o` → read (`RETR`), `d` →
+//! Some writers add fields after the completion status (a byte count, a
+//! second status, a session id…): they are skipped, however many. Every line is a call: `i` → write (`STOR`), `o` → read (`RETR`), `d` →
 //! delete (`DELE`). The log is written when the transfer ends; the call's time
 //! is when it began (the time less the transfer seconds). The status is 226
 //! for a complete transfer (250 for a delete) and 426 for an incomplete one.
@@ -70,9 +70,10 @@ impl XferlogParser {
                 && one_of(t(n - k + 3), b"agr")
                 && one_of(t(n - k + 6), b"01")
         };
-        // The completion status last, or followed by up to two fields some writers add.
-        let with_status =
-            (0..=2).find(|&extra| n >= 13 + extra && one_of(t(n - 1 - extra), b"ci") && tail_at(9 + extra));
+        // The completion status last, or followed by fields some writers add (any number: the
+        // fewest that fit, so that the file name keeps whatever looks like fields in it).
+        let with_status = (0..=n.saturating_sub(13))
+            .find(|&extra| n >= 13 + extra && one_of(t(n - 1 - extra), b"ci") && tail_at(9 + extra));
         let (tail, complete) = if let Some(extra) = with_status {
             (n - 9 - extra, Some(t(n - 1 - extra) == b"c"))
         } else if tail_at(8) {
@@ -188,13 +189,20 @@ Mon Jan  5 09:00:00 2024 0 host.example.com 0 /home/alice/old.csv a _ d r alice 
         let log = "\
 Mon Jan 15 10:00:05 2024 1 192.168.1.10 1024 /home/alice/report.csv b _ i r alice ftp 0 * c 1024
 Mon Jan 15 10:00:06 2024 1 192.168.1.10 2048 /home/alice/a b.csv b _ o r alice ftp 0 * i 0 x
+Mon Jan 15 10:00:07 2024 0 192.168.1.10 0 /home/alice/c.csv a _ d r alice ftp 0 * c extra1 extra2 extra3
+Mon Jan 15 10:00:08 2024 0 192.168.1.10 0 /home/alice/d.csv a _ d r alice ftp 0 * c 1 2 3 4 5 6 7 8 9 10 11 12 13
 ";
         let events = run(Format::Xferlog, log);
         assert_eq!(
             ops(&events),
-            vec![(Operation::Write, Some("/home/alice/report.csv")), (Operation::Read, Some("/home/alice/a b.csv"))]
+            vec![
+                (Operation::Write, Some("/home/alice/report.csv")),
+                (Operation::Read, Some("/home/alice/a b.csv")),
+                (Operation::Delete, Some("/home/alice/c.csv")),
+                (Operation::Delete, Some("/home/alice/d.csv")),
+            ]
         );
-        assert_eq!((events[0].status, events[1].status), (Some(226), Some(426)));
+        assert_eq!((events[0].status, events[1].status, events[2].status), (Some(226), Some(426), Some(250)));
     }
 
     #[test]

@@ -149,9 +149,9 @@ const SAMPLES: &[Expected] = &[
     },
     Expected {
         file: "fail2ban-vsftpd.log",
-        format: Format::Vsftpd,
+        format: Format::Syslog,
         calls: 3,
-        non_calls: &[(Blank, 7), (Housekeeping, 4), (OtherProgram, 1)],
+        non_calls: &[(Blank, 7), (Housekeeping, 5)],
         rejected: 0,
     },
     // lnav's test logs.
@@ -212,7 +212,7 @@ const SAMPLES: &[Expected] = &[
     },
     Expected {
         file: "hand-sshd-session-sftp.log",
-        format: Format::Sftp,
+        format: Format::Syslog,
         calls: 6,
         non_calls: &[(Housekeeping, 5), (PartOfCall, 2), (OtherProgram, 1)],
         rejected: 0,
@@ -227,9 +227,16 @@ const SAMPLES: &[Expected] = &[
     Expected { file: "hand-xferlog-extra-fields.log", format: Format::Xferlog, calls: 3, non_calls: &[], rejected: 0 },
     Expected {
         file: "hand-vsftpd-syslog-protocol.log",
-        format: Format::Vsftpd,
+        format: Format::Syslog,
         calls: 2,
         non_calls: &[(Housekeeping, 2), (PartOfCall, 1), (Reply, 6), (OtherProgram, 1)],
+        rejected: 0,
+    },
+    Expected {
+        file: "hand-syslog-sftp-and-vsftpd.log",
+        format: Format::Syslog,
+        calls: 13,
+        non_calls: &[(Housekeeping, 5), (PartOfCall, 2), (OtherProgram, 2)],
         rejected: 0,
     },
 ];

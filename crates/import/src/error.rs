@@ -63,6 +63,19 @@ pub enum ImportError {
 }
 
 impl ImportError {
+    /// What the error says about its file, without naming it: for the list
+    /// of files refused whole ([`crate::Summary::refuse_file`]).
+    pub fn about_the_file(&self) -> String {
+        match self {
+            ImportError::UnknownFormat { .. } => format!(
+                "cannot tell the format from its first lines; give --format (one of: {})",
+                callmeter_formats::Format::NAMES
+            ),
+            ImportError::Io { source, .. } => format!("cannot read it: {source}"),
+            other => other.to_string(),
+        }
+    }
+
     pub(crate) fn io(path: impl std::fmt::Display, source: std::io::Error) -> ImportError {
         ImportError::Io { path: path.to_string(), source }
     }

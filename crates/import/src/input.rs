@@ -102,6 +102,28 @@ impl Input {
         lines
     }
 
+    /// Whether the source holds no line to read: it is empty, or holds blank
+    /// lines only (after logrotate, the live log is empty until the server
+    /// writes to it). Its whole content is then in the head: it has no format
+    /// to tell, and reading it is no error.
+    pub fn holds_no_lines(&self) -> bool {
+        self.head.len() < HEAD_BYTES && callmeter_formats::strip_bom(&self.head).iter().all(u8::is_ascii_whitespace)
+    }
+
+    /// The lines of a source that [holds none](Input::holds_no_lines) to
+    /// read, all blank, and whether a last one is unended (a plain file's,
+    /// left for a later read as any unended line is). Only the head is
+    /// looked at: what a server writes meanwhile is read by a later import.
+    pub fn blank_lines(&self) -> (u64, bool) {
+        let newlines = self.head.iter().filter(|b| **b == b'\n').count() as u64;
+        let last = self.head.rsplit(|b| *b == b'\n').next().unwrap_or(b"");
+        match (last.is_empty(), self.may_grow) {
+            (true, _) => (newlines, false),
+            (false, true) => (newlines, true),
+            (false, false) => (newlines + 1, false),
+        }
+    }
+
     /// Bytes read from the file so far.
     pub fn bytes_read(&self) -> u64 {
         self.read.load(Ordering::Relaxed)
@@ -253,6 +275,29 @@ mod tests {
         assert_eq!(input.head_lines(), vec![&b"x"[..]]);
         let input = Input::from_reader("t", Box::new(std::io::empty()), None, None).unwrap();
         assert!(input.head.is_empty());
+    }
+
+    #[test]
+    fn sources_without_a_line_to_read() {
+        let input = |bytes: &[u8], may_grow: bool| {
+            let mut i = Input::from_reader("t", Box::new(std::io::Cursor::new(bytes.to_vec())), None, None).unwrap();
+            i.may_grow = may_grow;
+            i
+        };
+        for (bytes, may_grow, lines) in [
+            (&b""[..], true, (0, false)),
+            (b"\n\n", true, (2, false)),
+            (b"\xEF\xBB\xBF", false, (1, false)),
+            (b"\r\n \t\n  ", true, (2, true)),
+            (b"\r\n \t\n  ", false, (3, false)),
+        ] {
+            let i = input(bytes, may_grow);
+            assert!(i.holds_no_lines(), "{bytes:?}");
+            assert_eq!(i.blank_lines(), lines, "{bytes:?}");
+        }
+        assert!(!input(b"\nx\n", true).holds_no_lines());
+        // Blank for 4 KiB and more: what follows is not known from the head.
+        assert!(!input(&[b'\n'; HEAD_BYTES + 1], true).holds_no_lines());
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub use error::{ImportError, Result};
 pub use input::{Compression, Input, Line, Lines};
 pub use sink::{Delivery, ServerSink, Sink, StoreSink};
 pub use source::{ReadOptions, SourceReader, MAX_LINE_BYTES};
-pub use summary::{Rejections, Summary};
+pub use summary::{RefusedFile, Rejections, Summary};
 pub use tail::{TailOptions, Tailer};
 
 use indicatif::ProgressBar;
@@ -45,6 +45,9 @@ const PROGRESS_EVERY: u64 = 1 << 14;
 
 /// Reads one input to its end and delivers its calls in batches (with no
 /// sink, a dry run: lines are read and classified, and nothing is delivered).
+/// An input with no line to read (empty, or blank lines only) is read as
+/// such, whatever its format; one whose format cannot be told is an
+/// [`ImportError::UnknownFormat`], before anything of it is counted.
 ///
 /// `bar` shows the bytes read of the file (for its ETA) and lines per second;
 /// give a hidden bar for none.
@@ -55,6 +58,12 @@ pub fn import_input<'s>(
     summary: &mut Summary,
     bar: &ProgressBar,
 ) -> Result<()> {
+    if input.holds_no_lines() {
+        let (lines, unended) = input.blank_lines();
+        tracing::info!(file = %input.name, lines, "no line to read: the file is empty");
+        summary.empty_file(&input.name, lines, unended);
+        return Ok(());
+    }
     let format = options.format_for(&input.name, &input.head_lines())?;
     // Standard input is being written now: its lines may be a little ahead of this clock.
     let year_reference = input.modified.unwrap_or_else(callmeter_formats::live_year_reference);

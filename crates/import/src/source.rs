@@ -91,13 +91,23 @@ impl SourceReader {
         self.events.len()
     }
 
+    /// The line, without the UTF-8 byte order mark a source may start with
+    /// when it is the first: the mark is no part of the line, nor of its id
+    /// (`docs/import-ids.md`).
+    fn without_bom<'l>(&self, line: Line<'l>) -> Line<'l> {
+        match line {
+            Line::Text(text) if self.keys.lines() == 0 => Line::Text(callmeter_formats::strip_bom(text)),
+            other => other,
+        }
+    }
+
     /// Reads the next line and counts what it is in `summary`: a call, a
     /// non-call of its kind, or a bad line (with `strict`, a bad line stops
     /// the source with an error).
     pub fn read(&mut self, line: Line<'_>, summary: &mut Summary) -> Result<()> {
         summary.lines += 1;
         let before = self.events.len();
-        let failed = match line {
+        let failed = match self.without_bom(line) {
             Line::Text(text) => match self.parser.line(self.keys.next(text), text, &mut self.events) {
                 Ok(LineIs::Call) => None,
                 Ok(LineIs::NonCall(kind)) => {
@@ -141,7 +151,7 @@ impl SourceReader {
     /// the calls it gives: readers with sessions need the lines, not their
     /// calls, and the line keys need every line to count repeats alike.
     pub fn replay(&mut self, line: Line<'_>) {
-        match line {
+        match self.without_bom(line) {
             Line::Text(text) => {
                 let _ = self.parser.line(self.keys.next(text), text, &mut self.events);
             }

@@ -12,6 +12,12 @@
 //! where `batched` is what CloudEvents batch lines hold beyond one call a
 //! line (0 for every other format). The last line of a plain file that has
 //! no newline yet is not read: it is `unended`, apart.
+//!
+//! Files are accounted for too: a file with no line to read (empty, or blank
+//! lines only, as the live log is after logrotate) is read and named among
+//! `empty_files`; a file that cannot be read (its format cannot be told, it
+//! cannot be opened) is refused whole, named with why among `refused_files`,
+//! and the others are still read.
 
 use callmeter_formats::NonCall;
 use serde::Serialize;
@@ -47,6 +53,19 @@ pub struct Summary {
     pub rejected_lines: u64,
     /// The refusals by reason code.
     pub reasons: BTreeMap<String, Rejections>,
+    /// Files read that held no line to read (empty, or blank lines only): counted in `files`.
+    pub empty_files: Vec<String>,
+    /// Files refused whole, with why (not counted in `files`): the others were read.
+    pub refused_files: Vec<RefusedFile>,
+}
+
+/// A file that was not read, and why.
+#[derive(Debug, Default, Clone, PartialEq, Serialize)]
+pub struct RefusedFile {
+    /// The file, as named.
+    pub file: String,
+    /// Why it was not read.
+    pub why: String,
 }
 
 /// The refusals of one reason.
@@ -80,6 +99,23 @@ impl Summary {
         self.reject(reason, file, line, message);
     }
 
+    /// Records a file read with no line to read: its `lines` are all blank,
+    /// and a last one `unended` when it has no newline yet.
+    pub fn empty_file(&mut self, file: &str, lines: u64, unended: bool) {
+        self.files += 1;
+        self.lines += lines;
+        if lines > 0 {
+            *self.non_calls.entry(NonCall::Blank).or_default() += lines;
+        }
+        self.unended += u64::from(unended);
+        self.empty_files.push(file.to_owned());
+    }
+
+    /// Records a file refused whole.
+    pub fn refuse_file(&mut self, file: &str, why: impl fmt::Display) {
+        self.refused_files.push(RefusedFile { file: file.to_owned(), why: why.to_string() });
+    }
+
     /// Records a line that is not a call.
     pub fn non_call(&mut self, kind: NonCall) {
         *self.non_calls.entry(kind).or_default() += 1;
@@ -100,6 +136,15 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let non_calls = self.non_call_total();
         writeln!(f, "files read:   {}", self.files)?;
+        if !self.empty_files.is_empty() {
+            writeln!(f, "  empty: {} (no line to read yet: {})", self.empty_files.len(), self.empty_files.join(", "))?;
+        }
+        if !self.refused_files.is_empty() {
+            writeln!(f, "files refused: {} (not read; the others were)", self.refused_files.len())?;
+            for r in &self.refused_files {
+                writeln!(f, "  {}: {}", r.file, r.why)?;
+            }
+        }
         write!(f, "lines read:   {} = {} calls", self.lines, self.calls)?;
         if self.batched > 0 {
             write!(f, " - {} batched", self.batched)?;
@@ -172,5 +217,23 @@ mod tests {
         let batch = Summary { lines: 2, calls: 5, batched: 3, ..Summary::default() };
         assert!(batch.adds_up());
         assert!(batch.to_string().contains("lines read:   2 = 5 calls - 3 batched + 0 non-calls + 0 rejected"));
+    }
+
+    #[test]
+    fn empty_and_refused_files_are_named() {
+        let mut s = Summary::default();
+        s.empty_file("access.log", 2, true);
+        s.empty_file("new.log", 0, false);
+        s.refuse_file("pfirewall.log", "cannot tell the format");
+        assert!(s.adds_up());
+        assert_eq!((s.files, s.lines, s.unended, s.non_calls[&NonCall::Blank]), (2, 2, 1, 2));
+        let text = s.to_string();
+        assert!(text.starts_with("files read:   2\n  empty: 2 (no line to read yet: access.log, new.log)\nfiles refused: 1 (not read; the others were)\n  pfirewall.log: cannot tell the format\n"), "{text}");
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(
+            json["refused_files"],
+            serde_json::json!([{"file": "pfirewall.log", "why": "cannot tell the format"}])
+        );
+        assert_eq!(json["empty_files"], serde_json::json!(["access.log", "new.log"]));
     }
 }

@@ -148,3 +148,31 @@ fn vsftpd_sessions_open_across_the_resume_point() {
     // Login, three identical LISTs (two before the resume point), the upload, the move.
     same_ids_every_way(Format::Vsftpd, &first, &second, 6);
 }
+
+#[test]
+fn a_byte_order_mark_is_no_part_of_the_first_line() {
+    let iis = |n: u32| format!("2024-01-15 10:00:0{n} GET /api/rest/v1/files/in/{n}.csv 200\r\n");
+    let head = "#Software: Microsoft Internet Information Services 10.0\r\n#Fields: date time cs-method cs-uri-stem sc-status\r\n";
+    let plain = format!("{head}{}{}", iis(1), iis(2));
+    // Imported, grown, gzipped and tailed, with the mark: every line read, the same ids every way.
+    same_ids_every_way(Format::W3c, &format!("\u{feff}{plain}"), &iis(3), 3);
+
+    // With and without the mark, the format told from the content: the same calls, the same ids.
+    let dir = tempfile::tempdir().unwrap();
+    let auto = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let ids = Ids::default();
+        let mut summary = Summary::default();
+        let options = ReadOptions { format: None, ..options(Format::W3c) };
+        let input = Input::open(&path).unwrap();
+        import_input(input, &options, Some(&mut ids.clone()), &mut summary, &indicatif::ProgressBar::hidden()).unwrap();
+        assert_eq!((summary.calls, summary.rejected), (2, 0), "{summary}");
+        ids.sorted()
+    };
+    assert_eq!(auto("bom.log", &format!("\u{feff}{plain}")), auto("plain.log", &plain));
+    let ndjson =
+        "{\"account\":\"acme\",\"time\":\"2024-01-15T10:00:01Z\",\"interface\":\"rest\",\"operation\":\"list\"}\n"
+            .repeat(2);
+    assert_eq!(auto("bom.ndjson", &format!("\u{feff}{ndjson}")), auto("plain.ndjson", &ndjson));
+}

@@ -10,7 +10,7 @@ use crate::live_audits::LiveAudits;
 use crate::metrics::{Load, Metrics};
 use crate::openapi::{self, OpenApiJson};
 use crate::options::Settings;
-use crate::routes::{accounts, adjustments, admin, audits, calls, events, tokens, usage, webhooks};
+use crate::routes::{accounts, adjustments, admin, alerts, audits, calls, deliveries, events, tokens, usage, webhooks};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -73,6 +73,13 @@ pub(crate) fn described_routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(tokens::delete_account_key))
         .routes(routes!(tokens::tokens, tokens::post_token))
         .routes(routes!(tokens::delete_token))
+        .routes(routes!(webhooks::webhooks, webhooks::post_webhook))
+        .routes(routes!(webhooks::webhook, webhooks::patch_webhook, webhooks::delete_webhook))
+        .routes(routes!(webhooks::rotate_secret))
+        .routes(routes!(deliveries::deliveries))
+        .routes(routes!(deliveries::redeliver))
+        .routes(routes!(deliveries::replay))
+        .routes(routes!(alerts::alerts))
         .routes(routes!(admin::rotate_admin))
         .routes(routes!(admin::backup))
 }
@@ -84,9 +91,6 @@ pub fn router(state: Arc<AppState>) -> Router {
     let json = openapi::to_json(&doc).to_string();
     let known_params = Arc::new(crate::known_params::KnownParams::of(&doc, state.clone()));
     routes
-        // Served but not yet described: the webhook routes get their
-        // `utoipa::path` annotations with the alerts' routes (issue 14, part 2).
-        .merge(webhook_routes())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         // A query parameter its route does not take is refused, by the route's description.
@@ -95,21 +99,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(Extension(OpenApiJson(json.into())))
         .with_state(state.clone())
         .merge(crate::dashboard::router(state)) // after the JSON envelope: its pages answer in HTML
-}
-
-/// The webhook routes (DESIGN §7, `routes/webhooks.rs`).
-fn webhook_routes() -> Router<Arc<AppState>> {
-    use axum::routing::{get, post};
-    Router::new()
-        .route("/v1/accounts/{account}/webhooks", get(webhooks::webhooks).post(webhooks::post_webhook))
-        .route(
-            "/v1/accounts/{account}/webhooks/{id}",
-            get(webhooks::webhook).patch(webhooks::patch_webhook).delete(webhooks::delete_webhook),
-        )
-        .route("/v1/accounts/{account}/webhooks/{id}/rotate-secret", post(webhooks::rotate_secret))
-        .route("/v1/accounts/{account}/webhooks/{id}/deliveries", get(webhooks::deliveries))
-        .route("/v1/accounts/{account}/webhooks/{id}/deliveries/{delivery}/redeliver", post(webhooks::redeliver))
-        .route("/v1/accounts/{account}/webhooks/{id}/replay", post(webhooks::replay))
 }
 
 /// Runs blocking store work off the async workers.

@@ -10,6 +10,7 @@
 //! | `method_not_allowed` | 405 | the route exists, not with this method (`Allow` lists those it has) |
 //! | `bad_request`  | 400 | a parameter, query or body that cannot be used (syntax, types, ranges, lengths) |
 //! | `unknown_plan` | 409 | the account's plan for the period is no longer configured: its usage cannot be priced until the plan is back in `[[plans]]` |
+//! | `conflict`     | 409 | the request is well formed but what it names is not in a state to take it (a disabled webhook to redeliver or replay, an account at its limit of webhooks) |
 //! | `too_large`    | 413 | more events or bytes than one request may carry |
 //! | `unsupported_media_type` | 415 | a body whose content type the route does not read |
 //! | `disk_full`    | 507 | too little free space: nothing of the request was stored |
@@ -53,6 +54,9 @@ pub enum ApiError {
         /// Its plan's name.
         plan: String,
     },
+    /// Well formed, but what the request names is not in a state to take it.
+    #[error("{0}")]
+    Conflict(String),
     /// The route exists, not with this method.
     #[error("this route does not take this method")]
     MethodNotAllowed,
@@ -90,6 +94,7 @@ impl ApiError {
             ApiError::NotFound(_) => ("not_found", StatusCode::NOT_FOUND),
             ApiError::BadRequest(_) => ("bad_request", StatusCode::BAD_REQUEST),
             ApiError::UnknownPlan { .. } => ("unknown_plan", StatusCode::CONFLICT),
+            ApiError::Conflict(_) => ("conflict", StatusCode::CONFLICT),
             ApiError::MethodNotAllowed => ("method_not_allowed", StatusCode::METHOD_NOT_ALLOWED),
             ApiError::TooLarge(_) => ("too_large", StatusCode::PAYLOAD_TOO_LARGE),
             ApiError::UnsupportedMediaType(_) => ("unsupported_media_type", StatusCode::UNSUPPORTED_MEDIA_TYPE),
@@ -103,13 +108,14 @@ impl ApiError {
 
 impl ApiError {
     /// Every code of the table above, in its order (the API's description lists them).
-    pub const CODES: [&'static str; 12] = [
+    pub const CODES: [&'static str; 13] = [
         "unauthorized",
         "forbidden",
         "not_found",
         "method_not_allowed",
         "bad_request",
         "unknown_plan",
+        "conflict",
         "too_large",
         "unsupported_media_type",
         "disk_full",
@@ -252,6 +258,7 @@ mod tests {
             | ApiError::NotFound(_)
             | ApiError::BadRequest(_)
             | ApiError::UnknownPlan { .. }
+            | ApiError::Conflict(_)
             | ApiError::MethodNotAllowed
             | ApiError::TooLarge(_)
             | ApiError::UnsupportedMediaType(_)
@@ -267,6 +274,7 @@ mod tests {
             ApiError::MethodNotAllowed,
             ApiError::BadRequest(String::new()),
             ApiError::UnknownPlan { account: String::new(), plan: String::new() },
+            ApiError::Conflict(String::new()),
             ApiError::TooLarge(String::new()),
             ApiError::UnsupportedMediaType(String::new()),
             ApiError::DiskFull(String::new()),

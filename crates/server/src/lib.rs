@@ -9,6 +9,8 @@
 //!   accounts, adjustments, tokens, admin, webhooks).
 //! - `audit_options.rs`: the `[audit]` table: the audit's thresholds and the daily schedule.
 //! - `webhook_options.rs`: the `[webhooks]` table: private targets, attempts in flight.
+//! - `alert_options.rs`: each plan's alert thresholds and the `[alerts]` table.
+//! - `alerts/`: the usage alert evaluator: which alerts are due, for the accounts whose usage changed.
 //! - `audit.rs`: an account's audit over the store, and the summaries of kept audits.
 //! - `schedule.rs`: the daily audits of the previous day, kept in the store.
 //! - `ingest.rs`: `POST /v1/events` body framing and the per-event answer.
@@ -34,6 +36,8 @@
 //! - `error.rs`: [`ApiError`], and the table from error to code and HTTP status.
 
 mod admin_token;
+mod alert_options;
+mod alerts;
 mod api;
 mod audit;
 mod audit_options;
@@ -62,6 +66,7 @@ mod usage;
 mod usage_groups;
 mod webhook_options;
 
+pub use alert_options::{AlertSettings, AlertTable, PlanEntry, PlanThresholds};
 pub use audit_options::AuditOptions;
 pub use error::ApiError;
 pub use limits::ServerLimits;
@@ -96,7 +101,8 @@ pub enum ServeError {
 /// Opens the embedded store and serves until SIGTERM or Ctrl-C, then stops
 /// accepting, finishes the requests in flight, and syncs the store. With
 /// `[audit] daily`, the daily audits run alongside and stop with the server
-/// (an audit in progress gives up at its next page of calls).
+/// (an audit in progress gives up at its next page of calls); so do webhook
+/// deliveries and the usage alert evaluator.
 pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     // Before the store opens its files: raised, then checked.
     let descriptors = descriptors::ensure_room_for(settings.limits.max_connections)?;
@@ -136,6 +142,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     let app = api::router(state.clone());
     let daily = state.settings.audit.daily.then(|| schedule::DailyAudits::start(state.clone()));
     let deliveries = start_deliveries(&state)?;
+    let alerts = alerts::AlertEvaluator::start(state.clone(), Arc::new(callmeter_webhooks::SystemClock))?;
     let signal = shutdown_signal()?;
     tracing::info!(%addr, data = %data.display(), "callmeter listening");
     println!("listening on http://{addr}");
@@ -150,6 +157,10 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     state.stopping.store(true, Ordering::Relaxed);
     if let Some(daily) = daily {
         daily.stop().await;
+    }
+    // It holds the state, and so the store: it ends within a second of `stopping`.
+    if tokio::task::spawn_blocking(move || alerts.join()).await.is_err() {
+        tracing::warn!("the alert evaluator's stop failed");
     }
     // Attempts in flight finish (each within its timeout); the rest stay in the outbox.
     let (engine, task) = deliveries;

@@ -4,6 +4,7 @@
 //! A flag or variable wins over the file, and the file over the defaults
 //! ([`ServerOptions::merge`], then [`ServerOptions::resolve`]).
 
+use crate::alert_options::{AlertSettings, AlertTable, PlanEntry};
 use crate::audit_options::AuditOptions;
 use crate::limits::ServerLimits;
 use crate::webhook_options::{WebhookSettings, WebhookTable};
@@ -85,9 +86,9 @@ pub struct ServerOptions {
     /// Mark the dashboard's cookies Secure: set it when a TLS proxy serves the dashboard (callmeter itself speaks plain HTTP, so it cannot tell) [default: false].
     #[arg(long, env = "CALLMETER_SECURE_COOKIES")]
     pub secure_cookies: Option<bool>,
-    /// Plans (config file only).
+    /// Plans, each with its alert thresholds (config file only). Boxed, as `audit`: the CLI's command enum stays small.
     #[arg(skip)]
-    pub plans: Option<Vec<Plan>>,
+    pub plans: Option<Box<Vec<PlanEntry>>>,
     /// Effective-dated billing rules (config file only) [default: DESIGN §1's rule].
     #[arg(skip)]
     pub billing_rules: Option<Vec<BillingRule>>,
@@ -109,6 +110,10 @@ pub struct ServerOptions {
     /// flight, 4 per target]. Boxed, as `audit`: the CLI's command enum stays small.
     #[arg(skip)]
     pub webhooks: Option<Box<WebhookTable>>,
+    /// Usage alerts: spikes and the projection (config file only) [default: 3× the
+    /// 7-day median and at least 100 calls; the projection after 24 hours]. Boxed, as `audit`.
+    #[arg(skip)]
+    pub alerts: Option<Box<AlertTable>>,
 }
 
 /// Errors in the settings.
@@ -161,6 +166,8 @@ pub struct Settings {
     pub webhooks: WebhookSettings,
     /// Whether the dashboard's cookies are marked Secure (served through a TLS proxy).
     pub secure_cookies: bool,
+    /// Each plan's alert thresholds and the `[alerts]` table.
+    pub alerts: AlertSettings,
 }
 
 /// Days of `retention_days`: at least one, at most a century, so that
@@ -243,6 +250,7 @@ impl ServerOptions {
             audit: self.audit.or(file.audit),
             webhooks_allow_private_targets: self.webhooks_allow_private_targets.or(file.webhooks_allow_private_targets),
             webhooks: self.webhooks.or(file.webhooks),
+            alerts: self.alerts.or(file.alerts),
         }
     }
 
@@ -250,7 +258,8 @@ impl ServerOptions {
     pub fn resolve(self) -> Result<Settings, OptionsError> {
         let limits = self.limits()?;
         let invalid = |name, message: String| OptionsError::Invalid { name, message };
-        let plans = self.plans.unwrap_or_else(default_plans);
+        let entries = self.plans.map_or_else(|| default_plans().into_iter().map(PlanEntry::from).collect(), |p| *p);
+        let plans: Vec<Plan> = entries.iter().map(|e| e.plan.clone()).collect();
         if plans.is_empty() {
             return Err(invalid("plans", "at least one plan is needed".into()));
         }
@@ -289,6 +298,12 @@ impl ServerOptions {
             .unwrap_or_default()
             .resolve(self.webhooks_allow_private_targets)
             .map_err(|message| invalid("webhooks", message))?;
+        let alerts = self
+            .alerts
+            .map(|a| *a)
+            .unwrap_or_default()
+            .resolve(&entries)
+            .map_err(|message| invalid("alerts", message))?;
         Ok(Settings {
             listen: self.listen.unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid address")),
             data: self.data.unwrap_or_else(|| PathBuf::from("callmeter-data")),
@@ -314,6 +329,7 @@ impl ServerOptions {
             limits,
             webhooks,
             secure_cookies: self.secure_cookies.unwrap_or(false),
+            alerts,
         })
     }
 
@@ -507,6 +523,20 @@ mod tests {
         assert_eq!(example.store.max_requests_per_commit, defaults.store.max_requests_per_commit);
         assert_eq!(example.store.cache_bytes, defaults.store.cache_bytes);
         assert_eq!(example.webhooks, defaults.webhooks);
+        assert_eq!(example.alerts, defaults.alerts);
+    }
+
+    #[test]
+    fn the_commented_alerts_table_of_the_example_is_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/callmeter.example.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let start = text.find("# [alerts]").unwrap();
+        let end = start + text[start..].find("\n\n").unwrap();
+        let uncommented: String =
+            text[start..end].lines().map(|l| l.strip_prefix("# ").unwrap_or(l).to_owned() + "\n").collect();
+        let o: ServerOptions = toml::from_str(&uncommented).unwrap();
+        assert!(o.alerts.is_some());
+        assert_eq!(o.resolve().unwrap().alerts, ServerOptions::default().resolve().unwrap().alerts);
     }
 
     #[test]

@@ -450,6 +450,7 @@ mod tests {
             created_at: Utc::now(),
             max_block_span_ns: 0,
             list_page_size: None,
+            alert_thresholds: None,
         }
     }
 

@@ -7,6 +7,7 @@
 //! - `store.rs`: the [`Store`] trait and its request types.
 //! - `records.rs`: accounts, tokens, adjustments, outcomes, request-log pages.
 //! - `webhook_records.rs`: webhook subscriptions, changes, outbox deliveries and attempts.
+//! - `alert_records.rs`: usage alerts, each fired once per account, period and threshold.
 //! - `options.rs`: [`StoreOptions`], the metering settings a store applies.
 //! - `codec.rs`: how a block of calls is laid out on disk.
 //! - `aggregate.rs`: the 15-minute aggregates kept on write.
@@ -21,10 +22,13 @@
 //!   online backup (`backup.rs`) and the kept daily audits (`audits.rs`);
 //!   for webhooks, the change log (`changelog.rs`), subscriptions
 //!   (`subscriptions.rs`), the change processor (`processor.rs`) with its
-//!   path index (`paths.rs`), and the outbox (`outbox.rs`, `webhook_store.rs`).
+//!   path index (`paths.rs`), and the outbox (`outbox.rs`, `webhook_store.rs`);
+//!   for alerts, the accounts whose usage changed (`usage_signal.rs`) and
+//!   the alerts fired (`alerts.rs`).
 //! - `error.rs`: [`StoreError`].
 
 mod aggregate;
+mod alert_records;
 mod codec;
 mod disk;
 mod embedded;
@@ -37,6 +41,7 @@ mod store;
 mod webhook_records;
 
 pub use aggregate::{BreakdownRow, CallFlags, TotalRow};
+pub use alert_records::{Alert, AlertKind, AlertPage, WasteFinding};
 pub use codec::StoredCall;
 pub use embedded::{EmbeddedStore, FORMAT_VERSION};
 pub use error::{is_disk_full, StoreError};
@@ -44,6 +49,6 @@ pub use options::{LatePolicy, StoreOptions};
 pub use records::{AccountRecord, Adjustment, CallFilter, CallPage, Outcome, Position, Scope, TokenRecord};
 pub use store::{AccountChange, BackupReport, IngestTicket, OpenReport, Store};
 pub use webhook_records::{
-    Attempt, AttemptPage, AttemptStatus, Change, ClaimedDelivery, Delivery, DeliveryState, NextStep, OutboxEvent,
-    SigningSecret, Subscription, SubscriptionUpdate, Watch,
+    Attempt, AttemptPage, AttemptStatus, Change, ClaimedDelivery, DeliveredEvent, Delivery, DeliveryState, NextStep,
+    OutboxEvent, SigningSecret, Subscription, SubscriptionUpdate, Watch,
 };

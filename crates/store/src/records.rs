@@ -23,6 +23,10 @@ pub struct AccountRecord {
     /// estimates (DESIGN §1); unset, the server's `[audit] list_page_size`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub list_page_size: Option<u64>,
+    /// The usage alert thresholds, in percent of the included calls, in
+    /// place of its plan's (DESIGN §7); unset, the plan's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert_thresholds: Option<Vec<u32>>,
 }
 
 /// What a token may do (DESIGN §8).
@@ -175,9 +179,11 @@ mod tests {
             created_at: Utc::now(),
             max_block_span_ns: 0,
             list_page_size: None,
+            alert_thresholds: None,
         };
         let json = serde_json::to_value(&rec).unwrap();
         assert!(json.get("list_page_size").is_none(), "unset, it is not written: {json}");
+        assert!(json.get("alert_thresholds").is_none(), "unset, it is not written: {json}");
         let back: AccountRecord = serde_json::from_value(json.clone()).unwrap();
         assert_eq!(back, rec, "a record of an earlier build reads");
         let set = AccountRecord { list_page_size: Some(2_500), ..rec };

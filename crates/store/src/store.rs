@@ -5,6 +5,7 @@
 //! the account, token and adjustment calls; reads never block writes.
 
 use crate::aggregate::{BreakdownRow, TotalRow};
+use crate::alert_records::{Alert, AlertPage};
 use crate::records::{AccountRecord, Adjustment, CallFilter, CallPage, Outcome, Position, TokenRecord};
 use crate::webhook_records::{
     Attempt, AttemptPage, ClaimedDelivery, Delivery, NextStep, Subscription, SubscriptionUpdate,
@@ -47,6 +48,9 @@ pub struct AccountChange {
     pub anchor: Option<NaiveDate>,
     /// The account's list page size (an audit setting: it applies at once, not from the next period).
     pub list_page_size: Option<u64>,
+    /// The account's alert thresholds, in percent of the included calls, in
+    /// place of its plan's (they apply at once); an empty list goes back to the plan's.
+    pub alert_thresholds: Option<Vec<u32>>,
 }
 
 /// What a backup copied.
@@ -202,4 +206,23 @@ pub trait Store: Send + Sync + 'static {
     /// Sends again every event of a subscription that arrived at or after
     /// `since` (kept while it was disabled, or delivered), due at `now`; how many.
     fn replay(&self, account: &str, id: &str, since: DateTime<Utc>, now: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    // Usage alerts (DESIGN §7, docs/webhooks.md §8). The server decides when
+    // an alert is due; the store fires each at most once, with its
+    // deliveries to the account's alert subscriptions, atomically.
+
+    /// The accounts whose usage changed (durable calls, adjustments, a
+    /// changed record) since the last call, each once; every account on the
+    /// first call after the store opened. Waits up to `wait` while there is
+    /// none. For one consumer: the alert evaluator.
+    fn accounts_with_new_usage(&self, wait: std::time::Duration) -> Vec<String>;
+
+    /// Fires the alerts that were never fired (by [`Alert::fired_key`]): each
+    /// gets its id, and a delivery for every alert subscription of its
+    /// account that wants its kind, all durable before this returns, or none
+    /// of it. The alerts fired now.
+    fn fire_alerts(&self, alerts: Vec<Alert>) -> Result<Vec<Alert>, StoreError>;
+
+    /// An account's alerts, newest first, before the alert id `before`.
+    fn alerts(&self, account: &str, before: Option<u64>, limit: usize) -> Result<AlertPage, StoreError>;
 }

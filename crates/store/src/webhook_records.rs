@@ -6,9 +6,12 @@
 //! [`Delivery`] (claimed with `FOR UPDATE SKIP LOCKED` where `state =
 //! 'pending' AND next_attempt_at <= now()`) and per [`Attempt`].
 //!
-//! Alert subscriptions (usage thresholds, spikes) come later as another
-//! [`Watch`] and another [`OutboxEvent`]: nothing else here names a folder.
+//! Alert subscriptions (usage thresholds, projected overage, spikes) are the
+//! same subscriptions with another [`Watch`], and their rows carry another
+//! [`OutboxEvent`]: the outbox, the delivery engine, signing and retries are
+//! the same for both.
 
+use crate::alert_records::{Alert, AlertKind};
 use callmeter_model::{Action, Interface, Operation};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -22,6 +25,11 @@ pub enum Watch {
     Folder {
         /// The folder, normalized (no trailing `/` but for the root).
         folder: String,
+    },
+    /// The account's usage alerts of these kinds (its `actions` are empty).
+    Alerts {
+        /// The kinds, each once.
+        events: Vec<AlertKind>,
     },
 }
 
@@ -75,10 +83,15 @@ pub struct Subscription {
 impl Subscription {
     /// Whether a change of `action` at `path` (or to `destination`) is for this subscription.
     pub fn wants(&self, action: Action, path: &str, destination: Option<&str>) -> bool {
-        let Watch::Folder { folder } = &self.watch;
+        let Watch::Folder { folder } = &self.watch else { return false };
         self.actions.contains(&action)
             && (callmeter_model::folder_contains(folder, path)
                 || destination.is_some_and(|d| callmeter_model::folder_contains(folder, d)))
+    }
+
+    /// Whether an alert of `kind` is for this subscription.
+    pub fn wants_alert(&self, kind: AlertKind) -> bool {
+        matches!(&self.watch, Watch::Alerts { events } if events.contains(&kind))
     }
 
     /// Whether it asks to be told of reads (which makes the writer record them).
@@ -190,6 +203,11 @@ pub enum OutboxEvent {
         /// What it is to the subscription.
         action: Action,
     },
+    /// A usage alert.
+    Alert {
+        /// The alert's id.
+        id: u64,
+    },
 }
 
 /// Where a delivery stands.
@@ -232,6 +250,7 @@ impl Delivery {
     pub fn webhook_id(&self) -> String {
         match self.event {
             OutboxEvent::Change { seq, .. } => format!("msg_{}_{seq:x}", self.subscription),
+            OutboxEvent::Alert { id } => format!("msg_{}_alert_{id:x}", self.subscription),
         }
     }
 }
@@ -243,8 +262,17 @@ pub struct ClaimedDelivery {
     pub delivery: Delivery,
     /// Its subscription, as it is now.
     pub subscription: Subscription,
-    /// The change it carries.
-    pub change: Change,
+    /// What it carries.
+    pub event: DeliveredEvent,
+}
+
+/// What a claimed delivery carries, read from the store.
+#[derive(Debug, Clone)]
+pub enum DeliveredEvent {
+    /// A change, as this action.
+    Change(Change, Action),
+    /// A usage alert.
+    Alert(Alert),
 }
 
 /// What one attempt found.

@@ -14,7 +14,7 @@ pub const MAX_HEADER_NAME_BYTES: usize = 64;
 pub const MAX_HEADER_VALUE_BYTES: usize = 1_024;
 
 /// Names a delivery sets itself, or that are hop-by-hop (RFC 9110 §7.6.1).
-const RESERVED: &[&str] = &[
+pub const RESERVED_HEADERS: &[&str] = &[
     "connection",
     "keep-alive",
     "proxy-authenticate",
@@ -47,7 +47,7 @@ pub fn check_headers(headers: &BTreeMap<String, String>) -> Result<BTreeMap<Stri
         if !lower.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)) {
             return bad("not a header name");
         }
-        if RESERVED.contains(&lower.as_str()) || lower.starts_with("webhook-") {
+        if RESERVED_HEADERS.contains(&lower.as_str()) || lower.starts_with("webhook-") {
             return bad("set by the delivery itself, or hop-by-hop: not a custom header");
         }
         if value.len() > MAX_HEADER_VALUE_BYTES {

@@ -1,6 +1,8 @@
 //! The JSON body of a delivery: the same bytes on every attempt of one
-//! event (it is built from the stored change alone), so that a receiver's
-//! signature check and dedup by `webhook-id` agree.
+//! event (it is built from the stored change or alert alone), so that a
+//! receiver's signature check and dedup by `webhook-id` agree.
+//!
+//! A change:
 //!
 //! ```json
 //! {"type":"file.create","timestamp":"2026-12-02T10:00:01Z",
@@ -9,9 +11,17 @@
 //! ```
 //!
 //! `destination` is there for a move or copy; `user` and `api_key` when the call had them.
+//!
+//! A usage alert: its type, when it fired, and the alert as the store keeps
+//! it (`callmeter_store::Alert`, the same JSON as `GET …/alerts` lists):
+//!
+//! ```json
+//! {"type":"usage.threshold_reached","timestamp":"2026-12-02T10:00:03Z",
+//!  "data":{"id":4,"account":"acme","type":"usage.threshold_reached","threshold_percent":80,…}}
+//! ```
 
 use callmeter_model::Action;
-use callmeter_store::Change;
+use callmeter_store::{Alert, Change, DeliveredEvent};
 use chrono::SecondsFormat;
 use serde::Serialize;
 
@@ -39,8 +49,33 @@ struct Data<'a> {
     api_key: Option<&'a str>,
 }
 
+#[derive(Serialize)]
+struct AlertBody<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    timestamp: String,
+    data: &'a Alert,
+}
+
+/// The body of a delivery of `event`.
+pub fn body(event: &DeliveredEvent) -> Vec<u8> {
+    match event {
+        DeliveredEvent::Change(change, action) => change_body(change, *action),
+        DeliveredEvent::Alert(alert) => alert_body(alert),
+    }
+}
+
+fn alert_body(alert: &Alert) -> Vec<u8> {
+    let body = AlertBody {
+        kind: alert.kind.as_str(),
+        timestamp: alert.fired_at.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+        data: alert,
+    };
+    serde_json::to_vec(&body).expect("a body serializes")
+}
+
 /// The body of a delivery of `change` as `action`.
-pub fn body(change: &Change, action: Action) -> Vec<u8> {
+fn change_body(change: &Change, action: Action) -> Vec<u8> {
     let time = change.time.to_rfc3339_opts(SecondsFormat::AutoSi, true);
     let body = Body {
         kind: action.event_type(),
@@ -81,13 +116,41 @@ mod tests {
             user: Some("alice".into()),
             api_key: None,
         };
-        let v: serde_json::Value = serde_json::from_slice(&body(&change, Action::Move)).unwrap();
+        let event = DeliveredEvent::Change(change, Action::Move);
+        let v: serde_json::Value = serde_json::from_slice(&body(&event)).unwrap();
         assert_eq!(
             v,
             serde_json::json!({"type": "file.move", "timestamp": "2026-12-02T10:00:01Z", "data": {
                 "account": "acme", "action": "move", "path": "/in/a.csv", "destination": "/done/a.csv",
                 "call_id": "r-1", "time": "2026-12-02T10:00:01Z", "interface": "sftp", "user": "alice"}})
         );
-        assert_eq!(body(&change, Action::Move), body(&change, Action::Move), "the same bytes every time");
+        assert_eq!(body(&event), body(&event), "the same bytes every time");
+    }
+
+    #[test]
+    fn an_alert_is_its_type_its_time_and_itself() {
+        let at = "2026-12-02T10:00:03Z".parse().unwrap();
+        let alert = Alert {
+            id: 4,
+            account: "acme".into(),
+            kind: callmeter_store::AlertKind::ThresholdReached,
+            fired_at: at,
+            period: callmeter_model::UsagePeriod { start: at, end: at + chrono::Duration::days(30) },
+            plan: "starter".into(),
+            included_calls: 1000,
+            billed_calls: 812,
+            percent_used: 81.2,
+            threshold_percent: Some(80),
+            projected_calls: None,
+            projected_overage_at: None,
+            day: None,
+            day_calls: None,
+            trailing_median_calls: None,
+            top_finding: None,
+        };
+        let v: serde_json::Value = serde_json::from_slice(&body(&DeliveredEvent::Alert(alert.clone()))).unwrap();
+        assert_eq!(v["type"], "usage.threshold_reached");
+        assert_eq!(v["timestamp"], "2026-12-02T10:00:03Z");
+        assert_eq!(v["data"], serde_json::to_value(&alert).unwrap());
     }
 }

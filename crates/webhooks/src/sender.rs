@@ -83,8 +83,7 @@ impl Sender {
         if let Err(e) = check_literal(&url, self.allow_private) {
             return failed(e.to_string());
         }
-        let callmeter_store::OutboxEvent::Change { action, .. } = claimed.delivery.event;
-        let body = payload::body(&claimed.change, action);
+        let body = payload::body(&claimed.event);
         let id = claimed.delivery.webhook_id();
         let timestamp = now.timestamp();
         let signature = signing::signature_header(sub.signing_secrets(now), &id, timestamp, &body);

@@ -173,6 +173,47 @@ fn retries_after_errors_are_counted_apart_and_a_loop_is_duplicates() {
 }
 
 #[test]
+fn retries_through_an_outage_are_retries_only_whatever_their_delay() {
+    for delay in [1.0, 2.5, 3.0, 10.0, 60.0] {
+        // Thirty tries of one download at a fixed delay, 29 answered 503 (or 429), the last 200.
+        let events: Vec<CallEvent> = (0..30)
+            .map(|i| {
+                let mut e = call(delay * f64::from(i), "kx", Operation::Read, "/files/z", None, None);
+                e.status = Some(match i {
+                    29 => 200,
+                    _ if delay == 3.0 => 429,
+                    _ => 503,
+                });
+                e
+            })
+            .collect();
+        let r = audit_events(&events, 10_000);
+        assert_eq!(r.retries_after_errors, 29, "delay {delay}");
+        assert!(r.findings.is_empty(), "delay {delay}: a retry is in no finding: {:#?}", r.findings);
+        assert_eq!((r.what_if.calls, r.what_if.calls_after), (30, 30), "delay {delay}");
+    }
+}
+
+#[test]
+fn a_poller_through_an_outage_wastes_only_the_polls_that_were_answered() {
+    // A 1-minute poller of a folder; for ten minutes in the middle every poll is answered 503.
+    let events: Vec<CallEvent> = (0..60)
+        .map(|i| {
+            let mut e = call(60.0 * f64::from(i), "poller", Operation::List, "/in", None, None);
+            e.status = Some(if (20..30).contains(&i) { 503 } else { 200 });
+            e
+        })
+        .collect();
+    let r = audit_events(&events, 10_000);
+    // The polls after a failed one (21..=30) are retries; the others repeat an answered poll.
+    assert_eq!(r.retries_after_errors, 10);
+    let polling = of_kind(&r, FindingKind::Polling);
+    assert_eq!(polling.len(), 1, "{:#?}", r.findings);
+    assert_eq!((polling[0].calls, polling[0].avoidable_calls), (50, 49));
+    assert_eq!(r.findings.len(), 1, "{:#?}", r.findings);
+}
+
+#[test]
 fn uploads_of_begin_and_finish_are_one_upload_and_no_duplicate() {
     let mut w = Workload::new("acme", start(), 10_000, 2);
     w.upload_batches("/in", &[(50, 0), (20, 500)], 0.0, Upload::BeginAndFinish);

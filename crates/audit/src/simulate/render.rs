@@ -8,12 +8,12 @@
 //! | format | kept | lost |
 //! |---|---|---|
 //! | NDJSON | everything | nothing |
-//! | Combined | time (to the nearest second), client IP, user, user agent, method, path, cursor (in the REST query), status, bytes | API key (the source becomes the user, else IP + agent), `result_count`, interface (told again from the user agent), integration |
+//! | Combined | time (to the nearest second), client IP, user, user agent, method, path, cursor (in the REST query), status (an FTP or SFTP call's as 200, or 503 when it failed), bytes | API key (the source becomes the user, else IP + agent), `result_count`, interface (told again from the user agent), integration |
 //! | vsftpd (`log_ftp_protocol=YES`) | time (second), client IP, user (API-key sources log in with the key as user name), path, operation | later pages (one `LIST` per listing), cursors, `result_count`, copies (not an FTP command), failed answers (every command succeeds: a retry after a 503 reads as a duplicate) |
 //! | sftp-server (`-l VERBOSE`, rsyslog high-precision time) | time (µs), user (as for vsftpd), client IP, path, operation | later pages (one `opendir` per listing), cursors, `result_count`, user agent, status (as for vsftpd); each source's session adds one login |
 
 use crate::error::AuditError;
-use callmeter_model::{CallEvent, Operation};
+use callmeter_model::{CallEvent, Interface, Operation};
 use chrono::{DateTime, Duration, SecondsFormat, Timelike, Utc};
 use std::collections::HashMap;
 use std::io::Write;
@@ -74,6 +74,17 @@ fn rest_request(e: &CallEvent) -> (&'static str, String) {
     }
 }
 
+/// The status of a call written as an HTTP request: its own over HTTP; for an
+/// FTP or SFTP call (whose statuses mean other things: SFTP's 0 is success,
+/// HTTP's 0 no answer), 200, or 503 when its answer failed.
+fn http_status(e: &CallEvent) -> i64 {
+    match e.interface {
+        Interface::Ftp | Interface::Sftp if crate::failed_answer::is_failed_answer(e.interface, e.status) => 503,
+        Interface::Ftp | Interface::Sftp => 200,
+        _ => e.status.unwrap_or(200),
+    }
+}
+
 /// An Apache/nginx Combined log of the calls, as REST requests.
 pub fn write_combined<W: Write>(events: &[CallEvent], mut out: W) -> Result<(), AuditError> {
     for e in events {
@@ -88,7 +99,7 @@ pub fn write_combined<W: Write>(events: &[CallEvent], mut out: W) -> Result<(), 
             time,
             method,
             target,
-            e.status.unwrap_or(200),
+            http_status(e),
             e.bytes.unwrap_or(0),
             e.user_agent.as_deref().map_or("-".to_owned(), clean),
         )

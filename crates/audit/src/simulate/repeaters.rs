@@ -6,6 +6,9 @@
 //! - [`Workload::retrying_client`]: downloads answered 503 or 429 now and then,
 //!   retried a second or so later until they succeed: what the audit's own
 //!   recommendation asks for, so no waste; the truth counts the retries.
+//! - [`Workload::retrying_through_outages`]: downloads answered 503 or 429
+//!   a dozen times or more in a row, retried at a fixed delay slower than the
+//!   duplicate window (2.5 to 10 s): as regular as a poller, and no waste either.
 
 use super::workload::{us, Pattern, SimSource, Via, Workload};
 use callmeter_model::{list_pages, Operation};
@@ -123,6 +126,43 @@ impl Workload {
                 retries += 1;
             }
             self.call_answered(&src, us(at), Operation::Read, &path, 200);
+        }
+        self.retries_after_errors += retries;
+        self.retrying_clients.push(src.key());
+        src
+    }
+
+    /// A client that downloads a file now and then through an outage: each of
+    /// `outages` downloads is answered 503 (or 429) 12 to 30 times in a row and
+    /// retried at a fixed delay of 2.5 to 10 s (the same all along, give or
+    /// take 2 %), then answered 200; the downloads 10 to 60 minutes apart.
+    /// Not waste, however regular: the truth counts the retries.
+    pub fn retrying_through_outages(
+        &mut self,
+        root: &str,
+        outages: usize,
+        from_secs: f64,
+        until_secs: f64,
+    ) -> SimSource {
+        let src = self.source(Via::Rest);
+        let delay = self.rng().range(2.5, 10.0);
+        let status = *self.rng().pick(&[503, 429]);
+        let mut retries = 0;
+        let mut t = from_secs;
+        for k in 0..outages {
+            t += self.rng().range(600.0, 3_600.0);
+            if t >= until_secs {
+                break;
+            }
+            let path = format!("{root}/export-{k:04}.csv");
+            let mut at = t;
+            for _ in 0..self.rng().int(12, 30) {
+                self.call_answered(&src, us(at), Operation::Read, &path, status);
+                at += delay * (1.0 + self.rng().range(-0.02, 0.02));
+                retries += 1;
+            }
+            self.call_answered(&src, us(at), Operation::Read, &path, 200);
+            t = at;
         }
         self.retries_after_errors += retries;
         self.retrying_clients.push(src.key());

@@ -31,6 +31,8 @@ pub struct ScenarioShape {
     pub loopers: (u64, u64),
     /// Clients retrying downloads answered 503 or 429 (no waste): (fewest, most).
     pub retrying_clients: (u64, u64),
+    /// Clients retrying through outages at a fixed delay of 2.5 to 10 s (no waste): (fewest, most).
+    pub outage_retriers: (u64, u64),
     /// Most listing calls one upload batch may make: keeps a scenario's size
     /// reasonable when a large batch meets a large folder (the folder is made smaller).
     pub max_listing_calls_per_batch: u64,
@@ -50,6 +52,7 @@ impl Default for ScenarioShape {
             sftp_fed_pollers: (1, 1),
             loopers: (1, 2),
             retrying_clients: (1, 1),
+            outage_retriers: (1, 1),
             max_listing_calls_per_batch: 6_000,
         }
     }
@@ -164,6 +167,11 @@ pub fn scenario(seed: u64, shape: &ScenarioShape) -> Simulation {
     for r in 0..w.rng().int(shape.retrying_clients.0, shape.retrying_clients.1) {
         let downloads = w.rng().int(30, 120) as usize;
         w.retrying_client(&format!("/exports/r{r}"), downloads, 0.0, end);
+    }
+    // Drawn last, so that the traffic above is what each seed gave before it.
+    for o in 0..w.rng().int(shape.outage_retriers.0, shape.outage_retriers.1) {
+        let outages = w.rng().int(5, 20) as usize;
+        w.retrying_through_outages(&format!("/exports/o{o}"), outages, 0.0, end);
     }
     w.build()
 }

@@ -286,13 +286,17 @@ mod tests {
             "\n",
             "10.0.0.1 - - [15/Jan/2024:10:00:02 +0000] \"OPTIONS * HTTP/1.1\" 200 0\r\n",
             "10.0.0.1 - - [15/Jan/2024:10:00:03 +0000] \"GET /x HTTP/1.1\" 408 0\n",
+            "10.0.0.1 - - [15/Jan/2024:10:00:04 +0000] \"PRI * HTTP/2.0\" 400 0 \"-\" \"-\"\n",
         );
         let events = run(Format::Combined, log);
         assert_eq!(events.len(), 2, "OPTIONS and a GET that timed out are requests");
         assert_eq!(events[0].id, id(log, 5));
         use NonCall::*;
         let kinds = non_calls(Format::Combined, log);
-        assert_eq!(kinds, [Some(NoRequest), Some(NoRequest), Some(NoRequest), Some(Blank), None, None]);
+        assert_eq!(
+            kinds,
+            [Some(NoRequest), Some(NoRequest), Some(NoRequest), Some(Blank), None, None, Some(NoRequest)]
+        );
     }
 
     #[test]

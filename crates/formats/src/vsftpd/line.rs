@@ -30,6 +30,12 @@ pub(super) fn bytes_of(tail: &[u8]) -> Option<u64> {
     t[end..].starts_with(b" bytes").then(|| parse_u64(&t[..end])).flatten()
 }
 
+/// Whether a syslog tag's program is vsftpd: `vsftpd`, or `vsftpd(pam_unix)`
+/// for the messages its PAM modules log in its name.
+pub(crate) fn is_vsftpd_program(program: &[u8]) -> bool {
+    program == b"vsftpd" || program.starts_with(b"vsftpd(")
+}
+
 /// A line's parts; `Err(kind)` for a line that is about no client
 /// (a notice) or is another program's.
 pub(super) fn split<'a>(ctx: &Context, line_no: u64, line: &'a [u8]) -> Result<Result<Line<'a>, NonCall>> {
@@ -41,8 +47,12 @@ pub(super) fn split<'a>(ctx: &Context, line_no: u64, line: &'a [u8]) -> Result<R
             };
             // `syslog_enable=YES`: the time, host and tag of syslog or the journal.
             let l = syslog::parse(ctx, line_no, line).map_err(|_| not_ctime())?;
-            if l.program != b"vsftpd" {
+            if !is_vsftpd_program(l.program) {
                 return Ok(Err(NonCall::OtherProgram));
+            }
+            if l.program != b"vsftpd" {
+                // `vsftpd(pam_unix)[3]: authentication failure…`: vsftpd's PAM messages, about no call.
+                return Ok(Err(NonCall::Housekeeping));
             }
             match parse_ctime(l.msg) {
                 Some((naive, rest)) => (ctx.local(line_no, "time", naive)?, l.pid, rest),
@@ -107,6 +117,9 @@ mod tests {
         let other = b"Oct 11 01:06:47 ServerJV sshd[1]: Accepted password for root";
         assert_eq!(split(&c, 1, other).unwrap().unwrap_err(), NonCall::OtherProgram);
         let pam = b"Oct 11 01:06:47 ServerJV vsftpd: (pam_unix) authentication failure; rhost=209.67.1.67";
+        assert_eq!(split(&c, 1, pam).unwrap().unwrap_err(), NonCall::Housekeeping);
+        // The same PAM message with the module in the tag is vsftpd's too.
+        let pam = b"Dec  1 10:00:07 ftp1 vsftpd(pam_unix)[3]: authentication failure; logname= uid=0 ruser=bob";
         assert_eq!(split(&c, 1, pam).unwrap().unwrap_err(), NonCall::Housekeeping);
         let bad = split(&c, 7, b"garbage here").unwrap_err().to_string();
         assert!(bad.starts_with("line 7: time: not a ctime date"), "{bad}");

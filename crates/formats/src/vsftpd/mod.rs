@@ -15,7 +15,10 @@
 //! without vsftpd's own date (`Jan 15 10:00:01 files1 vsftpd[2]: [alice] OK
 //! LOGIN: Client "192.168.1.10"`, or an RFC 3339 time): their time is the
 //! prefix's (see the syslog rule of DESIGN §5), and lines of other programs
-//! in the same file are non-calls of kind `other_program`.
+//! in the same file are non-calls of kind `other_program` (a file that mixes
+//! vsftpd's lines with OpenSSH's is read by [`crate::syslog_programs`]).
+//! vsftpd's PAM messages (`vsftpd: (pam_unix) …`, `vsftpd(pam_unix)[3]: …`)
+//! are `housekeeping`.
 //!
 //! With `log_ftp_protocol=YES` the calls are the `FTP command` lines whose
 //! verb is a file operation (see the FTP rules in DESIGN §5): each waits for
@@ -37,6 +40,8 @@
 //! lines when the protocol is logged, are `reply`.
 
 mod line;
+
+pub(crate) use line::is_vsftpd_program;
 
 use crate::context::Context;
 use crate::error::{Error, Result};
@@ -220,7 +225,8 @@ impl VsftpdParser {
             b"MKDIR" => (Operation::Mkdir, "MKD", 257, 550),
             b"DELETE" => (Operation::Delete, "DELE", 250, 550),
             b"RMDIR" => (Operation::Delete, "RMD", 250, 550),
-            b"RENAME" => (Operation::Move, "RNTO", 250, 550),
+            // Named as the protocol's moves are: by the RNFR that names the file moved.
+            b"RENAME" => (Operation::Move, "RNFR", 250, 550),
             _ => return Ok(None),
         };
         let (path, destination) = match (op, l.arg) {
@@ -459,6 +465,7 @@ Mon Jan 15 10:00:15 2024 [pid 9] DEBUG: something
             ]
         );
         assert_eq!(events[4].destination.as_deref(), Some("/out/c d.csv"));
+        assert_eq!(events[4].method.as_deref(), Some("RNFR"));
         assert_eq!((events[1].bytes, events[2].bytes), (Some(1024), Some(0)));
     }
 

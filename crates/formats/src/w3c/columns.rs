@@ -63,7 +63,8 @@ pub(super) fn column(name: &str) -> Col {
         "x-fullpath" => Col::FullPath,
         "cs(depth)" => Col::Depth,
         "cs(destination)" => Col::Destination,
-        "cs(x-forwarded-for)" => Col::Forwarded,
+        // Advanced Logging names a request header `cs(…)`; IIS 8.5's custom fields by the name given.
+        "cs(x-forwarded-for)" | "x-forwarded-for" => Col::Forwarded,
         _ => Col::Other,
     }
 }

@@ -33,7 +33,8 @@
 //! besides those above: `cs-uri` (the target with its query), `sc-bytes`
 //! (`bytes`), `cs-bytes`, `time-taken` (`TimeTakenMS`), `cs-host`,
 //! `s-sitename`, `c-auth-id`, and the custom `cs(Depth)`, `cs(Destination)`,
-//! `cs(X-Forwarded-For)`, `cs(Host)`.
+//! `cs(X-Forwarded-For)` (or IIS 8.5's custom field `X-Forwarded-For`: its
+//! first address is the client, as in the access logs), `cs(Host)`.
 //!
 //! A Windows Firewall log is W3C too (`#Software: Microsoft Windows
 //! Firewall`); it records no API requests, so its lines are `no_request`
@@ -330,6 +331,21 @@ mod tests {
             (utc("2001-10-31T08:00:18Z"), Operation::List, Some("c1"))
         );
         assert_eq!((e.user.as_deref(), e.bytes), (Some("DMS.user"), Some(350)));
+    }
+
+    #[test]
+    fn x_forwarded_for_names_the_client_whatever_the_field_is_called() {
+        for field in ["X-Forwarded-For", "cs(X-Forwarded-For)"] {
+            let log = format!(
+                "#Fields: date time cs-method cs-uri-stem c-ip sc-status {field}\n\
+                 2026-12-01 10:00:01 GET /x 10.0.0.1 200 198.51.100.7,+10.0.0.2\n\
+                 2026-12-01 10:00:02 GET /x 10.0.0.1 200 -\n\
+                 2026-12-01 10:00:03 GET /x 10.0.0.1 200 unknown\n"
+            );
+            let clients: Vec<_> = run(Format::W3c, &log).into_iter().map(|e| e.client_ip).collect();
+            let want = [Some("198.51.100.7"), Some("10.0.0.1"), Some("10.0.0.1")].map(|c| c.map(String::from));
+            assert_eq!(clients, want, "{field}");
+        }
     }
 
     #[test]

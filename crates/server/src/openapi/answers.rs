@@ -226,6 +226,10 @@ pub(crate) struct AccountDoc {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 1_000_000)]
     list_page_size: Option<u64>,
+    /// Its usage alert thresholds, in percent of the included calls, in place of its plan's; absent: the plan's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<params::Thresholds>, inline)]
+    alert_thresholds: Option<Vec<u32>>,
 }
 
 /// An account's terms, sorted by `from`.
@@ -468,6 +472,7 @@ mod tests {
             created_at: Utc::now(),
             max_block_span_ns: 7,
             list_page_size: None,
+            alert_thresholds: None,
         });
         mirrors::<AccountDoc>(&AccountRecord {
             name: "acme".into(),
@@ -475,6 +480,7 @@ mod tests {
             created_at: Utc::now(),
             max_block_span_ns: 7,
             list_page_size: Some(2_500),
+            alert_thresholds: Some(vec![90, 100]),
         });
         mirrors::<AdjustmentDoc>(&Adjustment {
             account: "acme".into(),

@@ -12,6 +12,7 @@
 //! - `params.rs`: the schemas of parameters and body fields, exactly the values the server takes.
 //! - `answers.rs`: the schemas of answers whose types live elsewhere.
 //! - `responses.rs`: the error answers, and those every route shares.
+//! - `webhooks.rs`: the bodies of the webhook routes, and the schemas of attempts and alerts.
 //!
 //! The configuration adds what only it knows: the plans an account may be
 //! put on, and whether `/metrics` needs a token.
@@ -40,6 +41,7 @@ pub(crate) use schema_types;
 mod answers;
 pub(crate) mod params;
 pub(crate) mod responses;
+pub(crate) mod webhooks;
 
 pub(crate) use answers::{
     AccountDoc, AccountsAnswer, AdjustmentDoc, AdjustmentsAnswer, AllUsageAnswer, AuditReportDoc, AuditsAnswer,
@@ -75,6 +77,8 @@ Every error answers `{\"error\": {\"code\", \"message\"}}`.",
         (name = "audits", description = "Where the calls go and which are waste (DESIGN §6)"),
         (name = "accounts", description = "Accounts, plans and adjustments"),
         (name = "tokens", description = "Tokens and account keys (DESIGN §8)"),
+        (name = "webhooks", description = "Webhook subscriptions: a folder's changes, or usage alerts (DESIGN §7)"),
+        (name = "alerts", description = "Usage alerts fired (DESIGN §7)"),
         (name = "admin", description = "The admin token and backups"),
         (name = "operations", description = "Health, readiness, metrics and this description"),
     ),
@@ -158,9 +162,11 @@ fn fill_empty_enums(schema: &mut Value, values: &[Value]) {
 /// `request_body`); OpenAPI names them in camelCase. utoipa 6 fixes that but
 /// wraps every described field whose schema is given (`value_type`) in an
 /// `allOf` with `"type": "object"`, which no string matches; so the names are
-/// put right here.
+/// put right here. Its schema model has no `propertyNames` either: schemas
+/// written as JSON carry it as the extension `x-property-names`, renamed here.
 pub(crate) fn to_json(doc: &OpenApi) -> Value {
     let mut json = serde_json::to_value(doc).expect("the description is JSON");
+    rename_keys(&mut json, "x-property-names", "propertyNames");
     for item in json["paths"].as_object_mut().into_iter().flat_map(|paths| paths.values_mut()) {
         for operation in item.as_object_mut().into_iter().flat_map(|ops| ops.values_mut()) {
             let responses = operation.get_mut("responses").and_then(Value::as_object_mut);
@@ -183,6 +189,20 @@ pub(crate) fn to_json(doc: &OpenApi) -> Value {
     json
 }
 
+/// Renames every key `from` to `to`, at any depth.
+fn rename_keys(json: &mut Value, from: &str, to: &str) {
+    match json {
+        Value::Object(map) => {
+            if let Some(v) = map.remove(from) {
+                map.insert(to.to_owned(), v);
+            }
+            map.values_mut().for_each(|v| rename_keys(v, from, to));
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| rename_keys(v, from, to)),
+        _ => {}
+    }
+}
+
 /// The description as served, made once when the router is.
 #[derive(Clone)]
 pub(crate) struct OpenApiJson(pub std::sync::Arc<str>);
@@ -200,8 +220,14 @@ mod tests {
     fn operations(doc: &OpenApi) -> Vec<(String, &'static str, &utoipa::openapi::path::Operation)> {
         let mut all = Vec::new();
         for (path, item) in &doc.paths.paths {
-            for (method, op) in [("get", &item.get), ("put", &item.put), ("post", &item.post), ("delete", &item.delete)]
-            {
+            let methods = [
+                ("get", &item.get),
+                ("put", &item.put),
+                ("post", &item.post),
+                ("patch", &item.patch),
+                ("delete", &item.delete),
+            ];
+            for (method, op) in methods {
                 if let Some(op) = op {
                     all.push((path.clone(), method, op));
                 }
@@ -229,7 +255,12 @@ mod tests {
     fn every_route_is_described_with_its_answers() {
         let doc = default_description();
         let ops = operations(&doc);
-        assert!(ops.len() >= 22, "{} operations", ops.len());
+        assert!(ops.len() >= 32, "{} operations", ops.len());
+        for path in
+            ["/v1/accounts/{account}/webhooks/{id}/deliveries/{delivery}/redeliver", "/v1/accounts/{account}/alerts"]
+        {
+            assert!(ops.iter().any(|(p, _, _)| p == path), "{path} is described");
+        }
         for (path, method, op) in ops {
             let statuses: Vec<&str> = op.responses.responses.keys().map(String::as_str).collect();
             assert!(statuses.iter().any(|s| s.starts_with('2')), "{method} {path}: no success answer");

@@ -11,7 +11,8 @@ use crate::extract::MAX_PARAM_BYTES;
 use crate::routes::adjustments::MAX_ADJUSTMENT_CALLS;
 use crate::routes::calls::MAX_PER_PAGE;
 use crate::usage::Dimension;
-use callmeter_model::{Interface, Operation, ACCOUNT_PATTERN, MAX_ACCOUNT_BYTES};
+use callmeter_model::{Action, Interface, Operation, ACCOUNT_PATTERN, MAX_ACCOUNT_BYTES};
+use callmeter_store::AlertKind;
 use serde_json::json;
 use utoipa::IntoParams;
 
@@ -59,6 +60,19 @@ schema_types! {
     TimeZone => json!({"type": "string", "enum": chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()).collect::<Vec<_>>()});
     /// A configured plan's name: `describe` puts the configuration's names in the enum.
     PlanName => json!({"type": "string", "enum": []});
+    /// A webhook's id, as `POST /v1/accounts/{account}/webhooks` answered it (`routes/webhooks.rs`).
+    WebhookId => json!({"type": "string", "pattern": "^wh_[0-9a-f]{16}$"});
+    /// What a change is to a subscriber (DESIGN §7).
+    ActionName => json!({"type": "string", "enum": Action::ALL.map(Action::as_str)});
+    /// A usage alert's event type (DESIGN §7).
+    AlertEventName => json!({"type": "string", "enum": AlertKind::ALL.map(AlertKind::as_str)});
+    /// An id of a delivery or an attempt.
+    RecordId => json!({"type": "integer", "minimum": 0, "maximum": u64::MAX});
+    /// Entries in a page of attempts or alerts.
+    SmallPage => json!({"type": "integer", "minimum": 1, "maximum": 1_000});
+    /// Alert thresholds: percentages of the included calls, at most 20 (an empty list: the plan's).
+    Thresholds => json!({"type": "array", "maxItems": crate::alert_options::MAX_THRESHOLDS,
+        "items": {"type": "integer", "minimum": 1, "maximum": crate::alert_options::MAX_THRESHOLD_PERCENT}});
 }
 
 /// The years of [`crate::usage::PERIOD_DATES`], 1970 to 9998, as a pattern (a test holds them together).
@@ -85,6 +99,35 @@ pub(crate) struct AccountKeyPath {
     /// The key's id, as `POST /v1/accounts/{account}/keys` answered it.
     #[param(value_type = TokenId, inline)]
     id: String,
+}
+
+/// The `{account}` and `{id}` of a webhook's path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub(crate) struct WebhookPath {
+    /// The account name.
+    #[param(value_type = AccountName, inline)]
+    account: String,
+    /// The webhook's id.
+    #[param(value_type = WebhookId, inline)]
+    id: String,
+}
+
+/// The `{account}`, `{id}` and `{delivery}` of a delivery's path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub(crate) struct DeliveryPath {
+    /// The account name.
+    #[param(value_type = AccountName, inline)]
+    account: String,
+    /// The webhook's id.
+    #[param(value_type = WebhookId, inline)]
+    id: String,
+    /// The delivery's id, as an attempt names it (`delivery`).
+    #[param(value_type = RecordId, inline)]
+    delivery: u64,
 }
 
 /// The `{id}` of a token's path.

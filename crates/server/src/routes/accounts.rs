@@ -63,6 +63,21 @@ pub(crate) struct AccountPut {
     #[schema(minimum = 1, maximum = 1_000_000)]
     #[serde(default, deserialize_with = "crate::extract::optional_count")]
     list_page_size: Option<u64>,
+    /// Usage alert thresholds, in percent of the included calls, in place of the plan's; applies at once
+    /// (one already passed in the current period fires at once); `[]` goes back to the plan's.
+    #[schema(value_type = Option<crate::openapi::params::Thresholds>, inline)]
+    #[serde(default, deserialize_with = "optional_percentages")]
+    alert_thresholds: Option<Vec<u32>>,
+}
+
+/// An optional list of percentages, each a whole number however JSON writes it (`80.0`).
+fn optional_percentages<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<u32>>, D::Error> {
+    let Some(list) = Option::<Vec<serde_json::Number>>::deserialize(d)? else { return Ok(None) };
+    let percentage = |n: serde_json::Number| {
+        let i = crate::extract::whole_number(n).map_err(serde::de::Error::custom)?;
+        u32::try_from(i).map_err(|_| serde::de::Error::custom(format!("{i} is not a percentage")))
+    };
+    list.into_iter().map(percentage).collect::<Result<Vec<u32>, D::Error>>().map(Some)
 }
 
 /// The largest list page size an account may set: no platform lists more at once.
@@ -71,6 +86,7 @@ const MAX_LIST_PAGE_SIZE: u64 = 1_000_000;
 /// Create an account, or change its plan, time zone or period anchor from its next period on.
 ///
 /// Scopes: admin, its key. A period's bounds never move once it has begun.
+/// Its list page size and alert thresholds apply at once.
 #[utoipa::path(put, path = "/v1/accounts/{account}", tag = "accounts",
     params(crate::openapi::params::AccountPath),
     request_body = AccountPut,
@@ -105,8 +121,18 @@ pub(crate) async fn put_account(
     if let Some(n) = put.list_page_size.filter(|n| !(1..=MAX_LIST_PAGE_SIZE).contains(n)) {
         return Err(ApiError::BadRequest(format!("list_page_size: {n} is not from 1 to {MAX_LIST_PAGE_SIZE}")));
     }
-    let change =
-        AccountChange { plan: put.plan, timezone, anchor: put.period_anchor, list_page_size: put.list_page_size };
+    let alert_thresholds = put
+        .alert_thresholds
+        .map(|t| crate::alert_options::checked_thresholds(&t))
+        .transpose()
+        .map_err(|e| ApiError::BadRequest(format!("alert_thresholds: {e}")))?;
+    let change = AccountChange {
+        plan: put.plan,
+        timezone,
+        anchor: put.period_anchor,
+        list_page_size: put.list_page_size,
+        alert_thresholds,
+    };
     let store = s.store.clone();
     let rec = blocking(move || Ok(store.upsert_account(&account, change)?)).await?;
     Ok(Json(rec).into_response())

@@ -1,24 +1,27 @@
-//! Webhook subscriptions of an account, their deliveries, redelivery and
-//! replay (DESIGN §7). Admin and the account's own key manage them; support
-//! reads them; no one ever reads a signing secret back: it is shown once,
-//! when made and when rotated. Custom header values are shown masked (they
-//! often carry the receiver's credentials).
+//! Webhook subscriptions of an account (DESIGN §7): to a folder's changes
+//! (`folder`, `actions`), or to the account's usage alerts (`events`).
+//! Admin and the account's own key manage them; support reads them; no one
+//! ever reads a signing secret back: it is shown once, when made and when
+//! rotated. Custom header values are shown masked (they often carry the
+//! receiver's credentials). Deliveries, redelivery and replay are in
+//! `deliveries.rs`.
 //!
 //! A target is checked when it is set (`callmeter_webhooks::check_target`:
 //! `http`/`https`, and no refused address, literal or resolved) and again at
 //! every connection by the delivery engine.
 
-use crate::api::{blocking, known_account, parse_time, AppResult, AppState, St};
+use crate::api::{blocking, known_account, AppResult, AppState, St};
 use crate::body::JsonBody;
 use crate::error::ApiError;
-use crate::extract::{bounded, Path, Query, MAX_PARAM_BYTES};
+use crate::extract::{bounded, Path, MAX_PARAM_BYTES};
 use crate::guard::{AccountManager, AccountReader};
+use crate::openapi::{params, responses, webhooks as docs};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use callmeter_model::Action;
-use callmeter_store::{SigningSecret, Subscription, SubscriptionUpdate, Watch};
+use callmeter_store::{AlertKind, SigningSecret, Subscription, SubscriptionUpdate, Watch};
 use chrono::{DateTime, Utc};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -28,41 +31,70 @@ use std::collections::BTreeMap;
 /// Subscriptions one account may have.
 const MAX_SUBSCRIPTIONS: usize = 100;
 
+/// The actions of a folder subscription that names none: every change but reads.
+const DEFAULT_ACTIONS: [Action; 5] = [Action::Create, Action::Update, Action::Destroy, Action::Move, Action::Copy];
+
 /// How long a rotated secret still signs.
 fn rotation_overlap() -> chrono::Duration {
     chrono::Duration::hours(24)
 }
 
 /// What the API shows of a subscription: never a secret, header values masked.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Webhook)]
 pub(crate) struct WebhookView {
+    /// Its id.
+    #[schema(value_type = params::WebhookId, inline)]
     id: String,
+    /// The account.
+    #[schema(value_type = params::AccountName, inline)]
     account: String,
+    /// Where deliveries are posted.
     url: String,
-    folder: String,
-    actions: Vec<Action>,
+    /// A folder subscription: the folder watched (subfolders included).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    folder: Option<String>,
+    /// A folder subscription: the actions told of.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<params::ActionName>>)]
+    actions: Option<Vec<Action>>,
+    /// An alert subscription: the usage alerts told of.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<params::AlertEventName>>)]
+    events: Option<Vec<AlertKind>>,
+    /// Whether deliveries are sent (events of a disabled one are kept, to be replayed).
     enabled: bool,
+    /// Why it was disabled, when the delivery engine disabled it (a 410, or five days of failures).
     #[serde(skip_serializing_if = "Option::is_none")]
     disabled_reason: Option<String>,
+    /// Its custom headers, values masked.
+    #[schema(value_type = BTreeMap<String, String>)]
     headers: BTreeMap<String, &'static str>,
+    /// When its deliveries began to fail without a success since.
     #[serde(skip_serializing_if = "Option::is_none")]
     failing_since: Option<DateTime<Utc>>,
     /// Until when a rotated secret still signs beside the current one.
     #[serde(skip_serializing_if = "Option::is_none")]
     previous_secret_expires_at: Option<DateTime<Utc>>,
+    /// When it was made.
     created_at: DateTime<Utc>,
+    /// When it last changed.
     updated_at: DateTime<Utc>,
 }
 
 impl WebhookView {
     fn of(sub: &Subscription) -> WebhookView {
-        let Watch::Folder { folder } = &sub.watch;
+        let (folder, actions, events) = match &sub.watch {
+            Watch::Folder { folder } => (Some(folder.clone()), Some(sub.actions.clone()), None),
+            Watch::Alerts { events } => (None, None, Some(events.clone())),
+        };
         WebhookView {
             id: sub.id.clone(),
             account: sub.account.clone(),
             url: sub.url.clone(),
-            folder: folder.clone(),
-            actions: sub.actions.clone(),
+            folder,
+            actions,
+            events,
             enabled: sub.enabled,
             disabled_reason: sub.disabled_reason.clone(),
             headers: sub.headers.keys().map(|k| (k.clone(), "***")).collect(),
@@ -74,23 +106,33 @@ impl WebhookView {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct WebhookPost {
-    url: String,
-    #[serde(default)]
-    folder: Option<String>,
-    #[serde(default)]
-    actions: Option<Vec<Action>>,
-    #[serde(default)]
-    enabled: Option<bool>,
-    #[serde(default)]
-    headers: Option<BTreeMap<String, String>>,
+/// One webhook.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct WebhookAnswer {
+    webhook: WebhookView,
 }
 
-#[derive(Deserialize)]
+/// A webhook with its signing secret: shown this once.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct WebhookWithSecret {
+    webhook: WebhookView,
+    /// `whsec_` + base64: verify each delivery's `webhook-signature` with it.
+    secret: String,
+}
+
+/// An account's webhooks.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct WebhooksAnswer {
+    webhooks: Vec<WebhookView>,
+}
+
+/// The body of `POST` and `PATCH` (their schemas: `openapi/webhooks.rs`).
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct WebhookPatch {
+pub(crate) struct WebhookBody {
     #[serde(default)]
     url: Option<String>,
     #[serde(default)]
@@ -98,9 +140,40 @@ pub(crate) struct WebhookPatch {
     #[serde(default)]
     actions: Option<Vec<Action>>,
     #[serde(default)]
+    events: Option<Vec<AlertKind>>,
+    #[serde(default)]
     enabled: Option<bool>,
     #[serde(default)]
     headers: Option<BTreeMap<String, String>>,
+}
+
+impl WebhookBody {
+    /// What it watches, if it says: `events` make an alert subscription;
+    /// `folder` or `actions` a folder one (`was`: what it watched before,
+    /// whose folder and actions fill in what is left out).
+    fn watch(&self, was: Option<&Subscription>) -> AppResult<Option<(Watch, Vec<Action>)>> {
+        if let Some(events) = &self.events {
+            if self.folder.is_some() || self.actions.is_some() {
+                return Err(ApiError::BadRequest(
+                    "events: an alert subscription has no folder or actions: give events, or folder and actions".into(),
+                ));
+            }
+            return Ok(Some((Watch::Alerts { events: checked_events(events)? }, Vec::new())));
+        }
+        if self.folder.is_none() && self.actions.is_none() && was.is_some() {
+            return Ok(None);
+        }
+        let (old_folder, old_actions) = match was.map(|s| (&s.watch, &s.actions)) {
+            Some((Watch::Folder { folder }, actions)) => (Some(folder.as_str()), Some(actions.clone())),
+            _ => (None, None),
+        };
+        let folder = checked_folder(self.folder.as_deref().or(old_folder).unwrap_or("/"))?;
+        let actions = match &self.actions {
+            Some(a) => checked_actions(a.clone())?,
+            None => old_actions.unwrap_or_else(|| DEFAULT_ACTIONS.to_vec()),
+        };
+        Ok(Some((Watch::Folder { folder }, actions)))
+    }
 }
 
 /// A folder: absolute, bounded, no control characters; normalized.
@@ -119,6 +192,19 @@ fn checked_actions(actions: Vec<Action>) -> AppResult<Vec<Action>> {
     sorted.dedup();
     if sorted.is_empty() {
         return Err(ApiError::BadRequest("actions: at least one of create, update, destroy, move, copy, read".into()));
+    }
+    Ok(sorted)
+}
+
+/// Alert events: at least one, each once.
+fn checked_events(events: &[AlertKind]) -> AppResult<Vec<AlertKind>> {
+    let mut sorted = events.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    if sorted.is_empty() {
+        return Err(ApiError::BadRequest(
+            "events: at least one of usage.threshold_reached, usage.projected_overage, usage.spike".into(),
+        ));
     }
     Ok(sorted)
 }
@@ -143,27 +229,51 @@ fn new_webhook_id() -> String {
     format!("wh_{}", hex::encode(raw))
 }
 
+/// Subscribe a URL to a folder's changes, or to the account's usage alerts.
+///
+/// Scopes: admin, its key. A folder subscription (`folder`, default `/`;
+/// `actions`, default every change but `read`) is told of every change at or
+/// under the folder; an alert subscription (`events`: `usage.threshold_reached`,
+/// `usage.projected_overage`, `usage.spike`) of the account's usage alerts;
+/// never both. The answer carries the signing secret, shown this once. At
+/// most 100 webhooks an account (409 `conflict` past it).
+#[utoipa::path(post, path = "/v1/accounts/{account}/webhooks", tag = "webhooks",
+    params(params::AccountPath),
+    request_body = docs::WebhookPostDoc,
+    responses(
+        (status = 201, description = "The webhook and its secret", body = WebhookWithSecret, links(
+            ("Read" = (operation_id = "webhook", parameters(("account" = "$response.body#/webhook/account"), ("id" = "$response.body#/webhook/id")))),
+            ("Change" = (operation_id = "patch_webhook", parameters(("account" = "$response.body#/webhook/account"), ("id" = "$response.body#/webhook/id")))),
+            ("Delete" = (operation_id = "delete_webhook", parameters(("account" = "$response.body#/webhook/account"), ("id" = "$response.body#/webhook/id")))),
+            ("RotateSecret" = (operation_id = "rotate_secret", parameters(("account" = "$response.body#/webhook/account"), ("id" = "$response.body#/webhook/id")))),
+            ("Deliveries" = (operation_id = "deliveries", parameters(("account" = "$response.body#/webhook/account"), ("id" = "$response.body#/webhook/id")))),
+            ("Replay" = (operation_id = "replay", parameters(("account" = "$response.body#/webhook/account"), ("id" = "$response.body#/webhook/id")))),
+        )),
+        (status = 404, response = responses::NotFound),
+        (status = 409, response = responses::Conflict),
+        (status = 507, response = responses::DiskFull),
+    ),
+    security(("bearer" = [])))]
 pub(crate) async fn post_webhook(
     State(s): St,
     AccountManager { account }: AccountManager,
-    JsonBody(p): JsonBody<WebhookPost>,
+    JsonBody(p): JsonBody<WebhookBody>,
 ) -> AppResult<Response> {
     known_account(&s, &account)?;
+    let Some(url) = p.url.as_deref() else { return Err(ApiError::BadRequest("url: a webhook needs a url".into())) };
+    let (watch, actions) = p.watch(None)?.expect("a new subscription always watches something");
+    let headers = checked_headers(&p.headers.clone().unwrap_or_default())?;
+    let url = checked_url(&s, url).await?;
     if s.store.subscriptions(&account).len() >= MAX_SUBSCRIPTIONS {
-        return Err(ApiError::BadRequest(format!("an account has at most {MAX_SUBSCRIPTIONS} webhooks")));
+        return Err(ApiError::Conflict(format!("an account has at most {MAX_SUBSCRIPTIONS} webhooks")));
     }
-    let folder = checked_folder(p.folder.as_deref().unwrap_or("/"))?;
-    let default_actions = vec![Action::Create, Action::Update, Action::Destroy, Action::Move, Action::Copy];
-    let actions = checked_actions(p.actions.unwrap_or(default_actions))?;
-    let headers = checked_headers(&p.headers.unwrap_or_default())?;
-    let url = checked_url(&s, &p.url).await?;
     let secret = callmeter_webhooks::signing::new_secret();
     let now = Utc::now();
     let sub = Subscription {
         id: new_webhook_id(),
         account,
         url,
-        watch: Watch::Folder { folder },
+        watch,
         actions,
         enabled: p.enabled.unwrap_or(true),
         disabled_reason: None,
@@ -179,19 +289,40 @@ pub(crate) async fn post_webhook(
     Ok((StatusCode::CREATED, Json(json!({ "webhook": WebhookView::of(&sub), "secret": secret }))).into_response())
 }
 
+/// The account's webhooks.
+///
+/// Scopes: admin, support, its key.
+#[utoipa::path(get, path = "/v1/accounts/{account}/webhooks", tag = "webhooks",
+    params(params::AccountPath),
+    responses(
+        (status = 200, description = "The webhooks, by id", body = WebhooksAnswer),
+        (status = 404, response = responses::NotFound),
+    ),
+    security(("bearer" = [])))]
 pub(crate) async fn webhooks(State(s): St, AccountReader { account }: AccountReader) -> AppResult<Response> {
     known_account(&s, &account)?;
     let all: Vec<WebhookView> = s.store.subscriptions(&account).iter().map(WebhookView::of).collect();
     Ok(Json(json!({ "webhooks": all })).into_response())
 }
 
-fn known_webhook(s: &AppState, account: &str, id: &str) -> AppResult<Subscription> {
+/// The subscription, or 404 naming what is missing.
+pub(crate) fn known_webhook(s: &AppState, account: &str, id: &str) -> AppResult<Subscription> {
     known_account(s, account)?;
     s.store
         .subscription(account, id)
         .ok_or_else(|| ApiError::NotFound(format!("no webhook {id:?} in account {account:?}")))
 }
 
+/// One webhook.
+///
+/// Scopes: admin, support, its key.
+#[utoipa::path(get, path = "/v1/accounts/{account}/webhooks/{id}", tag = "webhooks",
+    params(params::WebhookPath),
+    responses(
+        (status = 200, description = "The webhook", body = WebhookAnswer),
+        (status = 404, response = responses::NotFound),
+    ),
+    security(("bearer" = [])))]
 pub(crate) async fn webhook(
     State(s): St,
     AccountReader { account }: AccountReader,
@@ -208,28 +339,50 @@ async fn update(s: &AppState, account: String, id: String, update: SubscriptionU
         .ok_or_else(|| ApiError::NotFound(format!("no webhook {id:?} in account {account:?}")))
 }
 
+/// Change a webhook: its target, what it watches, whether it is enabled, its headers.
+///
+/// Scopes: admin, its key. What is left out stays. Enabling a webhook the
+/// delivery engine disabled clears its reason and its failures; `replay`
+/// then sends what was kept meanwhile.
+#[utoipa::path(patch, path = "/v1/accounts/{account}/webhooks/{id}", tag = "webhooks",
+    params(params::WebhookPath),
+    request_body = docs::WebhookPatchDoc,
+    responses(
+        (status = 200, description = "The webhook as changed", body = WebhookAnswer),
+        (status = 404, response = responses::NotFound),
+        (status = 507, response = responses::DiskFull),
+    ),
+    security(("bearer" = [])))]
 pub(crate) async fn patch_webhook(
     State(s): St,
     AccountManager { account }: AccountManager,
     Path((_, id)): Path<(String, String)>,
-    JsonBody(p): JsonBody<WebhookPatch>,
+    JsonBody(p): JsonBody<WebhookBody>,
 ) -> AppResult<Response> {
-    known_webhook(&s, &account, &id)?;
-    let watch = match p.folder.as_deref() {
-        Some(f) => Some(Watch::Folder { folder: checked_folder(f)? }),
-        None => None,
-    };
-    let actions = p.actions.map(checked_actions).transpose()?;
+    let was = known_webhook(&s, &account, &id)?;
+    let watched = p.watch(Some(&was))?;
     let headers = p.headers.as_ref().map(checked_headers).transpose()?;
     let url = match p.url.as_deref() {
         Some(u) => Some(checked_url(&s, u).await?),
         None => None,
     };
+    let (watch, actions) = watched.map_or((None, None), |(w, a)| (Some(w), Some(a)));
     let change = SubscriptionUpdate { url, watch, actions, enabled: p.enabled, headers, ..Default::default() };
     let sub = update(&s, account, id, change).await?;
     Ok(Json(json!({ "webhook": WebhookView::of(&sub) })).into_response())
 }
 
+/// Delete a webhook; its undelivered events go with it.
+///
+/// Scopes: admin, its key.
+#[utoipa::path(delete, path = "/v1/accounts/{account}/webhooks/{id}", tag = "webhooks",
+    params(params::WebhookPath),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, response = responses::NotFound),
+        (status = 507, response = responses::DiskFull),
+    ),
+    security(("bearer" = [])))]
 pub(crate) async fn delete_webhook(
     State(s): St,
     AccountManager { account }: AccountManager,
@@ -246,6 +399,17 @@ pub(crate) async fn delete_webhook(
     }
 }
 
+/// Make a new signing secret, shown this once; the old one still signs for 24 hours.
+///
+/// Scopes: admin, its key.
+#[utoipa::path(post, path = "/v1/accounts/{account}/webhooks/{id}/rotate-secret", tag = "webhooks",
+    params(params::WebhookPath),
+    responses(
+        (status = 200, description = "The webhook and its new secret", body = WebhookWithSecret),
+        (status = 404, response = responses::NotFound),
+        (status = 507, response = responses::DiskFull),
+    ),
+    security(("bearer" = [])))]
 pub(crate) async fn rotate_secret(
     State(s): St,
     AccountManager { account }: AccountManager,
@@ -259,63 +423,57 @@ pub(crate) async fn rotate_secret(
     Ok(Json(json!({ "webhook": WebhookView::of(&sub), "secret": secret })).into_response())
 }
 
-#[derive(Deserialize)]
-pub(crate) struct DeliveriesParams {
-    before: Option<u64>,
-    per_page: Option<usize>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-pub(crate) async fn deliveries(
-    State(s): St,
-    AccountReader { account }: AccountReader,
-    Path((_, id)): Path<(String, String)>,
-    Query(q): Query<DeliveriesParams>,
-) -> AppResult<Response> {
-    known_webhook(&s, &account, &id)?;
-    let per_page = q.per_page.unwrap_or(100);
-    if per_page == 0 || per_page > 1_000 {
-        return Err(ApiError::BadRequest("per_page: from 1 to 1000".into()));
+    fn body(json: &str) -> WebhookBody {
+        serde_json::from_str(json).unwrap()
     }
-    let store = s.store.clone();
-    let page = blocking(move || Ok(store.delivery_attempts(&account, &id, q.before, per_page)?)).await?;
-    Ok(Json(json!({ "attempts": page.attempts, "next_before": page.next_before })).into_response())
-}
 
-pub(crate) async fn redeliver(
-    State(s): St,
-    AccountManager { account }: AccountManager,
-    Path((_, id, delivery)): Path<(String, String, u64)>,
-) -> AppResult<Response> {
-    let sub = known_webhook(&s, &account, &id)?;
-    if !sub.enabled {
-        return Err(ApiError::BadRequest(format!("webhook {id:?} is disabled: enable it first")));
+    fn folder_sub() -> Subscription {
+        Subscription {
+            id: "wh_0".into(),
+            account: "acme".into(),
+            url: "http://x/".into(),
+            watch: Watch::Folder { folder: "/in".into() },
+            actions: vec![Action::Create],
+            enabled: true,
+            disabled_reason: None,
+            headers: BTreeMap::new(),
+            secrets: vec![],
+            failing_since: None,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
     }
-    let store = s.store.clone();
-    if blocking(move || Ok(store.redeliver(&account, &id, delivery, Utc::now())?)).await? {
-        Ok((StatusCode::ACCEPTED, Json(json!({ "redelivering": delivery }))).into_response())
-    } else {
-        Err(ApiError::NotFound(format!("no delivery {delivery} of this webhook")))
-    }
-}
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ReplayPost {
-    since: String,
-}
-
-pub(crate) async fn replay(
-    State(s): St,
-    AccountManager { account }: AccountManager,
-    Path((_, id)): Path<(String, String)>,
-    JsonBody(p): JsonBody<ReplayPost>,
-) -> AppResult<Response> {
-    let sub = known_webhook(&s, &account, &id)?;
-    let since = parse_time("since", &p.since)?;
-    if !sub.enabled {
-        return Err(ApiError::BadRequest(format!("webhook {id:?} is disabled: enable it first, then replay")));
+    #[test]
+    fn a_body_watches_a_folder_or_alerts_never_both() {
+        let (watch, actions) = body(r#"{"url": "http://x"}"#).watch(None).unwrap().unwrap();
+        assert_eq!(watch, Watch::Folder { folder: "/".into() });
+        assert_eq!(actions, DEFAULT_ACTIONS);
+        let (watch, actions) = body(r#"{"events": ["usage.spike", "usage.threshold_reached", "usage.spike"]}"#)
+            .watch(None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(watch, Watch::Alerts { events: vec![AlertKind::ThresholdReached, AlertKind::Spike] });
+        assert!(actions.is_empty());
+        let both = body(r#"{"events": ["usage.spike"], "folder": "/in"}"#).watch(None).unwrap_err();
+        assert!(both.to_string().contains("no folder or actions"), "{both}");
+        assert!(body(r#"{"events": []}"#).watch(None).is_err());
+        assert!(serde_json::from_str::<WebhookBody>(r#"{"events": ["usage.other"]}"#).is_err());
+        assert!(body(r#"{"events": ["usage.spike"], "folder": null}"#).watch(None).is_ok(), "null is left out");
     }
-    let store = s.store.clone();
-    let n = blocking(move || Ok(store.replay(&account, &id, since, Utc::now())?)).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "replaying": n }))).into_response())
+
+    #[test]
+    fn a_change_keeps_what_it_does_not_name() {
+        let was = folder_sub();
+        assert_eq!(body(r#"{"enabled": false}"#).watch(Some(&was)).unwrap(), None);
+        let (watch, actions) = body(r#"{"actions": ["destroy"]}"#).watch(Some(&was)).unwrap().unwrap();
+        assert_eq!((watch, actions), (Watch::Folder { folder: "/in".into() }, vec![Action::Destroy]));
+        let alerts = Subscription { watch: Watch::Alerts { events: vec![AlertKind::Spike] }, actions: vec![], ..was };
+        let (watch, actions) = body(r#"{"folder": "/out/"}"#).watch(Some(&alerts)).unwrap().unwrap();
+        assert_eq!((watch, actions), (Watch::Folder { folder: "/out".into() }, DEFAULT_ACTIONS.to_vec()));
+    }
 }

@@ -9,7 +9,8 @@
 //! (`StoreOptions::webhook_retention`, 30 days by default): changes the
 //! change processor has passed, outbox rows that are no longer pending
 //! (delivered, failed, or held for a disabled subscription), and attempts.
-//! Replay reaches back that far.
+//! Replay reaches back that far. Alerts of periods that ended before the
+//! calls' retention go too (`alerts.rs`).
 //!
 //! Which blocks go is decided from keys alone: a block keyed (account,
 //! earliest time, seq) starting more than the account's widest block span
@@ -52,6 +53,13 @@ impl Sweeps {
                 Ok(0) => {}
                 Ok(blocks) => tracing::info!(blocks, %cutoff, "expired call blocks older than the retention"),
                 Err(e) => tracing::warn!(error = %e, "expiring old call blocks failed; trying again next hour"),
+            }
+            // An alert's "fired" mark must outlive every evaluation of its period: kept as long as calls are.
+            let cutoff = chrono::Utc::now() - retention;
+            match super::alerts::expire(&engine, cutoff) {
+                Ok(0) => {}
+                Ok(alerts) => tracing::info!(alerts, %cutoff, "expired alerts of periods older than the retention"),
+                Err(e) => tracing::warn!(error = %e, "expiring old alerts failed; trying again next hour"),
             }
             let cutoff = chrono::Utc::now() - webhook_retention;
             match expire_webhook_records(&engine, &shared, cutoff) {

@@ -18,6 +18,7 @@
 //! | `outbox`     | subscription, delivery id             | JSON `Delivery`               |
 //! | `outbox_due` | next attempt time, outbox key         | empty: pending rows by due    |
 //! | `attempts`   | subscription, attempt id              | JSON `Attempt`                |
+//! | `alerts`     | account, alert id / fired key         | JSON `Alert` / its id         |
 //!
 //! All writes but the kept audits go through one writer thread
 //! (`writer.rs`, entered through `requests.rs`), which batches concurrent requests into one engine commit;
@@ -42,7 +43,13 @@
 //! (`processor.rs`) turns durable changes into outbox rows, classifying them
 //! with the path index (`paths.rs`); the delivery engine (crate
 //! `callmeter-webhooks`) claims and completes them (`outbox.rs`).
+//!
+//! Usage alerts: the syncer marks the accounts whose usage changed
+//! (`usage_signal.rs`) for the server's alert evaluator, which fires the
+//! alerts it finds due through `alerts.rs`: each once, with its outbox rows,
+//! in one synced batch.
 
+mod alerts;
 mod audits;
 mod backup;
 mod changelog;
@@ -58,10 +65,12 @@ mod subscriptions;
 mod syncer;
 mod undo;
 mod upgrade;
+mod usage_signal;
 mod webhook_store;
 mod writer;
 
 use crate::aggregate::{self, BreakdownRow, Counters, TotalRow, TotalsDims};
+use crate::alert_records::{Alert, AlertPage};
 use crate::keys;
 use crate::options::StoreOptions;
 use crate::records::{AccountRecord, Adjustment, CallFilter, CallPage, Position, TokenRecord};
@@ -107,6 +116,7 @@ pub(crate) struct Engine {
     pub outbox: Keyspace,
     pub outbox_due: Keyspace,
     pub attempts: Keyspace,
+    pub alerts: Keyspace,
 }
 
 /// Call blocks at least this big are kept in blob files (most are: a block
@@ -114,7 +124,7 @@ pub(crate) struct Engine {
 const BLOB_THRESHOLD_BYTES: u32 = 512;
 
 /// The keyspaces, by name (the names undo records use).
-pub(crate) const KEYSPACE_NAMES: [&str; 16] = [
+pub(crate) const KEYSPACE_NAMES: [&str; 17] = [
     "meta",
     "dedup",
     "blocks",
@@ -131,6 +141,7 @@ pub(crate) const KEYSPACE_NAMES: [&str; 16] = [
     "outbox",
     "outbox_due",
     "attempts",
+    "alerts",
 ];
 
 impl Engine {
@@ -180,11 +191,12 @@ impl Engine {
             outbox: ks("outbox")?,
             outbox_due: ks("outbox_due")?,
             attempts: ks("attempts")?,
+            alerts: ks("alerts")?,
             db,
         })
     }
 
-    pub(crate) fn all(&self) -> [(&'static str, &Keyspace); 16] {
+    pub(crate) fn all(&self) -> [(&'static str, &Keyspace); 17] {
         KEYSPACE_NAMES.map(|name| (name, self.keyspace(name)))
     }
 
@@ -207,6 +219,7 @@ impl Engine {
             "outbox" => &self.outbox,
             "outbox_due" => &self.outbox_due,
             "attempts" => &self.attempts,
+            "alerts" => &self.alerts,
             other => unreachable!("no keyspace {other:?}"),
         }
     }
@@ -241,6 +254,8 @@ pub(crate) struct Shared {
     pub changes: changelog::ChangeSignal,
     /// The outbox's lock, claims and wake-up (`outbox.rs`).
     pub outbox: outbox::OutboxState,
+    /// Accounts whose usage changed, for the alert evaluator (`usage_signal.rs`).
+    pub usage: usage_signal::UsageSignal,
 }
 
 /// The block log replayed when the store opened (0 after a clean stop).
@@ -289,7 +304,10 @@ impl EmbeddedStore {
             subscriptions: RwLock::new(subscriptions::load(&engine)?),
             changes: changelog::ChangeSignal::default(),
             outbox: outbox::OutboxState::open(&engine)?,
+            usage: usage_signal::UsageSignal::default(),
         });
+        // The alert evaluator's first look covers every account (`usage_signal.rs`).
+        shared.usage.mark(shared.accounts.read().keys().map(String::as_str));
         let min_free_bytes = options.min_free_bytes;
         let retention = (options.retention, options.webhook_retention);
         let min_free = options.min_free_bytes;
@@ -549,6 +567,18 @@ impl Store for EmbeddedStore {
 
     fn replay(&self, account: &str, id: &str, since: DateTime<Utc>, now: DateTime<Utc>) -> Result<u64, StoreError> {
         self.replay_since(account, id, since, now)
+    }
+
+    fn accounts_with_new_usage(&self, wait: std::time::Duration) -> Vec<String> {
+        self.shared.usage.take(wait)
+    }
+
+    fn fire_alerts(&self, alerts: Vec<Alert>) -> Result<Vec<Alert>, StoreError> {
+        alerts::fire(&self.engine, &self.shared, &self.path, self.min_free_bytes, alerts)
+    }
+
+    fn alerts(&self, account: &str, before: Option<u64>, limit: usize) -> Result<AlertPage, StoreError> {
+        alerts::page(&self.engine, account, before, limit)
     }
 }
 

@@ -13,7 +13,8 @@
 //! for replay. The row and its index entry change in one batch.
 //!
 //! Rows are made by the change processor (`processor.rs`), in the batch that
-//! moves its cursor. A claim marks rows as taken in memory only: this store
+//! moves its cursor, and by the alerts fired (`alerts.rs`), in the batch
+//! that marks them fired. A claim marks rows as taken in memory only: this store
 //! has one process, and after a crash every pending row is due again, which
 //! is the at-least-once the webhooks promise (a PostgreSQL store claims with
 //! `FOR UPDATE SKIP LOCKED` and a lease). One lock orders claims, completions,
@@ -24,7 +25,7 @@ use super::{changelog, Engine, Shared};
 use crate::failpoint;
 use crate::keys;
 use crate::webhook_records::{
-    Attempt, AttemptPage, ClaimedDelivery, Delivery, DeliveryState, NextStep, OutboxEvent, Subscription,
+    Attempt, AttemptPage, ClaimedDelivery, DeliveredEvent, Delivery, DeliveryState, NextStep, OutboxEvent, Subscription,
 };
 use crate::StoreError;
 use chrono::{DateTime, Utc};
@@ -145,16 +146,21 @@ pub(crate) fn claim(
             cleanup.remove(&engine.outbox, key.to_vec());
             continue;
         };
-        let OutboxEvent::Change { seq, .. } = d.event;
-        let change = match engine.changes.get(changelog::key(seq))? {
-            Some(v) => changelog::decode(seq, &v)?,
-            None => {
-                // Expired before it could be sent (a retention shorter than the schedule).
-                cleanup.remove(&engine.outbox_due, due.to_vec());
-                d.state = DeliveryState::Failed;
-                cleanup.insert(&engine.outbox, key.to_vec(), to_json(&d));
-                continue;
-            }
+        let event = match d.event {
+            OutboxEvent::Change { seq, action } => engine
+                .changes
+                .get(changelog::key(seq))?
+                .map(|v| changelog::decode(seq, &v))
+                .transpose()?
+                .map(|c| DeliveredEvent::Change(c, action)),
+            OutboxEvent::Alert { id } => super::alerts::get(engine, &d.account, id)?.map(DeliveredEvent::Alert),
+        };
+        let Some(event) = event else {
+            // Expired before it could be sent (a retention shorter than the schedule).
+            cleanup.remove(&engine.outbox_due, due.to_vec());
+            d.state = DeliveryState::Failed;
+            cleanup.insert(&engine.outbox, key.to_vec(), to_json(&d));
+            continue;
         };
         if !subscription.enabled {
             cleanup.remove(&engine.outbox_due, due.to_vec());
@@ -163,7 +169,7 @@ pub(crate) fn claim(
             continue;
         }
         locked.claimed.insert(key.to_vec());
-        out.push(ClaimedDelivery { delivery: d, subscription, change });
+        out.push(ClaimedDelivery { delivery: d, subscription, event });
     }
     if !cleanup.is_empty() {
         cleanup.commit()?;

@@ -79,6 +79,8 @@ pub(crate) struct Committed {
     pub end_change_seq: u64,
     /// Webhook subscriptions the commit wrote (`None`: deleted), to publish.
     pub subscriptions: super::subscriptions::Staged,
+    /// Accounts with an adjustment in the commit.
+    pub adjusted: Vec<String>,
     /// How to take the commit back if its sync fails.
     pub undo: Vec<UndoEntry>,
     /// The answers to its requests, in order.
@@ -179,7 +181,9 @@ impl Syncer {
         }
     }
 
-    /// A durable commit: its calls count, its accounts show, its requests are answered.
+    /// A durable commit: its calls count, its accounts show, its requests
+    /// are answered, and the accounts whose usage it changed are marked for
+    /// the alert evaluator.
     fn publish(&mut self, c: Committed) {
         for (account, calls) in &c.calls {
             debug_assert!(calls.windows(2).all(|w| w[0].time_ns <= w[1].time_ns), "calls of a commit are sorted");
@@ -187,6 +191,7 @@ impl Syncer {
             let views = calls.iter().map(|call| call.view(&c.requests));
             self.counter.count_sorted(&mut pending.current, account, views, c.at, self.late_calls);
         }
+        let written: Vec<String> = c.accounts.iter().map(|a| a.name.clone()).collect();
         if !c.accounts.is_empty() {
             let mut shared = self.shared.accounts.write();
             for rec in c.accounts {
@@ -202,6 +207,10 @@ impl Syncer {
                 };
             }
         }
+        // Marked once the calls count and the records show: the evaluator reads both.
+        let changed =
+            c.calls.iter().map(|(a, _)| a.as_str()).chain(c.adjusted.iter().chain(&written).map(String::as_str));
+        self.shared.usage.mark(changed);
         // Its blocks show in the request log from now on, and its changes go to the change processor.
         self.shared.visible_below_seq.store(c.end_seq, Ordering::Release);
         self.shared.changes.publish(c.end_change_seq);

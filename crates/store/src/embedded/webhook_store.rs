@@ -126,8 +126,16 @@ mod tests {
         rows.iter()
             .map(|d| match d.event {
                 OutboxEvent::Change { action, .. } => action,
+                OutboxEvent::Alert { .. } => panic!("no alerts here"),
             })
             .collect()
+    }
+
+    fn change(claimed: &crate::ClaimedDelivery) -> &crate::Change {
+        match &claimed.event {
+            crate::DeliveredEvent::Change(change, _) => change,
+            crate::DeliveredEvent::Alert(_) => panic!("no alerts here"),
+        }
     }
 
     /// The change stream of DESIGN §7, from ingest to the outbox: create then
@@ -167,8 +175,8 @@ mod tests {
         let claimed = store.claim_deliveries(Utc::now(), 100).unwrap();
         assert_eq!(claimed.len(), 8);
         assert!(store.claim_deliveries(Utc::now(), 100).unwrap().is_empty(), "claimed rows are not claimed twice");
-        let moved = claimed.iter().find(|c| c.change.call_id == "6" && c.subscription.id == "wh_in").unwrap();
-        assert_eq!(moved.change.destination.as_deref(), Some("/in/c.csv"));
+        let moved = claimed.iter().find(|c| change(c).call_id == "6" && c.subscription.id == "wh_in").unwrap();
+        assert_eq!(change(moved).destination.as_deref(), Some("/in/c.csv"));
         for (i, c) in claimed.iter().enumerate() {
             let attempt = Attempt {
                 id: 0,
@@ -219,7 +227,7 @@ mod tests {
         let since = in_rows[5].created_at;
         assert_eq!(store.replay("acme", "wh_in", since, Utc::now()).unwrap(), 2);
         let replayed = store.claim_deliveries(Utc::now(), 100).unwrap();
-        let ids: Vec<&str> = replayed.iter().map(|c| c.change.call_id.as_str()).collect();
+        let ids: Vec<&str> = replayed.iter().map(|c| change(c).call_id.as_str()).collect();
         assert_eq!(ids, ["10", "11"]);
         assert!(store.delete_subscription("acme", "wh_in").unwrap());
         assert!(!store.delete_subscription("acme", "wh_in").unwrap());

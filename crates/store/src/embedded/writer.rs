@@ -162,6 +162,8 @@ struct Commit {
     completions: Vec<Completion>,
     /// Subscription records written, to publish once durable.
     subscriptions: Staged,
+    /// Accounts with an adjustment in the commit (their usage changed).
+    adjusted: Vec<String>,
 }
 
 /// One account's part of a commit.
@@ -214,6 +216,7 @@ impl Writer {
             undo: Vec::new(),
             completions: Vec::with_capacity(commands.len()),
             subscriptions: Vec::new(),
+            adjusted: Vec::new(),
         };
         let seq_before = self.next_seq;
         let change_seq_before = self.changes.next_seq;
@@ -290,6 +293,7 @@ impl Writer {
                     let key = keys::adjustment_key(&adjustment.account, codec::time_ns(adjustment.period_start), seq);
                     c.batch.insert(&self.engine.adjustments, key.as_slice(), to_json(&adjustment));
                     c.undo.push(UndoEntry::created("adjustments", key));
+                    c.adjusted.push(adjustment.account.clone());
                     c.completions.push(complete_with(reply, ()));
                 }
                 Command::PutToken { token, reply } => {
@@ -371,6 +375,7 @@ impl Writer {
                     created_at: c.now,
                     max_block_span_ns: 0,
                     list_page_size: None,
+                    alert_thresholds: None,
                 };
                 self.put_account(c, &rec);
                 tracing::info!(account = %e.account, plan = %self.options.default_plan, "account created");
@@ -393,6 +398,9 @@ impl Writer {
             Some(mut rec) => {
                 rec.schedule.schedule_change(c.now, change.plan, change.timezone, change.anchor, &self.options.plans);
                 rec.list_page_size = change.list_page_size.or(rec.list_page_size);
+                if let Some(thresholds) = change.alert_thresholds {
+                    rec.alert_thresholds = (!thresholds.is_empty()).then_some(thresholds);
+                }
                 rec
             }
             None => {
@@ -405,6 +413,7 @@ impl Writer {
                     created_at: c.now,
                     max_block_span_ns: 0,
                     list_page_size: change.list_page_size,
+                    alert_thresholds: change.alert_thresholds.filter(|t| !t.is_empty()),
                 }
             }
         };
@@ -562,6 +571,7 @@ impl Writer {
             end_seq: self.next_seq,
             end_change_seq: self.changes.next_seq,
             subscriptions: std::mem::take(&mut c.subscriptions),
+            adjusted: std::mem::take(&mut c.adjusted),
             undo: std::mem::take(&mut c.undo),
             completions: std::mem::take(&mut c.completions),
         })
