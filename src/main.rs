@@ -31,6 +31,8 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+// Parsed once at start: `serve`'s many settings make its variant the largest, which costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Run the server: ingest API, usage, request log, accounts and tokens, on the embedded store.
     Serve {

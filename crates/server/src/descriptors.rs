@@ -84,6 +84,8 @@ fn raise_soft_limit() -> (u64, u64) {
     (soft, hard)
 }
 
+// `rlim_t` is u64 on Linux, not on every platform libc serves.
+#[allow(clippy::unnecessary_cast)]
 fn as_u64(v: libc::rlim_t) -> u64 {
     if v == libc::RLIM_INFINITY {
         u64::MAX

@@ -7,10 +7,13 @@
 //! issue 12). The names a route takes are those its OpenAPI operation lists
 //! (`openapi/`, generated from the same structs the handlers read), so the
 //! check and the description cannot disagree. Routes not described (the
-//! dashboard's pages, the webhooks until they are) are left to their handlers.
+//! dashboard's pages, merged beside this router) are left to their handlers.
 //!
-//! The route's guard comes first: a request without a valid token to a route
-//! that needs one passes on, to be answered 401 as if its query were right.
+//! The token comes first: a request without a valid token to a route that
+//! needs one passes on, to be answered 401 as if its query were right. The
+//! scope does not: a valid token whose scope cannot use the route is told of
+//! the unknown parameter (400) before the guard's 403, which tells it nothing
+//! the public description does not.
 
 use crate::api::AppState;
 use crate::error::ApiError;
