@@ -32,7 +32,8 @@ use std::collections::BTreeMap;
 const MAX_SUBSCRIPTIONS: usize = 100;
 
 /// The actions of a folder subscription that names none: every change but reads.
-const DEFAULT_ACTIONS: [Action; 5] = [Action::Create, Action::Update, Action::Destroy, Action::Move, Action::Copy];
+pub(crate) const DEFAULT_ACTIONS: [Action; 5] =
+    [Action::Create, Action::Update, Action::Destroy, Action::Move, Action::Copy];
 
 /// How long a rotated secret still signs.
 fn rotation_overlap() -> chrono::Duration {
