@@ -267,9 +267,10 @@ pub async fn replay(
         let refused = Err(ApiError::BadRequest(format!("since: {given:?} is not a date and time")));
         return settle(&d, &view, refused, &to);
     };
-    let outcome = replay_since(&d.app, account, id, since)
-        .await
-        .map(|n| done(format!("{n} events since {} are being sent again.", format::minute(since, view.tz))));
+    let outcome = replay_since(&d.app, account, id, since).await.map(|n| {
+        let events = if n == 1 { "1 event".to_owned() } else { format!("{n} events") };
+        done(format!("Sending again {events} that arrived since {}.", format::minute(since, view.tz)))
+    });
     settle(&d, &view, outcome, &to)
 }
 
