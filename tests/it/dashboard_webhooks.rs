@@ -47,6 +47,14 @@ fn shown_secret(b: &mut Browser) -> Option<String> {
     b.eval("document.getElementById('new-secret')?.value ?? null").as_str().map(str::to_owned)
 }
 
+/// At phone width the page does not scroll sideways (wide tables scroll inside their box).
+fn fits_a_phone(b: &mut Browser, page: &str) {
+    b.viewport(390, 844, true);
+    let width = b.eval("document.documentElement.scrollWidth").as_u64().unwrap();
+    b.viewport(1280, 800, false);
+    assert!(width <= 390, "{page} is {width} px wide on a 390 px phone");
+}
+
 #[test]
 fn webhooks_and_alerts_are_managed_from_the_dashboard() {
     let dir = tempfile::tempdir().unwrap();
@@ -100,6 +108,7 @@ fn webhooks_and_alerts_are_managed_from_the_dashboard() {
     assert!(listed[0][2].contains("/inbox") && listed[0][3].contains("Enabled"), "{listed:?}");
     assert_clean(&mut b, "webhooks");
     shoot(&mut b, "webhooks");
+    fits_a_phone(&mut b, "webhooks");
     b.open(&format!("{base}/accounts/acme/webhooks"));
     assert_eq!(shown_secret(&mut b), None, "a secret is shown once only");
 
@@ -125,6 +134,7 @@ fn webhooks_and_alerts_are_managed_from_the_dashboard() {
     assert_eq!((log[0][2].as_str(), log[0][3].as_str()), ("delivered", "200"), "status and response code");
     assert_clean(&mut b, "a webhook");
     shoot(&mut b, "webhook");
+    fits_a_phone(&mut b, "a webhook");
 
     // Redeliver: sent again with the same webhook-id; the log shows both attempts.
     b.navigate_by("document.querySelector('#deliveries form button').click()");
@@ -200,6 +210,7 @@ fn webhooks_and_alerts_are_managed_from_the_dashboard() {
     assert!(shown.iter().any(|r| r[1].contains("Threshold reached")));
     assert_clean(&mut b, "alerts");
     shoot(&mut b, "alerts");
+    fits_a_phone(&mut b, "alerts");
 
     // Forms without this session's token are refused, and change nothing.
     for path in [

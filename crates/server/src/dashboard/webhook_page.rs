@@ -209,7 +209,7 @@ fn redeliver_form(csrf: &str, sub: &Subscription, a: &Attempt, href: &str) -> Ma
     html! {
         form method="post" action=(format!("{href}/deliveries/{}/redeliver", a.delivery)) {
             input type="hidden" name="csrf" value=(csrf);
-            button type="submit" class="secondary" disabled[!sub.enabled] aria-label=(format!("Send delivery {} again", a.delivery)) { "Redeliver" }
+            button type="submit" class="secondary" disabled[!sub.enabled] { "Redeliver" span class="sr-only" { " delivery " (a.delivery) } }
         }
     }
 }
