@@ -17,7 +17,9 @@
 //!    account key and loads each page three times: the median LCP
 //!    (targets: under 300 ms) and the bytes it took on the wire, page and
 //!    assets (target: under 150 KB compressed). The operator's list is
-//!    loaded signed in with the admin token.
+//!    loaded signed in with the admin token. For the webhooks pages the
+//!    account has a webhook on `/` (to a loopback port nothing listens on, so
+//!    that its delivery log holds failed attempts) and a few uploads for it.
 //! 4. Over plain HTTP with the session's cookie: the request log's page
 //!    newest first at depths from the newest call to the oldest, unfiltered
 //!    and with filters the aggregates count and cannot count (target: under
@@ -132,7 +134,8 @@ impl Drop for Server {
 
 fn serve(callmeter: &str, data: &Path, dir: &Path) -> Server {
     let config = dir.join("bench.toml");
-    std::fs::write(&config, "[audit]\ndaily = true\nrun_at_hour = 0\n").unwrap();
+    std::fs::write(&config, "[audit]\ndaily = true\nrun_at_hour = 0\n[webhooks]\nallow_private_targets = true\n")
+        .unwrap();
     let mut child = Command::new(callmeter)
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(&config)
@@ -152,6 +155,48 @@ fn serve(callmeter: &str, data: &Path, dir: &Path) -> Server {
     };
     std::thread::spawn(move || for _ in lines {});
     Server { child, base }
+}
+
+/// The account's webhook (made on the first run; the data folder keeps it),
+/// and five uploads for it, whose deliveries fail: its id.
+fn webhook_with_deliveries(http: &reqwest::blocking::Client, base: &str) -> String {
+    let url = format!("{base}/v1/accounts/bench/webhooks");
+    let listed: Value = http.get(&url).bearer_auth(ADMIN).send().unwrap().json().unwrap();
+    let id = match listed["webhooks"][0]["id"].as_str() {
+        Some(id) => id.to_owned(),
+        None => {
+            let body = json!({"url": "http://127.0.0.1:9/hook", "folder": "/"});
+            let made: Value = http.post(&url).bearer_auth(ADMIN).json(&body).send().unwrap().json().unwrap();
+            made["webhook"]["id"].as_str().expect("a webhook").to_owned()
+        }
+    };
+    let run = chrono::Utc::now().timestamp_millis();
+    let uploads: String = (0..5)
+        .map(|i| {
+            let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            format!(
+                "{{\"id\":\"bench-upload-{run}-{i}\",\"account\":\"bench\",\"time\":\"{time}\",\"interface\":\"rest\",\"operation\":\"write\",\"path\":\"/bench-in/{run}-{i}.csv\",\"status\":201}}\n"
+            )
+        })
+        .collect();
+    let posted = http
+        .post(format!("{base}/v1/events"))
+        .bearer_auth(ADMIN)
+        .header("content-type", "application/x-ndjson")
+        .body(uploads)
+        .send()
+        .unwrap();
+    assert_eq!(posted.status(), 200, "the uploads");
+    // Their first attempts fail at once (nothing listens): wait for them to be in the log.
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        let log: Value = http.get(format!("{url}/{id}/deliveries")).bearer_auth(ADMIN).send().unwrap().json().unwrap();
+        if log["attempts"].as_array().is_some_and(|a| a.len() >= 5) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    id
 }
 
 /// Signs in over plain HTTP through the form; the session's cookie header.
@@ -262,6 +307,10 @@ fn main() {
     if let Some(c) = first_call.as_str().filter(|c| !c.is_empty()) {
         pages.push(("a call's detail".to_owned(), format!("{base}/accounts/bench/calls/{c}")));
     }
+    let hook = webhook_with_deliveries(&http, &base);
+    pages.push(("webhooks".to_owned(), format!("{base}/accounts/bench/webhooks")));
+    pages.push(("a webhook and its delivery log".to_owned(), format!("{base}/accounts/bench/webhooks/{hook}")));
+    pages.push(("alerts".to_owned(), format!("{base}/accounts/bench/alerts")));
     println!("\n| page | LCP (median of 3) | on the wire | |");
     println!("|---|---|---|---|");
     let report = |b: &mut browser::Browser, name: &str, url: &str| {

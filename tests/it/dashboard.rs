@@ -16,7 +16,7 @@ use std::path::PathBuf;
 /// Seeds two accounts: `acme` with a poller, a person, an uploader and some
 /// errors over the last 150 minutes (oldest first, so the account's first
 /// period holds them all), and `globex` with a few calls.
-fn seed(server: &Server) -> usize {
+pub(crate) fn seed(server: &Server) -> usize {
     let mut lines = Vec::new();
     for i in (0..150).rev() {
         let extra = r#","operation":"list","method":"GET","path":"/inbox/","api_key":"key_poll","status":200,"result_count":12,"client_ip":"203.0.113.9""#;
@@ -46,13 +46,13 @@ fn seed(server: &Server) -> usize {
     acme.len()
 }
 
-fn token(server: &Server, body: Value) -> (String, String) {
+pub(crate) fn token(server: &Server, body: Value) -> (String, String) {
     let (s, v) = server.send(server.http.post(server.url("/v1/tokens")).bearer_auth(ADMIN).json(&body));
     assert_eq!(s, 201, "{v}");
     (v["secret"].as_str().unwrap().to_owned(), v["token"]["id"].as_str().unwrap().to_owned())
 }
 
-fn account_key(server: &Server, account: &str) -> (String, String) {
+pub(crate) fn account_key(server: &Server, account: &str) -> (String, String) {
     let (s, v) = server.send(server.http.post(server.url(&format!("/v1/accounts/{account}/keys"))).bearer_auth(ADMIN));
     assert_eq!(s, 201, "{v}");
     (v["secret"].as_str().unwrap().to_owned(), v["token"]["id"].as_str().unwrap().to_owned())
@@ -65,7 +65,7 @@ fn screenshots() -> PathBuf {
 }
 
 /// Screenshots of the page at desktop and phone widths, then back to desktop.
-fn shoot(b: &mut Browser, name: &str) {
+pub(crate) fn shoot(b: &mut Browser, name: &str) {
     let dir = screenshots();
     b.screenshot(&dir.join(format!("{name}-desktop.png")));
     b.viewport(390, 844, true);
@@ -74,13 +74,13 @@ fn shoot(b: &mut Browser, name: &str) {
 }
 
 /// Fails on any console message, exception, refused resource or failed request since the last look.
-fn assert_clean(b: &mut Browser, page: &str) {
+pub(crate) fn assert_clean(b: &mut Browser, page: &str) {
     let problems: Vec<String> = b.take_problems().into_iter().map(|p| format!("{} (on {})", p.what, p.url)).collect();
     assert!(problems.is_empty(), "{page}: {problems:#?}");
 }
 
 /// Signs in through the form.
-fn sign_in(b: &mut Browser, base: &str, secret: &str) {
+pub(crate) fn sign_in(b: &mut Browser, base: &str, secret: &str) {
     b.open(&format!("{base}/sign-in"));
     b.navigate_by(&format!(
         "document.getElementById('token').value = {}; document.querySelector('form').submit()",
@@ -89,7 +89,7 @@ fn sign_in(b: &mut Browser, base: &str, secret: &str) {
 }
 
 /// The status of a same-origin request from the page (its cookies included).
-fn status_of(b: &mut Browser, method: &str, path: &str, form: &str) -> u64 {
+pub(crate) fn status_of(b: &mut Browser, method: &str, path: &str, form: &str) -> u64 {
     let script = format!(
         "fetch({}, {{method: {}, redirect: 'manual', body: {}}}).then(r => r.status)",
         json!(path),
@@ -99,7 +99,7 @@ fn status_of(b: &mut Browser, method: &str, path: &str, form: &str) -> u64 {
     b.eval(&script).as_u64().unwrap_or(0)
 }
 
-fn rows(b: &mut Browser, selector: &str) -> Vec<Vec<String>> {
+pub(crate) fn rows(b: &mut Browser, selector: &str) -> Vec<Vec<String>> {
     let script = format!(
         "[...document.querySelectorAll({})].map(tr => [...tr.children].map(td => td.innerText.trim()))",
         json!(selector)

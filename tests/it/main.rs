@@ -15,6 +15,7 @@ mod closed_period;
 mod cloudevents_sdk;
 mod crash;
 mod dashboard;
+mod dashboard_webhooks;
 mod disk_full;
 mod faults;
 mod file_modes;

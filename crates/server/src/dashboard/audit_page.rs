@@ -10,10 +10,11 @@
 //! page shows yesterday's kept audit when there is one (it opens at once
 //! however many calls the account has), else the period so far.
 //!
-//! Each finding has a row of actions. Today it links to the finding's calls
-//! in the request log; the webhooks change adds, for polling, the button
-//! that subscribes the webhook the recommendation names (see
-//! [`finding_actions`]).
+//! Each finding has a row of actions: a link to the finding's calls in the
+//! request log and, for polling, a form that creates the webhook the
+//! recommendation names (the finding's `webhook`: folder and actions), asking
+//! only for the receiver's URL, then lands on the webhooks page showing it
+//! (see [`finding_actions`]).
 
 use super::charts::{self, Series};
 use super::format::{self, count};
@@ -191,7 +192,7 @@ fn body(
                 p class="empty" { "No polling, listing after uploads or repeated requests in this range." }
             }
             @for (i, f) in r.findings.iter().take(FINDINGS_IN_FULL).enumerate() {
-                (finding(i, f, &r.timeline, account))
+                (finding(i, f, &r.timeline, account, manager_csrf(view)))
             }
             @if r.findings.len() > FINDINGS_IN_FULL {
                 (other_findings(&r.findings[FINDINGS_IN_FULL..]))
@@ -271,7 +272,12 @@ fn timeline_chart(t: &Timeline, tz: Tz) -> Markup {
     }
 }
 
-fn finding(i: usize, f: &Finding, timeline: &Timeline, account: &str) -> Markup {
+/// The session's CSRF token when the viewer may create webhooks (its key, the admin; not support).
+fn manager_csrf(view: &AccountView) -> Option<&str> {
+    view.viewer.caller.may_manage(&view.account.name).then_some(view.viewer.csrf.as_str())
+}
+
+fn finding(i: usize, f: &Finding, timeline: &Timeline, account: &str, csrf: Option<&str>) -> Markup {
     let source = f.source.key.to_string();
     let series = timeline.sources.iter().find(|s| s.source == source);
     let id = format!("finding-{}", i + 1);
@@ -300,15 +306,16 @@ fn finding(i: usize, f: &Finding, timeline: &Timeline, account: &str) -> Markup 
                     }
                 }
             }
-            (finding_actions(f, account))
+            (finding_actions(&id, f, account, csrf))
         }
     }
 }
 
-/// A finding's actions: its calls in the request log. The webhooks change
-/// adds here, for a polling finding, the button that subscribes the webhook
-/// on `f.path` that the recommendation names.
-fn finding_actions(f: &Finding, account: &str) -> Markup {
+/// A finding's actions: its calls in the request log and, for polling, the
+/// form that creates the webhook on the finding's folder (an audit kept
+/// before findings named their webhook offers the webhooks page instead).
+/// Support, who changes nothing, is told who can create it.
+fn finding_actions(id: &str, f: &Finding, account: &str, csrf: Option<&str>) -> Markup {
     let mut filter: Vec<(&str, &str)> = vec![("path_prefix", f.path.as_str())];
     match &f.source.key {
         SourceKey::ApiKey { api_key } => filter.push(("api_key", api_key)),
@@ -319,9 +326,33 @@ fn finding_actions(f: &Finding, account: &str) -> Markup {
     if let Some(op) = f.operation {
         filter.push(("operation", op.as_str()));
     }
+    let webhooks = format!("/accounts/{}/webhooks", urlencode(account));
+    let proposed = match &f.details {
+        FindingDetails::Polling { webhook, .. } => Some(webhook.as_ref()),
+        _ => None,
+    };
     html! {
         div class="finding-actions" data-finding-kind=(f.kind().as_str()) {
             a href=(format!("/accounts/{}/calls{}", urlencode(account), query(&filter))) { "See these calls in the request log" }
+        }
+        @match (proposed, csrf) {
+            (Some(Some(w)), Some(csrf)) => {
+                form method="post" action=(webhooks) class="webhook-from-finding" aria-label=(format!("Create the webhook on {}", w.folder)) {
+                    input type="hidden" name="csrf" value=(csrf);
+                    input type="hidden" name="from" value="audit";
+                    input type="hidden" name="watch" value="folder";
+                    input type="hidden" name="folder" value=(w.folder);
+                    @for a in &w.actions { input type="hidden" name="actions" value=(a.as_str()); }
+                    div class="field" {
+                        label for=(format!("{id}-url")) { "Your receiver's URL for a webhook on " code { (w.folder) } " (" (w.actions.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", ")) ")" }
+                        input type="url" id=(format!("{id}-url")) name="url" required placeholder="https://example.com/hooks/callmeter";
+                    }
+                    button type="submit" { "Create the webhook" }
+                }
+            },
+            (Some(Some(w)), None) => p class="muted" { "A webhook on " code { (w.folder) } " would replace this polling: the account's key or the operator can create it." },
+            (Some(None), Some(_)) => p { a href=(format!("{webhooks}{}#new-webhook", query(&[("folder", &f.path)]))) { "Create a webhook for this folder" } },
+            _ => {},
         }
     }
 }

@@ -1,10 +1,9 @@
 //! The frame around every page: head, skip link, navigation, who is signed
 //! in and the sign-out form, and the main landmark that the page fills.
 //!
-//! The navigation lists the account's sections. "Webhooks and alerts" is
-//! listed already, not linked: it is the place the webhooks change fills
-//! (its pages and the audit's "create webhook" button), so that the
-//! navigation does not move when it lands.
+//! The navigation lists the account's sections: usage, the request log, the
+//! audit, and webhooks and alerts (whose two pages have their own
+//! sub-navigation); the operator and support also get every account.
 
 use super::assets;
 use super::viewer::Viewer;
@@ -19,7 +18,7 @@ pub enum Section {
     Calls,
     /// The audit's findings.
     Audit,
-    /// Webhooks and alerts: listed, not yet served (see the module doc).
+    /// Webhooks and alerts.
     Webhooks,
     /// Every account (operator view).
     Accounts,
@@ -39,15 +38,16 @@ impl Section {
         }
     }
 
-    /// The page of this section for an account; `None` for a section not served yet.
+    /// The page of this section for an account; `None` for no page.
     fn href(self, account: &str) -> Option<String> {
         let account = urlencode(account);
         match self {
             Section::Usage => Some(format!("/accounts/{account}/usage")),
             Section::Calls => Some(format!("/accounts/{account}/calls")),
             Section::Audit => Some(format!("/accounts/{account}/audit")),
+            Section::Webhooks => Some(format!("/accounts/{account}/webhooks")),
             Section::Accounts => Some("/accounts".into()),
-            Section::Webhooks | Section::None => None,
+            Section::None => None,
         }
     }
 }
@@ -118,12 +118,8 @@ fn navigation(viewer: &Viewer, account: Option<&str>, current: Section) -> Marku
 fn nav_item(section: Section, account: &str, current: Section) -> Markup {
     html! {
         li {
-            @match section.href(account) {
-                Some(href) if section == current => a href=(href) aria-current="page" { (section.label()) },
-                Some(href) => a href=(href) { (section.label()) },
-                None => span class="soon" title="Arrives with the webhooks API" {
-                    (section.label()) " " small { "(soon)" }
-                },
+            @if let Some(href) = section.href(account) {
+                a href=(href) aria-current=[(section == current).then_some("page")] { (section.label()) }
             }
         }
     }
@@ -166,13 +162,13 @@ mod tests {
     }
 
     #[test]
-    fn the_webhooks_section_is_listed_but_not_linked_yet() {
-        assert_eq!(Section::Webhooks.href("acme"), None);
+    fn every_section_is_linked_and_the_current_one_marked() {
+        assert_eq!(Section::Webhooks.href("acme").as_deref(), Some("/accounts/acme/webhooks"));
         assert_eq!(Section::Calls.href("acme").as_deref(), Some("/accounts/acme/calls"));
         let viewer = Viewer { caller: crate::auth::Caller::Support, session_id: "s".into(), csrf: "c".into() };
         let nav = navigation(&viewer, Some("acme"), Section::Usage).into_string();
         assert!(nav.contains("href=\"/accounts\""), "support sees every account: {nav}");
         assert!(nav.contains("aria-current=\"page\""));
-        assert!(nav.contains("Webhooks and alerts"));
+        assert!(nav.contains("href=\"/accounts/acme/webhooks\">Webhooks and alerts"), "{nav}");
     }
 }

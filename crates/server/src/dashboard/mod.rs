@@ -18,18 +18,24 @@
 //! - `session.rs`: sessions in memory, cookies, CSRF tokens.
 //! - `viewer.rs`: who is looking (the extractors every page takes first), with the API's scope checks.
 //! - `sign_in.rs`: sign-in, sign-out, and the front door `/`.
-//! - `layout.rs`: the frame of every page and its navigation (with the webhooks seam).
+//! - `layout.rs`: the frame of every page and its navigation.
 //! - `page.rs`: HTML answers, error pages, security headers and compression.
 //! - `format.rs`: numbers, money and times in the account's zone.
 //! - `charts.rs`: the `plotters` charts.
 //! - `usage_page.rs`, `usage_chart.rs`: the usage page and its chart.
 //! - `calls_page.rs`: the request log, its CSV export and a call's detail.
 //! - `newest_first.rs`: the request log newest first, in time windows sized from the aggregates.
-//! - `audit_page.rs`: the audit's findings, the what-if, and each finding's chart.
+//! - `audit_page.rs`: the audit's findings, the what-if, each finding's chart, and for polling the form
+//!   that creates the webhook that would replace it.
 //! - `operator_page.rs`: every account for the operator and support.
 //! - `share.rs`: read-only share links to a usage page.
+//! - `webhooks_page.rs`: an account's webhooks and the form that adds one.
+//! - `webhook_page.rs`: one webhook, its forms and its delivery log.
+//! - `webhook_forms.rs`: the webhook forms' POSTs, through the API routes' own functions.
+//! - `alerts_page.rs`: an account's usage alerts.
 //! - `assets.rs`, `assets/`: the stylesheet, the script and the icon.
 
+mod alerts_page;
 mod assets;
 mod audit_page;
 mod calls_page;
@@ -45,6 +51,9 @@ mod sign_in;
 mod usage_chart;
 mod usage_page;
 mod viewer;
+mod webhook_forms;
+mod webhook_page;
+mod webhooks_page;
 
 use crate::api::AppState;
 use axum::extract::DefaultBodyLimit;
@@ -83,6 +92,14 @@ pub(crate) fn router(app: Arc<AppState>) -> Router {
         .route("/accounts/{account}/calls.csv", get(calls_page::csv))
         .route("/accounts/{account}/calls/{cursor}", get(calls_page::detail))
         .route("/accounts/{account}/audit", get(audit_page::page))
+        .route("/accounts/{account}/webhooks", get(webhooks_page::page).post(webhook_forms::create))
+        .route("/accounts/{account}/webhooks/{id}", get(webhook_page::page).post(webhook_forms::change))
+        .route("/accounts/{account}/webhooks/{id}/enabled", post(webhook_forms::set_enabled))
+        .route("/accounts/{account}/webhooks/{id}/delete", post(webhook_forms::delete))
+        .route("/accounts/{account}/webhooks/{id}/rotate-secret", post(webhook_forms::rotate))
+        .route("/accounts/{account}/webhooks/{id}/replay", post(webhook_forms::replay))
+        .route("/accounts/{account}/webhooks/{id}/deliveries/{delivery}/redeliver", post(webhook_forms::redeliver))
+        .route("/accounts/{account}/alerts", get(alerts_page::page))
         .route("/accounts/{account}/share", post(share::create))
         .route("/accounts/{account}/share/{id}/revoke", post(share::revoke))
         .route("/share/{token}", get(share::page))

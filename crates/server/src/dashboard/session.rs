@@ -12,6 +12,11 @@
 //! oldest, so that a flood of sign-ins cannot grow memory without bound. The
 //! map is keyed by the hash of the session id, so that what the server holds
 //! would not let anyone take a session over.
+//!
+//! A session also holds at most one [`Notice`]: what a form's POST has to say
+//! to the page it redirects to (done, or refused and why, and a new webhook
+//! secret to show once). It is taken by the first page that shows it, so a
+//! reload does not show it again and a secret is never in a URL or a cookie.
 
 use rand::RngCore;
 use std::collections::HashMap;
@@ -37,6 +42,19 @@ pub struct Session {
     pub csrf: String,
     /// When it was made.
     pub created: Instant,
+    /// What the next page says, once.
+    pub notice: Option<Notice>,
+}
+
+/// A message a form leaves for the page it redirects to, shown once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// Whether the form did what it was asked.
+    pub done: bool,
+    /// What happened, in words.
+    pub text: String,
+    /// A signing secret to show this once: the webhook's id and its secret.
+    pub secret: Option<(String, String)>,
 }
 
 /// Every session, by the hash of its id.
@@ -76,7 +94,7 @@ impl Sessions {
     /// Opens a session for the token with this hash; returns its id, for the cookie.
     pub fn open(&self, token_hash: [u8; 32]) -> String {
         let id = random_token();
-        let session = Session { token_hash, csrf: random_token(), created: Instant::now() };
+        let session = Session { token_hash, csrf: random_token(), created: Instant::now(), notice: None };
         let mut map = self.map.lock().expect("lock");
         if map.len() >= self.max {
             let lifetime = self.lifetime;
@@ -102,6 +120,18 @@ impl Sessions {
             }
             None => None,
         }
+    }
+
+    /// Leaves a notice for the session's next page (replacing one not yet shown).
+    pub fn leave_notice(&self, id: &str, notice: Notice) {
+        if let Some(s) = self.map.lock().expect("lock").get_mut(&id_hash(id)) {
+            s.notice = Some(notice);
+        }
+    }
+
+    /// The session's notice, taken: shown once.
+    pub fn take_notice(&self, id: &str) -> Option<Notice> {
+        self.map.lock().expect("lock").get_mut(&id_hash(id)).and_then(|s| s.notice.take())
     }
 
     /// Ends a session (sign-out, or its token no longer holds).
@@ -155,6 +185,18 @@ mod tests {
         assert!(sessions.get(&id[..63]).is_none());
         sessions.close(&id);
         assert!(sessions.get(&id).is_none());
+    }
+
+    #[test]
+    fn a_notice_is_shown_once_and_to_its_session_only() {
+        let sessions = Sessions::new();
+        let (a, b) = (sessions.open([1; 32]), sessions.open([2; 32]));
+        let notice = Notice { done: true, text: "made".into(), secret: Some(("wh_1".into(), "whsec_x".into())) };
+        sessions.leave_notice(&a, notice.clone());
+        assert_eq!(sessions.take_notice(&b), None, "not another session's");
+        assert_eq!(sessions.take_notice(&a), Some(notice));
+        assert_eq!(sessions.take_notice(&a), None, "taken once");
+        sessions.leave_notice("no-such-session", Notice { done: false, text: "x".into(), secret: None });
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! delivery sent again; every event since a time sent again. Each is sent
 //! with the `webhook-id` it had: receivers dedup on it.
 
-use crate::api::{blocking, parse_time, AppResult, St};
+use crate::api::{blocking, parse_time, AppResult, AppState, St};
 use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::extract::{Path, Query};
@@ -13,7 +13,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -90,13 +90,20 @@ pub(crate) async fn redeliver(
     AccountManager { account }: AccountManager,
     Path((_, id, delivery)): Path<(String, String, u64)>,
 ) -> AppResult<Response> {
-    let sub = known_webhook(&s, &account, &id)?;
+    redeliver_one(&s, account, id, delivery).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "redelivering": delivery }))).into_response())
+}
+
+/// Queues one delivery to be sent again now (what `POST …/redeliver` does,
+/// also for the dashboard's button): 409 while the webhook is disabled.
+pub(crate) async fn redeliver_one(s: &AppState, account: String, id: String, delivery: u64) -> AppResult<()> {
+    let sub = known_webhook(s, &account, &id)?;
     if !sub.enabled {
         return Err(ApiError::Conflict(format!("webhook {id:?} is disabled: enable it first")));
     }
     let store = s.store.clone();
     if blocking(move || Ok(store.redeliver(&account, &id, delivery, Utc::now())?)).await? {
-        Ok((StatusCode::ACCEPTED, Json(json!({ "redelivering": delivery }))).into_response())
+        Ok(())
     } else {
         Err(ApiError::NotFound(format!("no delivery {delivery} of this webhook")))
     }
@@ -131,12 +138,19 @@ pub(crate) async fn replay(
     Path((_, id)): Path<(String, String)>,
     JsonBody(p): JsonBody<ReplayPost>,
 ) -> AppResult<Response> {
-    let sub = known_webhook(&s, &account, &id)?;
     let since = parse_time("since", &p.since)?;
+    let n = replay_since(&s, account, id, since).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "replaying": n }))).into_response())
+}
+
+/// Queues every event that arrived at or after `since` to be sent again
+/// (what `POST …/replay` does, also for the dashboard's form): how many;
+/// 409 while the webhook is disabled.
+pub(crate) async fn replay_since(s: &AppState, account: String, id: String, since: DateTime<Utc>) -> AppResult<u64> {
+    let sub = known_webhook(s, &account, &id)?;
     if !sub.enabled {
         return Err(ApiError::Conflict(format!("webhook {id:?} is disabled: enable it first, then replay")));
     }
     let store = s.store.clone();
-    let n = blocking(move || Ok(store.replay(&account, &id, since, Utc::now())?)).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "replaying": n }))).into_response())
+    blocking(move || Ok(store.replay(&account, &id, since, Utc::now())?)).await
 }

@@ -32,7 +32,8 @@ use std::collections::BTreeMap;
 const MAX_SUBSCRIPTIONS: usize = 100;
 
 /// The actions of a folder subscription that names none: every change but reads.
-const DEFAULT_ACTIONS: [Action; 5] = [Action::Create, Action::Update, Action::Destroy, Action::Move, Action::Copy];
+pub(crate) const DEFAULT_ACTIONS: [Action; 5] =
+    [Action::Create, Action::Update, Action::Destroy, Action::Move, Action::Copy];
 
 /// How long a rotated secret still signs.
 fn rotation_overlap() -> chrono::Duration {
@@ -134,17 +135,17 @@ pub(crate) struct WebhooksAnswer {
 #[serde(deny_unknown_fields)]
 pub(crate) struct WebhookBody {
     #[serde(default)]
-    url: Option<String>,
+    pub url: Option<String>,
     #[serde(default)]
-    folder: Option<String>,
+    pub folder: Option<String>,
     #[serde(default)]
-    actions: Option<Vec<Action>>,
+    pub actions: Option<Vec<Action>>,
     #[serde(default)]
-    events: Option<Vec<AlertKind>>,
+    pub events: Option<Vec<AlertKind>>,
     #[serde(default)]
-    enabled: Option<bool>,
+    pub enabled: Option<bool>,
     #[serde(default)]
-    headers: Option<BTreeMap<String, String>>,
+    pub headers: Option<BTreeMap<String, String>>,
 }
 
 impl WebhookBody {
@@ -259,11 +260,18 @@ pub(crate) async fn post_webhook(
     AccountManager { account }: AccountManager,
     JsonBody(p): JsonBody<WebhookBody>,
 ) -> AppResult<Response> {
-    known_account(&s, &account)?;
+    let (sub, secret) = create_webhook(&s, account, p).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "webhook": WebhookView::of(&sub), "secret": secret }))).into_response())
+}
+
+/// Makes a subscription from `p` (what `POST …/webhooks` does, also for the
+/// dashboard's form): the subscription and its signing secret, to be shown once.
+pub(crate) async fn create_webhook(s: &AppState, account: String, p: WebhookBody) -> AppResult<(Subscription, String)> {
+    known_account(s, &account)?;
     let Some(url) = p.url.as_deref() else { return Err(ApiError::BadRequest("url: a webhook needs a url".into())) };
     let (watch, actions) = p.watch(None)?.expect("a new subscription always watches something");
     let headers = checked_headers(&p.headers.clone().unwrap_or_default())?;
-    let url = checked_url(&s, url).await?;
+    let url = checked_url(s, url).await?;
     if s.store.subscriptions(&account).len() >= MAX_SUBSCRIPTIONS {
         return Err(ApiError::Conflict(format!("an account has at most {MAX_SUBSCRIPTIONS} webhooks")));
     }
@@ -286,7 +294,7 @@ pub(crate) async fn post_webhook(
     let store = s.store.clone();
     let sub = blocking(move || Ok(store.create_subscription(sub)?)).await?;
     tracing::info!(account = %sub.account, webhook = %sub.id, url = %sub.url, "webhook created");
-    Ok((StatusCode::CREATED, Json(json!({ "webhook": WebhookView::of(&sub), "secret": secret }))).into_response())
+    Ok((sub, secret))
 }
 
 /// The account's webhooks.
@@ -359,17 +367,28 @@ pub(crate) async fn patch_webhook(
     Path((_, id)): Path<(String, String)>,
     JsonBody(p): JsonBody<WebhookBody>,
 ) -> AppResult<Response> {
-    let was = known_webhook(&s, &account, &id)?;
+    let sub = change_webhook(&s, account, id, p).await?;
+    Ok(Json(json!({ "webhook": WebhookView::of(&sub) })).into_response())
+}
+
+/// Changes a subscription as `p` says, leaving what it leaves out (what
+/// `PATCH …/webhooks/{id}` does, also for the dashboard's forms).
+pub(crate) async fn change_webhook(
+    s: &AppState,
+    account: String,
+    id: String,
+    p: WebhookBody,
+) -> AppResult<Subscription> {
+    let was = known_webhook(s, &account, &id)?;
     let watched = p.watch(Some(&was))?;
     let headers = p.headers.as_ref().map(checked_headers).transpose()?;
     let url = match p.url.as_deref() {
-        Some(u) => Some(checked_url(&s, u).await?),
+        Some(u) => Some(checked_url(s, u).await?),
         None => None,
     };
     let (watch, actions) = watched.map_or((None, None), |(w, a)| (Some(w), Some(a)));
     let change = SubscriptionUpdate { url, watch, actions, enabled: p.enabled, headers, ..Default::default() };
-    let sub = update(&s, account, id, change).await?;
-    Ok(Json(json!({ "webhook": WebhookView::of(&sub) })).into_response())
+    update(s, account, id, change).await
 }
 
 /// Delete a webhook; its undelivered events go with it.
@@ -388,12 +407,18 @@ pub(crate) async fn delete_webhook(
     AccountManager { account }: AccountManager,
     Path((_, id)): Path<(String, String)>,
 ) -> AppResult<Response> {
-    known_account(&s, &account)?;
+    remove_webhook(&s, account, id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Deletes a subscription and its undelivered events, or 404.
+pub(crate) async fn remove_webhook(s: &AppState, account: String, id: String) -> AppResult<()> {
+    known_account(s, &account)?;
     let store = s.store.clone();
     let (a, i) = (account.clone(), id.clone());
     if blocking(move || Ok(store.delete_subscription(&a, &i)?)).await? {
         tracing::info!(account = %account, webhook = %id, "webhook deleted");
-        Ok(StatusCode::NO_CONTENT.into_response())
+        Ok(())
     } else {
         Err(ApiError::NotFound(format!("no webhook {id:?} in account {account:?}")))
     }
@@ -415,12 +440,23 @@ pub(crate) async fn rotate_secret(
     AccountManager { account }: AccountManager,
     Path((_, id)): Path<(String, String)>,
 ) -> AppResult<Response> {
-    known_webhook(&s, &account, &id)?;
+    let (sub, secret) = rotate_webhook_secret(&s, account, id).await?;
+    Ok(Json(json!({ "webhook": WebhookView::of(&sub), "secret": secret })).into_response())
+}
+
+/// Gives a subscription a new signing secret, the old one signing beside it
+/// for 24 hours: the subscription and the new secret, to be shown once.
+pub(crate) async fn rotate_webhook_secret(
+    s: &AppState,
+    account: String,
+    id: String,
+) -> AppResult<(Subscription, String)> {
+    known_webhook(s, &account, &id)?;
     let secret = callmeter_webhooks::signing::new_secret();
     let until = Utc::now() + rotation_overlap();
     let change = SubscriptionUpdate { rotate_secret: Some((secret.clone(), until)), ..Default::default() };
-    let sub = update(&s, account, id, change).await?;
-    Ok(Json(json!({ "webhook": WebhookView::of(&sub), "secret": secret })).into_response())
+    let sub = update(s, account, id, change).await?;
+    Ok((sub, secret))
 }
 
 #[cfg(test)]
