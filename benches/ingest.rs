@@ -15,165 +15,24 @@
 //!    4 clients (exactly once, like callmeter), and `COPY` in batches of
 //!    1,000 with no dedup (its raw ceiling).
 
+#[path = "shared/ingest_calls.rs"]
+mod ingest_calls;
+
+#[path = "shared/bench_server.rs"]
+#[allow(dead_code)]
+mod bench_server;
+
+use bench_server::{cpu_model, dir_bytes, drive, ms, peak_rss_kib, percentile, BenchServer, Driven, TOKEN};
+use ingest_calls::{call, serial_at, Call, BATCH};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-const BATCH: usize = 1000;
-
 /// PostgreSQL's clients, as the issue fixes them.
 const PG_CLIENTS: usize = 4;
-const ACCOUNTS: u64 = 200;
-
-struct Call {
-    account: String,
-    id: String,
-    time: chrono::DateTime<chrono::Utc>,
-    interface: &'static str,
-    operation: &'static str,
-    method: &'static str,
-    path: String,
-    status: i32,
-    api_key: String,
-    user: String,
-    client_ip: String,
-    user_agent: &'static str,
-    bytes: i64,
-    duration_ms: f64,
-}
-
-fn mix(mut x: u64) -> u64 {
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51afd7ed558ccd);
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xc4ceb9fe1a85ec53);
-    x ^ (x >> 33)
-}
-
-/// Call number `n`; `serial` is its id's number (an earlier one for a duplicate).
-fn call(serial: u64, now: chrono::DateTime<chrono::Utc>) -> Call {
-    let h = mix(serial);
-    let r = (h % 10_000) as f64 / 10_000.0;
-    let account = (r * r * ACCOUNTS as f64) as u64;
-    let (interface, operation, method) = match (h >> 16) % 20 {
-        0..=7 => ("rest", "list", "GET"),
-        8..=9 => ("rest", "write", "POST"),
-        10 => ("rest", "read", "GET"),
-        11..=13 => ("sftp", "stat", "lstat"),
-        14..=15 => ("ftp", "read", "RETR"),
-        16 => ("webdav", "list", "PROPFIND"),
-        17..=18 => ("web", "read", "GET"),
-        _ => ("mount", "list", "PROPFIND"),
-    };
-    Call {
-        account: format!("acct{account:04}"),
-        id: format!("{serial:016x}"),
-        time: now - chrono::Duration::milliseconds(((h >> 24) % 3_600_000) as i64),
-        interface,
-        operation,
-        method,
-        path: format!("/api/rest/v1/folders/customers/c{}/inbox/{}", account, (h >> 40) % 50),
-        status: if (h >> 8).is_multiple_of(50) { 404 } else { 200 },
-        api_key: format!("key{}", (h >> 44) % 4),
-        user: format!("user{}", (h >> 48) % 10),
-        client_ip: format!("203.0.113.{}", (h >> 52) % 250),
-        user_agent: "python-requests/2.31",
-        bytes: ((h >> 20) % 100_000) as i64,
-        duration_ms: ((h >> 30) % 5000) as f64 / 10.0,
-    }
-}
-
-/// The serial of the call at position `i`: every tenth repeats an earlier id.
-fn serial_at(i: u64) -> u64 {
-    if i % 10 == 9 {
-        let earlier = mix(i) % i; // some earlier position, which may be in another batch
-        serial_at_unique(earlier)
-    } else {
-        serial_at_unique(i)
-    }
-}
-
-fn serial_at_unique(i: u64) -> u64 {
-    if i % 10 == 9 {
-        i - 1
-    } else {
-        i
-    }
-}
-
-fn ndjson(c: &Call, out: &mut Vec<u8>) {
-    let _ = writeln!(
-        out,
-        r#"{{"id":"{}","account":"{}","time":"{}","interface":"{}","operation":"{}","method":"{}","path":"{}","status":{},"api_key":"{}","user":"{}","client_ip":"{}","user_agent":"{}","bytes":{},"duration_ms":{}}}"#,
-        c.id,
-        c.account,
-        c.time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        c.interface,
-        c.operation,
-        c.method,
-        c.path,
-        c.status,
-        c.api_key,
-        c.user,
-        c.client_ip,
-        c.user_agent,
-        c.bytes,
-        c.duration_ms
-    );
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-fn dir_bytes(p: &Path) -> u64 {
-    let out = Command::new("du").args(["-sb"]).arg(p).output().expect("du");
-    String::from_utf8_lossy(&out.stdout).split_whitespace().next().and_then(|s| s.parse().ok()).unwrap_or(0)
-}
-
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
-/// Runs `work(batch_index)` on `clients` threads over all batches; returns wall time and per-batch latencies.
-fn drive(batches: usize, clients: usize, work: impl Fn(usize, usize) + Sync) -> (Duration, Vec<Duration>) {
-    let next = AtomicUsize::new(0);
-    let latencies = Mutex::new(Vec::with_capacity(batches));
-    let started = Instant::now();
-    std::thread::scope(|s| {
-        for client in 0..clients {
-            let (next, latencies, work) = (&next, &latencies, &work);
-            s.spawn(move || {
-                let mut mine = Vec::new();
-                loop {
-                    let b = next.fetch_add(1, Ordering::Relaxed);
-                    if b >= batches {
-                        break;
-                    }
-                    let t = Instant::now();
-                    work(client, b);
-                    mine.push(t.elapsed());
-                }
-                latencies.lock().unwrap().extend(mine);
-            });
-        }
-    });
-    let wall = started.elapsed();
-    let mut l = latencies.into_inner().unwrap();
-    l.sort();
-    (wall, l)
-}
 
 fn main() {
     let calls: u64 = std::env::var("CALLMETER_BENCH_CALLS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000_000);
@@ -188,16 +47,7 @@ fn main() {
     );
 
     let t = Instant::now();
-    // Shared bodies: a client sends a batch without copying it.
-    let bodies: Vec<bytes::Bytes> = (0..batches)
-        .map(|b| {
-            let mut out = Vec::with_capacity(BATCH * 330);
-            for i in (b * BATCH) as u64..((b + 1) * BATCH).min(calls as usize) as u64 {
-                ndjson(&call(serial_at(i), now), &mut out);
-            }
-            bytes::Bytes::from(out)
-        })
-        .collect();
+    let bodies = ingest_calls::bodies(calls, now);
     let body_bytes: usize = bodies.iter().map(|b| b.len()).sum();
     println!("generated {} MB of NDJSON in {:.1}s", body_bytes >> 20, t.elapsed().as_secs_f64());
 
@@ -228,18 +78,6 @@ fn main() {
     }
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("model name").map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned()))
-        .unwrap_or_default()
-}
-
 struct Result_ {
     name: String,
     rate: f64,
@@ -251,45 +89,16 @@ fn bench_callmeter(bodies: &[bytes::Bytes], clients: usize, calls: u64) -> Resul
     let dir = tempfile::tempdir_in(std::env::var("CALLMETER_BENCH_DIR").unwrap_or_else(|_| "target".into()))
         .expect("tempdir");
     let data = dir.path().join("data");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_callmeter"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(&data)
-        .env("CALLMETER_ADMIN_TOKEN", "bench")
-        .env("CALLMETER_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start callmeter");
-    let base = {
-        use std::io::BufRead;
-        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        let base = lines.find_map(|l| l.ok()?.strip_prefix("listening on ").map(str::to_owned)).expect("listening");
-        std::thread::spawn(move || for _ in lines {});
-        base
-    };
-    let http: Vec<reqwest::blocking::Client> = (0..clients)
-        .map(|_| reqwest::blocking::Client::builder().timeout(Duration::from_secs(120)).build().unwrap())
-        .collect();
+    let server = BenchServer::start(&data, None);
+    let base = server.base.clone();
+    let http = bench_server::clients(clients);
     let accepted = AtomicUsize::new(0);
-    let url = format!("{base}/v1/events");
-    /// The totals of an answer; the per-event list is skipped, not built.
-    #[derive(serde::Deserialize)]
-    struct Answer {
-        accepted: usize,
-    }
-    let (wall, lat) = drive(bodies.len(), clients, |client, b| {
-        let resp = http[client]
-            .post(&url)
-            .bearer_auth("bench")
-            .header("content-type", "application/x-ndjson")
-            .body(bodies[b].clone())
-            .send()
-            .expect("post");
-        assert!(resp.status().is_success(), "{}", resp.status());
-        let answer: Answer = serde_json::from_slice(&resp.bytes().expect("answer")).expect("json");
-        accepted.fetch_add(answer.accepted, Ordering::Relaxed);
+    let driven = drive(bodies.len(), clients, None, |client, b| {
+        accepted.fetch_add(bench_server::post_batch(&http[client], &base, &bodies[b]), Ordering::Relaxed);
     });
+    let (wall, lat) = (driven.wall, driven.latencies);
     let accepted = accepted.into_inner();
-    let expected = (0..calls).filter(|i| i % 10 != 9).count();
+    let expected = (0..calls).filter(|&i| ingest_calls::is_first(i)).count();
     assert_eq!(accepted, expected, "exactly the distinct calls are accepted");
     let rate = calls as f64 / wall.as_secs_f64();
 
@@ -297,19 +106,15 @@ fn bench_callmeter(bodies: &[bytes::Bytes], clients: usize, calls: u64) -> Resul
     let mut usage_lat = Vec::new();
     for _ in 0..200 {
         let t = Instant::now();
-        let r = http[0]
-            .get(format!("{base}/v1/accounts/acct0000/usage?period=current"))
-            .bearer_auth("bench")
-            .send()
-            .unwrap();
+        let r =
+            http[0].get(format!("{base}/v1/accounts/acct0000/usage?period=current")).bearer_auth(TOKEN).send().unwrap();
         assert!(r.status().is_success());
         let _ = r.bytes();
         usage_lat.push(t.elapsed());
     }
     usage_lat.sort();
-    let rss = peak_rss_kib(child.id());
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let _ = child.wait();
+    let rss = peak_rss_kib(server.pid());
+    server.stop();
     let disk = dir_bytes(&data);
     println!();
     println!(
@@ -440,7 +245,7 @@ fn bench_postgres(calls: u64, batches: usize, clients: usize, now: chrono::DateT
 
     let conns: Vec<Mutex<postgres::Client>> = (0..clients).map(|_| Mutex::new(cluster.connect())).collect();
     let insert = "insert into calls_once select * from unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[], $14::float8[]) on conflict (account, id) do nothing";
-    let (wall, lat) = drive(batches, clients, |client, b| {
+    let Driven { wall, latencies: lat, .. } = drive(batches, clients, None, |client, b| {
         let r = &rows[b];
         let col = |f: &dyn Fn(&Call) -> String| r.iter().map(f).collect::<Vec<String>>();
         let mut conn = conns[client].lock().unwrap();
@@ -479,7 +284,7 @@ fn bench_postgres(calls: u64, batches: usize, clients: usize, now: chrono::DateT
         p99: percentile(&lat, 0.99),
     });
 
-    let (wall, lat) = drive(batches, clients, |client, b| {
+    let Driven { wall, latencies: lat, .. } = drive(batches, clients, None, |client, b| {
         let mut text = Vec::with_capacity(BATCH * 250);
         for c in &rows[b] {
             let _ = writeln!(

@@ -122,7 +122,7 @@ pub(crate) fn fire(
             };
             pending |= sub.enabled;
             next_delivery += 1;
-            outbox::put_row(engine, &mut batch, sub_key, &row);
+            outbox::put_row(engine, &mut locked, &mut batch, sub_key, &row);
         }
         fired.push(alert);
     }

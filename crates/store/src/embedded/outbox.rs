@@ -48,6 +48,23 @@ pub(crate) struct OutboxLocked {
     pub claimed: HashSet<Vec<u8>>,
     pub next_delivery_id: u64,
     pub next_attempt_id: u64,
+    /// Every `outbox_due` entry of a row no one holds is at or above this
+    /// key, so claims and [`next_due`] start their scans here (empty: at the
+    /// start). Without it each claim would step again over the removed
+    /// entries of every row sent since the engine last compacted them away:
+    /// a cost that grows with the rows sent, per claim. Lowered by every
+    /// entry put ([`put_row`]) and by a completion that fails; raised by a
+    /// claim to where it stopped.
+    due_from: Vec<u8>,
+}
+
+impl OutboxLocked {
+    /// Makes sure scans start at or below `due`.
+    fn scan_from_at_most(&mut self, due: &[u8]) {
+        if due < self.due_from.as_slice() {
+            self.due_from = due.to_vec();
+        }
+    }
 }
 
 impl OutboxState {
@@ -63,6 +80,7 @@ impl OutboxState {
                 claimed: HashSet::new(),
                 next_delivery_id: read(NEXT_DELIVERY_ID_KEY)?,
                 next_attempt_id: read(NEXT_ATTEMPT_ID_KEY)?,
+                due_from: Vec::new(),
             }),
             notify: Arc::new(tokio::sync::Notify::new()),
         })
@@ -84,11 +102,20 @@ pub(crate) fn due_key(at: DateTime<Utc>, row_key: &[u8]) -> Vec<u8> {
     k
 }
 
-/// Puts a row (and its index entry, when pending) into a batch.
-pub(crate) fn put_row(engine: &Engine, batch: &mut fjall::OwnedWriteBatch, sub_key: &[u8], d: &Delivery) {
+/// Puts a row (and its index entry, when pending) into a batch; under the
+/// outbox lock, which learns where the entry is.
+pub(crate) fn put_row(
+    engine: &Engine,
+    locked: &mut OutboxLocked,
+    batch: &mut fjall::OwnedWriteBatch,
+    sub_key: &[u8],
+    d: &Delivery,
+) {
     let key = row_key(sub_key, d.id);
     if d.state == DeliveryState::Pending {
-        batch.insert(&engine.outbox_due, due_key(d.next_attempt_at, &key), []);
+        let due = due_key(d.next_attempt_at, &key);
+        locked.scan_from_at_most(&due);
+        batch.insert(&engine.outbox_due, due, []);
     }
     batch.insert(&engine.outbox, key, to_json(d));
 }
@@ -121,11 +148,18 @@ pub(crate) fn claim(
     keys::push_i64(&mut end, crate::codec::time_ns(now).saturating_add(1));
     let mut out = Vec::new();
     let mut cleanup = engine.db.batch();
-    for item in engine.outbox_due.range(..end) {
+    // Where the next claim starts: the first entry this one leaves for
+    // others, else the end of what was due (claimed rows are never scanned
+    // for: a completion or a failed one puts their entries back in view).
+    let mut stopped_at = None;
+    // (A clock moved back may ask for less than was scanned: nothing then.)
+    let start = locked.due_from.clone().min(end.clone());
+    for item in engine.outbox_due.range(start..end.clone()) {
+        let due = item.key()?;
         if out.len() >= limit {
+            stopped_at = Some(due.to_vec());
             break;
         }
-        let due = item.key()?;
         let key = &due[8..];
         if locked.claimed.contains(key) {
             continue;
@@ -174,6 +208,8 @@ pub(crate) fn claim(
     if !cleanup.is_empty() {
         cleanup.commit()?;
     }
+    // Only once the cleanup is in: were it not, its entries would stay below.
+    locked.due_from = stopped_at.unwrap_or(end).max(locked.due_from.clone());
     Ok(out)
 }
 
@@ -182,7 +218,7 @@ pub(crate) fn complete(
     engine: &Engine,
     shared: &Shared,
     delivery: &Delivery,
-    mut attempt: Attempt,
+    attempt: Attempt,
     next: NextStep,
 ) -> Result<(), StoreError> {
     let mut locked = shared.outbox.locked.lock();
@@ -190,15 +226,38 @@ pub(crate) fn complete(
     let key = row_key(&sub_key, delivery.id);
     let released = locked.claimed.remove(&key);
     debug_assert!(released, "completed a delivery that was not claimed");
+    let recorded = record(engine, &mut locked, &sub_key, &key, delivery, attempt, next);
+    if recorded.is_err() {
+        // The row is pending where it was claimed: in view again, to be sent again.
+        locked.scan_from_at_most(&due_key(delivery.next_attempt_at, &key));
+    }
+    recorded?;
+    failpoint::hit("outbox.complete.after");
+    if matches!(next, NextStep::RetryAt(_)) {
+        shared.outbox.notify.notify_one();
+    }
+    Ok(())
+}
+
+/// The completion's batch: the attempt, and the row's next state.
+fn record(
+    engine: &Engine,
+    locked: &mut OutboxLocked,
+    sub_key: &[u8],
+    key: &[u8],
+    delivery: &Delivery,
+    mut attempt: Attempt,
+    next: NextStep,
+) -> Result<(), StoreError> {
     failpoint::check("outbox.complete")?;
     let mut batch = engine.db.batch();
     attempt.id = locked.next_attempt_id;
     attempt.delivery = delivery.id;
-    batch.insert(&engine.attempts, row_key(&sub_key, attempt.id), to_json(&attempt));
+    batch.insert(&engine.attempts, row_key(sub_key, attempt.id), to_json(&attempt));
     batch.insert(&engine.meta, NEXT_ATTEMPT_ID_KEY, (attempt.id + 1).to_be_bytes());
     // The row as it is now (a replay may have changed it meanwhile).
-    if let Some(mut row) = read_row(engine, &key)? {
-        unindex(engine, &mut batch, &key, &row);
+    if let Some(mut row) = read_row(engine, key)? {
+        unindex(engine, &mut batch, key, &row);
         row.attempts += 1;
         match next {
             NextStep::Delivered => row.state = DeliveryState::Delivered,
@@ -209,14 +268,10 @@ pub(crate) fn complete(
             NextStep::GiveUp => row.state = DeliveryState::Failed,
             NextStep::Hold => row.state = DeliveryState::Held,
         }
-        put_row(engine, &mut batch, &sub_key, &row);
+        put_row(engine, locked, &mut batch, sub_key, &row);
     }
     batch.commit()?;
     locked.next_attempt_id = attempt.id + 1;
-    failpoint::hit("outbox.complete.after");
-    if matches!(next, NextStep::RetryAt(_)) {
-        shared.outbox.notify.notify_one();
-    }
     Ok(())
 }
 
@@ -229,7 +284,7 @@ fn resend(
     pick: impl Fn(&Delivery) -> bool,
     only: Option<u64>,
 ) -> Result<u64, StoreError> {
-    let _locked = shared.outbox.locked.lock();
+    let mut locked = shared.outbox.locked.lock();
     let sub_key = keys::subscription_key(&sub.account, &sub.id);
     let mut batch = engine.db.batch();
     let mut n = 0;
@@ -255,7 +310,7 @@ fn resend(
         d.state = DeliveryState::Pending;
         d.attempts = 0;
         d.next_attempt_at = now;
-        put_row(engine, &mut batch, &sub_key, &d);
+        put_row(engine, &mut locked, &mut batch, &sub_key, &d);
         n += 1;
     }
     if n > 0 {
@@ -321,7 +376,7 @@ pub(crate) fn rows(engine: &Engine, sub_key: &[u8]) -> Result<Vec<Delivery>, Sto
 /// When the earliest pending row no one holds is due.
 pub(crate) fn next_due(engine: &Engine, shared: &Shared) -> Result<Option<DateTime<Utc>>, StoreError> {
     let locked = shared.outbox.locked.lock();
-    for item in engine.outbox_due.iter() {
+    for item in engine.outbox_due.range(locked.due_from.clone()..) {
         let due = item.key()?;
         if locked.claimed.contains(&due[8..]) {
             continue;

@@ -133,7 +133,7 @@ fn process_batch(
     let mut batch = engine.db.batch();
     edits.write(&mut batch);
     for (sub_key, d) in &rows {
-        outbox::put_row(engine, &mut batch, sub_key, d);
+        outbox::put_row(engine, &mut locked, &mut batch, sub_key, d);
     }
     if next_id != first_id {
         batch.insert(&engine.meta, NEXT_DELIVERY_ID_KEY, next_id.to_be_bytes());

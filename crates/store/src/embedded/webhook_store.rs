@@ -235,6 +235,56 @@ mod tests {
         store.shutdown();
     }
 
+    /// Claims start where the last one stopped rather than step again over
+    /// the index entries of every row sent, yet find every row due: rows
+    /// made after a claim looked further ahead, rows a limit left, a row put
+    /// back for a retry; and a clock moved back finds nothing, without harm.
+    #[test]
+    fn claims_resume_where_they_stopped_and_miss_no_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+        store.create_subscription(sub("wh", "/in", &[Action::Create, Action::Update])).unwrap();
+        let ahead = Utc::now() + chrono::Duration::hours(1);
+        assert!(store.claim_deliveries(ahead, 10).unwrap().is_empty());
+        assert!(store.claim_deliveries(Utc::now() - chrono::Duration::hours(1), 10).unwrap().is_empty());
+        let events = ["1", "2", "3"].map(|id| call(id, Operation::Write, &format!("/in/{id}"), |_| {}));
+        store.ingest(events.to_vec()).wait_blocking().unwrap();
+        rows(&store, "wh", 3);
+
+        // Due before where the first claim stopped, and one at a time: each once, in order.
+        let claimed: Vec<crate::ClaimedDelivery> =
+            (0..3).flat_map(|_| store.claim_deliveries(Utc::now(), 1).unwrap()).collect();
+        let ids: Vec<&str> = claimed.iter().map(|c| change(c).call_id.as_str()).collect();
+        assert_eq!(ids, ["1", "2", "3"]);
+        assert!(store.claim_deliveries(ahead, 10).unwrap().is_empty(), "every row is held");
+        assert_eq!(store.next_delivery_due().unwrap(), None);
+
+        let attempt = |c: &crate::ClaimedDelivery| Attempt {
+            id: 0,
+            delivery: 0,
+            webhook_id: c.delivery.webhook_id(),
+            at: Utc::now(),
+            status: AttemptStatus::Failed,
+            response_code: Some(500),
+            latency_ms: 1,
+            error: None,
+        };
+        let retry_at = Utc::now() + chrono::Duration::minutes(1);
+        store.complete_delivery(&claimed[0].delivery, attempt(&claimed[0]), NextStep::Delivered).unwrap();
+        store.complete_delivery(&claimed[1].delivery, attempt(&claimed[1]), NextStep::RetryAt(retry_at)).unwrap();
+        assert!(store.claim_deliveries(Utc::now(), 10).unwrap().is_empty(), "the retry is not due yet");
+        assert_eq!(store.next_delivery_due().unwrap(), Some(retry_at));
+        let again = store.claim_deliveries(retry_at, 10).unwrap();
+        assert_eq!(again.len(), 1, "the retry is found behind the rows claimed since");
+        assert_eq!(again[0].delivery.webhook_id(), claimed[1].delivery.webhook_id());
+        for c in [&again[0], &claimed[2]] {
+            store.complete_delivery(&c.delivery, attempt(c), NextStep::Delivered).unwrap();
+        }
+        assert!(store.claim_deliveries(ahead, 10).unwrap().is_empty());
+        assert_eq!(store.next_delivery_due().unwrap(), None);
+        store.shutdown();
+    }
+
     /// Reads are changes only while a subscription of the account asks for them.
     #[test]
     fn reads_are_recorded_only_for_accounts_that_watch_them() {

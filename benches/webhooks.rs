@@ -1,0 +1,299 @@
+//! Webhook delivery benchmark (issue 14, DESIGN §7): deliveries to a local
+//! receiver while ingest runs at half its top rate, in one run.
+//!
+//! `cargo bench --bench webhooks` (CALLMETER_BENCH_CALLS, calls per run,
+//! default 2,000,000; CALLMETER_BENCH_CLIENTS, ingest clients, default 8;
+//! CALLMETER_BENCH_EVENTS_PER_S, the event rate the subscriptions are chosen
+//! to make at half rate, default 6,000, 0 for every account;
+//! CALLMETER_BENCH_TARGETS, the receiver's ports, default 8;
+//! CALLMETER_BENCH_DRAIN_S, how long to wait for the last delivery, default 60).
+//!
+//! 1. Generates the calls of `benches/ingest.rs` (10 % duplicates, 200
+//!    accounts with a skew, 10 % of them uploads, 2 % of those failing).
+//! 2. Top rate: a fresh release `callmeter serve`, the clients post every
+//!    batch of 1,000 as fast as it answers, no subscriptions.
+//! 3. Webhooks off: a fresh server, the same calls at half that rate (batch
+//!    `b` is posted `b / rate` seconds after the start), no subscriptions;
+//!    the server's CPU (user + system, `/proc/PID/stat`) over the run.
+//! 4. Webhooks on: a fresh server (`[webhooks] allow_private_targets`), a
+//!    folder subscription per chosen account (its whole folder, the default
+//!    actions) to the receiver (`shared/counting_receiver.rs`), the same
+//!    calls at the same rate; then waits for every expected event. Each
+//!    successful first upload of a subscribed account is one event.
+//!
+//! Reports deliveries/s received while ingest ran (target ≥ 5,000), CPU per
+//! ingested call on vs off (target: within 10 %), p50/p99 from the
+//! acknowledgement of a call's batch to its event's first attempt at the
+//! receiver (target p99 < 2 s), and events delivered vs expected (equal).
+
+#[path = "shared/ingest_calls.rs"]
+#[allow(dead_code)]
+mod ingest_calls;
+
+#[path = "shared/bench_server.rs"]
+#[allow(dead_code)]
+mod bench_server;
+
+#[path = "shared/counting_receiver.rs"]
+mod counting_receiver;
+
+use bench_server::{cpu_model, cpu_time, drive, ms, percentile, BenchServer, Driven, TOKEN};
+use counting_receiver::CountingReceiver;
+use ingest_calls::{call, serial_at, BATCH};
+use serde_json::json;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const DELIVERIES_TARGET: f64 = 5_000.0;
+const CPU_TARGET: f64 = 0.10;
+const P99_TARGET: Duration = Duration::from_secs(2);
+/// After ingest, how long the server's CPU is still counted when webhooks are off
+/// (and at least, when they are on): its background work after the last call.
+const SETTLE: Duration = Duration::from_secs(2);
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// The events the calls make: per account, the serials of its successful first uploads.
+fn events_by_account(calls: u64, now: chrono::DateTime<chrono::Utc>) -> Vec<Vec<u64>> {
+    let mut by_account = vec![Vec::new(); ingest_calls::ACCOUNTS as usize];
+    for i in (0..calls).filter(|&i| ingest_calls::is_first(i)) {
+        let serial = serial_at(i);
+        let c = call(serial, now);
+        if c.operation == "write" && c.status < 400 {
+            let account: usize = c.account.trim_start_matches("acct").parse().unwrap();
+            by_account[account].push(serial);
+        }
+    }
+    by_account
+}
+
+/// Makes every account, its periods anchored 40 days back (no call of the run is late).
+fn make_accounts(http: &reqwest::blocking::Client, base: &str) {
+    let anchor = (chrono::Utc::now() - chrono::Duration::days(40)).date_naive();
+    for a in 0..ingest_calls::ACCOUNTS {
+        let r = http
+            .put(format!("{base}/v1/accounts/acct{a:04}"))
+            .bearer_auth(TOKEN)
+            .json(&json!({"period_anchor": anchor, "timezone": "UTC"}))
+            .send()
+            .expect("make account");
+        assert!(r.status().is_success(), "account: {}", r.status());
+    }
+}
+
+/// What one run at a fixed rate measured.
+struct Run {
+    driven: Driven,
+    /// The server's CPU from the first call until [`SETTLE`] after the last (or the last delivery).
+    cpu: Duration,
+    /// The server's CPU while the calls were posted.
+    cpu_ingest: Duration,
+}
+
+/// Posts every batch at `per_second` batches a second (or as fast as it goes), counting the server's CPU.
+fn ingest(
+    server: &BenchServer,
+    bodies: &[bytes::Bytes],
+    clients: usize,
+    per_second: Option<f64>,
+    mut until_done: impl FnMut() -> bool,
+) -> Run {
+    let http = bench_server::clients(clients);
+    let accepted = AtomicUsize::new(0);
+    let cpu_before = cpu_time(server.pid());
+    let driven = drive(bodies.len(), clients, per_second, |client, b| {
+        accepted.fetch_add(bench_server::post_batch(&http[client], &server.base, &bodies[b]), Ordering::Relaxed);
+    });
+    let cpu_ingest = cpu_time(server.pid()) - cpu_before;
+    let ended = Instant::now();
+    while !until_done() || ended.elapsed() < SETTLE {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let cpu = cpu_time(server.pid()) - cpu_before;
+    Run { driven, cpu, cpu_ingest }
+}
+
+fn data_dir(root: &Path, name: &str) -> std::path::PathBuf {
+    let d = root.join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn main() {
+    let calls = env_u64("CALLMETER_BENCH_CALLS", 2_000_000);
+    let clients = env_u64("CALLMETER_BENCH_CLIENTS", 8) as usize;
+    let events_per_s = env_u64("CALLMETER_BENCH_EVENTS_PER_S", 6_000) as f64;
+    let targets = env_u64("CALLMETER_BENCH_TARGETS", 8) as usize;
+    let drain = Duration::from_secs(env_u64("CALLMETER_BENCH_DRAIN_S", 60));
+    let root = tempfile::tempdir_in(
+        std::env::var("CALLMETER_BENCH_DIR").unwrap_or_else(|_| env!("CARGO_TARGET_TMPDIR").into()),
+    )
+    .expect("tempdir");
+    let now = chrono::Utc::now();
+    println!("machine: {} cores, {}", std::thread::available_parallelism().map_or(0, |n| n.get()), cpu_model());
+
+    let t = Instant::now();
+    let bodies = ingest_calls::bodies(calls, now);
+    let by_account = events_by_account(calls, now);
+    let uploads: usize = by_account.iter().map(Vec::len).sum();
+    println!(
+        "calls: {calls} per run, batches of {BATCH}, {clients} clients; {uploads} successful first uploads; generated in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+
+    // 1. Ingest's top rate, no webhooks.
+    let top = {
+        let server = BenchServer::start(&data_dir(root.path(), "top"), None);
+        make_accounts(&bench_server::clients(1)[0], &server.base);
+        let run = ingest(&server, &bodies, clients, None, || true);
+        server.stop();
+        calls as f64 / run.driven.wall.as_secs_f64()
+    };
+    let half = top / 2.0;
+    let per_second = half / BATCH as f64;
+    let seconds = calls as f64 / half;
+    println!("top rate: {top:.0} calls/s; the runs below post at {half:.0} calls/s, {seconds:.1}s each");
+
+    // 2. Webhooks off: no subscriptions.
+    let off = {
+        let server = BenchServer::start(&data_dir(root.path(), "off"), None);
+        make_accounts(&bench_server::clients(1)[0], &server.base);
+        let run = ingest(&server, &bodies, clients, Some(per_second), || true);
+        server.stop();
+        run
+    };
+
+    // 3. Webhooks on: subscriptions of the least busy accounts first, until
+    // their uploads make `events_per_s` at half rate (every account with 0).
+    let mut order: Vec<usize> = (0..by_account.len()).collect();
+    order.sort_by_key(|&a| by_account[a].len());
+    let mut chosen = Vec::new();
+    let mut expected: Vec<u64> = Vec::new();
+    for a in order {
+        if events_per_s > 0.0 && expected.len() as f64 / seconds >= events_per_s {
+            break;
+        }
+        chosen.push(a);
+        expected.extend(&by_account[a]);
+    }
+    let receiver = CountingReceiver::start(targets, calls);
+    let config = root.path().join("webhooks.toml");
+    std::fs::write(&config, "[webhooks]\nallow_private_targets = true\n").unwrap();
+    let server = BenchServer::start(&data_dir(root.path(), "on"), Some(&config));
+    let http = bench_server::clients(1).remove(0);
+    make_accounts(&http, &server.base);
+    for (i, &a) in chosen.iter().enumerate() {
+        let r = http
+            .post(format!("{}/v1/accounts/acct{a:04}/webhooks", server.base))
+            .bearer_auth(TOKEN)
+            .json(&json!({"url": receiver.urls[i % receiver.urls.len()], "folder": ingest_calls::account_folder(a as u64)}))
+            .send()
+            .expect("subscribe");
+        assert!(r.status().is_success(), "subscribe: {}", r.status());
+    }
+    println!(
+        "webhooks on: {} folder subscriptions over {} receiver ports, {} events expected ({:.0}/s at half rate)",
+        chosen.len(),
+        receiver.urls.len(),
+        expected.len(),
+        expected.len() as f64 / seconds
+    );
+    let arrivals = receiver.arrivals.clone();
+    let received_before = arrivals.deliveries.load(Ordering::Relaxed);
+    let mut received_while_ingesting = None;
+    let mut drained_at = None;
+    let started = Instant::now();
+    let on = ingest(&server, &bodies, clients, Some(per_second), || {
+        let delivered = arrivals.deliveries.load(Ordering::Relaxed);
+        received_while_ingesting.get_or_insert(delivered - received_before);
+        let all = arrivals.distinct.load(Ordering::Relaxed) as usize >= expected.len();
+        if all {
+            drained_at.get_or_insert_with(Instant::now);
+        }
+        all || started.elapsed() > on_deadline(seconds, drain)
+    });
+    // Late repeats, if any, arrive in this second.
+    std::thread::sleep(Duration::from_secs(1));
+    server.stop();
+
+    // Latency: from the answer to a call's batch to its event's first attempt.
+    let mut latencies = Vec::with_capacity(expected.len());
+    let mut missing = 0usize;
+    for &serial in &expected {
+        match arrivals.first(serial) {
+            Some(at) => {
+                let acked = on.driven.answered[serial as usize / BATCH];
+                latencies.push(at.saturating_duration_since(acked));
+            }
+            None => missing += 1,
+        }
+    }
+    latencies.sort();
+    let delivered = arrivals.distinct.load(Ordering::Relaxed) as usize;
+    let attempts = arrivals.deliveries.load(Ordering::Relaxed) - received_before;
+    let unreadable = arrivals.unreadable.load(Ordering::Relaxed);
+    let while_ingesting = received_while_ingesting.unwrap_or(0) as f64 / on.driven.wall.as_secs_f64();
+    let drain_s = drained_at.map(|d| (d - started).as_secs_f64() - on.driven.wall.as_secs_f64());
+    let cpu_off = off.cpu.as_secs_f64() / calls as f64;
+    let cpu_on = on.cpu.as_secs_f64() / calls as f64;
+    let cpu_ratio = cpu_on / cpu_off - 1.0;
+    let p50 = percentile(&latencies, 0.5);
+    let p99 = percentile(&latencies, 0.99);
+
+    println!();
+    for (name, run) in [("off", &off), ("on", &on)] {
+        println!(
+            "webhooks {name}: {:.0} calls/s achieved in {:.1}s, ack p50 {:.1} ms p99 {:.1} ms; server CPU {:.1}s while posting, {:.1}s with the tail",
+            calls as f64 / run.driven.wall.as_secs_f64(),
+            run.driven.wall.as_secs_f64(),
+            ms(percentile(&run.driven.latencies, 0.5)),
+            ms(percentile(&run.driven.latencies, 0.99)),
+            run.cpu_ingest.as_secs_f64(),
+            run.cpu.as_secs_f64(),
+        );
+    }
+    println!(
+        "deliveries: {attempts} attempts received, {delivered} distinct events, {} repeats, {unreadable} unreadable; last event {}",
+        attempts.saturating_sub(delivered as u64 + unreadable),
+        match drain_s {
+            Some(s) => format!("{s:.1}s after the last call was answered"),
+            None => format!("never: {missing} missing after {}s", drain.as_secs()),
+        }
+    );
+    println!();
+    let verdict = |ok: bool| if ok { "yes" } else { "**no**" };
+    println!("| measure (ingest at {half:.0} calls/s, half of {top:.0}) | value | target | met |");
+    println!("|---|---|---|---|");
+    println!(
+        "| deliveries/s received while ingest ran | {while_ingesting:.0} | ≥ {DELIVERIES_TARGET:.0} | {} |",
+        verdict(while_ingesting >= DELIVERIES_TARGET)
+    );
+    println!(
+        "| server CPU per call, webhooks off → on | {:.2} → {:.2} µs ({:+.1} %) | within {:.0} % | {} |",
+        cpu_off * 1e6,
+        cpu_on * 1e6,
+        cpu_ratio * 100.0,
+        CPU_TARGET * 100.0,
+        verdict(cpu_ratio <= CPU_TARGET)
+    );
+    println!(
+        "| acknowledgement → first attempt, p50 / p99 | {:.0} / {:.0} ms | p99 < {} ms | {} |",
+        ms(p50),
+        ms(p99),
+        P99_TARGET.as_millis(),
+        verdict(p99 < P99_TARGET && missing == 0)
+    );
+    println!(
+        "| events delivered / expected | {delivered} / {} | equal | {} |",
+        expected.len(),
+        verdict(delivered == expected.len() && missing == 0)
+    );
+}
+
+/// How long the webhooks-on run may take in all: the ingest and the drain.
+fn on_deadline(seconds: f64, drain: Duration) -> Duration {
+    Duration::from_secs_f64(seconds) + drain
+}
