@@ -140,6 +140,16 @@ fn simulate_then_audit_ndjson_combined_and_sftp_find_the_truth() {
     assert!(!ndjson["timeline"]["calls"].as_array().unwrap().is_empty());
 
     // The logs lose the API keys (Combined) or later pages and cursors (sftp), never the pollers.
+    // sftp-server and vsftpd log no status, so the simulator's clients retrying through an outage
+    // at a fixed delay (under /exports/o) read as polls there: those logs may add them, nothing else.
+    let logged_pollers = |file: &str, findings: &Value| {
+        let found = paths_of(findings, "polling");
+        if file == "access.log" {
+            return found;
+        }
+        assert!(found.iter().all(|p| truth_pollers.contains(p) || p.starts_with("/exports/o")), "{file}: {found:?}");
+        found.into_iter().filter(|p| truth_pollers.contains(p)).collect()
+    };
     for (file, format) in [("access.log", None), ("sftp.log", Some("sftp")), ("vsftpd.log", None)] {
         let mut args = vec![s(&sim.join(file)).to_owned(), "--account".into(), "acme".into()];
         args.extend(["--list-page-size".into(), page.clone()]);
@@ -148,12 +158,12 @@ fn simulate_then_audit_ndjson_combined_and_sftp_find_the_truth() {
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let r = audit_json(dir.path(), &args);
-        assert_eq!(paths_of(&r["findings"], "polling"), truth_pollers, "{file}: {:#}", r["findings"]);
+        assert_eq!(logged_pollers(file, &r["findings"]), truth_pollers, "{file}: {:#}", r["findings"]);
         assert_eq!(r["account"], "acme", "{file}");
     }
     // Told from their content, as import tells them.
     let auto = audit_json(dir.path(), &[s(&sim.join("sftp.log")), "--account", "acme", "--list-page-size", &page]);
-    assert_eq!(paths_of(&auto["findings"], "polling"), truth_pollers);
+    assert_eq!(logged_pollers("sftp.log", &auto["findings"]), truth_pollers);
 
     // The text report: biggest waste first, each with its recommendation.
     let text = run(dir.path(), &["audit", s(&sim.join("calls.ndjson")), "--list-page-size", &page]);
