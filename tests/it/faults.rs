@@ -249,3 +249,65 @@ fn a_crash_while_recovering_is_recovered_from() {
     retry(&server, &seen.unanswered, true, &mut expected);
     assert_exact(&server, &expected);
 }
+
+/// A start that cannot checkpoint what it replayed (here its checkpoint
+/// fails; under load, compaction is behind) serves anyway and says how many
+/// calls wait; a crash before the next checkpoint replays them again, no
+/// more, and counts stay exact.
+#[test]
+fn a_start_that_cannot_checkpoint_its_replay_leaves_it_for_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = harness::start_with(&data, "127.0.0.1:0", &[], &failpoints("sync.after=8:crash"));
+    let seen = load(&server, "w", Duration::from_secs(60));
+    server.wait_exit(Duration::from_secs(30));
+
+    let server = harness::start_with(&data, "127.0.0.1:0", &[], &failpoints("checkpoint.after_keys=1:error"));
+    let replayed = server.metric("callmeter_store_open_replayed_calls");
+    assert!(replayed > 0, "the crash left calls to replay");
+    assert_eq!(server.metric("callmeter_store_open_replayed_calls_waiting"), replayed);
+    let mut expected = seen.acked;
+    retry(&server, &seen.unanswered, true, &mut expected);
+    assert_exact(&server, &expected);
+    let retried: usize = seen.unanswered.iter().map(Vec::len).sum();
+    server.kill();
+
+    let server = harness::start(&data, &[]);
+    let again = server.metric("callmeter_store_open_replayed_calls");
+    assert!(again >= replayed, "the calls left waiting are replayed again: {again} of {replayed}");
+    assert!(again <= replayed + retried as u64, "and only they and the retries: {again}");
+    assert_eq!(server.metric("callmeter_store_open_replayed_calls_waiting"), 0);
+    assert_exact(&server, &expected);
+}
+
+/// A store thread that panics (an assertion of the exactly-once path
+/// broken) stops the store's writes: the commit in hand and every write
+/// after it are refused, and `/readyz` says the server is not ready rather
+/// than look healthy. A restart recovers as from a crash, counts exact.
+#[test]
+fn a_panic_in_the_writer_stops_writes_and_readiness_and_a_restart_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = harness::start_with(&data, "127.0.0.1:0", &[], &failpoints("commit.after_engine=3:panic"));
+    let http = reqwest::blocking::Client::new();
+    let url = server.url("/v1/events");
+    let batch = |n: usize| -> Vec<String> { (0..BATCH).map(|i| format!("p{n}-{i}")).collect() };
+    let mut expected = HashSet::new();
+    let panicked = (0..10).find(|&n| match post(&http, &url, &batch(n)) {
+        Some(Ok(_)) => {
+            expected.extend(batch(n));
+            false
+        }
+        _ => true,
+    });
+    let panicked = panicked.expect("the failpoint fired within ten commits");
+    assert!(!expected.is_empty(), "commits before the failpoint were acknowledged");
+    assert_eq!(post(&http, &url, &batch(99)).map(|r| r.err()), Some(Some(503)), "writes after it are refused");
+    let ready = http.get(server.url("/readyz")).send().unwrap();
+    assert_eq!(ready.status().as_u16(), 503, "the server says it is not ready");
+    server.kill();
+
+    let server = harness::start(&data, &[]);
+    retry(&server, &[batch(panicked)], true, &mut expected);
+    assert_exact(&server, &expected);
+}

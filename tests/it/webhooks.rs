@@ -317,12 +317,26 @@ fn scopes_and_secrets() {
     assert_eq!(headers(json!({"Authorization": "Bearer receiver-secret"})), 200);
     let (_, v) = server.get(ADMIN, &one);
     assert_eq!(v["webhook"]["headers"], json!({"authorization": "***"}));
+    // Sent back as read (the mask), a header keeps its value; a mask with no value to keep is 400.
+    assert_eq!(headers(json!({"authorization": "***", "x-team": "ops"})), 200);
+    assert_eq!(headers(json!({"authorization": "***", "x-new": "***"})), 400);
     server.post_events(ADMIN, &write("s1", "/in/a.csv", ""));
     let got = receiver.wait_for(1, WAIT);
     assert_eq!(got[0].header("authorization"), "Bearer receiver-secret");
+    assert_eq!(got[0].header("x-team"), "ops");
     // Unknown ones are 404; a bad body is 400.
     assert_eq!(server.get(ADMIN, "/v1/accounts/acme/webhooks/wh_nope").0, 404);
     assert_eq!(server.get(ADMIN, "/v1/accounts/nobody/webhooks").0, 404);
+    // An id longer than any stored one (256 bytes) is 404 for every operation, and writes go on.
+    let long = format!("/v1/accounts/acme/webhooks/{}", "w".repeat(256));
+    assert_eq!(server.get(&support, &long).0, 404);
+    assert_eq!(server.send(server.http.delete(server.url(&long)).bearer_auth(&acme_key)).0, 404);
+    let patch = server.http.patch(server.url(&long)).bearer_auth(ADMIN).json(&json!({"enabled": false}));
+    assert_eq!(server.send(patch).0, 404);
+    assert_eq!(server.send(server.http.post(server.url(&format!("{long}/rotate-secret"))).bearer_auth(ADMIN)).0, 404);
+    assert_eq!(server.get(ADMIN, &format!("{long}/deliveries")).0, 404);
+    assert_eq!(server.post_events(ADMIN, &write("s2", "/in/b.csv", "")).0, 200);
+    assert_eq!(server.http.get(server.url("/readyz")).send().unwrap().status().as_u16(), 200);
     let bad = server
         .http
         .post(server.url(list))

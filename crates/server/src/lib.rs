@@ -138,6 +138,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     });
     let opened = state.store.open_report();
     Metrics::add(&state.metrics.store_open_replayed_calls, opened.replayed_calls);
+    Metrics::add(&state.metrics.store_open_replayed_calls_waiting, opened.replayed_calls_waiting);
     Metrics::add(&state.metrics.store_open_ms, opened.elapsed.as_millis() as u64);
     let app = api::router(state.clone());
     let daily = state.settings.audit.daily.then(|| schedule::DailyAudits::start(state.clone()));
@@ -189,6 +190,7 @@ fn start_deliveries(
         allow_private_targets: w.allow_private_targets,
         max_in_flight: w.max_in_flight,
         per_target: w.per_target,
+        per_account: w.per_account,
         ..Default::default()
     };
     if w.allow_private_targets {

@@ -20,6 +20,8 @@ pub struct Metrics {
     pub ingest_latency_us: AtomicU64,
     /// Calls the store replayed when it opened (since the last checkpoint before a crash).
     pub store_open_replayed_calls: AtomicU64,
+    /// Of those, the calls the open could not checkpoint: they wait for the next checkpoint.
+    pub store_open_replayed_calls_waiting: AtomicU64,
     /// How long opening the store took, milliseconds.
     pub store_open_ms: AtomicU64,
     /// Requests answered 401 from their headers alone (their body never read).
@@ -111,6 +113,11 @@ impl Metrics {
             "callmeter_store_open_replayed_calls",
             "Calls replayed when the store opened: those since the last checkpoint before a crash.",
             get(&self.store_open_replayed_calls),
+        );
+        gauge(
+            "callmeter_store_open_replayed_calls_waiting",
+            "Of the calls replayed when the store opened, those it could not checkpoint then (compaction behind, a full disk): a crash before the next checkpoint replays them again.",
+            get(&self.store_open_replayed_calls_waiting),
         );
         gauge("callmeter_store_open_milliseconds", "How long opening the store took.", get(&self.store_open_ms));
         gauge("callmeter_open_connections", "Connections open.", load.open_connections as u64);

@@ -14,6 +14,10 @@ pub struct WebhookTable {
     pub max_in_flight: Option<usize>,
     /// Delivery attempts in flight to one target (scheme, host, port) at once [default: 4; 1 to 64].
     pub per_target: Option<usize>,
+    /// Delivery attempts in flight for one account at once, so that an
+    /// account with many slow targets leaves room for the others [default:
+    /// 16; 1 to 1024].
+    pub per_account: Option<usize>,
     /// Days webhook events and attempts are kept: how far back replay
     /// reaches [default: 30; 10 to 36500: at least as long as the longest
     /// retry schedule, `Retry-After`s included].
@@ -29,13 +33,21 @@ pub struct WebhookSettings {
     pub max_in_flight: usize,
     /// See [`WebhookTable::per_target`].
     pub per_target: usize,
+    /// See [`WebhookTable::per_account`].
+    pub per_account: usize,
     /// See [`WebhookTable::retention_days`].
     pub retention_days: u32,
 }
 
 impl Default for WebhookSettings {
     fn default() -> Self {
-        WebhookSettings { allow_private_targets: false, max_in_flight: 64, per_target: 4, retention_days: 30 }
+        WebhookSettings {
+            allow_private_targets: false,
+            max_in_flight: 64,
+            per_target: 4,
+            per_account: 16,
+            retention_days: 30,
+        }
     }
 }
 
@@ -52,6 +64,10 @@ impl WebhookTable {
         if !(1..=64).contains(&per_target) {
             return Err(format!("per_target: {per_target} is out of range: from 1 to 64"));
         }
+        let per_account = self.per_account.unwrap_or(defaults.per_account);
+        if !(1..=1_024).contains(&per_account) {
+            return Err(format!("per_account: {per_account} is out of range: from 1 to 1024"));
+        }
         let retention_days = self.retention_days.unwrap_or(defaults.retention_days);
         if !(10..=36_500).contains(&retention_days) {
             return Err(format!("retention_days: {retention_days} is out of range: from 10 to 36500"));
@@ -60,6 +76,7 @@ impl WebhookTable {
             allow_private_targets: allow_private.or(self.allow_private_targets).unwrap_or(false),
             max_in_flight,
             per_target,
+            per_account,
             retention_days,
         })
     }

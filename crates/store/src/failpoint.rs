@@ -7,8 +7,9 @@
 //! `CALLMETER_FAILPOINTS` names the faults of one process, comma-separated:
 //! `NAME=N:ACTION`, where the point `NAME` acts on its `N`th hit (1 = the
 //! first) and `ACTION` is `crash` (the process kills itself with SIGKILL, as
-//! `kill -9` would), `error` (the step fails with an I/O error, once), or
-//! `sleep-MS` (the step waits). For example
+//! `kill -9` would), `error` (the step fails with an I/O error, once),
+//! `panic` (the thread panics, as a broken assertion would), or `sleep-MS`
+//! (the step waits). For example
 //! `CALLMETER_FAILPOINTS=checkpoint.after_keys=2:crash,sync=5:error`.
 //! The names are the `&'static str`s passed to [`hit`] in this crate;
 //! `docs/exactly-once.md` lists them.
@@ -55,6 +56,7 @@ mod armed {
     enum Action {
         Crash,
         Error,
+        Panic,
         Sleep(u64),
     }
 
@@ -77,6 +79,7 @@ mod armed {
                 let action = match action {
                     "crash" => Action::Crash,
                     "error" => Action::Error,
+                    "panic" => Action::Panic,
                     s => Action::Sleep(s.strip_prefix("sleep-")?.parse().ok()?),
                 };
                 Some((name.to_owned(), Point { at: n.parse().ok()?, action, hits: AtomicU64::new(0) }))
@@ -85,7 +88,7 @@ mod armed {
                 Some((name, point)) => {
                     out.insert(name, point);
                 }
-                None => panic!("CALLMETER_FAILPOINTS: {item:?} is not NAME=N:crash|error|sleep-MS"),
+                None => panic!("CALLMETER_FAILPOINTS: {item:?} is not NAME=N:crash|error|panic|sleep-MS"),
             }
         }
         out
@@ -113,6 +116,7 @@ mod armed {
                 eprintln!("failpoint {name}: failing");
                 Some(Fault::Error)
             }
+            Action::Panic => panic!("failpoint {name}: panicking"),
             Action::Sleep(ms) => {
                 std::thread::sleep(std::time::Duration::from_millis(ms));
                 None

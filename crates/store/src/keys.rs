@@ -108,11 +108,16 @@ pub fn adjustment_key(account: &str, period_start_ns: i64, seq: u64) -> Vec<u8> 
     k
 }
 
+/// The longest subscription id a key holds (its length is one byte). The
+/// store's entry points answer a longer one as no such subscription, so
+/// that an id from a URL never reaches [`subscription_key`].
+pub const MAX_SUBSCRIPTION_ID_LEN: usize = 255;
+
 /// The key of a subscription (and the prefix of its outbox rows and
 /// attempts): the account, then the length-prefixed id.
 pub fn subscription_key(account: &str, id: &str) -> Vec<u8> {
     let mut k = account_prefix(account);
-    debug_assert!(id.len() <= 255);
+    assert!(id.len() <= MAX_SUBSCRIPTION_ID_LEN, "a subscription id of {} bytes", id.len());
     k.push(id.len() as u8);
     k.extend_from_slice(id.as_bytes());
     k

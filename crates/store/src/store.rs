@@ -71,6 +71,10 @@ pub struct OpenReport {
     pub replayed_blocks: u64,
     /// Calls in them.
     pub replayed_calls: u64,
+    /// Of those, the calls the open could not checkpoint (the engine's
+    /// compaction behind, a full disk): they wait in memory and the block log
+    /// for the next checkpoint, and a crash before it replays them again.
+    pub replayed_calls_waiting: u64,
     /// How long the open took.
     pub elapsed: std::time::Duration,
 }
@@ -174,10 +178,20 @@ pub trait Store: Send + Sync + 'static {
     /// Every subscription of an account, by id.
     fn subscriptions(&self, account: &str) -> Vec<Subscription>;
 
-    /// Claims up to `limit` deliveries due at `now` that no one else holds,
-    /// with their subscriptions and changes. A claim holds until completed
-    /// (or the process ends: then the delivery is due again).
-    fn claim_deliveries(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<ClaimedDelivery>, StoreError>;
+    /// Claims up to `limit` deliveries due at `now` that no one else holds
+    /// and that `admit` takes, earliest due first, with their subscriptions
+    /// and changes. A claim holds until completed (or the process ends: then
+    /// the delivery is due again). A delivery `admit` refuses (its target or
+    /// its account has no room now) is left as it is, for a later claim, and
+    /// the claim looks further: one slow receiver holds back no one else.
+    /// (PostgreSQL: `FOR UPDATE SKIP LOCKED` with the refused subscriptions
+    /// excluded.)
+    fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        admit: &mut dyn FnMut(&Subscription) -> bool,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError>;
 
     /// Records an attempt of a claimed delivery and what becomes of it.
     fn complete_delivery(&self, delivery: &Delivery, attempt: Attempt, next: NextStep) -> Result<(), StoreError>;

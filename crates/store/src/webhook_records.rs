@@ -151,10 +151,13 @@ impl SubscriptionUpdate {
             sub.headers = headers.clone();
         }
         if let Some((secret, old_until)) = &self.rotate_secret {
-            sub.secrets.retain(|s| s.expires_at.is_none_or(|t| t > now));
-            // The current secret (the one without an expiry) signs until `old_until`.
+            // The current secret (the one without an expiry) signs beside the
+            // new one until `old_until`; one rotated before it goes now. So at
+            // most two sign, however often it is rotated (the header stays
+            // small), and rotating again retires a leaked secret at once.
+            sub.secrets.retain(|s| s.expires_at.is_none());
             for s in &mut sub.secrets {
-                s.expires_at = Some(s.expires_at.unwrap_or(*old_until));
+                s.expires_at = Some(*old_until);
             }
             sub.secrets.insert(0, SigningSecret { secret: secret.clone(), expires_at: None });
         }
@@ -329,4 +332,46 @@ pub struct AttemptPage {
     pub attempts: Vec<Attempt>,
     /// The id to pass as `before` for the next page, when there is one.
     pub next_before: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A rotation keeps the current secret signing until its end and retires
+    /// the one rotated before: two sign at most, however often it rotates.
+    #[test]
+    fn a_rotation_keeps_two_secrets_at_most() {
+        let t0 = Utc::now();
+        let mut sub = Subscription {
+            id: "wh_1".into(),
+            account: "acme".into(),
+            url: "https://x.example/hook".into(),
+            watch: Watch::Folder { folder: "/".into() },
+            actions: vec![Action::Create],
+            enabled: true,
+            disabled_reason: None,
+            headers: BTreeMap::new(),
+            secrets: vec![SigningSecret { secret: "whsec_first".into(), expires_at: None }],
+            failing_since: None,
+            created_at: t0,
+            updated_at: t0,
+        };
+        let day = chrono::Duration::hours(24);
+        let rotate = |secret: &str, at: DateTime<Utc>| SubscriptionUpdate {
+            rotate_secret: Some((secret.into(), at + day)),
+            ..Default::default()
+        };
+        rotate("whsec_second", t0).apply(&mut sub, t0);
+        let signing: Vec<&str> = sub.signing_secrets(t0).collect();
+        assert_eq!(signing, ["whsec_second", "whsec_first"]);
+        let t1 = t0 + chrono::Duration::minutes(5);
+        for i in 0..50 {
+            rotate(&format!("whsec_{i}"), t1).apply(&mut sub, t1);
+        }
+        let signing: Vec<&str> = sub.signing_secrets(t1).collect();
+        assert_eq!(signing, ["whsec_49", "whsec_48"], "the first is retired by the rotations after it");
+        assert_eq!(sub.secrets[1].expires_at, Some(t1 + day));
+        assert_eq!(sub.signing_secrets(t1 + day).collect::<Vec<_>>(), ["whsec_49"]);
+    }
 }

@@ -4,9 +4,11 @@
 //! It wakes when the store says rows may be due (new changes, retries,
 //! replays) or when the earliest pending row comes due, and at least every
 //! second (a clock that jumps, a test clock that is moved). At most
-//! `max_in_flight` attempts run at once, and at most `per_target` to one
-//! target (scheme, host and port), so that one slow receiver does not hold
-//! back the others. After an attempt:
+//! `max_in_flight` attempts run at once, at most `per_target` to one target
+//! (scheme, host and port) and at most `per_account` for one account. A
+//! claim takes only rows that have room now ([`Admission`]): the others stay
+//! in the outbox, unclaimed, so a slow or hanging receiver, or an account
+//! with many, holds back no one else's deliveries. After an attempt:
 //!
 //! - a 2xx: delivered; the subscription's failures are forgotten;
 //! - a 410: the subscription is disabled at once, and the row held (replay sends it);
@@ -20,7 +22,7 @@ use crate::clock::Clock;
 use crate::schedule;
 use crate::sender::{Sender, Sent};
 use crate::WebhookError;
-use callmeter_store::{Attempt, AttemptStatus, ClaimedDelivery, NextStep, Store, SubscriptionUpdate};
+use callmeter_store::{Attempt, AttemptStatus, ClaimedDelivery, NextStep, Store, Subscription, SubscriptionUpdate};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,6 +38,8 @@ pub struct EngineOptions {
     pub max_in_flight: usize,
     /// Attempts in flight to one target at most.
     pub per_target: usize,
+    /// Attempts in flight for one account at most.
+    pub per_account: usize,
     /// How long one attempt may take.
     pub timeout: std::time::Duration,
 }
@@ -46,6 +50,7 @@ impl Default for EngineOptions {
             allow_private_targets: false,
             max_in_flight: 64,
             per_target: 4,
+            per_account: 16,
             timeout: std::time::Duration::from_secs(15),
         }
     }
@@ -53,6 +58,11 @@ impl Default for EngineOptions {
 
 /// The longest the engine sleeps without looking at the clock.
 const MAX_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// After a claim that left rows for want of room, how long the engine lets
+/// attempts end before it claims again: each claim then takes the room of
+/// several, rather than step over the same waiting rows after every attempt.
+const GATHER_ENDED_ATTEMPTS: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Sends the outbox of a store.
 pub struct DeliveryEngine {
@@ -62,7 +72,46 @@ pub struct DeliveryEngine {
     options: EngineOptions,
     in_flight: Arc<Semaphore>,
     targets: parking_lot::Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Attempts in flight by account (none: no entry).
+    accounts: parking_lot::Mutex<HashMap<String, usize>>,
+    /// Told when an attempt ends: room for a row a claim refused.
+    attempt_ended: tokio::sync::Notify,
     stopping: AtomicBool,
+}
+
+/// What one claim may take: the room each target and each account has
+/// left, counted down as rows are admitted. A target or account not seen
+/// yet has all of its room.
+struct Admission {
+    per_target: usize,
+    per_account: usize,
+    targets: HashMap<String, usize>,
+    accounts: HashMap<String, usize>,
+    /// Whether a row was refused: then the engine waits for an attempt to end
+    /// before it claims again, rather than look at the same rows at once.
+    refused: bool,
+}
+
+impl Admission {
+    fn admit(&mut self, sub: &Subscription) -> bool {
+        let target = self.targets.entry(target_of(&sub.url)).or_insert(self.per_target);
+        let account = self.accounts.entry(sub.account.clone()).or_insert(self.per_account);
+        if *target == 0 || *account == 0 {
+            self.refused = true;
+            return false;
+        }
+        *target -= 1;
+        *account -= 1;
+        true
+    }
+}
+
+/// A target: scheme, host and port.
+fn target_of(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => format!("{}://{}:{}", u.scheme(), u.host_str().unwrap_or(""), u.port_or_known_default().unwrap_or(0)),
+        Err(_) => url.to_owned(),
+    }
 }
 
 impl DeliveryEngine {
@@ -75,6 +124,8 @@ impl DeliveryEngine {
             sender: Sender::new(options.allow_private_targets, options.timeout)?,
             in_flight: Arc::new(Semaphore::new(options.max_in_flight.max(1))),
             targets: parking_lot::Mutex::new(HashMap::new()),
+            accounts: parking_lot::Mutex::new(HashMap::new()),
+            attempt_ended: tokio::sync::Notify::new(),
             stopping: AtomicBool::new(false),
             store,
             clock,
@@ -100,6 +151,7 @@ impl DeliveryEngine {
             allow_private_targets = self.options.allow_private_targets,
             max_in_flight = self.options.max_in_flight,
             per_target = self.options.per_target,
+            per_account = self.options.per_account,
             "webhook deliveries started"
         );
         while !self.stopping.load(Ordering::Acquire) {
@@ -107,16 +159,29 @@ impl DeliveryEngine {
             let woken = notify.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            let claimed = self.clone().claim_and_send().await;
+            // Registered before the claim too: an attempt that ends meanwhile is not missed.
+            let ended = self.attempt_ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            let (claimed, refused) = self.clone().claim_and_send().await;
             if claimed > 0 {
                 continue;
             }
-            let wait = match self.next_due().await {
-                Some(at) => (at - self.clock.now()).to_std().unwrap_or_default().min(MAX_IDLE),
-                None => MAX_IDLE,
+            // Rows due but refused (no room): the next room comes when an attempt ends.
+            let wait = match refused {
+                true => MAX_IDLE,
+                false => match self.next_due().await {
+                    Some(at) => (at - self.clock.now()).to_std().unwrap_or_default().min(MAX_IDLE),
+                    None => MAX_IDLE,
+                },
             };
             tokio::select! {
                 _ = woken => {}
+                _ = ended => {
+                    if refused {
+                        tokio::time::sleep(GATHER_ENDED_ATTEMPTS).await;
+                    }
+                }
                 _ = tokio::time::sleep(wait) => {}
             }
         }
@@ -137,52 +202,82 @@ impl DeliveryEngine {
         }
     }
 
-    /// Claims as many due rows as there is room for and starts their attempts; how many.
-    async fn claim_and_send(self: Arc<Self>) -> usize {
+    /// Claims as many due rows as there is room for and starts their
+    /// attempts: how many, and whether rows were left for want of room.
+    async fn claim_and_send(self: Arc<Self>) -> (usize, bool) {
         let room = self.in_flight.available_permits();
         if room == 0 {
             // Wait for one attempt to end rather than spin.
             drop(self.in_flight.clone().acquire_owned().await);
-            return 0;
+            return (0, false);
         }
         let (store, now) = (self.store.clone(), self.clock.now());
-        let claimed = match tokio::task::spawn_blocking(move || store.claim_deliveries(now, room)).await {
-            Ok(Ok(claimed)) => claimed,
-            Ok(Err(e)) => {
+        let mut admission = self.admission();
+        let claim = move || {
+            let claimed = store.claim_deliveries(now, room, &mut |sub| admission.admit(sub));
+            (claimed, admission.refused)
+        };
+        let (claimed, refused) = match tokio::task::spawn_blocking(claim).await {
+            Ok((Ok(claimed), refused)) => (claimed, refused),
+            Ok((Err(e), _)) => {
                 tracing::warn!(error = %e, "cannot claim deliveries; trying again shortly");
-                return 0;
+                return (0, false);
             }
-            Err(_) => return 0,
+            Err(_) => return (0, false),
         };
         let n = claimed.len();
         for c in claimed {
+            // Taken here, before the next claim counts the room left: each is free, the claim admitted it.
             let permit = self.in_flight.clone().acquire_owned().await.expect("never closed");
+            let slots = self.target_slots(&c.subscription.url);
+            let slot = match slots.clone().try_acquire_owned() {
+                Ok(slot) => slot,
+                Err(_) => {
+                    tracing::warn!(url = %c.subscription.url, "a claim admitted a row its target had no room for");
+                    slots.acquire_owned().await.expect("never closed")
+                }
+            };
+            let account = c.subscription.account.clone();
+            *self.accounts.lock().entry(account.clone()).or_default() += 1;
             let engine = self.clone();
             tokio::spawn(async move {
-                engine.deliver(c).await;
+                engine.deliver(c, slot).await;
+                engine.account_done(&account);
                 drop(permit);
+                engine.attempt_ended.notify_one();
             });
         }
-        n
+        (n, refused)
+    }
+
+    /// The room each known target and busy account has now.
+    fn admission(&self) -> Admission {
+        let (per_target, per_account) = (self.options.per_target.max(1), self.options.per_account.max(1));
+        let targets = self.targets.lock().iter().map(|(t, s)| (t.clone(), s.available_permits())).collect();
+        let accounts = self.accounts.lock().iter().map(|(a, n)| (a.clone(), per_account.saturating_sub(*n))).collect();
+        Admission { per_target, per_account, targets, accounts, refused: false }
+    }
+
+    fn account_done(&self, account: &str) {
+        let mut accounts = self.accounts.lock();
+        if let Some(n) = accounts.get_mut(account) {
+            *n -= 1;
+            if *n == 0 {
+                accounts.remove(account);
+            }
+        }
     }
 
     fn target_slots(&self, url: &str) -> Arc<Semaphore> {
-        let target = match reqwest::Url::parse(url) {
-            Ok(u) => {
-                format!("{}://{}:{}", u.scheme(), u.host_str().unwrap_or(""), u.port_or_known_default().unwrap_or(0))
-            }
-            Err(_) => url.to_owned(),
-        };
         self.targets
             .lock()
-            .entry(target)
+            .entry(target_of(url))
             .or_insert_with(|| Arc::new(Semaphore::new(self.options.per_target.max(1))))
             .clone()
     }
 
-    /// One attempt of a claimed row, and its completion.
-    async fn deliver(&self, c: ClaimedDelivery) {
-        let slot = self.target_slots(&c.subscription.url).acquire_owned().await.expect("never closed");
+    /// One attempt of a claimed row (holding a slot of its target), and its completion.
+    async fn deliver(&self, c: ClaimedDelivery, slot: tokio::sync::OwnedSemaphorePermit) {
         let at = self.clock.now();
         let sent = self.sender.send(&c, at).await;
         drop(slot);

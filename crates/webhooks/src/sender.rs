@@ -125,7 +125,7 @@ impl Sender {
         } else if status.is_redirection() {
             Some(format!("HTTP {status}: redirects are not followed"))
         } else {
-            let excerpt = String::from_utf8_lossy(&answer[..answer.len().min(ERROR_EXCERPT_BYTES)]).trim().to_owned();
+            let excerpt = printable(&String::from_utf8_lossy(&answer[..answer.len().min(ERROR_EXCERPT_BYTES)]));
             Some(match (excerpt.is_empty(), read_error) {
                 (_, Some(e)) => format!("HTTP {status}: {e}"),
                 (true, None) => format!("HTTP {status}"),
@@ -134,6 +134,20 @@ impl Sender {
         };
         Sent { response_code: Some(status.as_u16()), delivered, retry_after, error, latency_ms: 0 }
     }
+}
+
+/// A receiver's answer as text fit to show: control characters (an escape
+/// sequence that would drive an operator's terminal, a NUL) become spaces,
+/// runs of them one; trimmed.
+fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let c = if c.is_control() { ' ' } else { c };
+        if !(c == ' ' && out.ends_with(' ')) {
+            out.push(c);
+        }
+    }
+    out.trim().to_owned()
 }
 
 /// An error with its causes, which say what failed (a refused address, a timeout).
@@ -146,4 +160,17 @@ fn describe(e: &reqwest::Error) -> String {
         source = s.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    /// An answer kept in an attempt's error can drive no terminal it is printed to.
+    #[test]
+    fn an_answer_is_kept_without_control_characters() {
+        assert_eq!(printable("\u{1b}[31mRED\u{0}\r\nline two\t "), "[31mRED line two");
+        assert_eq!(printable("plain {\"error\": \"busy\"}"), "plain {\"error\": \"busy\"}");
+        assert_eq!(printable("\u{7}\u{8}"), "");
+    }
 }

@@ -125,15 +125,17 @@ struct Setup {
 }
 
 fn setup() -> Setup {
+    setup_with(EngineOptions::default())
+}
+
+/// The engine with `options`, allowed loopback targets and a 300 ms timeout.
+fn setup_with(options: EngineOptions) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap());
     // Ahead of the real clock: an event is due from its arrival (real time) on.
     let clock = TestClock::at(Utc::now() + Duration::minutes(10));
-    let options = EngineOptions {
-        allow_private_targets: true,
-        timeout: std::time::Duration::from_millis(300),
-        ..EngineOptions::default()
-    };
+    let options =
+        EngineOptions { allow_private_targets: true, timeout: std::time::Duration::from_millis(300), ..options };
     let dyn_store: Arc<dyn Store> = store.clone();
     let engine = Arc::new(DeliveryEngine::new(dyn_store, Arc::new(clock.clone()), options).unwrap());
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -148,11 +150,15 @@ impl Drop for Setup {
 }
 
 fn subscribe(store: &EmbeddedStore, id: &str, url: &str, secret: &str) {
+    subscribe_in(store, "acme", id, url, secret);
+}
+
+fn subscribe_in(store: &EmbeddedStore, account: &str, id: &str, url: &str, secret: &str) {
     let now = Utc::now();
     store
         .create_subscription(Subscription {
             id: id.into(),
-            account: "acme".into(),
+            account: account.into(),
             url: url.into(),
             watch: Watch::Folder { folder: "/in".into() },
             actions: vec![Action::Create, Action::Update, Action::Destroy],
@@ -168,7 +174,11 @@ fn subscribe(store: &EmbeddedStore, id: &str, url: &str, secret: &str) {
 }
 
 fn upload(store: &EmbeddedStore, id: &str) {
-    let mut e = CallEvent::new(id.into(), "acme".into(), Utc::now(), Interface::Rest, Operation::Write);
+    upload_in(store, "acme", id);
+}
+
+fn upload_in(store: &EmbeddedStore, account: &str, id: &str) {
+    let mut e = CallEvent::new(id.into(), account.into(), Utc::now(), Interface::Rest, Operation::Write);
     e.path = Some(format!("/in/{id}.csv"));
     store.ingest(vec![e]).wait_blocking().unwrap();
 }
@@ -321,4 +331,48 @@ fn gone_disables_at_once_and_replay_sends_the_kept_events() {
     assert_eq!(replayed_a.id, got[0].id, "a replay keeps the event's webhook-id");
     // The 410 was answered once: the script is used up.
     assert!(receiver.script.lock().unwrap().is_empty());
+}
+
+/// Uploads to a receiver that never answers in time, then one to another:
+/// the other is sent at once, not after the slow one's queue (its claims
+/// wait in the outbox, holding none of the attempts in flight).
+#[test]
+fn a_hanging_target_holds_back_no_other_target() {
+    let s = setup_with(EngineOptions { max_in_flight: 4, per_target: 1, ..EngineOptions::default() });
+    let slow = Receiver::start(Reply::Hang(std::time::Duration::from_secs(2)), vec![]);
+    let fast = Receiver::start(Reply::Status(200, ""), vec![]);
+    subscribe(&s.store, "wh_slow", &slow.url, &signing::new_secret());
+    for i in 0..12 {
+        upload(&s.store, &format!("slow-{i}"));
+    }
+    wait_until("the slow target's first attempt", || slow.count() >= 1);
+    subscribe(&s.store, "wh_fast", &fast.url.replace("/hook", "/fast"), &signing::new_secret());
+    let uploaded = std::time::Instant::now();
+    upload(&s.store, "fast-0");
+    wait_until("the fast target's delivery", || fast.count() == 1);
+    // Behind the slow queue it would wait for 12 timeouts of 300 ms, one at a time.
+    assert!(uploaded.elapsed() < std::time::Duration::from_millis(1_500), "took {:?}", uploaded.elapsed());
+    assert!(slow.count() <= 6, "the slow target got one attempt at a time: {}", slow.count());
+}
+
+/// One account's many hanging targets take at most its share of the
+/// attempts in flight; another account's delivery goes at once.
+#[test]
+fn an_account_with_many_hanging_targets_leaves_room_for_the_others() {
+    let s = setup_with(EngineOptions { max_in_flight: 4, per_account: 2, ..EngineOptions::default() });
+    let hanging: Vec<Receiver> =
+        (0..4).map(|_| Receiver::start(Reply::Hang(std::time::Duration::from_secs(2)), vec![])).collect();
+    for (i, r) in hanging.iter().enumerate() {
+        subscribe_in(&s.store, "acme", &format!("wh_hang{i}"), &r.url, &signing::new_secret());
+    }
+    for i in 0..8 {
+        upload_in(&s.store, "acme", &format!("a-{i}"));
+    }
+    wait_until("acme's first attempts", || hanging.iter().map(Receiver::count).sum::<usize>() >= 2);
+    let other = Receiver::start(Reply::Status(200, ""), vec![]);
+    subscribe_in(&s.store, "globex", "wh_other", &other.url, &signing::new_secret());
+    let uploaded = std::time::Instant::now();
+    upload_in(&s.store, "globex", "g-0");
+    wait_until("globex's delivery", || other.count() == 1);
+    assert!(uploaded.elapsed() < std::time::Duration::from_millis(1_500), "took {:?}", uploaded.elapsed());
 }

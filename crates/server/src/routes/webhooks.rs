@@ -98,7 +98,7 @@ impl WebhookView {
             events,
             enabled: sub.enabled,
             disabled_reason: sub.disabled_reason.clone(),
-            headers: sub.headers.keys().map(|k| (k.clone(), "***")).collect(),
+            headers: sub.headers.keys().map(|k| (k.clone(), MASKED_HEADER_VALUE)).collect(),
             failing_since: sub.failing_since,
             previous_secret_expires_at: sub.secrets.iter().filter_map(|s| s.expires_at).max(),
             created_at: sub.created_at,
@@ -183,6 +183,10 @@ fn checked_folder(folder: &str) -> AppResult<String> {
     if !folder.starts_with('/') || folder.chars().any(char::is_control) {
         return Err(ApiError::BadRequest(format!("folder: {folder:?} is not an absolute path (/in, /)")));
     }
+    // Matched as a prefix of the calls' paths: `..` or `.` would name another folder than it seems to.
+    if folder.split('/').any(|segment| segment == ".." || segment == ".") {
+        return Err(ApiError::BadRequest(format!("folder: {folder:?} has a . or .. segment: name the folder itself")));
+    }
     Ok(callmeter_model::normalize_path(folder).to_owned())
 }
 
@@ -220,8 +224,31 @@ async fn checked_url(s: &AppState, url: &str) -> AppResult<String> {
         .map_err(|e| ApiError::BadRequest(format!("url: {e}")))
 }
 
-fn checked_headers(headers: &BTreeMap<String, String>) -> AppResult<BTreeMap<String, String>> {
-    callmeter_webhooks::check_headers(headers).map_err(|e| ApiError::BadRequest(e.to_string()))
+/// How a custom header's value is shown: never the value itself.
+const MASKED_HEADER_VALUE: &str = "***";
+
+/// The headers of a body, checked. A value given as the mask (a webhook read,
+/// changed and sent back whole) keeps the header's current value in `was`;
+/// with none to keep, it is refused rather than sent as the value.
+fn checked_headers(
+    headers: &BTreeMap<String, String>,
+    was: Option<&Subscription>,
+) -> AppResult<BTreeMap<String, String>> {
+    let mut unmasked = headers.clone();
+    for (name, value) in &mut unmasked {
+        if value == MASKED_HEADER_VALUE {
+            match was.and_then(|w| w.headers.get(name)) {
+                Some(current) => value.clone_from(current),
+                None => {
+                    return Err(ApiError::BadRequest(format!(
+                        "headers.{name}: {MASKED_HEADER_VALUE:?} is how a value is shown masked, and this webhook \
+                         has no {name} header to keep: give its value"
+                    )))
+                }
+            }
+        }
+    }
+    callmeter_webhooks::check_headers(&unmasked).map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 
 fn new_webhook_id() -> String {
@@ -270,7 +297,7 @@ pub(crate) async fn create_webhook(s: &AppState, account: String, p: WebhookBody
     known_account(s, &account)?;
     let Some(url) = p.url.as_deref() else { return Err(ApiError::BadRequest("url: a webhook needs a url".into())) };
     let (watch, actions) = p.watch(None)?.expect("a new subscription always watches something");
-    let headers = checked_headers(&p.headers.clone().unwrap_or_default())?;
+    let headers = checked_headers(&p.headers.clone().unwrap_or_default(), None)?;
     let url = checked_url(s, url).await?;
     if s.store.subscriptions(&account).len() >= MAX_SUBSCRIPTIONS {
         return Err(ApiError::Conflict(format!("an account has at most {MAX_SUBSCRIPTIONS} webhooks")));
@@ -381,7 +408,7 @@ pub(crate) async fn change_webhook(
 ) -> AppResult<Subscription> {
     let was = known_webhook(s, &account, &id)?;
     let watched = p.watch(Some(&was))?;
-    let headers = p.headers.as_ref().map(checked_headers).transpose()?;
+    let headers = p.headers.as_ref().map(|h| checked_headers(h, Some(&was))).transpose()?;
     let url = match p.url.as_deref() {
         Some(u) => Some(checked_url(s, u).await?),
         None => None,
@@ -484,10 +511,30 @@ mod tests {
         }
     }
 
+    /// A webhook read, changed and sent back whole keeps its headers' values:
+    /// the mask it was shown is not taken for a value.
+    #[test]
+    fn a_masked_header_value_keeps_the_value_it_hides() {
+        let mut was = folder_sub();
+        was.headers.insert("authorization".into(), "Bearer s3cret".into());
+        let given: BTreeMap<String, String> =
+            [("authorization".into(), MASKED_HEADER_VALUE.into()), ("x-team".into(), "ops".into())].into();
+        let kept = checked_headers(&given, Some(&was)).unwrap();
+        assert_eq!(kept["authorization"], "Bearer s3cret");
+        assert_eq!(kept["x-team"], "ops");
+        let e = checked_headers(&given, None).unwrap_err();
+        assert!(e.to_string().contains("headers.authorization"), "{e}");
+        let new: BTreeMap<String, String> = [("x-new".into(), MASKED_HEADER_VALUE.into())].into();
+        assert!(checked_headers(&new, Some(&was)).is_err(), "no value to keep");
+    }
+
     #[test]
     fn a_body_watches_a_folder_or_alerts_never_both() {
         let (watch, actions) = body(r#"{"url": "http://x"}"#).watch(None).unwrap().unwrap();
         assert_eq!(watch, Watch::Folder { folder: "/".into() });
+        for dotted in ["/in/../..", "/in/./x", "/.."] {
+            assert!(checked_folder(dotted).is_err(), "{dotted}");
+        }
         assert_eq!(actions, DEFAULT_ACTIONS);
         let (watch, actions) = body(r#"{"events": ["usage.spike", "usage.threshold_reached", "usage.spike"]}"#)
             .watch(None)

@@ -263,7 +263,7 @@ mod tests {
         assert!(store.deliveries("acme", "wh_spikes").unwrap().is_empty(), "not the kind it wants");
         let held = store.deliveries("acme", "wh_off").unwrap();
         assert!(held.len() == 2 && held.iter().all(|d| d.state == DeliveryState::Held));
-        let claimed = store.claim_deliveries(Utc::now(), 10).unwrap();
+        let claimed = store.claim_deliveries(Utc::now(), 10, &mut |_| true).unwrap();
         assert_eq!(claimed.len(), 2);
         let DeliveredEvent::Alert(a) = &claimed[0].event else { panic!("an alert") };
         assert_eq!((a.id, a.threshold_percent), (0, Some(50)));

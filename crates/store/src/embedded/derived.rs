@@ -62,6 +62,13 @@ pub(crate) const MAX_FIRST_LEVEL_KEY_TABLES: usize = 32;
 /// How long a checkpoint waits for compaction before it fails (and is retried).
 const COMPACTION_WAIT: Duration = Duration::from_secs(10);
 
+/// How long a start waits for compaction to checkpoint what it replayed.
+/// Shorter: the start holds everything back meanwhile, and giving up is
+/// safe (the calls wait in memory and the block log for the first checkpoint
+/// after the start). In a crash loop under load, where compactions are cut
+/// short by each kill, a long wait here made every start slower.
+const RECOVERY_COMPACTION_WAIT: Duration = Duration::from_secs(1);
+
 /// Dedup keys are already uniform random bits: hashing them again is waste.
 #[derive(Default)]
 pub(crate) struct KeyHasher(u64);
@@ -279,7 +286,7 @@ pub(crate) fn recover(
         pending.flushing = Arc::new(std::mem::take(&mut pending.current));
     }
     let job = CheckpointJob { keys: Arc::new(replayed.keys), seqs: replayed.seqs, below_seq: next_seq };
-    match checkpoint(engine, shared, path, min_free_bytes, &job) {
+    match checkpoint(engine, shared, path, min_free_bytes, &job, RECOVERY_COMPACTION_WAIT) {
         Ok(()) => {
             tracing::info!(
                 blocks = job.seqs.len(),
@@ -291,6 +298,7 @@ pub(crate) fn recover(
         }
         Err(e) => {
             tracing::warn!(error = %e, "cannot checkpoint the replayed calls now; they stay in memory and the block log");
+            shared.replay.waiting.store(calls, Ordering::Relaxed);
             let mut pending = shared.pending_aggregates.write();
             pending.current = std::mem::take(Arc::make_mut(&mut pending.flushing));
             let keys = Arc::try_unwrap(job.keys).unwrap_or_else(|shared| (*shared).clone());
@@ -329,11 +337,11 @@ fn replay_block_log(engine: &Engine, shared: &Shared, late_calls: LatePolicy) ->
     Ok(out)
 }
 
-/// Waits while the dedup keyspace's first level holds too many key tables.
-fn wait_for_compaction(engine: &Engine) -> Result<(), StoreError> {
+/// Waits, at most `wait`, while the dedup keyspace's first level holds too many key tables.
+fn wait_for_compaction(engine: &Engine, wait: Duration) -> Result<(), StoreError> {
     let started = std::time::Instant::now();
     while engine.dedup.l0_table_count() >= MAX_FIRST_LEVEL_KEY_TABLES {
-        if started.elapsed() >= COMPACTION_WAIT {
+        if started.elapsed() >= wait {
             return Err(StoreError::Unavailable("the dedup keys' compaction is behind; the checkpoint waits".into()));
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -350,10 +358,12 @@ pub(crate) fn start_checkpointer(
     min_free_bytes: u64,
     jobs: mpsc::Receiver<CheckpointJob>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let guard = super::WritesStopOnPanic(shared.clone());
     std::thread::Builder::new().name("callmeter-checkpoint".into()).spawn(move || {
+        let _guard = guard;
         while let Ok(job) = jobs.recv() {
             loop {
-                match checkpoint(&engine, &shared, &path, min_free_bytes, &job) {
+                match checkpoint(&engine, &shared, &path, min_free_bytes, &job, COMPACTION_WAIT) {
                     Ok(()) => break,
                     Err(e) => {
                         tracing::warn!(error = %e, "checkpoint failed; retrying in a second");
@@ -378,6 +388,7 @@ fn checkpoint(
     path: &std::path::Path,
     min_free_bytes: u64,
     job: &CheckpointJob,
+    compaction_wait: Duration,
 ) -> Result<(), StoreError> {
     let check_space = || disk::require_free(path, min_free_bytes);
     // First the dedup keys, on their own and without any lock: writing a key
@@ -390,7 +401,7 @@ fn checkpoint(
     let mut keys: Vec<u128> = job.keys.iter().map(|k| u128::from_be_bytes(k.0)).collect();
     keys.sort_unstable();
     check_space()?;
-    wait_for_compaction(engine)?;
+    wait_for_compaction(engine, compaction_wait)?;
     let started = std::time::Instant::now();
     let mut ingestion = engine.dedup.start_ingestion()?;
     let half = keys.len() / 2;

@@ -258,11 +258,33 @@ pub(crate) struct Shared {
     pub usage: usage_signal::UsageSignal,
 }
 
+/// Held by each thread that writes go through (writer, syncer,
+/// checkpointer): when one panics (an assertion of the exactly-once path
+/// broken), the store takes no more writes and says so (`is_writable`, so
+/// `/readyz` answers 503), rather than answer every write "shutting down"
+/// while it looks ready. A restart recovers as from a crash.
+pub(crate) struct WritesStopOnPanic(pub Arc<Shared>);
+
+impl Drop for WritesStopOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.writable.store(false, Ordering::Release);
+            let thread = std::thread::current();
+            tracing::error!(
+                thread = thread.name().unwrap_or("?"),
+                "a store thread panicked: the store takes no more writes until a restart"
+            );
+        }
+    }
+}
+
 /// The block log replayed when the store opened (0 after a clean stop).
 #[derive(Default)]
 pub(crate) struct ReplayCounts {
     pub blocks: AtomicU64,
     pub calls: AtomicU64,
+    /// Of `calls`, those the start could not checkpoint (compaction behind, a full disk).
+    pub waiting: AtomicU64,
 }
 
 /// The embedded store. Cheap to share behind an `Arc`; dropping the last one
@@ -318,6 +340,7 @@ impl EmbeddedStore {
         let opened = OpenReport {
             replayed_blocks: shared.replay.blocks.load(Ordering::Relaxed),
             replayed_calls: shared.replay.calls.load(Ordering::Relaxed),
+            replayed_calls_waiting: shared.replay.waiting.load(Ordering::Relaxed),
             elapsed: started.elapsed(),
         };
         tracing::info!(path = %path.display(), accounts = shared.accounts.read().len(), replayed_calls = opened.replayed_calls, elapsed_ms = opened.elapsed.as_millis() as u64, "store opened");
@@ -507,6 +530,8 @@ impl Store for EmbeddedStore {
     }
 
     fn create_subscription(&self, sub: Subscription) -> Result<Subscription, StoreError> {
+        // Ids are the server's own (`wh_` and hex): a longer one is a bug, caught here, not in the writer.
+        assert!(sub.id.len() <= keys::MAX_SUBSCRIPTION_ID_LEN, "a subscription id of {} bytes", sub.id.len());
         self.writer.create_subscription(sub)
     }
 
@@ -516,10 +541,17 @@ impl Store for EmbeddedStore {
         id: &str,
         update: SubscriptionUpdate,
     ) -> Result<Option<Subscription>, StoreError> {
+        // An id from a URL: too long to be stored, so there is none (and the writer never sees it).
+        if id.len() > keys::MAX_SUBSCRIPTION_ID_LEN {
+            return Ok(None);
+        }
         self.writer.update_subscription(account.to_owned(), id.to_owned(), update)
     }
 
     fn delete_subscription(&self, account: &str, id: &str) -> Result<bool, StoreError> {
+        if id.len() > keys::MAX_SUBSCRIPTION_ID_LEN {
+            return Ok(false);
+        }
         self.writer.delete_subscription(account.to_owned(), id.to_owned())
     }
 
@@ -531,8 +563,13 @@ impl Store for EmbeddedStore {
         self.list_subscriptions(account)
     }
 
-    fn claim_deliveries(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        self.claim(now, limit)
+    fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        admit: &mut dyn FnMut(&Subscription) -> bool,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        self.claim(now, limit, admit)
     }
 
     fn complete_delivery(&self, delivery: &Delivery, attempt: Attempt, next: NextStep) -> Result<(), StoreError> {

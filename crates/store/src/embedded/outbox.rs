@@ -134,13 +134,19 @@ fn unindex(engine: &Engine, batch: &mut fjall::OwnedWriteBatch, key: &[u8], d: &
     }
 }
 
-/// Claims up to `limit` rows due at `now` that no one holds. On the way,
-/// rows of deleted subscriptions go, and rows of disabled ones are held.
+/// Rows `admit` refuses that one claim steps over at most: past them it
+/// stops, so that a large backlog of a saturated target costs a bounded scan.
+const MAX_REFUSED_PER_CLAIM: usize = 1_024;
+
+/// Claims up to `limit` rows due at `now` that no one holds and `admit`
+/// takes. On the way, rows of deleted subscriptions go, and rows of disabled
+/// ones are held; rows `admit` refuses stay, in view of the next claim.
 pub(crate) fn claim(
     engine: &Engine,
     shared: &Shared,
     now: DateTime<Utc>,
     limit: usize,
+    admit: &mut dyn FnMut(&Subscription) -> bool,
 ) -> Result<Vec<ClaimedDelivery>, StoreError> {
     let mut locked = shared.outbox.locked.lock();
     failpoint::check("outbox.claim")?;
@@ -151,17 +157,27 @@ pub(crate) fn claim(
     // Where the next claim starts: the first entry this one leaves for
     // others, else the end of what was due (claimed rows are never scanned
     // for: a completion or a failed one puts their entries back in view).
-    let mut stopped_at = None;
+    let mut stopped_at: Option<Vec<u8>> = None;
+    let mut refused = 0;
+    let mut refused_subscriptions: HashSet<Vec<u8>> = HashSet::new();
     // (A clock moved back may ask for less than was scanned: nothing then.)
     let start = locked.due_from.clone().min(end.clone());
     for item in engine.outbox_due.range(start..end.clone()) {
         let due = item.key()?;
-        if out.len() >= limit {
-            stopped_at = Some(due.to_vec());
+        if out.len() >= limit || refused >= MAX_REFUSED_PER_CLAIM {
+            stopped_at.get_or_insert_with(|| due.to_vec());
             break;
         }
         let key = &due[8..];
         if locked.claimed.contains(key) {
+            continue;
+        }
+        let sub_key = &key[..key.len() - 8];
+        // A subscription refused once in a claim is refused for the rest of
+        // it (its room only shrinks): its other rows cost no read.
+        if refused_subscriptions.contains(sub_key) {
+            stopped_at.get_or_insert_with(|| due.to_vec());
+            refused += 1;
             continue;
         }
         let Some(mut d) = read_row(engine, key)? else {
@@ -172,7 +188,6 @@ pub(crate) fn claim(
             cleanup.remove(&engine.outbox_due, due.to_vec());
             continue;
         }
-        let sub_key = &key[..key.len() - 8];
         let subscription = shared.subscriptions.read().get(sub_key).cloned();
         let Some(subscription) = subscription else {
             // Its subscription was deleted: nothing will ever send it.
@@ -180,6 +195,19 @@ pub(crate) fn claim(
             cleanup.remove(&engine.outbox, key.to_vec());
             continue;
         };
+        if !subscription.enabled {
+            cleanup.remove(&engine.outbox_due, due.to_vec());
+            d.state = DeliveryState::Held;
+            cleanup.insert(&engine.outbox, key.to_vec(), to_json(&d));
+            continue;
+        }
+        if !admit(&subscription) {
+            // Left pending where it is: the next claim starts here at the latest.
+            stopped_at.get_or_insert_with(|| due.to_vec());
+            refused += 1;
+            refused_subscriptions.insert(sub_key.to_vec());
+            continue;
+        }
         let event = match d.event {
             OutboxEvent::Change { seq, action } => engine
                 .changes
@@ -196,12 +224,6 @@ pub(crate) fn claim(
             cleanup.insert(&engine.outbox, key.to_vec(), to_json(&d));
             continue;
         };
-        if !subscription.enabled {
-            cleanup.remove(&engine.outbox_due, due.to_vec());
-            d.state = DeliveryState::Held;
-            cleanup.insert(&engine.outbox, key.to_vec(), to_json(&d));
-            continue;
-        }
         locked.claimed.insert(key.to_vec());
         out.push(ClaimedDelivery { delivery: d, subscription, event });
     }

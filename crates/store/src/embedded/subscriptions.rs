@@ -8,8 +8,9 @@
 //! durable when it is answered, ordered with the commits around it, and
 //! undone with them if their sync fails. The writer keeps its own view of
 //! every subscription (ahead of readers, as with accounts) for one reason:
-//! it records read calls only for accounts that a subscription asks reads
-//! of, and it must know that set without reading the engine per call. The
+//! it records changes only for accounts with a folder subscription (reads
+//! only for those that one asks reads of), and it must know those sets
+//! without reading the engine per call. The
 //! readers' view (`Shared::subscriptions`, which the change processor and the
 //! API read) follows once the commit is durable (`syncer.rs`).
 
@@ -18,7 +19,7 @@ use super::syncer::Completion;
 use super::undo::UndoEntry;
 use super::Engine;
 use crate::keys;
-use crate::webhook_records::{Subscription, SubscriptionUpdate};
+use crate::webhook_records::{Subscription, SubscriptionUpdate, Watch};
 use crate::StoreError;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap};
@@ -32,6 +33,8 @@ pub(crate) struct WriterSubscriptions {
     all: HashMap<Vec<u8>, Subscription>,
     /// Accounts with a subscription that asks for reads, and how many such subscriptions.
     reads_watched: HashMap<String, usize>,
+    /// Accounts with a folder subscription (enabled or not), and how many.
+    folders_watched: HashMap<String, usize>,
 }
 
 /// Every subscription stored, by key.
@@ -48,11 +51,19 @@ pub(crate) fn load(engine: &Engine) -> Result<BTreeMap<Vec<u8>, Subscription>, S
 
 impl WriterSubscriptions {
     pub fn new(all: &BTreeMap<Vec<u8>, Subscription>) -> WriterSubscriptions {
-        let mut view = WriterSubscriptions { all: HashMap::new(), reads_watched: HashMap::new() };
+        let mut view =
+            WriterSubscriptions { all: HashMap::new(), reads_watched: HashMap::new(), folders_watched: HashMap::new() };
         for (k, sub) in all {
             view.set(k.clone(), Some(sub.clone()));
         }
         view
+    }
+
+    /// Whether calls of `account` are recorded as changes at all: only while
+    /// it has a folder subscription. Others cost nothing (no change, no path
+    /// index), however much they write.
+    pub fn folders_watched(&self, account: &str) -> bool {
+        !self.folders_watched.is_empty() && self.folders_watched.contains_key(account)
     }
 
     /// Whether calls of `account` that read are changes (a subscription asks for reads).
@@ -182,19 +193,30 @@ impl WriterSubscriptions {
     fn set(&mut self, key: Vec<u8>, sub: Option<Subscription>) {
         if let Some(old) = self.all.remove(&key) {
             if old.watches_reads() {
-                if let Some(n) = self.reads_watched.get_mut(&old.account) {
-                    *n -= 1;
-                    if *n == 0 {
-                        self.reads_watched.remove(&old.account);
-                    }
-                }
+                uncount(&mut self.reads_watched, &old.account);
+            }
+            if matches!(old.watch, Watch::Folder { .. }) {
+                uncount(&mut self.folders_watched, &old.account);
             }
         }
         if let Some(sub) = sub {
             if sub.watches_reads() {
                 *self.reads_watched.entry(sub.account.clone()).or_default() += 1;
             }
+            if matches!(sub.watch, Watch::Folder { .. }) {
+                *self.folders_watched.entry(sub.account.clone()).or_default() += 1;
+            }
             self.all.insert(key, sub);
+        }
+    }
+}
+
+/// One fewer subscription of `account` in `counts`.
+fn uncount(counts: &mut HashMap<String, usize>, account: &str) {
+    if let Some(n) = counts.get_mut(account) {
+        *n -= 1;
+        if *n == 0 {
+            counts.remove(account);
         }
     }
 }

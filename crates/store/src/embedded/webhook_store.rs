@@ -10,6 +10,9 @@ use chrono::{DateTime, Utc};
 
 impl EmbeddedStore {
     pub(super) fn find_subscription(&self, account: &str, id: &str) -> Option<Subscription> {
+        if id.len() > keys::MAX_SUBSCRIPTION_ID_LEN {
+            return None;
+        }
         self.shared.subscriptions.read().get(&keys::subscription_key(account, id)).cloned()
     }
 
@@ -26,8 +29,13 @@ impl EmbeddedStore {
         self.find_subscription(account, id).ok_or_else(|| StoreError::UnknownSubscription(id.to_owned()))
     }
 
-    pub(super) fn claim(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        outbox::claim(&self.engine, &self.shared, now, limit)
+    pub(super) fn claim(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        admit: &mut dyn FnMut(&Subscription) -> bool,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        outbox::claim(&self.engine, &self.shared, now, limit, admit)
     }
 
     pub(super) fn complete(&self, delivery: &Delivery, attempt: Attempt, next: NextStep) -> Result<(), StoreError> {
@@ -138,6 +146,38 @@ mod tests {
         }
     }
 
+    /// An id longer than a key holds (from a URL) is no subscription, for
+    /// every operation, and never reaches the writer: the store goes on
+    /// taking writes.
+    #[test]
+    fn an_id_too_long_to_store_is_no_subscription() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+        store.create_subscription(sub("wh_in", "/in", &[Action::Create])).unwrap();
+        let long = "w".repeat(crate::keys::MAX_SUBSCRIPTION_ID_LEN + 1);
+        assert!(store.subscription("acme", &long).is_none());
+        assert_eq!(store.update_subscription("acme", &long, SubscriptionUpdate::default()).unwrap(), None);
+        assert!(!store.delete_subscription("acme", &long).unwrap());
+        assert!(matches!(
+            store.delivery_attempts("acme", &long, None, 10),
+            Err(crate::StoreError::UnknownSubscription(_))
+        ));
+        assert!(matches!(store.deliveries("acme", &long), Err(crate::StoreError::UnknownSubscription(_))));
+        assert!(matches!(
+            store.redeliver("acme", &long, 1, Utc::now()),
+            Err(crate::StoreError::UnknownSubscription(_))
+        ));
+        assert!(matches!(
+            store.replay("acme", &long, Utc::now(), Utc::now()),
+            Err(crate::StoreError::UnknownSubscription(_))
+        ));
+        assert!(store.is_writable());
+        let outcomes = store.ingest(vec![call("1", Operation::Write, "/in/a.csv", |_| {})]).wait_blocking().unwrap();
+        assert_eq!(outcomes, vec![Outcome::Accepted]);
+        assert!(store.delete_subscription("acme", "wh_in").unwrap());
+        store.shutdown();
+    }
+
     /// The change stream of DESIGN §7, from ingest to the outbox: create then
     /// update, destroy, move (by its destination too), mkdir; nothing for a
     /// failed, duplicate or read call, a path outside the folder, or an
@@ -172,9 +212,12 @@ mod tests {
         assert!(in_rows.iter().all(|d| d.state == DeliveryState::Pending && d.attempts == 0));
 
         // Claimed once; completed rows leave the due index.
-        let claimed = store.claim_deliveries(Utc::now(), 100).unwrap();
+        let claimed = store.claim_deliveries(Utc::now(), 100, &mut |_| true).unwrap();
         assert_eq!(claimed.len(), 8);
-        assert!(store.claim_deliveries(Utc::now(), 100).unwrap().is_empty(), "claimed rows are not claimed twice");
+        assert!(
+            store.claim_deliveries(Utc::now(), 100, &mut |_| true).unwrap().is_empty(),
+            "claimed rows are not claimed twice"
+        );
         let moved = claimed.iter().find(|c| change(c).call_id == "6" && c.subscription.id == "wh_in").unwrap();
         assert_eq!(change(moved).destination.as_deref(), Some("/in/c.csv"));
         for (i, c) in claimed.iter().enumerate() {
@@ -192,10 +235,10 @@ mod tests {
                 if i == 0 { NextStep::RetryAt(Utc::now() + chrono::Duration::hours(1)) } else { NextStep::Delivered };
             store.complete_delivery(&c.delivery, attempt, next).unwrap();
         }
-        assert!(store.claim_deliveries(Utc::now(), 100).unwrap().is_empty());
+        assert!(store.claim_deliveries(Utc::now(), 100, &mut |_| true).unwrap().is_empty());
         let later = store.next_delivery_due().unwrap().expect("the retry is due later");
         assert!(later > Utc::now() + chrono::Duration::minutes(59));
-        assert_eq!(store.claim_deliveries(later, 100).unwrap().len(), 1, "due at its time");
+        assert_eq!(store.claim_deliveries(later, 100, &mut |_| true).unwrap().len(), 1, "due at its time");
         let page = store.delivery_attempts("acme", "wh_in", None, 2).unwrap();
         assert_eq!(page.attempts.len(), 2);
         assert!(page.attempts[0].id > page.attempts[1].id, "newest first");
@@ -219,14 +262,14 @@ mod tests {
         store.ingest(vec![call("11", Operation::Delete, "/in/c.csv", |_| {})]).wait_blocking().unwrap();
         let in_rows = rows(&store, "wh_in", 7);
         assert_eq!(in_rows[6].state, DeliveryState::Held);
-        let claimed = store.claim_deliveries(Utc::now(), 100).unwrap();
+        let claimed = store.claim_deliveries(Utc::now(), 100, &mut |_| true).unwrap();
         assert!(claimed.iter().all(|c| c.subscription.id != "wh_in"), "a disabled subscription is not sent to");
         assert_eq!(rows(&store, "wh_in", 7)[5].state, DeliveryState::Held, "its pending row is held at the claim");
         let on = SubscriptionUpdate { enabled: Some(true), ..Default::default() };
         store.update_subscription("acme", "wh_in", on).unwrap().unwrap();
         let since = in_rows[5].created_at;
         assert_eq!(store.replay("acme", "wh_in", since, Utc::now()).unwrap(), 2);
-        let replayed = store.claim_deliveries(Utc::now(), 100).unwrap();
+        let replayed = store.claim_deliveries(Utc::now(), 100, &mut |_| true).unwrap();
         let ids: Vec<&str> = replayed.iter().map(|c| change(c).call_id.as_str()).collect();
         assert_eq!(ids, ["10", "11"]);
         assert!(store.delete_subscription("acme", "wh_in").unwrap());
@@ -245,18 +288,18 @@ mod tests {
         let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
         store.create_subscription(sub("wh", "/in", &[Action::Create, Action::Update])).unwrap();
         let ahead = Utc::now() + chrono::Duration::hours(1);
-        assert!(store.claim_deliveries(ahead, 10).unwrap().is_empty());
-        assert!(store.claim_deliveries(Utc::now() - chrono::Duration::hours(1), 10).unwrap().is_empty());
+        assert!(store.claim_deliveries(ahead, 10, &mut |_| true).unwrap().is_empty());
+        assert!(store.claim_deliveries(Utc::now() - chrono::Duration::hours(1), 10, &mut |_| true).unwrap().is_empty());
         let events = ["1", "2", "3"].map(|id| call(id, Operation::Write, &format!("/in/{id}"), |_| {}));
         store.ingest(events.to_vec()).wait_blocking().unwrap();
         rows(&store, "wh", 3);
 
         // Due before where the first claim stopped, and one at a time: each once, in order.
         let claimed: Vec<crate::ClaimedDelivery> =
-            (0..3).flat_map(|_| store.claim_deliveries(Utc::now(), 1).unwrap()).collect();
+            (0..3).flat_map(|_| store.claim_deliveries(Utc::now(), 1, &mut |_| true).unwrap()).collect();
         let ids: Vec<&str> = claimed.iter().map(|c| change(c).call_id.as_str()).collect();
         assert_eq!(ids, ["1", "2", "3"]);
-        assert!(store.claim_deliveries(ahead, 10).unwrap().is_empty(), "every row is held");
+        assert!(store.claim_deliveries(ahead, 10, &mut |_| true).unwrap().is_empty(), "every row is held");
         assert_eq!(store.next_delivery_due().unwrap(), None);
 
         let attempt = |c: &crate::ClaimedDelivery| Attempt {
@@ -272,15 +315,69 @@ mod tests {
         let retry_at = Utc::now() + chrono::Duration::minutes(1);
         store.complete_delivery(&claimed[0].delivery, attempt(&claimed[0]), NextStep::Delivered).unwrap();
         store.complete_delivery(&claimed[1].delivery, attempt(&claimed[1]), NextStep::RetryAt(retry_at)).unwrap();
-        assert!(store.claim_deliveries(Utc::now(), 10).unwrap().is_empty(), "the retry is not due yet");
+        assert!(store.claim_deliveries(Utc::now(), 10, &mut |_| true).unwrap().is_empty(), "the retry is not due yet");
         assert_eq!(store.next_delivery_due().unwrap(), Some(retry_at));
-        let again = store.claim_deliveries(retry_at, 10).unwrap();
+        let again = store.claim_deliveries(retry_at, 10, &mut |_| true).unwrap();
         assert_eq!(again.len(), 1, "the retry is found behind the rows claimed since");
         assert_eq!(again[0].delivery.webhook_id(), claimed[1].delivery.webhook_id());
         for c in [&again[0], &claimed[2]] {
             store.complete_delivery(&c.delivery, attempt(c), NextStep::Delivered).unwrap();
         }
-        assert!(store.claim_deliveries(ahead, 10).unwrap().is_empty());
+        assert!(store.claim_deliveries(ahead, 10, &mut |_| true).unwrap().is_empty());
+        assert_eq!(store.next_delivery_due().unwrap(), None);
+        store.shutdown();
+    }
+
+    /// An account without a folder webhook records no change (nothing for
+    /// the change processor or the path index to do); with one, its writes
+    /// are recorded, in its folder or not; after the last goes, none again.
+    #[test]
+    fn only_accounts_with_a_folder_webhook_record_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+        let changes = |store: &EmbeddedStore| store.engine.changes.iter().count();
+        let write = |id: &str, path: &str| {
+            store.ingest(vec![call(id, Operation::Write, path, |_| {})]).wait_blocking().unwrap();
+        };
+        write("1", "/in/a");
+        assert_eq!(changes(&store), 0);
+        store.create_subscription(sub("wh_in", "/in", &[Action::Create])).unwrap();
+        write("2", "/elsewhere/b");
+        write("3", "/in/c");
+        assert_eq!(changes(&store), 2);
+        assert!(store.delete_subscription("acme", "wh_in").unwrap());
+        write("4", "/in/d");
+        assert_eq!(changes(&store), 2);
+        store.shutdown();
+    }
+
+    /// A claim leaves the rows its `admit` refuses where they are and takes
+    /// the ones behind them; the next claim finds the refused ones again.
+    #[test]
+    fn rows_a_claim_refuses_stay_for_the_next_and_do_not_block_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+        store.create_subscription(sub("wh_slow", "/slow", &[Action::Create])).unwrap();
+        store.create_subscription(sub("wh_fast", "/fast", &[Action::Create])).unwrap();
+        // The slow target's rows first (due first), then the fast one's.
+        for (folder, ids) in [("slow", 0..4), ("fast", 4..6)] {
+            let n = ids.len();
+            let events = ids.map(|i| call(&i.to_string(), Operation::Write, &format!("/{folder}/{i}"), |_| {}));
+            store.ingest(events.collect()).wait_blocking().unwrap();
+            rows(&store, &format!("wh_{folder}"), n);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let ids = |claimed: &[crate::ClaimedDelivery]| -> Vec<String> {
+            claimed.iter().map(|c| c.subscription.id.clone()).collect()
+        };
+        // The slow target has room for one: its first row, then the fast ones behind the rest.
+        let mut room = 1;
+        let first = store
+            .claim_deliveries(Utc::now(), 10, &mut |s| s.id == "wh_fast" || std::mem::replace(&mut room, 0) == 1)
+            .unwrap();
+        assert_eq!(ids(&first), ["wh_slow", "wh_fast", "wh_fast"]);
+        let rest = store.claim_deliveries(Utc::now(), 10, &mut |_| true).unwrap();
+        assert_eq!(ids(&rest), ["wh_slow"; 3], "the refused rows are claimed later, none lost");
         assert_eq!(store.next_delivery_due().unwrap(), None);
         store.shutdown();
     }
@@ -308,7 +405,7 @@ mod tests {
         let events = vec![call("1", Operation::Write, "/in/a", |_| {}), call("2", Operation::Write, "/in/b", |_| {})];
         store.ingest(events).wait_blocking().unwrap();
         rows(&store, "wh", 2);
-        let claimed = store.claim_deliveries(Utc::now(), 1).unwrap();
+        let claimed = store.claim_deliveries(Utc::now(), 1, &mut |_| true).unwrap();
         let attempt = Attempt {
             id: 0,
             delivery: 0,

@@ -20,7 +20,7 @@ use super::requests::{complete_with, fail_only, Command, QueuedEvents, WriterHan
 use super::subscriptions::{Staged, WriterSubscriptions};
 use super::syncer::{Accepted, Committed, Completion, SyncItem, Syncer};
 use super::undo::UndoEntry;
-use super::{warn_if_slow, Engine, Shared};
+use super::{warn_if_slow, Engine, Shared, WritesStopOnPanic};
 use crate::codec;
 use crate::disk;
 use crate::failpoint;
@@ -83,8 +83,13 @@ pub(crate) fn start(
     let (sync_tx, sync_rx) = mpsc::channel::<SyncItem>();
     let syncer = {
         let syncer = Syncer::new(engine.db.clone(), shared.clone(), path.clone(), options.late_calls, job_tx);
-        std::thread::Builder::new().name("callmeter-syncer".into()).spawn(move || syncer.run(sync_rx))?
+        let guard = WritesStopOnPanic(shared.clone());
+        std::thread::Builder::new().name("callmeter-syncer".into()).spawn(move || {
+            let _guard = guard;
+            syncer.run(sync_rx)
+        })?
     };
+    let guard = WritesStopOnPanic(shared.clone());
     let writer = Writer {
         engine,
         shared,
@@ -103,7 +108,10 @@ pub(crate) fn start(
         subscriptions,
         changes: ChangeAppender::new(next_change_seq),
     };
-    let writer = std::thread::Builder::new().name("callmeter-writer".into()).spawn(move || writer.run(rx))?;
+    let writer = std::thread::Builder::new().name("callmeter-writer".into()).spawn(move || {
+        let _guard = guard;
+        writer.run(rx)
+    })?;
     Ok(WriterHandle {
         tx: parking_lot::Mutex::new(Some(tx)),
         threads: parking_lot::Mutex::new(vec![writer, syncer, checkpointer]),
@@ -508,9 +516,13 @@ impl Writer {
             // Calls at one instant keep their arrival order.
             a.calls.sort_unstable_by_key(|call| (call.time_ns, call.request, call.index));
             // One more small insert per change, in this batch: the change and
-            // its call are durable, or undone, together.
-            let reads = self.subscriptions.reads_watched(account);
-            self.changes.append(&self.engine, (&mut c.batch, &mut c.undo), (&a.calls, &c.requests), c.now, reads);
+            // its call are durable, or undone, together. Only for an account
+            // with a folder webhook: the others pay nothing for webhooks.
+            if self.subscriptions.folders_watched(account) {
+                let reads = self.subscriptions.reads_watched(account);
+                let (batch, undo) = (&mut c.batch, &mut c.undo);
+                self.changes.append(&self.engine, (batch, undo), (&a.calls, &c.requests), c.now, reads);
+            }
             let span_before = a.rec.max_block_span_ns;
             for chunk in blocks_of(&a.calls) {
                 let min = chunk[0].time_ns;
@@ -600,57 +612,4 @@ fn to_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::test_event;
-    use super::*;
-    use crate::{CallFilter, EmbeddedStore, Store, StoreOptions};
-
-    fn accepted(time_ns: i64) -> Accepted {
-        Accepted { time_ns, request: 0, index: 0, billable: true, late: false }
-    }
-
-    #[test]
-    fn blocks_are_cut_by_count_and_by_span() {
-        let h = MAX_BLOCK_SPAN_NS;
-        let calls: Vec<Accepted> = [0, 1, h, h + 1, h + 2, 3 * h].map(accepted).to_vec();
-        let sizes: Vec<usize> = blocks_of(&calls).map(<[Accepted]>::len).collect();
-        assert_eq!(sizes, [3, 2, 1], "the first block takes a call exactly an hour after its first");
-        let many: Vec<Accepted> = (0..MAX_BLOCK_CALLS as i64 * 2 + 5).map(accepted).collect();
-        let sizes: Vec<usize> = blocks_of(&many).map(<[Accepted]>::len).collect();
-        assert_eq!(sizes, [MAX_BLOCK_CALLS, MAX_BLOCK_CALLS, 5]);
-        assert_eq!(blocks_of(&[]).count(), 0);
-    }
-
-    /// A backfill: one call 300 days old in the same request as current ones.
-    /// It gets a block of its own, and the account's widest block span (where
-    /// request-log pages and the retention sweep start their scans) stays what
-    /// it is without it.
-    #[test]
-    fn an_old_call_beside_current_ones_does_not_widen_the_account() {
-        let now = Utc::now() - chrono::Duration::seconds(10);
-        let current = || (0..200).map(|i| test_event(format!("c{i}"), now + chrono::Duration::milliseconds(i)));
-        let spans: Vec<(i64, usize)> = [false, true]
-            .into_iter()
-            .map(|with_old| {
-                let dir = tempfile::tempdir().unwrap();
-                let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
-                let mut events: Vec<CallEvent> = current().collect();
-                if with_old {
-                    events.insert(100, test_event("old".into(), now - chrono::Duration::days(300)));
-                }
-                let outcomes = store.ingest(events).wait_blocking().unwrap();
-                assert!(outcomes.iter().all(|o| *o == Outcome::Accepted));
-                let span = store.account("acme").unwrap().max_block_span_ns;
-                let recent = CallFilter { from: Some(now), ..CallFilter::default() };
-                let page = store.calls("acme", &recent, None, 1000).unwrap();
-                assert_eq!(page.calls.len(), 200, "the current calls, from where they start");
-                let blocks = store.engine.blocks.len().unwrap();
-                store.shutdown();
-                (span, blocks)
-            })
-            .collect();
-        assert_eq!(spans[0].0, 199_000_000, "the current calls' block spans their 199 ms");
-        assert_eq!(spans[1].0, spans[0].0, "the old call does not widen the account");
-        assert_eq!(spans[1].1, spans[0].1 + 1, "the old call has a block of its own");
-    }
-}
+mod tests;
