@@ -250,6 +250,30 @@ fn webhooks_and_alerts_are_managed_from_the_dashboard() {
     assert_eq!(webhooks(&server, "globex")[0]["enabled"], true, "globex's webhook untouched");
     b.take_problems();
 
+    // A bad query, path or form is an error page, not the framework's plain text; nothing changes.
+    let too_big = format!("csrf={csrf}&x={}", "a".repeat(20_000));
+    let not_utf8 = format!("csrf={csrf}&url=http://127.0.0.1:1/&watch=folder&folder=%2Fin%ff&actions=create");
+    for (method, path, body, status) in [
+        ("GET", format!("/accounts/acme/webhooks/{id}?before=abc"), String::new(), 400),
+        ("GET", "/accounts/acme/alerts?before=-1".to_owned(), String::new(), 400),
+        ("POST", format!("/accounts/acme/webhooks/{id}/deliveries/abc/redeliver"), format!("csrf={csrf}"), 400),
+        ("POST", "/accounts/acme/webhooks".to_owned(), not_utf8, 400),
+        ("POST", format!("/accounts/acme/webhooks/{id}/enabled"), too_big, 413),
+    ] {
+        let script = format!(
+            "fetch({}, {{method: {}, redirect: 'manual', headers: {{'content-type': \
+             'application/x-www-form-urlencoded'}}, body: {}}}).then(r => [r.status, r.headers.get('content-type')])",
+            json!(path),
+            json!(method),
+            if method == "GET" { "undefined".to_owned() } else { json!(body).to_string() }
+        );
+        let answer = b.eval(&script);
+        assert_eq!(answer[0], json!(status), "{method} {path}");
+        assert!(answer[1].as_str().unwrap_or("").starts_with("text/html"), "{method} {path}: {answer}");
+    }
+    assert_eq!((webhooks(&server, "acme").len(), &webhooks(&server, "acme")[0]["enabled"]), (1, &json!(true)));
+    b.take_problems();
+
     // Support sees the pages, with no form but sign-out, and every change is refused.
     b.navigate_by("document.querySelector('.who button').click()");
     sign_in(&mut b, &base, &support);

@@ -8,11 +8,12 @@
 use super::format::{self, count};
 use super::layout::{self, query, urlencode, Frame, Section};
 use super::page::{html_page, PageError};
+use super::page_extract::Query;
 use super::viewer::AccountView;
 use super::webhooks_page::{sub_navigation, webhooks_href};
 use super::Ds;
 use crate::api::blocking;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::Response;
 use callmeter_store::{Alert, AlertKind, AlertPage};
 use chrono_tz::Tz;

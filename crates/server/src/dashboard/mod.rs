@@ -20,6 +20,7 @@
 //! - `sign_in.rs`: sign-in, sign-out, and the front door `/`.
 //! - `layout.rs`: the frame of every page and its navigation.
 //! - `page.rs`: HTML answers, error pages, security headers and compression.
+//! - `page_extract.rs`: queries, path parameters and forms, refused as error pages.
 //! - `format.rs`: numbers, money and times in the account's zone.
 //! - `charts.rs`: the `plotters` charts.
 //! - `usage_page.rs`, `usage_chart.rs`: the usage page and its chart.
@@ -45,6 +46,7 @@ mod layout;
 mod newest_first;
 mod operator_page;
 mod page;
+mod page_extract;
 mod session;
 mod share;
 mod sign_in;

@@ -10,12 +10,13 @@
 use super::format::{self, count};
 use super::layout::{self, query, urlencode, Frame, Section};
 use super::page::{html_page, PageError};
+use super::page_extract::Query;
 use super::viewer::Viewer;
 use super::Ds;
 use crate::api::blocking;
 use crate::audit::AuditSummary;
 use crate::routes::usage::{usage_report, UsageParams};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::Response;
 use chrono::{NaiveDate, Utc};
 use maud::{html, Markup};

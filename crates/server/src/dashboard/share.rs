@@ -15,16 +15,17 @@
 
 use super::format;
 use super::page::{html_page, PageError};
+use super::page_extract::Form;
+use super::page_extract::{Path, Query};
 use super::session::same_secret;
 use super::usage_page::{self, into_api, Mode, UsageQuery};
 use super::viewer::{account_zone, AccountView};
 use super::{layout, Dashboard, Ds};
 use crate::admin_token::write_private;
 use crate::api::{blocking, known_account};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
 use chrono::{DateTime, Utc};
 use maud::{html, Markup};
 use serde::{Deserialize, Serialize};

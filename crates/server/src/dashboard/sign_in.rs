@@ -9,6 +9,7 @@
 
 use super::layout::{self, Frame, Section};
 use super::page::{html_page_with, PageError};
+use super::page_extract::Form;
 use super::session::{cookie, random_token, same_secret, set_cookie, SESSION_COOKIE, SIGN_IN_COOKIE};
 use super::viewer::Viewer;
 use super::{Dashboard, Ds};
@@ -17,7 +18,6 @@ use crate::metrics::Metrics;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
 use maud::html;
 use serde::Deserialize;
 

@@ -16,6 +16,8 @@
 
 use super::format;
 use super::page::PageError;
+use super::page_extract::Form;
+use super::page_extract::Path;
 use super::session::Notice;
 use super::viewer::AccountView;
 use super::webhooks_page::{webhook_href, webhooks_href};
@@ -23,9 +25,7 @@ use super::{layout, Ds};
 use crate::error::ApiError;
 use crate::routes::deliveries::{redeliver_one, replay_since};
 use crate::routes::webhooks::{change_webhook, create_webhook, remove_webhook, rotate_webhook_secret, WebhookBody};
-use axum::extract::Path;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
 use callmeter_model::Action;
 use callmeter_store::AlertKind;
 

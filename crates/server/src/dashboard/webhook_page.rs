@@ -11,6 +11,7 @@
 use super::format::{self, count};
 use super::layout::{self, query, Frame, Section};
 use super::page::{html_page, PageError};
+use super::page_extract::{Path, Query};
 use super::session::Notice;
 use super::viewer::AccountView;
 use super::webhooks_page::{notice, state_words, sub_navigation, watch_fields, watch_words, webhook_href, WatchValues};
@@ -18,7 +19,7 @@ use super::Ds;
 use crate::api::blocking;
 use crate::error::ApiError;
 use crate::routes::webhooks::known_webhook;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::Response;
 use callmeter_store::{Attempt, AttemptPage, AttemptStatus, Subscription};
 use chrono::Utc;

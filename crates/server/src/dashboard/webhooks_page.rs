@@ -14,11 +14,12 @@
 use super::format;
 use super::layout::{self, urlencode, Frame, Section};
 use super::page::{html_page, PageError};
+use super::page_extract::Query;
 use super::session::Notice;
 use super::viewer::AccountView;
 use super::Ds;
 use crate::routes::webhooks::DEFAULT_ACTIONS;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::Response;
 use callmeter_model::Action;
 use callmeter_store::{AlertKind, Subscription, Watch};
