@@ -131,9 +131,9 @@ enum Command {
     Alerts {
         /// The account.
         account: String,
-        /// How many at most.
-        #[arg(long, default_value_t = 50)]
-        limit: usize,
+        /// How many at most (1 to 1,000).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=1_000))]
+        limit: u16,
         /// Print the server's JSON.
         #[arg(long)]
         json: bool,
@@ -189,7 +189,9 @@ fn main() -> Result<()> {
         Command::Tokens { action, server } => commands::tokens(&server.connect()?, action),
         Command::Backup { dir, server } => commands::backup(&server.connect()?, &dir),
         Command::Webhooks { action, server } => webhooks::webhooks(&server.connect()?, action),
-        Command::Alerts { account, limit, json, server } => alerts::alerts(&server.connect()?, &account, limit, json),
+        Command::Alerts { account, limit, json, server } => {
+            alerts::alerts(&server.connect()?, &account, limit.into(), json)
+        }
         Command::Audit(args) => audit::audit(*args),
         Command::Simulate(args) => audit::simulate(args),
     };

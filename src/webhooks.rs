@@ -93,9 +93,9 @@ pub enum WebhookAction {
         account: String,
         /// The webhook's id.
         id: String,
-        /// How many at most.
-        #[arg(long, default_value_t = 50)]
-        limit: usize,
+        /// How many at most (1 to 1,000).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=1_000))]
+        limit: u16,
         /// Attempts before this attempt id (the next page).
         #[arg(long)]
         before: Option<u64>,

@@ -61,3 +61,14 @@ fn usage_shows_the_overage_price_as_money() {
     assert_eq!(line, "overage                    1 calls, 1 blocks, €12.50", "{text}");
     assert!(!text.contains("minor units"), "{text}");
 }
+
+/// A `--limit` out of its range is refused before anything is asked of a server.
+#[test]
+fn a_limit_out_of_range_is_refused_with_its_range() {
+    for args in [&["alerts", "acme", "--limit", "0"][..], &["webhooks", "deliveries", "acme", "wh_1", "--limit", "1001"]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_callmeter")).args(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("--limit") && stderr.contains("1..=1000"), "{stderr}");
+    }
+}
