@@ -65,7 +65,9 @@ fn usage_shows_the_overage_price_as_money() {
 /// A `--limit` out of its range is refused before anything is asked of a server.
 #[test]
 fn a_limit_out_of_range_is_refused_with_its_range() {
-    for args in [&["alerts", "acme", "--limit", "0"][..], &["webhooks", "deliveries", "acme", "wh_1", "--limit", "1001"]] {
+    for args in
+        [&["alerts", "acme", "--limit", "0"][..], &["webhooks", "deliveries", "acme", "wh_1", "--limit", "1001"]]
+    {
         let out = Command::new(env!("CARGO_BIN_EXE_callmeter")).args(args).output().unwrap();
         assert!(!out.status.success(), "{args:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -64,6 +64,11 @@ fn kill_dash_nine_loses_nothing_acknowledged() {
         assert!(waiting_before <= replay);
         starts_that_waited += usize::from(waiting_before > 0);
         replayed.push(replay);
+        if round % 100 == 99 {
+            // A long run's progress (CALLMETER_CRASH_ROUNDS=1000): what its starts replayed and took.
+            let open = server.metric("callmeter_store_open_milliseconds");
+            println!("round {}: this start replayed {replay} calls in {open} ms; {starts_that_waited} starts so far left their replay to the next checkpoint", round + 1);
+        }
         open_ms.push(server.metric("callmeter_store_open_milliseconds"));
         let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let url = server.url("/v1/events");
