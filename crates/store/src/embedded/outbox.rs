@@ -136,7 +136,7 @@ fn unindex(engine: &Engine, batch: &mut fjall::OwnedWriteBatch, key: &[u8], d: &
 
 /// Rows `admit` refuses that one claim steps over at most: past them it
 /// stops, so that a large backlog of a saturated target costs a bounded scan.
-const MAX_REFUSED_PER_CLAIM: usize = 1_024;
+pub(crate) const MAX_REFUSED_PER_CLAIM: usize = 1_024;
 
 /// Claims up to `limit` rows due at `now` that no one holds and `admit`
 /// takes. On the way, rows of deleted subscriptions go, and rows of disabled

@@ -382,6 +382,32 @@ mod tests {
         store.shutdown();
     }
 
+    /// A claim steps over at most `MAX_REFUSED_PER_CLAIM` refused rows: the
+    /// rows behind a larger backlog wait for a later claim, and none is lost.
+    #[test]
+    fn a_claim_steps_over_a_bounded_number_of_refused_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+        store.create_subscription(sub("wh_slow", "/slow", &[Action::Create])).unwrap();
+        store.create_subscription(sub("wh_fast", "/fast", &[Action::Create])).unwrap();
+        let backlog = super::outbox::MAX_REFUSED_PER_CLAIM + 10;
+        let slow: Vec<CallEvent> =
+            (0..backlog).map(|i| call(&format!("s{i}"), Operation::Write, &format!("/slow/{i}"), |_| {})).collect();
+        store.ingest(slow).wait_blocking().unwrap();
+        rows(&store, "wh_slow", backlog);
+        std::thread::sleep(Duration::from_millis(2));
+        store.ingest(vec![call("f", Operation::Write, "/fast/f", |_| {})]).wait_blocking().unwrap();
+        rows(&store, "wh_fast", 1);
+        let only_fast = |s: &crate::Subscription| s.id == "wh_fast";
+        assert!(
+            store.claim_deliveries(Utc::now(), 10, &mut only_fast.clone()).unwrap().is_empty(),
+            "stopped before it"
+        );
+        let all = store.claim_deliveries(Utc::now(), backlog + 1, &mut |_| true).unwrap();
+        assert_eq!(all.len(), backlog + 1, "every row is still there to claim");
+        store.shutdown();
+    }
+
     /// Reads are changes only while a subscription of the account asks for them.
     #[test]
     fn reads_are_recorded_only_for_accounts_that_watch_them() {
