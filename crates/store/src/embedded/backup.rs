@@ -14,7 +14,7 @@
 use super::Engine;
 use crate::store::BackupReport;
 use crate::StoreError;
-use fjall::{Database, KeyspaceCreateOptions, PersistMode, Readable};
+use fjall::{Database, PersistMode, Readable};
 use std::io::ErrorKind;
 use std::path::{Component, Path, PathBuf};
 
@@ -27,7 +27,7 @@ pub(crate) fn copy(engine: &Engine, store: &Path, dir: &Path) -> Result<BackupRe
     let target = Database::builder(dir).open()?;
     let mut report = BackupReport { rows: 0, bytes: 0 };
     for (name, source) in engine.all() {
-        let dest = target.keyspace(name, KeyspaceCreateOptions::default)?;
+        let dest = target.keyspace(name, || super::keyspace_options(name))?;
         let mut batch = target.batch();
         for item in snapshot.iter(source) {
             let (k, v) = item.into_inner()?;

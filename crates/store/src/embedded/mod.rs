@@ -1,9 +1,10 @@
-//! The embedded store: fjall keyspaces in one data folder.
+//! The embedded store: fjall keyspaces in one data folder (`engine.rs`
+//! opens them, each with its options).
 //!
 //! | keyspace     | key                                   | value                         |
 //! |--------------|---------------------------------------|-------------------------------|
 //! | `meta`       | name                                  | format version, sequences     |
-//! | `dedup`      | 128-bit hash of (account, id)         | empty                         |
+//! | `dedup_keys` | 128-bit hash of (account, id)         | empty                         |
 //! | `blocks`     | account, earliest call time, sequence | LZ4 block of calls (`codec`)  |
 //! | `totals`     | account, 15-minute bucket             | counts by interface/op/flags  |
 //! | `breakdown`  | account, bucket, dims, api key, user  | calls, errors, bytes          |
@@ -54,6 +55,7 @@ mod audits;
 mod backup;
 mod changelog;
 mod derived;
+mod engine;
 mod expiry;
 mod folder;
 mod outbox;
@@ -81,7 +83,6 @@ use crate::webhook_records::{
 use crate::StoreError;
 use callmeter_model::CallEvent;
 use chrono::{DateTime, Utc};
-use fjall::{Database, Keyspace, KeyspaceCreateOptions};
 use parking_lot::RwLock;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -89,141 +90,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// The store format this build writes; older ones are upgraded on open (`upgrade.rs`).
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 pub(crate) const FORMAT_KEY: &str = "format_version";
 
-/// Memtable size of the dedup keyspace (about 50,000 keys).
-const DEDUP_MEMTABLE_BYTES: u64 = 4 << 20;
-
-/// The engine handles shared by the writer and the readers.
-#[derive(Clone)]
-pub(crate) struct Engine {
-    pub db: Database,
-    pub meta: Keyspace,
-    pub dedup: Keyspace,
-    pub blocks: Keyspace,
-    pub totals: Keyspace,
-    pub breakdown: Keyspace,
-    pub block_log: Keyspace,
-    pub accounts: Keyspace,
-    pub adjustments: Keyspace,
-    pub tokens: Keyspace,
-    pub audits: Keyspace,
-    pub webhooks: Keyspace,
-    pub changes: Keyspace,
-    pub paths: Keyspace,
-    pub outbox: Keyspace,
-    pub outbox_due: Keyspace,
-    pub attempts: Keyspace,
-    pub alerts: Keyspace,
-}
-
-/// Call blocks at least this big are kept in blob files (most are: a block
-/// holds an account's calls of one commit).
-const BLOB_THRESHOLD_BYTES: u32 = 512;
-
-/// The keyspaces, by name (the names undo records use).
-pub(crate) const KEYSPACE_NAMES: [&str; 17] = [
-    "meta",
-    "dedup",
-    "blocks",
-    "totals",
-    "breakdown",
-    "block_log",
-    "accounts",
-    "adjustments",
-    "tokens",
-    "audits",
-    "webhooks",
-    "changes",
-    "paths",
-    "outbox",
-    "outbox_due",
-    "attempts",
-    "alerts",
-];
-
-impl Engine {
-    fn open(path: &Path, options: &StoreOptions) -> Result<Engine, StoreError> {
-        folder::prepare(path)?;
-        // The engine panics on some damage it finds while recovering: say so
-        // as an error instead of aborting the process.
-        let opened = std::panic::catch_unwind(|| Database::builder(path).cache_size(options.cache_bytes).open())
-            .map_err(|panic| {
-                let why = panic
-                    .downcast_ref::<String>()
-                    .map(String::as_str)
-                    .or_else(|| panic.downcast_ref::<&str>().copied())
-                    .unwrap_or("a panic");
-                StoreError::Corrupt(format!("the storage engine cannot recover {}: {why}", path.display()))
-            })?;
-        let db = opened?;
-        let ks = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default);
-        Ok(Engine {
-            meta: ks("meta")?,
-            // Every call looks its key up here, almost always in vain: a small
-            // memtable keeps that search shallow, and the bloom filters of the
-            // flushed tables answer the rest.
-            dedup: db.keyspace("dedup", || KeyspaceCreateOptions::default().max_memtable_size(DEDUP_MEMTABLE_BYTES))?,
-            // Call blocks are LZ4 already and written once: no second
-            // compression, and the values live in blob files so that
-            // compactions move keys, not calls.
-            blocks: db.keyspace("blocks", || {
-                KeyspaceCreateOptions::default()
-                    .data_block_compression_policy(fjall::config::CompressionPolicy::disabled())
-                    .with_kv_separation(Some(
-                        fjall::KvSeparationOptions::default()
-                            .compression(fjall::CompressionType::None)
-                            .separation_threshold(BLOB_THRESHOLD_BYTES),
-                    ))
-            })?,
-            totals: ks("totals")?,
-            breakdown: ks("breakdown")?,
-            block_log: ks("block_log")?,
-            accounts: ks("accounts")?,
-            adjustments: ks("adjustments")?,
-            tokens: ks("tokens")?,
-            audits: ks("audits")?,
-            webhooks: ks("webhooks")?,
-            changes: ks("changes")?,
-            paths: ks("paths")?,
-            outbox: ks("outbox")?,
-            outbox_due: ks("outbox_due")?,
-            attempts: ks("attempts")?,
-            alerts: ks("alerts")?,
-            db,
-        })
-    }
-
-    pub(crate) fn all(&self) -> [(&'static str, &Keyspace); 17] {
-        KEYSPACE_NAMES.map(|name| (name, self.keyspace(name)))
-    }
-
-    /// The keyspace named `name`, one of [`KEYSPACE_NAMES`].
-    pub(crate) fn keyspace(&self, name: &str) -> &Keyspace {
-        match name {
-            "meta" => &self.meta,
-            "dedup" => &self.dedup,
-            "blocks" => &self.blocks,
-            "totals" => &self.totals,
-            "breakdown" => &self.breakdown,
-            "block_log" => &self.block_log,
-            "accounts" => &self.accounts,
-            "adjustments" => &self.adjustments,
-            "tokens" => &self.tokens,
-            "audits" => &self.audits,
-            "webhooks" => &self.webhooks,
-            "changes" => &self.changes,
-            "paths" => &self.paths,
-            "outbox" => &self.outbox,
-            "outbox_due" => &self.outbox_due,
-            "attempts" => &self.attempts,
-            "alerts" => &self.alerts,
-            other => unreachable!("no keyspace {other:?}"),
-        }
-    }
-}
+pub(crate) use engine::{keyspace_options, Engine, KEYSPACE_NAMES};
 
 /// State the writer keeps and the readers look at.
 pub(crate) struct Shared {

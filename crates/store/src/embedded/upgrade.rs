@@ -8,6 +8,13 @@
 //!   their scans that far back). The upgrade splits every wider block into
 //!   blocks of at most the bound, one old block per engine batch (its pieces
 //!   in, itself out: a crash leaves either), then narrows the account.
+//! - 2 → 3: the dedup keys move from the keyspace `dedup`, made with the
+//!   engine's default tables, to `dedup_keys`, made with small ones (why:
+//!   `DEDUP_TABLE_BYTES` in `mod.rs`). The engine keeps a keyspace's table
+//!   size from its creation, so the keys are copied, in key order, as one
+//!   ingestion (visible whole or not at all), and the old keyspace dropped.
+//!   A crash before the new format is recorded copies them again, which
+//!   is harmless: a key written twice is one key.
 
 use super::writer::{MAX_BLOCK_SPAN_NS, NEXT_SEQ_KEY};
 use super::{Engine, Shared, FORMAT_KEY, FORMAT_VERSION};
@@ -24,17 +31,43 @@ pub(crate) fn upgrade(engine: &Engine, shared: &Shared, found: u32, next_seq: &m
     }
     assert!(engine.block_log.is_empty()?, "upgrades run on a recovered store");
     let started = std::time::Instant::now();
-    let split = split_wide_blocks(engine, shared, next_seq)?;
+    let split = if found < 2 { split_wide_blocks(engine, shared, next_seq)? } else { 0 };
+    let keys_moved = if found < 3 { move_dedup_keys(engine)? } else { 0 };
     engine.meta.insert(FORMAT_KEY, FORMAT_VERSION.to_le_bytes())?;
     engine.db.persist(fjall::PersistMode::SyncAll)?;
     tracing::info!(
         from = found,
         to = FORMAT_VERSION,
         blocks_split = split,
+        keys_moved,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "store format upgraded"
     );
     Ok(())
+}
+
+/// Format 2's keyspace of dedup keys.
+const FORMAT_2_DEDUP_KEYSPACE: &str = "dedup";
+
+/// Copies format 2's dedup keys into the dedup keyspace and drops theirs; the number copied.
+fn move_dedup_keys(engine: &Engine) -> Result<u64, StoreError> {
+    if !engine.db.keyspace_exists(FORMAT_2_DEDUP_KEYSPACE) {
+        return Ok(0);
+    }
+    let old = engine.db.keyspace(FORMAT_2_DEDUP_KEYSPACE, fjall::KeyspaceCreateOptions::default)?;
+    let mut moved = 0;
+    if !old.is_empty()? {
+        let mut ingestion = engine.dedup.start_ingestion()?;
+        for item in old.iter() {
+            let key = item.key()?;
+            debug_assert_eq!(key.len(), 16, "a dedup key is 16 bytes");
+            ingestion.write(key, &[][..])?;
+            moved += 1;
+        }
+        ingestion.finish()?;
+    }
+    engine.db.delete_keyspace(old)?;
+    Ok(moved)
 }
 
 /// Splits every block wider than the bound; the number split.
@@ -153,5 +186,50 @@ mod tests {
         let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
         assert_eq!(store.calls("acme", &CallFilter::default(), None, 100).unwrap().calls.len(), 5);
         store.shutdown();
+    }
+
+    /// A format-2 store keeps its dedup keys in `dedup`: after the upgrade
+    /// they are in `dedup_keys` (retries are still duplicates), `dedup` is
+    /// gone, and the format is 3. Each state a crash during the upgrade can
+    /// leave (nothing copied, copied but not dropped, dropped but the format
+    /// not recorded) upgrades to the same.
+    #[test]
+    fn format_2_dedup_keys_move_to_their_own_keyspace() {
+        use crate::Outcome;
+        let now = Utc::now() - chrono::Duration::minutes(1);
+        let events = || (0..300).map(|i| test_event(format!("k{i}"), now)).collect::<Vec<_>>();
+        for left in ["nothing copied", "copied, not dropped", "dropped, format not recorded"] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+            store.ingest(events()).wait_blocking().unwrap();
+            store.shutdown();
+            // Make it what format 2 (or a crash during its upgrade) left.
+            let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+            let keys: Vec<Vec<u8>> = store.engine.dedup.iter().map(|i| i.key().unwrap().to_vec()).collect();
+            assert_eq!(keys.len(), 300, "{left}");
+            if left != "dropped, format not recorded" {
+                let old =
+                    store.engine.db.keyspace(FORMAT_2_DEDUP_KEYSPACE, fjall::KeyspaceCreateOptions::default).unwrap();
+                for k in &keys {
+                    old.insert(k.as_slice(), []).unwrap();
+                }
+            }
+            if left == "nothing copied" {
+                for k in &keys {
+                    store.engine.dedup.remove(k.as_slice()).unwrap();
+                }
+            }
+            store.engine.meta.insert(FORMAT_KEY, 2u32.to_le_bytes()).unwrap();
+            store.shutdown();
+
+            let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+            assert!(!store.engine.db.keyspace_exists(FORMAT_2_DEDUP_KEYSPACE), "{left}");
+            assert_eq!(store.engine.dedup.iter().count(), 300, "{left}");
+            let version = store.engine.meta.get(FORMAT_KEY).unwrap().unwrap();
+            assert_eq!(u32::from_le_bytes(version.as_ref().try_into().unwrap()), FORMAT_VERSION);
+            let outcomes = store.ingest(events()).wait_blocking().unwrap();
+            assert!(outcomes.iter().all(|o| matches!(o, Outcome::Duplicate)), "{left}: {outcomes:?}");
+            store.shutdown();
+        }
     }
 }
