@@ -164,4 +164,3 @@ pub(crate) fn keyspace_options(name: &str) -> KeyspaceCreateOptions {
         _ => KeyspaceCreateOptions::default(),
     }
 }
-
