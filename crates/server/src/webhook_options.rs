@@ -14,9 +14,9 @@ pub struct WebhookTable {
     pub max_in_flight: Option<usize>,
     /// Delivery attempts in flight to one target (scheme, host, port) at once [default: 4; 1 to 64].
     pub per_target: Option<usize>,
-    /// Delivery attempts in flight for one account at once, so that an
-    /// account with many slow targets leaves room for the others [default:
-    /// 16; 1 to 1024].
+    /// Deliveries of one account claimed at once (in flight or waiting for
+    /// their target's room), so that an account with many slow targets
+    /// leaves room for the others [default: 64; 1 to 1024].
     pub per_account: Option<usize>,
     /// Days webhook events and attempts are kept: how far back replay
     /// reaches [default: 30; 10 to 36500: at least as long as the longest
@@ -45,7 +45,7 @@ impl Default for WebhookSettings {
             allow_private_targets: false,
             max_in_flight: 64,
             per_target: 4,
-            per_account: 16,
+            per_account: 64,
             retention_days: 30,
         }
     }

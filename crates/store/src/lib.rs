@@ -49,6 +49,6 @@ pub use options::{LatePolicy, StoreOptions};
 pub use records::{AccountRecord, Adjustment, CallFilter, CallPage, Outcome, Position, Scope, TokenRecord};
 pub use store::{AccountChange, BackupReport, IngestTicket, OpenReport, Store};
 pub use webhook_records::{
-    Attempt, AttemptPage, AttemptStatus, Change, ClaimedDelivery, DeliveredEvent, Delivery, DeliveryState, NextStep,
-    OutboxEvent, SigningSecret, Subscription, SubscriptionUpdate, Watch,
+    Attempt, AttemptPage, AttemptStatus, Change, ClaimedDelivery, Completion, DeliveredEvent, Delivery, DeliveryState,
+    NextStep, OutboxEvent, SigningSecret, Subscription, SubscriptionUpdate, Watch,
 };

@@ -7,9 +7,7 @@
 use crate::aggregate::{BreakdownRow, TotalRow};
 use crate::alert_records::{Alert, AlertPage};
 use crate::records::{AccountRecord, Adjustment, CallFilter, CallPage, Outcome, Position, TokenRecord};
-use crate::webhook_records::{
-    Attempt, AttemptPage, ClaimedDelivery, Delivery, NextStep, Subscription, SubscriptionUpdate,
-};
+use crate::webhook_records::{AttemptPage, ClaimedDelivery, Completion, Delivery, Subscription, SubscriptionUpdate};
 use crate::StoreError;
 use callmeter_model::CallEvent;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -193,8 +191,11 @@ pub trait Store: Send + Sync + 'static {
         admit: &mut dyn FnMut(&Subscription) -> bool,
     ) -> Result<Vec<ClaimedDelivery>, StoreError>;
 
-    /// Records an attempt of a claimed delivery and what becomes of it.
-    fn complete_delivery(&self, delivery: &Delivery, attempt: Attempt, next: NextStep) -> Result<(), StoreError>;
+    /// Records attempts of claimed deliveries and what becomes of each, all
+    /// or none (one write for many: a busy engine completes in batches), and
+    /// releases their claims. On an error the rows stay pending where they
+    /// were, to be claimed again: at least once.
+    fn complete_deliveries(&self, done: &[Completion]) -> Result<(), StoreError>;
 
     /// When the earliest unclaimed pending delivery is due, if any.
     fn next_delivery_due(&self) -> Result<Option<DateTime<Utc>>, StoreError>;

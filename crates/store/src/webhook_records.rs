@@ -325,6 +325,17 @@ pub enum NextStep {
     Hold,
 }
 
+/// An attempt of a claimed delivery, to record, and what becomes of the delivery.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    /// The claimed row.
+    pub delivery: Delivery,
+    /// The attempt made (its id is given when it is recorded).
+    pub attempt: Attempt,
+    /// What follows.
+    pub next: NextStep,
+}
+
 /// A page of a subscription's attempts, newest first.
 #[derive(Debug, Clone)]
 pub struct AttemptPage {

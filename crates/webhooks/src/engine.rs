@@ -3,12 +3,17 @@
 //!
 //! It wakes when the store says rows may be due (new changes, retries,
 //! replays) or when the earliest pending row comes due, and at least every
-//! second (a clock that jumps, a test clock that is moved). At most
-//! `max_in_flight` attempts run at once, at most `per_target` to one target
-//! (scheme, host and port) and at most `per_account` for one account. A
-//! claim takes only rows that have room now ([`Admission`]): the others stay
-//! in the outbox, unclaimed, so a slow or hanging receiver, or an account
-//! with many, holds back no one else's deliveries. After an attempt:
+//! second (a clock that jumps, a test clock that is moved). Each claimed row
+//! gets a task that waits for a slot of its target (at most `per_target`
+//! attempts at once to one scheme, host and port) and one of the engine's
+//! (`max_in_flight`), sends, and hands its completion to the completer,
+//! which records many in one store write. A claim takes only rows with room
+//! ([`Admission`]): at most [`QUEUED_PER_SLOT`] rows per target slot, at most
+//! `per_account` rows of one account, and at most [`QUEUED_PER_SLOT`] per
+//! engine slot in all; the others stay in the outbox, unclaimed, so a slow
+//! or hanging receiver, or an account with many, holds back no one else's
+//! deliveries, while a fast target always has rows waiting for its next
+//! free slot. After an attempt:
 //!
 //! - a 2xx: delivered; the subscription's failures are forgotten;
 //! - a 410: the subscription is disabled at once, and the row held (replay sends it);
@@ -22,12 +27,14 @@ use crate::clock::Clock;
 use crate::schedule;
 use crate::sender::{Sender, Sent};
 use crate::WebhookError;
-use callmeter_store::{Attempt, AttemptStatus, ClaimedDelivery, NextStep, Store, Subscription, SubscriptionUpdate};
+use callmeter_store::{
+    Attempt, AttemptStatus, ClaimedDelivery, Completion, NextStep, Store, Subscription, SubscriptionUpdate,
+};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, Semaphore};
 
 /// How the engine sends.
 #[derive(Debug, Clone)]
@@ -38,7 +45,7 @@ pub struct EngineOptions {
     pub max_in_flight: usize,
     /// Attempts in flight to one target at most.
     pub per_target: usize,
-    /// Attempts in flight for one account at most.
+    /// Rows of one account claimed at once at most (in flight or waiting for their target).
     pub per_account: usize,
     /// How long one attempt may take.
     pub timeout: std::time::Duration,
@@ -50,19 +57,30 @@ impl Default for EngineOptions {
             allow_private_targets: false,
             max_in_flight: 64,
             per_target: 4,
-            per_account: 16,
+            per_account: 64,
             timeout: std::time::Duration::from_secs(15),
         }
     }
 }
 
+/// Claimed rows that wait per attempt slot, of a target and of the engine:
+/// enough that a fast target's next row is in memory when a slot frees, so
+/// that claims (a store read each) are rarer than attempts.
+pub const QUEUED_PER_SLOT: usize = 16;
+
+/// Completions recorded in one store write at most.
+const COMPLETIONS_PER_WRITE: usize = 512;
+
 /// The longest the engine sleeps without looking at the clock.
 const MAX_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// After a claim that left rows for want of room, how long the engine lets
-/// attempts end before it claims again: each claim then takes the room of
-/// several, rather than step over the same waiting rows after every attempt.
-const GATHER_ENDED_ATTEMPTS: std::time::Duration = std::time::Duration::from_millis(5);
+/// completions come in before it claims again: each claim then takes the
+/// room of many, rather than step over the same waiting rows after each
+/// (a claim reads up to `MAX_REFUSED_PER_CLAIM` of them). A fast target's
+/// queue holds `per_target` × [`QUEUED_PER_SLOT`] rows, more than it sends
+/// meanwhile.
+const GATHER_COMPLETIONS: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Sends the outbox of a store.
 pub struct DeliveryEngine {
@@ -70,31 +88,71 @@ pub struct DeliveryEngine {
     clock: Arc<dyn Clock>,
     sender: Sender,
     options: EngineOptions,
+    /// Attempts in flight.
     in_flight: Arc<Semaphore>,
+    /// Attempt slots by target.
     targets: parking_lot::Mutex<HashMap<String, Arc<Semaphore>>>,
-    /// Attempts in flight by account (none: no entry).
-    accounts: parking_lot::Mutex<HashMap<String, usize>>,
-    /// Told when an attempt ends: room for a row a claim refused.
-    attempt_ended: tokio::sync::Notify,
+    /// Rows claimed and not yet completed.
+    claimed: parking_lot::Mutex<Claimed>,
+    /// Told when completions are recorded: room for rows a claim refused.
+    completed: tokio::sync::Notify,
     stopping: AtomicBool,
+    /// Raised by [`stop`](DeliveryEngine::stop): rows waiting for a slot are left unsent.
+    stopped: tokio::sync::watch::Sender<bool>,
+}
+
+/// Rows claimed and not yet completed, counted as a claim admits them and
+/// until their completion is recorded.
+#[derive(Default)]
+struct Claimed {
+    total: usize,
+    /// By target (none: no entry).
+    targets: HashMap<String, usize>,
+    /// By account (none: no entry).
+    accounts: HashMap<String, usize>,
+}
+
+impl Claimed {
+    fn add(&mut self, target: &str, account: &str) {
+        self.total += 1;
+        *self.targets.entry(target.to_owned()).or_default() += 1;
+        *self.accounts.entry(account.to_owned()).or_default() += 1;
+    }
+
+    fn remove(&mut self, target: &str, account: &str) {
+        fn down(map: &mut HashMap<String, usize>, key: &str) {
+            let n = map.get_mut(key).expect("counted when claimed");
+            *n -= 1;
+            if *n == 0 {
+                map.remove(key);
+            }
+        }
+        assert!(self.total > 0, "a completion of a row not counted as claimed");
+        self.total -= 1;
+        down(&mut self.targets, target);
+        down(&mut self.accounts, account);
+    }
 }
 
 /// What one claim may take: the room each target and each account has
 /// left, counted down as rows are admitted. A target or account not seen
 /// yet has all of its room.
 struct Admission {
+    /// Targets by subscription URL: parsing a URL costs more than the rest.
+    target_of_url: HashMap<String, String>,
     per_target: usize,
     per_account: usize,
     targets: HashMap<String, usize>,
     accounts: HashMap<String, usize>,
-    /// Whether a row was refused: then the engine waits for an attempt to end
+    /// Whether a row was refused: then the engine waits for completions
     /// before it claims again, rather than look at the same rows at once.
     refused: bool,
 }
 
 impl Admission {
     fn admit(&mut self, sub: &Subscription) -> bool {
-        let target = self.targets.entry(target_of(&sub.url)).or_insert(self.per_target);
+        let target = self.target_of_url.entry(sub.url.clone()).or_insert_with(|| target_of(&sub.url));
+        let target = self.targets.entry(target.clone()).or_insert(self.per_target);
         let account = self.accounts.entry(sub.account.clone()).or_insert(self.per_account);
         if *target == 0 || *account == 0 {
             self.refused = true;
@@ -114,6 +172,15 @@ fn target_of(url: &str) -> String {
     }
 }
 
+/// A claimed row done with, on its way to the completer: the attempt made,
+/// or none when the engine stopped before the row's turn (its claim then
+/// holds until the process ends, and the row is sent after the restart).
+struct Finished {
+    completion: Option<Completion>,
+    target: String,
+    account: String,
+}
+
 impl DeliveryEngine {
     pub fn new(
         store: Arc<dyn Store>,
@@ -124,9 +191,10 @@ impl DeliveryEngine {
             sender: Sender::new(options.allow_private_targets, options.timeout)?,
             in_flight: Arc::new(Semaphore::new(options.max_in_flight.max(1))),
             targets: parking_lot::Mutex::new(HashMap::new()),
-            accounts: parking_lot::Mutex::new(HashMap::new()),
-            attempt_ended: tokio::sync::Notify::new(),
+            claimed: parking_lot::Mutex::new(Claimed::default()),
+            completed: tokio::sync::Notify::new(),
             stopping: AtomicBool::new(false),
+            stopped: tokio::sync::watch::channel(false).0,
             store,
             clock,
             options,
@@ -136,12 +204,18 @@ impl DeliveryEngine {
     /// Asks [`run`](Self::run) to return; attempts in flight finish first.
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::Release);
+        self.stopped.send_replace(true);
         self.store.deliveries_notify().notify_one();
     }
 
     /// Wakes the engine to look at the clock and the outbox now.
     pub fn wake(&self) {
         self.store.deliveries_notify().notify_one();
+    }
+
+    /// Claimed rows at most, in all.
+    fn max_claimed(&self) -> usize {
+        self.options.max_in_flight.max(1) * QUEUED_PER_SLOT
     }
 
     /// Sends due rows until [`stop`](Self::stop); then waits for the attempts in flight.
@@ -154,20 +228,23 @@ impl DeliveryEngine {
             per_account = self.options.per_account,
             "webhook deliveries started"
         );
+        // Every claimed row sends one completion: the channel never holds more.
+        let (finished, completions) = mpsc::channel(self.max_claimed());
+        let completer = tokio::spawn(self.clone().complete(completions));
         while !self.stopping.load(Ordering::Acquire) {
             // Registered before the look at the outbox: a wake-up in between is not lost.
             let woken = notify.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            // Registered before the claim too: an attempt that ends meanwhile is not missed.
-            let ended = self.attempt_ended.notified();
-            tokio::pin!(ended);
-            ended.as_mut().enable();
-            let (claimed, refused) = self.clone().claim_and_send().await;
+            // Registered before the claim too: a completion meanwhile is not missed.
+            let completed = self.completed.notified();
+            tokio::pin!(completed);
+            completed.as_mut().enable();
+            let (claimed, refused) = self.clone().claim_and_send(&finished).await;
             if claimed > 0 {
                 continue;
             }
-            // Rows due but refused (no room): the next room comes when an attempt ends.
+            // Rows due but refused (no room): the next room comes with a completion.
             let wait = match refused {
                 true => MAX_IDLE,
                 false => match self.next_due().await {
@@ -177,16 +254,25 @@ impl DeliveryEngine {
             };
             tokio::select! {
                 _ = woken => {}
-                _ = ended => {
+                _ = completed => {
                     if refused {
-                        tokio::time::sleep(GATHER_ENDED_ATTEMPTS).await;
+                        tokio::time::sleep(GATHER_COMPLETIONS).await;
                     }
                 }
                 _ = tokio::time::sleep(wait) => {}
             }
         }
-        // Every permit back: no attempt in flight.
-        let _all = self.in_flight.acquire_many(self.options.max_in_flight.max(1) as u32).await;
+        // Every claimed row done with (attempts in flight end; rows waiting
+        // for a slot are left); then the completer ends with the channel.
+        loop {
+            let completed = self.completed.notified();
+            if self.claimed.lock().total == 0 {
+                break;
+            }
+            completed.await;
+        }
+        drop(finished);
+        let _ = completer.await;
         tracing::info!("webhook deliveries stopped");
     }
 
@@ -204,15 +290,11 @@ impl DeliveryEngine {
 
     /// Claims as many due rows as there is room for and starts their
     /// attempts: how many, and whether rows were left for want of room.
-    async fn claim_and_send(self: Arc<Self>) -> (usize, bool) {
-        let room = self.in_flight.available_permits();
-        if room == 0 {
-            // Wait for one attempt to end rather than spin.
-            drop(self.in_flight.clone().acquire_owned().await);
-            return (0, false);
-        }
+    async fn claim_and_send(self: Arc<Self>, finished: &mpsc::Sender<Finished>) -> (usize, bool) {
+        let Some((room, mut admission)) = self.admission() else {
+            return (0, true);
+        };
         let (store, now) = (self.store.clone(), self.clock.now());
-        let mut admission = self.admission();
         let claim = move || {
             let claimed = store.claim_deliveries(now, room, &mut |sub| admission.admit(sub));
             (claimed, admission.refused)
@@ -227,60 +309,63 @@ impl DeliveryEngine {
         };
         let n = claimed.len();
         for c in claimed {
-            // Taken here, before the next claim counts the room left: each is free, the claim admitted it.
-            let permit = self.in_flight.clone().acquire_owned().await.expect("never closed");
-            let slots = self.target_slots(&c.subscription.url);
-            let slot = match slots.clone().try_acquire_owned() {
-                Ok(slot) => slot,
-                Err(_) => {
-                    tracing::warn!(url = %c.subscription.url, "a claim admitted a row its target had no room for");
-                    slots.acquire_owned().await.expect("never closed")
-                }
-            };
+            let target = target_of(&c.subscription.url);
+            self.claimed.lock().add(&target, &c.subscription.account);
+            let slots = self.target_slots(&target);
+            let (engine, finished) = (self.clone(), finished.clone());
             let account = c.subscription.account.clone();
-            *self.accounts.lock().entry(account.clone()).or_default() += 1;
-            let engine = self.clone();
             tokio::spawn(async move {
-                engine.deliver(c, slot).await;
-                engine.account_done(&account);
-                drop(permit);
-                engine.attempt_ended.notify_one();
+                let completion = engine.deliver(c, slots).await;
+                // The channel holds a place for every claimed row: this never
+                // waits, and the completer outlives every claimed row.
+                let sent = finished.send(Finished { completion, target, account }).await;
+                debug_assert!(sent.is_ok(), "the completer ended before a claimed row");
             });
         }
         (n, refused)
     }
 
-    /// The room each known target and busy account has now.
-    fn admission(&self) -> Admission {
-        let (per_target, per_account) = (self.options.per_target.max(1), self.options.per_account.max(1));
-        let targets = self.targets.lock().iter().map(|(t, s)| (t.clone(), s.available_permits())).collect();
-        let accounts = self.accounts.lock().iter().map(|(a, n)| (a.clone(), per_account.saturating_sub(*n))).collect();
-        Admission { per_target, per_account, targets, accounts, refused: false }
-    }
-
-    fn account_done(&self, account: &str) {
-        let mut accounts = self.accounts.lock();
-        if let Some(n) = accounts.get_mut(account) {
-            *n -= 1;
-            if *n == 0 {
-                accounts.remove(account);
-            }
+    /// The room for rows a claim has now: in all, and by target and account
+    /// (none when the engine holds all the rows it may).
+    fn admission(&self) -> Option<(usize, Admission)> {
+        let claimed = self.claimed.lock();
+        let room = self.max_claimed().saturating_sub(claimed.total);
+        if room == 0 {
+            return None;
         }
+        let per_target = self.options.per_target.max(1) * QUEUED_PER_SLOT;
+        let per_account = self.options.per_account.max(1);
+        let targets = claimed.targets.iter().map(|(t, n)| (t.clone(), per_target.saturating_sub(*n))).collect();
+        let accounts = claimed.accounts.iter().map(|(a, n)| (a.clone(), per_account.saturating_sub(*n))).collect();
+        let target_of_url = HashMap::new();
+        Some((room, Admission { target_of_url, per_target, per_account, targets, accounts, refused: false }))
     }
 
-    fn target_slots(&self, url: &str) -> Arc<Semaphore> {
+    fn target_slots(&self, target: &str) -> Arc<Semaphore> {
         self.targets
             .lock()
-            .entry(target_of(url))
+            .entry(target.to_owned())
             .or_insert_with(|| Arc::new(Semaphore::new(self.options.per_target.max(1))))
             .clone()
     }
 
-    /// One attempt of a claimed row (holding a slot of its target), and its completion.
-    async fn deliver(&self, c: ClaimedDelivery, slot: tokio::sync::OwnedSemaphorePermit) {
-        let at = self.clock.now();
-        let sent = self.sender.send(&c, at).await;
-        drop(slot);
+    /// One attempt of a claimed row, once its target and the engine have a
+    /// slot for it; what to record (none if the engine stopped first).
+    async fn deliver(&self, c: ClaimedDelivery, target: Arc<Semaphore>) -> Option<Completion> {
+        let slots = async {
+            let slot = target.acquire_owned().await.expect("never closed");
+            (slot, self.in_flight.clone().acquire_owned().await.expect("never closed"))
+        };
+        let mut stopped = self.stopped.subscribe();
+        let (sent, at) = tokio::select! {
+            biased;
+            // (The guard `wait_for` gives is dropped at once: it holds a lock.)
+            _ = async { stopped.wait_for(|stopped| *stopped).await.is_ok() } => return None,
+            _slots = slots => {
+                let at = self.clock.now();
+                (self.sender.send(&c, at).await, at)
+            }
+        };
         let now = self.clock.now();
         let (next, update) = decide(&c, &sent, now);
         let attempt = Attempt {
@@ -301,22 +386,44 @@ impl DeliveryEngine {
             error = ?sent.error,
             "webhook attempt"
         );
-        let store = self.store.clone();
-        let (account, id) = (c.subscription.account.clone(), c.subscription.id.clone());
-        let done = tokio::task::spawn_blocking(move || {
-            if let Some(update) = update {
-                store.update_subscription(&account, &id, update)?;
+        if let Some(update) = update {
+            // Rare (failures begin or end, a disable): one write of its own, before the completion.
+            let store = self.store.clone();
+            let (account, id) = (c.subscription.account.clone(), c.subscription.id.clone());
+            match tokio::task::spawn_blocking(move || store.update_subscription(&account, &id, update)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "cannot update a webhook subscription after an attempt"),
+                Err(e) => tracing::warn!(error = %e, "webhook subscription update task failed"),
             }
-            store.complete_delivery(&c.delivery, attempt, next)
-        })
-        .await;
-        match done {
-            Ok(Ok(())) => {}
-            // The claim stays until the process ends: then the row is due again (at least once).
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "cannot record a webhook attempt; it will be sent again after a restart")
+        }
+        Some(Completion { delivery: c.delivery, attempt, next })
+    }
+
+    /// Records completions as they come, many in one store write, until
+    /// the channel closes; then the room they held is free again.
+    async fn complete(self: Arc<Self>, mut finished: mpsc::Receiver<Finished>) {
+        let mut batch = Vec::new();
+        while finished.recv_many(&mut batch, COMPLETIONS_PER_WRITE).await > 0 {
+            let held: Vec<(String, String)> = batch.iter().map(|f| (f.target.clone(), f.account.clone())).collect();
+            let done: Vec<Completion> = batch.drain(..).filter_map(|f| f.completion).collect();
+            if !done.is_empty() {
+                let store = self.store.clone();
+                let attempts = done.len();
+                match tokio::task::spawn_blocking(move || store.complete_deliveries(&done)).await {
+                    Ok(Ok(())) => {}
+                    // The rows are pending again, in view of the next claim: sent again (at least once).
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, attempts, "cannot record webhook attempts; they will be sent again")
+                    }
+                    Err(e) => tracing::error!(error = %e, attempts, "webhook completion task failed"),
+                }
             }
-            Err(e) => tracing::warn!(error = %e, "webhook completion task failed"),
+            let mut claimed = self.claimed.lock();
+            for (target, account) in &held {
+                claimed.remove(target, account);
+            }
+            drop(claimed);
+            self.completed.notify_one();
         }
     }
 }

@@ -77,9 +77,7 @@ use crate::keys;
 use crate::options::StoreOptions;
 use crate::records::{AccountRecord, Adjustment, CallFilter, CallPage, Position, TokenRecord};
 use crate::store::{AccountChange, BackupReport, IngestTicket, OpenReport, Store};
-use crate::webhook_records::{
-    Attempt, AttemptPage, ClaimedDelivery, Delivery, NextStep, Subscription, SubscriptionUpdate,
-};
+use crate::webhook_records::{AttemptPage, ClaimedDelivery, Completion, Delivery, Subscription, SubscriptionUpdate};
 use crate::StoreError;
 use callmeter_model::CallEvent;
 use chrono::{DateTime, Utc};
@@ -443,8 +441,8 @@ impl Store for EmbeddedStore {
         self.claim(now, limit, admit)
     }
 
-    fn complete_delivery(&self, delivery: &Delivery, attempt: Attempt, next: NextStep) -> Result<(), StoreError> {
-        self.complete(delivery, attempt, next)
+    fn complete_deliveries(&self, done: &[Completion]) -> Result<(), StoreError> {
+        self.complete(done)
     }
 
     fn next_delivery_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {

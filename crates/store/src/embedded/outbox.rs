@@ -25,7 +25,8 @@ use super::{changelog, Engine, Shared};
 use crate::failpoint;
 use crate::keys;
 use crate::webhook_records::{
-    Attempt, AttemptPage, ClaimedDelivery, DeliveredEvent, Delivery, DeliveryState, NextStep, OutboxEvent, Subscription,
+    Attempt, AttemptPage, ClaimedDelivery, Completion, DeliveredEvent, Delivery, DeliveryState, NextStep, OutboxEvent,
+    Subscription,
 };
 use crate::StoreError;
 use chrono::{DateTime, Utc};
@@ -138,6 +139,14 @@ fn unindex(engine: &Engine, batch: &mut fjall::OwnedWriteBatch, key: &[u8], d: &
 /// stops, so that a large backlog of a saturated target costs a bounded scan.
 pub(crate) const MAX_REFUSED_PER_CLAIM: usize = 1_024;
 
+/// What a claim makes of a due row, from its subscription alone.
+enum Verdict {
+    Admitted(Subscription),
+    Refused,
+    Deleted,
+    Disabled,
+}
+
 /// Claims up to `limit` rows due at `now` that no one holds and `admit`
 /// takes. On the way, rows of deleted subscriptions go, and rows of disabled
 /// ones are held; rows `admit` refuses stay, in view of the next claim.
@@ -180,34 +189,42 @@ pub(crate) fn claim(
             refused += 1;
             continue;
         }
-        let Some(mut d) = read_row(engine, key)? else {
+        // Room first: a refused row costs no read of its own.
+        let verdict = match shared.subscriptions.read().get(sub_key) {
+            None => Verdict::Deleted,
+            Some(sub) if !sub.enabled => Verdict::Disabled,
+            Some(sub) if admit(sub) => Verdict::Admitted(sub.clone()),
+            Some(_) => Verdict::Refused,
+        };
+        let subscription = match verdict {
+            Verdict::Admitted(subscription) => subscription,
+            Verdict::Refused => {
+                // Left pending where it is: the next claim starts here at the latest.
+                stopped_at.get_or_insert_with(|| due.to_vec());
+                refused += 1;
+                refused_subscriptions.insert(sub_key.to_vec());
+                continue;
+            }
+            Verdict::Deleted => {
+                // Its subscription was deleted: nothing will ever send it.
+                cleanup.remove(&engine.outbox_due, due.to_vec());
+                cleanup.remove(&engine.outbox, key.to_vec());
+                continue;
+            }
+            Verdict::Disabled => {
+                cleanup.remove(&engine.outbox_due, due.to_vec());
+                if let Some(mut d) = read_row(engine, key)?.filter(|d| d.state == DeliveryState::Pending) {
+                    d.state = DeliveryState::Held;
+                    cleanup.insert(&engine.outbox, key.to_vec(), to_json(&d));
+                }
+                continue;
+            }
+        };
+        let Some(d) = read_row(engine, key)?.filter(|d| d.state == DeliveryState::Pending) else {
+            // Sent or held meanwhile: its entry is stale.
             cleanup.remove(&engine.outbox_due, due.to_vec());
             continue;
         };
-        if d.state != DeliveryState::Pending {
-            cleanup.remove(&engine.outbox_due, due.to_vec());
-            continue;
-        }
-        let subscription = shared.subscriptions.read().get(sub_key).cloned();
-        let Some(subscription) = subscription else {
-            // Its subscription was deleted: nothing will ever send it.
-            cleanup.remove(&engine.outbox_due, due.to_vec());
-            cleanup.remove(&engine.outbox, key.to_vec());
-            continue;
-        };
-        if !subscription.enabled {
-            cleanup.remove(&engine.outbox_due, due.to_vec());
-            d.state = DeliveryState::Held;
-            cleanup.insert(&engine.outbox, key.to_vec(), to_json(&d));
-            continue;
-        }
-        if !admit(&subscription) {
-            // Left pending where it is: the next claim starts here at the latest.
-            stopped_at.get_or_insert_with(|| due.to_vec());
-            refused += 1;
-            refused_subscriptions.insert(sub_key.to_vec());
-            continue;
-        }
         let event = match d.event {
             OutboxEvent::Change { seq, action } => engine
                 .changes
@@ -220,6 +237,7 @@ pub(crate) fn claim(
         let Some(event) = event else {
             // Expired before it could be sent (a retention shorter than the schedule).
             cleanup.remove(&engine.outbox_due, due.to_vec());
+            let mut d = d;
             d.state = DeliveryState::Failed;
             cleanup.insert(&engine.outbox, key.to_vec(), to_json(&d));
             continue;
@@ -235,65 +253,72 @@ pub(crate) fn claim(
     Ok(out)
 }
 
-/// Records an attempt of a claimed row and what becomes of the row, and releases the claim.
-pub(crate) fn complete(
-    engine: &Engine,
-    shared: &Shared,
-    delivery: &Delivery,
-    attempt: Attempt,
-    next: NextStep,
-) -> Result<(), StoreError> {
+/// Records attempts of claimed rows and what becomes of each, in one batch,
+/// and releases the claims.
+pub(crate) fn complete(engine: &Engine, shared: &Shared, done: &[Completion]) -> Result<(), StoreError> {
     let mut locked = shared.outbox.locked.lock();
-    let sub_key = keys::subscription_key(&delivery.account, &delivery.subscription);
-    let key = row_key(&sub_key, delivery.id);
-    let released = locked.claimed.remove(&key);
-    debug_assert!(released, "completed a delivery that was not claimed");
-    let recorded = record(engine, &mut locked, &sub_key, &key, delivery, attempt, next);
+    let keys: Vec<(Vec<u8>, Vec<u8>)> = done
+        .iter()
+        .map(|c| {
+            let sub_key = keys::subscription_key(&c.delivery.account, &c.delivery.subscription);
+            let key = row_key(&sub_key, c.delivery.id);
+            (sub_key, key)
+        })
+        .collect();
+    for (_, key) in &keys {
+        let released = locked.claimed.remove(key);
+        debug_assert!(released, "completed a delivery that was not claimed");
+    }
+    let recorded = record(engine, &mut locked, &keys, done);
     if recorded.is_err() {
-        // The row is pending where it was claimed: in view again, to be sent again.
-        locked.scan_from_at_most(&due_key(delivery.next_attempt_at, &key));
+        // The rows are pending where they were claimed: in view again, to be sent again.
+        for (c, (_, key)) in done.iter().zip(&keys) {
+            locked.scan_from_at_most(&due_key(c.delivery.next_attempt_at, key));
+        }
     }
     recorded?;
     failpoint::hit("outbox.complete.after");
-    if matches!(next, NextStep::RetryAt(_)) {
+    if done.iter().any(|c| matches!(c.next, NextStep::RetryAt(_))) {
         shared.outbox.notify.notify_one();
     }
     Ok(())
 }
 
-/// The completion's batch: the attempt, and the row's next state.
+/// The completions' batch: each attempt, and each row's next state.
 fn record(
     engine: &Engine,
     locked: &mut OutboxLocked,
-    sub_key: &[u8],
-    key: &[u8],
-    delivery: &Delivery,
-    mut attempt: Attempt,
-    next: NextStep,
+    keys: &[(Vec<u8>, Vec<u8>)],
+    done: &[Completion],
 ) -> Result<(), StoreError> {
     failpoint::check("outbox.complete")?;
     let mut batch = engine.db.batch();
-    attempt.id = locked.next_attempt_id;
-    attempt.delivery = delivery.id;
-    batch.insert(&engine.attempts, row_key(sub_key, attempt.id), to_json(&attempt));
-    batch.insert(&engine.meta, NEXT_ATTEMPT_ID_KEY, (attempt.id + 1).to_be_bytes());
-    // The row as it is now (a replay may have changed it meanwhile).
-    if let Some(mut row) = read_row(engine, key)? {
-        unindex(engine, &mut batch, key, &row);
-        row.attempts += 1;
-        match next {
-            NextStep::Delivered => row.state = DeliveryState::Delivered,
-            NextStep::RetryAt(at) => {
-                row.state = DeliveryState::Pending;
-                row.next_attempt_at = at;
+    let mut next_attempt_id = locked.next_attempt_id;
+    for (c, (sub_key, key)) in done.iter().zip(keys) {
+        let mut attempt = c.attempt.clone();
+        attempt.id = next_attempt_id;
+        attempt.delivery = c.delivery.id;
+        next_attempt_id += 1;
+        batch.insert(&engine.attempts, row_key(sub_key, attempt.id), to_json(&attempt));
+        // The row as it is now (a replay may have changed it meanwhile).
+        if let Some(mut row) = read_row(engine, key)? {
+            unindex(engine, &mut batch, key, &row);
+            row.attempts += 1;
+            match c.next {
+                NextStep::Delivered => row.state = DeliveryState::Delivered,
+                NextStep::RetryAt(at) => {
+                    row.state = DeliveryState::Pending;
+                    row.next_attempt_at = at;
+                }
+                NextStep::GiveUp => row.state = DeliveryState::Failed,
+                NextStep::Hold => row.state = DeliveryState::Held,
             }
-            NextStep::GiveUp => row.state = DeliveryState::Failed,
-            NextStep::Hold => row.state = DeliveryState::Held,
+            put_row(engine, locked, &mut batch, sub_key, &row);
         }
-        put_row(engine, locked, &mut batch, sub_key, &row);
     }
+    batch.insert(&engine.meta, NEXT_ATTEMPT_ID_KEY, next_attempt_id.to_be_bytes());
     batch.commit()?;
-    locked.next_attempt_id = attempt.id + 1;
+    locked.next_attempt_id = next_attempt_id;
     Ok(())
 }
 

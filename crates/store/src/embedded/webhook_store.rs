@@ -4,7 +4,7 @@
 
 use super::{outbox, EmbeddedStore};
 use crate::keys;
-use crate::webhook_records::{Attempt, AttemptPage, ClaimedDelivery, Delivery, NextStep, Subscription};
+use crate::webhook_records::{AttemptPage, ClaimedDelivery, Completion, Delivery, Subscription};
 use crate::StoreError;
 use chrono::{DateTime, Utc};
 
@@ -38,8 +38,8 @@ impl EmbeddedStore {
         outbox::claim(&self.engine, &self.shared, now, limit, admit)
     }
 
-    pub(super) fn complete(&self, delivery: &Delivery, attempt: Attempt, next: NextStep) -> Result<(), StoreError> {
-        outbox::complete(&self.engine, &self.shared, delivery, attempt, next)
+    pub(super) fn complete(&self, done: &[Completion]) -> Result<(), StoreError> {
+        outbox::complete(&self.engine, &self.shared, done)
     }
 
     pub(super) fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -88,7 +88,7 @@ impl EmbeddedStore {
 #[cfg(test)]
 mod tests {
     use crate::webhook_records::{DeliveryState, NextStep, OutboxEvent, SubscriptionUpdate, Watch};
-    use crate::{Attempt, AttemptStatus, EmbeddedStore, Outcome, Store, StoreOptions, Subscription};
+    use crate::{Attempt, AttemptStatus, Completion, EmbeddedStore, Outcome, Store, StoreOptions, Subscription};
     use callmeter_model::{Action, CallEvent, Interface, Operation};
     use chrono::Utc;
     use std::time::Duration;
@@ -233,7 +233,7 @@ mod tests {
             };
             let next =
                 if i == 0 { NextStep::RetryAt(Utc::now() + chrono::Duration::hours(1)) } else { NextStep::Delivered };
-            store.complete_delivery(&c.delivery, attempt, next).unwrap();
+            store.complete_deliveries(&[Completion { delivery: c.delivery.clone(), attempt, next }]).unwrap();
         }
         assert!(store.claim_deliveries(Utc::now(), 100, &mut |_| true).unwrap().is_empty());
         let later = store.next_delivery_due().unwrap().expect("the retry is due later");
@@ -313,15 +313,33 @@ mod tests {
             error: None,
         };
         let retry_at = Utc::now() + chrono::Duration::minutes(1);
-        store.complete_delivery(&claimed[0].delivery, attempt(&claimed[0]), NextStep::Delivered).unwrap();
-        store.complete_delivery(&claimed[1].delivery, attempt(&claimed[1]), NextStep::RetryAt(retry_at)).unwrap();
+        // Two completions in one batch.
+        let done = [
+            Completion {
+                delivery: claimed[0].delivery.clone(),
+                attempt: attempt(&claimed[0]),
+                next: NextStep::Delivered,
+            },
+            Completion {
+                delivery: claimed[1].delivery.clone(),
+                attempt: attempt(&claimed[1]),
+                next: NextStep::RetryAt(retry_at),
+            },
+        ];
+        store.complete_deliveries(&done).unwrap();
         assert!(store.claim_deliveries(Utc::now(), 10, &mut |_| true).unwrap().is_empty(), "the retry is not due yet");
         assert_eq!(store.next_delivery_due().unwrap(), Some(retry_at));
         let again = store.claim_deliveries(retry_at, 10, &mut |_| true).unwrap();
         assert_eq!(again.len(), 1, "the retry is found behind the rows claimed since");
         assert_eq!(again[0].delivery.webhook_id(), claimed[1].delivery.webhook_id());
         for c in [&again[0], &claimed[2]] {
-            store.complete_delivery(&c.delivery, attempt(c), NextStep::Delivered).unwrap();
+            store
+                .complete_deliveries(&[Completion {
+                    delivery: c.delivery.clone(),
+                    attempt: attempt(c),
+                    next: NextStep::Delivered,
+                }])
+                .unwrap();
         }
         assert!(store.claim_deliveries(ahead, 10, &mut |_| true).unwrap().is_empty());
         assert_eq!(store.next_delivery_due().unwrap(), None);
@@ -442,7 +460,13 @@ mod tests {
             latency_ms: 1,
             error: None,
         };
-        store.complete_delivery(&claimed[0].delivery, attempt, NextStep::Delivered).unwrap();
+        store
+            .complete_deliveries(&[Completion {
+                delivery: claimed[0].delivery.clone(),
+                attempt,
+                next: NextStep::Delivered,
+            }])
+            .unwrap();
         let later = Utc::now() + chrono::Duration::hours(1);
         let removed = super::super::expiry::expire_webhook_records(&store.engine, &store.shared, later).unwrap();
         assert_eq!(removed, 2 + 1 + 1, "two processed changes, the delivered row, its attempt");
