@@ -141,7 +141,7 @@ pub(crate) const MAX_REFUSED_PER_CLAIM: usize = 1_024;
 
 /// What a claim makes of a due row, from its subscription alone.
 enum Verdict {
-    Admitted(Subscription),
+    Admitted(Box<Subscription>),
     Refused,
     Deleted,
     Disabled,
@@ -193,11 +193,11 @@ pub(crate) fn claim(
         let verdict = match shared.subscriptions.read().get(sub_key) {
             None => Verdict::Deleted,
             Some(sub) if !sub.enabled => Verdict::Disabled,
-            Some(sub) if admit(sub) => Verdict::Admitted(sub.clone()),
+            Some(sub) if admit(sub) => Verdict::Admitted(Box::new(sub.clone())),
             Some(_) => Verdict::Refused,
         };
         let subscription = match verdict {
-            Verdict::Admitted(subscription) => subscription,
+            Verdict::Admitted(subscription) => *subscription,
             Verdict::Refused => {
                 // Left pending where it is: the next claim starts here at the latest.
                 stopped_at.get_or_insert_with(|| due.to_vec());
