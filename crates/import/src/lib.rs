@@ -12,6 +12,7 @@
 //! # Layout
 //!
 //! - [`input`]: opening a file or stdin, plain, gzip or zstd; splitting lines.
+//! - [`read_ahead`]: lines read and keyed on a thread of their own, ahead of their parsing.
 //! - [`source`]: one source's reader, its line keys and its calls not yet delivered.
 //! - [`sink`]: where calls go: [`ServerSink`] over HTTP or [`StoreSink`] into a data folder.
 //! - [`summary`]: lines read, calls imported, duplicates, refusals by reason.
@@ -24,6 +25,7 @@
 pub mod checkpoint;
 pub mod error;
 pub mod input;
+pub mod read_ahead;
 pub mod sink;
 pub mod source;
 pub mod summary;
@@ -32,11 +34,13 @@ pub mod tail;
 pub use checkpoint::{Checkpoint, FilePosition};
 pub use error::{ImportError, Result};
 pub use input::{Compression, Input, Line, Lines};
+pub use read_ahead::{KeyedLine, ReadAhead};
 pub use sink::{Delivery, ServerSink, Sink, StoreSink};
 pub use source::{ReadOptions, SourceReader, MAX_LINE_BYTES};
 pub use summary::{RefusedFile, Rejections, Summary};
 pub use tail::{TailOptions, Tailer};
 
+use callmeter_formats::LineKeys;
 use indicatif::ProgressBar;
 use std::time::Instant;
 
@@ -77,26 +81,31 @@ pub fn import_input<'s>(
     let started = Instant::now();
     let read = input.read.clone();
     let name = input.name.clone();
-    let mut lines = if input.may_grow {
+    let lines = if input.may_grow {
         Lines::of_growing_file(input.reader, MAX_LINE_BYTES)
     } else {
         Lines::new(input.reader, MAX_LINE_BYTES)
     };
+    // Lines are read and keyed on a second thread while this one parses them.
+    let mut ahead = ReadAhead::spawn(lines, LineKeys::new(options.source_id.as_deref()));
     let outcome = (|| {
-        while let Some(line) = lines.next_line().map_err(|e| ImportError::io(&name, e))? {
-            reader.read(line, summary)?;
-            if reader.pending() >= options.batch {
-                reader.deliver(sink.as_deref_mut(), summary)?;
+        while let Some(block) = ahead.next_block().map_err(|e| ImportError::io(&name, e))? {
+            for line in block.lines() {
+                reader.read_keyed(line, summary)?;
+                if reader.pending() >= options.batch {
+                    reader.deliver(sink.as_deref_mut(), summary)?;
+                }
+                if reader.line_no().is_multiple_of(PROGRESS_EVERY) {
+                    let rate = reader.line_no() as f64 / started.elapsed().as_secs_f64().max(1e-3);
+                    bar.set_position(read.load(std::sync::atomic::Ordering::Relaxed));
+                    bar.set_message(format!("{name}: {} lines, {rate:.0} lines/s", reader.line_no()));
+                }
             }
-            if reader.line_no().is_multiple_of(PROGRESS_EVERY) {
-                let rate = reader.line_no() as f64 / started.elapsed().as_secs_f64().max(1e-3);
-                bar.set_position(read.load(std::sync::atomic::Ordering::Relaxed));
-                bar.set_message(format!("{name}: {} lines, {rate:.0} lines/s", reader.line_no()));
-            }
+            ahead.recycle(block);
         }
-        if lines.unended_last_line() > 0 {
+        if ahead.unended_last_line() > 0 {
             summary.unended += 1;
-            tracing::info!(file = %name, line = reader.line_no() + 1, bytes = lines.unended_last_line(), "the last line has no newline yet: left for a later import");
+            tracing::info!(file = %name, line = reader.line_no() + 1, bytes = ahead.unended_last_line(), "the last line has no newline yet: left for a later import");
         }
         reader.finish(summary);
         Ok(())

@@ -4,6 +4,7 @@
 
 use crate::error::{ImportError, Result};
 use crate::input::Line;
+use crate::read_ahead::KeyedLine;
 use crate::sink::{Delivery, Sink};
 use crate::summary::Summary;
 use callmeter_formats::{parser, AccountRule, Classifier, Context, Format, LineIs, LineKeys, LineParser};
@@ -56,6 +57,8 @@ pub struct SourceReader {
     lines: Vec<u64>,
     /// The reader's [`LineParser::batched`] when last looked at.
     batched: u64,
+    /// The number of the last line read.
+    line_no: u64,
 }
 
 impl SourceReader {
@@ -73,12 +76,13 @@ impl SourceReader {
             events: Vec::new(),
             lines: Vec::new(),
             batched: 0,
+            line_no: 0,
         }
     }
 
     /// The number of the last line read.
     pub fn line_no(&self) -> u64 {
-        self.keys.lines()
+        self.line_no
     }
 
     /// Sets the time syslog lines take their year from (`tail` moves it on as time passes).
@@ -105,10 +109,21 @@ impl SourceReader {
     /// non-call of its kind, or a bad line (with `strict`, a bad line stops
     /// the source with an error).
     pub fn read(&mut self, line: Line<'_>, summary: &mut Summary) -> Result<()> {
+        let line = match self.without_bom(line) {
+            Line::Text(text) => KeyedLine::Text(self.keys.next(text), text),
+            Line::TooLong(n) => KeyedLine::TooLong(self.keys.skip(), n),
+        };
+        self.read_keyed(line, summary)
+    }
+
+    /// [`SourceReader::read`] of a line numbered and keyed already, its byte
+    /// order mark left out ([`ReadAhead`](crate::ReadAhead) does both): a
+    /// source is read with one or the other from its first line.
+    pub fn read_keyed(&mut self, line: KeyedLine<'_>, summary: &mut Summary) -> Result<()> {
         summary.lines += 1;
         let before = self.events.len();
-        let failed = match self.without_bom(line) {
-            Line::Text(text) => match self.parser.line(self.keys.next(text), text, &mut self.events) {
+        let failed = match line {
+            KeyedLine::Text(at, text) => match self.parser.line(at, text, &mut self.events) {
                 Ok(LineIs::Call) => None,
                 Ok(LineIs::NonCall(kind)) => {
                     summary.non_call(kind);
@@ -123,12 +138,15 @@ impl SourceReader {
                     Some((reason, e.to_string()))
                 }
             },
-            Line::TooLong(n) => Some((
-                "line_too_long",
-                format!("line {}: {n} bytes, more than the limit of {MAX_LINE_BYTES}", self.keys.skip()),
-            )),
+            KeyedLine::TooLong(number, n) => {
+                Some(("line_too_long", format!("line {number}: {n} bytes, more than the limit of {MAX_LINE_BYTES}")))
+            }
         };
-        let line_no = self.line_no();
+        self.line_no = match line {
+            KeyedLine::Text(at, _) => at.number,
+            KeyedLine::TooLong(number, _) => number,
+        };
+        let line_no = self.line_no;
         let pushed = self.events.len() - before;
         // Only a line that gives more than its own call can be a batch: look then.
         if pushed > 1 || (pushed > 0 && failed.is_some()) {
@@ -159,6 +177,7 @@ impl SourceReader {
                 self.keys.skip();
             }
         }
+        self.line_no = self.keys.lines();
         self.events.clear();
         self.lines.clear();
         self.batched = self.parser.batched();

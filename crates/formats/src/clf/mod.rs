@@ -140,16 +140,26 @@ impl ClfParser {
     /// Reads one line: `Ok(Ok(call))`, or `Ok(Err(kind))` for a line that is
     /// not a call (blank, or a request that never was).
     pub fn parse(&mut self, at: SourceLine, line: &[u8]) -> Result<Result<CallEvent, NonCall>> {
+        let mut out = Vec::with_capacity(1);
+        Ok(match self.read(at, line, &mut out)? {
+            LineIs::Call => Ok(out.pop().expect("a call")),
+            LineIs::NonCall(kind) => Err(kind),
+        })
+    }
+
+    /// [`ClfParser::parse`], pushing the call: a call (hundreds of bytes)
+    /// handed back through nested results was copied at every level.
+    fn read(&mut self, at: SourceLine, line: &[u8], out: &mut Vec<CallEvent>) -> Result<LineIs> {
         let line_no = at.number;
         let line = trim_eol(line);
         if is_blank(line) {
-            return Ok(Err(NonCall::Blank));
+            return Ok(NonCall::Blank.into());
         }
         let head = parse_clf_head(line_no, line, &mut self.times, self.vhost)?;
         let trailing = parse_trailing(line_no, head.rest)?;
         // `"-"` (a connection closed before its request, 408), `""`, TLS
         // bytes sent to a plain port: no request was made (DESIGN §5).
-        let Some((method, target)) = split_request(&head.request) else { return Ok(Err(NonCall::NoRequest)) };
+        let Some((method, target)) = split_request(&head.request) else { return Ok(NonCall::NoRequest.into()) };
         let client = trailing.forwarded.unwrap_or(Cow::Borrowed(head.client()));
         let host = head.vhost.or(trailing.host);
         let l = HttpLine {
@@ -167,7 +177,8 @@ impl ClfParser {
             api_key: None,
             destination: None,
         };
-        http_event(&self.ctx, &mut self.agents, at, l).map(Ok)
+        out.push(http_event(&self.ctx, &mut self.agents, at, l)?);
+        Ok(LineIs::Call)
     }
 }
 
@@ -177,13 +188,7 @@ impl LineParser for ClfParser {
     }
 
     fn line(&mut self, at: SourceLine, line: &[u8], out: &mut Vec<CallEvent>) -> Result<LineIs> {
-        Ok(match self.parse(at, line)? {
-            Ok(e) => {
-                out.push(e);
-                LineIs::Call
-            }
-            Err(kind) => kind.into(),
-        })
+        self.read(at, line, out)
     }
 
     fn context_mut(&mut self) -> &mut Context {
