@@ -330,8 +330,9 @@ pub enum NextStep {
 pub struct Completion {
     /// The claimed row.
     pub delivery: Delivery,
-    /// The attempt made (its id is given when it is recorded).
-    pub attempt: Attempt,
+    /// The attempt made (its id is given when it is recorded); none when the
+    /// row was not sent (its subscription was disabled while it waited).
+    pub attempt: Option<Attempt>,
     /// What follows.
     pub next: NextStep,
 }

@@ -350,22 +350,42 @@ impl DeliveryEngine {
     }
 
     /// One attempt of a claimed row, once its target and the engine have a
-    /// slot for it; what to record (none if the engine stopped first).
+    /// slot for it; what to record (none if the engine stopped first, or the
+    /// subscription was deleted meanwhile: then the claim holds until the
+    /// process ends, and the next start's claim drops the row).
+    ///
+    /// A row may wait in its target's queue while its subscription changes:
+    /// it is sent as the subscription is when its slot comes (its URL, its
+    /// secrets), not at all once it is disabled (a 410 to a row before it,
+    /// its owner), and judged by its failures as they are when it ends.
     async fn deliver(&self, c: ClaimedDelivery, target: Arc<Semaphore>) -> Option<Completion> {
         let slots = async {
             let slot = target.acquire_owned().await.expect("never closed");
             (slot, self.in_flight.clone().acquire_owned().await.expect("never closed"))
         };
         let mut stopped = self.stopped.subscribe();
-        let (sent, at) = tokio::select! {
+        tokio::select! {
             biased;
             // (The guard `wait_for` gives is dropped at once: it holds a lock.)
-            _ = async { stopped.wait_for(|stopped| *stopped).await.is_ok() } => return None,
-            _slots = slots => {
-                let at = self.clock.now();
-                (self.sender.send(&c, at).await, at)
-            }
-        };
+            _ = async { stopped.wait_for(|stopped| *stopped).await.is_ok() } => None,
+            // The slots are held until what the attempt changes in its
+            // subscription is written: the next row to this target reads it.
+            _slots = slots => self.attempt(c).await,
+        }
+    }
+
+    /// One attempt of a row whose slots are held; what to record.
+    async fn attempt(&self, mut c: ClaimedDelivery) -> Option<Completion> {
+        c.subscription = self.store.subscription(&c.subscription.account, &c.subscription.id)?;
+        if !c.subscription.enabled {
+            return Some(Completion { delivery: c.delivery, attempt: None, next: NextStep::Hold });
+        }
+        let at = self.clock.now();
+        let sent = self.sender.send(&c, at).await;
+        // Judged by the subscription as it is now: another row's attempt may have changed it.
+        if let Some(latest) = self.store.subscription(&c.subscription.account, &c.subscription.id) {
+            c.subscription = latest;
+        }
         let now = self.clock.now();
         let (next, update) = decide(&c, &sent, now);
         let attempt = Attempt {
@@ -396,7 +416,7 @@ impl DeliveryEngine {
                 Err(e) => tracing::warn!(error = %e, "webhook subscription update task failed"),
             }
         }
-        Some(Completion { delivery: c.delivery, attempt, next })
+        Some(Completion { delivery: c.delivery, attempt: Some(attempt), next })
     }
 
     /// Records completions as they come, many in one store write, until
@@ -436,6 +456,10 @@ fn decide(c: &ClaimedDelivery, sent: &Sent, now: DateTime<Utc>) -> (NextStep, Op
         let update =
             sub.failing_since.is_some().then(|| SubscriptionUpdate { failing_since: Some(None), ..Default::default() });
         return (NextStep::Delivered, update);
+    }
+    if !sub.enabled {
+        // Disabled while this attempt ran (a 410 to another row): kept, for replay.
+        return (NextStep::Hold, None);
     }
     if sent.response_code == Some(410) {
         tracing::warn!(account = %sub.account, webhook = %sub.id, url = %sub.url, "webhook target answered 410 Gone: subscription disabled");

@@ -47,6 +47,10 @@ pub(crate) struct OutboxState {
 pub(crate) struct OutboxLocked {
     /// Outbox keys of the rows claimed and not yet completed.
     pub claimed: HashSet<Vec<u8>>,
+    /// Claimed rows made pending again (a redelivery, a replay) while their
+    /// attempt ran: their completion records the attempt and leaves the row
+    /// as the resend made it.
+    resent: HashSet<Vec<u8>>,
     pub next_delivery_id: u64,
     pub next_attempt_id: u64,
     /// Every `outbox_due` entry of a row no one holds is at or above this
@@ -57,6 +61,11 @@ pub(crate) struct OutboxLocked {
     /// entry put ([`put_row`]) and by a completion that fails; raised by a
     /// claim to where it stopped.
     due_from: Vec<u8>,
+    /// Where the last claim stopped for want of budget (`MAX_REFUSED_PER_CLAIM`
+    /// refused rows), if it did: the next one scans from here to the end of
+    /// what is due, then from `due_from` to here, so that the rows behind a
+    /// backlog no one has room for are reached by the claims after it.
+    resume_at: Option<Vec<u8>>,
 }
 
 impl OutboxLocked {
@@ -79,9 +88,11 @@ impl OutboxState {
         Ok(OutboxState {
             locked: parking_lot::Mutex::new(OutboxLocked {
                 claimed: HashSet::new(),
+                resent: HashSet::new(),
                 next_delivery_id: read(NEXT_DELIVERY_ID_KEY)?,
                 next_attempt_id: read(NEXT_ATTEMPT_ID_KEY)?,
                 due_from: Vec::new(),
+                resume_at: None,
             }),
             notify: Arc::new(tokio::sync::Notify::new()),
         })
@@ -163,20 +174,30 @@ pub(crate) fn claim(
     keys::push_i64(&mut end, crate::codec::time_ns(now).saturating_add(1));
     let mut out = Vec::new();
     let mut cleanup = engine.db.batch();
-    // Where the next claim starts: the first entry this one leaves for
-    // others, else the end of what was due (claimed rows are never scanned
-    // for: a completion or a failed one puts their entries back in view).
-    let mut stopped_at: Option<Vec<u8>> = None;
+    // The first entry (in key order) this claim leaves for others: where the
+    // next claims start once every due entry has been looked at (claimed
+    // rows are never scanned for: a completion or a failed one puts their
+    // entries back in view).
+    let mut first_left: Option<Vec<u8>> = None;
     let mut refused = 0;
     let mut refused_subscriptions: HashSet<Vec<u8>> = HashSet::new();
     // (A clock moved back may ask for less than was scanned: nothing then.)
     let start = locked.due_from.clone().min(end.clone());
-    for item in engine.outbox_due.range(start..end.clone()) {
+    let resume = locked.resume_at.take().filter(|r| *r > start && *r < end).unwrap_or_else(|| start.clone());
+    let scan = engine.outbox_due.range(resume.clone()..end.clone()).chain(engine.outbox_due.range(start..resume));
+    let mut scanned_all = true;
+    for item in scan {
         let due = item.key()?;
         if out.len() >= limit || refused >= MAX_REFUSED_PER_CLAIM {
-            stopped_at.get_or_insert_with(|| due.to_vec());
+            scanned_all = false;
+            locked.resume_at = Some(due.to_vec());
             break;
         }
+        let mut leave = || {
+            if first_left.as_ref().is_none_or(|f| due.as_ref() < f.as_slice()) {
+                first_left = Some(due.to_vec());
+            }
+        };
         let key = &due[8..];
         if locked.claimed.contains(key) {
             continue;
@@ -185,7 +206,7 @@ pub(crate) fn claim(
         // A subscription refused once in a claim is refused for the rest of
         // it (its room only shrinks): its other rows cost no read.
         if refused_subscriptions.contains(sub_key) {
-            stopped_at.get_or_insert_with(|| due.to_vec());
+            leave();
             refused += 1;
             continue;
         }
@@ -199,8 +220,8 @@ pub(crate) fn claim(
         let subscription = match verdict {
             Verdict::Admitted(subscription) => *subscription,
             Verdict::Refused => {
-                // Left pending where it is: the next claim starts here at the latest.
-                stopped_at.get_or_insert_with(|| due.to_vec());
+                // Left pending where it is: the next claims start here at the latest.
+                leave();
                 refused += 1;
                 refused_subscriptions.insert(sub_key.to_vec());
                 continue;
@@ -249,7 +270,10 @@ pub(crate) fn claim(
         cleanup.commit()?;
     }
     // Only once the cleanup is in: were it not, its entries would stay below.
-    locked.due_from = stopped_at.unwrap_or(end).max(locked.due_from.clone());
+    // Past a scan cut short, entries not looked at may lie anywhere: keep it.
+    if scanned_all {
+        locked.due_from = first_left.unwrap_or(end).max(locked.due_from.clone());
+    }
     Ok(out)
 }
 
@@ -269,16 +293,21 @@ pub(crate) fn complete(engine: &Engine, shared: &Shared, done: &[Completion]) ->
         let released = locked.claimed.remove(key);
         debug_assert!(released, "completed a delivery that was not claimed");
     }
-    let recorded = record(engine, &mut locked, &keys, done);
-    if recorded.is_err() {
-        // The rows are pending where they were claimed: in view again, to be sent again.
+    let any_resent = keys.iter().any(|(_, key)| locked.resent.contains(key));
+    // A failed record, or a panic in it, leaves the rows pending where they
+    // were claimed: in view again, to be sent again (at least once).
+    let recorded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| record(engine, &mut locked, &keys, done)));
+    if !matches!(recorded, Ok(Ok(()))) {
         for (c, (_, key)) in done.iter().zip(&keys) {
             locked.scan_from_at_most(&due_key(c.delivery.next_attempt_at, key));
         }
     }
-    recorded?;
+    match recorded {
+        Ok(recorded) => recorded?,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
     failpoint::hit("outbox.complete.after");
-    if done.iter().any(|c| matches!(c.next, NextStep::RetryAt(_))) {
+    if any_resent || done.iter().any(|c| matches!(c.next, NextStep::RetryAt(_))) {
         shared.outbox.notify.notify_one();
     }
     Ok(())
@@ -295,15 +324,25 @@ fn record(
     let mut batch = engine.db.batch();
     let mut next_attempt_id = locked.next_attempt_id;
     for (c, (sub_key, key)) in done.iter().zip(keys) {
-        let mut attempt = c.attempt.clone();
-        attempt.id = next_attempt_id;
-        attempt.delivery = c.delivery.id;
-        next_attempt_id += 1;
-        batch.insert(&engine.attempts, row_key(sub_key, attempt.id), to_json(&attempt));
-        // The row as it is now (a replay may have changed it meanwhile).
+        if let Some(attempt) = &c.attempt {
+            let mut attempt = attempt.clone();
+            attempt.id = next_attempt_id;
+            attempt.delivery = c.delivery.id;
+            next_attempt_id += 1;
+            batch.insert(&engine.attempts, row_key(sub_key, attempt.id), to_json(&attempt));
+        }
+        // The row as it is now: a redelivery or replay asked for while it
+        // was sent made it pending, due at once, and that stands.
+        if locked.resent.remove(key) {
+            // Its entry was stepped over while it was claimed: back in view.
+            if let Some(row) = read_row(engine, key)?.filter(|r| r.state == DeliveryState::Pending) {
+                locked.scan_from_at_most(&due_key(row.next_attempt_at, key));
+            }
+            continue;
+        }
         if let Some(mut row) = read_row(engine, key)? {
             unindex(engine, &mut batch, key, &row);
-            row.attempts += 1;
+            row.attempts += u32::from(c.attempt.is_some());
             match c.next {
                 NextStep::Delivered => row.state = DeliveryState::Delivered,
                 NextStep::RetryAt(at) => {
@@ -358,6 +397,9 @@ fn resend(
         d.attempts = 0;
         d.next_attempt_at = now;
         put_row(engine, &mut locked, &mut batch, &sub_key, &d);
+        if locked.claimed.contains(&key) {
+            locked.resent.insert(key.clone());
+        }
         n += 1;
     }
     if n > 0 {

@@ -233,7 +233,9 @@ mod tests {
             };
             let next =
                 if i == 0 { NextStep::RetryAt(Utc::now() + chrono::Duration::hours(1)) } else { NextStep::Delivered };
-            store.complete_deliveries(&[Completion { delivery: c.delivery.clone(), attempt, next }]).unwrap();
+            store
+                .complete_deliveries(&[Completion { delivery: c.delivery.clone(), attempt: Some(attempt), next }])
+                .unwrap();
         }
         assert!(store.claim_deliveries(Utc::now(), 100, &mut |_| true).unwrap().is_empty());
         let later = store.next_delivery_due().unwrap().expect("the retry is due later");
@@ -317,12 +319,12 @@ mod tests {
         let done = [
             Completion {
                 delivery: claimed[0].delivery.clone(),
-                attempt: attempt(&claimed[0]),
+                attempt: Some(attempt(&claimed[0])),
                 next: NextStep::Delivered,
             },
             Completion {
                 delivery: claimed[1].delivery.clone(),
-                attempt: attempt(&claimed[1]),
+                attempt: Some(attempt(&claimed[1])),
                 next: NextStep::RetryAt(retry_at),
             },
         ];
@@ -336,7 +338,7 @@ mod tests {
             store
                 .complete_deliveries(&[Completion {
                     delivery: c.delivery.clone(),
-                    attempt: attempt(c),
+                    attempt: Some(attempt(c)),
                     next: NextStep::Delivered,
                 }])
                 .unwrap();
@@ -463,7 +465,7 @@ mod tests {
         store
             .complete_deliveries(&[Completion {
                 delivery: claimed[0].delivery.clone(),
-                attempt,
+                attempt: Some(attempt),
                 next: NextStep::Delivered,
             }])
             .unwrap();
