@@ -181,6 +181,33 @@ struct Finished {
     account: String,
 }
 
+/// A claimed row's way to the completer: sent once, with its completion,
+/// or with none if its task ends any other way (a panic), so that the room
+/// it holds is freed and a stop does not wait for it for ever.
+struct DoneWith {
+    finished: Option<mpsc::Sender<Finished>>,
+    target: String,
+    account: String,
+}
+
+impl DoneWith {
+    fn send(&mut self, completion: Option<Completion>) {
+        if let Some(finished) = self.finished.take() {
+            let (target, account) = (std::mem::take(&mut self.target), std::mem::take(&mut self.account));
+            // The channel holds a place for every claimed row, and the
+            // completer outlives them all: this neither waits nor fails.
+            let sent = finished.try_send(Finished { completion, target, account });
+            debug_assert!(sent.is_ok(), "no room for a claimed row's completion");
+        }
+    }
+}
+
+impl Drop for DoneWith {
+    fn drop(&mut self) {
+        self.send(None);
+    }
+}
+
 impl DeliveryEngine {
     pub fn new(
         store: Arc<dyn Store>,
@@ -312,14 +339,12 @@ impl DeliveryEngine {
             let target = target_of(&c.subscription.url);
             self.claimed.lock().add(&target, &c.subscription.account);
             let slots = self.target_slots(&target);
-            let (engine, finished) = (self.clone(), finished.clone());
-            let account = c.subscription.account.clone();
+            let engine = self.clone();
+            let mut done =
+                DoneWith { finished: Some(finished.clone()), target, account: c.subscription.account.clone() };
             tokio::spawn(async move {
                 let completion = engine.deliver(c, slots).await;
-                // The channel holds a place for every claimed row: this never
-                // waits, and the completer outlives every claimed row.
-                let sent = finished.send(Finished { completion, target, account }).await;
-                debug_assert!(sent.is_ok(), "the completer ended before a claimed row");
+                done.send(completion);
             });
         }
         (n, refused)

@@ -169,10 +169,33 @@ pub(crate) fn claim(
     admit: &mut dyn FnMut(&Subscription) -> bool,
 ) -> Result<Vec<ClaimedDelivery>, StoreError> {
     let mut locked = shared.outbox.locked.lock();
+    let mut out = Vec::new();
+    match claim_into(engine, shared, &mut locked, now, limit, admit, &mut out) {
+        Ok(()) => Ok(out),
+        Err(e) => {
+            // The rows taken before the error go back: no one would complete them.
+            for c in &out {
+                let sub_key = keys::subscription_key(&c.delivery.account, &c.delivery.subscription);
+                locked.claimed.remove(&row_key(&sub_key, c.delivery.id));
+            }
+            Err(e)
+        }
+    }
+}
+
+/// [`claim`], under the outbox lock, into `out`.
+fn claim_into(
+    engine: &Engine,
+    shared: &Shared,
+    locked: &mut OutboxLocked,
+    now: DateTime<Utc>,
+    limit: usize,
+    admit: &mut dyn FnMut(&Subscription) -> bool,
+    out: &mut Vec<ClaimedDelivery>,
+) -> Result<(), StoreError> {
     failpoint::check("outbox.claim")?;
     let mut end = Vec::new();
     keys::push_i64(&mut end, crate::codec::time_ns(now).saturating_add(1));
-    let mut out = Vec::new();
     let mut cleanup = engine.db.batch();
     // The first entry (in key order) this claim leaves for others: where the
     // next claims start once every due entry has been looked at (claimed
@@ -274,7 +297,7 @@ pub(crate) fn claim(
     if scanned_all {
         locked.due_from = first_left.unwrap_or(end).max(locked.due_from.clone());
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Records attempts of claimed rows and what becomes of each, in one batch,
