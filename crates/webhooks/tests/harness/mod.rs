@@ -1,0 +1,250 @@
+//! The harness of the delivery engine's tests: a real store, the engine
+//! under a test clock, and a scriptable HTTP receiver on loopback.
+#![allow(dead_code, unused_imports)]
+
+pub use callmeter_model::{Action, CallEvent, Interface, Operation};
+pub use callmeter_store::{
+    AttemptStatus, DeliveryState, EmbeddedStore, SigningSecret, Store, StoreOptions, Subscription, SubscriptionUpdate,
+    Watch,
+};
+pub use callmeter_webhooks::schedule::RETRY_DELAYS_SECS;
+pub use callmeter_webhooks::{signing, Clock, DeliveryEngine, EngineOptions, TestClock};
+pub use chrono::{DateTime, Duration, Utc};
+pub use std::collections::VecDeque;
+pub use std::io::{Read, Write};
+pub use std::net::TcpListener;
+pub use std::sync::{Arc, Mutex};
+
+/// How the receiver answers one request.
+#[derive(Clone)]
+pub enum Reply {
+    Status(u16, &'static str),
+    /// Answers only after this long (past the engine's timeout).
+    Hang(std::time::Duration),
+    /// Answers this status after this long (within the engine's timeout).
+    Slow(std::time::Duration, u16),
+}
+
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub id: String,
+    pub timestamp: i64,
+    pub signature: String,
+    pub body: Vec<u8>,
+}
+
+/// A small HTTP/1.1 receiver: answers from a script, then with its default.
+pub struct Receiver {
+    pub url: String,
+    pub received: Arc<Mutex<Vec<Received>>>,
+    pub script: Arc<Mutex<VecDeque<Reply>>>,
+}
+
+impl Receiver {
+    pub fn start(default: Reply, script: Vec<Reply>) -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let received: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let script = Arc::new(Mutex::new(VecDeque::from(script)));
+        let (r, s) = (received.clone(), script.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let (r, s, default) = (r.clone(), s.clone(), default.clone());
+                std::thread::spawn(move || {
+                    let Some(req) = read_request(&mut stream) else { return };
+                    r.lock().unwrap().push(req);
+                    let reply = s.lock().unwrap().pop_front().unwrap_or(default);
+                    let (status, extra) = match reply {
+                        Reply::Status(status, extra) => (status, extra),
+                        Reply::Hang(d) => {
+                            std::thread::sleep(d);
+                            (200, "")
+                        }
+                        Reply::Slow(d, status) => {
+                            std::thread::sleep(d);
+                            (status, "")
+                        }
+                    };
+                    let answer =
+                        format!("HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n{extra}\r\nok");
+                    let _ = stream.write_all(answer.as_bytes());
+                });
+            }
+        });
+        Receiver { url, received, script }
+    }
+
+    pub fn count(&self) -> usize {
+        self.received.lock().unwrap().len()
+    }
+
+    pub fn all(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+pub fn read_request(stream: &mut std::net::TcpStream) -> Option<Received> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let header = |name: &str| {
+        head.lines()
+            .find_map(|l| {
+                l.split_once(':').filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_owned())
+            })
+            .unwrap_or_default()
+    };
+    let length: usize = header("content-length").parse().unwrap_or(0);
+    while buf.len() < head_end + length {
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Some(Received {
+        id: header("webhook-id"),
+        timestamp: header("webhook-timestamp").parse().unwrap_or(0),
+        signature: header("webhook-signature"),
+        body: buf[head_end..].to_vec(),
+    })
+}
+
+pub struct Setup {
+    pub _dir: tempfile::TempDir,
+    pub store: Arc<EmbeddedStore>,
+    pub clock: TestClock,
+    pub engine: Arc<DeliveryEngine>,
+    /// The engine runs on it; dropped (and stopped) with the test.
+    pub _runtime: tokio::runtime::Runtime,
+}
+
+pub fn setup() -> Setup {
+    setup_with(EngineOptions::default())
+}
+
+/// The engine with `options`, allowed loopback targets and a 300 ms timeout.
+pub fn setup_with(options: EngineOptions) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap());
+    // Ahead of the real clock: an event is due from its arrival (real time) on.
+    let clock = TestClock::at(Utc::now() + Duration::minutes(10));
+    let options =
+        EngineOptions { allow_private_targets: true, timeout: std::time::Duration::from_millis(300), ..options };
+    let dyn_store: Arc<dyn Store> = store.clone();
+    let engine = Arc::new(DeliveryEngine::new(dyn_store, Arc::new(clock.clone()), options).unwrap());
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.spawn(engine.clone().run());
+    Setup { _dir: dir, store, clock, engine, _runtime: runtime }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        self.engine.stop();
+    }
+}
+
+pub fn subscribe(store: &EmbeddedStore, id: &str, url: &str, secret: &str) {
+    subscribe_in(store, "acme", id, url, secret);
+}
+
+pub fn subscribe_in(store: &EmbeddedStore, account: &str, id: &str, url: &str, secret: &str) {
+    let now = Utc::now();
+    store
+        .create_subscription(Subscription {
+            id: id.into(),
+            account: account.into(),
+            url: url.into(),
+            watch: Watch::Folder { folder: "/in".into() },
+            actions: vec![Action::Create, Action::Update, Action::Destroy],
+            enabled: true,
+            disabled_reason: None,
+            headers: Default::default(),
+            secrets: vec![SigningSecret { secret: secret.into(), expires_at: None }],
+            failing_since: None,
+            created_at: now,
+            updated_at: now,
+        })
+        .unwrap();
+}
+
+pub fn upload(store: &EmbeddedStore, id: &str) {
+    upload_in(store, "acme", id);
+}
+
+pub fn upload_in(store: &EmbeddedStore, account: &str, id: &str) {
+    let mut e = CallEvent::new(id.into(), account.into(), Utc::now(), Interface::Rest, Operation::Write);
+    e.path = Some(format!("/in/{id}.csv"));
+    store.ingest(vec![e]).wait_blocking().unwrap();
+}
+
+pub fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !check() {
+        assert!(std::time::Instant::now() < deadline, "waited 20 s for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Waits for the `n`th attempt to be recorded, then says when the next is due.
+pub fn attempt_recorded(s: &Setup, sub: &str, n: usize) -> Option<DateTime<Utc>> {
+    wait_until(&format!("attempt {n}"), || {
+        s.store.delivery_attempts("acme", sub, None, 100).unwrap().attempts.len() >= n
+    });
+    s.store.next_delivery_due().unwrap()
+}
+
+/// Moves the test clock to `at` and wakes the engine.
+pub fn go_to(s: &Setup, at: DateTime<Utc>) {
+    s.clock.set(at);
+    s.engine.wake();
+}
+
+/// The waits between attempts are the schedule's (with up to 10 % jitter), or the target's `Retry-After`.
+pub fn assert_wait(from: DateTime<Utc>, next: DateTime<Utc>, secs: i64) {
+    let wait = next - from;
+    assert!(
+        wait >= Duration::seconds(secs) && wait <= Duration::milliseconds(secs * 1_100),
+        "expected a wait of {secs} s (+10 %), got {wait}"
+    );
+}
+
+/// Uploads `n` files of `account` in one ingest (one processor batch: the rows come together).
+pub fn upload_many(store: &EmbeddedStore, account: &str, prefix: &str, n: usize) {
+    let events = (0..n)
+        .map(|i| {
+            let mut e =
+                CallEvent::new(format!("{prefix}-{i}"), account.into(), Utc::now(), Interface::Rest, Operation::Write);
+            e.path = Some(format!("/in/{prefix}-{i}.csv"));
+            e
+        })
+        .collect();
+    store.ingest(events).wait_blocking().unwrap();
+}
+
+/// Whether `check` holds within `limit`.
+pub fn within(limit: std::time::Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    while !check() {
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    true
+}
+
+pub fn ms(n: u64) -> std::time::Duration {
+    std::time::Duration::from_millis(n)
+}
