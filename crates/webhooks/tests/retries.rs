@@ -141,7 +141,8 @@ fn a_hanging_target_holds_back_no_other_target() {
     subscribe(&s.store, "wh_fast", &fast.url.replace("/hook", "/fast"), &signing::new_secret());
     let uploaded = std::time::Instant::now();
     upload(&s.store, "fast-0");
-    wait_until("the fast target's delivery", || fast.count() == 1);
+    // (Slow uploads the processor reaches after this subscription go to it too.)
+    wait_until("the fast target's delivery", || fast.count() >= 1);
     // Behind the slow queue it would wait for 12 timeouts of 300 ms, one at a time.
     assert!(uploaded.elapsed() < std::time::Duration::from_millis(1_500), "took {:?}", uploaded.elapsed());
     assert!(slow.count() <= 6, "the slow target got one attempt at a time: {}", slow.count());
