@@ -264,20 +264,37 @@ fn claim_into(
                 continue;
             }
         };
-        let Some(d) = read_row(engine, key)?.filter(|d| d.state == DeliveryState::Pending) else {
+        // A damaged row or event is left out of every later claim, said once,
+        // rather than fail each claim at it and stop every delivery behind it.
+        let row = match read_row(engine, key) {
+            Err(StoreError::Corrupt(why)) => {
+                tracing::error!(%why, "an outbox row cannot be read: it is not sent, and left as it is");
+                cleanup.remove(&engine.outbox_due, due.to_vec());
+                continue;
+            }
+            row => row?,
+        };
+        let Some(d) = row.filter(|d| d.state == DeliveryState::Pending) else {
             // Sent or held meanwhile: its entry is stale.
             cleanup.remove(&engine.outbox_due, due.to_vec());
             continue;
         };
         let event = match d.event {
-            OutboxEvent::Change { seq, action } => engine
-                .changes
-                .get(changelog::key(seq))?
-                .map(|v| changelog::decode(seq, &v))
-                .transpose()?
-                .map(|c| DeliveredEvent::Change(c, action)),
-            OutboxEvent::Alert { id } => super::alerts::get(engine, &d.account, id)?.map(DeliveredEvent::Alert),
+            OutboxEvent::Change { seq, action } => match engine.changes.get(changelog::key(seq))? {
+                Some(v) => changelog::decode(seq, &v).map(|c| Some(DeliveredEvent::Change(c, action))),
+                None => Ok(None),
+            },
+            OutboxEvent::Alert { id } => {
+                super::alerts::get(engine, &d.account, id).map(|a| a.map(DeliveredEvent::Alert))
+            }
         };
+        let event = match event {
+            Err(StoreError::Corrupt(why)) => {
+                tracing::error!(%why, delivery = d.id, "a webhook event cannot be read: its delivery has failed");
+                Ok(None)
+            }
+            event => event,
+        }?;
         let Some(event) = event else {
             // Expired before it could be sent (a retention shorter than the schedule).
             cleanup.remove(&engine.outbox_due, due.to_vec());

@@ -478,4 +478,30 @@ mod tests {
         assert!(store.delivery_attempts("acme", "wh", None, 10).unwrap().attempts.is_empty());
         store.shutdown();
     }
+
+    /// A damaged outbox row, or a damaged change a row carries, costs that
+    /// row alone: claims go on past it (the row is left as it is; the
+    /// other's delivery fails), and the rows behind are sent.
+    #[test]
+    fn a_damaged_row_or_event_stops_no_claim() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+        store.create_subscription(sub("wh", "/in", &[Action::Create])).unwrap();
+        let events = ["1", "2", "3"].map(|id| call(id, Operation::Write, &format!("/in/{id}"), |_| {}));
+        store.ingest(events.to_vec()).wait_blocking().unwrap();
+        let made = rows(&store, "wh", 3);
+        let sub_key = crate::keys::subscription_key("acme", "wh");
+        store.engine.outbox.insert(super::super::outbox::row_key(&sub_key, made[0].id), "{not json").unwrap();
+        let OutboxEvent::Change { seq, .. } = made[1].event else { panic!("a change") };
+        store.engine.changes.insert(super::super::changelog::key(seq), [0xFFu8; 3]).unwrap();
+
+        let ahead = Utc::now() + chrono::Duration::hours(1);
+        let claimed = store.claim_deliveries(ahead, 10, &mut |_| true).unwrap();
+        assert_eq!(claimed.iter().map(|c| c.delivery.id).collect::<Vec<_>>(), [made[2].id]);
+        assert!(store.claim_deliveries(ahead, 10, &mut |_| true).unwrap().is_empty(), "nothing left to stop at");
+        let row = store.engine.outbox.get(super::super::outbox::row_key(&sub_key, made[1].id)).unwrap().unwrap();
+        let row: crate::Delivery = serde_json::from_slice(&row).unwrap();
+        assert_eq!(row.state, DeliveryState::Failed, "the row whose change is damaged has failed");
+        store.shutdown();
+    }
 }
