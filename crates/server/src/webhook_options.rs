@@ -40,12 +40,14 @@ pub struct WebhookSettings {
 }
 
 impl Default for WebhookSettings {
+    /// The delivery engine's own defaults (written once, in `EngineOptions`).
     fn default() -> Self {
+        let engine = callmeter_webhooks::EngineOptions::default();
         WebhookSettings {
-            allow_private_targets: false,
-            max_in_flight: 64,
-            per_target: 4,
-            per_account: 64,
+            allow_private_targets: engine.allow_private_targets,
+            max_in_flight: engine.max_in_flight,
+            per_target: engine.per_target,
+            per_account: engine.per_account,
             retention_days: 30,
         }
     }

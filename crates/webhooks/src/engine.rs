@@ -324,10 +324,10 @@ impl DeliveryEngine {
         let (store, now) = (self.store.clone(), self.clock.now());
         let claim = move || {
             let claimed = store.claim_deliveries(now, room, &mut |sub| admission.admit(sub));
-            (claimed, admission.refused)
+            (claimed, admission)
         };
-        let (claimed, refused) = match tokio::task::spawn_blocking(claim).await {
-            Ok((Ok(claimed), refused)) => (claimed, refused),
+        let (claimed, admission) = match tokio::task::spawn_blocking(claim).await {
+            Ok((Ok(claimed), admission)) => (claimed, admission),
             Ok((Err(e), _)) => {
                 tracing::warn!(error = %e, "cannot claim deliveries; trying again shortly");
                 return (0, false);
@@ -336,7 +336,8 @@ impl DeliveryEngine {
         };
         let n = claimed.len();
         for c in claimed {
-            let target = target_of(&c.subscription.url);
+            // Every claimed row was admitted, which found its target.
+            let target = admission.target_of_url[&c.subscription.url].clone();
             self.claimed.lock().add(&target, &c.subscription.account);
             let slots = self.target_slots(&target);
             let engine = self.clone();
@@ -347,7 +348,7 @@ impl DeliveryEngine {
                 done.send(completion);
             });
         }
-        (n, refused)
+        (n, admission.refused)
     }
 
     /// The room for rows a claim has now: in all, and by target and account
