@@ -2,6 +2,7 @@
 //! `mod.rs`), each made with its options, the same for the store and its
 //! backups.
 
+use super::{FORMAT_KEY, FORMAT_VERSION};
 use crate::options::StoreOptions;
 use crate::StoreError;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions};
@@ -78,7 +79,10 @@ pub(crate) const KEYSPACE_NAMES: [&str; 17] = [
 ];
 
 impl Engine {
-    pub(crate) fn open(path: &Path, options: &StoreOptions) -> Result<Engine, StoreError> {
+    /// Opens the engine and its keyspaces; with the store's format found
+    /// (a new store gets this build's). A store of a newer format is refused
+    /// before any keyspace this build knows is made in it.
+    pub(crate) fn open(path: &Path, options: &StoreOptions) -> Result<(Engine, u32), StoreError> {
         super::folder::prepare(path)?;
         // The engine panics on some damage it finds while recovering: say so
         // as an error instead of aborting the process.
@@ -93,8 +97,10 @@ impl Engine {
             })?;
         let db = opened?;
         let ks = |name: &str| db.keyspace(name, || keyspace_options(name));
-        Ok(Engine {
-            meta: ks("meta")?,
+        let meta = ks("meta")?;
+        let format = check_format(&db, &meta)?;
+        let engine = Engine {
+            meta,
             dedup: ks(DEDUP_KEYSPACE)?,
             blocks: ks("blocks")?,
             totals: ks("totals")?,
@@ -112,7 +118,8 @@ impl Engine {
             attempts: ks("attempts")?,
             alerts: ks("alerts")?,
             db,
-        })
+        };
+        Ok((engine, format))
     }
 
     pub(crate) fn all(&self) -> [(&'static str, &Keyspace); 17] {
@@ -164,5 +171,24 @@ pub(crate) fn keyspace_options(name: &str) -> KeyspaceCreateOptions {
                     .separation_threshold(BLOB_THRESHOLD_BYTES),
             )),
         _ => KeyspaceCreateOptions::default(),
+    }
+}
+
+/// The format of the store found (a new one gets this build's), refusing a newer one.
+fn check_format(db: &Database, meta: &Keyspace) -> Result<u32, StoreError> {
+    match meta.get(FORMAT_KEY)? {
+        None => {
+            meta.insert(FORMAT_KEY, FORMAT_VERSION.to_le_bytes())?;
+            db.persist(fjall::PersistMode::SyncAll)?;
+            Ok(FORMAT_VERSION)
+        }
+        Some(v) => {
+            let found =
+                u32::from_le_bytes(v.as_ref().try_into().map_err(|_| StoreError::Corrupt("format version".into()))?);
+            if found > FORMAT_VERSION {
+                return Err(StoreError::Version { found, supported: FORMAT_VERSION });
+            }
+            Ok(found)
+        }
     }
 }

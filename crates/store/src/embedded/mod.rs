@@ -173,8 +173,7 @@ impl EmbeddedStore {
     /// Opens (or creates) the store in `path`, upgrading an older format.
     pub fn open(path: &Path, options: StoreOptions) -> Result<EmbeddedStore, StoreError> {
         let started = std::time::Instant::now();
-        let engine = Engine::open(path, &options)?;
-        let format = check_format(&engine)?;
+        let (engine, format) = Engine::open(path, &options)?;
         undo::apply_left_over(&engine, path)?;
         let mut accounts = HashMap::new();
         for item in engine.accounts.iter() {
@@ -225,25 +224,6 @@ impl EmbeddedStore {
     pub fn shutdown(mut self) {
         self.expiry.stop();
         self.writer.stop();
-    }
-}
-
-/// The format of the store found (a new one gets this build's), refusing a newer one.
-fn check_format(engine: &Engine) -> Result<u32, StoreError> {
-    match engine.meta.get(FORMAT_KEY)? {
-        None => {
-            engine.meta.insert(FORMAT_KEY, FORMAT_VERSION.to_le_bytes())?;
-            engine.db.persist(fjall::PersistMode::SyncAll)?;
-            Ok(FORMAT_VERSION)
-        }
-        Some(v) => {
-            let found =
-                u32::from_le_bytes(v.as_ref().try_into().map_err(|_| StoreError::Corrupt("format version".into()))?);
-            if found > FORMAT_VERSION {
-                return Err(StoreError::Version { found, supported: FORMAT_VERSION });
-            }
-            Ok(found)
-        }
     }
 }
 

@@ -232,4 +232,22 @@ mod tests {
             store.shutdown();
         }
     }
+
+    /// A store of a newer format is refused before this build makes any of
+    /// its keyspaces there (an older build that did left a stray one behind).
+    #[test]
+    fn a_newer_format_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = fjall::Database::builder(dir.path()).open().unwrap();
+            let meta = db.keyspace("meta", fjall::KeyspaceCreateOptions::default).unwrap();
+            meta.insert(FORMAT_KEY, (FORMAT_VERSION + 1).to_le_bytes()).unwrap();
+            db.persist(fjall::PersistMode::SyncAll).unwrap();
+        }
+        let refused = EmbeddedStore::open(dir.path(), StoreOptions::default());
+        assert!(matches!(refused, Err(crate::StoreError::Version { .. })), "{:?}", refused.err());
+        let db = fjall::Database::builder(dir.path()).open().unwrap();
+        assert!(db.keyspace_exists("meta"));
+        assert!(!db.keyspace_exists(super::super::engine::DEDUP_KEYSPACE), "a keyspace was made in a newer store");
+    }
 }
