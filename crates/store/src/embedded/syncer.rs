@@ -117,7 +117,7 @@ impl Syncer {
         Syncer { db, shared, data, late_calls, checkpoints, counter: CallCounter::default(), failed: None }
     }
 
-    pub fn run(mut self, rx: mpsc::Receiver<SyncItem>) {
+    pub fn run(mut self, rx: &mpsc::Receiver<SyncItem>) {
         while let Ok(first) = rx.recv() {
             let mut items = vec![first];
             items.extend(rx.try_iter());

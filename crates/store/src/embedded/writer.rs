@@ -85,8 +85,11 @@ pub(crate) fn start(
         let syncer = Syncer::new(engine.db.clone(), shared.clone(), path.clone(), options.late_calls, job_tx);
         let guard = WritesStopOnPanic(shared.clone());
         std::thread::Builder::new().name("callmeter-syncer".into()).spawn(move || {
+            // The queue outlives the guard (locals drop in reverse order): a
+            // request sent after a panic is refused only once writes are stopped.
+            let sync_rx = sync_rx;
             let _guard = guard;
-            syncer.run(sync_rx)
+            syncer.run(&sync_rx)
         })?
     };
     let guard = WritesStopOnPanic(shared.clone());
@@ -109,8 +112,10 @@ pub(crate) fn start(
         changes: ChangeAppender::new(next_change_seq),
     };
     let writer = std::thread::Builder::new().name("callmeter-writer".into()).spawn(move || {
+        // As the syncer's: the queue is dropped after the guard has stopped writes.
+        let rx = rx;
         let _guard = guard;
-        writer.run(rx)
+        writer.run(&rx)
     })?;
     Ok(WriterHandle {
         tx: parking_lot::Mutex::new(Some(tx)),
@@ -194,7 +199,7 @@ impl CommitAccount {
 }
 
 impl Writer {
-    fn run(mut self, rx: mpsc::Receiver<Command>) {
+    fn run(mut self, rx: &mpsc::Receiver<Command>) {
         while let Ok(first) = rx.recv() {
             let mut commands = vec![first];
             let mut ingests = 1;
