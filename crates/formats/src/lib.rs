@@ -76,6 +76,7 @@ pub mod error;
 mod ftp;
 mod http;
 mod json_keys;
+mod line_hash;
 pub mod line_key;
 pub mod ndjson;
 pub mod nginx_json;
@@ -104,7 +105,7 @@ pub use context::{
 };
 pub use detect::detect;
 pub use error::{Error, Result};
-pub use line_key::{strip_bom, LineKey, LineKeys, SourceLine, LINE_ID_PREFIX};
+pub use line_key::{strip_bom, LineHash, LineHasher, LineKey, LineKeys, SourceLine, LINE_ID_PREFIX};
 pub use noncall::{LineIs, NonCall};
 pub use text::MAX_FIELD_BYTES;
 
@@ -179,6 +180,26 @@ impl Format {
             Format::Syslog => "syslog",
             Format::Ndjson => "ndjson",
             Format::CloudEvents => "cloudevents",
+        }
+    }
+
+    /// Whether each line of this format is read alone: its reader keeps
+    /// nothing from one line to the next that changes what a later line
+    /// gives (caches only) and holds no call over for a later line, so
+    /// `finish` gives none. Blocks of such lines can be read by several
+    /// readers at once (`callmeter-import`'s `parse_ahead`); the others
+    /// (a W3C `#Fields` directive, FTP and SFTP sessions) need one reader
+    /// fed every line in order.
+    pub fn lines_stand_alone(self) -> bool {
+        match self {
+            Format::Common
+            | Format::Combined
+            | Format::VhostCombined
+            | Format::NginxJson
+            | Format::Xferlog
+            | Format::Ndjson
+            | Format::CloudEvents => true,
+            Format::W3c | Format::Vsftpd | Format::Proftpd | Format::Sftp | Format::Syslog => false,
         }
     }
 }

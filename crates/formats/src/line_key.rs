@@ -27,6 +27,7 @@
 //! on Windows, a copy through PowerShell) give the same ids, and readers see
 //! a `#Fields` directive or a JSON object where it is.
 
+use crate::line_hash::ManyLines;
 use crate::occurrences::Occurrences;
 use crate::text::{push_hex, trim_eol};
 use std::fmt;
@@ -91,11 +92,42 @@ pub struct SourceLine {
     pub key: LineKey,
 }
 
+/// The first half of a line's key: the hash of its bytes, which needs
+/// nothing of the lines before it, so that blocks of lines can be hashed on
+/// several threads. [`LineKeys::key`] makes the key of it, in order.
+#[derive(Debug, Clone)]
+pub struct LineHasher {
+    line_key: [u8; 32],
+    many: ManyLines,
+}
+
+/// A line's content hash ([`LineHasher::hash`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineHash([u8; 32]);
+
+impl LineHasher {
+    /// The hash of a line's bytes. A trailing `\n` or `\r\n` may be left on it.
+    pub fn hash(&self, line: &[u8]) -> LineHash {
+        LineHash(*blake3::keyed_hash(&self.line_key, trim_eol(line)).as_bytes())
+    }
+
+    /// The hashes of many lines, in order, into `out` (cleared first): what
+    /// [`LineHasher::hash`] gives each, several lines side by side
+    /// (`line_hash.rs`).
+    pub fn hash_all(&self, lines: &[&[u8]], out: &mut Vec<LineHash>) {
+        let lines: Vec<&[u8]> = lines.iter().map(|l| trim_eol(l)).collect();
+        let mut hashes = Vec::with_capacity(lines.len());
+        self.many.hash(&lines, &mut hashes);
+        out.clear();
+        out.extend(hashes.into_iter().map(LineHash));
+    }
+}
+
 /// Numbers and keys the lines of one source, in order: one per source read
 /// (`import`, `tail`, `audit`), fed every line from the first.
 #[derive(Debug)]
 pub struct LineKeys {
-    line_key: [u8; 32],
+    hasher: LineHasher,
     repeat_key: [u8; 32],
     number: u64,
     seen: Occurrences,
@@ -109,14 +141,30 @@ impl LineKeys {
             Some(name) => blake3::derive_key(NAMED_LINE_CONTEXT, name.as_bytes()),
         };
         let repeat_key = blake3::derive_key(REPEAT_CONTEXT, &line_key);
-        LineKeys { line_key, repeat_key, number: 0, seen: Occurrences::default() }
+        LineKeys {
+            hasher: LineHasher { line_key, many: ManyLines::new(line_key) },
+            repeat_key,
+            number: 0,
+            seen: Occurrences::default(),
+        }
     }
 
     /// The next line: its number and its key. A trailing `\n` or `\r\n` may be left on it.
     pub fn next(&mut self, line: &[u8]) -> SourceLine {
+        let hash = self.hasher.hash(line);
+        self.key(&hash)
+    }
+
+    /// The hasher of this source's lines, for [`LineKeys::key`].
+    pub fn hasher(&self) -> LineHasher {
+        self.hasher.clone()
+    }
+
+    /// The next line, from its hash ([`LineKeys::next`] in two halves: the
+    /// hash, on any thread, then this, in line order).
+    pub fn key(&mut self, hash: &LineHash) -> SourceLine {
         self.number += 1;
-        let content = blake3::keyed_hash(&self.line_key, trim_eol(line));
-        let content = content.as_bytes();
+        let content = &hash.0;
         let mut first = [0u8; 8];
         first.copy_from_slice(&content[..8]);
         let key = match self.seen.count(u64::from_le_bytes(first)) {
@@ -200,5 +248,20 @@ mod tests {
         assert_eq!(id, "log-c8e46fc31f0c154286e4f7ec090db9ad");
         assert_eq!(keys.skip(), 2);
         assert_eq!((keys.next(b"hello").number, keys.lines()), (3, 3));
+    }
+
+    #[test]
+    fn hashing_apart_keys_alike() {
+        let lines = ["a", "b", "a\r\n", "a", "c"];
+        for source in [None, Some("s")] {
+            let mut halves = LineKeys::new(source);
+            let hasher = halves.hasher();
+            let hashes: Vec<LineHash> = lines.iter().map(|l| hasher.hash(l.as_bytes())).collect();
+            let mut all = Vec::new();
+            hasher.hash_all(&lines.iter().map(|l| l.as_bytes()).collect::<Vec<_>>(), &mut all);
+            assert_eq!(all, hashes);
+            let keys: Vec<LineKey> = hashes.iter().map(|h| halves.key(h).key).collect();
+            assert_eq!(keys, keys_of(source, &lines));
+        }
     }
 }

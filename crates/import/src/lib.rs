@@ -12,7 +12,8 @@
 //! # Layout
 //!
 //! - [`input`]: opening a file or stdin, plain, gzip or zstd; splitting lines.
-//! - [`read_ahead`]: lines read and keyed on a thread of their own, ahead of their parsing.
+//! - [`read_ahead`]: lines read in blocks on a thread of their own, ahead of their parsing.
+//! - [`parse_ahead`]: blocks of lines keyed and parsed on worker threads, met in order.
 //! - [`source`]: one source's reader, its line keys and its calls not yet delivered.
 //! - [`sink`]: where calls go: [`ServerSink`] over HTTP or [`StoreSink`] into a data folder.
 //! - [`summary`]: lines read, calls imported, duplicates, refusals by reason.
@@ -25,6 +26,7 @@
 pub mod checkpoint;
 pub mod error;
 pub mod input;
+pub mod parse_ahead;
 pub mod read_ahead;
 pub mod sink;
 pub mod source;
@@ -34,15 +36,28 @@ pub mod tail;
 pub use checkpoint::{Checkpoint, FilePosition};
 pub use error::{ImportError, Result};
 pub use input::{Compression, Input, Line, Lines};
-pub use read_ahead::{KeyedLine, ReadAhead};
+pub use parse_ahead::{ParseAhead, ParsedBlock, Parsing};
 pub use sink::{Delivery, ServerSink, Sink, StoreSink};
-pub use source::{ReadOptions, SourceReader, MAX_LINE_BYTES};
+pub use source::{KeyedLine, LineOutcome, LineReading, ReadOptions, SourceReader, MAX_LINE_BYTES};
 pub use summary::{RefusedFile, Rejections, Summary};
 pub use tail::{TailOptions, Tailer};
 
 use callmeter_formats::LineKeys;
 use indicatif::ProgressBar;
 use std::time::Instant;
+
+/// How a source's lines are parsed on the workers: each with a reader of
+/// its own when its format's lines stand alone, else at one reader in turn.
+/// One worker a core (hashing is done at once either way), at most
+/// [`parse_ahead::MAX_WORKERS`].
+fn parsing(reader: &SourceReader) -> Parsing {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, parse_ahead::MAX_WORKERS);
+    if reader.format().lines_stand_alone() {
+        Parsing::Apart((0..workers).map(|_| reader.new_reading()).collect())
+    } else {
+        Parsing::InTurn(reader.new_reading(), workers)
+    }
+}
 
 /// Lines between two updates of the progress bar.
 const PROGRESS_EVERY: u64 = 1 << 14;
@@ -86,12 +101,13 @@ pub fn import_input<'s>(
     } else {
         Lines::new(input.reader, MAX_LINE_BYTES)
     };
-    // Lines are read and keyed on a second thread while this one parses them.
-    let mut ahead = ReadAhead::spawn(lines, LineKeys::new(options.source_id.as_deref()));
+    let keys = LineKeys::new(options.source_id.as_deref());
+    let mut ahead = ParseAhead::spawn(lines, keys, parsing(&reader), sink.is_some());
     let outcome = (|| {
         while let Some(block) = ahead.next_block().map_err(|e| ImportError::io(&name, e))? {
-            for line in block.lines() {
-                reader.read_keyed(line, summary)?;
+            let mut calls = block.calls.into_iter();
+            for line in block.outcomes {
+                reader.count(line, calls.by_ref(), summary)?;
                 if reader.pending() >= options.batch {
                     reader.deliver(sink.as_deref_mut(), summary)?;
                 }
@@ -101,13 +117,13 @@ pub fn import_input<'s>(
                     bar.set_message(format!("{name}: {} lines, {rate:.0} lines/s", reader.line_no()));
                 }
             }
-            ahead.recycle(block);
+            assert!(calls.next().is_none(), "every call of a block belongs to one of its lines");
         }
         if ahead.unended_last_line() > 0 {
             summary.unended += 1;
             tracing::info!(file = %name, line = reader.line_no() + 1, bytes = ahead.unended_last_line(), "the last line has no newline yet: left for a later import");
         }
-        reader.finish(summary);
+        reader.count_finished(ahead.finish(), summary);
         Ok(())
     })();
     // What was read before a failure (a --strict stop) is delivered all the same.

@@ -4,10 +4,11 @@
 
 use crate::error::{ImportError, Result};
 use crate::input::Line;
-use crate::read_ahead::KeyedLine;
 use crate::sink::{Delivery, Sink};
 use crate::summary::Summary;
-use callmeter_formats::{parser, AccountRule, Classifier, Context, Format, LineIs, LineKeys, LineParser};
+use callmeter_formats::{
+    parser, AccountRule, Classifier, Context, Format, LineIs, LineKeys, LineParser, NonCall, SourceLine,
+};
 use callmeter_model::CallEvent;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -46,17 +47,98 @@ impl ReadOptions {
     }
 }
 
+/// One line read and keyed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyedLine<'a> {
+    /// A line (the byte order mark a source may start with left out), with its number and key.
+    Text(SourceLine, &'a [u8]),
+    /// A line longer than the limit: its number, and its length in bytes.
+    TooLong(u64, usize),
+}
+
+/// What one line was, as a reader found it: all that the summary and the
+/// calls' line numbers need, apart from the reader (which may be on another
+/// thread, `parse_ahead.rs`).
+#[derive(Debug)]
+pub struct LineOutcome {
+    /// The line's number.
+    pub number: u64,
+    /// Calls the line gave (pushed to the reader's output in order).
+    pub calls: usize,
+    /// Of those, the calls beyond one a line (a CloudEvents batch).
+    pub batched: u64,
+    /// A line that is no call, of its kind.
+    pub non_call: Option<NonCall>,
+    /// A bad line: the reason's code and the message.
+    pub failed: Option<(&'static str, String)>,
+}
+
+/// A reader of one format, and what it has counted as batched so far.
+pub struct LineReading {
+    parser: Box<dyn LineParser>,
+    batched: u64,
+}
+
+impl LineReading {
+    /// A reader of `format` with this context.
+    pub fn new(format: Format, ctx: Context) -> LineReading {
+        LineReading { parser: parser(format, ctx), batched: 0 }
+    }
+
+    /// Reads a line (numbered and keyed, its byte order mark left out),
+    /// pushing its calls to `out`.
+    pub fn parse(&mut self, line: KeyedLine<'_>, out: &mut Vec<CallEvent>) -> LineOutcome {
+        let before = out.len();
+        let mut non_call = None;
+        let (number, failed) = match line {
+            KeyedLine::Text(at, text) => match self.parser.line(at, text, out) {
+                Ok(LineIs::Call) => (at.number, None),
+                Ok(LineIs::NonCall(kind)) => {
+                    non_call = Some(kind);
+                    (at.number, None)
+                }
+                Err(e) => {
+                    let reason = match &e {
+                        callmeter_formats::Error::Event { source, .. } => source.reason.as_str(),
+                        callmeter_formats::Error::Account { .. } => "unknown_account",
+                        _ => "bad_line",
+                    };
+                    (at.number, Some((reason, e.to_string())))
+                }
+            },
+            KeyedLine::TooLong(number, n) => (
+                number,
+                Some(("line_too_long", format!("line {number}: {n} bytes, more than the limit of {MAX_LINE_BYTES}"))),
+            ),
+        };
+        let calls = out.len() - before;
+        // Only a line that gives more than its own call can be a batch: look then.
+        let mut batched = 0;
+        if calls > 1 || (calls > 0 && failed.is_some()) {
+            let now = self.parser.batched();
+            batched = now - self.batched;
+            self.batched = now;
+        }
+        LineOutcome { number, calls, batched, non_call, failed }
+    }
+
+    /// The end of the source: pushes the calls still waiting for a later line.
+    pub fn finish(&mut self, out: &mut Vec<CallEvent>) {
+        self.parser.finish(out);
+    }
+}
+
 /// A source's reader and the calls it has found since the last delivery.
 pub struct SourceReader {
     name: String,
-    parser: Box<dyn LineParser>,
+    format: Format,
+    ctx: Context,
+    reading: LineReading,
     keys: LineKeys,
     strict: bool,
     events: Vec<CallEvent>,
     /// The line of each of `events`.
     lines: Vec<u64>,
-    /// The reader's [`LineParser::batched`] when last looked at.
-    batched: u64,
     /// The number of the last line read.
     line_no: u64,
 }
@@ -70,14 +152,26 @@ impl SourceReader {
             .with_classifier(options.classifier.clone());
         SourceReader {
             name: name.to_owned(),
-            parser: parser(format, ctx),
+            format,
+            reading: LineReading::new(format, ctx.clone()),
+            ctx,
             keys: LineKeys::new(options.source_id.as_deref()),
             strict: options.strict,
             events: Vec::new(),
             lines: Vec::new(),
-            batched: 0,
             line_no: 0,
         }
+    }
+
+    /// The source's format.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// A new reader of this source's format and context, for another
+    /// thread: its lines are then counted here with [`SourceReader::count`].
+    pub fn new_reading(&self) -> LineReading {
+        LineReading::new(self.format, self.ctx.clone())
     }
 
     /// The number of the last line read.
@@ -87,7 +181,7 @@ impl SourceReader {
 
     /// Sets the time syslog lines take their year from (`tail` moves it on as time passes).
     pub fn set_year_reference(&mut self, t: DateTime<Utc>) {
-        self.parser.context_mut().year_reference = t;
+        self.reading.parser.context_mut().year_reference = t;
     }
 
     /// Calls waiting for delivery.
@@ -113,54 +207,35 @@ impl SourceReader {
             Line::Text(text) => KeyedLine::Text(self.keys.next(text), text),
             Line::TooLong(n) => KeyedLine::TooLong(self.keys.skip(), n),
         };
-        self.read_keyed(line, summary)
+        let outcome = self.reading.parse(line, &mut self.events);
+        self.count(outcome, std::iter::empty(), summary)
     }
 
-    /// [`SourceReader::read`] of a line numbered and keyed already, its byte
-    /// order mark left out ([`ReadAhead`](crate::ReadAhead) does both): a
-    /// source is read with one or the other from its first line.
-    pub fn read_keyed(&mut self, line: KeyedLine<'_>, summary: &mut Summary) -> Result<()> {
-        summary.lines += 1;
+    /// Counts a line read by another reader ([`SourceReader::new_reading`])
+    /// as [`SourceReader::read`] does its own, its calls taken from `calls`
+    /// (the first `outcome.calls` of them).
+    pub fn count(
+        &mut self,
+        outcome: LineOutcome,
+        calls: impl Iterator<Item = CallEvent>,
+        summary: &mut Summary,
+    ) -> Result<()> {
         let before = self.events.len();
-        let failed = match line {
-            KeyedLine::Text(at, text) => match self.parser.line(at, text, &mut self.events) {
-                Ok(LineIs::Call) => None,
-                Ok(LineIs::NonCall(kind)) => {
-                    summary.non_call(kind);
-                    None
-                }
-                Err(e) => {
-                    let reason = match &e {
-                        callmeter_formats::Error::Event { source, .. } => source.reason.as_str(),
-                        callmeter_formats::Error::Account { .. } => "unknown_account",
-                        _ => "bad_line",
-                    };
-                    Some((reason, e.to_string()))
-                }
-            },
-            KeyedLine::TooLong(number, n) => {
-                Some(("line_too_long", format!("line {number}: {n} bytes, more than the limit of {MAX_LINE_BYTES}")))
-            }
-        };
-        self.line_no = match line {
-            KeyedLine::Text(at, _) => at.number,
-            KeyedLine::TooLong(number, _) => number,
-        };
-        let line_no = self.line_no;
-        let pushed = self.events.len() - before;
-        // Only a line that gives more than its own call can be a batch: look then.
-        if pushed > 1 || (pushed > 0 && failed.is_some()) {
-            let batched = self.parser.batched();
-            summary.batched += batched - self.batched;
-            self.batched = batched;
+        self.events.extend(calls.take(outcome.calls));
+        assert!(self.events.len() - before <= outcome.calls, "a line's calls taken from another line");
+        summary.lines += 1;
+        if let Some(kind) = outcome.non_call {
+            summary.non_call(kind);
         }
-        self.lines.resize(self.events.len(), line_no);
-        summary.calls += pushed as u64;
-        if let Some((reason, message)) = failed {
+        summary.batched += outcome.batched;
+        self.line_no = outcome.number;
+        self.lines.resize(self.events.len(), outcome.number);
+        summary.calls += outcome.calls as u64;
+        if let Some((reason, message)) = outcome.failed {
             if self.strict {
                 return Err(ImportError::Strict { path: self.name.clone(), error: message });
             }
-            summary.reject_line(reason, &self.name, line_no, || message);
+            summary.reject_line(reason, &self.name, outcome.number, || message);
         }
         Ok(())
     }
@@ -169,27 +244,29 @@ impl SourceReader {
     /// the calls it gives: readers with sessions need the lines, not their
     /// calls, and the line keys need every line to count repeats alike.
     pub fn replay(&mut self, line: Line<'_>) {
-        match self.without_bom(line) {
-            Line::Text(text) => {
-                let _ = self.parser.line(self.keys.next(text), text, &mut self.events);
-            }
-            Line::TooLong(_) => {
-                self.keys.skip();
-            }
-        }
+        let line = match self.without_bom(line) {
+            Line::Text(text) => KeyedLine::Text(self.keys.next(text), text),
+            Line::TooLong(n) => KeyedLine::TooLong(self.keys.skip(), n),
+        };
+        let _ = self.reading.parse(line, &mut self.events);
         self.line_no = self.keys.lines();
         self.events.clear();
         self.lines.clear();
-        self.batched = self.parser.batched();
     }
 
     /// The end of the source: the calls still waiting for a later line.
     pub fn finish(&mut self, summary: &mut Summary) {
-        let before = self.events.len();
-        self.parser.finish(&mut self.events);
+        let mut waiting = Vec::new();
+        self.reading.finish(&mut waiting);
+        self.count_finished(waiting, summary);
+    }
+
+    /// The end of a source read by another reader: the calls its `finish` gave.
+    pub fn count_finished(&mut self, calls: Vec<CallEvent>, summary: &mut Summary) {
+        summary.calls += calls.len() as u64;
+        self.events.extend(calls);
         let line_no = self.line_no();
         self.lines.resize(self.events.len(), line_no);
-        summary.calls += (self.events.len() - before) as u64;
     }
 
     /// Delivers the calls found so far and counts what became of them; with
