@@ -70,9 +70,22 @@ fn ahead(
     workers: usize,
     block: usize,
 ) -> WhatWasRead {
+    read_ahead_with(data, format, max, source_id, workers, block, format.lines_stand_alone())
+}
+
+/// [`ahead`], the lines parsed apart or at one reader in turn as asked.
+fn read_ahead_with(
+    data: &[u8],
+    format: Format,
+    max: usize,
+    source_id: Option<&str>,
+    workers: usize,
+    block: usize,
+    apart: bool,
+) -> WhatWasRead {
     let lines = crate::Lines::of_growing_file(BufReader::with_capacity(7, Cursor::new(data.to_vec())), max);
     let mut reader = reader(format, source_id);
-    let parsing = parsing_for(&reader, workers, format.lines_stand_alone());
+    let parsing = parsing_for(&reader, workers, apart);
     let mut ahead = ParseAhead::with_block_lines(lines, LineKeys::new(source_id), parsing, true, block);
     let mut summary = Summary::default();
     let mut sink = Collect(Vec::new());
@@ -139,32 +152,13 @@ fn every_sample_of_real_logs_reads_alike_either_way() {
         for (workers, block) in [(1, 3), (2, 1), (2, 5), (3, 2), (2, BLOCK_LINES)] {
             // A format whose lines do not stand alone is read at one reader in turn; try both where they do.
             for apart in [format.lines_stand_alone(), false] {
-                let got = ahead_with(&data, format, workers, block, apart);
+                let got = read_ahead_with(&data, format, crate::MAX_LINE_BYTES, None, workers, block, apart);
                 assert_eq!(got, want, "{}: {format}, {workers} workers, blocks of {block}", path.display());
             }
         }
         read += 1;
     }
     assert!(read >= 20, "the corpus is there");
-}
-
-fn ahead_with(data: &[u8], format: Format, workers: usize, block: usize, apart: bool) -> WhatWasRead {
-    let lines = crate::Lines::of_growing_file(BufReader::new(Cursor::new(data.to_vec())), crate::MAX_LINE_BYTES);
-    let mut reader = reader(format, None);
-    let parsing = parsing_for(&reader, workers, apart);
-    let mut ahead = ParseAhead::with_block_lines(lines, LineKeys::new(None), parsing, true, block);
-    let mut summary = Summary::default();
-    let mut sink = Collect(Vec::new());
-    while let Some(parsed) = ahead.next_block().unwrap() {
-        let mut calls = parsed.calls.into_iter();
-        for line in parsed.outcomes {
-            reader.count(line, calls.by_ref(), &mut summary).unwrap();
-        }
-        reader.deliver(Some(&mut sink), &mut summary).unwrap();
-    }
-    reader.count_finished(ahead.finish(), &mut summary);
-    reader.deliver(Some(&mut sink), &mut summary).unwrap();
-    (sink.0, summary, ahead.unended_last_line())
 }
 
 #[test]
@@ -243,4 +237,33 @@ fn serial_lines_and_keyed_lines_number_alike() {
     reader.read(Line::TooLong(500), &mut summary).unwrap();
     reader.read(Line::Text(b"nonsense"), &mut summary).unwrap();
     assert_eq!((reader.line_no(), summary.lines, summary.rejected_lines), (2, 2, 2));
+}
+
+#[test]
+fn a_dry_run_counts_what_it_does_not_keep() {
+    // Without a sink the workers drop the calls: the summary is the serial dry run's.
+    let data = combined_sample();
+    let mut serial_reader = reader(Format::Combined, None);
+    let mut want = Summary::default();
+    let mut lines = crate::Lines::of_growing_file(BufReader::new(&data[..]), 256);
+    while let Some(line) = lines.next_line().unwrap() {
+        serial_reader.read(line, &mut want).unwrap();
+        serial_reader.deliver(None, &mut want).unwrap();
+    }
+    for workers in [1, 2] {
+        let lines = crate::Lines::of_growing_file(BufReader::new(Cursor::new(data.clone())), 256);
+        let mut reader = reader(Format::Combined, None);
+        let parsing = parsing_for(&reader, workers, true);
+        let mut ahead = ParseAhead::with_block_lines(lines, LineKeys::new(None), parsing, false, 4);
+        let mut got = Summary::default();
+        while let Some(parsed) = ahead.next_block().unwrap() {
+            assert!(parsed.calls.is_empty(), "a dry run's calls stay with the worker");
+            for line in parsed.outcomes {
+                reader.count(line, std::iter::empty(), &mut got).unwrap();
+                assert_eq!(reader.pending(), 0);
+            }
+        }
+        assert!(got.calls > 50);
+        assert_eq!(got, want);
+    }
 }
