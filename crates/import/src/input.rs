@@ -188,38 +188,61 @@ impl<R: BufRead> Lines<R> {
     /// The next line, or `None` at the end. A last line without `\n` is a
     /// line, unless this is a growing file's.
     pub fn next_line(&mut self) -> std::io::Result<Option<Line<'_>>> {
-        self.buf.clear();
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        let read = self.next_line_into(&mut buf);
+        self.buf = buf;
+        Ok(match read? {
+            None => None,
+            Some(Ok(_)) => Some(Line::Text(&self.buf)),
+            Some(Err(n)) => Some(Line::TooLong(n)),
+        })
+    }
+
+    /// [`Lines::next_line`] appending the line's bytes to `out` (a block of
+    /// lines, read ahead: no copy in between): `Ok` with its length, or
+    /// `Err` with the length of one too long to hold (`out` left as it was).
+    pub fn next_line_into(&mut self, out: &mut Vec<u8>) -> std::io::Result<Option<Result<usize, usize>>> {
+        let start = out.len();
         let mut skipped = 0usize;
         loop {
             let chunk = match self.reader.fill_buf() {
                 Ok(c) => c,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
+                Err(e) => {
+                    out.truncate(start);
+                    return Err(e);
+                }
             };
+            let held = out.len() - start;
             if chunk.is_empty() {
                 if self.hold_back_unended {
-                    self.held_back = self.buf.len() + skipped;
+                    self.held_back = held + skipped;
+                    out.truncate(start);
                     return Ok(None);
                 }
-                return Ok(match (self.buf.is_empty(), skipped) {
-                    (true, 0) => None,
-                    (_, 0) => Some(Line::Text(&self.buf)),
-                    (_, n) => Some(Line::TooLong(n + self.buf.len())),
+                return Ok(match (held, skipped) {
+                    (0, 0) => None,
+                    (_, 0) => Some(Ok(held)),
+                    (_, n) => {
+                        out.truncate(start);
+                        Some(Err(n + held))
+                    }
                 });
             }
             let (take, done) = match memchr::memchr(b'\n', chunk) {
                 Some(i) => (i, true),
                 None => (chunk.len(), false),
             };
-            if skipped > 0 || self.buf.len() + take > self.max {
-                skipped += self.buf.len() + take;
-                self.buf.clear();
+            if skipped > 0 || held + take > self.max {
+                skipped += held + take;
+                out.truncate(start);
             } else {
-                self.buf.extend_from_slice(&chunk[..take]);
+                out.extend_from_slice(&chunk[..take]);
             }
             self.reader.consume(take + done as usize);
             if done {
-                return Ok(Some(if skipped > 0 { Line::TooLong(skipped) } else { Line::Text(&self.buf) }));
+                return Ok(Some(if skipped > 0 { Err(skipped) } else { Ok(out.len() - start) }));
             }
         }
     }

@@ -11,7 +11,7 @@
 //! [`BLOCK_BYTES`] and one more line (at most `max` bytes, the limit of
 //! [`Lines`]).
 
-use crate::input::{Line, Lines};
+use crate::input::Lines;
 use callmeter_formats::strip_bom;
 use std::io::BufRead;
 use std::sync::mpsc::{Receiver, SyncSender};
@@ -108,14 +108,18 @@ fn read_ahead<R: BufRead>(
         block.bytes.clear();
         block.lines.clear();
         let end = loop {
-            match lines.next_line() {
-                Ok(Some(Line::Text(text))) => {
+            let line_start = block.bytes.len();
+            match lines.next_line_into(&mut block.bytes) {
+                Ok(Some(Ok(_))) => {
                     // As SourceReader::read: the mark is no part of the first line, nor of its id.
-                    let text = if first { strip_bom(text) } else { text };
-                    block.bytes.extend_from_slice(text);
+                    if first {
+                        let line = &block.bytes[line_start..];
+                        let mark = line.len() - strip_bom(line).len();
+                        block.bytes.drain(line_start..line_start + mark);
+                    }
                     block.lines.push(Ok(block.bytes.len()));
                 }
-                Ok(Some(Line::TooLong(bytes))) => block.lines.push(Err(bytes)),
+                Ok(Some(Err(bytes))) => block.lines.push(Err(bytes)),
                 Ok(None) => break Some(Message::End(lines.unended_last_line())),
                 Err(e) => break Some(Message::Failed(e)),
             }
