@@ -13,8 +13,9 @@
 //!
 //! `Platform` is the crate's unstable interface ("for benchmarks only"), so
 //! `blake3` is pinned to one version in the workspace, and the tests below
-//! check every length to past a chunk, under several keys, against
-//! `blake3::keyed_hash`: a change of that interface fails them, never the ids.
+//! check every length to past a chunk, under several keys and on every SIMD
+//! path the CPU running them has, against `blake3::keyed_hash`: a change of
+//! that interface fails them, never the ids.
 
 use blake3::platform::Platform;
 use blake3::IncrementCounter;
@@ -40,7 +41,12 @@ pub(crate) struct ManyLines {
 
 impl ManyLines {
     pub(crate) fn new(key: [u8; 32]) -> ManyLines {
-        ManyLines { key, key_words: words(&key), platform: Platform::detect() }
+        ManyLines::on(Platform::detect(), key)
+    }
+
+    /// On a given SIMD path (tests try each this CPU has).
+    fn on(platform: Platform, key: [u8; 32]) -> ManyLines {
+        ManyLines { key, key_words: words(&key), platform }
     }
 
     /// The keyed BLAKE3 hash of each line, in order, into `out` (cleared first).
@@ -119,14 +125,23 @@ mod tests {
     #[test]
     fn every_length_hashes_as_blake3_does() {
         let data: Vec<u8> = (0..2200u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
-        for key in [[0u8; 32], blake3::derive_key("callmeter test", b"a"), [0xff; 32]] {
-            let many = ManyLines::new(key);
+        // Every SIMD path this CPU has, not only the one it would pick: another
+        // CPU picks another.
+        let paths =
+            [Some(Platform::portable()), Platform::sse2(), Platform::sse41(), Platform::avx2(), Platform::avx512()];
+        let paths: Vec<Platform> = paths.into_iter().flatten().collect();
+        assert!(paths.len() >= 2, "the portable path and at least one SIMD one");
+        for (platform, key) in paths
+            .iter()
+            .flat_map(|p| [[0u8; 32], blake3::derive_key("callmeter test", b"a"), [0xff; 32]].map(|k| (*p, k)))
+        {
+            let many = ManyLines::on(platform, key);
             // Every length from empty to past two chunks, at several offsets, in one call and alone.
             let lines: Vec<&[u8]> = (0..=2100).map(|n| &data[n % 97..n % 97 + n]).collect();
             let mut out = Vec::new();
             many.hash(&lines, &mut out);
             for (line, got) in lines.iter().zip(&out) {
-                assert_eq!(got, blake3::keyed_hash(&key, line).as_bytes(), "{} bytes", line.len());
+                assert_eq!(got, blake3::keyed_hash(&key, line).as_bytes(), "{} bytes on {platform:?}", line.len());
             }
             many.hash(&lines[64..65], &mut out);
             assert_eq!(out, [*blake3::keyed_hash(&key, lines[64]).as_bytes()]);

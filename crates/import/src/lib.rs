@@ -126,7 +126,9 @@ pub fn import_input<'s>(
         reader.count_finished(ahead.finish(), summary);
         Ok(())
     })();
-    // What was read before a failure (a --strict stop) is delivered all the same.
+    // The workers stop reading ahead (a --strict stop leaves blocks behind)…
+    drop(ahead);
+    // …and what was read before a failure is delivered all the same.
     let delivered = reader.deliver(sink, summary);
     outcome.and(delivered)
 }

@@ -223,14 +223,28 @@ impl Worker {
         let mut close = CloseTurns(&keys, shared.as_ref(), true);
         while let Ok(message) = self.queue.recv() {
             let parsed = match message {
-                Message::Block(block) => match self.parse(&block) {
-                    Some(parsed) => {
-                        let _ = self.spares.try_send(block);
-                        Parsed::Block(parsed)
+                Message::Block(block) => {
+                    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.parse(&block))) {
+                        Ok(Some(parsed)) => {
+                            let _ = self.spares.try_send(block);
+                            Parsed::Block(parsed)
+                        }
+                        // A turn was closed: the consumer has gone.
+                        Ok(None) => return,
+                        Err(panic) => {
+                            // Said in the block's place, so the consumer stops there with
+                            // the reason; the turns close as this worker ends.
+                            let why = panic
+                                .downcast_ref::<&str>()
+                                .map(|s| s.to_string())
+                                .or_else(|| panic.downcast_ref::<String>().cloned())
+                                .unwrap_or_else(|| "a panic".to_owned());
+                            let error = std::io::Error::other(format!("reading a block of lines failed: {why}"));
+                            let _ = self.results.send(Parsed::Failed(error));
+                            return;
+                        }
                     }
-                    // A turn was closed: the consumer has gone.
-                    None => return,
-                },
+                }
                 Message::End(unended) => Parsed::End(unended),
                 Message::Failed(e) => Parsed::Failed(e),
             };

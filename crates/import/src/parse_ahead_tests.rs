@@ -267,3 +267,53 @@ fn a_dry_run_counts_what_it_does_not_keep() {
         assert_eq!(got, want);
     }
 }
+
+#[test]
+fn a_reader_that_panics_stops_the_read_with_its_reason_in_order() {
+    /// Reads every line as a call, and panics at one that says "boom".
+    struct Fragile(callmeter_formats::Context);
+    impl callmeter_formats::LineParser for Fragile {
+        fn format(&self) -> Format {
+            Format::Ndjson
+        }
+        fn line(
+            &mut self,
+            _at: callmeter_formats::SourceLine,
+            line: &[u8],
+            _out: &mut Vec<CallEvent>,
+        ) -> callmeter_formats::Result<callmeter_formats::LineIs> {
+            assert!(line != b"boom", "the reader broke on its line");
+            Ok(callmeter_formats::LineIs::NonCall(callmeter_formats::NonCall::Housekeeping))
+        }
+        fn context_mut(&mut self) -> &mut callmeter_formats::Context {
+            &mut self.0
+        }
+    }
+    let mut data: Vec<u8> = (0..20).flat_map(|i| format!("line {i}\n").into_bytes()).collect();
+    data.extend_from_slice(b"boom\nafter\n");
+    for (workers, apart) in [(1, true), (2, true), (3, true), (2, false)] {
+        let fragile = || {
+            LineReading::with_parser(Box::new(Fragile(callmeter_formats::Context::new(
+                AccountRule::fixed("acme").unwrap(),
+            ))))
+        };
+        let parsing = if apart {
+            Parsing::Apart((0..workers).map(|_| fragile()).collect())
+        } else {
+            Parsing::InTurn(fragile(), workers)
+        };
+        let lines = crate::Lines::new(BufReader::new(Cursor::new(data.clone())), 100);
+        let mut ahead = ParseAhead::with_block_lines(lines, LineKeys::new(None), parsing, true, 4);
+        let mut numbers = Vec::new();
+        let error = loop {
+            match ahead.next_block() {
+                Ok(Some(block)) => numbers.extend(block.outcomes.iter().map(|o| o.number)),
+                Ok(None) => panic!("no error"),
+                Err(e) => break e,
+            }
+        };
+        // The blocks before the one that broke, then its reason.
+        assert_eq!(numbers, (1..=20).collect::<Vec<u64>>(), "{workers} workers, apart: {apart}");
+        assert!(error.to_string().contains("the reader broke on its line"), "{error}");
+    }
+}

@@ -82,7 +82,12 @@ pub struct LineReading {
 impl LineReading {
     /// A reader of `format` with this context.
     pub fn new(format: Format, ctx: Context) -> LineReading {
-        LineReading { parser: parser(format, ctx), batched: 0 }
+        LineReading::with_parser(parser(format, ctx))
+    }
+
+    /// A reader with this parser.
+    pub fn with_parser(parser: Box<dyn LineParser>) -> LineReading {
+        LineReading { parser, batched: 0 }
     }
 
     /// Reads a line (numbered and keyed, its byte order mark left out),
