@@ -15,10 +15,12 @@
 //! Standard input cannot be read twice: it is opened once and kept open.
 
 use anyhow::{Context, Result};
-use callmeter_import::{Delivery, ImportError, Input, Lines, ReadOptions, Sink, SourceReader, Summary, MAX_LINE_BYTES};
+use callmeter_import::{
+    parse_ahead, Delivery, ImportError, Input, Lines, ParseAhead, ReadOptions, Sink, SourceReader, Summary,
+    MAX_LINE_BYTES,
+};
 use callmeter_model::CallEvent;
 use std::collections::VecDeque;
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -52,9 +54,10 @@ enum State {
     Done,
 }
 
-/// An open file: its lines, its reader (format, ids) and the calls read ahead.
+/// An open file: its lines read and parsed ahead on worker threads (as
+/// `import` reads them), its reader (which counts them) and the calls read ahead.
 struct Reading {
-    lines: Lines<Box<dyn BufRead + Send>>,
+    ahead: ParseAhead,
     reader: SourceReader,
     ready: VecDeque<CallEvent>,
     /// Calls still to be skipped: those taken before it was opened again.
@@ -102,8 +105,9 @@ impl Reading {
         } else {
             Lines::new(input.reader, MAX_LINE_BYTES)
         };
+        let ahead = parse_ahead(&reader, lines, options, true);
         let reading =
-            Reading { lines, reader, ready: VecDeque::new(), skip: 0, ended: false, name: input.name.clone() };
+            Reading { ahead, reader, ready: VecDeque::new(), skip: 0, ended: false, name: input.name.clone() };
         Ok(Opened::Reading(Box::new(reading), input.size))
     }
 
@@ -122,13 +126,18 @@ impl Reading {
             }
             // Read ahead a batch of calls (or to the end), as import does.
             while self.reader.pending() < batch {
-                match self.lines.next_line().with_context(|| format!("reading {}", self.name))? {
-                    Some(line) => self.reader.read(line, summary)?,
+                match self.ahead.next_block().with_context(|| format!("reading {}", self.name))? {
+                    Some(block) => {
+                        let mut calls = block.calls.into_iter();
+                        for line in block.outcomes {
+                            self.reader.count(line, calls.by_ref(), summary)?;
+                        }
+                    }
                     None => {
-                        if self.lines.unended_last_line() > 0 {
+                        if self.ahead.unended_last_line() > 0 {
                             summary.unended += 1;
                         }
-                        self.reader.finish(summary);
+                        self.reader.count_finished(self.ahead.finish(), summary);
                         self.ended = true;
                         break;
                     }
