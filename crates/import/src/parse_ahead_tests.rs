@@ -61,20 +61,9 @@ fn parsing_for(reader: &SourceReader, workers: usize, apart: bool) -> Parsing {
     }
 }
 
-/// The workers' path, as `import_input` takes it.
+/// The workers' path, as `import_input` takes it: the lines parsed apart
+/// (`Format::lines_stand_alone`) or at one reader in turn, as asked.
 fn ahead(
-    data: &[u8],
-    format: Format,
-    max: usize,
-    source_id: Option<&str>,
-    workers: usize,
-    block: usize,
-) -> WhatWasRead {
-    read_ahead_with(data, format, max, source_id, workers, block, format.lines_stand_alone())
-}
-
-/// [`ahead`], the lines parsed apart or at one reader in turn as asked.
-fn read_ahead_with(
     data: &[u8],
     format: Format,
     max: usize,
@@ -132,7 +121,7 @@ fn the_same_calls_ids_and_summary_as_the_serial_path() {
         assert!(want.1.rejected_lines >= 5 && want.1.reasons.contains_key("line_too_long"), "{:?}", want.1);
         for workers in [1, 2, 3] {
             for block in [1, 2, 3, 7, 64, BLOCK_LINES] {
-                let got = ahead(&data, Format::Combined, 256, source, workers, block);
+                let got = ahead(&data, Format::Combined, 256, source, workers, block, true);
                 assert_eq!(got, want, "{workers} workers, blocks of {block}");
             }
         }
@@ -152,7 +141,7 @@ fn every_sample_of_real_logs_reads_alike_either_way() {
         for (workers, block) in [(1, 3), (2, 1), (2, 5), (3, 2), (2, BLOCK_LINES)] {
             // A format whose lines do not stand alone is read at one reader in turn; try both where they do.
             for apart in [format.lines_stand_alone(), false] {
-                let got = read_ahead_with(&data, format, crate::MAX_LINE_BYTES, None, workers, block, apart);
+                let got = ahead(&data, format, crate::MAX_LINE_BYTES, None, workers, block, apart);
                 assert_eq!(got, want, "{}: {format}, {workers} workers, blocks of {block}", path.display());
             }
         }
@@ -165,7 +154,22 @@ fn every_sample_of_real_logs_reads_alike_either_way() {
 fn empty_and_marked_only_sources() {
     for data in [&b""[..], b"\n", b"\xEF\xBB\xBF\n", b"x"] {
         for workers in [1, 2] {
-            assert_eq!(ahead(data, Format::Combined, 16, None, workers, 2), serial(data, Format::Combined, 16, None));
+            assert_eq!(
+                ahead(data, Format::Combined, 16, None, workers, 2, true),
+                serial(data, Format::Combined, 16, None)
+            );
+        }
+    }
+}
+
+/// The numbers of the lines read before the read stopped, and why it stopped.
+fn lines_before_the_error(ahead: &mut ParseAhead) -> (Vec<u64>, std::io::Error) {
+    let mut numbers = Vec::new();
+    loop {
+        match ahead.next_block() {
+            Ok(Some(block)) => numbers.extend(block.outcomes.iter().map(|o| o.number)),
+            Ok(None) => panic!("no error"),
+            Err(e) => return (numbers, e),
         }
     }
 }
@@ -187,14 +191,7 @@ fn a_read_error_comes_after_the_lines_before_it() {
         let reader = reader(Format::Combined, None);
         let mut ahead =
             ParseAhead::with_block_lines(lines, LineKeys::new(None), parsing_for(&reader, workers, true), false, 3);
-        let mut numbers = Vec::new();
-        let error = loop {
-            match ahead.next_block() {
-                Ok(Some(block)) => numbers.extend(block.outcomes.iter().map(|o| o.number)),
-                Ok(None) => panic!("no error"),
-                Err(e) => break e,
-            }
-        };
+        let (numbers, error) = lines_before_the_error(&mut ahead);
         assert_eq!(numbers, (1..=10).collect::<Vec<u64>>());
         assert_eq!(error.to_string(), "disk on fire");
     }
@@ -304,14 +301,7 @@ fn a_reader_that_panics_stops_the_read_with_its_reason_in_order() {
         };
         let lines = crate::Lines::new(BufReader::new(Cursor::new(data.clone())), 100);
         let mut ahead = ParseAhead::with_block_lines(lines, LineKeys::new(None), parsing, true, 4);
-        let mut numbers = Vec::new();
-        let error = loop {
-            match ahead.next_block() {
-                Ok(Some(block)) => numbers.extend(block.outcomes.iter().map(|o| o.number)),
-                Ok(None) => panic!("no error"),
-                Err(e) => break e,
-            }
-        };
+        let (numbers, error) = lines_before_the_error(&mut ahead);
         // The blocks before the one that broke, then its reason.
         assert_eq!(numbers, (1..=20).collect::<Vec<u64>>(), "{workers} workers, apart: {apart}");
         assert!(error.to_string().contains("the reader broke on its line"), "{error}");
