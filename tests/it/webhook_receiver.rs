@@ -33,6 +33,13 @@ pub fn verify(secret: &str, id: &str, timestamp: &str, body: &[u8], signatures: 
 pub enum Reply {
     /// A status, with extra header lines (`name: value\r\n`).
     Status(u16, String),
+    /// 200, only after this long (past a sender's timeout, say). This and
+    /// `Slow` serve the engine's tests (`crates/webhooks/tests`).
+    #[allow(dead_code)]
+    Hang(Duration),
+    /// This status, after this long.
+    #[allow(dead_code)]
+    Slow(Duration, u16),
 }
 
 /// One delivery as received.
@@ -91,6 +98,11 @@ impl Receiver {
 
     /// Answers from `script`, then 200.
     pub fn scripted(script: Vec<Reply>) -> Receiver {
+        Receiver::answering(Reply::Status(200, String::new()), script)
+    }
+
+    /// Answers from `script`, then with `default`.
+    pub fn answering(default: Reply, script: Vec<Reply>) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         let received: Arc<Mutex<Vec<Received>>> = Arc::default();
@@ -99,13 +111,23 @@ impl Receiver {
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { return };
-                let (r, s) = (r.clone(), s.clone());
+                let (r, s, default) = (r.clone(), s.clone(), default.clone());
                 std::thread::spawn(move || {
                     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
                     let Some(req) = read_request(&mut stream) else { return };
-                    let reply = s.lock().unwrap().pop_front().unwrap_or(Reply::Status(200, String::new()));
+                    let reply = s.lock().unwrap().pop_front().unwrap_or(default);
                     r.lock().unwrap().push(req);
-                    let Reply::Status(status, extra) = reply;
+                    let (status, extra) = match reply {
+                        Reply::Status(status, extra) => (status, extra),
+                        Reply::Hang(d) => {
+                            std::thread::sleep(d);
+                            (200, String::new())
+                        }
+                        Reply::Slow(d, status) => {
+                            std::thread::sleep(d);
+                            (status, String::new())
+                        }
+                    };
                     let answer =
                         format!("HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n{extra}\r\nok");
                     let _ = stream.write_all(answer.as_bytes());

@@ -23,13 +23,13 @@ use harness::*;
 #[test]
 fn a_large_backlog_of_one_hanging_target_holds_back_other_accounts() {
     let s = setup();
-    let slow = Receiver::start(Reply::Hang(std::time::Duration::from_secs(3)), vec![]);
+    let slow = Receiver::answering(Reply::Hang(std::time::Duration::from_secs(3)), vec![]);
     subscribe_in(&s.store, "acme", "wh_slow", &slow.url, &signing::new_secret());
     upload_many(&s.store, "acme", "bulk", 2_000);
     wait_until("acme's 2,000 rows", || s.store.deliveries("acme", "wh_slow").unwrap().len() == 2_000);
     wait_until("the slow target's first attempts", || slow.count() >= 1);
 
-    let fast = Receiver::start(Reply::Status(200, ""), vec![]);
+    let fast = Receiver::answering(Reply::Status(200, String::new()), vec![]);
     subscribe_in(&s.store, "globex", "wh_fast", &fast.url, &signing::new_secret());
     upload_in(&s.store, "globex", "g-0");
     assert!(
@@ -50,7 +50,7 @@ fn a_large_backlog_of_one_hanging_target_holds_back_other_accounts() {
 #[test]
 fn after_a_410_the_rows_queued_behind_it_are_not_sent() {
     let s = setup_with(EngineOptions { per_target: 1, ..EngineOptions::default() });
-    let receiver = Receiver::start(Reply::Status(200, ""), vec![Reply::Slow(ms(100), 410)]);
+    let receiver = Receiver::answering(Reply::Status(200, String::new()), vec![Reply::Slow(ms(100), 410)]);
     subscribe(&s.store, "wh_gone", &receiver.url, &signing::new_secret());
     upload_many(&s.store, "acme", "f", 5);
     wait_until("the 410", || !s.store.subscription("acme", "wh_gone").unwrap().enabled);
@@ -60,41 +60,37 @@ fn after_a_410_the_rows_queued_behind_it_are_not_sent() {
     assert!(states.iter().all(|s| *s != DeliveryState::Delivered), "{states:?}");
 }
 
-/// A customer deletes a webhook: the rows already queued for it are still
-/// sent to its URL, one by one, after the delete returned.
+/// A customer deletes a webhook: the rows already queued for it are no
+/// longer sent to its URL after the delete returned (beyond the one in flight).
 #[test]
 fn a_deleted_subscription_gets_no_more_requests() {
-    let s = setup_with(EngineOptions { per_target: 1, ..EngineOptions::default() });
-    let receiver = Receiver::start(Reply::Slow(ms(100), 200), vec![]);
-    subscribe(&s.store, "wh_del", &receiver.url, &signing::new_secret());
-    upload_many(&s.store, "acme", "f", 8);
-    wait_until("the first request", || receiver.count() >= 1);
-    assert!(s.store.delete_subscription("acme", "wh_del").unwrap());
-    let at_delete = receiver.count();
-    std::thread::sleep(ms(1_500));
-    assert!(
-        receiver.count() <= at_delete + 1,
-        "{} requests after the delete (beyond the one in flight)",
-        receiver.count() - at_delete
-    );
+    no_more_requests_after("the delete", |store| assert!(store.delete_subscription("acme", "wh").unwrap()));
 }
 
 /// A customer disables a webhook (or changes its URL): same.
 #[test]
 fn a_subscription_disabled_by_its_owner_gets_no_more_requests() {
+    no_more_requests_after("the disable", |store| {
+        let off = SubscriptionUpdate { enabled: Some(false), ..Default::default() };
+        store.update_subscription("acme", "wh", off).unwrap();
+    });
+}
+
+/// Rows queued for a slow receiver, one at a time; `change` to the
+/// subscription once the first request came; then at most the one in flight.
+fn no_more_requests_after(what: &str, change: impl FnOnce(&EmbeddedStore)) {
     let s = setup_with(EngineOptions { per_target: 1, ..EngineOptions::default() });
-    let receiver = Receiver::start(Reply::Slow(ms(100), 200), vec![]);
-    subscribe(&s.store, "wh_off", &receiver.url, &signing::new_secret());
+    let receiver = Receiver::answering(Reply::Slow(ms(100), 200), vec![]);
+    subscribe(&s.store, "wh", &receiver.url, &signing::new_secret());
     upload_many(&s.store, "acme", "f", 8);
     wait_until("the first request", || receiver.count() >= 1);
-    let off = SubscriptionUpdate { enabled: Some(false), ..Default::default() };
-    s.store.update_subscription("acme", "wh_off", off).unwrap();
-    let at_disable = receiver.count();
+    change(&s.store);
+    let at_change = receiver.count();
     std::thread::sleep(ms(1_500));
     assert!(
-        receiver.count() <= at_disable + 1,
-        "{} requests after the disable (beyond the one in flight)",
-        receiver.count() - at_disable
+        receiver.count() <= at_change + 1,
+        "{} requests after {what} (beyond the one in flight)",
+        receiver.count() - at_change
     );
 }
 
@@ -109,7 +105,10 @@ fn a_subscription_disabled_by_its_owner_gets_no_more_requests() {
 #[test]
 fn a_failure_right_after_a_success_does_not_disable_for_five_days_of_failures() {
     let s = setup_with(EngineOptions { per_target: 1, ..EngineOptions::default() });
-    let receiver = Receiver::start(Reply::Status(200, ""), vec![Reply::Slow(ms(50), 200), Reply::Status(500, "")]);
+    let receiver = Receiver::answering(
+        Reply::Status(200, String::new()),
+        vec![Reply::Slow(ms(50), 200), Reply::Status(500, String::new())],
+    );
     subscribe(&s.store, "wh_flaky", &receiver.url, &signing::new_secret());
     let since = s.clock.now() - Duration::days(5) - Duration::minutes(1);
     let failing = SubscriptionUpdate { failing_since: Some(Some(since)), ..Default::default() };
@@ -128,7 +127,7 @@ fn a_failure_right_after_a_success_does_not_disable_for_five_days_of_failures() 
 #[test]
 fn a_success_after_a_failure_in_one_claim_forgets_the_failures() {
     let s = setup_with(EngineOptions { per_target: 1, ..EngineOptions::default() });
-    let receiver = Receiver::start(Reply::Status(200, ""), vec![Reply::Slow(ms(50), 500)]);
+    let receiver = Receiver::answering(Reply::Status(200, String::new()), vec![Reply::Slow(ms(50), 500)]);
     subscribe(&s.store, "wh_flaky", &receiver.url, &signing::new_secret());
     upload_many(&s.store, "acme", "f", 2);
     wait_until("two attempts", || s.store.delivery_attempts("acme", "wh_flaky", None, 10).unwrap().attempts.len() == 2);
@@ -149,7 +148,7 @@ fn a_success_after_a_failure_in_one_claim_forgets_the_failures() {
 #[test]
 fn a_redelivery_asked_during_an_attempt_is_not_lost() {
     let s = setup();
-    let receiver = Receiver::start(Reply::Status(200, ""), vec![Reply::Slow(ms(200), 500)]);
+    let receiver = Receiver::answering(Reply::Status(200, String::new()), vec![Reply::Slow(ms(200), 500)]);
     subscribe(&s.store, "wh_re", &receiver.url, &signing::new_secret());
     upload(&s.store, "a");
     wait_until("the attempt in flight", || receiver.count() == 1);
@@ -195,7 +194,7 @@ fn a_panic_recording_completions_does_not_lose_the_rows() {
         return;
     }
     let s = setup();
-    let receiver = Receiver::start(Reply::Status(200, ""), vec![]);
+    let receiver = Receiver::answering(Reply::Status(200, String::new()), vec![]);
     subscribe(&s.store, "wh_p", &receiver.url, &signing::new_secret());
     upload(&s.store, "a");
     wait_until("the first attempt", || receiver.count() >= 1);
@@ -220,7 +219,7 @@ fn control_an_error_recording_completions_sends_the_rows_again() {
         return;
     }
     let s = setup();
-    let receiver = Receiver::start(Reply::Status(500, ""), vec![]);
+    let receiver = Receiver::answering(Reply::Status(500, String::new()), vec![]);
     subscribe(&s.store, "wh_e", &receiver.url, &signing::new_secret());
     upload_many(&s.store, "acme", "f", 3);
     wait_until("three attempts sent", || receiver.count() >= 3);
@@ -245,7 +244,7 @@ fn control_stop_with_many_rows_queued_for_a_hanging_target_returns() {
     let engine = Arc::new(DeliveryEngine::new(dyn_store, Arc::new(clock.clone()), options).unwrap());
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let task = runtime.spawn(engine.clone().run());
-    let slow = Receiver::start(Reply::Hang(std::time::Duration::from_secs(5)), vec![]);
+    let slow = Receiver::answering(Reply::Hang(std::time::Duration::from_secs(5)), vec![]);
     subscribe(&store, "wh_h", &slow.url, &signing::new_secret());
     upload_many(&store, "acme", "f", 200);
     wait_until("attempts in flight", || slow.count() >= 4);
@@ -265,12 +264,12 @@ fn control_stop_with_many_rows_queued_for_a_hanging_target_returns() {
 #[test]
 fn control_a_backlog_under_the_refused_scan_limit_holds_back_no_one() {
     let s = setup();
-    let slow = Receiver::start(Reply::Hang(std::time::Duration::from_secs(3)), vec![]);
+    let slow = Receiver::answering(Reply::Hang(std::time::Duration::from_secs(3)), vec![]);
     subscribe_in(&s.store, "acme", "wh_slow", &slow.url, &signing::new_secret());
     upload_many(&s.store, "acme", "bulk", 900);
     wait_until("acme's 900 rows", || s.store.deliveries("acme", "wh_slow").unwrap().len() == 900);
     wait_until("the slow target's first attempts", || slow.count() >= 1);
-    let fast = Receiver::start(Reply::Status(200, ""), vec![]);
+    let fast = Receiver::answering(Reply::Status(200, String::new()), vec![]);
     subscribe_in(&s.store, "globex", "wh_fast", &fast.url, &signing::new_secret());
     upload_in(&s.store, "globex", "g-0");
     assert!(within(std::time::Duration::from_secs(2), || fast.count() == 1));
