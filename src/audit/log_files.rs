@@ -94,7 +94,7 @@ impl Reading {
         let format = options.format_for(&input.name, &input.head_lines())?;
         // Standard input is being written now: its lines may be a little ahead of this clock.
         let year_reference = input.modified.unwrap_or_else(callmeter_formats::live_year_reference);
-        let reader = SourceReader::new(&input.name, format, options, year_reference);
+        let mut reader = SourceReader::new(&input.name, format, options, year_reference);
         // Without `progress`, it is opened to find its first call only.
         if let Some(p) = progress {
             tracing::info!(file = %input.name, format = %format, compression = ?input.compression, "auditing");
@@ -105,7 +105,7 @@ impl Reading {
         } else {
             Lines::new(input.reader, MAX_LINE_BYTES)
         };
-        let ahead = parse_ahead(&reader, lines, options, true);
+        let ahead = parse_ahead(&mut reader, lines, true);
         let reading =
             Reading { ahead, reader, ready: VecDeque::new(), skip: 0, ended: false, name: input.name.clone() };
         Ok(Opened::Reading(Box::new(reading), input.size))

@@ -49,6 +49,11 @@ impl ManyLines {
         ManyLines { key, key_words: words(&key), platform }
     }
 
+    /// The keyed BLAKE3 hash of one line.
+    pub(crate) fn hash_one(&self, line: &[u8]) -> [u8; 32] {
+        *blake3::keyed_hash(&self.key, line).as_bytes()
+    }
+
     /// The keyed BLAKE3 hash of each line, in order, into `out` (cleared first).
     pub(crate) fn hash(&self, lines: &[&[u8]], out: &mut Vec<[u8; 32]>) {
         out.clear();
@@ -56,7 +61,7 @@ impl ManyLines {
         let mut groups: [Vec<usize>; MAX_LEAD + 1] = Default::default();
         for (i, line) in lines.iter().enumerate() {
             if line.len() > CHUNK_LEN {
-                out[i] = *blake3::keyed_hash(&self.key, line).as_bytes();
+                out[i] = self.hash_one(line);
             } else {
                 groups[line.len().saturating_sub(1) / BLOCK_LEN].push(i);
             }

@@ -97,7 +97,6 @@ pub struct SourceLine {
 /// several threads. [`LineKeys::key`] makes the key of it, in order.
 #[derive(Debug, Clone)]
 pub struct LineHasher {
-    line_key: [u8; 32],
     many: ManyLines,
 }
 
@@ -108,7 +107,7 @@ pub struct LineHash([u8; 32]);
 impl LineHasher {
     /// The hash of a line's bytes. A trailing `\n` or `\r\n` may be left on it.
     pub fn hash(&self, line: &[u8]) -> LineHash {
-        LineHash(*blake3::keyed_hash(&self.line_key, trim_eol(line)).as_bytes())
+        LineHash(self.many.hash_one(trim_eol(line)))
     }
 
     /// The hashes of many lines, in order, into `out` (cleared first): what
@@ -142,7 +141,7 @@ impl LineKeys {
         };
         let repeat_key = blake3::derive_key(REPEAT_CONTEXT, &line_key);
         LineKeys {
-            hasher: LineHasher { line_key, many: ManyLines::new(line_key) },
+            hasher: LineHasher { many: ManyLines::new(line_key) },
             repeat_key,
             number: 0,
             seen: Occurrences::default(),

@@ -44,10 +44,7 @@ pub(crate) struct Occurrences {
 impl Occurrences {
     /// Counts with generations of `generation` lines (tests use small ones).
     pub fn with_generation(generation: usize) -> Occurrences {
-        // Sized for a whole generation from the start: no rehashing as the first ones fill.
-        let generation = generation.max(1);
-        let map = || HashMap::with_capacity_and_hasher(generation.min(GENERATION), Default::default());
-        Occurrences { current: map(), previous: map(), generation }
+        Occurrences { current: HashMap::default(), previous: HashMap::default(), generation: generation.max(1) }
     }
 
     /// The number of times a line with this hash was seen before (0 the first

@@ -42,20 +42,20 @@ pub use source::{KeyedLine, LineOutcome, LineReading, ReadOptions, SourceReader,
 pub use summary::{RefusedFile, Rejections, Summary};
 pub use tail::{TailOptions, Tailer};
 
-use callmeter_formats::LineKeys;
 use indicatif::ProgressBar;
 use std::time::Instant;
 
-/// A source's lines read, keyed and parsed on worker threads, in order, for
-/// `reader` to count ([`SourceReader::count`]); `keep_calls` false drops
-/// the calls (a dry run: only the lines' outcomes are counted).
+/// A source's lines read, keyed (with the reader's own keys) and parsed on
+/// worker threads, in order, for `reader` to count
+/// ([`SourceReader::count`]); `keep_calls` false drops the calls (a dry run:
+/// only the lines' outcomes are counted).
 pub fn parse_ahead<R: std::io::BufRead + Send + 'static>(
-    reader: &SourceReader,
+    reader: &mut SourceReader,
     lines: Lines<R>,
-    options: &ReadOptions,
     keep_calls: bool,
 ) -> ParseAhead {
-    ParseAhead::spawn(lines, LineKeys::new(options.source_id.as_deref()), parsing(reader), keep_calls)
+    let parsing = parsing(reader);
+    ParseAhead::spawn(lines, reader.take_keys(), parsing, keep_calls)
 }
 
 /// How a source's lines are parsed on the workers: each with a reader of
@@ -113,7 +113,7 @@ pub fn import_input<'s>(
     } else {
         Lines::new(input.reader, MAX_LINE_BYTES)
     };
-    let mut ahead = parse_ahead(&reader, lines, options, sink.is_some());
+    let mut ahead = parse_ahead(&mut reader, lines, sink.is_some());
     let outcome = (|| {
         while let Some(block) = ahead.next_block().map_err(|e| ImportError::io(&name, e))? {
             let mut calls = block.calls.into_iter();

@@ -94,13 +94,13 @@ impl ParseAhead {
     ) -> ParseAhead {
         let hasher = keys.hasher();
         let keys = Arc::new(Turn::new(keys));
-        let (own, shared) = match parsing {
+        // Each worker's own reader, or none (then the shared one, in turn).
+        let (own, shared): (Vec<Option<LineReading>>, _) = match parsing {
             Parsing::Apart(readers) => (readers.into_iter().map(Some).collect(), None),
             Parsing::InTurn(reader, workers) => {
                 ((0..workers.max(1)).map(|_| None).collect(), Some(Arc::new(Turn::new(reader))))
             }
         };
-        let own: Vec<Option<LineReading>> = own;
         let workers = own.len();
         assert!(workers > 0, "lines need a worker to parse them");
         let (spare_tx, spare_rx) = sync_channel(workers * (2 * QUEUE_BLOCKS + 1));

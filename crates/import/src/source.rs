@@ -179,6 +179,14 @@ impl SourceReader {
         LineReading::new(self.format, self.ctx.clone())
     }
 
+    /// The keys of this source's lines, for the workers that read it from its
+    /// first line (`parse_ahead.rs`): the reader then only counts what they
+    /// read, and keeps fresh keys it does not use.
+    pub fn take_keys(&mut self) -> LineKeys {
+        let unused = LineKeys::new(None);
+        std::mem::replace(&mut self.keys, unused)
+    }
+
     /// The number of the last line read.
     pub fn line_no(&self) -> u64 {
         self.line_no
