@@ -32,7 +32,6 @@ use callmeter_store::{
 };
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, Semaphore};
 
@@ -96,7 +95,6 @@ pub struct DeliveryEngine {
     claimed: parking_lot::Mutex<Claimed>,
     /// Told when completions are recorded: room for rows a claim refused.
     completed: tokio::sync::Notify,
-    stopping: AtomicBool,
     /// Raised by [`stop`](DeliveryEngine::stop): rows waiting for a slot are left unsent.
     stopped: tokio::sync::watch::Sender<bool>,
 }
@@ -220,7 +218,6 @@ impl DeliveryEngine {
             targets: parking_lot::Mutex::new(HashMap::new()),
             claimed: parking_lot::Mutex::new(Claimed::default()),
             completed: tokio::sync::Notify::new(),
-            stopping: AtomicBool::new(false),
             stopped: tokio::sync::watch::channel(false).0,
             store,
             clock,
@@ -230,7 +227,6 @@ impl DeliveryEngine {
 
     /// Asks [`run`](Self::run) to return; attempts in flight finish first.
     pub fn stop(&self) {
-        self.stopping.store(true, Ordering::Release);
         self.stopped.send_replace(true);
         self.store.deliveries_notify().notify_one();
     }
@@ -258,7 +254,7 @@ impl DeliveryEngine {
         // Every claimed row sends one completion: the channel never holds more.
         let (finished, completions) = mpsc::channel(self.max_claimed());
         let completer = tokio::spawn(self.clone().complete(completions));
-        while !self.stopping.load(Ordering::Acquire) {
+        while !*self.stopped.borrow() {
             // Registered before the look at the outbox: a wake-up in between is not lost.
             let woken = notify.notified();
             tokio::pin!(woken);
@@ -450,8 +446,7 @@ impl DeliveryEngine {
     async fn complete(self: Arc<Self>, mut finished: mpsc::Receiver<Finished>) {
         let mut batch = Vec::new();
         while finished.recv_many(&mut batch, COMPLETIONS_PER_WRITE).await > 0 {
-            let held: Vec<(String, String)> = batch.iter().map(|f| (f.target.clone(), f.account.clone())).collect();
-            let done: Vec<Completion> = batch.drain(..).filter_map(|f| f.completion).collect();
+            let done: Vec<Completion> = batch.iter_mut().filter_map(|f| f.completion.take()).collect();
             if !done.is_empty() {
                 let store = self.store.clone();
                 let attempts = done.len();
@@ -465,8 +460,8 @@ impl DeliveryEngine {
                 }
             }
             let mut claimed = self.claimed.lock();
-            for (target, account) in &held {
-                claimed.remove(target, account);
+            for f in batch.drain(..) {
+                claimed.remove(&f.target, &f.account);
             }
             drop(claimed);
             self.completed.notify_one();
