@@ -190,18 +190,3 @@ fn read_request(stream: &mut std::net::TcpStream) -> Option<Received> {
     }
     Some(Received { headers, body: buf[head_end..].to_vec(), at: std::time::Instant::now() })
 }
-
-/// The README's receiver snippet is the code above, so that the snippet is tested.
-#[test]
-fn the_readme_snippet_is_the_tested_verifier() {
-    let source = include_str!("webhook_receiver.rs");
-    let start = source.find("// README: verify").unwrap();
-    let start = start + source[start..].find('\n').unwrap() + 1;
-    let end = source.find("// README: end").unwrap();
-    let snippet = &source[start..end];
-    let readme = include_str!("../../README.md");
-    assert!(
-        readme.contains(snippet),
-        "README.md's verification snippet differs from tests/it/webhook_receiver.rs:\n{snippet}"
-    );
-}

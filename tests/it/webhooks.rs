@@ -424,3 +424,18 @@ fn the_webhooks_command() {
     cli(&["delete", "acme", &id]);
     assert!(!cli(&["list", "acme"]).contains(&id));
 }
+
+/// The README's receiver snippet is the code of `webhook_receiver.rs`, so that the snippet is tested.
+#[test]
+fn the_readme_snippet_is_the_tested_verifier() {
+    let source = include_str!("webhook_receiver.rs");
+    let start = source.find("// README: verify").unwrap();
+    let start = start + source[start..].find('\n').unwrap() + 1;
+    let end = source.find("// README: end").unwrap();
+    let snippet = &source[start..end];
+    let readme = include_str!("../../README.md");
+    assert!(
+        readme.contains(snippet),
+        "README.md's verification snippet differs from tests/it/webhook_receiver.rs:\n{snippet}"
+    );
+}
