@@ -33,8 +33,17 @@ pub(crate) fn present(v: Option<Cow<'_, [u8]>>) -> Option<Cow<'_, [u8]>> {
     v.filter(|v| !v.is_empty() && v.as_ref() != b"-")
 }
 
-/// Builds the event: classifies the request, resolves the account, applies the overrides.
-pub(crate) fn http_event(ctx: &Context, cache: &mut UaCache, at: SourceLine, l: HttpLine<'_>) -> Result<CallEvent> {
+/// Builds the event and pushes it to `out`: classifies the request, resolves
+/// the account, applies the overrides. The event's fields are written where
+/// it lies in `out`: a call handed back by value was copied (hundreds of
+/// bytes, just written, so read back at a stall) at every level.
+pub(crate) fn http_event(
+    ctx: &Context,
+    cache: &mut UaCache,
+    at: SourceLine,
+    l: HttpLine<'_>,
+    out: &mut Vec<CallEvent>,
+) -> Result<()> {
     let user_agent = present(l.user_agent);
     let class = ctx.classifier.classify_http(
         &HttpRequest { method: l.method, target: l.target, depth: l.depth, user_agent: user_agent.as_deref() },
@@ -44,7 +53,8 @@ pub(crate) fn http_event(ctx: &Context, cache: &mut UaCache, at: SourceLine, l: 
     let host = present(l.host).map(|h| crate::text::lossy(&h).into_owned());
     let account = ctx.account(at.number, host.as_deref(), user.as_deref())?;
     let time = l.time.ok_or_else(|| crate::Error::line(at.number, "time", "missing"))?;
-    let mut e = ctx.event(at, time, class.interface, class.operation, account);
+    out.push(ctx.event(at, time, class.interface, class.operation, account));
+    let e = out.last_mut().expect("the event just pushed");
     e.method = l.method.map(owned);
     e.path = class.path;
     e.cursor = class.cursor;
@@ -56,8 +66,8 @@ pub(crate) fn http_event(ctx: &Context, cache: &mut UaCache, at: SourceLine, l: 
     e.user_agent = class.user_agent;
     e.api_key = present(l.api_key).map(|k| owned(&k));
     e.destination = present(l.destination).and_then(|d| destination_path(&ctx.classifier, &d));
-    ctx.overrides(&mut e);
-    Ok(e)
+    ctx.overrides(e);
+    Ok(())
 }
 
 /// HTTP's methods and WebDAV's: a request field that starts with one is an HTTP request.

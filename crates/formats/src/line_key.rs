@@ -104,6 +104,15 @@ pub struct LineHasher {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LineHash([u8; 32]);
 
+impl LineHash {
+    /// What identical lines are counted by: the hash's first 64 bits.
+    fn counted(&self) -> u64 {
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&self.0[..8]);
+        u64::from_le_bytes(first)
+    }
+}
+
 impl LineHasher {
     /// The hash of a line's bytes. A trailing `\n` or `\r\n` may be left on it.
     pub fn hash(&self, line: &[u8]) -> LineHash {
@@ -164,9 +173,7 @@ impl LineKeys {
     pub fn key(&mut self, hash: &LineHash) -> SourceLine {
         self.number += 1;
         let content = &hash.0;
-        let mut first = [0u8; 8];
-        first.copy_from_slice(&content[..8]);
-        let key = match self.seen.count(u64::from_le_bytes(first)) {
+        let key = match self.seen.count(hash.counted()) {
             0 => first_16(content),
             n => {
                 let mut h = blake3::Hasher::new_keyed(&self.repeat_key);

@@ -184,7 +184,9 @@ impl NginxJsonParser {
             api_key: first(&obj, &k.api_key),
             destination: first(&obj, &k.destination),
         };
-        http_event(&self.ctx, &mut self.agents, at, l).map(Ok)
+        let mut out = Vec::with_capacity(1);
+        http_event(&self.ctx, &mut self.agents, at, l, &mut out)?;
+        Ok(Ok(out.pop().expect("the event just pushed")))
     }
 }
 

@@ -8,7 +8,7 @@
 //! new lines go into the current one; when it is full, the one before is
 //! dropped and the current one becomes the one before. A line is therefore
 //! remembered for at least [`GENERATION`] lines after it was last seen (and at
-//! most twice that), and both maps together take about 9 MB at most.
+//! most twice that).
 //!
 //! The counts are a function of the lines before, in order, and of nothing
 //! else: reading a source whole, after it grew, from a rotated or compressed
@@ -20,13 +20,20 @@
 //! undercount, never a double count). That takes two byte-identical lines,
 //! with the same time to the second, written a quarter of a million lines
 //! apart: at 1,000 lines a second, four minutes.
+//!
+//! Each generation is an open-addressed table of its own, probed linearly
+//! and never more than half full, so a line's count is most often one cache
+//! line away. A line counted in the current generation may still be in the one
+//! before; it is looked up there only when the current one lacks it, so the
+//! stale count is never read, and goes when that generation does.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
-/// Lines per generation: 7/8 of 2^18, so that a full map has exactly 2^18
-/// slots (its load limit) and never grows past them: 2^18 × 17 bytes ≈ 4.5 MB.
+/// Lines per generation: 7/8 of 2^18. Each generation's table has 2^19
+/// slots of 16 bytes at most (8 MiB), grown as it fills, so both take
+/// 16 MiB at most and a short source little.
 pub const GENERATION: usize = 229_376;
+
+/// Slots a table starts with.
+const FIRST_SLOTS: usize = 1 << 10;
 
 /// The counts of recent lines, by a 64-bit hash of their content.
 ///
@@ -36,29 +43,30 @@ pub const GENERATION: usize = 229_376;
 /// hashes the line's bytes as well as its number.
 #[derive(Debug)]
 pub(crate) struct Occurrences {
-    current: HashMap<u64, u64, BuildHasherDefault<PreHashed>>,
-    previous: HashMap<u64, u64, BuildHasherDefault<PreHashed>>,
+    current: Table,
+    previous: Table,
     generation: usize,
 }
 
 impl Occurrences {
     /// Counts with generations of `generation` lines (tests use small ones).
     pub fn with_generation(generation: usize) -> Occurrences {
-        Occurrences { current: HashMap::default(), previous: HashMap::default(), generation: generation.max(1) }
+        let generation = generation.max(1);
+        Occurrences { current: Table::new(generation), previous: Table::new(generation), generation }
     }
 
     /// The number of times a line with this hash was seen before (0 the first
     /// time), and counts this sighting.
     pub fn count(&mut self, hash: u64) -> u64 {
-        if let Some(n) = self.current.get_mut(&hash) {
+        if let Some(n) = self.current.get_mut(hash) {
             let before = *n;
             *n += 1;
             return before;
         }
-        let before = self.previous.remove(&hash).unwrap_or(0);
-        self.current.insert(hash, before + 1);
-        if self.current.len() >= self.generation {
-            // The oldest generation goes; its map is reused, capacity and all.
+        let before = self.previous.get_mut(hash).map_or(0, |n| *n);
+        self.current.insert_new(hash, before + 1);
+        if self.current.len >= self.generation {
+            // The oldest generation goes; its table is reused, slots and all.
             self.previous.clear();
             std::mem::swap(&mut self.current, &mut self.previous);
         }
@@ -72,24 +80,79 @@ impl Default for Occurrences {
     }
 }
 
-/// The keys are already uniform hashes: hashing them again is wasted work.
-#[derive(Default)]
-struct PreHashed(u64);
+/// One generation's counts: linear probing, at most half full.
+#[derive(Debug)]
+struct Table {
+    /// A power of two in number; a slot with a count of 0 is empty.
+    slots: Vec<Slot>,
+    len: usize,
+    /// The most slots: twice a generation, to the next power of two.
+    max_slots: usize,
+}
 
-impl Hasher for PreHashed {
-    fn finish(&self) -> u64 {
-        self.0
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    hash: u64,
+    count: u64,
+}
+
+impl Table {
+    fn new(generation: usize) -> Table {
+        let max_slots = (2 * generation).next_power_of_two();
+        Table { slots: vec![Slot::default(); FIRST_SLOTS.min(max_slots)], len: 0, max_slots }
     }
 
-    fn write(&mut self, bytes: &[u8]) {
-        // Only u64 keys are hashed here; fold anything else in all the same.
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+    fn mask(&self) -> usize {
+        self.slots.len() - 1
+    }
+
+    fn get_mut(&mut self, hash: u64) -> Option<&mut u64> {
+        // The hashes are uniform (BLAKE3's): their low bits are the slot.
+        let mask = self.mask();
+        let mut i = hash as usize & mask;
+        loop {
+            let slot = self.slots[i];
+            if slot.count == 0 {
+                return None;
+            }
+            if slot.hash == hash {
+                return Some(&mut self.slots[i].count);
+            }
+            i = (i + 1) & mask;
         }
     }
 
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
+    /// Adds a hash that is not in the table.
+    fn insert_new(&mut self, hash: u64, count: u64) {
+        debug_assert!(count > 0, "a count of 0 marks an empty slot");
+        if 2 * (self.len + 1) > self.slots.len() && self.slots.len() < self.max_slots {
+            self.grow();
+        }
+        assert!(2 * self.len < self.slots.len(), "a generation never fills more than half its table");
+        self.place(Slot { hash, count });
+        self.len += 1;
+    }
+
+    fn place(&mut self, slot: Slot) {
+        let mask = self.mask();
+        let mut i = slot.hash as usize & mask;
+        while self.slots[i].count != 0 {
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = slot;
+    }
+
+    fn grow(&mut self) {
+        let slots = vec![Slot::default(); 2 * self.slots.len()];
+        let old = std::mem::replace(&mut self.slots, slots);
+        for slot in old.into_iter().filter(|s| s.count != 0) {
+            self.place(slot);
+        }
+    }
+
+    fn clear(&mut self) {
+        self.slots.fill(Slot::default());
+        self.len = 0;
     }
 }
 
@@ -147,13 +210,59 @@ mod tests {
         }
     }
 
+    /// The counts as first written (two hash maps, a line moved out of the
+    /// older one when seen again): the tables must give the same.
+    struct Reference {
+        current: std::collections::HashMap<u64, u64>,
+        previous: std::collections::HashMap<u64, u64>,
+        generation: usize,
+    }
+
+    impl Reference {
+        fn count(&mut self, hash: u64) -> u64 {
+            if let Some(n) = self.current.get_mut(&hash) {
+                *n += 1;
+                return *n - 1;
+            }
+            let before = self.previous.remove(&hash).unwrap_or(0);
+            self.current.insert(hash, before + 1);
+            if self.current.len() >= self.generation {
+                self.previous.clear();
+                std::mem::swap(&mut self.current, &mut self.previous);
+            }
+            before
+        }
+    }
+
+    #[test]
+    fn the_tables_count_as_the_maps_did() {
+        for generation in [1, 3, 64, 1000] {
+            let mut tables = Occurrences::with_generation(generation);
+            let mut maps = Reference { current: Default::default(), previous: Default::default(), generation };
+            let mut state = 0x2545_f491_4f6c_dd1du64;
+            for i in 0..40 * generation as u64 + 500 {
+                // Mostly new lines, some repeats near and far, and hashes that share low bits.
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let hash = match state % 10 {
+                    0..=5 => state,
+                    6 | 7 => (i.saturating_sub(state % 8)) << 20,
+                    8 => (i.saturating_sub(state % (3 * generation as u64 + 1))) << 20,
+                    _ => state & 0xffff_0000_0000_03ff,
+                };
+                assert_eq!(tables.count(hash), maps.count(hash), "line {i} of generation {generation}");
+            }
+        }
+    }
+
     #[test]
     fn the_maps_never_grow_past_one_generation() {
         let mut o = Occurrences::default();
         for h in 0..3 * GENERATION as u64 + 5 {
             o.count(h.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         }
-        assert!(o.current.len() < GENERATION && o.previous.len() == GENERATION);
-        assert!(o.current.capacity() <= GENERATION && o.previous.capacity() <= GENERATION);
+        assert!(o.current.len < GENERATION && o.previous.len == GENERATION);
+        assert!(o.current.slots.len() <= 1 << 19 && o.previous.slots.len() <= 1 << 19);
     }
 }

@@ -283,8 +283,9 @@ impl Worker {
                 })
                 .collect::<Vec<_>>()
         })?;
-        let mut parsed =
-            ParsedBlock { calls: Vec::with_capacity(block.len()), outcomes: Vec::with_capacity(block.len()) };
+        let keep_calls = self.keep_calls;
+        let calls = Vec::with_capacity(if keep_calls { block.len() } else { 4 });
+        let mut parsed = ParsedBlock { calls, outcomes: Vec::with_capacity(block.len()) };
         let mut parse_all = |reading: &mut LineReading| {
             for (line, at) in block.lines().zip(&keyed) {
                 let line = match (line, *at) {
@@ -293,14 +294,15 @@ impl Worker {
                     _ => unreachable!("a line keyed as what it is"),
                 };
                 parsed.outcomes.push(reading.parse(line, &mut parsed.calls));
+                if !keep_calls {
+                    // Dropped at once, a call's memory is the next one's, still in cache.
+                    parsed.calls.clear();
+                }
             }
         };
         match &mut self.reading {
             Reading::Own(reading) => parse_all(reading),
             Reading::InTurn(shared) => shared.take(seq, parse_all)?,
-        }
-        if !self.keep_calls {
-            parsed.calls.clear();
         }
         Some(parsed)
     }

@@ -177,7 +177,7 @@ impl ClfParser {
             api_key: None,
             destination: None,
         };
-        out.push(http_event(&self.ctx, &mut self.agents, at, l)?);
+        http_event(&self.ctx, &mut self.agents, at, l, out)?;
         Ok(LineIs::Call)
     }
 }

@@ -219,9 +219,9 @@ impl W3cParser {
             api_key: None,
             destination: row.get(Col::Destination).map(Cow::Borrowed),
         };
-        let mut e = http_event(&self.ctx, &mut self.agents, at, l)?;
+        http_event(&self.ctx, &mut self.agents, at, l, out)?;
+        let e = out.last_mut().expect("the event just pushed");
         e.bytes = bytes_for(e.operation);
-        out.push(e);
         Ok(LineIs::Call)
     }
 }
