@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# Times two callmeter builds on the formats benchmark's log, alternating, so
-# that a slow minute of a shared machine falls on both: `import --dry-run`
-# DRY times each (default 4), `import --data` into a fresh folder DATA times
-# each (default 3). Prints each run, sorted; compare the medians.
+# Times callmeter builds on the formats benchmark's log, alternating, so
+# that a slow minute of a shared machine falls on all of them: `import
+# --dry-run` DRY times each (default 4), `import --data` into a fresh folder
+# DATA times each (default 3). Prints each run, sorted; compare the medians.
 #
-#   benches/alternate_imports.sh BEFORE_BINARY AFTER_BINARY [LOG]
+#   benches/alternate_imports.sh BINARY BINARY [BINARY…]
 #
 # LOG defaults to target/bench-formats/combined-1024mb.log (made by
 # `cargo bench --bench formats`).
 set -euo pipefail
-before=$1 after=$2
-log=${3:-target/bench-formats/combined-1024mb.log}
+(($# >= 2)) || { echo "usage: $0 BINARY BINARY [BINARY…]" >&2; exit 2; }
+log=${LOG:-target/bench-formats/combined-1024mb.log}
 data=$(mktemp -d)
 trap 'rm -rf "$data"' EXIT
 run() { # label binary args…
@@ -20,12 +20,12 @@ run() { # label binary args…
 }
 {
     for _ in $(seq "${DRY:-4}"); do
-        for b in "$before" "$after"; do
+        for b in "$@"; do
             run dry-run "$b" import --dry-run --format combined --account acme "$log"
         done
     done
     for _ in $(seq "${DATA:-3}"); do
-        for b in "$before" "$after"; do
+        for b in "$@"; do
             rm -rf "$data/store"
             run data "$b" import --format combined --account acme --batch 10000 --data "$data/store" "$log"
         done

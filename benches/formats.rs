@@ -10,7 +10,7 @@
 //! 2. Times, on that file: `goaccess FILE --log-format=COMBINED -o report.json`
 //!    (Debian's goaccess, the tool an operator would reach for);
 //!    `mawk '{c[$1]++}'` (the floor of a single pass); `callmeter import
-//!    --dry-run` (read, parse, classify, no store: one core); and
+//!    --dry-run` (read, parse, classify, no store); and
 //!    `callmeter import --data` (the same into an empty embedded store).
 //! 3. Prints lines/s and the ratios.
 
@@ -95,7 +95,7 @@ fn main() {
     println!("| pass over {} MB, {lines} lines | seconds | lines/s | callmeter --dry-run is |", size >> 20);
     println!("|---|---|---|---|");
     println!(
-        "| callmeter `import --dry-run` (parse + classify, one core) | {:.1} | {:.0} | 1.00 |",
+        "| callmeter `import --dry-run` (parse + classify) | {:.1} | {:.0} | 1.00 |",
         dry.as_secs_f64(),
         rate(dry)
     );
