@@ -52,7 +52,12 @@ impl Occurrences {
     /// Counts with generations of `generation` lines (tests use small ones).
     pub fn with_generation(generation: usize) -> Occurrences {
         let generation = generation.max(1);
-        Occurrences { current: Table::new(generation), previous: Table::new(generation), generation }
+        // Where a hash lies is this process's secret: the hashes of lines
+        // are not (the key of an unnamed source is public), and lines made
+        // to share their slots would make every lookup walk them all. A
+        // line's count depends on equal hashes alone, never on its slot.
+        let seed = std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), generation);
+        Occurrences { current: Table::new(generation, seed), previous: Table::new(generation, seed), generation }
     }
 
     /// The number of times a line with this hash was seen before (0 the first
@@ -88,6 +93,7 @@ struct Table {
     len: usize,
     /// The most slots: twice a generation, to the next power of two.
     max_slots: usize,
+    seed: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -97,19 +103,25 @@ struct Slot {
 }
 
 impl Table {
-    fn new(generation: usize) -> Table {
+    fn new(generation: usize, seed: u64) -> Table {
         let max_slots = (2 * generation).next_power_of_two();
-        Table { slots: vec![Slot::default(); FIRST_SLOTS.min(max_slots)], len: 0, max_slots }
+        Table { slots: vec![Slot::default(); FIRST_SLOTS.min(max_slots)], len: 0, max_slots, seed }
     }
 
     fn mask(&self) -> usize {
         self.slots.len() - 1
     }
 
+    /// The slot a hash's probe starts at: the top bits of the seeded hash
+    /// times an odd constant (Fibonacci hashing: every bit of it counts).
+    fn home(&self, hash: u64) -> usize {
+        let bits = self.slots.len().trailing_zeros();
+        ((hash ^ self.seed).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (63 - bits) >> 1) as usize
+    }
+
     fn get_mut(&mut self, hash: u64) -> Option<&mut u64> {
-        // The hashes are uniform (BLAKE3's): their low bits are the slot.
         let mask = self.mask();
-        let mut i = hash as usize & mask;
+        let mut i = self.home(hash);
         loop {
             let slot = self.slots[i];
             if slot.count == 0 {
@@ -135,7 +147,7 @@ impl Table {
 
     fn place(&mut self, slot: Slot) {
         let mask = self.mask();
-        let mut i = slot.hash as usize & mask;
+        let mut i = self.home(slot.hash);
         while self.slots[i].count != 0 {
             i = (i + 1) & mask;
         }
@@ -254,6 +266,28 @@ mod tests {
                 assert_eq!(tables.count(hash), maps.count(hash), "line {i} of generation {generation}");
             }
         }
+    }
+
+    #[test]
+    fn hashes_made_to_share_bits_do_not_pile_up() {
+        // 100,000 hashes alike in their low 40 bits (what a crafted log could
+        // give an unseeded table): each still lies near where its probe starts.
+        let mut o = Occurrences::default();
+        let hashes: Vec<u64> = (0..100_000u64).map(|i| (i << 40) | 0xab_cdef_0123).collect();
+        for h in &hashes {
+            assert_eq!(o.count(*h), 0);
+        }
+        let t = &o.current;
+        let farthest = hashes
+            .iter()
+            .map(|h| {
+                let home = t.home(*h);
+                let at = (0..t.slots.len()).find(|k| t.slots[(home + k) & t.mask()].hash == *h).expect("counted");
+                at
+            })
+            .max();
+        assert!(farthest < Some(100), "a probe walked {farthest:?} slots");
+        assert_eq!(o.count(hashes[77]), 1);
     }
 
     #[test]
