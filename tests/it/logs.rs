@@ -142,7 +142,8 @@ fn import_of_mixed_files_counts_each_call_once() {
     assert_eq!((n(&second, "imported"), n(&second, "duplicates")), (0, 84), "{second}");
     assert_eq!(n(&server.usage("acme", "current"), "calls"), 84);
 
-    // --strict stops at the bad line, naming it; what came before it is already counted.
+    // --strict stops at the bad line, naming it; what came before it is
+    // already counted, and the summary it prints adds up, the bad line rejected.
     let out = callmeter(&[
         "import",
         "--server",
@@ -152,11 +153,20 @@ fn import_of_mixed_files_counts_each_call_once() {
         "--account",
         "acme",
         "--strict",
+        "--json",
         access.to_str().unwrap(),
     ]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 11") && err.contains("--strict"), "{err}");
+    let stopped: Value = serde_json::from_slice(&out.stdout).expect("the summary before the stop");
+    let non_calls: u64 = stopped["non_calls"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!((n(&stopped, "lines"), n(&stopped, "rejected_lines")), (11, 1), "{stopped}");
+    assert_eq!(
+        n(&stopped, "lines"),
+        n(&stopped, "calls") - n(&stopped, "batched") + non_calls + n(&stopped, "rejected_lines"),
+        "{stopped}"
+    );
 }
 
 #[test]

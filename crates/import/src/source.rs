@@ -245,10 +245,11 @@ impl SourceReader {
         self.lines.resize(self.events.len(), outcome.number);
         summary.calls += outcome.calls as u64;
         if let Some((reason, message)) = outcome.failed {
+            // Counted before a --strict stop too, so the summary it prints adds up.
+            summary.reject_line(reason, &self.name, outcome.number, || message.clone());
             if self.strict {
                 return Err(ImportError::Strict { path: self.name.clone(), error: message });
             }
-            summary.reject_line(reason, &self.name, outcome.number, || message);
         }
         Ok(())
     }
