@@ -117,18 +117,21 @@ impl Claimed {
         *self.accounts.entry(account.to_owned()).or_default() += 1;
     }
 
-    fn remove(&mut self, target: &str, account: &str) {
-        fn down(map: &mut HashMap<String, usize>, key: &str) {
+    /// Counts a row's completion; whether its target has no claimed row left.
+    fn remove(&mut self, target: &str, account: &str) -> bool {
+        fn down(map: &mut HashMap<String, usize>, key: &str) -> bool {
             let n = map.get_mut(key).expect("counted when claimed");
             *n -= 1;
-            if *n == 0 {
+            let none_left = *n == 0;
+            if none_left {
                 map.remove(key);
             }
+            none_left
         }
         assert!(self.total > 0, "a completion of a row not counted as claimed");
         self.total -= 1;
-        down(&mut self.targets, target);
         down(&mut self.accounts, account);
+        down(&mut self.targets, target)
     }
 }
 
@@ -363,6 +366,28 @@ impl DeliveryEngine {
         Some((room, Admission { target_of_url, per_target, per_account, targets, accounts, refused: false }))
     }
 
+    /// Drops the slots of targets with no claimed row left, unless an
+    /// attempt still holds them, so that the map holds only the targets in
+    /// use, not every target ever sent to. A claim counts its row before it
+    /// takes the slots, so a target being claimed again keeps them, or gets
+    /// new ones that nobody shares with the old.
+    fn forget_slots(&self, idle: Vec<String>) {
+        if idle.is_empty() {
+            return;
+        }
+        let mut targets = self.targets.lock();
+        for target in idle {
+            if targets.get(&target).is_some_and(|slots| Arc::strong_count(slots) == 1) {
+                targets.remove(&target);
+            }
+        }
+    }
+
+    /// The targets with attempt slots now: those with rows claimed or in flight.
+    pub fn targets_in_use(&self) -> usize {
+        self.targets.lock().len()
+    }
+
     fn target_slots(&self, target: &str) -> Arc<Semaphore> {
         self.targets
             .lock()
@@ -460,10 +485,10 @@ impl DeliveryEngine {
                 }
             }
             let mut claimed = self.claimed.lock();
-            for f in batch.drain(..) {
-                claimed.remove(&f.target, &f.account);
-            }
+            let idle: Vec<String> =
+                batch.drain(..).filter(|f| claimed.remove(&f.target, &f.account)).map(|f| f.target).collect();
             drop(claimed);
+            self.forget_slots(idle);
             self.completed.notify_one();
         }
     }

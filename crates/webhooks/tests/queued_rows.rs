@@ -274,3 +274,25 @@ fn control_a_backlog_under_the_refused_scan_limit_holds_back_no_one() {
     upload_in(&s.store, "globex", "g-0");
     assert!(within(std::time::Duration::from_secs(2), || fast.count() == 1));
 }
+
+/// The engine keeps attempt slots only for targets it is sending to: once
+/// every row of a target is done, its slots go, whatever the number of
+/// targets sent to over time.
+#[test]
+fn the_slots_of_targets_no_longer_sent_to_are_let_go() {
+    let s = setup();
+    let secret = signing::new_secret();
+    let receivers: Vec<Receiver> =
+        (0..6).map(|_| Receiver::answering(Reply::Status(200, String::new()), vec![])).collect();
+    for (i, r) in receivers.iter().enumerate() {
+        let account = format!("acct{i}");
+        subscribe_in(&s.store, &account, &format!("wh_{i}"), &r.url, &secret);
+        upload_in(&s.store, &account, "a");
+    }
+    wait_until("a delivery to every target", || receivers.iter().all(|r| r.count() == 1));
+    wait_until("the slots of the targets done with to go", || s.engine.targets_in_use() == 0);
+    // A target sent to again gets slots again, and lets them go again.
+    upload_in(&s.store, "acct3", "b");
+    wait_until("the second delivery", || receivers[3].count() == 2);
+    wait_until("its slots to go again", || s.engine.targets_in_use() == 0);
+}
