@@ -59,9 +59,20 @@ fn refused_v6(ip: Ipv6Addr) -> Option<&'static str> {
         [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => {
             return refused_v4(v4_of(hi, lo)).map(|_| "a NAT64 address of a refused IPv4 range");
         }
+        // SIIT's IPv4-translated addresses (::ffff:0:0/96) reach the IPv4 address they hold.
+        [0, 0, 0, 0, 0xffff, 0, hi, lo] => {
+            return refused_v4(v4_of(hi, lo)).map(|_| "an IPv4-translated address of a refused IPv4 range");
+        }
         [0x2002, hi, lo, ..] => {
             return refused_v4(v4_of(hi, lo)).map(|_| "a 6to4 address of a refused IPv4 range");
         }
+        [0x64, 0xff9b, 1, ..] => "NAT64 for local use (64:ff9b:1::/48)",
+        // Teredo tunnels to the IPv4 addresses it holds (the client's
+        // obfuscated): no webhook receiver is reached that way.
+        [0x2001, 0, ..] => "Teredo (2001::/32)",
+        [0x2001, 0x0002, 0, ..] => "reserved for benchmarks (2001:2::/48)",
+        [0x2001, 0x0010..=0x002f, ..] => "ORCHID (2001:10::/28, 2001:20::/28)",
+        [0x3fff, 0..=0x0fff, ..] => "documentation (3fff::/20)",
         [0x0100, 0, 0, 0, ..] => "discard-only (100::/64)",
         [0x2001, 0x0db8, ..] => "documentation",
         [0xfd00, 0x0ec2, ..] | [0xfc00..=0xfdff, ..] => "unique local (and cloud metadata, fd00:ec2::254)",
@@ -198,6 +209,14 @@ mod tests {
             "2001:db8::1",
             "64:ff9b::a00:1",
             "2002:a00:1::",
+            "::ffff:0:127.0.0.1",
+            "::ffff:0:a9fe:a9fe",
+            "64:ff9b:1::808:808",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "2001:2::1",
+            "2001:10::1",
+            "2001:20::1",
+            "3fff::1",
         ] {
             let ip: IpAddr = refused.parse().unwrap();
             assert!(refused_ip(ip).is_some(), "{refused} is refused");
@@ -210,6 +229,9 @@ mod tests {
             "2606:4700::1111",
             "::ffff:8.8.8.8",
             "64:ff9b::808:808",
+            "::ffff:0:808:808",
+            "2001:4860:4860::8888",
+            "2a00:1450:4001::1",
         ] {
             let ip: IpAddr = allowed.parse().unwrap();
             assert_eq!(refused_ip(ip), None, "{allowed} is allowed");
