@@ -48,7 +48,12 @@ fn every_endpoint_checks_the_token_and_its_scope() {
         (Method::GET, "/v1/usage", String::new(), vec![Admin, Support]),
         (Method::GET, "/v1/plans", String::new(), vec![Admin, Support, OwnKey, OtherKey]),
         (Method::GET, "/v1/accounts/acme", String::new(), vec![Admin, Support, OwnKey]),
-        (Method::PUT, "/v1/accounts/acme", r#"{"timezone":"Europe/Paris"}"#.into(), vec![Admin, OwnKey]),
+        (Method::PUT, "/v1/accounts/acme", r#"{"alert_thresholds":[50,90]}"#.into(), vec![Admin, OwnKey]),
+        (Method::PUT, "/v1/accounts/acme", r#"{"list_page_size":1000}"#.into(), vec![Admin, OwnKey]),
+        // Billing terms are the admin's alone: a key cannot choose what its account is billed.
+        (Method::PUT, "/v1/accounts/acme", r#"{"plan":"starter"}"#.into(), vec![Admin]),
+        (Method::PUT, "/v1/accounts/acme", r#"{"timezone":"Europe/Paris"}"#.into(), vec![Admin]),
+        (Method::PUT, "/v1/accounts/acme", r#"{"period_anchor":"2026-01-15"}"#.into(), vec![Admin]),
         (Method::GET, "/v1/accounts/acme/usage", String::new(), vec![Admin, Support, OwnKey]),
         (Method::GET, "/v1/accounts/acme/calls", String::new(), vec![Admin, Support, OwnKey]),
         (Method::GET, "/v1/accounts/acme/audit", String::new(), vec![Admin, Support, OwnKey]),

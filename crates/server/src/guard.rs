@@ -109,6 +109,9 @@ impl FromRequestParts<Arc<AppState>> for AccountReader {
 pub(crate) struct AccountManager {
     /// The account of the path.
     pub account: String,
+    /// Whether the caller is the admin: only the admin sets an account's
+    /// billing terms (its plan, time zone and period anchor), DESIGN §8.
+    pub by_admin: bool,
 }
 
 impl FromRequestParts<Arc<AppState>> for AccountManager {
@@ -120,6 +123,6 @@ impl FromRequestParts<Arc<AppState>> for AccountManager {
         if !caller.may_manage(&account) {
             return Err(ApiError::Forbidden("manage this account"));
         }
-        Ok(AccountManager { account })
+        Ok(AccountManager { account, by_admin: matches!(caller, Caller::Admin) })
     }
 }

@@ -85,8 +85,10 @@ const MAX_LIST_PAGE_SIZE: u64 = 1_000_000;
 
 /// Create an account, or change its plan, time zone or period anchor from its next period on.
 ///
-/// Scopes: admin, its key. A period's bounds never move once it has begun.
-/// Its list page size and alert thresholds apply at once.
+/// Scopes: admin, its key. Only the admin sets the billing terms (plan, time
+/// zone, period anchor): its key gets 403 for them and may set the rest. A
+/// period's bounds never move once it has begun. Its list page size and alert
+/// thresholds apply at once.
 #[utoipa::path(put, path = "/v1/accounts/{account}", tag = "accounts",
     params(crate::openapi::params::AccountPath),
     request_body = AccountPut,
@@ -104,9 +106,16 @@ const MAX_LIST_PAGE_SIZE: u64 = 1_000_000;
     security(("bearer" = [])))]
 pub(crate) async fn put_account(
     State(s): St,
-    AccountManager { account }: AccountManager,
+    AccountManager { account, by_admin }: AccountManager,
     JsonBody(put): JsonBody<AccountPut>,
 ) -> AppResult<Response> {
+    // A customer's key must not choose what it is billed: a plan with more
+    // included calls, or periods that end elsewhere.
+    if !by_admin && (put.plan.is_some() || put.timezone.is_some() || put.period_anchor.is_some()) {
+        return Err(ApiError::Forbidden(
+            "set the plan, time zone or period anchor: billing terms need the admin scope",
+        ));
+    }
     if !callmeter_model::is_valid_account(&account) {
         return Err(ApiError::BadRequest(format!("account {account:?} is not [a-z0-9][a-z0-9._-]{{0,63}}")));
     }

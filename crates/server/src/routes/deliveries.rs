@@ -87,7 +87,7 @@ pub(crate) async fn deliveries(
     security(("bearer" = [])))]
 pub(crate) async fn redeliver(
     State(s): St,
-    AccountManager { account }: AccountManager,
+    AccountManager { account, .. }: AccountManager,
     Path((_, id, delivery)): Path<(String, String, u64)>,
 ) -> AppResult<Response> {
     redeliver_one(&s, account, id, delivery).await?;
@@ -134,7 +134,7 @@ pub(crate) struct ReplayPost {
     security(("bearer" = [])))]
 pub(crate) async fn replay(
     State(s): St,
-    AccountManager { account }: AccountManager,
+    AccountManager { account, .. }: AccountManager,
     Path((_, id)): Path<(String, String)>,
     JsonBody(p): JsonBody<ReplayPost>,
 ) -> AppResult<Response> {

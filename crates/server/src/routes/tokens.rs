@@ -123,7 +123,7 @@ pub(crate) struct KeyPost {
     security(("bearer" = [])))]
 pub(crate) async fn post_account_key(
     State(s): St,
-    AccountManager { account }: AccountManager,
+    AccountManager { account, .. }: AccountManager,
     JsonBody(k): JsonBody<Option<KeyPost>>,
 ) -> AppResult<Response> {
     known_account(&s, &account)?;
@@ -143,7 +143,7 @@ pub(crate) async fn post_account_key(
     security(("bearer" = [])))]
 pub(crate) async fn delete_account_key(
     State(s): St,
-    AccountManager { account }: AccountManager,
+    AccountManager { account, .. }: AccountManager,
     Path((_, id)): Path<(String, String)>,
 ) -> AppResult<Response> {
     revoke(&s, id, move |t| t.scope == Scope::Account(account.clone())).await

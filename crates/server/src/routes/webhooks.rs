@@ -284,7 +284,7 @@ fn new_webhook_id() -> String {
     security(("bearer" = [])))]
 pub(crate) async fn post_webhook(
     State(s): St,
-    AccountManager { account }: AccountManager,
+    AccountManager { account, .. }: AccountManager,
     JsonBody(p): JsonBody<WebhookBody>,
 ) -> AppResult<Response> {
     let (sub, secret) = create_webhook(&s, account, p).await?;
@@ -390,7 +390,7 @@ async fn update(s: &AppState, account: String, id: String, update: SubscriptionU
     security(("bearer" = [])))]
 pub(crate) async fn patch_webhook(
     State(s): St,
-    AccountManager { account }: AccountManager,
+    AccountManager { account, .. }: AccountManager,
     Path((_, id)): Path<(String, String)>,
     JsonBody(p): JsonBody<WebhookBody>,
 ) -> AppResult<Response> {
@@ -431,7 +431,7 @@ pub(crate) async fn change_webhook(
     security(("bearer" = [])))]
 pub(crate) async fn delete_webhook(
     State(s): St,
-    AccountManager { account }: AccountManager,
+    AccountManager { account, .. }: AccountManager,
     Path((_, id)): Path<(String, String)>,
 ) -> AppResult<Response> {
     remove_webhook(&s, account, id).await?;
@@ -464,7 +464,7 @@ pub(crate) async fn remove_webhook(s: &AppState, account: String, id: String) ->
     security(("bearer" = [])))]
 pub(crate) async fn rotate_secret(
     State(s): St,
-    AccountManager { account }: AccountManager,
+    AccountManager { account, .. }: AccountManager,
     Path((_, id)): Path<(String, String)>,
 ) -> AppResult<Response> {
     let (sub, secret) = rotate_webhook_secret(&s, account, id).await?;
