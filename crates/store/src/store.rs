@@ -170,8 +170,9 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a subscription (its undelivered events go with it); false when there was none.
     fn delete_subscription(&self, account: &str, id: &str) -> Result<bool, StoreError>;
 
-    /// One subscription of an account.
-    fn subscription(&self, account: &str, id: &str) -> Option<Subscription>;
+    /// One subscription of an account, as it is now (shared: the delivery
+    /// engine reads it at every attempt).
+    fn subscription(&self, account: &str, id: &str) -> Option<std::sync::Arc<Subscription>>;
 
     /// Every subscription of an account, by id.
     fn subscriptions(&self, account: &str) -> Vec<Subscription>;

@@ -263,8 +263,8 @@ impl Delivery {
 pub struct ClaimedDelivery {
     /// The outbox row.
     pub delivery: Delivery,
-    /// Its subscription, as it is now.
-    pub subscription: Subscription,
+    /// Its subscription, as it is now (shared with the store's view).
+    pub subscription: std::sync::Arc<Subscription>,
     /// What it carries.
     pub event: DeliveredEvent,
 }

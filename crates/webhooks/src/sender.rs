@@ -38,10 +38,18 @@ pub struct Sent {
     pub latency_ms: u64,
 }
 
+/// Targets whose checked URL a sender keeps at most: past it, it forgets them all.
+const KNOWN_TARGETS: usize = 4_096;
+
 /// The HTTP side of deliveries.
 pub struct Sender {
     client: reqwest::Client,
     allow_private: bool,
+    /// Target URLs as parsed and checked for their form and literal address
+    /// (what a subscription's URL gives every attempt the same answer to),
+    /// by the subscription's text: parsing costs more than the rest of an
+    /// attempt's preparation. Names are still resolved and checked at connect.
+    known: parking_lot::Mutex<std::collections::HashMap<String, Result<reqwest::Url, String>>>,
 }
 
 impl Sender {
@@ -56,7 +64,7 @@ impl Sender {
             builder = builder.dns_resolver(Arc::new(GuardedResolver));
         }
         let client = builder.build().map_err(|e| WebhookError::Client(e.to_string()))?;
-        Ok(Sender { client, allow_private })
+        Ok(Sender { client, allow_private, known: Default::default() })
     }
 
     /// Sends `claimed` once, signed at `now`.
@@ -65,6 +73,22 @@ impl Sender {
         let mut sent = self.attempt(claimed, now).await;
         sent.latency_ms = started.elapsed().as_millis() as u64;
         sent
+    }
+
+    /// A target URL parsed, with its literal address checked; why not.
+    fn checked_target(&self, url: &str) -> Result<reqwest::Url, String> {
+        if let Some(known) = self.known.lock().get(url) {
+            return known.clone();
+        }
+        let checked = crate::target::parse_target(url)
+            .and_then(|parsed| check_literal(&parsed, self.allow_private).map(|()| parsed))
+            .map_err(|e| e.to_string());
+        let mut known = self.known.lock();
+        if known.len() >= KNOWN_TARGETS {
+            known.clear();
+        }
+        known.insert(url.to_owned(), checked.clone());
+        checked
     }
 
     async fn attempt(&self, claimed: &ClaimedDelivery, now: DateTime<Utc>) -> Sent {
@@ -76,13 +100,10 @@ impl Sender {
             latency_ms: 0,
         };
         let sub = &claimed.subscription;
-        let url = match crate::target::parse_target(&sub.url) {
+        let url = match self.checked_target(&sub.url) {
             Ok(url) => url,
-            Err(e) => return failed(e.to_string()),
+            Err(e) => return failed(e),
         };
-        if let Err(e) = check_literal(&url, self.allow_private) {
-            return failed(e.to_string());
-        }
         let body = payload::body(&claimed.event);
         let id = claimed.delivery.webhook_id();
         let timestamp = now.timestamp();
@@ -91,11 +112,16 @@ impl Sender {
         for (name, value) in &sub.headers {
             request = request.header(name, value);
         }
+        // Names made once, not parsed from text at every attempt.
+        use reqwest::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+        const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
+        const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
+        const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
         let request = request
-            .header("content-type", "application/json")
-            .header("webhook-id", id)
-            .header("webhook-timestamp", timestamp.to_string())
-            .header("webhook-signature", signature)
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .header(WEBHOOK_ID, id)
+            .header(WEBHOOK_TIMESTAMP, HeaderValue::from(timestamp))
+            .header(WEBHOOK_SIGNATURE, signature)
             .body(body);
         let mut response = match request.send().await {
             Ok(r) => r,
@@ -164,7 +190,25 @@ fn describe(e: &reqwest::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::printable;
+    use super::{printable, Sender, KNOWN_TARGETS};
+
+    /// A refused target is refused at every attempt, from the kept answer
+    /// too, and the answers kept are bounded.
+    #[test]
+    fn checked_targets_keep_their_answer_and_are_bounded() {
+        let sender = Sender::new(false, std::time::Duration::from_secs(1)).unwrap();
+        for _ in 0..2 {
+            let refused = sender.checked_target("http://127.0.0.1:9/hook").unwrap_err();
+            assert!(refused.contains("127.0.0.1"), "{refused}");
+            assert!(sender.checked_target("ftp://example.com/").is_err());
+            assert_eq!(sender.checked_target("https://example.com/hook").unwrap().as_str(), "https://example.com/hook");
+        }
+        for i in 0..KNOWN_TARGETS + 10 {
+            sender.checked_target(&format!("https://example.com/{i}")).unwrap();
+            assert!(sender.known.lock().len() <= KNOWN_TARGETS);
+        }
+        assert!(sender.checked_target("http://[::1]/hook").is_err(), "refused after the kept answers were let go");
+    }
 
     /// An answer kept in an attempt's error can drive no terminal it is printed to.
     #[test]

@@ -345,6 +345,7 @@ pub(crate) fn known_webhook(s: &AppState, account: &str, id: &str) -> AppResult<
     known_account(s, account)?;
     s.store
         .subscription(account, id)
+        .map(|sub| (*sub).clone())
         .ok_or_else(|| ApiError::NotFound(format!("no webhook {id:?} in account {account:?}")))
 }
 

@@ -180,8 +180,7 @@ pub(crate) fn expire_webhook_records(
         let _locked = shared.outbox.locked.lock();
         for item in engine.outbox.iter() {
             let (k, v) = item.into_inner()?;
-            let d: Delivery =
-                serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(format!("outbox row: {e}")))?;
+            let d: Delivery = super::outbox_rows::decode(&v)?;
             if d.state != DeliveryState::Pending && d.created_at < cutoff {
                 batch.remove(&engine.outbox, k);
                 removed += 1;

@@ -16,8 +16,8 @@
 //! | `webhooks`   | account, subscription id              | JSON `Subscription`           |
 //! | `changes`    | change sequence                       | a change (`changelog.rs`)     |
 //! | `paths`      | account, path                         | empty: a path the store knows |
-//! | `outbox`     | subscription, delivery id             | JSON `Delivery`               |
-//! | `outbox_due` | next attempt time, outbox key         | empty: pending rows by due    |
+//! | `outbox`     | subscription, delivery id             | `Delivery` (`outbox_rows.rs`) |
+//! | `outbox_due` | next attempt time, outbox key         | pending rows by due: the row  |
 //! | `attempts`   | subscription, attempt id              | JSON `Attempt`                |
 //! | `alerts`     | account, alert id / fired key         | JSON `Alert` / its id         |
 //!
@@ -59,6 +59,7 @@ mod engine;
 mod expiry;
 mod folder;
 mod outbox;
+mod outbox_rows;
 mod paths;
 mod processor;
 mod requests;
@@ -118,7 +119,7 @@ pub(crate) struct Shared {
     /// What the open replayed after a crash.
     pub replay: ReplayCounts,
     /// Webhook subscriptions of published commits, by key (`subscriptions.rs`).
-    pub subscriptions: RwLock<BTreeMap<Vec<u8>, crate::webhook_records::Subscription>>,
+    pub subscriptions: RwLock<BTreeMap<Vec<u8>, Arc<crate::webhook_records::Subscription>>>,
     /// How far the change log is durable, and its signal to the change processor.
     pub changes: changelog::ChangeSignal,
     /// The outbox's lock, claims and wake-up (`outbox.rs`).
@@ -404,7 +405,7 @@ impl Store for EmbeddedStore {
         self.writer.delete_subscription(account.to_owned(), id.to_owned())
     }
 
-    fn subscription(&self, account: &str, id: &str) -> Option<Subscription> {
+    fn subscription(&self, account: &str, id: &str) -> Option<Arc<Subscription>> {
         self.find_subscription(account, id)
     }
 

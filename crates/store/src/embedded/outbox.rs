@@ -3,14 +3,19 @@
 //!
 //! | keyspace     | key                                        | value            |
 //! |--------------|--------------------------------------------|------------------|
-//! | `outbox`     | subscription key, delivery id u64 BE       | JSON `Delivery`  |
-//! | `outbox_due` | next attempt (ns, sortable), outbox key    | empty            |
+//! | `outbox`     | subscription key, delivery id u64 BE       | the row          |
+//! | `outbox_due` | next attempt (ns, sortable), outbox key    | the row, or empty|
 //! | `attempts`   | subscription key, attempt id u64 BE        | JSON `Attempt`   |
 //!
 //! `outbox_due` indexes the pending rows by when they are due (a PostgreSQL
 //! store: a partial index on `next_attempt_at WHERE state = 'pending'`), so
 //! that a claim reads only what is due, however many delivered rows are kept
-//! for replay. The row and its index entry change in one batch.
+//! for replay. The row and its index entry change in one batch, and the
+//! entry holds the row as it put it (`outbox_rows.rs` encodes both), so a
+//! claim reads rows in one scan of the index; entries of earlier builds are
+//! empty, and their rows are read from `outbox`. A completion writes the row
+//! it claimed, with no read: a claimed row changes only through a resend,
+//! which the lock's `resent` tells.
 //!
 //! Rows are made by the change processor (`processor.rs`), in the batch that
 //! moves its cursor, and by the alerts fired (`alerts.rs`), in the batch
@@ -21,7 +26,7 @@
 //! replays and the processor's commits, so that a row and its index entry
 //! never disagree.
 
-use super::{changelog, Engine, Shared};
+use super::{changelog, outbox_rows, Engine, Shared};
 use crate::failpoint;
 use crate::keys;
 use crate::webhook_records::{
@@ -124,18 +129,27 @@ pub(crate) fn put_row(
     d: &Delivery,
 ) {
     let key = row_key(sub_key, d.id);
+    let value = outbox_rows::to_value(d);
     if d.state == DeliveryState::Pending {
         let due = due_key(d.next_attempt_at, &key);
         locked.scan_from_at_most(&due);
-        batch.insert(&engine.outbox_due, due, []);
+        batch.insert(&engine.outbox_due, due, value.as_slice());
     }
-    batch.insert(&engine.outbox, key, to_json(d));
+    batch.insert(&engine.outbox, key, value);
 }
 
 fn read_row(engine: &Engine, key: &[u8]) -> Result<Option<Delivery>, StoreError> {
     match engine.outbox.get(key)? {
-        Some(v) => Ok(Some(from_json(&v, "outbox row")?)),
+        Some(v) => Ok(Some(outbox_rows::decode(&v)?)),
         None => Ok(None),
+    }
+}
+
+/// The row of a due entry: the one it holds, or (an entry of an earlier build) the one in `outbox`.
+fn row_of_entry(engine: &Engine, key: &[u8], entry: &[u8]) -> Result<Option<Delivery>, StoreError> {
+    match entry.is_empty() {
+        true => read_row(engine, key),
+        false => outbox_rows::decode(entry).map(Some),
     }
 }
 
@@ -152,7 +166,7 @@ pub(crate) const MAX_REFUSED_PER_CLAIM: usize = 1_024;
 
 /// What a claim makes of a due row, from its subscription alone.
 enum Verdict {
-    Admitted(Box<Subscription>),
+    Admitted(Arc<Subscription>),
     Refused,
     Deleted,
     Disabled,
@@ -169,7 +183,8 @@ pub(crate) fn claim(
     admit: &mut dyn FnMut(&Subscription) -> bool,
 ) -> Result<Vec<ClaimedDelivery>, StoreError> {
     let mut locked = shared.outbox.locked.lock();
-    let mut out = Vec::new();
+    // Room for a claim's usual take: growing a vector of claimed rows costs more than its reads.
+    let mut out = Vec::with_capacity(limit.min(256));
     match claim_into(engine, shared, &mut locked, now, limit, admit, &mut out) {
         Ok(()) => Ok(out),
         Err(e) => {
@@ -210,7 +225,7 @@ fn claim_into(
     let scan = engine.outbox_due.range(resume.clone()..end.clone()).chain(engine.outbox_due.range(start..resume));
     let mut scanned_all = true;
     for item in scan {
-        let due = item.key()?;
+        let (due, entry) = item.into_inner()?;
         if out.len() >= limit || refused >= MAX_REFUSED_PER_CLAIM {
             scanned_all = false;
             locked.resume_at = Some(due.to_vec());
@@ -237,11 +252,11 @@ fn claim_into(
         let verdict = match shared.subscriptions.read().get(sub_key) {
             None => Verdict::Deleted,
             Some(sub) if !sub.enabled => Verdict::Disabled,
-            Some(sub) if admit(sub) => Verdict::Admitted(Box::new(sub.clone())),
+            Some(sub) if admit(sub) => Verdict::Admitted(sub.clone()),
             Some(_) => Verdict::Refused,
         };
         let subscription = match verdict {
-            Verdict::Admitted(subscription) => *subscription,
+            Verdict::Admitted(subscription) => subscription,
             Verdict::Refused => {
                 // Left pending where it is: the next claims start here at the latest.
                 leave();
@@ -257,16 +272,16 @@ fn claim_into(
             }
             Verdict::Disabled => {
                 cleanup.remove(&engine.outbox_due, due.to_vec());
-                if let Some(mut d) = read_row(engine, key)?.filter(|d| d.state == DeliveryState::Pending) {
+                if let Some(mut d) = row_of_entry(engine, key, &entry)?.filter(|d| d.state == DeliveryState::Pending) {
                     d.state = DeliveryState::Held;
-                    cleanup.insert(&engine.outbox, key.to_vec(), to_json(&d));
+                    cleanup.insert(&engine.outbox, key.to_vec(), outbox_rows::to_value(&d));
                 }
                 continue;
             }
         };
         // A damaged row or event is left out of every later claim, said once,
         // rather than fail each claim at it and stop every delivery behind it.
-        let row = match read_row(engine, key) {
+        let row = match row_of_entry(engine, key, &entry) {
             Err(StoreError::Corrupt(why)) => {
                 tracing::error!(%why, "an outbox row cannot be read: it is not sent, and left as it is");
                 cleanup.remove(&engine.outbox_due, due.to_vec());
@@ -300,7 +315,7 @@ fn claim_into(
             cleanup.remove(&engine.outbox_due, due.to_vec());
             let mut d = d;
             d.state = DeliveryState::Failed;
-            cleanup.insert(&engine.outbox, key.to_vec(), to_json(&d));
+            cleanup.insert(&engine.outbox, key.to_vec(), outbox_rows::to_value(&d));
             continue;
         };
         locked.claimed.insert(key.to_vec());
@@ -380,20 +395,24 @@ fn record(
             }
             continue;
         }
-        if let Some(mut row) = read_row(engine, key)? {
-            unindex(engine, &mut batch, key, &row);
-            row.attempts += u32::from(c.attempt.is_some());
-            match c.next {
-                NextStep::Delivered => row.state = DeliveryState::Delivered,
-                NextStep::RetryAt(at) => {
-                    row.state = DeliveryState::Pending;
-                    row.next_attempt_at = at;
-                }
-                NextStep::GiveUp => row.state = DeliveryState::Failed,
-                NextStep::Hold => row.state = DeliveryState::Held,
+        // Not resent, the row is as it was claimed: nothing else changes
+        // a claimed row (expiry leaves pending rows, a deleted
+        // subscription's rows go at a claim), so it is not read again.
+        let mut row = c.delivery.clone();
+        debug_assert_eq!(read_row(engine, key)?.as_ref(), Some(&row), "a claimed row changed without a resend");
+        assert_eq!(row.state, DeliveryState::Pending, "a claimed row is pending");
+        unindex(engine, &mut batch, key, &row);
+        row.attempts += u32::from(c.attempt.is_some());
+        match c.next {
+            NextStep::Delivered => row.state = DeliveryState::Delivered,
+            NextStep::RetryAt(at) => {
+                row.state = DeliveryState::Pending;
+                row.next_attempt_at = at;
             }
-            put_row(engine, locked, &mut batch, sub_key, &row);
+            NextStep::GiveUp => row.state = DeliveryState::Failed,
+            NextStep::Hold => row.state = DeliveryState::Held,
         }
+        put_row(engine, locked, &mut batch, sub_key, &row);
     }
     batch.insert(&engine.meta, NEXT_ATTEMPT_ID_KEY, next_attempt_id.to_be_bytes());
     batch.commit()?;
@@ -423,7 +442,7 @@ fn resend(
             let mut rows = Vec::new();
             for item in engine.outbox.prefix(&sub_key) {
                 let (k, v) = item.into_inner()?;
-                rows.push((k.to_vec(), from_json(&v, "outbox row")?));
+                rows.push((k.to_vec(), outbox_rows::decode(&v)?));
             }
             rows
         }
@@ -497,7 +516,7 @@ pub(crate) fn rows(engine: &Engine, sub_key: &[u8]) -> Result<Vec<Delivery>, Sto
     let mut out = Vec::new();
     for item in engine.outbox.prefix(sub_key) {
         let (_, v) = item.into_inner()?;
-        out.push(from_json(&v, "outbox row")?);
+        out.push(outbox_rows::decode(&v)?);
     }
     Ok(out)
 }

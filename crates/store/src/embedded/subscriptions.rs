@@ -38,23 +38,23 @@ pub(crate) struct WriterSubscriptions {
 }
 
 /// Every subscription stored, by key.
-pub(crate) fn load(engine: &Engine) -> Result<BTreeMap<Vec<u8>, Subscription>, StoreError> {
+pub(crate) fn load(engine: &Engine) -> Result<BTreeMap<Vec<u8>, std::sync::Arc<Subscription>>, StoreError> {
     let mut out = BTreeMap::new();
     for item in engine.webhooks.iter() {
         let (k, v) = item.into_inner()?;
         let sub: Subscription =
             serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(format!("webhook subscription: {e}")))?;
-        out.insert(k.to_vec(), sub);
+        out.insert(k.to_vec(), std::sync::Arc::new(sub));
     }
     Ok(out)
 }
 
 impl WriterSubscriptions {
-    pub fn new(all: &BTreeMap<Vec<u8>, Subscription>) -> WriterSubscriptions {
+    pub fn new(all: &BTreeMap<Vec<u8>, std::sync::Arc<Subscription>>) -> WriterSubscriptions {
         let mut view =
             WriterSubscriptions { all: HashMap::new(), reads_watched: HashMap::new(), folders_watched: HashMap::new() };
         for (k, sub) in all {
-            view.set(k.clone(), Some(sub.clone()));
+            view.set(k.clone(), Some((**sub).clone()));
         }
         view
     }

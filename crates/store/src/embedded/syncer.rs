@@ -202,7 +202,7 @@ impl Syncer {
             let mut shared = self.shared.subscriptions.write();
             for (key, sub) in c.subscriptions {
                 match sub {
-                    Some(sub) => shared.insert(key, sub),
+                    Some(sub) => shared.insert(key, std::sync::Arc::new(sub)),
                     None => shared.remove(&key),
                 };
             }

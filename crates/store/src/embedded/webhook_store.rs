@@ -9,7 +9,7 @@ use crate::StoreError;
 use chrono::{DateTime, Utc};
 
 impl EmbeddedStore {
-    pub(super) fn find_subscription(&self, account: &str, id: &str) -> Option<Subscription> {
+    pub(super) fn find_subscription(&self, account: &str, id: &str) -> Option<std::sync::Arc<Subscription>> {
         if id.len() > keys::MAX_SUBSCRIPTION_ID_LEN {
             return None;
         }
@@ -19,14 +19,19 @@ impl EmbeddedStore {
     pub(super) fn list_subscriptions(&self, account: &str) -> Vec<Subscription> {
         let prefix = keys::account_prefix(account);
         let all = self.shared.subscriptions.read();
-        let mut out: Vec<Subscription> =
-            all.range(prefix.clone()..).take_while(|(k, _)| k.starts_with(&prefix)).map(|(_, s)| s.clone()).collect();
+        let mut out: Vec<Subscription> = all
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(_, s)| (**s).clone())
+            .collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));
         out
     }
 
     fn known_subscription(&self, account: &str, id: &str) -> Result<Subscription, StoreError> {
-        self.find_subscription(account, id).ok_or_else(|| StoreError::UnknownSubscription(id.to_owned()))
+        self.find_subscription(account, id)
+            .map(|s| (*s).clone())
+            .ok_or_else(|| StoreError::UnknownSubscription(id.to_owned()))
     }
 
     pub(super) fn claim(
@@ -479,6 +484,31 @@ mod tests {
         store.shutdown();
     }
 
+    /// A store of an earlier build holds JSON rows and empty index entries:
+    /// its rows are claimed, completed and listed as this build's are.
+    #[test]
+    fn rows_of_an_earlier_build_are_claimed_and_completed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+        store.create_subscription(sub("wh", "/in", &[Action::Create])).unwrap();
+        store.ingest(vec![call("1", Operation::Write, "/in/1", |_| {})]).wait_blocking().unwrap();
+        let made = rows(&store, "wh", 1);
+        let key = super::super::outbox::row_key(&crate::keys::subscription_key("acme", "wh"), made[0].id);
+        let entry = super::super::outbox::due_key(made[0].next_attempt_at, &key);
+        store.engine.outbox_due.insert(entry, []).unwrap();
+        store.engine.outbox.insert(&key, serde_json::to_vec(&made[0]).unwrap()).unwrap();
+
+        let claimed = store.claim_deliveries(Utc::now() + chrono::Duration::hours(1), 10, &mut |_| true).unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].delivery, made[0]);
+        let completion = Completion { delivery: claimed[0].delivery.clone(), attempt: None, next: NextStep::Delivered };
+        store.complete_deliveries(&[completion]).unwrap();
+        let after = store.deliveries("acme", "wh").unwrap();
+        assert_eq!((after[0].id, after[0].state), (made[0].id, DeliveryState::Delivered));
+        assert!(store.next_delivery_due().unwrap().is_none(), "its entry went with the completion");
+        store.shutdown();
+    }
+
     /// A damaged outbox row, or a damaged change a row carries, costs that
     /// row alone: claims go on past it (the row is left as it is; the
     /// other's delivery fails), and the rows behind are sent.
@@ -491,7 +521,12 @@ mod tests {
         store.ingest(events.to_vec()).wait_blocking().unwrap();
         let made = rows(&store, "wh", 3);
         let sub_key = crate::keys::subscription_key("acme", "wh");
-        store.engine.outbox.insert(super::super::outbox::row_key(&sub_key, made[0].id), "{not json").unwrap();
+        // Damaged where a claim reads it (its index entry holds the row) and in `outbox`.
+        let damaged = super::super::outbox::row_key(&sub_key, made[0].id);
+        let entry = super::super::outbox::due_key(made[0].next_attempt_at, &damaged);
+        assert!(store.engine.outbox_due.get(&entry).unwrap().is_some_and(|v| !v.is_empty()), "the entry holds the row");
+        store.engine.outbox_due.insert(entry, "{not json").unwrap();
+        store.engine.outbox.insert(damaged, "{not json").unwrap();
         let OutboxEvent::Change { seq, .. } = made[1].event else { panic!("a change") };
         store.engine.changes.insert(super::super::changelog::key(seq), [0xFFu8; 3]).unwrap();
 
@@ -500,7 +535,7 @@ mod tests {
         assert_eq!(claimed.iter().map(|c| c.delivery.id).collect::<Vec<_>>(), [made[2].id]);
         assert!(store.claim_deliveries(ahead, 10, &mut |_| true).unwrap().is_empty(), "nothing left to stop at");
         let row = store.engine.outbox.get(super::super::outbox::row_key(&sub_key, made[1].id)).unwrap().unwrap();
-        let row: crate::Delivery = serde_json::from_slice(&row).unwrap();
+        let row: crate::Delivery = crate::embedded::outbox_rows::decode(&row).unwrap();
         assert_eq!(row.state, DeliveryState::Failed, "the row whose change is damaged has failed");
         store.shutdown();
     }

@@ -1,0 +1,157 @@
+//! How an outbox row is stored: a compact binary value, written once when
+//! the change processor makes the row and again at each completion, and
+//! read by every claim. JSON, which stores of earlier builds hold, is still
+//! read (a JSON value starts with `{`, a binary one with its version).
+//!
+//! Value: `version u8 | id u64 LE | state u8 | attempts u32 LE |
+//! next_attempt_at ns i64 LE | created_at ns i64 LE | event kind u8 |
+//! change seq or alert id u64 LE | action u8 (0 for an alert) |
+//! account | subscription`, strings as `u16 LE length | bytes` (account
+//! and subscription ids are short: `keys.rs` bounds them).
+
+use crate::codec::time_ns;
+use crate::webhook_records::{Delivery, DeliveryState, OutboxEvent};
+use crate::StoreError;
+use callmeter_model::Action;
+use chrono::DateTime;
+
+const VERSION: u8 = 1;
+const CHANGE: u8 = 0;
+const ALERT: u8 = 1;
+
+fn state_code(s: DeliveryState) -> u8 {
+    match s {
+        DeliveryState::Pending => 0,
+        DeliveryState::Delivered => 1,
+        DeliveryState::Failed => 2,
+        DeliveryState::Held => 3,
+    }
+}
+
+fn state_of(code: u8) -> Option<DeliveryState> {
+    Some(match code {
+        0 => DeliveryState::Pending,
+        1 => DeliveryState::Delivered,
+        2 => DeliveryState::Failed,
+        3 => DeliveryState::Held,
+        _ => return None,
+    })
+}
+
+/// Encodes a row into `out` (cleared first).
+pub(crate) fn encode(d: &Delivery, out: &mut Vec<u8>) {
+    out.clear();
+    out.push(VERSION);
+    out.extend_from_slice(&d.id.to_le_bytes());
+    out.push(state_code(d.state));
+    out.extend_from_slice(&d.attempts.to_le_bytes());
+    out.extend_from_slice(&time_ns(d.next_attempt_at).to_le_bytes());
+    out.extend_from_slice(&time_ns(d.created_at).to_le_bytes());
+    let (kind, n, action) = match d.event {
+        OutboxEvent::Change { seq, action } => (CHANGE, seq, action.code()),
+        OutboxEvent::Alert { id } => (ALERT, id, 0),
+    };
+    out.push(kind);
+    out.extend_from_slice(&n.to_le_bytes());
+    out.push(action);
+    for s in [d.account.as_str(), d.subscription.as_str()] {
+        assert!(s.len() <= u16::MAX as usize, "account and subscription ids are bounded");
+        out.extend_from_slice(&(s.len() as u16).to_le_bytes());
+        out.extend_from_slice(s.as_bytes());
+    }
+}
+
+/// A row's value.
+pub(crate) fn to_value(d: &Delivery) -> Vec<u8> {
+    let mut out = Vec::with_capacity(48 + d.account.len() + d.subscription.len());
+    encode(d, &mut out);
+    out
+}
+
+/// Decodes a row's value, binary or (from an earlier build) JSON.
+pub(crate) fn decode(v: &[u8]) -> Result<Delivery, StoreError> {
+    if v.first() == Some(&b'{') {
+        return serde_json::from_slice(v).map_err(|e| StoreError::Corrupt(format!("outbox row: {e}")));
+    }
+    decode_binary(v).ok_or_else(|| StoreError::Corrupt("outbox row: not a row this build writes".into()))
+}
+
+fn decode_binary(v: &[u8]) -> Option<Delivery> {
+    if *v.first()? != VERSION {
+        return None;
+    }
+    let u64_at = |at: usize| Some(u64::from_le_bytes(v.get(at..at + 8)?.try_into().ok()?));
+    let id = u64_at(1)?;
+    let state = state_of(*v.get(9)?)?;
+    let attempts = u32::from_le_bytes(v.get(10..14)?.try_into().ok()?);
+    let next_attempt_at = DateTime::from_timestamp_nanos(u64_at(14)? as i64);
+    let created_at = DateTime::from_timestamp_nanos(u64_at(22)? as i64);
+    let n = u64_at(31)?;
+    let event = match *v.get(30)? {
+        CHANGE => OutboxEvent::Change { seq: n, action: Action::from_code(*v.get(39)?)? },
+        ALERT => OutboxEvent::Alert { id: n },
+        _ => return None,
+    };
+    let mut rest = v.get(40..)?;
+    let mut take = || -> Option<String> {
+        let len = u16::from_le_bytes(rest.get(..2)?.try_into().ok()?) as usize;
+        let s = std::str::from_utf8(rest.get(2..2 + len)?).ok()?.to_owned();
+        rest = &rest[2 + len..];
+        Some(s)
+    };
+    let account = take()?;
+    let subscription = take()?;
+    if !rest.is_empty() {
+        return None;
+    }
+    Some(Delivery { id, account, subscription, event, state, attempts, next_attempt_at, created_at })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(event: OutboxEvent, state: DeliveryState) -> Delivery {
+        Delivery {
+            id: 0x0102_0304_0506_0708,
+            account: "acme".into(),
+            subscription: "wh_0123456789abcdef".into(),
+            event,
+            state,
+            attempts: 7,
+            next_attempt_at: DateTime::from_timestamp_nanos(1_790_000_000_123_456_789),
+            created_at: DateTime::from_timestamp_nanos(1_789_999_000_000_000_001),
+        }
+    }
+
+    #[test]
+    fn rows_round_trip_and_earlier_json_rows_are_read() {
+        let states = [DeliveryState::Pending, DeliveryState::Delivered, DeliveryState::Failed, DeliveryState::Held];
+        for (i, state) in states.into_iter().enumerate() {
+            for action in Action::ALL {
+                let d = row(OutboxEvent::Change { seq: 99 + i as u64, action }, state);
+                assert_eq!(decode(&to_value(&d)).unwrap(), d);
+                assert_eq!(decode(&serde_json::to_vec(&d).unwrap()).unwrap(), d, "a JSON row of an earlier build");
+            }
+            let d = row(OutboxEvent::Alert { id: u64::MAX }, state);
+            assert_eq!(decode(&to_value(&d)).unwrap(), d);
+        }
+    }
+
+    /// Every cut or damaged value is an error that names the row, never a panic.
+    #[test]
+    fn damaged_rows_are_errors() {
+        let v = to_value(&row(OutboxEvent::Change { seq: 5, action: Action::Create }, DeliveryState::Pending));
+        for cut in 0..v.len() {
+            assert!(matches!(decode(&v[..cut]), Err(StoreError::Corrupt(why)) if why.starts_with("outbox row")));
+        }
+        let mut longer = v.clone();
+        longer.push(0);
+        assert!(decode(&longer).is_err(), "trailing bytes");
+        for (at, bad) in [(0, 9), (9, 4), (30, 2), (39, 200)] {
+            let mut damaged = v.clone();
+            damaged[at] = bad;
+            assert!(decode(&damaged).is_err(), "byte {at} = {bad}");
+        }
+    }
+}
