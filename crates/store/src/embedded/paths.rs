@@ -84,9 +84,11 @@ impl<'e> PathEdits<'e> {
         let own = key(account, path);
         let path_is_new = !self.contains(&own)?;
         match operation {
-            Operation::Write | Operation::Mkdir => {
+            // A path already known stays known: no edit to write again.
+            Operation::Write | Operation::Mkdir if path_is_new => {
                 self.overlay.insert(own, true);
             }
+            Operation::Write | Operation::Mkdir => {}
             Operation::Delete => {
                 for k in self.tree(account, path)? {
                     self.overlay.insert(k, false);
