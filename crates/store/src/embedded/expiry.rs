@@ -154,7 +154,7 @@ pub(crate) fn expire_webhook_records(
     shared: &Shared,
     cutoff: chrono::DateTime<chrono::Utc>,
 ) -> Result<u64, StoreError> {
-    use crate::webhook_records::{Attempt, Delivery, DeliveryState};
+    use crate::webhook_records::DeliveryState;
     let cursor = super::processor::cursor(engine)?;
     let mut removed = 0;
     let mut batch = engine.db.batch();
@@ -180,7 +180,7 @@ pub(crate) fn expire_webhook_records(
         let _locked = shared.outbox.locked.lock();
         for item in engine.outbox.iter() {
             let (k, v) = item.into_inner()?;
-            let d: Delivery = super::outbox_rows::decode(&v)?;
+            let Some(d) = super::outbox_rows::or_step_over(super::outbox_rows::decode(&v), &k) else { continue };
             if d.state != DeliveryState::Pending && d.created_at < cutoff {
                 batch.remove(&engine.outbox, k);
                 removed += 1;
@@ -190,7 +190,7 @@ pub(crate) fn expire_webhook_records(
     }
     for item in engine.attempts.iter() {
         let (k, v) = item.into_inner()?;
-        let a: Attempt = serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(format!("attempt: {e}")))?;
+        let Some(a) = super::outbox_rows::or_step_over(super::outbox_rows::decode_attempt(&v), &k) else { continue };
         if a.at < cutoff {
             batch.remove(&engine.attempts, k);
             removed += 1;

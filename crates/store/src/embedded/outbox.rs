@@ -442,7 +442,9 @@ fn resend(
             let mut rows = Vec::new();
             for item in engine.outbox.prefix(&sub_key) {
                 let (k, v) = item.into_inner()?;
-                rows.push((k.to_vec(), outbox_rows::decode(&v)?));
+                if let Some(d) = outbox_rows::or_step_over(outbox_rows::decode(&v), &k) {
+                    rows.push((k.to_vec(), d));
+                }
             }
             rows
         }
@@ -501,12 +503,12 @@ pub(crate) fn attempts(
     let end = row_key(sub_key, before.unwrap_or(u64::MAX));
     let mut attempts = Vec::new();
     for item in engine.attempts.range(start..end).rev() {
-        let (_, v) = item.into_inner()?;
+        let (k, v) = item.into_inner()?;
         if attempts.len() == limit {
             let next_before = attempts.last().map(|a: &Attempt| a.id);
             return Ok(AttemptPage { attempts, next_before });
         }
-        attempts.push(from_json(&v, "attempt")?);
+        attempts.extend(outbox_rows::or_step_over(outbox_rows::decode_attempt(&v), &k));
     }
     Ok(AttemptPage { attempts, next_before: None })
 }
@@ -515,8 +517,8 @@ pub(crate) fn attempts(
 pub(crate) fn rows(engine: &Engine, sub_key: &[u8]) -> Result<Vec<Delivery>, StoreError> {
     let mut out = Vec::new();
     for item in engine.outbox.prefix(sub_key) {
-        let (_, v) = item.into_inner()?;
-        out.push(outbox_rows::decode(&v)?);
+        let (k, v) = item.into_inner()?;
+        out.extend(outbox_rows::or_step_over(outbox_rows::decode(&v), &k));
     }
     Ok(out)
 }
@@ -537,8 +539,4 @@ pub(crate) fn next_due(engine: &Engine, shared: &Shared) -> Result<Option<DateTi
 
 pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).expect("records serialize")
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(v: &[u8], what: &str) -> Result<T, StoreError> {
-    serde_json::from_slice(v).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }

@@ -10,7 +10,7 @@
 //! and subscription ids are short: `keys.rs` bounds them).
 
 use crate::codec::time_ns;
-use crate::webhook_records::{Delivery, DeliveryState, OutboxEvent};
+use crate::webhook_records::{Attempt, Delivery, DeliveryState, OutboxEvent};
 use crate::StoreError;
 use callmeter_model::Action;
 use chrono::DateTime;
@@ -66,6 +66,24 @@ pub(crate) fn to_value(d: &Delivery) -> Vec<u8> {
     let mut out = Vec::with_capacity(48 + d.account.len() + d.subscription.len());
     encode(d, &mut out);
     out
+}
+
+/// Decodes an attempt's value.
+pub(crate) fn decode_attempt(v: &[u8]) -> Result<Attempt, StoreError> {
+    serde_json::from_slice(v).map_err(|e| StoreError::Corrupt(format!("attempt: {e}")))
+}
+
+/// A decoded record, or none for a damaged one, said: listings, replays and
+/// expiry step over it and leave it as it is, rather than fail for every
+/// record of the subscription (or, for expiry, of the store) behind it.
+pub(crate) fn or_step_over<T>(decoded: Result<T, StoreError>, key: &[u8]) -> Option<T> {
+    match decoded {
+        Ok(record) => Some(record),
+        Err(e) => {
+            tracing::error!(error = %e, key = ?String::from_utf8_lossy(key), "a webhook record cannot be read: stepped over, left as it is");
+            None
+        }
+    }
 }
 
 /// Decodes a row's value, binary or (from an earlier build) JSON.

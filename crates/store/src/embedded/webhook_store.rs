@@ -509,6 +509,49 @@ mod tests {
         store.shutdown();
     }
 
+    /// A damaged row or attempt costs itself alone: listings, replays and
+    /// expiry step over it, and what else the subscription holds stays in reach.
+    #[test]
+    fn a_damaged_record_is_stepped_over_by_listings_replays_and_expiry() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+        store.create_subscription(sub("wh", "/in", &[Action::Create])).unwrap();
+        let events = ["1", "2"].map(|id| call(id, Operation::Write, &format!("/in/{id}"), |_| {}));
+        store.ingest(events.to_vec()).wait_blocking().unwrap();
+        rows(&store, "wh", 2);
+        let claimed = store.claim_deliveries(Utc::now() + chrono::Duration::hours(1), 10, &mut |_| true).unwrap();
+        let done = claimed.iter().map(|c| Completion {
+            delivery: c.delivery.clone(),
+            attempt: Some(Attempt {
+                id: 0,
+                delivery: 0,
+                webhook_id: c.delivery.webhook_id(),
+                at: Utc::now(),
+                status: AttemptStatus::Delivered,
+                response_code: Some(204),
+                latency_ms: 1,
+                error: None,
+            }),
+            next: NextStep::Delivered,
+        });
+        store.complete_deliveries(&done.collect::<Vec<_>>()).unwrap();
+        let sub_key = crate::keys::subscription_key("acme", "wh");
+        let first_attempt = store.delivery_attempts("acme", "wh", None, 10).unwrap().attempts[1].id;
+        store.engine.attempts.insert(super::super::outbox::row_key(&sub_key, first_attempt), "{not json").unwrap();
+        store.engine.outbox.insert(super::super::outbox::row_key(&sub_key, claimed[0].delivery.id), [9u8; 5]).unwrap();
+
+        assert_eq!(store.delivery_attempts("acme", "wh", None, 10).unwrap().attempts.len(), 1);
+        assert_eq!(store.deliveries("acme", "wh").unwrap().len(), 1);
+        assert_eq!(store.replay("acme", "wh", Utc::now() - chrono::Duration::hours(1), Utc::now()).unwrap(), 1);
+        let later = Utc::now() + chrono::Duration::hours(1);
+        assert_eq!(
+            super::super::expiry::expire_webhook_records(&store.engine, &store.shared, later).unwrap(),
+            2 + 1,
+            "two processed changes, the readable attempt; the replayed row is pending"
+        );
+        store.shutdown();
+    }
+
     /// A damaged outbox row, or a damaged change a row carries, costs that
     /// row alone: claims go on past it (the row is left as it is; the
     /// other's delivery fails), and the rows behind are sent.
