@@ -89,7 +89,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// The store format this build writes; older ones are upgraded on open (`upgrade.rs`).
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 pub(crate) const FORMAT_KEY: &str = "format_version";
 

@@ -15,6 +15,11 @@
 //!   ingestion (visible whole or not at all), and the old keyspace dropped.
 //!   A crash before the new format is recorded copies them again, which
 //!   is harmless: a key written twice is one key.
+//! - 3 → 4: outbox rows are written in a binary form (`outbox_rows.rs`),
+//!   and each due entry holds its row. Nothing is rewritten: format 3's JSON
+//!   rows and empty entries are still read. The version is raised so that
+//!   an earlier build, which reads JSON rows only, refuses the store rather
+//!   than take this build's rows for damaged ones and drop their deliveries.
 
 use super::writer::{MAX_BLOCK_SPAN_NS, NEXT_SEQ_KEY};
 use super::{Engine, Shared, FORMAT_KEY, FORMAT_VERSION};

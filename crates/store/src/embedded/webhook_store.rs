@@ -91,6 +91,9 @@ impl EmbeddedStore {
 }
 
 #[cfg(test)]
+mod damaged_tests;
+
+#[cfg(test)]
 mod tests {
     use crate::webhook_records::{DeliveryState, NextStep, OutboxEvent, SubscriptionUpdate, Watch};
     use crate::{Attempt, AttemptStatus, Completion, EmbeddedStore, Outcome, Store, StoreOptions, Subscription};
@@ -98,7 +101,7 @@ mod tests {
     use chrono::Utc;
     use std::time::Duration;
 
-    fn sub(id: &str, folder: &str, actions: &[Action]) -> Subscription {
+    pub(super) fn sub(id: &str, folder: &str, actions: &[Action]) -> Subscription {
         Subscription {
             id: id.into(),
             account: "acme".into(),
@@ -115,7 +118,7 @@ mod tests {
         }
     }
 
-    fn call(id: &str, op: Operation, path: &str, extra: impl FnOnce(&mut CallEvent)) -> CallEvent {
+    pub(super) fn call(id: &str, op: Operation, path: &str, extra: impl FnOnce(&mut CallEvent)) -> CallEvent {
         let mut e = CallEvent::new(id.into(), "acme".into(), Utc::now(), Interface::Rest, op);
         e.path = Some(path.into());
         extra(&mut e);
@@ -123,7 +126,7 @@ mod tests {
     }
 
     /// Waits until the processor has made `n` rows for `id`, then claims what is due.
-    fn rows(store: &EmbeddedStore, id: &str, n: usize) -> Vec<crate::Delivery> {
+    pub(super) fn rows(store: &EmbeddedStore, id: &str, n: usize) -> Vec<crate::Delivery> {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
             let rows = store.deliveries("acme", id).unwrap();
@@ -481,105 +484,6 @@ mod tests {
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].state, DeliveryState::Pending);
         assert!(store.delivery_attempts("acme", "wh", None, 10).unwrap().attempts.is_empty());
-        store.shutdown();
-    }
-
-    /// A store of an earlier build holds JSON rows and empty index entries:
-    /// its rows are claimed, completed and listed as this build's are.
-    #[test]
-    fn rows_of_an_earlier_build_are_claimed_and_completed() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
-        store.create_subscription(sub("wh", "/in", &[Action::Create])).unwrap();
-        store.ingest(vec![call("1", Operation::Write, "/in/1", |_| {})]).wait_blocking().unwrap();
-        let made = rows(&store, "wh", 1);
-        let key = super::super::outbox::row_key(&crate::keys::subscription_key("acme", "wh"), made[0].id);
-        let entry = super::super::outbox::due_key(made[0].next_attempt_at, &key);
-        store.engine.outbox_due.insert(entry, []).unwrap();
-        store.engine.outbox.insert(&key, serde_json::to_vec(&made[0]).unwrap()).unwrap();
-
-        let claimed = store.claim_deliveries(Utc::now() + chrono::Duration::hours(1), 10, &mut |_| true).unwrap();
-        assert_eq!(claimed.len(), 1);
-        assert_eq!(claimed[0].delivery, made[0]);
-        let completion = Completion { delivery: claimed[0].delivery.clone(), attempt: None, next: NextStep::Delivered };
-        store.complete_deliveries(&[completion]).unwrap();
-        let after = store.deliveries("acme", "wh").unwrap();
-        assert_eq!((after[0].id, after[0].state), (made[0].id, DeliveryState::Delivered));
-        assert!(store.next_delivery_due().unwrap().is_none(), "its entry went with the completion");
-        store.shutdown();
-    }
-
-    /// A damaged row or attempt costs itself alone: listings, replays and
-    /// expiry step over it, and what else the subscription holds stays in reach.
-    #[test]
-    fn a_damaged_record_is_stepped_over_by_listings_replays_and_expiry() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
-        store.create_subscription(sub("wh", "/in", &[Action::Create])).unwrap();
-        let events = ["1", "2"].map(|id| call(id, Operation::Write, &format!("/in/{id}"), |_| {}));
-        store.ingest(events.to_vec()).wait_blocking().unwrap();
-        rows(&store, "wh", 2);
-        let claimed = store.claim_deliveries(Utc::now() + chrono::Duration::hours(1), 10, &mut |_| true).unwrap();
-        let done = claimed.iter().map(|c| Completion {
-            delivery: c.delivery.clone(),
-            attempt: Some(Attempt {
-                id: 0,
-                delivery: 0,
-                webhook_id: c.delivery.webhook_id(),
-                at: Utc::now(),
-                status: AttemptStatus::Delivered,
-                response_code: Some(204),
-                latency_ms: 1,
-                error: None,
-            }),
-            next: NextStep::Delivered,
-        });
-        store.complete_deliveries(&done.collect::<Vec<_>>()).unwrap();
-        let sub_key = crate::keys::subscription_key("acme", "wh");
-        let first_attempt = store.delivery_attempts("acme", "wh", None, 10).unwrap().attempts[1].id;
-        store.engine.attempts.insert(super::super::outbox::row_key(&sub_key, first_attempt), "{not json").unwrap();
-        store.engine.outbox.insert(super::super::outbox::row_key(&sub_key, claimed[0].delivery.id), [9u8; 5]).unwrap();
-
-        assert_eq!(store.delivery_attempts("acme", "wh", None, 10).unwrap().attempts.len(), 1);
-        assert_eq!(store.deliveries("acme", "wh").unwrap().len(), 1);
-        assert_eq!(store.replay("acme", "wh", Utc::now() - chrono::Duration::hours(1), Utc::now()).unwrap(), 1);
-        let later = Utc::now() + chrono::Duration::hours(1);
-        assert_eq!(
-            super::super::expiry::expire_webhook_records(&store.engine, &store.shared, later).unwrap(),
-            2 + 1,
-            "two processed changes, the readable attempt; the replayed row is pending"
-        );
-        store.shutdown();
-    }
-
-    /// A damaged outbox row, or a damaged change a row carries, costs that
-    /// row alone: claims go on past it (the row is left as it is; the
-    /// other's delivery fails), and the rows behind are sent.
-    #[test]
-    fn a_damaged_row_or_event_stops_no_claim() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
-        store.create_subscription(sub("wh", "/in", &[Action::Create])).unwrap();
-        let events = ["1", "2", "3"].map(|id| call(id, Operation::Write, &format!("/in/{id}"), |_| {}));
-        store.ingest(events.to_vec()).wait_blocking().unwrap();
-        let made = rows(&store, "wh", 3);
-        let sub_key = crate::keys::subscription_key("acme", "wh");
-        // Damaged where a claim reads it (its index entry holds the row) and in `outbox`.
-        let damaged = super::super::outbox::row_key(&sub_key, made[0].id);
-        let entry = super::super::outbox::due_key(made[0].next_attempt_at, &damaged);
-        assert!(store.engine.outbox_due.get(&entry).unwrap().is_some_and(|v| !v.is_empty()), "the entry holds the row");
-        store.engine.outbox_due.insert(entry, "{not json").unwrap();
-        store.engine.outbox.insert(damaged, "{not json").unwrap();
-        let OutboxEvent::Change { seq, .. } = made[1].event else { panic!("a change") };
-        store.engine.changes.insert(super::super::changelog::key(seq), [0xFFu8; 3]).unwrap();
-
-        let ahead = Utc::now() + chrono::Duration::hours(1);
-        let claimed = store.claim_deliveries(ahead, 10, &mut |_| true).unwrap();
-        assert_eq!(claimed.iter().map(|c| c.delivery.id).collect::<Vec<_>>(), [made[2].id]);
-        assert!(store.claim_deliveries(ahead, 10, &mut |_| true).unwrap().is_empty(), "nothing left to stop at");
-        let row = store.engine.outbox.get(super::super::outbox::row_key(&sub_key, made[1].id)).unwrap().unwrap();
-        let row: crate::Delivery = crate::embedded::outbox_rows::decode(&row).unwrap();
-        assert_eq!(row.state, DeliveryState::Failed, "the row whose change is damaged has failed");
         store.shutdown();
     }
 }

@@ -1,0 +1,150 @@
+//! Damaged and earlier-build outbox records: each costs itself alone, and
+//! rows of an earlier build (JSON rows, empty index entries) are sent as
+//! this build's are.
+
+use super::tests::{call, rows, sub};
+use crate::webhook_records::{DeliveryState, NextStep, OutboxEvent};
+use crate::{Attempt, AttemptStatus, Completion, EmbeddedStore, Store, StoreOptions};
+use callmeter_model::{Action, Operation};
+use chrono::Utc;
+
+/// A store of an earlier build holds JSON rows and empty index entries:
+/// its rows are claimed, completed and listed as this build's are.
+#[test]
+fn rows_of_an_earlier_build_are_claimed_and_completed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+    store.create_subscription(sub("wh", "/in", &[Action::Create])).unwrap();
+    store.ingest(vec![call("1", Operation::Write, "/in/1", |_| {})]).wait_blocking().unwrap();
+    let made = rows(&store, "wh", 1);
+    let key = crate::embedded::outbox::row_key(&crate::keys::subscription_key("acme", "wh"), made[0].id);
+    let entry = crate::embedded::outbox::due_key(made[0].next_attempt_at, &key);
+    store.engine.outbox_due.insert(entry, []).unwrap();
+    store.engine.outbox.insert(&key, serde_json::to_vec(&made[0]).unwrap()).unwrap();
+
+    let claimed = store.claim_deliveries(Utc::now() + chrono::Duration::hours(1), 10, &mut |_| true).unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].delivery, made[0]);
+    let completion = Completion { delivery: claimed[0].delivery.clone(), attempt: None, next: NextStep::Delivered };
+    store.complete_deliveries(&[completion]).unwrap();
+    let after = store.deliveries("acme", "wh").unwrap();
+    assert_eq!((after[0].id, after[0].state), (made[0].id, DeliveryState::Delivered));
+    assert!(store.next_delivery_due().unwrap().is_none(), "its entry went with the completion");
+    store.shutdown();
+}
+
+/// A damaged row or attempt costs itself alone: listings, replays and
+/// expiry step over it, and what else the subscription holds stays in reach.
+#[test]
+fn a_damaged_record_is_stepped_over_by_listings_replays_and_expiry() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+    store.create_subscription(sub("wh", "/in", &[Action::Create])).unwrap();
+    let events = ["1", "2"].map(|id| call(id, Operation::Write, &format!("/in/{id}"), |_| {}));
+    store.ingest(events.to_vec()).wait_blocking().unwrap();
+    rows(&store, "wh", 2);
+    let claimed = store.claim_deliveries(Utc::now() + chrono::Duration::hours(1), 10, &mut |_| true).unwrap();
+    let done = claimed.iter().map(|c| Completion {
+        delivery: c.delivery.clone(),
+        attempt: Some(Attempt {
+            id: 0,
+            delivery: 0,
+            webhook_id: c.delivery.webhook_id(),
+            at: Utc::now(),
+            status: AttemptStatus::Delivered,
+            response_code: Some(204),
+            latency_ms: 1,
+            error: None,
+        }),
+        next: NextStep::Delivered,
+    });
+    store.complete_deliveries(&done.collect::<Vec<_>>()).unwrap();
+    let sub_key = crate::keys::subscription_key("acme", "wh");
+    let first_attempt = store.delivery_attempts("acme", "wh", None, 10).unwrap().attempts[1].id;
+    store.engine.attempts.insert(crate::embedded::outbox::row_key(&sub_key, first_attempt), "{not json").unwrap();
+    store.engine.outbox.insert(crate::embedded::outbox::row_key(&sub_key, claimed[0].delivery.id), [9u8; 5]).unwrap();
+
+    assert_eq!(store.delivery_attempts("acme", "wh", None, 10).unwrap().attempts.len(), 1);
+    assert_eq!(store.deliveries("acme", "wh").unwrap().len(), 1);
+    assert_eq!(store.replay("acme", "wh", Utc::now() - chrono::Duration::hours(1), Utc::now()).unwrap(), 1);
+    let later = Utc::now() + chrono::Duration::hours(1);
+    assert_eq!(
+        crate::embedded::expiry::expire_webhook_records(&store.engine, &store.shared, later).unwrap(),
+        2 + 1,
+        "two processed changes, the readable attempt; the replayed row is pending"
+    );
+    store.shutdown();
+}
+
+/// A damaged outbox row, or a damaged change a row carries, costs that
+/// row alone: claims go on past it (the row is left as it is; the
+/// other's delivery fails), and the rows behind are sent.
+#[test]
+fn a_damaged_row_or_event_stops_no_claim() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+    store.create_subscription(sub("wh", "/in", &[Action::Create])).unwrap();
+    let events = ["1", "2", "3"].map(|id| call(id, Operation::Write, &format!("/in/{id}"), |_| {}));
+    store.ingest(events.to_vec()).wait_blocking().unwrap();
+    let made = rows(&store, "wh", 3);
+    let sub_key = crate::keys::subscription_key("acme", "wh");
+    // Damaged where a claim reads it (its index entry holds the row) and in `outbox`.
+    let damaged = crate::embedded::outbox::row_key(&sub_key, made[0].id);
+    let entry = crate::embedded::outbox::due_key(made[0].next_attempt_at, &damaged);
+    assert!(store.engine.outbox_due.get(&entry).unwrap().is_some_and(|v| !v.is_empty()), "the entry holds the row");
+    store.engine.outbox_due.insert(entry, "{not json").unwrap();
+    store.engine.outbox.insert(damaged, "{not json").unwrap();
+    let OutboxEvent::Change { seq, .. } = made[1].event else { panic!("a change") };
+    store.engine.changes.insert(crate::embedded::changelog::key(seq), [0xFFu8; 3]).unwrap();
+
+    let ahead = Utc::now() + chrono::Duration::hours(1);
+    let claimed = store.claim_deliveries(ahead, 10, &mut |_| true).unwrap();
+    assert_eq!(claimed.iter().map(|c| c.delivery.id).collect::<Vec<_>>(), [made[2].id]);
+    assert!(store.claim_deliveries(ahead, 10, &mut |_| true).unwrap().is_empty(), "nothing left to stop at");
+    let row = store.engine.outbox.get(crate::embedded::outbox::row_key(&sub_key, made[1].id)).unwrap().unwrap();
+    let row: crate::Delivery = crate::embedded::outbox_rows::decode(&row).unwrap();
+    assert_eq!(row.state, DeliveryState::Failed, "the row whose change is damaged has failed");
+    store.shutdown();
+}
+
+/// A damaged index entry costs nothing when its row is whole: the claim
+/// reads the row instead and sends it.
+#[test]
+fn a_damaged_index_entry_of_a_whole_row_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+    store.create_subscription(sub("wh", "/in", &[Action::Create])).unwrap();
+    store.ingest(vec![call("1", Operation::Write, "/in/1", |_| {})]).wait_blocking().unwrap();
+    let made = rows(&store, "wh", 1);
+    let key = crate::embedded::outbox::row_key(&crate::keys::subscription_key("acme", "wh"), made[0].id);
+    store.engine.outbox_due.insert(crate::embedded::outbox::due_key(made[0].next_attempt_at, &key), [7u8; 3]).unwrap();
+
+    let claimed = store.claim_deliveries(Utc::now() + chrono::Duration::hours(1), 10, &mut |_| true).unwrap();
+    assert_eq!(claimed.iter().map(|c| &c.delivery).collect::<Vec<_>>(), [&made[0]]);
+    store.shutdown();
+}
+
+/// A damaged row of a disabled subscription is stepped over, not held, and
+/// stops no claim: the other subscription's row is sent.
+#[test]
+fn a_damaged_row_of_a_disabled_subscription_stops_no_claim() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+    store.create_subscription(sub("wh_off", "/in", &[Action::Create])).unwrap();
+    store.create_subscription(sub("wh_on", "/in", &[Action::Create])).unwrap();
+    store.ingest(vec![call("1", Operation::Write, "/in/1", |_| {})]).wait_blocking().unwrap();
+    let off = rows(&store, "wh_off", 1);
+    rows(&store, "wh_on", 1);
+    let disable = crate::SubscriptionUpdate { enabled: Some(false), ..Default::default() };
+    store.update_subscription("acme", "wh_off", disable).unwrap();
+    let key = crate::embedded::outbox::row_key(&crate::keys::subscription_key("acme", "wh_off"), off[0].id);
+    store.engine.outbox_due.insert(crate::embedded::outbox::due_key(off[0].next_attempt_at, &key), [7u8; 3]).unwrap();
+    store.engine.outbox.insert(&key, [7u8; 3]).unwrap();
+
+    let ahead = Utc::now() + chrono::Duration::hours(1);
+    let claimed = store.claim_deliveries(ahead, 10, &mut |_| true).unwrap();
+    assert_eq!(claimed.iter().map(|c| c.subscription.id.as_str()).collect::<Vec<_>>(), ["wh_on"]);
+    assert!(store.claim_deliveries(ahead, 10, &mut |_| true).unwrap().is_empty(), "its entry is gone");
+    assert_eq!(store.engine.outbox.get(&key).unwrap().unwrap().as_ref(), [7u8; 3], "left as it is");
+    store.shutdown();
+}
