@@ -282,8 +282,7 @@ mod tests {
             .iter()
             .map(|h| {
                 let home = t.home(*h);
-                let at = (0..t.slots.len()).find(|k| t.slots[(home + k) & t.mask()].hash == *h).expect("counted");
-                at
+                (0..t.slots.len()).find(|k| t.slots[(home + k) & t.mask()].hash == *h).expect("counted")
             })
             .max();
         assert!(farthest < Some(100), "a probe walked {farthest:?} slots");
