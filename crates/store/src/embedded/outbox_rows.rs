@@ -6,10 +6,11 @@
 //! Value: `version u8 | id u64 LE | state u8 | attempts u32 LE |
 //! next_attempt_at ns i64 LE | created_at ns i64 LE | event kind u8 |
 //! change seq or alert id u64 LE | action u8 (0 for an alert) |
-//! account | subscription`, strings as `u16 LE length | bytes` (account
-//! and subscription ids are short: `keys.rs` bounds them).
+//! account | subscription`, strings as `keys.rs` writes them (`u16 BE
+//! length | bytes`; account and subscription ids are short: it bounds them).
 
 use crate::codec::time_ns;
+use crate::keys;
 use crate::webhook_records::{Attempt, Delivery, DeliveryState, OutboxEvent};
 use crate::StoreError;
 use callmeter_model::Action;
@@ -56,8 +57,7 @@ pub(crate) fn encode(d: &Delivery, out: &mut Vec<u8>) {
     out.push(action);
     for s in [d.account.as_str(), d.subscription.as_str()] {
         assert!(s.len() <= u16::MAX as usize, "account and subscription ids are bounded");
-        out.extend_from_slice(&(s.len() as u16).to_le_bytes());
-        out.extend_from_slice(s.as_bytes());
+        keys::push_str16(out, s);
     }
 }
 
@@ -110,18 +110,12 @@ fn decode_binary(v: &[u8]) -> Option<Delivery> {
         ALERT => OutboxEvent::Alert { id: n },
         _ => return None,
     };
-    let mut rest = v.get(40..)?;
-    let mut take = || -> Option<String> {
-        let len = u16::from_le_bytes(rest.get(..2)?.try_into().ok()?) as usize;
-        let s = std::str::from_utf8(rest.get(2..2 + len)?).ok()?.to_owned();
-        rest = &rest[2 + len..];
-        Some(s)
-    };
-    let account = take()?;
-    let subscription = take()?;
+    let (account, rest) = keys::read_str16(v.get(40..)?)?;
+    let (subscription, rest) = keys::read_str16(rest)?;
     if !rest.is_empty() {
         return None;
     }
+    let (account, subscription) = (account.to_owned(), subscription.to_owned());
     Some(Delivery { id, account, subscription, event, state, attempts, next_attempt_at, created_at })
 }
 

@@ -3,22 +3,40 @@
 //! this build's are.
 
 use super::tests::{call, rows, sub};
+use crate::embedded::outbox::{due_key, row_key};
 use crate::webhook_records::{DeliveryState, NextStep, OutboxEvent};
-use crate::{Attempt, AttemptStatus, Completion, EmbeddedStore, Store, StoreOptions};
+use crate::{Attempt, AttemptStatus, Completion, Delivery, EmbeddedStore, Store, StoreOptions};
 use callmeter_model::{Action, Operation};
 use chrono::Utc;
+
+/// A store in `dir` with a folder webhook on `/in` for each of `subs`, and
+/// `writes` new files there: each subscription's rows, oldest first.
+fn store_with_rows(dir: &std::path::Path, subs: &[&str], writes: usize) -> (EmbeddedStore, Vec<Vec<Delivery>>) {
+    let store = EmbeddedStore::open(dir, StoreOptions::default()).unwrap();
+    for id in subs {
+        store.create_subscription(sub(id, "/in", &[Action::Create])).unwrap();
+    }
+    let events = (1..=writes).map(|i| call(&i.to_string(), Operation::Write, &format!("/in/{i}"), |_| {}));
+    store.ingest(events.collect()).wait_blocking().unwrap();
+    let made = subs.iter().map(|id| rows(&store, id, writes)).collect();
+    (store, made)
+}
+
+/// A row's key in `outbox` and its entry's key in `outbox_due`.
+fn keys_of(d: &Delivery) -> (Vec<u8>, Vec<u8>) {
+    let key = row_key(&crate::keys::subscription_key(&d.account, &d.subscription), d.id);
+    let entry = due_key(d.next_attempt_at, &key);
+    (key, entry)
+}
 
 /// A store of an earlier build holds JSON rows and empty index entries:
 /// its rows are claimed, completed and listed as this build's are.
 #[test]
 fn rows_of_an_earlier_build_are_claimed_and_completed() {
     let dir = tempfile::tempdir().unwrap();
-    let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
-    store.create_subscription(sub("wh", "/in", &[Action::Create])).unwrap();
-    store.ingest(vec![call("1", Operation::Write, "/in/1", |_| {})]).wait_blocking().unwrap();
-    let made = rows(&store, "wh", 1);
-    let key = crate::embedded::outbox::row_key(&crate::keys::subscription_key("acme", "wh"), made[0].id);
-    let entry = crate::embedded::outbox::due_key(made[0].next_attempt_at, &key);
+    let (store, made) = store_with_rows(dir.path(), &["wh"], 1);
+    let made = &made[0];
+    let (key, entry) = keys_of(&made[0]);
     store.engine.outbox_due.insert(entry, []).unwrap();
     store.engine.outbox.insert(&key, serde_json::to_vec(&made[0]).unwrap()).unwrap();
 
@@ -38,11 +56,7 @@ fn rows_of_an_earlier_build_are_claimed_and_completed() {
 #[test]
 fn a_damaged_record_is_stepped_over_by_listings_replays_and_expiry() {
     let dir = tempfile::tempdir().unwrap();
-    let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
-    store.create_subscription(sub("wh", "/in", &[Action::Create])).unwrap();
-    let events = ["1", "2"].map(|id| call(id, Operation::Write, &format!("/in/{id}"), |_| {}));
-    store.ingest(events.to_vec()).wait_blocking().unwrap();
-    rows(&store, "wh", 2);
+    let (store, _) = store_with_rows(dir.path(), &["wh"], 2);
     let claimed = store.claim_deliveries(Utc::now() + chrono::Duration::hours(1), 10, &mut |_| true).unwrap();
     let done = claimed.iter().map(|c| Completion {
         delivery: c.delivery.clone(),
@@ -61,8 +75,8 @@ fn a_damaged_record_is_stepped_over_by_listings_replays_and_expiry() {
     store.complete_deliveries(&done.collect::<Vec<_>>()).unwrap();
     let sub_key = crate::keys::subscription_key("acme", "wh");
     let first_attempt = store.delivery_attempts("acme", "wh", None, 10).unwrap().attempts[1].id;
-    store.engine.attempts.insert(crate::embedded::outbox::row_key(&sub_key, first_attempt), "{not json").unwrap();
-    store.engine.outbox.insert(crate::embedded::outbox::row_key(&sub_key, claimed[0].delivery.id), [9u8; 5]).unwrap();
+    store.engine.attempts.insert(row_key(&sub_key, first_attempt), "{not json").unwrap();
+    store.engine.outbox.insert(keys_of(&claimed[0].delivery).0, [9u8; 5]).unwrap();
 
     assert_eq!(store.delivery_attempts("acme", "wh", None, 10).unwrap().attempts.len(), 1);
     assert_eq!(store.deliveries("acme", "wh").unwrap().len(), 1);
@@ -82,15 +96,10 @@ fn a_damaged_record_is_stepped_over_by_listings_replays_and_expiry() {
 #[test]
 fn a_damaged_row_or_event_stops_no_claim() {
     let dir = tempfile::tempdir().unwrap();
-    let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
-    store.create_subscription(sub("wh", "/in", &[Action::Create])).unwrap();
-    let events = ["1", "2", "3"].map(|id| call(id, Operation::Write, &format!("/in/{id}"), |_| {}));
-    store.ingest(events.to_vec()).wait_blocking().unwrap();
-    let made = rows(&store, "wh", 3);
-    let sub_key = crate::keys::subscription_key("acme", "wh");
+    let (store, made) = store_with_rows(dir.path(), &["wh"], 3);
+    let made = &made[0];
     // Damaged where a claim reads it (its index entry holds the row) and in `outbox`.
-    let damaged = crate::embedded::outbox::row_key(&sub_key, made[0].id);
-    let entry = crate::embedded::outbox::due_key(made[0].next_attempt_at, &damaged);
+    let (damaged, entry) = keys_of(&made[0]);
     assert!(store.engine.outbox_due.get(&entry).unwrap().is_some_and(|v| !v.is_empty()), "the entry holds the row");
     store.engine.outbox_due.insert(entry, "{not json").unwrap();
     store.engine.outbox.insert(damaged, "{not json").unwrap();
@@ -101,7 +110,7 @@ fn a_damaged_row_or_event_stops_no_claim() {
     let claimed = store.claim_deliveries(ahead, 10, &mut |_| true).unwrap();
     assert_eq!(claimed.iter().map(|c| c.delivery.id).collect::<Vec<_>>(), [made[2].id]);
     assert!(store.claim_deliveries(ahead, 10, &mut |_| true).unwrap().is_empty(), "nothing left to stop at");
-    let row = store.engine.outbox.get(crate::embedded::outbox::row_key(&sub_key, made[1].id)).unwrap().unwrap();
+    let row = store.engine.outbox.get(keys_of(&made[1]).0).unwrap().unwrap();
     let row: crate::Delivery = crate::embedded::outbox_rows::decode(&row).unwrap();
     assert_eq!(row.state, DeliveryState::Failed, "the row whose change is damaged has failed");
     store.shutdown();
@@ -112,12 +121,9 @@ fn a_damaged_row_or_event_stops_no_claim() {
 #[test]
 fn a_damaged_index_entry_of_a_whole_row_is_sent() {
     let dir = tempfile::tempdir().unwrap();
-    let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
-    store.create_subscription(sub("wh", "/in", &[Action::Create])).unwrap();
-    store.ingest(vec![call("1", Operation::Write, "/in/1", |_| {})]).wait_blocking().unwrap();
-    let made = rows(&store, "wh", 1);
-    let key = crate::embedded::outbox::row_key(&crate::keys::subscription_key("acme", "wh"), made[0].id);
-    store.engine.outbox_due.insert(crate::embedded::outbox::due_key(made[0].next_attempt_at, &key), [7u8; 3]).unwrap();
+    let (store, made) = store_with_rows(dir.path(), &["wh"], 1);
+    let made = &made[0];
+    store.engine.outbox_due.insert(keys_of(&made[0]).1, [7u8; 3]).unwrap();
 
     let claimed = store.claim_deliveries(Utc::now() + chrono::Duration::hours(1), 10, &mut |_| true).unwrap();
     assert_eq!(claimed.iter().map(|c| &c.delivery).collect::<Vec<_>>(), [&made[0]]);
@@ -129,16 +135,11 @@ fn a_damaged_index_entry_of_a_whole_row_is_sent() {
 #[test]
 fn a_damaged_row_of_a_disabled_subscription_stops_no_claim() {
     let dir = tempfile::tempdir().unwrap();
-    let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
-    store.create_subscription(sub("wh_off", "/in", &[Action::Create])).unwrap();
-    store.create_subscription(sub("wh_on", "/in", &[Action::Create])).unwrap();
-    store.ingest(vec![call("1", Operation::Write, "/in/1", |_| {})]).wait_blocking().unwrap();
-    let off = rows(&store, "wh_off", 1);
-    rows(&store, "wh_on", 1);
+    let (store, made) = store_with_rows(dir.path(), &["wh_off", "wh_on"], 1);
     let disable = crate::SubscriptionUpdate { enabled: Some(false), ..Default::default() };
     store.update_subscription("acme", "wh_off", disable).unwrap();
-    let key = crate::embedded::outbox::row_key(&crate::keys::subscription_key("acme", "wh_off"), off[0].id);
-    store.engine.outbox_due.insert(crate::embedded::outbox::due_key(off[0].next_attempt_at, &key), [7u8; 3]).unwrap();
+    let (key, entry) = keys_of(&made[0][0]);
+    store.engine.outbox_due.insert(entry, [7u8; 3]).unwrap();
     store.engine.outbox.insert(&key, [7u8; 3]).unwrap();
 
     let ahead = Utc::now() + chrono::Duration::hours(1);
