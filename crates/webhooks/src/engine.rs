@@ -167,7 +167,7 @@ impl Admission {
 
 /// A target: scheme, host and port.
 fn target_of(url: &str) -> String {
-    match reqwest::Url::parse(url) {
+    match url::Url::parse(url) {
         Ok(u) => format!("{}://{}:{}", u.scheme(), u.host_str().unwrap_or(""), u.port_or_known_default().unwrap_or(0)),
         Err(_) => url.to_owned(),
     }

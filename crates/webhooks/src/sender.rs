@@ -1,9 +1,10 @@
 //! One attempt of one delivery over HTTP.
 //!
 //! A POST of the delivery's body with the Standard Webhooks headers and the
-//! subscription's own, through a client that follows no redirect (a 3xx is
+//! subscription's own, through hyper's pooled client (keep-alive
+//! connections, rustls for https), which follows no redirect (a 3xx is
 //! a failure: a redirect to an internal address must not be followed), uses
-//! no proxy from the environment, connects only to addresses the
+//! no proxy, connects only to addresses the
 //! [`GuardedResolver`](crate::target::GuardedResolver) checked (unless
 //! private targets are allowed), and gives up after the timeout (15 s by
 //! default). At most 64 KiB of an answer is read: enough for an error's
@@ -12,16 +13,34 @@
 use crate::schedule::parse_retry_after;
 use crate::target::{check_literal, GuardedResolver};
 use crate::{payload, signing, WebhookError};
+use bytes::Bytes;
 use callmeter_store::ClaimedDelivery;
 use chrono::{DateTime, Duration, Utc};
-use reqwest::redirect::Policy;
+use http_body_util::{BodyExt, Full};
+use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::sync::Arc;
+use url::Url;
 
 /// Bytes of an answer read at most.
 pub const MAX_ANSWER_BYTES: usize = 64 << 10;
 
 /// Bytes of an answer kept in the attempt's error.
 const ERROR_EXCERPT_BYTES: usize = 200;
+
+/// Targets whose checked URL a sender keeps at most: past it, it forgets them all.
+const KNOWN_TARGETS: usize = 4_096;
+
+/// How long a kept connection to a target may stay idle.
+const IDLE_CONNECTION: std::time::Duration = std::time::Duration::from_secs(60);
+
+// Names made once, not parsed from text at every attempt.
+const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
+const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
+const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
+const AGENT: HeaderValue = HeaderValue::from_static(concat!("callmeter-webhooks/", env!("CARGO_PKG_VERSION")));
 
 /// What one attempt found.
 #[derive(Debug, Clone)]
@@ -38,33 +57,46 @@ pub struct Sent {
     pub latency_ms: u64,
 }
 
-/// Targets whose checked URL a sender keeps at most: past it, it forgets them all.
-const KNOWN_TARGETS: usize = 4_096;
+type Connector = hyper_rustls::HttpsConnector<HttpConnector<GuardedResolver>>;
 
 /// The HTTP side of deliveries.
 pub struct Sender {
-    client: reqwest::Client,
+    /// hyper's pooled client, straight: the layers of a general-purpose
+    /// client (redirect and retry policies, request copies) cost more CPU
+    /// per delivery than the rest of the attempt.
+    client: Client<Connector, Full<Bytes>>,
     allow_private: bool,
+    timeout: std::time::Duration,
     /// Target URLs as parsed and checked for their form and literal address
     /// (what a subscription's URL gives every attempt the same answer to),
     /// by the subscription's text: parsing costs more than the rest of an
     /// attempt's preparation. Names are still resolved and checked at connect.
-    known: parking_lot::Mutex<std::collections::HashMap<String, Result<reqwest::Url, String>>>,
+    known: parking_lot::Mutex<std::collections::HashMap<String, Result<Url, String>>>,
 }
 
 impl Sender {
     pub fn new(allow_private: bool, timeout: std::time::Duration) -> Result<Sender, WebhookError> {
-        let mut builder = reqwest::Client::builder()
-            .redirect(Policy::none())
-            .no_proxy()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .user_agent(concat!("callmeter-webhooks/", env!("CARGO_PKG_VERSION")));
-        if !allow_private {
-            builder = builder.dns_resolver(Arc::new(GuardedResolver));
-        }
-        let client = builder.build().map_err(|e| WebhookError::Client(e.to_string()))?;
-        Ok(Sender { client, allow_private, known: Default::default() })
+        let mut http = HttpConnector::new_with_resolver(GuardedResolver { allow_private });
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(timeout));
+        http.set_nodelay(true);
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| WebhookError::Client(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(IDLE_CONNECTION)
+            .build(https);
+        Ok(Sender { client, allow_private, timeout, known: Default::default() })
     }
 
     /// Sends `claimed` once, signed at `now`.
@@ -76,7 +108,7 @@ impl Sender {
     }
 
     /// A target URL parsed, with its literal address checked; why not.
-    fn checked_target(&self, url: &str) -> Result<reqwest::Url, String> {
+    fn checked_target(&self, url: &str) -> Result<Url, String> {
         if let Some(known) = self.known.lock().get(url) {
             return known.clone();
         }
@@ -91,6 +123,33 @@ impl Sender {
         checked
     }
 
+    /// The request of one attempt: the body, the Standard Webhooks headers
+    /// and the subscription's own.
+    fn request(
+        &self,
+        claimed: &ClaimedDelivery,
+        url: &Url,
+        now: DateTime<Utc>,
+    ) -> Result<hyper::Request<Full<Bytes>>, String> {
+        let sub = &claimed.subscription;
+        let body = payload::body(&claimed.event);
+        let id = claimed.delivery.webhook_id();
+        let timestamp = now.timestamp();
+        let signature = signing::signature_header(sub.signing_secrets(now), &id, timestamp, &body);
+        let mut request = hyper::Request::post(url.as_str());
+        for (name, value) in &sub.headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        request
+            .header(USER_AGENT, AGENT)
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .header(WEBHOOK_ID, id)
+            .header(WEBHOOK_TIMESTAMP, HeaderValue::from(timestamp))
+            .header(WEBHOOK_SIGNATURE, signature)
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| format!("cannot make the request: {e}"))
+    }
+
     async fn attempt(&self, claimed: &ClaimedDelivery, now: DateTime<Utc>) -> Sent {
         let failed = |error: String| Sent {
             response_code: None,
@@ -99,48 +158,38 @@ impl Sender {
             error: Some(error),
             latency_ms: 0,
         };
-        let sub = &claimed.subscription;
-        let url = match self.checked_target(&sub.url) {
-            Ok(url) => url,
-            Err(e) => return failed(e),
-        };
-        let body = payload::body(&claimed.event);
-        let id = claimed.delivery.webhook_id();
-        let timestamp = now.timestamp();
-        let signature = signing::signature_header(sub.signing_secrets(now), &id, timestamp, &body);
-        let mut request = self.client.post(url);
-        for (name, value) in &sub.headers {
-            request = request.header(name, value);
-        }
-        // Names made once, not parsed from text at every attempt.
-        use reqwest::header::{HeaderName, HeaderValue, CONTENT_TYPE};
-        const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
-        const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
-        const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
-        let request = request
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .header(WEBHOOK_ID, id)
-            .header(WEBHOOK_TIMESTAMP, HeaderValue::from(timestamp))
-            .header(WEBHOOK_SIGNATURE, signature)
-            .body(body);
-        let mut response = match request.send().await {
-            Ok(r) => r,
-            Err(e) => return failed(describe(&e)),
+        let request =
+            match self.checked_target(&claimed.subscription.url).and_then(|url| self.request(claimed, &url, now)) {
+                Ok(request) => request,
+                Err(e) => return failed(e),
+            };
+        // One deadline for the whole attempt: connecting, the answer's head and its body.
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let response = match tokio::time::timeout_at(deadline, self.client.request(request)).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => return failed(describe(&e)),
+            Err(_) => return failed("timed out".to_owned()),
         };
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, now));
+        let retry_after =
+            response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| parse_retry_after(v, now));
+        let mut body = response.into_body();
         let mut answer = Vec::new();
         let mut read_error = None;
         while answer.len() < MAX_ANSWER_BYTES {
-            match response.chunk().await {
-                Ok(Some(chunk)) => answer.extend_from_slice(&chunk[..chunk.len().min(MAX_ANSWER_BYTES - answer.len())]),
+            match tokio::time::timeout_at(deadline, body.frame()).await {
+                Ok(Some(Ok(frame))) => {
+                    if let Some(chunk) = frame.data_ref() {
+                        answer.extend_from_slice(&chunk[..chunk.len().min(MAX_ANSWER_BYTES - answer.len())]);
+                    }
+                }
                 Ok(None) => break,
-                Err(e) => {
+                Ok(Some(Err(e))) => {
                     read_error = Some(describe(&e));
+                    break;
+                }
+                Err(_) => {
+                    read_error = Some("timed out".to_owned());
                     break;
                 }
             }
@@ -176,10 +225,10 @@ fn printable(text: &str) -> String {
     out.trim().to_owned()
 }
 
-/// An error with its causes, which say what failed (a refused address, a timeout).
-fn describe(e: &reqwest::Error) -> String {
-    let mut out = if e.is_timeout() { "timed out".to_owned() } else { e.to_string() };
-    let mut source = std::error::Error::source(e);
+/// An error with its causes, which say what failed (a refused address, a refused connection).
+fn describe(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
     while let Some(s) = source {
         out.push_str(": ");
         out.push_str(&s.to_string());
@@ -190,7 +239,47 @@ fn describe(e: &reqwest::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{printable, Sender, KNOWN_TARGETS};
+    use super::{describe, printable, Sender, KNOWN_TARGETS};
+    use bytes::Bytes;
+    use http_body_util::Full;
+    use tokio::io::AsyncReadExt;
+
+    fn post(url: &str) -> hyper::Request<Full<Bytes>> {
+        hyper::Request::post(url).body(Full::new(Bytes::from_static(b"{}"))).unwrap()
+    }
+
+    /// An https target is spoken to in TLS (its first bytes are a
+    /// handshake), and a peer that is no trusted server fails the attempt.
+    #[tokio::test]
+    async fn https_targets_get_tls() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let peer = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut first = [0u8; 3];
+            socket.read_exact(&mut first).await.unwrap();
+            first
+        });
+        let sender = Sender::new(true, std::time::Duration::from_secs(5)).unwrap();
+        let sent = sender.client.request(post(&format!("https://127.0.0.1:{port}/hook"))).await;
+        assert!(sent.is_err(), "a peer that never answers the handshake is no target");
+        assert_eq!(peer.await.unwrap(), [0x16, 0x03, 0x01], "a TLS handshake record");
+    }
+
+    /// A name that resolves to a refused address is refused at connect,
+    /// not only when the subscription is made (no DNS-rebinding window).
+    #[tokio::test]
+    async fn a_name_resolving_to_a_refused_address_is_refused_at_connect() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let sender = Sender::new(false, std::time::Duration::from_secs(5)).unwrap();
+        let e = sender.client.request(post(&format!("http://localhost:{port}/hook"))).await.unwrap_err();
+        assert!(describe(&e).contains("localhost resolves to refused addresses only"), "{}", describe(&e));
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(200), listener.accept()).await.is_err(),
+            "no connection"
+        );
+    }
 
     /// A refused target is refused at every attempt, from the kept answer
     /// too, and the answers kept are bounded.

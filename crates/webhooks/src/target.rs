@@ -18,8 +18,9 @@
 //! the tests deliver to loopback.
 
 use crate::WebhookError;
-use reqwest::Url;
+use hyper_util::client::legacy::connect::dns::Name;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use url::Url;
 
 /// Why an address is refused, or `None` when a webhook may be sent there.
 pub fn refused_ip(ip: IpAddr) -> Option<&'static str> {
@@ -155,15 +156,32 @@ pub fn check_literal(url: &Url, allow_private: bool) -> Result<(), WebhookError>
     }
 }
 
-/// The resolver deliveries connect through: the system's, minus refused addresses.
+/// The resolver deliveries connect through: the system's, minus refused
+/// addresses (unless the operator allows them).
 #[derive(Debug, Clone, Copy)]
-pub struct GuardedResolver;
+pub struct GuardedResolver {
+    /// Hand over every address, refused ones too (`allow_private_targets`).
+    pub allow_private: bool,
+}
 
-impl reqwest::dns::Resolve for GuardedResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let host = name.as_str().to_owned();
+type Resolved = Result<std::vec::IntoIter<SocketAddr>, Box<dyn std::error::Error + Send + Sync>>;
+
+impl tower::Service<Name> for GuardedResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Resolved> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let (host, allow_private) = (name.as_str().to_owned(), self.allow_private);
         Box::pin(async move {
             let all: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if allow_private {
+                return Ok(all.into_iter());
+            }
             let allowed: Vec<SocketAddr> = all.iter().copied().filter(|a| refused_ip(a.ip()).is_none()).collect();
             if allowed.is_empty() {
                 let shown: Vec<String> = all.iter().map(|a| a.ip().to_string()).collect();
@@ -171,7 +189,7 @@ impl reqwest::dns::Resolve for GuardedResolver {
                     WebhookError::Target(format!("{host} resolves to refused addresses only ({})", shown.join(", ")));
                 return Err(Box::new(e) as Box<dyn std::error::Error + Send + Sync>);
             }
-            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
+            Ok(allowed.into_iter())
         })
     }
 }
@@ -258,7 +276,11 @@ mod tests {
         assert!(e.to_string().contains("localhost resolves to"), "{e}");
         assert!(check_target("http://127.0.0.1:9/", false).await.is_err());
         assert!(check_target("http://localhost:9/", true).await.is_ok(), "allowed by the operator");
-        let refused = reqwest::dns::Resolve::resolve(&GuardedResolver, "localhost".parse().unwrap()).await;
+        use tower::Service;
+        let localhost: Name = "localhost".parse().unwrap();
+        let refused = GuardedResolver { allow_private: false }.call(localhost.clone()).await;
         assert!(refused.is_err(), "the connection's resolver refuses it too");
+        let allowed = GuardedResolver { allow_private: true }.call(localhost).await.unwrap();
+        assert!(allowed.into_iter().all(|a| a.ip().is_loopback()), "allowed by the operator");
     }
 }
