@@ -81,6 +81,14 @@ const MAX_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
 /// meanwhile.
 const GATHER_COMPLETIONS: std::time::Duration = std::time::Duration::from_millis(10);
 
+/// What one claim did.
+struct Claim {
+    /// Whether due rows were left for want of their target's or account's room.
+    refused: bool,
+    /// Whether it took as many rows as it had room for: more may be due.
+    filled: bool,
+}
+
 /// Sends the outbox of a store.
 pub struct DeliveryEngine {
     store: Arc<dyn Store>,
@@ -266,8 +274,13 @@ impl DeliveryEngine {
             let completed = self.completed.notified();
             tokio::pin!(completed);
             completed.as_mut().enable();
-            let (claimed, refused) = self.clone().claim_and_send(&finished).await;
-            if claimed > 0 {
+            let Claim { refused, filled } = self.clone().claim_and_send(&finished).await;
+            // A claim that filled its room may have left due rows: claim
+            // again at once. One that did not took every due row it had
+            // room for: the next is due later, or comes with a wake-up
+            // (registered above), so claiming again at once would find
+            // nothing, at the cost of a scan.
+            if filled {
                 continue;
             }
             // Rows due but refused (no room): the next room comes with a completion.
@@ -314,11 +327,10 @@ impl DeliveryEngine {
         }
     }
 
-    /// Claims as many due rows as there is room for and starts their
-    /// attempts: how many, and whether rows were left for want of room.
-    async fn claim_and_send(self: Arc<Self>, finished: &mpsc::Sender<Finished>) -> (usize, bool) {
+    /// Claims as many due rows as there is room for and starts their attempts.
+    async fn claim_and_send(self: Arc<Self>, finished: &mpsc::Sender<Finished>) -> Claim {
         let Some((room, mut admission)) = self.admission() else {
-            return (0, true);
+            return Claim { refused: true, filled: false };
         };
         let (store, now) = (self.store.clone(), self.clock.now());
         let claim = move || {
@@ -329,9 +341,9 @@ impl DeliveryEngine {
             Ok((Ok(claimed), admission)) => (claimed, admission),
             Ok((Err(e), _)) => {
                 tracing::warn!(error = %e, "cannot claim deliveries; trying again shortly");
-                return (0, false);
+                return Claim { refused: false, filled: false };
             }
-            Err(_) => return (0, false),
+            Err(_) => return Claim { refused: false, filled: false },
         };
         let n = claimed.len();
         for c in claimed {
@@ -347,7 +359,7 @@ impl DeliveryEngine {
                 done.send(completion);
             });
         }
-        (n, admission.refused)
+        Claim { refused: admission.refused, filled: n >= room }
     }
 
     /// The room for rows a claim has now: in all, and by target and account

@@ -229,7 +229,9 @@ fn claim_into(
     // (A clock moved back may ask for less than was scanned: nothing then.)
     let start = locked.due_from.clone().min(end.clone());
     let resume = locked.resume_at.take().filter(|r| *r > start && *r < end).unwrap_or_else(|| start.clone());
-    let scan = engine.outbox_due.range(resume.clone()..end.clone()).chain(engine.outbox_due.range(start..resume));
+    // The wrapped-around part only when there is one: each range costs a look at every table.
+    let wrapped = (resume > start).then(|| engine.outbox_due.range(start..resume.clone()));
+    let scan = engine.outbox_due.range(resume..end.clone()).chain(wrapped.into_iter().flatten());
     let mut scanned_all = true;
     for item in scan {
         let (due, entry) = item.into_inner()?;
