@@ -52,8 +52,11 @@ pub fn jitter() -> f64 {
 /// The wait a `Retry-After` value asks for: seconds, or an HTTP date.
 pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
     let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::seconds(i64::try_from(secs.min(1 << 32)).ok()?));
+    // Delay-seconds is digits only; more of them than a u64 holds is a long
+    // wait still (the schedule caps it), not no wait.
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        let secs = value.parse::<u64>().unwrap_or(u64::MAX).min(1 << 32);
+        return Some(Duration::seconds(secs as i64));
     }
     let at = DateTime::parse_from_rfc2822(value).ok()?.with_timezone(&Utc);
     Some((at - now).max(Duration::zero()))
@@ -90,5 +93,7 @@ mod tests {
         assert_eq!(parse_retry_after("Tue, 01 Dec 2026 00:01:00 GMT", now), Some(Duration::seconds(60)));
         assert_eq!(parse_retry_after("Mon, 30 Nov 2026 00:00:00 GMT", now), Some(Duration::zero()));
         assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-5", now), None);
+        assert_eq!(parse_retry_after("99999999999999999999", now), Some(Duration::seconds(1 << 32)), "past u64: long");
     }
 }

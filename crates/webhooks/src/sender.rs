@@ -200,15 +200,29 @@ impl Sender {
         } else if status.is_redirection() {
             Some(format!("HTTP {status}: redirects are not followed"))
         } else {
-            let excerpt = printable(&String::from_utf8_lossy(&answer[..answer.len().min(ERROR_EXCERPT_BYTES)]));
+            let excerpt = excerpt(&answer);
             Some(match (excerpt.is_empty(), read_error) {
-                (_, Some(e)) => format!("HTTP {status}: {e}"),
+                (true, Some(e)) => format!("HTTP {status}: {e}"),
+                (false, Some(e)) => format!("HTTP {status}: {excerpt} (then: {e})"),
                 (true, None) => format!("HTTP {status}"),
                 (false, None) => format!("HTTP {status}: {excerpt}"),
             })
         };
         Sent { response_code: Some(status.as_u16()), delivered, retry_after, error, latency_ms: 0 }
     }
+}
+
+/// The start of an answer kept in an attempt's error: at most
+/// [`ERROR_EXCERPT_BYTES`], cut where a character ends, fit to show.
+fn excerpt(answer: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&answer[..answer.len().min(ERROR_EXCERPT_BYTES + 4)]);
+    let mut end = text.len().min(ERROR_EXCERPT_BYTES);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    // A character the cut of the read above split is no part of the answer.
+    let kept = text[..end].trim_end_matches('\u{fffd}');
+    printable(kept)
 }
 
 /// A receiver's answer as text fit to show: control characters (an escape
@@ -239,7 +253,7 @@ fn describe(e: &dyn std::error::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{describe, printable, Sender, KNOWN_TARGETS};
+    use super::{describe, excerpt, printable, Sender, KNOWN_TARGETS};
     use bytes::Bytes;
     use http_body_util::Full;
     use tokio::io::AsyncReadExt;
@@ -297,6 +311,19 @@ mod tests {
             assert!(sender.known.lock().len() <= KNOWN_TARGETS);
         }
         assert!(sender.checked_target("http://[::1]/hook").is_err(), "refused after the kept answers were let go");
+    }
+
+    /// An excerpt ends where a character does, never in a replacement sign
+    /// of a character cut in two.
+    #[test]
+    fn an_excerpt_is_cut_between_characters() {
+        let answer = "é".repeat(150);
+        let kept = excerpt(answer.as_bytes());
+        assert_eq!(kept, "é".repeat(100));
+        let mut odd = vec![b'a'; 199];
+        odd.extend_from_slice("€€".as_bytes());
+        assert_eq!(excerpt(&odd), "a".repeat(199));
+        assert_eq!(excerpt(b"short"), "short");
     }
 
     /// An answer kept in an attempt's error can drive no terminal it is printed to.
