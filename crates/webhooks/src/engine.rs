@@ -241,7 +241,7 @@ impl DeliveryEngine {
         options: EngineOptions,
     ) -> Result<DeliveryEngine, WebhookError> {
         Ok(DeliveryEngine {
-            sender: Sender::new(options.allow_private_targets, options.timeout)?,
+            sender: Sender::new(options.allow_private_targets, options.timeout, options.per_target.max(1))?,
             in_flight: Arc::new(Semaphore::new(options.max_in_flight.max(1))),
             targets: parking_lot::Mutex::new(HashMap::new()),
             claimed: parking_lot::Mutex::new(Claimed::default()),

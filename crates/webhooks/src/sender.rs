@@ -75,7 +75,13 @@ pub struct Sender {
 }
 
 impl Sender {
-    pub fn new(allow_private: bool, timeout: std::time::Duration) -> Result<Sender, WebhookError> {
+    /// A sender that keeps at most `idle_per_target` idle connections to a
+    /// target (the attempts it makes at once to one are enough to reuse).
+    pub fn new(
+        allow_private: bool,
+        timeout: std::time::Duration,
+        idle_per_target: usize,
+    ) -> Result<Sender, WebhookError> {
         let mut http = HttpConnector::new_with_resolver(GuardedResolver { allow_private });
         http.enforce_http(false);
         http.set_connect_timeout(Some(timeout));
@@ -95,6 +101,7 @@ impl Sender {
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(IDLE_CONNECTION)
+            .pool_max_idle_per_host(idle_per_target)
             .build(https);
         Ok(Sender { client, allow_private, timeout, known: Default::default() })
     }
@@ -274,10 +281,58 @@ mod tests {
             socket.read_exact(&mut first).await.unwrap();
             first
         });
-        let sender = Sender::new(true, std::time::Duration::from_secs(5)).unwrap();
+        let sender = Sender::new(true, std::time::Duration::from_secs(5), 4).unwrap();
         let sent = sender.client.request(post(&format!("https://127.0.0.1:{port}/hook"))).await;
         assert!(sent.is_err(), "a peer that never answers the handshake is no target");
         assert_eq!(peer.await.unwrap(), [0x16, 0x03, 0x01], "a TLS handshake record");
+    }
+
+    /// Connections left idle to one target are bounded: of 8 made at once,
+    /// the pool keeps 2 and closes the rest once their answers are in.
+    #[tokio::test]
+    async fn idle_connections_to_a_target_are_bounded() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let open = std::sync::Arc::new(AtomicUsize::new(0));
+        let all_in = std::sync::Arc::new(tokio::sync::Barrier::new(8));
+        let counted = open.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let (open, all_in) = (counted.clone(), all_in.clone());
+                open.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let mut got = Vec::new();
+                    // One request (a head and the two-byte body), answered once all 8 are in.
+                    while !got.ends_with(b"{}") {
+                        match socket.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => got.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    all_in.wait().await;
+                    socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await.unwrap();
+                    while !matches!(socket.read(&mut buf).await, Ok(0) | Err(_)) {}
+                    open.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        let sender = std::sync::Arc::new(Sender::new(true, std::time::Duration::from_secs(5), 2).unwrap());
+        let sends = (0..8).map(|_| {
+            let sender = sender.clone();
+            tokio::spawn(async move { sender.client.request(post(&format!("http://127.0.0.1:{port}/hook"))).await })
+        });
+        for send in sends.collect::<Vec<_>>() {
+            assert_eq!(send.await.unwrap().unwrap().status(), 200);
+        }
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while open.load(Ordering::SeqCst) > 2 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(open.load(Ordering::SeqCst), 2, "idle connections kept");
     }
 
     /// A name that resolves to a refused address is refused at connect,
@@ -286,7 +341,7 @@ mod tests {
     async fn a_name_resolving_to_a_refused_address_is_refused_at_connect() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let sender = Sender::new(false, std::time::Duration::from_secs(5)).unwrap();
+        let sender = Sender::new(false, std::time::Duration::from_secs(5), 4).unwrap();
         let e = sender.client.request(post(&format!("http://localhost:{port}/hook"))).await.unwrap_err();
         assert!(describe(&e).contains("localhost resolves to refused addresses only"), "{}", describe(&e));
         assert!(
@@ -299,7 +354,7 @@ mod tests {
     /// too, and the answers kept are bounded.
     #[test]
     fn checked_targets_keep_their_answer_and_are_bounded() {
-        let sender = Sender::new(false, std::time::Duration::from_secs(1)).unwrap();
+        let sender = Sender::new(false, std::time::Duration::from_secs(1), 4).unwrap();
         for _ in 0..2 {
             let refused = sender.checked_target("http://127.0.0.1:9/hook").unwrap_err();
             assert!(refused.contains("127.0.0.1"), "{refused}");
