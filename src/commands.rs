@@ -10,30 +10,11 @@ use std::path::{Path, PathBuf};
 
 /// `callmeter serve`.
 pub fn serve(config: Option<PathBuf>, options: ServerOptions) -> Result<()> {
-    no_transparent_huge_pages();
     let file = crate::import::load_config(config.as_deref())?;
     let settings = options.merge(file).resolve()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(callmeter_server::serve(settings))?;
     Ok(())
-}
-
-/// Turns transparent huge pages off for the server's memory. The allocator
-/// frees and takes memory back all the time under ingest, and with huge
-/// pages each fault zeroes 2 MiB: on this project's 2-core VM that zeroing
-/// took a quarter of the server's CPU and halved ingest's top rate whenever
-/// the kernel had huge pages to give (the webhooks bench: 370,000 against
-/// 680,000 calls a second; README, Performance). Small pages cost a fault
-/// per 4 KiB touched instead, which ingest's buffers repay.
-fn no_transparent_huge_pages() {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: prctl with PR_SET_THP_DISABLE takes plain integers and changes a flag of this process only.
-        let result = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
-        if result != 0 {
-            tracing::warn!(error = %std::io::Error::last_os_error(), "cannot turn transparent huge pages off; serving with them");
-        }
-    }
 }
 
 /// `callmeter usage`.

@@ -222,7 +222,7 @@ fn an_account_whose_plan_left_the_config_is_answered_apart_and_the_others_as_usu
     assert_eq!((row("vip")[1], row("vip")[5], *row("vip").last().unwrap()), ("gold", "", "unknown_plan"));
 }
 
-/// The server runs with transparent huge pages off (`src/commands.rs`:
+/// The server runs with transparent huge pages off (`src/main.rs`:
 /// zeroing 2 MiB a fault halved ingest's top rate on the project's VM).
 #[test]
 fn the_server_runs_without_transparent_huge_pages() {
