@@ -120,17 +120,9 @@ struct Claimed {
 
 impl Claimed {
     fn add(&mut self, target: &str, account: &str) {
-        fn up(map: &mut HashMap<String, usize>, key: &str) {
-            match map.get_mut(key) {
-                Some(n) => *n += 1,
-                None => {
-                    map.insert(key.to_owned(), 1);
-                }
-            }
-        }
         self.total += 1;
-        up(&mut self.targets, target);
-        up(&mut self.accounts, account);
+        *count(&mut self.targets, target, 0) += 1;
+        *count(&mut self.accounts, account, 0) += 1;
     }
 
     /// Counts a row's completion; whether its target has no claimed row left.
@@ -168,26 +160,29 @@ struct Admission {
 
 impl Admission {
     fn admit(&mut self, sub: &Subscription) -> bool {
-        // Looked up before anything is copied: most rows are of targets and accounts seen already.
         if !self.target_of_url.contains_key(&sub.url) {
             self.target_of_url.insert(sub.url.clone(), target_of(&sub.url));
         }
-        let target = &self.target_of_url[&sub.url];
-        if !self.targets.contains_key(target) {
-            self.targets.insert(target.clone(), self.per_target);
-        }
-        if !self.accounts.contains_key(&sub.account) {
-            self.accounts.insert(sub.account.clone(), self.per_account);
-        }
-        let (target_room, account_room) = (self.targets[target], self.accounts[&sub.account]);
-        if target_room == 0 || account_room == 0 {
+        let target = count(&mut self.targets, &self.target_of_url[&sub.url], self.per_target);
+        let account = count(&mut self.accounts, &sub.account, self.per_account);
+        if *target == 0 || *account == 0 {
             self.refused = true;
             return false;
         }
-        *self.targets.get_mut(target).expect("inserted above") -= 1;
-        *self.accounts.get_mut(&sub.account).expect("inserted above") -= 1;
+        *target -= 1;
+        *account -= 1;
         true
     }
+}
+
+/// The count of `key` in `map`, `initial` when it has none: looked up
+/// before its name is copied, since most rows are of targets and accounts
+/// counted already.
+fn count<'m>(map: &'m mut HashMap<String, usize>, key: &str, initial: usize) -> &'m mut usize {
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), initial);
+    }
+    map.get_mut(key).expect("inserted above")
 }
 
 /// A target: scheme, host and port.

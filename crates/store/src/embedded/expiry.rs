@@ -180,7 +180,7 @@ pub(crate) fn expire_webhook_records(
         let _locked = shared.outbox.locked.lock();
         for item in engine.outbox.iter() {
             let (k, v) = item.into_inner()?;
-            let Some(d) = super::outbox_rows::or_step_over(super::outbox_rows::decode(&v), &k) else { continue };
+            let Some(d) = super::outbox_rows::or_step_over(super::outbox_rows::decode(&v), &k)? else { continue };
             if d.state != DeliveryState::Pending && d.created_at < cutoff {
                 batch.remove(&engine.outbox, k);
                 removed += 1;
@@ -190,7 +190,7 @@ pub(crate) fn expire_webhook_records(
     }
     for item in engine.attempts.iter() {
         let (k, v) = item.into_inner()?;
-        let Some(a) = super::outbox_rows::or_step_over(super::outbox_rows::decode_attempt(&v), &k) else { continue };
+        let Some(a) = super::outbox_rows::or_step_over(super::outbox_rows::decode_attempt(&v), &k)? else { continue };
         if a.at < cutoff {
             batch.remove(&engine.attempts, k);
             removed += 1;

@@ -282,7 +282,7 @@ fn claim_into(
             Verdict::Disabled => {
                 cleanup.remove(&engine.outbox_due, due.to_vec());
                 // A damaged row is left as it is (as below), not held: no claim stops at it.
-                let row = outbox_rows::or_step_over(row_of_entry(engine, key, &entry), key).flatten();
+                let row = outbox_rows::or_step_over(row_of_entry(engine, key, &entry), key)?.flatten();
                 if let Some(mut d) = row.filter(|d| d.state == DeliveryState::Pending) {
                     d.state = DeliveryState::Held;
                     cleanup.insert(&engine.outbox, key.to_vec(), outbox_rows::to_value(&d));
@@ -292,13 +292,9 @@ fn claim_into(
         };
         // A damaged row or event is left out of every later claim, said once,
         // rather than fail each claim at it and stop every delivery behind it.
-        let row = match row_of_entry(engine, key, &entry) {
-            Err(StoreError::Corrupt(why)) => {
-                tracing::error!(%why, "an outbox row cannot be read: it is not sent, and left as it is");
-                cleanup.remove(&engine.outbox_due, due.to_vec());
-                continue;
-            }
-            row => row?,
+        let Some(row) = outbox_rows::or_step_over(row_of_entry(engine, key, &entry), key)? else {
+            cleanup.remove(&engine.outbox_due, due.to_vec());
+            continue;
         };
         let Some(d) = row.filter(|d| d.state == DeliveryState::Pending) else {
             // Sent or held meanwhile: its entry is stale.
@@ -457,7 +453,7 @@ fn resend(
             let mut rows = Vec::new();
             for item in engine.outbox.prefix(&sub_key) {
                 let (k, v) = item.into_inner()?;
-                if let Some(d) = outbox_rows::or_step_over(outbox_rows::decode(&v), &k) {
+                if let Some(d) = outbox_rows::or_step_over(outbox_rows::decode(&v), &k)? {
                     rows.push((k.to_vec(), d));
                 }
             }
@@ -523,7 +519,7 @@ pub(crate) fn attempts(
             let next_before = attempts.last().map(|a: &Attempt| a.id);
             return Ok(AttemptPage { attempts, next_before });
         }
-        attempts.extend(outbox_rows::or_step_over(outbox_rows::decode_attempt(&v), &k));
+        attempts.extend(outbox_rows::or_step_over(outbox_rows::decode_attempt(&v), &k)?);
     }
     Ok(AttemptPage { attempts, next_before: None })
 }
@@ -533,7 +529,7 @@ pub(crate) fn rows(engine: &Engine, sub_key: &[u8]) -> Result<Vec<Delivery>, Sto
     let mut out = Vec::new();
     for item in engine.outbox.prefix(sub_key) {
         let (k, v) = item.into_inner()?;
-        out.extend(outbox_rows::or_step_over(outbox_rows::decode(&v), &k));
+        out.extend(outbox_rows::or_step_over(outbox_rows::decode(&v), &k)?);
     }
     Ok(out)
 }

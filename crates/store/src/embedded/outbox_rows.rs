@@ -39,9 +39,9 @@ fn state_of(code: u8) -> Option<DeliveryState> {
     })
 }
 
-/// Encodes a row into `out` (cleared first).
-pub(crate) fn encode(d: &Delivery, out: &mut Vec<u8>) {
-    out.clear();
+/// A row's value.
+pub(crate) fn to_value(d: &Delivery) -> Vec<u8> {
+    let mut out = Vec::with_capacity(48 + d.account.len() + d.subscription.len());
     out.push(VERSION);
     out.extend_from_slice(&d.id.to_le_bytes());
     out.push(state_code(d.state));
@@ -57,14 +57,8 @@ pub(crate) fn encode(d: &Delivery, out: &mut Vec<u8>) {
     out.push(action);
     for s in [d.account.as_str(), d.subscription.as_str()] {
         assert!(s.len() <= u16::MAX as usize, "account and subscription ids are bounded");
-        keys::push_str16(out, s);
+        keys::push_str16(&mut out, s);
     }
-}
-
-/// A row's value.
-pub(crate) fn to_value(d: &Delivery) -> Vec<u8> {
-    let mut out = Vec::with_capacity(48 + d.account.len() + d.subscription.len());
-    encode(d, &mut out);
     out
 }
 
@@ -76,13 +70,15 @@ pub(crate) fn decode_attempt(v: &[u8]) -> Result<Attempt, StoreError> {
 /// A decoded record, or none for a damaged one, said: listings, replays and
 /// expiry step over it and leave it as it is, rather than fail for every
 /// record of the subscription (or, for expiry, of the store) behind it.
-pub(crate) fn or_step_over<T>(decoded: Result<T, StoreError>, key: &[u8]) -> Option<T> {
+/// Only damage is stepped over: an error of the engine's is the caller's.
+pub(crate) fn or_step_over<T>(decoded: Result<T, StoreError>, key: &[u8]) -> Result<Option<T>, StoreError> {
     match decoded {
-        Ok(record) => Some(record),
-        Err(e) => {
-            tracing::error!(error = %e, key = ?String::from_utf8_lossy(key), "a webhook record cannot be read: stepped over, left as it is");
-            None
+        Ok(record) => Ok(Some(record)),
+        Err(StoreError::Corrupt(why)) => {
+            tracing::error!(%why, key = ?String::from_utf8_lossy(key), "a webhook record cannot be read: stepped over, left as it is");
+            Ok(None)
         }
+        Err(e) => Err(e),
     }
 }
 

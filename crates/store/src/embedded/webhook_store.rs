@@ -28,10 +28,8 @@ impl EmbeddedStore {
         out
     }
 
-    fn known_subscription(&self, account: &str, id: &str) -> Result<Subscription, StoreError> {
-        self.find_subscription(account, id)
-            .map(|s| (*s).clone())
-            .ok_or_else(|| StoreError::UnknownSubscription(id.to_owned()))
+    fn known_subscription(&self, account: &str, id: &str) -> Result<std::sync::Arc<Subscription>, StoreError> {
+        self.find_subscription(account, id).ok_or_else(|| StoreError::UnknownSubscription(id.to_owned()))
     }
 
     pub(super) fn claim(
