@@ -73,13 +73,17 @@ const COMPLETIONS_PER_WRITE: usize = 512;
 /// The longest the engine sleeps without looking at the clock.
 const MAX_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// After a claim that left rows for want of room, how long the engine lets
-/// completions come in before it claims again: each claim then takes the
-/// room of many, rather than step over the same waiting rows after each
-/// (a claim reads up to `MAX_REFUSED_PER_CLAIM` of them). A fast target's
-/// queue holds `per_target` × [`QUEUED_PER_SLOT`] rows, more than it sends
-/// meanwhile.
-const GATHER_COMPLETIONS: std::time::Duration = std::time::Duration::from_millis(10);
+/// Under load, the engine claims at most once, and the completer writes at
+/// most once, per this interval (a claim that filled its room excepted):
+/// each store call then serves many rows. Claiming as each change comes,
+/// and writing each attempt as it ends, cost a thread hand-off, a scan or
+/// a commit per few rows: more than sending them. A row waits this long
+/// at most for its claim, and room a completion frees comes this much
+/// later; a fast target's queue holds `per_target` × [`QUEUED_PER_SLOT`]
+/// rows, more than it sends meanwhile. (A refused row's claim waits too:
+/// it then takes the room of many completions, rather than step over the
+/// same waiting rows after each, up to `MAX_REFUSED_PER_CLAIM` a claim.)
+pub const GATHER: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// What one claim did.
 struct Claim {
@@ -277,6 +281,8 @@ impl DeliveryEngine {
         // Every claimed row sends one completion: the channel never holds more.
         let (finished, completions) = mpsc::channel(self.max_claimed());
         let completer = tokio::spawn(self.clone().complete(completions));
+        // When the last claim began; none after one that filled its room.
+        let mut last_claim: Option<tokio::time::Instant> = None;
         while !*self.stopped.borrow() {
             // Registered before the look at the outbox: a wake-up in between is not lost.
             let woken = notify.notified();
@@ -286,6 +292,10 @@ impl DeliveryEngine {
             let completed = self.completed.notified();
             tokio::pin!(completed);
             completed.as_mut().enable();
+            if let Some(last) = last_claim {
+                tokio::time::sleep_until(last + GATHER).await;
+            }
+            last_claim = Some(tokio::time::Instant::now());
             let Claim { refused, filled } = self.clone().claim_and_send(&finished).await;
             // A claim that filled its room may have left due rows: claim
             // again at once. One that did not took every due row it had
@@ -293,6 +303,7 @@ impl DeliveryEngine {
             // (registered above), so claiming again at once would find
             // nothing, at the cost of a scan.
             if filled {
+                last_claim = None;
                 continue;
             }
             // Rows due but refused (no room): the next room comes with a completion.
@@ -305,11 +316,7 @@ impl DeliveryEngine {
             };
             tokio::select! {
                 _ = woken => {}
-                _ = completed => {
-                    if refused {
-                        tokio::time::sleep(GATHER_COMPLETIONS).await;
-                    }
-                }
+                _ = completed => {}
                 _ = tokio::time::sleep(wait) => {}
             }
         }
@@ -494,7 +501,19 @@ impl DeliveryEngine {
     /// the channel closes; then the room they held is free again.
     async fn complete(self: Arc<Self>, mut finished: mpsc::Receiver<Finished>) {
         let mut batch = Vec::new();
+        let mut last_write: Option<tokio::time::Instant> = None;
         while finished.recv_many(&mut batch, COMPLETIONS_PER_WRITE).await > 0 {
+            // Gathered for one write per GATHER at most, unless a full batch is in.
+            if let Some(last) = last_write.filter(|_| batch.len() < COMPLETIONS_PER_WRITE) {
+                tokio::time::sleep_until(last + GATHER).await;
+                while batch.len() < COMPLETIONS_PER_WRITE {
+                    match finished.try_recv() {
+                        Ok(f) => batch.push(f),
+                        Err(_) => break,
+                    }
+                }
+            }
+            last_write = Some(tokio::time::Instant::now());
             // Sized at once: growing it a completion at a time costs more than recording them.
             let mut done = Vec::with_capacity(batch.len());
             done.extend(batch.iter_mut().filter_map(|f| f.completion.take()));
