@@ -13,6 +13,6 @@ set -euo pipefail
 for ((i = 1; i <= ${RUNS:-3}; i++)); do
     for bench in "$@"; do
         echo "== $bench, run $i"
-        "$bench" --bench 2>&1 | grep -E "top rate|webhooks (off|on):|^deliveries:|per delivery|^\| "
+        "$bench" --bench 2>&1 | grep -E "top rate|webhooks (off|on):|deliveries:|per delivery|^\| "
     done
 done
