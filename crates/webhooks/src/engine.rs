@@ -3,7 +3,9 @@
 //!
 //! It wakes when the store says rows may be due (new changes, retries,
 //! replays) or when the earliest pending row comes due, and at least every
-//! second (a clock that jumps, a test clock that is moved). Each claimed row
+//! second (a clock that jumps, a test clock that is moved); under load it
+//! claims at most once per [`GATHER`], and its completer writes at most once
+//! per [`GATHER`], so that each store call serves many rows. Each claimed row
 //! gets a task that waits for a slot of its target (at most `per_target`
 //! attempts at once to one scheme, host and port) and one of the engine's
 //! (`max_in_flight`), sends, and hands its completion to the completer,
@@ -32,6 +34,7 @@ use callmeter_store::{
 };
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, Semaphore};
 
@@ -83,7 +86,7 @@ const MAX_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
 /// rows, more than it sends meanwhile. (A refused row's claim waits too:
 /// it then takes the room of many completions, rather than step over the
 /// same waiting rows after each, up to `MAX_REFUSED_PER_CLAIM` a claim.)
-pub const GATHER: std::time::Duration = std::time::Duration::from_millis(10);
+const GATHER: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// What one claim did.
 struct Claim {
@@ -109,6 +112,9 @@ pub struct DeliveryEngine {
     completed: tokio::sync::Notify,
     /// Raised by [`stop`](DeliveryEngine::stop): rows waiting for a slot are left unsent.
     stopped: tokio::sync::watch::Sender<bool>,
+    /// Claims made, and completion writes, so far ([`store_calls`](Self::store_calls)).
+    claims: AtomicU64,
+    completion_writes: AtomicU64,
 }
 
 /// Rows claimed and not yet completed, counted as a claim admits them and
@@ -246,6 +252,8 @@ impl DeliveryEngine {
             claimed: parking_lot::Mutex::new(Claimed::default()),
             completed: tokio::sync::Notify::new(),
             stopped: tokio::sync::watch::channel(false).0,
+            claims: AtomicU64::new(0),
+            completion_writes: AtomicU64::new(0),
             store,
             clock,
             options,
@@ -352,6 +360,7 @@ impl DeliveryEngine {
             return Claim { refused: true, filled: false };
         };
         let (store, now) = (self.store.clone(), self.clock.now());
+        self.claims.fetch_add(1, Ordering::Relaxed);
         let claim = move || {
             let claimed = store.claim_deliveries(now, room, &mut |sub| admission.admit(sub));
             (claimed, admission)
@@ -417,6 +426,11 @@ impl DeliveryEngine {
     /// The targets with attempt slots now: those with rows claimed or in flight.
     pub fn targets_in_use(&self) -> usize {
         self.targets.lock().len()
+    }
+
+    /// The store calls made so far: claims, and completion writes.
+    pub fn store_calls(&self) -> (u64, u64) {
+        (self.claims.load(Ordering::Relaxed), self.completion_writes.load(Ordering::Relaxed))
     }
 
     fn target_slots(&self, target: &str) -> Arc<Semaphore> {
@@ -520,6 +534,7 @@ impl DeliveryEngine {
             if !done.is_empty() {
                 let store = self.store.clone();
                 let attempts = done.len();
+                self.completion_writes.fetch_add(1, Ordering::Relaxed);
                 match tokio::task::spawn_blocking(move || store.complete_deliveries(&done)).await {
                     Ok(Ok(())) => {}
                     // The rows are pending again, in view of the next claim: sent again (at least once).

@@ -1,0 +1,47 @@
+//! Under a steady stream of changes the engine claims at most once, and
+//! records completions at most once, per 10 ms (`GATHER` in `engine.rs`):
+//! claiming for each change as it became durable, and writing each attempt
+//! as it ended, once cost a thread hand-off and a store scan or commit per
+//! handful of rows, more CPU than sending them (the webhooks bench).
+
+mod harness;
+
+use harness::*;
+
+/// The engine's gathering interval (`engine.rs`).
+const GATHER_MS: u128 = 10;
+
+/// Uploads from 4 threads, one call per ingest, for about a second: the
+/// store syncs them hundreds of times a second, each sync a batch of the
+/// change processor and a wake-up of the engine. Every event is delivered,
+/// with no more claims and completion writes than one per 10 ms (and a few).
+#[test]
+fn claims_and_completion_writes_are_gathered_under_a_stream_of_changes() {
+    let s = setup();
+    let receiver = Receiver::answering(Reply::Status(200, String::new()), vec![]);
+    subscribe(&s.store, "wh_stream", &receiver.url, &signing::new_secret());
+    let started = std::time::Instant::now();
+    let uploads = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let store = &s.store;
+                scope.spawn(move || {
+                    let mut n = 0;
+                    while started.elapsed() < ms(1_000) {
+                        upload(store, &format!("t{t}-{n}"));
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).sum::<usize>()
+    });
+    wait_until("every upload's delivery", || receiver.count() == uploads);
+    let elapsed = started.elapsed().as_millis();
+    let (claims, writes) = s.engine.store_calls();
+    let most = elapsed / GATHER_MS + 5;
+    assert!(uploads > 2 * most as usize, "{uploads} uploads in {elapsed} ms: too few for the test to tell");
+    assert!(claims as u128 <= most, "{claims} claims for {uploads} rows in {elapsed} ms (at most {most})");
+    assert!(writes as u128 <= most, "{writes} completion writes for {uploads} rows in {elapsed} ms (at most {most})");
+}
