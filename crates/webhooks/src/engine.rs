@@ -289,7 +289,7 @@ impl DeliveryEngine {
         // Every claimed row sends one completion: the channel never holds more.
         let (finished, completions) = mpsc::channel(self.max_claimed());
         let completer = tokio::spawn(self.clone().complete(completions));
-        // When the last claim began; none after one that filled its room.
+        // When the last claim began (none after one that filled its room: the next comes at once).
         let mut last_claim: Option<tokio::time::Instant> = None;
         while !*self.stopped.borrow() {
             // Registered before the look at the outbox: a wake-up in between is not lost.
@@ -302,6 +302,9 @@ impl DeliveryEngine {
             completed.as_mut().enable();
             if let Some(last) = last_claim {
                 tokio::time::sleep_until(last + GATHER).await;
+                if *self.stopped.borrow() {
+                    break;
+                }
             }
             last_claim = Some(tokio::time::Instant::now());
             let Claim { refused, filled } = self.clone().claim_and_send(&finished).await;

@@ -11,9 +11,11 @@ use harness::*;
 /// The engine's gathering interval (`engine.rs`).
 const GATHER_MS: u128 = 10;
 
-/// Uploads from 4 threads, one call per ingest, for about a second: the
-/// store syncs them hundreds of times a second, each sync a batch of the
-/// change processor and a wake-up of the engine. Every event is delivered,
+/// Uploads from 32 threads, one call per ingest, for about a second: the
+/// store syncs them hundreds of times a second (a sync serves the uploads
+/// of every thread waiting: with many threads, even a slow disk makes
+/// enough of them), each sync a batch of the change processor and a
+/// wake-up of the engine. Every event is delivered,
 /// with no more claims and completion writes than one per 10 ms (and a few).
 #[test]
 fn claims_and_completion_writes_are_gathered_under_a_stream_of_changes() {
@@ -22,7 +24,7 @@ fn claims_and_completion_writes_are_gathered_under_a_stream_of_changes() {
     subscribe(&s.store, "wh_stream", &receiver.url, &signing::new_secret());
     let started = std::time::Instant::now();
     let uploads = std::thread::scope(|scope| {
-        let threads: Vec<_> = (0..4)
+        let threads: Vec<_> = (0..32)
             .map(|t| {
                 let store = &s.store;
                 scope.spawn(move || {
