@@ -210,6 +210,10 @@ fn main() -> Result<()> {
 /// the crate names only some options, and the index is its C header's).
 const MI_OPTION_PURGE_DECOMMITS: libmimalloc_sys::mi_option_t = 5;
 
+/// The variables by which an operator sets how the allocator purges: when
+/// one is set, [`lazy_purge`] leaves the allocator as they say.
+const PURGE_VARIABLES: [&str; 3] = ["MIMALLOC_PURGE_DECOMMITS", "MIMALLOC_RESET_DECOMMITS", "MIMALLOC_PURGE_DELAY"];
+
 /// Makes the allocator give freed memory back lazily (`MADV_FREE`: the
 /// kernel takes the pages when it needs them), not at once
 /// (`MADV_DONTNEED`, which the next use of the page pays for with a fault
@@ -218,11 +222,9 @@ const MI_OPTION_PURGE_DECOMMITS: libmimalloc_sys::mi_option_t = 5;
 /// the server with webhooks on and 57 with them off, and 68 and 56 once
 /// purges were lazy (README, Performance). Freed pages then count in the
 /// server's resident memory until the kernel takes them. The operator's
-/// `MIMALLOC_PURGE_DECOMMITS` (or its old name `MIMALLOC_RESET_DECOMMITS`) wins.
+/// settings ([`PURGE_VARIABLES`]) win.
 fn lazy_purge() {
-    let set_by_operator =
-        ["MIMALLOC_PURGE_DECOMMITS", "MIMALLOC_RESET_DECOMMITS"].iter().any(|name| std::env::var_os(name).is_some());
-    if !set_by_operator {
+    if !PURGE_VARIABLES.iter().any(|name| std::env::var_os(name).is_some()) {
         // SAFETY: sets one of the allocator's options (an integer); called at start, before other threads.
         unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DECOMMITS, 0) };
     }
@@ -263,10 +265,7 @@ mod tests {
     /// The option set is the allocator's `purge_decommits` (on by default), and it is then off.
     #[test]
     fn the_allocator_gives_memory_back_lazily() {
-        if ["MIMALLOC_PURGE_DECOMMITS", "MIMALLOC_RESET_DECOMMITS", "MIMALLOC_PURGE_DELAY"]
-            .iter()
-            .any(|name| std::env::var_os(name).is_some())
-        {
+        if super::PURGE_VARIABLES.iter().any(|name| std::env::var_os(name).is_some()) {
             return; // the environment's settings stand
         }
         // SAFETY: reads the allocator's options.

@@ -86,7 +86,26 @@ const MAX_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
 /// rows, more than it sends meanwhile. (A refused row's claim waits too:
 /// it then takes the room of many completions, rather than step over the
 /// same waiting rows after each, up to `MAX_REFUSED_PER_CLAIM` a claim.)
-const GATHER: std::time::Duration = std::time::Duration::from_millis(10);
+pub const GATHER: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Paces a kind of store call (claims, completion writes) to one per
+/// [`GATHER`] at most.
+#[derive(Default)]
+struct Pace {
+    /// When the last call began.
+    last: Option<tokio::time::Instant>,
+}
+
+impl Pace {
+    /// Waits until [`GATHER`] after the last call began (not when the call
+    /// is to come `at_once`), and counts a call as begun now.
+    async fn begin(&mut self, at_once: bool) {
+        if let Some(last) = self.last.filter(|_| !at_once) {
+            tokio::time::sleep_until(last + GATHER).await;
+        }
+        self.last = Some(tokio::time::Instant::now());
+    }
+}
 
 /// What one claim did.
 struct Claim {
@@ -117,27 +136,31 @@ pub struct DeliveryEngine {
     completion_writes: AtomicU64,
 }
 
+/// Counts by name (target or account), looked up by `&str`: most rows are
+/// of names counted already, whose lookups copy nothing.
+type Counts = hashbrown::HashMap<String, usize, foldhash::fast::RandomState>;
+
 /// Rows claimed and not yet completed, counted as a claim admits them and
 /// until their completion is recorded.
 #[derive(Default)]
 struct Claimed {
     total: usize,
     /// By target (none: no entry).
-    targets: HashMap<String, usize>,
+    targets: Counts,
     /// By account (none: no entry).
-    accounts: HashMap<String, usize>,
+    accounts: Counts,
 }
 
 impl Claimed {
     fn add(&mut self, target: &str, account: &str) {
         self.total += 1;
-        *count(&mut self.targets, target, 0) += 1;
-        *count(&mut self.accounts, account, 0) += 1;
+        *self.targets.entry_ref(target).or_insert(0) += 1;
+        *self.accounts.entry_ref(account).or_insert(0) += 1;
     }
 
     /// Counts a row's completion; whether its target has no claimed row left.
     fn remove(&mut self, target: &str, account: &str) -> bool {
-        fn down(map: &mut HashMap<String, usize>, key: &str) -> bool {
+        fn down(map: &mut Counts, key: &str) -> bool {
             let n = map.get_mut(key).expect("counted when claimed");
             *n -= 1;
             let none_left = *n == 0;
@@ -158,11 +181,11 @@ impl Claimed {
 /// yet has all of its room.
 struct Admission {
     /// Targets by subscription URL: parsing a URL costs more than the rest.
-    target_of_url: HashMap<String, String>,
+    target_of_url: hashbrown::HashMap<String, String, foldhash::fast::RandomState>,
     per_target: usize,
     per_account: usize,
-    targets: HashMap<String, usize>,
-    accounts: HashMap<String, usize>,
+    targets: Counts,
+    accounts: Counts,
     /// Whether a row was refused: then the engine waits for completions
     /// before it claims again, rather than look at the same rows at once.
     refused: bool,
@@ -170,11 +193,9 @@ struct Admission {
 
 impl Admission {
     fn admit(&mut self, sub: &Subscription) -> bool {
-        if !self.target_of_url.contains_key(&sub.url) {
-            self.target_of_url.insert(sub.url.clone(), target_of(&sub.url));
-        }
-        let target = count(&mut self.targets, &self.target_of_url[&sub.url], self.per_target);
-        let account = count(&mut self.accounts, &sub.account, self.per_account);
+        let target = self.target_of_url.entry_ref(sub.url.as_str()).or_insert_with(|| target_of(&sub.url));
+        let target = self.targets.entry_ref(target.as_str()).or_insert(self.per_target);
+        let account = self.accounts.entry_ref(sub.account.as_str()).or_insert(self.per_account);
         if *target == 0 || *account == 0 {
             self.refused = true;
             return false;
@@ -183,16 +204,6 @@ impl Admission {
         *account -= 1;
         true
     }
-}
-
-/// The count of `key` in `map`, `initial` when it has none: looked up
-/// before its name is copied, since most rows are of targets and accounts
-/// counted already.
-fn count<'m>(map: &'m mut HashMap<String, usize>, key: &str, initial: usize) -> &'m mut usize {
-    if !map.contains_key(key) {
-        map.insert(key.to_owned(), initial);
-    }
-    map.get_mut(key).expect("inserted above")
 }
 
 /// A target: scheme, host and port.
@@ -289,8 +300,9 @@ impl DeliveryEngine {
         // Every claimed row sends one completion: the channel never holds more.
         let (finished, completions) = mpsc::channel(self.max_claimed());
         let completer = tokio::spawn(self.clone().complete(completions));
-        // When the last claim began (none after one that filled its room: the next comes at once).
-        let mut last_claim: Option<tokio::time::Instant> = None;
+        let mut claims = Pace::default();
+        // After a claim that filled its room, the next comes at once.
+        let mut at_once = false;
         while !*self.stopped.borrow() {
             // Registered before the look at the outbox: a wake-up in between is not lost.
             let woken = notify.notified();
@@ -300,21 +312,18 @@ impl DeliveryEngine {
             let completed = self.completed.notified();
             tokio::pin!(completed);
             completed.as_mut().enable();
-            if let Some(last) = last_claim {
-                tokio::time::sleep_until(last + GATHER).await;
-                if *self.stopped.borrow() {
-                    break;
-                }
+            claims.begin(at_once).await;
+            if *self.stopped.borrow() {
+                break;
             }
-            last_claim = Some(tokio::time::Instant::now());
             let Claim { refused, filled } = self.clone().claim_and_send(&finished).await;
+            at_once = filled;
             // A claim that filled its room may have left due rows: claim
             // again at once. One that did not took every due row it had
             // room for: the next is due later, or comes with a wake-up
             // (registered above), so claiming again at once would find
             // nothing, at the cost of a scan.
             if filled {
-                last_claim = None;
                 continue;
             }
             // Rows due but refused (no room): the next room comes with a completion.
@@ -405,7 +414,7 @@ impl DeliveryEngine {
         let per_account = self.options.per_account.max(1);
         let targets = claimed.targets.iter().map(|(t, n)| (t.clone(), per_target.saturating_sub(*n))).collect();
         let accounts = claimed.accounts.iter().map(|(a, n)| (a.clone(), per_account.saturating_sub(*n))).collect();
-        let target_of_url = HashMap::new();
+        let target_of_url = Default::default();
         Some((room, Admission { target_of_url, per_target, per_account, targets, accounts, refused: false }))
     }
 
@@ -518,19 +527,16 @@ impl DeliveryEngine {
     /// the channel closes; then the room they held is free again.
     async fn complete(self: Arc<Self>, mut finished: mpsc::Receiver<Finished>) {
         let mut batch = Vec::new();
-        let mut last_write: Option<tokio::time::Instant> = None;
+        let mut writes = Pace::default();
         while finished.recv_many(&mut batch, COMPLETIONS_PER_WRITE).await > 0 {
             // Gathered for one write per GATHER at most, unless a full batch is in.
-            if let Some(last) = last_write.filter(|_| batch.len() < COMPLETIONS_PER_WRITE) {
-                tokio::time::sleep_until(last + GATHER).await;
-                while batch.len() < COMPLETIONS_PER_WRITE {
-                    match finished.try_recv() {
-                        Ok(f) => batch.push(f),
-                        Err(_) => break,
-                    }
+            writes.begin(batch.len() >= COMPLETIONS_PER_WRITE).await;
+            while batch.len() < COMPLETIONS_PER_WRITE {
+                match finished.try_recv() {
+                    Ok(f) => batch.push(f),
+                    Err(_) => break,
                 }
             }
-            last_write = Some(tokio::time::Instant::now());
             // Sized at once: growing it a completion at a time costs more than recording them.
             let mut done = Vec::with_capacity(batch.len());
             done.extend(batch.iter_mut().filter_map(|f| f.completion.take()));
@@ -593,4 +599,27 @@ fn decide(c: &ClaimedDelivery, sent: &Sent, now: DateTime<Utc>) -> (NextStep, Op
 
 fn disable(reason: &str) -> SubscriptionUpdate {
     SubscriptionUpdate { enabled: Some(false), disabled_reason: Some(reason.to_owned()), ..Default::default() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Pace, GATHER};
+    use tokio::time::Instant;
+
+    /// A paced call waits until GATHER after the one before it began; the
+    /// first, and one asked for at once, do not wait (and count as begun).
+    #[tokio::test(start_paused = true)]
+    async fn paced_calls_are_one_per_gather_unless_at_once() {
+        let mut pace = Pace::default();
+        let start = Instant::now();
+        pace.begin(false).await;
+        assert_eq!(start.elapsed(), std::time::Duration::ZERO, "the first call comes at once");
+        pace.begin(false).await;
+        assert_eq!(start.elapsed(), GATHER, "the next one GATHER after it");
+        pace.begin(true).await;
+        assert_eq!(start.elapsed(), GATHER, "one at once does not wait");
+        tokio::time::advance(GATHER / 2).await;
+        pace.begin(false).await;
+        assert_eq!(start.elapsed(), GATHER * 2, "and the one after waits from it");
+    }
 }

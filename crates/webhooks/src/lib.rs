@@ -27,7 +27,7 @@ pub mod signing;
 mod target;
 
 pub use clock::{Clock, SystemClock, TestClock};
-pub use engine::{DeliveryEngine, EngineOptions};
+pub use engine::{DeliveryEngine, EngineOptions, GATHER};
 pub use headers::{check_headers, MAX_HEADERS, MAX_HEADER_NAME_BYTES, MAX_HEADER_VALUE_BYTES, RESERVED_HEADERS};
 pub use payload::body;
 pub use target::{check_target, parse_target, refused_ip};

@@ -8,9 +8,6 @@ mod harness;
 
 use harness::*;
 
-/// The engine's gathering interval (`engine.rs`).
-const GATHER_MS: u128 = 10;
-
 /// Uploads from 32 threads, one call per ingest, for about a second: the
 /// store syncs them hundreds of times a second (a sync serves the uploads
 /// of every thread waiting: with many threads, even a slow disk makes
@@ -42,7 +39,7 @@ fn claims_and_completion_writes_are_gathered_under_a_stream_of_changes() {
     wait_until("every upload's delivery", || receiver.count() == uploads);
     let elapsed = started.elapsed().as_millis();
     let (claims, writes) = s.engine.store_calls();
-    let most = elapsed / GATHER_MS + 5;
+    let most = elapsed / callmeter_webhooks::GATHER.as_millis() + 5;
     assert!(uploads > 2 * most as usize, "{uploads} uploads in {elapsed} ms: too few for the test to tell");
     assert!(claims as u128 <= most, "{claims} claims for {uploads} rows in {elapsed} ms (at most {most})");
     assert!(writes as u128 <= most, "{writes} completion writes for {uploads} rows in {elapsed} ms (at most {most})");
