@@ -6,11 +6,12 @@
 //! second (a clock that jumps, a test clock that is moved); under load it
 //! claims at most once per [`GATHER`], and its completer writes at most once
 //! per [`GATHER`], so that each store call serves many rows. Each claimed row
-//! gets a task that waits for a slot of its target (at most `per_target`
-//! attempts at once to one scheme, host and port) and one of the engine's
-//! (`max_in_flight`), sends, and hands its completion to the completer,
-//! which records many in one store write. A claim takes only rows with room
-//! ([`Admission`]): at most [`QUEUED_PER_SLOT`] rows per target slot, at most
+//! joins its target's lane (`lanes.rs`), which up to `per_target` workers
+//! send (attempts at once to one scheme, host and port), each attempt in
+//! one of the engine's slots (`max_in_flight`); a worker hands each
+//! completion to the completer, which records many in one store write. A
+//! claim takes only rows with room (`admission.rs`): at most
+//! [`QUEUED_PER_SLOT`] rows per target slot, at most
 //! `per_account` rows of one account, and at most [`QUEUED_PER_SLOT`] per
 //! engine slot in all; the others stay in the outbox, unclaimed, so a slow
 //! or hanging receiver, or an account with many, holds back no one else's
@@ -25,15 +26,14 @@
 //!
 //! The engine reads time only from its [`Clock`].
 
+use crate::admission::{Admission, Claimed};
 use crate::clock::Clock;
+use crate::lanes::Lanes;
 use crate::schedule;
 use crate::sender::{Sender, Sent};
 use crate::WebhookError;
-use callmeter_store::{
-    Attempt, AttemptStatus, ClaimedDelivery, Completion, NextStep, Store, Subscription, SubscriptionUpdate,
-};
+use callmeter_store::{Attempt, AttemptStatus, ClaimedDelivery, Completion, NextStep, Store, SubscriptionUpdate};
 use chrono::{DateTime, Utc};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, Semaphore};
@@ -122,9 +122,9 @@ pub struct DeliveryEngine {
     sender: Sender,
     options: EngineOptions,
     /// Attempts in flight.
-    in_flight: Arc<Semaphore>,
-    /// Attempt slots by target.
-    targets: parking_lot::Mutex<HashMap<String, Arc<Semaphore>>>,
+    in_flight: Semaphore,
+    /// Claimed rows waiting for their target's workers (`per_target` at most).
+    lanes: Lanes<Queued>,
     /// Rows claimed and not yet completed.
     claimed: parking_lot::Mutex<Claimed>,
     /// Told when completions are recorded: room for rows a claim refused.
@@ -134,84 +134,6 @@ pub struct DeliveryEngine {
     /// Claims made, and completion writes, so far ([`store_calls`](Self::store_calls)).
     claims: AtomicU64,
     completion_writes: AtomicU64,
-}
-
-/// Counts by name (target or account), looked up by `&str`: most rows are
-/// of names counted already, whose lookups copy nothing.
-type Counts = hashbrown::HashMap<String, usize, foldhash::fast::RandomState>;
-
-/// Rows claimed and not yet completed, counted as a claim admits them and
-/// until their completion is recorded.
-#[derive(Default)]
-struct Claimed {
-    total: usize,
-    /// By target (none: no entry).
-    targets: Counts,
-    /// By account (none: no entry).
-    accounts: Counts,
-}
-
-impl Claimed {
-    fn add(&mut self, target: &str, account: &str) {
-        self.total += 1;
-        *self.targets.entry_ref(target).or_insert(0) += 1;
-        *self.accounts.entry_ref(account).or_insert(0) += 1;
-    }
-
-    /// Counts a row's completion; whether its target has no claimed row left.
-    fn remove(&mut self, target: &str, account: &str) -> bool {
-        fn down(map: &mut Counts, key: &str) -> bool {
-            let n = map.get_mut(key).expect("counted when claimed");
-            *n -= 1;
-            let none_left = *n == 0;
-            if none_left {
-                map.remove(key);
-            }
-            none_left
-        }
-        assert!(self.total > 0, "a completion of a row not counted as claimed");
-        self.total -= 1;
-        down(&mut self.accounts, account);
-        down(&mut self.targets, target)
-    }
-}
-
-/// What one claim may take: the room each target and each account has
-/// left, counted down as rows are admitted. A target or account not seen
-/// yet has all of its room.
-struct Admission {
-    /// Targets by subscription URL: parsing a URL costs more than the rest.
-    target_of_url: hashbrown::HashMap<String, String, foldhash::fast::RandomState>,
-    per_target: usize,
-    per_account: usize,
-    targets: Counts,
-    accounts: Counts,
-    /// Whether a row was refused: then the engine waits for completions
-    /// before it claims again, rather than look at the same rows at once.
-    refused: bool,
-}
-
-impl Admission {
-    fn admit(&mut self, sub: &Subscription) -> bool {
-        let target = self.target_of_url.entry_ref(sub.url.as_str()).or_insert_with(|| target_of(&sub.url));
-        let target = self.targets.entry_ref(target.as_str()).or_insert(self.per_target);
-        let account = self.accounts.entry_ref(sub.account.as_str()).or_insert(self.per_account);
-        if *target == 0 || *account == 0 {
-            self.refused = true;
-            return false;
-        }
-        *target -= 1;
-        *account -= 1;
-        true
-    }
-}
-
-/// A target: scheme, host and port.
-fn target_of(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(u) => format!("{}://{}:{}", u.scheme(), u.host_str().unwrap_or(""), u.port_or_known_default().unwrap_or(0)),
-        Err(_) => url.to_owned(),
-    }
 }
 
 /// A claimed row done with, on its way to the completer: the attempt made,
@@ -236,10 +158,14 @@ impl DoneWith {
     fn send(&mut self, completion: Option<Completion>) {
         if let Some(finished) = self.finished.take() {
             let (target, account) = (std::mem::take(&mut self.target), std::mem::take(&mut self.account));
-            // The channel holds a place for every claimed row, and the
-            // completer outlives them all: this neither waits nor fails.
+            // The channel holds a place for every claimed row: this never
+            // waits. It is closed only once the completer is gone (the
+            // runtime ends, and the engine's queued rows with it).
             let sent = finished.try_send(Finished { completion, target, account });
-            debug_assert!(sent.is_ok(), "no room for a claimed row's completion");
+            debug_assert!(
+                !matches!(sent, Err(mpsc::error::TrySendError::Full(_))),
+                "no room for a claimed row's completion"
+            );
         }
     }
 }
@@ -247,6 +173,30 @@ impl DoneWith {
 impl Drop for DoneWith {
     fn drop(&mut self) {
         self.send(None);
+    }
+}
+
+/// A claimed row in its target's lane.
+struct Queued {
+    claimed: ClaimedDelivery,
+    done: DoneWith,
+}
+
+/// A worker of a lane, until it ends as told (its lane empty): one that
+/// ends any other way (a panic) is counted out, and a new one starts if its
+/// lane still has rows, so that none waits for a worker that is gone.
+struct Working {
+    engine: Option<Arc<DeliveryEngine>>,
+    target: String,
+}
+
+impl Drop for Working {
+    fn drop(&mut self) {
+        if let Some(engine) = self.engine.take() {
+            if engine.lanes.lost(&self.target) {
+                tokio::spawn(engine.clone().work(std::mem::take(&mut self.target)));
+            }
+        }
     }
 }
 
@@ -258,8 +208,8 @@ impl DeliveryEngine {
     ) -> Result<DeliveryEngine, WebhookError> {
         Ok(DeliveryEngine {
             sender: Sender::new(options.allow_private_targets, options.timeout, options.per_target.max(1))?,
-            in_flight: Arc::new(Semaphore::new(options.max_in_flight.max(1))),
-            targets: parking_lot::Mutex::new(HashMap::new()),
+            in_flight: Semaphore::new(options.max_in_flight.max(1)),
+            lanes: Lanes::new(options.per_target),
             claimed: parking_lot::Mutex::new(Claimed::default()),
             completed: tokio::sync::Notify::new(),
             stopped: tokio::sync::watch::channel(false).0,
@@ -388,16 +338,16 @@ impl DeliveryEngine {
         let n = claimed.len();
         for c in claimed {
             // Every claimed row was admitted, which found its target.
-            let target = admission.target_of_url[&c.subscription.url].clone();
-            self.claimed.lock().add(&target, &c.subscription.account);
-            let slots = self.target_slots(&target);
-            let engine = self.clone();
-            let mut done =
-                DoneWith { finished: Some(finished.clone()), target, account: c.subscription.account.clone() };
-            tokio::spawn(async move {
-                let completion = engine.deliver(c, slots).await;
-                done.send(completion);
-            });
+            let target = &admission.target_of_url[&c.subscription.url];
+            self.claimed.lock().add(target, &c.subscription.account);
+            let done = DoneWith {
+                finished: Some(finished.clone()),
+                target: target.clone(),
+                account: c.subscription.account.clone(),
+            };
+            if self.lanes.push(target, Queued { claimed: c, done }) {
+                tokio::spawn(self.clone().work(target.clone()));
+            }
         }
         Claim { refused: admission.refused, filled: n >= room }
     }
@@ -411,33 +361,12 @@ impl DeliveryEngine {
             return None;
         }
         let per_target = self.options.per_target.max(1) * QUEUED_PER_SLOT;
-        let per_account = self.options.per_account.max(1);
-        let targets = claimed.targets.iter().map(|(t, n)| (t.clone(), per_target.saturating_sub(*n))).collect();
-        let accounts = claimed.accounts.iter().map(|(a, n)| (a.clone(), per_account.saturating_sub(*n))).collect();
-        let target_of_url = Default::default();
-        Some((room, Admission { target_of_url, per_target, per_account, targets, accounts, refused: false }))
+        Some((room, claimed.admission(per_target, self.options.per_account.max(1))))
     }
 
-    /// Drops the slots of targets with no claimed row left, unless an
-    /// attempt still holds them, so that the map holds only the targets in
-    /// use, not every target ever sent to. A claim counts its row before it
-    /// takes the slots, so a target being claimed again keeps them, or gets
-    /// new ones that nobody shares with the old.
-    fn forget_slots(&self, idle: Vec<String>) {
-        if idle.is_empty() {
-            return;
-        }
-        let mut targets = self.targets.lock();
-        for target in idle {
-            if targets.get(&target).is_some_and(|slots| Arc::strong_count(slots) == 1) {
-                targets.remove(&target);
-            }
-        }
-    }
-
-    /// The targets with attempt slots now: those with rows claimed or in flight.
+    /// The targets being sent to now: those with rows waiting or in flight.
     pub fn targets_in_use(&self) -> usize {
-        self.targets.lock().len()
+        self.lanes.len()
     }
 
     /// The store calls made so far: claims, and completion writes.
@@ -445,40 +374,33 @@ impl DeliveryEngine {
         (self.claims.load(Ordering::Relaxed), self.completion_writes.load(Ordering::Relaxed))
     }
 
-    fn target_slots(&self, target: &str) -> Arc<Semaphore> {
-        self.targets
-            .lock()
-            .entry(target.to_owned())
-            .or_insert_with(|| Arc::new(Semaphore::new(self.options.per_target.max(1))))
-            .clone()
-    }
-
-    /// One attempt of a claimed row, once its target and the engine have a
-    /// slot for it; what to record (none if the engine stopped first, or the
-    /// subscription was deleted meanwhile: then the claim holds until the
-    /// process ends, and the next start's claim drops the row).
-    ///
-    /// A row may wait in its target's queue while its subscription changes:
-    /// it is sent as the subscription is when its slot comes (its URL, its
+    /// A worker of `target`'s lane: sends its rows one after another, each
+    /// once the engine has a slot for it, until the lane is empty; after a
+    /// stop, hands every row it takes back unsent (its claim then holds until
+    /// the process ends, and the row is sent after the restart). A row is
+    /// sent as its subscription is when its turn comes (its URL, its
     /// secrets), not at all once it is disabled (a 410 to a row before it,
     /// its owner), and judged by its failures as they are when it ends.
-    async fn deliver(&self, c: ClaimedDelivery, target: Arc<Semaphore>) -> Option<Completion> {
-        let slots = async {
-            let slot = target.acquire_owned().await.expect("never closed");
-            (slot, self.in_flight.clone().acquire_owned().await.expect("never closed"))
-        };
+    async fn work(self: Arc<Self>, target: String) {
+        let mut working = Working { engine: Some(self.clone()), target };
         let mut stopped = self.stopped.subscribe();
-        tokio::select! {
-            biased;
-            // (The guard `wait_for` gives is dropped at once: it holds a lock.)
-            _ = async { stopped.wait_for(|stopped| *stopped).await.is_ok() } => None,
-            // The slots are held until what the attempt changes in its
-            // subscription is written: the next row to this target reads it.
-            _slots = slots => self.attempt(c).await,
+        while let Some(Queued { claimed, mut done }) = self.lanes.next(&working.target) {
+            let completion = tokio::select! {
+                biased;
+                // (The guard `wait_for` gives is dropped at once: it holds a lock.)
+                _ = async { stopped.wait_for(|stopped| *stopped).await.is_ok() } => None,
+                // The slot is held until what the attempt changes in its
+                // subscription is written; the worker's next row reads it.
+                _slot = self.in_flight.acquire() => self.attempt(claimed).await,
+            };
+            done.send(completion);
         }
+        working.engine = None;
     }
 
-    /// One attempt of a row whose slots are held; what to record.
+    /// One attempt of a row whose slot is held; what to record (none if the
+    /// subscription was deleted meanwhile: then the claim holds until the
+    /// process ends, and the next start's claim drops the row).
     async fn attempt(&self, mut c: ClaimedDelivery) -> Option<Completion> {
         c.subscription = self.store.subscription(&c.subscription.account, &c.subscription.id)?;
         if !c.subscription.enabled {
@@ -554,10 +476,10 @@ impl DeliveryEngine {
                 }
             }
             let mut claimed = self.claimed.lock();
-            let idle: Vec<String> =
-                batch.drain(..).filter(|f| claimed.remove(&f.target, &f.account)).map(|f| f.target).collect();
+            for f in batch.drain(..) {
+                claimed.remove(&f.target, &f.account);
+            }
             drop(claimed);
-            self.forget_slots(idle);
             self.completed.notify_one();
         }
     }

@@ -15,11 +15,15 @@
 //! - `target.rs`: refused addresses, checked at subscription and at connect.
 //! - `headers.rs`: which custom headers a subscription may add.
 //! - `sender.rs`: one attempt over HTTP: headers, timeout, no redirects, bounded answer.
+//! - `admission.rs`: the rows the engine holds, by target and account, and the room a claim has.
+//! - `lanes.rs`: claimed rows queued by target, and the count of workers sending each queue.
 //! - `engine.rs`: the loop that claims due rows, sends them with per-target limits, and completes them.
 
+mod admission;
 mod clock;
 mod engine;
 mod headers;
+mod lanes;
 mod payload;
 pub mod schedule;
 mod sender;
