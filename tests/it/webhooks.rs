@@ -324,6 +324,20 @@ fn scopes_and_secrets() {
     let got = receiver.wait_for(1, WAIT);
     assert_eq!(got[0].header("authorization"), "Bearer receiver-secret");
     assert_eq!(got[0].header("x-team"), "ops");
+    // Masked values stay with their host (they may be its credentials): a
+    // move elsewhere needs them given again, and a move on the same host keeps them.
+    let other = Receiver::start();
+    let patch = |body: Value| server.send(server.http.patch(server.url(&one)).bearer_auth(&acme_key).json(&body));
+    let (status, v) = patch(json!({"url": other.url}));
+    assert_eq!(status, 400, "{v}");
+    assert!(v.to_string().contains("give its headers again"), "{v}");
+    assert_eq!(patch(json!({"url": other.url, "headers": {"authorization": "***"}})).0, 400);
+    assert_eq!(patch(json!({"url": format!("{}?moved=1", receiver.url)})).0, 200, "same host");
+    assert_eq!(server.get(ADMIN, &one).1["webhook"]["headers"], json!({"authorization": "***", "x-team": "***"}));
+    assert_eq!(patch(json!({"url": other.url, "headers": {"x-team": "dev"}})).0, 200);
+    server.post_events(ADMIN, &write("s1b", "/in/c.csv", ""));
+    let got = other.wait_for(1, WAIT);
+    assert_eq!((got[0].header("authorization"), got[0].header("x-team")), ("", "dev"));
     // Unknown ones are 404; a bad body is 400.
     assert_eq!(server.get(ADMIN, "/v1/accounts/acme/webhooks/wh_nope").0, 404);
     assert_eq!(server.get(ADMIN, "/v1/accounts/nobody/webhooks").0, 404);

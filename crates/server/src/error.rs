@@ -176,7 +176,7 @@ impl From<StoreError> for ApiError {
             StoreError::Busy(_) => ApiError::Busy { message: e.to_string(), retry_after_secs: 1 },
             StoreError::Unavailable(_) | StoreError::ShuttingDown => ApiError::Unavailable(e.to_string()),
             StoreError::UnknownAccount(_) | StoreError::UnknownSubscription(_) => ApiError::NotFound(e.to_string()),
-            StoreError::Conflict(_) => ApiError::BadRequest(e.to_string()),
+            StoreError::Conflict(m) => ApiError::Conflict(m),
             StoreError::UnknownPlan(_) | StoreError::InvalidCursor => ApiError::BadRequest(e.to_string()),
             StoreError::BackupTarget(m) => ApiError::BadRequest(format!("dir: {m}")),
             other => ApiError::Internal(other.to_string()),

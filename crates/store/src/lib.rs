@@ -50,5 +50,5 @@ pub use records::{AccountRecord, Adjustment, CallFilter, CallPage, Outcome, Posi
 pub use store::{AccountChange, BackupReport, IngestTicket, OpenReport, Store};
 pub use webhook_records::{
     Attempt, AttemptPage, AttemptStatus, Change, ClaimedDelivery, Completion, DeliveredEvent, Delivery, DeliveryState,
-    NextStep, OutboxEvent, SigningSecret, Subscription, SubscriptionUpdate, Watch,
+    NextStep, OutboxEvent, SigningSecret, Subscription, SubscriptionUpdate, Watch, MAX_SUBSCRIPTIONS_PER_ACCOUNT,
 };

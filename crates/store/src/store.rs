@@ -156,7 +156,9 @@ pub trait Store: Send + Sync + 'static {
     // (written with the calls); the outbox is claimed and completed by the
     // delivery engine, which decides the schedule and passes its times in.
 
-    /// Stores a new subscription; `Conflict` when its id is taken.
+    /// Stores a new subscription; `Conflict` when its id is taken, or its
+    /// account has [`MAX_SUBSCRIPTIONS_PER_ACCOUNT`](crate::MAX_SUBSCRIPTIONS_PER_ACCOUNT)
+    /// already (decided with the write: requests at once cannot pass it).
     fn create_subscription(&self, sub: Subscription) -> Result<Subscription, StoreError>;
 
     /// Changes a subscription; `None` when the account has none with that id.

@@ -17,6 +17,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// Webhook subscriptions an account may have at most (folder and alert
+/// subscriptions together): each costs a look at every change of the
+/// account, and a claim's room.
+pub const MAX_SUBSCRIPTIONS_PER_ACCOUNT: usize = 100;
+
 /// What a subscription listens to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "watch", rename_all = "snake_case")]
@@ -249,7 +254,8 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    /// The `webhook-id`: the same on every attempt of one event for one subscription.
+    /// The `webhook-id`: the same on every attempt of one event for one
+    /// subscription (the change's sequence number or the alert's id in hex).
     pub fn webhook_id(&self) -> String {
         match self.event {
             OutboxEvent::Change { seq, .. } => format!("msg_{}_{seq:x}", self.subscription),

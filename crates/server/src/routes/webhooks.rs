@@ -28,9 +28,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeMap;
 
-/// Subscriptions one account may have.
-const MAX_SUBSCRIPTIONS: usize = 100;
-
 /// The actions of a folder subscription that names none: every change but reads.
 pub(crate) const DEFAULT_ACTIONS: [Action; 5] =
     [Action::Create, Action::Update, Action::Destroy, Action::Move, Action::Copy];
@@ -241,14 +238,22 @@ fn checked_headers(
                 Some(current) => value.clone_from(current),
                 None => {
                     return Err(ApiError::BadRequest(format!(
-                        "headers.{name}: {MASKED_HEADER_VALUE:?} is how a value is shown masked, and this webhook \
-                         has no {name} header to keep: give its value"
+                        "headers.{name}: {MASKED_HEADER_VALUE:?} is how a value is shown masked, and there is no \
+                         {name} value to keep (this webhook has none, or it moves to another host): give its value"
                     )))
                 }
             }
         }
     }
     callmeter_webhooks::check_headers(&unmasked).map_err(|e| ApiError::BadRequest(e.to_string()))
+}
+
+/// Whether `to` is at another origin (scheme, host, port) than `from`.
+fn moves_origin(from: &str, to: &str) -> bool {
+    match (callmeter_webhooks::parse_target(from), callmeter_webhooks::parse_target(to)) {
+        (Ok(from), Ok(to)) => from.origin() != to.origin(),
+        _ => true,
+    }
 }
 
 fn new_webhook_id() -> String {
@@ -299,9 +304,6 @@ pub(crate) async fn create_webhook(s: &AppState, account: String, p: WebhookBody
     let (watch, actions) = p.watch(None)?.expect("a new subscription always watches something");
     let headers = checked_headers(&p.headers.clone().unwrap_or_default(), None)?;
     let url = checked_url(s, url).await?;
-    if s.store.subscriptions(&account).len() >= MAX_SUBSCRIPTIONS {
-        return Err(ApiError::Conflict(format!("an account has at most {MAX_SUBSCRIPTIONS} webhooks")));
-    }
     let secret = callmeter_webhooks::signing::new_secret();
     let now = Utc::now();
     let sub = Subscription {
@@ -409,11 +411,23 @@ pub(crate) async fn change_webhook(
 ) -> AppResult<Subscription> {
     let was = known_webhook(s, &account, &id)?;
     let watched = p.watch(Some(&was))?;
-    let headers = p.headers.as_ref().map(|h| checked_headers(h, Some(&was))).transpose()?;
     let url = match p.url.as_deref() {
         Some(u) => Some(checked_url(s, u).await?),
         None => None,
     };
+    // Header values are shown masked because they may be credentials for
+    // the target: they go to another origin only when given again, or a
+    // key holder could read them by moving the webhook to a host of theirs.
+    let moved = url.as_deref().is_some_and(|to| moves_origin(&was.url, to));
+    let kept = (!moved).then_some(&was);
+    if moved && p.headers.is_none() && !was.headers.is_empty() {
+        return Err(ApiError::BadRequest(
+            "headers: the webhook's headers are kept for its own host only (they may hold its credentials): \
+             to move it to another host, give its headers again, or {} for none"
+                .into(),
+        ));
+    }
+    let headers = p.headers.as_ref().map(|h| checked_headers(h, kept)).transpose()?;
     let (watch, actions) = watched.map_or((None, None), |(w, a)| (Some(w), Some(a)));
     let change = SubscriptionUpdate { url, watch, actions, enabled: p.enabled, headers, ..Default::default() };
     update(s, account, id, change).await

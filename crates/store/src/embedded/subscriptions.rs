@@ -19,7 +19,7 @@ use super::syncer::Completion;
 use super::undo::UndoEntry;
 use super::Engine;
 use crate::keys;
-use crate::webhook_records::{Subscription, SubscriptionUpdate, Watch};
+use crate::webhook_records::{Subscription, SubscriptionUpdate, Watch, MAX_SUBSCRIPTIONS_PER_ACCOUNT};
 use crate::StoreError;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap};
@@ -35,6 +35,8 @@ pub(crate) struct WriterSubscriptions {
     reads_watched: HashMap<String, usize>,
     /// Accounts with a folder subscription (enabled or not), and how many.
     folders_watched: HashMap<String, usize>,
+    /// Accounts with a subscription, and how many.
+    counts: HashMap<String, usize>,
 }
 
 /// Every subscription stored, by key.
@@ -51,8 +53,12 @@ pub(crate) fn load(engine: &Engine) -> Result<BTreeMap<Vec<u8>, std::sync::Arc<S
 
 impl WriterSubscriptions {
     pub fn new(all: &BTreeMap<Vec<u8>, std::sync::Arc<Subscription>>) -> WriterSubscriptions {
-        let mut view =
-            WriterSubscriptions { all: HashMap::new(), reads_watched: HashMap::new(), folders_watched: HashMap::new() };
+        let mut view = WriterSubscriptions {
+            all: HashMap::new(),
+            reads_watched: HashMap::new(),
+            folders_watched: HashMap::new(),
+            counts: HashMap::new(),
+        };
         for (k, sub) in all {
             view.set(k.clone(), Some((**sub).clone()));
         }
@@ -69,6 +75,27 @@ impl WriterSubscriptions {
     /// Whether calls of `account` that read are changes (a subscription asks for reads).
     pub fn reads_watched(&self, account: &str) -> bool {
         !self.reads_watched.is_empty() && self.reads_watched.contains_key(account)
+    }
+
+    /// The subscriptions `account` has with the commit's so far.
+    fn count(&self, staged: &Staged, account: &str) -> usize {
+        let committed = self.counts.get(account).copied().unwrap_or(0);
+        let prefix = keys::account_prefix(account);
+        let mut seen: Vec<&[u8]> = Vec::new();
+        let (mut added, mut removed) = (0, 0);
+        // Each key the commit wrote, as it last wrote it, against what it replaces.
+        for (key, sub) in staged.iter().rev() {
+            if !key.starts_with(&prefix) || seen.contains(&key.as_slice()) {
+                continue;
+            }
+            seen.push(key);
+            match (self.all.contains_key(key), sub.is_some()) {
+                (false, true) => added += 1,
+                (true, false) => removed += 1,
+                _ => {}
+            }
+        }
+        committed + added - removed
     }
 
     fn current(&self, staged: &Staged, key: &[u8]) -> Option<Subscription> {
@@ -120,6 +147,11 @@ impl WriterSubscriptions {
         let key = keys::subscription_key(&sub.account, &sub.id);
         if self.current(staged, &key).is_some() {
             return Err(StoreError::Conflict(format!("a webhook with id {:?} exists", sub.id)));
+        }
+        if self.count(staged, &sub.account) >= MAX_SUBSCRIPTIONS_PER_ACCOUNT {
+            return Err(StoreError::Conflict(format!(
+                "an account has at most {MAX_SUBSCRIPTIONS_PER_ACCOUNT} webhooks"
+            )));
         }
         self.write(engine, batch, undo, staged, key, Some(sub.clone()));
         Ok(sub)
@@ -192,6 +224,7 @@ impl WriterSubscriptions {
 
     fn set(&mut self, key: Vec<u8>, sub: Option<Subscription>) {
         if let Some(old) = self.all.remove(&key) {
+            uncount(&mut self.counts, &old.account);
             if old.watches_reads() {
                 uncount(&mut self.reads_watched, &old.account);
             }
@@ -200,6 +233,7 @@ impl WriterSubscriptions {
             }
         }
         if let Some(sub) = sub {
+            *self.counts.entry(sub.account.clone()).or_default() += 1;
             if sub.watches_reads() {
                 *self.reads_watched.entry(sub.account.clone()).or_default() += 1;
             }

@@ -484,4 +484,41 @@ mod tests {
         assert!(store.delivery_attempts("acme", "wh", None, 10).unwrap().attempts.is_empty());
         store.shutdown();
     }
+
+    /// An account's subscriptions stop at the limit however the requests
+    /// come: many at once (several in one commit) cannot pass it, another
+    /// account is not counted with it, and a deletion makes room again.
+    #[test]
+    fn subscriptions_at_once_cannot_pass_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap());
+        let max = crate::MAX_SUBSCRIPTIONS_PER_ACCOUNT;
+        let made: Vec<Result<Subscription, crate::StoreError>> = std::thread::scope(|scope| {
+            let requests: Vec<_> = (0..max + 50)
+                .map(|i| {
+                    let store = store.clone();
+                    scope.spawn(move || store.create_subscription(sub(&format!("wh_{i}"), "/in", &[Action::Create])))
+                })
+                .collect();
+            requests.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        assert_eq!(made.iter().filter(|r| r.is_ok()).count(), max, "made");
+        for refused in made.iter().filter_map(|r| r.as_ref().err()) {
+            assert!(refused.to_string().contains(&format!("at most {max} webhooks")), "{refused}");
+        }
+        assert_eq!(store.subscriptions("acme").len(), max);
+        let mut other = sub("wh_other", "/in", &[Action::Create]);
+        other.account = "globex".into();
+        store.create_subscription(other).unwrap();
+        assert!(store.create_subscription(sub("wh_more", "/in", &[Action::Create])).is_err());
+        let kept = store.subscriptions("acme")[0].id.clone();
+        assert!(store.delete_subscription("acme", &kept).unwrap());
+        store.create_subscription(sub("wh_more", "/in", &[Action::Create])).unwrap();
+        // After a restart, the count is the stored one.
+        drop(made);
+        let store = std::sync::Arc::into_inner(store).expect("no other handle");
+        drop(store);
+        let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+        assert!(store.create_subscription(sub("wh_after", "/in", &[Action::Create])).is_err());
+    }
 }
