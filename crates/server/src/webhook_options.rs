@@ -10,13 +10,13 @@ pub struct WebhookTable {
     /// Allow targets on loopback, private, link-local and other refused
     /// addresses (a closed network, tests) [default: false].
     pub allow_private_targets: Option<bool>,
-    /// Delivery attempts in flight at once [default: 64; 1 to 1024].
+    /// Delivery attempts in flight at once [default: 256; 1 to 1024].
     pub max_in_flight: Option<usize>,
     /// Delivery attempts in flight to one target (scheme, host, port) at once [default: 4; 1 to 64].
     pub per_target: Option<usize>,
     /// Deliveries of one account claimed at once (in flight or waiting for
     /// their target's room), so that an account with many slow targets
-    /// leaves room for the others [default: 64; 1 to 1024].
+    /// leaves room for the others [default: 128; 1 to 1024].
     pub per_account: Option<usize>,
     /// Days webhook events and attempts are kept: how far back replay
     /// reaches [default: 30; 10 to 36500: at least as long as the longest
@@ -93,7 +93,7 @@ mod tests {
         let t: WebhookTable = toml::from_str("allow_private_targets = true\nper_target = 2").unwrap();
         let s = t.resolve(None).unwrap();
         assert!(s.allow_private_targets);
-        assert_eq!((s.per_target, s.max_in_flight), (2, 64));
+        assert_eq!((s.per_target, s.max_in_flight), (2, 256));
         assert!(!t.resolve(Some(false)).unwrap().allow_private_targets, "the flag wins");
         assert_eq!(WebhookTable::default().resolve(None).unwrap(), WebhookSettings::default());
         let t: WebhookTable = toml::from_str("max_in_flight = 0").unwrap();

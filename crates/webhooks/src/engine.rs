@@ -26,7 +26,7 @@
 //!
 //! The engine reads time only from its [`Clock`].
 
-use crate::admission::{Admission, Claimed};
+use crate::admission::{Admission, Claimed, Holder};
 use crate::clock::Clock;
 use crate::lanes::Lanes;
 use crate::schedule;
@@ -43,11 +43,15 @@ use tokio::sync::{mpsc, Semaphore};
 pub struct EngineOptions {
     /// Send to loopback, private and other refused addresses (tests, closed networks).
     pub allow_private_targets: bool,
-    /// Attempts in flight at most.
+    /// Attempts in flight at most: twice `per_account`, so that one
+    /// account's hanging targets hold half of them at most.
     pub max_in_flight: usize,
     /// Attempts in flight to one target at most.
     pub per_target: usize,
-    /// Rows of one account claimed at once at most (in flight or waiting for their target).
+    /// Rows of one account claimed at once at most (in flight or waiting
+    /// for their target): twice a target's room (`per_target` ×
+    /// [`QUEUED_PER_SLOT`]), so that one target of an account, hanging,
+    /// holds half of it at most; a failing subscription holds `per_target`.
     pub per_account: usize,
     /// How long one attempt may take.
     pub timeout: std::time::Duration,
@@ -57,9 +61,9 @@ impl Default for EngineOptions {
     fn default() -> Self {
         EngineOptions {
             allow_private_targets: false,
-            max_in_flight: 64,
+            max_in_flight: 256,
             per_target: 4,
-            per_account: 64,
+            per_account: 128,
             timeout: std::time::Duration::from_secs(15),
         }
     }
@@ -141,8 +145,7 @@ pub struct DeliveryEngine {
 /// holds until the process ends, and the row is sent after the restart).
 struct Finished {
     completion: Option<Completion>,
-    target: String,
-    account: String,
+    holder: Holder,
 }
 
 /// A claimed row's way to the completer: sent once, with its completion,
@@ -150,18 +153,17 @@ struct Finished {
 /// it holds is freed and a stop does not wait for it for ever.
 struct DoneWith {
     finished: Option<mpsc::Sender<Finished>>,
-    target: String,
-    account: String,
+    holder: Holder,
 }
 
 impl DoneWith {
     fn send(&mut self, completion: Option<Completion>) {
         if let Some(finished) = self.finished.take() {
-            let (target, account) = (std::mem::take(&mut self.target), std::mem::take(&mut self.account));
+            let holder = std::mem::take(&mut self.holder);
             // The channel holds a place for every claimed row: this never
             // waits. It is closed only once the completer is gone (the
             // runtime ends, and the engine's queued rows with it).
-            let sent = finished.try_send(Finished { completion, target, account });
+            let sent = finished.try_send(Finished { completion, holder });
             debug_assert!(
                 !matches!(sent, Err(mpsc::error::TrySendError::Full(_))),
                 "no room for a claimed row's completion"
@@ -339,12 +341,13 @@ impl DeliveryEngine {
         for c in claimed {
             // Every claimed row was admitted, which found its target.
             let target = &admission.target_of_url[&c.subscription.url];
-            self.claimed.lock().add(target, &c.subscription.account);
-            let done = DoneWith {
-                finished: Some(finished.clone()),
+            let holder = Holder {
                 target: target.clone(),
                 account: c.subscription.account.clone(),
+                subscription: c.subscription.id.clone(),
             };
+            self.claimed.lock().add(&holder);
+            let done = DoneWith { finished: Some(finished.clone()), holder };
             if self.lanes.push(target, Queued { claimed: c, done }) {
                 tokio::spawn(self.clone().work(target.clone()));
             }
@@ -361,7 +364,8 @@ impl DeliveryEngine {
             return None;
         }
         let per_target = self.options.per_target.max(1) * QUEUED_PER_SLOT;
-        Some((room, claimed.admission(per_target, self.options.per_account.max(1))))
+        let per_failing = self.options.per_target.max(1);
+        Some((room, claimed.admission(per_target, self.options.per_account.max(1), per_failing)))
     }
 
     /// The targets being sent to now: those with rows waiting or in flight.
@@ -477,7 +481,7 @@ impl DeliveryEngine {
             }
             let mut claimed = self.claimed.lock();
             for f in batch.drain(..) {
-                claimed.remove(&f.target, &f.account);
+                claimed.remove(&f.holder);
             }
             drop(claimed);
             self.completed.notify_one();

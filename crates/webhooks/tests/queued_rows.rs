@@ -1,6 +1,7 @@
 //! Rows that wait in a target's queue (`engine.rs`): a hostile review's
 //! cases, each a defect the queued engine had once. A large backlog for a
-//! hanging target holds back no one else; a row whose subscription was
+//! hanging target holds back no one else, not even its account's other
+//! webhooks; a row whose subscription was
 //! disabled, deleted or answered 410 while it waited is not sent; failures
 //! are judged as they are when an attempt ends; a panic or an error while
 //! recording completions loses no row; a redelivery asked during an attempt
@@ -295,4 +296,57 @@ fn the_slots_of_targets_no_longer_sent_to_are_let_go() {
     upload_in(&s.store, "acct3", "b");
     wait_until("the second delivery", || receivers[3].count() == 2);
     wait_until("its slots to go again", || s.engine.targets_in_use() == 0);
+}
+
+// ---------------------------------------------------------------------------
+// Once a defect (fixed, found by a hostile trial): one account's hanging
+// receiver held back that account's other webhooks (its usage alerts too)
+// for hours. Its target could hold 64 claimed rows, the whole of the
+// account's room (64), and each row waited out the attempt timeout.
+
+/// An account's backlog for a hanging target leaves room for the same
+/// account's other webhooks (a target holds half of an account's room),
+/// before any attempt has failed (a 10 s timeout here).
+#[test]
+fn a_hanging_target_holds_back_none_of_its_accounts_other_webhooks() {
+    let s = setup_with(EngineOptions { timeout: std::time::Duration::from_secs(10), ..EngineOptions::default() });
+    let slow = Receiver::answering(Reply::Hang(std::time::Duration::from_secs(30)), vec![]);
+    subscribe_in(&s.store, "acme", "wh_slow", &slow.url, &signing::new_secret());
+    upload_many(&s.store, "acme", "bulk", 300);
+    wait_until("acme's 300 rows", || s.store.deliveries("acme", "wh_slow").unwrap().len() == 300);
+    wait_until("the slow target's first attempts", || slow.count() >= 4);
+    // The next claims fill the target's room (64 rows) meanwhile.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let fast = Receiver::answering(Reply::Status(200, String::new()), vec![]);
+    subscribe_in(&s.store, "acme", "wh_fast", &fast.url, &signing::new_secret());
+    upload_in(&s.store, "acme", "fast-0");
+    assert!(
+        within(std::time::Duration::from_secs(2), || fast.count() == 1),
+        "acme's healthy webhook waited behind its hanging one ({} attempts meanwhile)",
+        slow.count()
+    );
+}
+
+/// A failing subscription holds only its target's slots' worth of rows
+/// (`per_target`): once its first attempts have failed, even with an
+/// account's room no bigger than a target's, the account's other webhooks
+/// go while its backlog is tried.
+#[test]
+fn a_failing_subscription_holds_only_its_targets_slots() {
+    let s = setup_with(EngineOptions { per_account: 64, ..EngineOptions::default() });
+    let slow = Receiver::answering(Reply::Hang(std::time::Duration::from_secs(30)), vec![]);
+    subscribe_in(&s.store, "acme", "wh_slow", &slow.url, &signing::new_secret());
+    upload_many(&s.store, "acme", "bulk", 400);
+    wait_until("acme's 400 rows", || s.store.deliveries("acme", "wh_slow").unwrap().len() == 400);
+    // The first claim's 64 rows, 4 at a time, 300 ms each: about 5 s.
+    wait_until("the first claim's rows tried", || slow.count() >= 68);
+    assert!(s.store.subscription("acme", "wh_slow").unwrap().failing_since.is_some());
+    let fast = Receiver::answering(Reply::Status(200, String::new()), vec![]);
+    subscribe_in(&s.store, "acme", "wh_fast", &fast.url, &signing::new_secret());
+    upload_in(&s.store, "acme", "fast-0");
+    assert!(
+        within(std::time::Duration::from_secs(2), || fast.count() == 1),
+        "acme's healthy webhook waited behind its failing one ({} attempts meanwhile)",
+        slow.count()
+    );
 }

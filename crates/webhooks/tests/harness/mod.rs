@@ -33,14 +33,18 @@ pub fn setup() -> Setup {
     setup_with(EngineOptions::default())
 }
 
-/// The engine with `options`, allowed loopback targets and a 300 ms timeout.
+/// The engine with `options`, allowed loopback targets and a 300 ms
+/// timeout (unless `options` has another than the default).
 pub fn setup_with(options: EngineOptions) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap());
     // Ahead of the real clock: an event is due from its arrival (real time) on.
     let clock = TestClock::at(Utc::now() + Duration::minutes(10));
-    let options =
-        EngineOptions { allow_private_targets: true, timeout: std::time::Duration::from_millis(300), ..options };
+    let timeout = match options.timeout == EngineOptions::default().timeout {
+        true => std::time::Duration::from_millis(300),
+        false => options.timeout,
+    };
+    let options = EngineOptions { allow_private_targets: true, timeout, ..options };
     let dyn_store: Arc<dyn Store> = store.clone();
     let engine = Arc::new(DeliveryEngine::new(dyn_store, Arc::new(clock.clone()), options).unwrap());
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
