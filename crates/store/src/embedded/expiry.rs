@@ -107,12 +107,17 @@ pub(crate) fn keys_complete_from(engine: &Engine) -> Result<i64, StoreError> {
 /// longer retention (or a clock set back) must not accept again the repeat of
 /// a call whose key this sweep removes.
 pub(crate) fn expire_blocks(engine: &Engine, shared: &Shared, cutoff_ns: i64) -> Result<u64, StoreError> {
-    if cutoff_ns > shared.keys_complete_from_ns.load(std::sync::atomic::Ordering::Acquire) {
-        let mut v = Vec::with_capacity(8);
-        keys::push_i64(&mut v, cutoff_ns);
-        engine.meta.insert(KEYS_COMPLETE_FROM_KEY, v)?;
-        engine.db.persist(fjall::PersistMode::SyncAll)?;
-        shared.keys_complete_from_ns.fetch_max(cutoff_ns, std::sync::atomic::Ordering::AcqRel);
+    {
+        // Looked at, written and raised as one step: a sweep that looked
+        // before another raised the floor would write a lower one over it.
+        let _raising = shared.keys_floor_raise.lock();
+        if cutoff_ns > shared.keys_complete_from_ns.load(std::sync::atomic::Ordering::Acquire) {
+            let mut v = Vec::with_capacity(8);
+            keys::push_i64(&mut v, cutoff_ns);
+            engine.meta.insert(KEYS_COMPLETE_FROM_KEY, v)?;
+            engine.db.persist(fjall::PersistMode::SyncAll)?;
+            shared.keys_complete_from_ns.store(cutoff_ns, std::sync::atomic::Ordering::Release);
+        }
     }
     let accounts: Vec<(String, i64)> =
         shared.accounts.read().values().map(|a| (a.name.clone(), a.max_block_span_ns)).collect();

@@ -116,6 +116,9 @@ pub(crate) struct Shared {
     /// retention sweep removed older ones (`expiry.rs`), so an older call is
     /// refused whatever the retention is now. Kept in `meta`.
     pub keys_complete_from_ns: std::sync::atomic::AtomicI64,
+    /// Held while that floor is raised: two sweeps at once must not write
+    /// a lower floor over a higher one (`expiry.rs`).
+    pub keys_floor_raise: parking_lot::Mutex<()>,
     /// What the open replayed after a crash.
     pub replay: ReplayCounts,
     /// Webhook subscriptions of published commits, by key (`subscriptions.rs`).
@@ -191,6 +194,7 @@ impl EmbeddedStore {
             visible_below_seq: AtomicU64::new(0),
             checkpointed_below_seq: AtomicU64::new(0),
             keys_complete_from_ns: std::sync::atomic::AtomicI64::new(expiry::keys_complete_from(&engine)?),
+            keys_floor_raise: parking_lot::Mutex::new(()),
             replay: ReplayCounts::default(),
             subscriptions: RwLock::new(subscriptions::load(&engine)?),
             changes: changelog::ChangeSignal::default(),
