@@ -171,7 +171,7 @@ impl ProposedWebhook {
     /// A webhook on `folder` for every change the audit counts as one (write, delete, move, copy, mkdir).
     pub fn on(folder: &str) -> ProposedWebhook {
         let actions = vec![Action::Create, Action::Update, Action::Destroy, Action::Move, Action::Copy];
-        ProposedWebhook { folder: callmeter_model::normalize_path(folder).to_owned(), actions }
+        ProposedWebhook { folder: callmeter_model::normalize_path(folder).into_owned(), actions }
     }
 }
 

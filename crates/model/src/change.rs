@@ -10,6 +10,7 @@
 
 use crate::event::{CallEvent, Interface, Operation};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -136,15 +137,38 @@ impl FromStr for Action {
     }
 }
 
-/// A path as the change stream compares it: a trailing `/` (a WebDAV
-/// collection, a listing's path) is not part of the name, except for the root.
-pub fn normalize_path(path: &str) -> &str {
-    let trimmed = path.trim_end_matches('/');
-    if trimmed.is_empty() && path.starts_with('/') {
-        "/"
-    } else {
-        trimmed
+/// A path as the change stream compares it: the file it names, as a
+/// server resolves it. `//` is `/`, a `.` segment is nothing and `..` the
+/// folder above (never above the root), so `/pre/../tr/x` is `/tr/x`, in
+/// no subscription to `/pre`; a trailing `/` (a WebDAV collection, a
+/// listing's path) is not part of the name, except for the root. Most paths
+/// are normal already, and are returned as they are.
+pub fn normalize_path(path: &str) -> Cow<'_, str> {
+    let normal = path == "/"
+        || (!path.ends_with('/')
+            && path.split('/').enumerate().all(|(i, s)| (i == 0 || !s.is_empty()) && s != "." && s != ".."));
+    if normal {
+        return Cow::Borrowed(path);
     }
+    let absolute = path.starts_with('/');
+    let mut kept: Vec<&str> = Vec::new();
+    for segment in path.split('/') {
+        match segment {
+            "" | "." => {}
+            // Above a relative path's start: kept, there is nothing to resolve it against.
+            ".." if kept.last().is_none_or(|last| *last == "..") => {
+                if !absolute {
+                    kept.push("..");
+                }
+            }
+            ".." => {
+                kept.pop();
+            }
+            name => kept.push(name),
+        }
+    }
+    let joined = kept.join("/");
+    Cow::Owned(if absolute { format!("/{joined}") } else { joined })
 }
 
 /// Whether `folder` is `path` or one of its ancestors: a subscription to
@@ -155,7 +179,7 @@ pub fn folder_contains(folder: &str, path: &str) -> bool {
     if folder == "/" {
         return path.starts_with('/');
     }
-    path.strip_prefix(folder).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    path.strip_prefix(&*folder).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 #[cfg(test)]
@@ -231,5 +255,32 @@ mod tests {
         assert_eq!(normalize_path("/dav/in/"), "/dav/in");
         assert_eq!(normalize_path("/"), "/");
         assert_eq!(normalize_path("//"), "/");
+    }
+
+    /// Paths are compared as the files they name: a path that climbs out of
+    /// a folder is not in it, and doubled slashes name the same file.
+    #[test]
+    fn paths_are_resolved_before_they_are_compared() {
+        for (path, normal) in [
+            ("/pre/../tr/x", "/tr/x"),
+            ("/dbl//x/c", "/dbl/x/c"),
+            ("//dbl//x/", "/dbl/x"),
+            ("/a/./b/.", "/a/b"),
+            ("/../../etc", "/etc"),
+            ("/a/b/..", "/a"),
+            ("/..", "/"),
+            ("a/../../b", "../b"),
+            ("./a", "a"),
+            ("", ""),
+            ("/in/a.csv", "/in/a.csv"),
+            ("/in/..a/b.", "/in/..a/b."),
+        ] {
+            assert_eq!(normalize_path(path), normal, "{path}");
+        }
+        assert!(matches!(normalize_path("/in/a.csv"), Cow::Borrowed(_)), "a normal path is not copied");
+        assert!(!folder_contains("/pre", "/pre/../tr/x"));
+        assert!(folder_contains("/tr", "/pre/../tr/x"));
+        assert!(folder_contains("/dbl/x", "/dbl//x/c"));
+        assert!(folder_contains("//dbl//x", "/dbl/x/c"));
     }
 }

@@ -184,7 +184,7 @@ fn checked_folder(folder: &str) -> AppResult<String> {
     if folder.split('/').any(|segment| segment == ".." || segment == ".") {
         return Err(ApiError::BadRequest(format!("folder: {folder:?} has a . or .. segment: name the folder itself")));
     }
-    Ok(callmeter_model::normalize_path(folder).to_owned())
+    Ok(callmeter_model::normalize_path(folder).into_owned())
 }
 
 /// Actions: at least one, each once.

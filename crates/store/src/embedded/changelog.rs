@@ -142,11 +142,9 @@ pub(crate) fn encode(e: &CallEvent, arrival: DateTime<Utc>, out: &mut Vec<u8>) {
     out.push(present);
     put(out, &e.account);
     put(out, &e.id);
-    put(out, callmeter_model::normalize_path(e.path.as_deref().unwrap_or_default()));
-    for s in [e.destination.as_deref().map(callmeter_model::normalize_path), e.user.as_deref(), e.api_key.as_deref()]
-        .into_iter()
-        .flatten()
-    {
+    put(out, &callmeter_model::normalize_path(e.path.as_deref().unwrap_or_default()));
+    let destination = e.destination.as_deref().map(callmeter_model::normalize_path);
+    for s in [destination.as_deref(), e.user.as_deref(), e.api_key.as_deref()].into_iter().flatten() {
         put(out, s);
     }
 }

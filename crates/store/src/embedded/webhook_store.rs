@@ -521,4 +521,28 @@ mod tests {
         let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
         assert!(store.create_subscription(sub("wh_after", "/in", &[Action::Create])).is_err());
     }
+
+    /// A call's path is the file it names: one that climbs out of a folder
+    /// with `..` is a change in the folder it reaches, not the one it
+    /// passes, and doubled slashes name the same file.
+    #[test]
+    fn paths_are_resolved_before_they_are_matched() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+        store.create_subscription(sub("wh_pre", "/pre", &[Action::Create, Action::Update])).unwrap();
+        store.create_subscription(sub("wh_tr", "/tr", &[Action::Create, Action::Update])).unwrap();
+        let events = vec![
+            call("1", Operation::Write, "/pre/../tr/x", |_| {}),
+            call("2", Operation::Write, "/tr//x", |_| {}),
+            call("3", Operation::Write, "/pre/./y", |_| {}),
+        ];
+        assert!(store.ingest(events).wait_blocking().unwrap().iter().all(|o| *o == Outcome::Accepted));
+        assert_eq!(actions(&rows(&store, "wh_tr", 2)), [Action::Create, Action::Update], "one file, /tr/x");
+        assert_eq!(rows(&store, "wh_pre", 1).len(), 1, "only /pre/y");
+        let claimed = store.claim_deliveries(Utc::now(), 100, &mut |_| true).unwrap();
+        let mut paths: Vec<&str> = claimed.iter().map(|c| change(c).path.as_str()).collect();
+        paths.sort();
+        assert_eq!(paths, ["/pre/y", "/tr/x", "/tr/x"]);
+        store.shutdown();
+    }
 }
