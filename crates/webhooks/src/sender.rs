@@ -165,17 +165,29 @@ impl Sender {
             error: Some(error),
             latency_ms: 0,
         };
-        let request =
-            match self.checked_target(&claimed.subscription.url).and_then(|url| self.request(claimed, &url, now)) {
+        let url = match self.checked_target(&claimed.subscription.url) {
+            Ok(url) => url,
+            Err(e) => return failed(e),
+        };
+        // One deadline for the whole attempt: connecting, the answer's head and its body.
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let mut sends = 0;
+        let response = loop {
+            sends += 1;
+            let request = match self.request(claimed, &url, now) {
                 Ok(request) => request,
                 Err(e) => return failed(e),
             };
-        // One deadline for the whole attempt: connecting, the answer's head and its body.
-        let deadline = tokio::time::Instant::now() + self.timeout;
-        let response = match tokio::time::timeout_at(deadline, self.client.request(request)).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => return failed(describe(&e)),
-            Err(_) => return failed("timed out".to_owned()),
+            match tokio::time::timeout_at(deadline, self.client.request(request)).await {
+                Ok(Ok(r)) => break r,
+                // A kept connection the receiver closed as it was reused
+                // (legal after an answer without `connection: close`): sent
+                // again once, on a new one. At most a repeat, with the same
+                // `webhook-id`, for a receiver that took it and then reset.
+                Ok(Err(e)) if sends == 1 && closed_under_it(&e) => continue,
+                Ok(Err(e)) => return failed(describe(&e)),
+                Err(_) => return failed("timed out".to_owned()),
+            }
         };
         let status = response.status();
         let retry_after =
@@ -244,6 +256,30 @@ fn printable(text: &str) -> String {
         }
     }
     out.trim().to_owned()
+}
+
+/// Whether a request failed because its kept connection was closed under
+/// it (reset, or ended before an answer), not in connecting.
+fn closed_under_it(e: &hyper_util::client::legacy::Error) -> bool {
+    if e.is_connect() {
+        return false;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(h) = s.downcast_ref::<hyper::Error>() {
+            if h.is_incomplete_message() || h.is_canceled() {
+                return true;
+            }
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+            if matches!(io.kind(), ConnectionReset | BrokenPipe | ConnectionAborted | UnexpectedEof) {
+                return true;
+            }
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// An error with its causes, which say what failed (a refused address, a refused connection).
@@ -366,6 +402,96 @@ mod tests {
             assert!(sender.known.lock().len() <= KNOWN_TARGETS);
         }
         assert!(sender.checked_target("http://[::1]/hook").is_err(), "refused after the kept answers were let go");
+    }
+
+    /// A claimed change for a subscription to `url`.
+    fn claimed(url: &str) -> callmeter_store::ClaimedDelivery {
+        use callmeter_model::{Action, Interface, Operation};
+        use callmeter_store::{Change, DeliveredEvent, Delivery, DeliveryState, OutboxEvent, SigningSecret, Watch};
+        let now = chrono::Utc::now();
+        let subscription = callmeter_store::Subscription {
+            id: "wh_1".into(),
+            account: "acme".into(),
+            url: url.into(),
+            watch: Watch::Folder { folder: "/".into() },
+            actions: vec![Action::Create],
+            enabled: true,
+            disabled_reason: None,
+            headers: Default::default(),
+            secrets: vec![SigningSecret { secret: "whsec_AAAA".into(), expires_at: None }],
+            failing_since: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let change = Change {
+            seq: 1,
+            account: "acme".into(),
+            call_id: "c1".into(),
+            time: now,
+            arrival: now,
+            operation: Operation::Write,
+            interface: Interface::Rest,
+            path: "/a".into(),
+            destination: None,
+            user: None,
+            api_key: None,
+        };
+        callmeter_store::ClaimedDelivery {
+            delivery: Delivery {
+                id: 1,
+                account: "acme".into(),
+                subscription: "wh_1".into(),
+                event: OutboxEvent::Change { seq: 1, action: Action::Create },
+                state: DeliveryState::Pending,
+                attempts: 0,
+                next_attempt_at: now,
+                created_at: now,
+            },
+            subscription: std::sync::Arc::new(subscription),
+            event: DeliveredEvent::Change(change, Action::Create),
+        }
+    }
+
+    /// A receiver that answers one request a connection (HTTP/1.1, no
+    /// `connection: close`) and closes it when the next comes: each reuse of
+    /// a kept connection fails under the request, which goes again on a new
+    /// one; every attempt is delivered, none sent more than twice.
+    #[tokio::test]
+    async fn a_kept_connection_closed_under_a_request_is_replaced() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = std::sync::Arc::new(AtomicUsize::new(0));
+        let counted = requests.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let requests = counted.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 8192];
+                    let mut got = Vec::new();
+                    while !got.windows(4).any(|w| w == b"\r\n\r\n") || !got.ends_with(b"}") {
+                        match socket.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => got.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    requests.fetch_add(1, Ordering::SeqCst);
+                    socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await.unwrap();
+                    // The next request's first bytes, then the close.
+                    let _ = socket.read(&mut buf).await;
+                });
+            }
+        });
+        let sender = Sender::new(true, std::time::Duration::from_secs(5), 1).unwrap();
+        let c = claimed(&format!("http://127.0.0.1:{port}/hook"));
+        for i in 0..10 {
+            let sent = sender.send(&c, chrono::Utc::now()).await;
+            assert!(sent.delivered, "attempt {i}: {:?}", sent.error);
+        }
+        let sent = requests.load(Ordering::SeqCst);
+        assert!(sent <= 20, "{sent} requests answered");
     }
 
     /// An excerpt ends where a character does, never in a replacement sign
