@@ -349,6 +349,10 @@ fn scopes_and_secrets() {
     assert_eq!(server.send(patch).0, 404);
     assert_eq!(server.send(server.http.post(server.url(&format!("{long}/rotate-secret"))).bearer_auth(ADMIN)).0, 404);
     assert_eq!(server.get(ADMIN, &format!("{long}/deliveries")).0, 404);
+    let (status, v) =
+        server.send(server.http.post(server.url(&format!("{one}/deliveries/x1/redeliver"))).bearer_auth(ADMIN));
+    assert_eq!(status, 400);
+    assert!(v["error"]["message"].as_str().unwrap().contains("\"x1\" is no delivery id"), "{v}");
     assert_eq!(server.post_events(ADMIN, &write("s2", "/in/b.csv", "")).0, 200);
     assert_eq!(server.http.get(server.url("/readyz")).send().unwrap().status().as_u16(), 200);
     let bad = server

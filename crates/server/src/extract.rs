@@ -75,6 +75,7 @@ pub(crate) fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64
     }
     match n.as_f64() {
         Some(f) if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 => Ok(f as i64),
+        Some(f) if f.fract() == 0.0 => Err(serde::de::Error::custom(format!("{n} is out of range"))),
         _ => Err(serde::de::Error::custom(format!("{n} is not a whole number"))),
     }
 }
@@ -125,5 +126,14 @@ mod tests {
         assert!(bounded::<String>("user", None).unwrap().is_none());
         let e = bounded("path_prefix", Some("/".repeat(MAX_PARAM_BYTES + 1))).unwrap_err();
         assert!(e.to_string().starts_with("path_prefix: 4097 bytes"), "{e}");
+    }
+
+    /// A whole number beyond `i64` is out of range, a fraction is no whole number.
+    #[test]
+    fn whole_numbers_say_why_not() {
+        let read = |json: &str| whole_number(&mut serde_json::Deserializer::from_str(json)).map_err(|e| e.to_string());
+        assert_eq!(read("-324.0"), Ok(-324));
+        assert_eq!(read("18446744073709551616"), Err("1.8446744073709552e+19 is out of range".into()));
+        assert_eq!(read("1.5"), Err("1.5 is not a whole number".into()));
     }
 }

@@ -92,12 +92,19 @@ fn v4_of(hi: u16, lo: u16) -> Ipv4Addr {
 
 /// A target URL's form: `http` or `https` with a host; an error saying why not.
 pub fn parse_target(url: &str) -> Result<Url, WebhookError> {
+    // The URL parser drops tabs and line breaks: the URL stored would not be the one given.
+    if url.chars().any(char::is_control) {
+        return Err(WebhookError::Target(format!("{url:?} has a control character (a line break, a tab)")));
+    }
     let parsed = Url::parse(url).map_err(|e| WebhookError::Target(format!("{url:?} is not a URL: {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(WebhookError::Target(format!("{url:?}: only http and https targets")));
     }
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err(WebhookError::Target(format!("{url:?} has no host")));
+    }
+    if parsed.port() == Some(0) {
+        return Err(WebhookError::Target(format!("{url:?}: port 0 is no port to send to")));
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err(WebhookError::Target(format!("{url:?}: no credentials in the URL (use a custom header)")));
@@ -260,9 +267,16 @@ mod tests {
     fn only_http_and_https_urls_with_a_host_and_no_credentials() {
         assert!(parse_target("https://hooks.example.com/x").is_ok());
         assert!(parse_target("http://[::1]:8080/").is_ok());
-        for bad in
-            ["ftp://example.com/", "file:///etc/passwd", "not a url", "https://user:pw@example.com/", "unix:/run/x"]
-        {
+        for bad in [
+            "ftp://example.com/",
+            "file:///etc/passwd",
+            "not a url",
+            "https://user:pw@example.com/",
+            "unix:/run/x",
+            "https://8.8.8.8:0/",
+            "http://8.8.8.8/\r\nX-Injected: 1",
+            "http://exam\tple.com/",
+        ] {
             assert!(parse_target(bad).is_err(), "{bad}");
         }
         let url = parse_target("http://[::ffff:127.0.0.1]/").unwrap();

@@ -88,8 +88,11 @@ pub(crate) async fn deliveries(
 pub(crate) async fn redeliver(
     State(s): St,
     AccountManager { account, .. }: AccountManager,
-    Path((_, id, delivery)): Path<(String, String, u64)>,
+    Path((_, id, delivery)): Path<(String, String, String)>,
 ) -> AppResult<Response> {
+    let delivery: u64 = delivery.parse().map_err(|_| {
+        ApiError::BadRequest(format!("delivery: {delivery:?} is no delivery id (a whole number, from the deliveries)"))
+    })?;
     redeliver_one(&s, account, id, delivery).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "redelivering": delivery }))).into_response())
 }

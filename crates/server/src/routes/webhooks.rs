@@ -177,7 +177,10 @@ impl WebhookBody {
 /// A folder: absolute, bounded, no control characters; normalized.
 fn checked_folder(folder: &str) -> AppResult<String> {
     bounded("folder", Some(folder))?;
-    if !folder.starts_with('/') || folder.chars().any(char::is_control) {
+    if folder.chars().any(char::is_control) {
+        return Err(ApiError::BadRequest(format!("folder: {folder:?} has a control character")));
+    }
+    if !folder.starts_with('/') {
         return Err(ApiError::BadRequest(format!("folder: {folder:?} is not an absolute path (/in, /)")));
     }
     // Matched as a prefix of the calls' paths: `..` or `.` would name another folder than it seems to.
