@@ -5,6 +5,10 @@
 //! others.
 
 use callmeter_store::Subscription;
+use std::sync::Arc;
+
+/// The claimed rows, shared by the engine and its claims.
+pub(crate) type SharedClaimed = Arc<parking_lot::Mutex<Claimed>>;
 
 /// Counts by name (target, account or subscription id), looked up by
 /// `&str`: most rows are of names counted already, whose lookups copy nothing.
@@ -55,23 +59,30 @@ impl Claimed {
         down(&mut self.targets, &row.target);
         down(&mut self.subscriptions, &row.subscription);
     }
+}
 
-    /// What a claim may take now: `per_target` rows of a target,
-    /// `per_account` of an account and `per_failing` of a failing
-    /// subscription at most, less those claimed already.
-    pub(crate) fn admission(&self, per_target: usize, per_account: usize, per_failing: usize) -> Admission {
-        let targets = self.targets.iter().map(|(t, n)| (t.clone(), per_target.saturating_sub(*n))).collect();
-        let accounts = self.accounts.iter().map(|(a, n)| (a.clone(), per_account.saturating_sub(*n))).collect();
-        Admission {
-            target_of_url: Default::default(),
-            per_target,
-            per_account,
-            per_failing,
-            targets,
-            accounts,
-            subscriptions: self.subscriptions.clone(),
-            refused: false,
-        }
+/// What a claim may take now: `per_target` rows of a target, `per_account`
+/// of an account and `per_failing` of a failing subscription at most, less
+/// those claimed already.
+pub(crate) fn admission(
+    claimed: &SharedClaimed,
+    per_target: usize,
+    per_account: usize,
+    per_failing: usize,
+) -> Admission {
+    let now = claimed.lock();
+    let targets = now.targets.iter().map(|(t, n)| (t.clone(), per_target.saturating_sub(*n))).collect();
+    let accounts = now.accounts.iter().map(|(a, n)| (a.clone(), per_account.saturating_sub(*n))).collect();
+    Admission {
+        target_of_url: Default::default(),
+        per_target,
+        per_account,
+        per_failing,
+        targets,
+        accounts,
+        claimed: claimed.clone(),
+        failing_admitted: Counts::default(),
+        refused: false,
     }
 }
 
@@ -89,7 +100,11 @@ pub(crate) struct Admission {
     per_failing: usize,
     targets: Counts,
     accounts: Counts,
-    subscriptions: Counts,
+    /// The rows claimed before, read for failing subscriptions only (rare:
+    /// copying every subscription's count at each claim would cost more).
+    claimed: SharedClaimed,
+    /// Rows of failing subscriptions this claim admitted.
+    failing_admitted: Counts,
     /// Whether a row was refused: then the engine waits for completions
     /// before it claims again, rather than look at the same rows at once.
     pub(crate) refused: bool,
@@ -101,15 +116,19 @@ impl Admission {
         let target = self.target_of_url.entry_ref(sub.url.as_str()).or_insert_with(|| target_of(&sub.url));
         let target = self.targets.entry_ref(target.as_str()).or_insert(self.per_target);
         let account = self.accounts.entry_ref(sub.account.as_str()).or_insert(self.per_account);
-        let held = self.subscriptions.entry_ref(sub.id.as_str()).or_insert(0);
-        let failing_full = sub.failing_since.is_some() && *held >= self.per_failing;
+        let failing_full = sub.failing_since.is_some() && {
+            let before = self.claimed.lock().subscriptions.get(sub.id.as_str()).copied().unwrap_or(0);
+            before + self.failing_admitted.get(sub.id.as_str()).copied().unwrap_or(0) >= self.per_failing
+        };
         if *target == 0 || *account == 0 || failing_full {
             self.refused = true;
             return false;
         }
         *target -= 1;
         *account -= 1;
-        *held += 1;
+        if sub.failing_since.is_some() {
+            *self.failing_admitted.entry_ref(sub.id.as_str()).or_insert(0) += 1;
+        }
         true
     }
 }
@@ -124,7 +143,7 @@ fn target_of(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{Claimed, Holder};
+    use super::{admission, Holder, SharedClaimed};
     use callmeter_store::{SigningSecret, Subscription, Watch};
     use chrono::Utc;
 
@@ -153,29 +172,29 @@ mod tests {
 
     #[test]
     fn each_room_stops_a_claim() {
-        let mut claimed = Claimed::default();
-        claimed.add(&holder("http://a:80", "acme", "wh_a"));
+        let claimed = SharedClaimed::default();
+        claimed.lock().add(&holder("http://a:80", "acme", "wh_a"));
         let dead = sub("acme", "wh_a", "http://a/hook", true);
         let healthy = sub("acme", "wh_b", "http://b/hook", false);
         let other = sub("globex", "wh_c", "http://b/hook", false);
-        let mut admission = claimed.admission(3, 5, 2);
-        assert!(admission.admit(&dead), "a failing subscription holds one of its two");
-        assert!(!admission.admit(&dead), "and no more");
-        assert!(admission.refused);
+        let mut room = admission(&claimed, 3, 5, 2);
+        assert!(room.admit(&dead), "a failing subscription holds one of its two");
+        assert!(!room.admit(&dead), "and no more");
+        assert!(room.refused);
         for _ in 0..3 {
-            assert!(admission.admit(&healthy), "its account's others go on");
+            assert!(room.admit(&healthy), "its account's others go on");
         }
-        assert!(!admission.admit(&other), "b's room is 3");
-        let mut admission = claimed.admission(10, 5, 2);
-        assert!(admission.admit(&dead));
+        assert!(!room.admit(&other), "b's room is 3");
+        let mut room = admission(&claimed, 10, 5, 2);
+        assert!(room.admit(&dead));
         for _ in 0..3 {
-            assert!(admission.admit(&healthy));
+            assert!(room.admit(&healthy));
         }
-        assert!(!admission.admit(&healthy), "acme's room is 5, one claimed already");
-        assert!(admission.admit(&other), "globex has its own");
-        claimed.remove(&holder("http://a:80", "acme", "wh_a"));
-        assert_eq!(claimed.total, 0);
-        let mut admission = claimed.admission(10, 5, 2);
-        assert!(admission.admit(&dead) && admission.admit(&dead) && !admission.admit(&dead));
+        assert!(!room.admit(&healthy), "acme's room is 5, one claimed already");
+        assert!(room.admit(&other), "globex has its own");
+        claimed.lock().remove(&holder("http://a:80", "acme", "wh_a"));
+        assert_eq!(claimed.lock().total, 0);
+        let mut room = admission(&claimed, 10, 5, 2);
+        assert!(room.admit(&dead) && room.admit(&dead) && !room.admit(&dead));
     }
 }

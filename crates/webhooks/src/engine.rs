@@ -26,7 +26,7 @@
 //!
 //! The engine reads time only from its [`Clock`].
 
-use crate::admission::{Admission, Claimed, Holder};
+use crate::admission::{admission, Admission, Holder, SharedClaimed};
 use crate::clock::Clock;
 use crate::lanes::Lanes;
 use crate::schedule;
@@ -130,7 +130,7 @@ pub struct DeliveryEngine {
     /// Claimed rows waiting for their target's workers (`per_target` at most).
     lanes: Lanes<Queued>,
     /// Rows claimed and not yet completed.
-    claimed: parking_lot::Mutex<Claimed>,
+    claimed: SharedClaimed,
     /// Told when completions are recorded: room for rows a claim refused.
     completed: tokio::sync::Notify,
     /// Raised by [`stop`](DeliveryEngine::stop): rows waiting for a slot are left unsent.
@@ -212,7 +212,7 @@ impl DeliveryEngine {
             sender: Sender::new(options.allow_private_targets, options.timeout, options.per_target.max(1))?,
             in_flight: Semaphore::new(options.max_in_flight.max(1)),
             lanes: Lanes::new(options.per_target),
-            claimed: parking_lot::Mutex::new(Claimed::default()),
+            claimed: SharedClaimed::default(),
             completed: tokio::sync::Notify::new(),
             stopped: tokio::sync::watch::channel(false).0,
             claims: AtomicU64::new(0),
@@ -358,14 +358,13 @@ impl DeliveryEngine {
     /// The room for rows a claim has now: in all, and by target and account
     /// (none when the engine holds all the rows it may).
     fn admission(&self) -> Option<(usize, Admission)> {
-        let claimed = self.claimed.lock();
-        let room = self.max_claimed().saturating_sub(claimed.total);
+        let room = self.max_claimed().saturating_sub(self.claimed.lock().total);
         if room == 0 {
             return None;
         }
         let per_target = self.options.per_target.max(1) * QUEUED_PER_SLOT;
         let per_failing = self.options.per_target.max(1);
-        Some((room, claimed.admission(per_target, self.options.per_account.max(1), per_failing)))
+        Some((room, admission(&self.claimed, per_target, self.options.per_account.max(1), per_failing)))
     }
 
     /// The targets being sent to now: those with rows waiting or in flight.
