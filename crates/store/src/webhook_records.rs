@@ -86,6 +86,31 @@ pub struct Subscription {
 }
 
 impl Subscription {
+    /// A new subscription made at `now`: enabled, signed with `secret`
+    /// alone, with no custom headers and no failures.
+    pub fn new(
+        (account, id): (&str, &str),
+        url: &str,
+        (watch, actions): (Watch, Vec<Action>),
+        secret: &str,
+        now: DateTime<Utc>,
+    ) -> Subscription {
+        Subscription {
+            id: id.into(),
+            account: account.into(),
+            url: url.into(),
+            watch,
+            actions,
+            enabled: true,
+            disabled_reason: None,
+            headers: BTreeMap::new(),
+            secrets: vec![SigningSecret { secret: secret.into(), expires_at: None }],
+            failing_since: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     /// Whether a change of `action` at `path` (or to `destination`) is for this subscription.
     pub fn wants(&self, action: Action, path: &str, destination: Option<&str>) -> bool {
         let Watch::Folder { folder } = &self.watch else { return false };
@@ -361,20 +386,8 @@ mod tests {
     #[test]
     fn a_rotation_keeps_two_secrets_at_most() {
         let t0 = Utc::now();
-        let mut sub = Subscription {
-            id: "wh_1".into(),
-            account: "acme".into(),
-            url: "https://x.example/hook".into(),
-            watch: Watch::Folder { folder: "/".into() },
-            actions: vec![Action::Create],
-            enabled: true,
-            disabled_reason: None,
-            headers: BTreeMap::new(),
-            secrets: vec![SigningSecret { secret: "whsec_first".into(), expires_at: None }],
-            failing_since: None,
-            created_at: t0,
-            updated_at: t0,
-        };
+        let folder = (Watch::Folder { folder: "/".into() }, vec![Action::Create]);
+        let mut sub = Subscription::new(("acme", "wh_1"), "https://x.example/hook", folder, "whsec_first", t0);
         let day = chrono::Duration::hours(24);
         let rotate = |secret: &str, at: DateTime<Utc>| SubscriptionUpdate {
             rotate_secret: Some((secret.into(), at + day)),

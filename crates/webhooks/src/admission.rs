@@ -144,23 +144,14 @@ fn target_of(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::{admission, Holder, SharedClaimed};
-    use callmeter_store::{SigningSecret, Subscription, Watch};
+    use callmeter_store::{Subscription, Watch};
     use chrono::Utc;
 
     fn sub(account: &str, id: &str, url: &str, failing: bool) -> Subscription {
+        let folder = (Watch::Folder { folder: "/".into() }, vec![]);
         Subscription {
-            id: id.into(),
-            account: account.into(),
-            url: url.into(),
-            watch: Watch::Folder { folder: "/".into() },
-            actions: vec![],
-            enabled: true,
-            disabled_reason: None,
-            headers: Default::default(),
-            secrets: vec![SigningSecret { secret: "whsec_AAAA".into(), expires_at: None }],
             failing_since: failing.then(Utc::now),
-            created_at: Utc::now(),
-            updated_at: Utc::now(),
+            ..Subscription::new((account, id), url, folder, "whsec_AAAA", Utc::now())
         }
     }
 

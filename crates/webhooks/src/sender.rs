@@ -410,22 +410,10 @@ mod tests {
     /// A claimed change for a subscription to `url`.
     fn claimed(url: &str) -> callmeter_store::ClaimedDelivery {
         use callmeter_model::{Action, Interface, Operation};
-        use callmeter_store::{Change, DeliveredEvent, Delivery, DeliveryState, OutboxEvent, SigningSecret, Watch};
+        use callmeter_store::{Change, DeliveredEvent, Delivery, DeliveryState, OutboxEvent, Subscription, Watch};
         let now = chrono::Utc::now();
-        let subscription = callmeter_store::Subscription {
-            id: "wh_1".into(),
-            account: "acme".into(),
-            url: url.into(),
-            watch: Watch::Folder { folder: "/".into() },
-            actions: vec![Action::Create],
-            enabled: true,
-            disabled_reason: None,
-            headers: Default::default(),
-            secrets: vec![SigningSecret { secret: "whsec_AAAA".into(), expires_at: None }],
-            failing_since: None,
-            created_at: now,
-            updated_at: now,
-        };
+        let folder = (Watch::Folder { folder: "/".into() }, vec![Action::Create]);
+        let subscription = Subscription::new(("acme", "wh_1"), url, folder, "whsec_AAAA", now);
         let change = Change {
             seq: 1,
             account: "acme".into(),

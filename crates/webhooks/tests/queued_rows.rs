@@ -12,6 +12,28 @@ mod harness;
 
 use harness::*;
 
+/// Acme's hanging receiver with `rows` due, tried `tried` times (and
+/// `settle` more time to claim); then one upload of `account`'s to a
+/// healthy receiver: whether it was sent within `limit`, and the hanging
+/// receiver's attempts by then.
+fn behind_a_hanging_backlog(
+    s: &Setup,
+    (rows, tried, settle): (usize, usize, std::time::Duration),
+    account: &str,
+    limit: std::time::Duration,
+) -> (bool, usize) {
+    let slow = Receiver::answering(Reply::Hang(std::time::Duration::from_secs(30)), vec![]);
+    subscribe_in(&s.store, "acme", "wh_slow", &slow.url, &signing::new_secret());
+    upload_many(&s.store, "acme", "bulk", rows);
+    wait_until("acme's rows", || s.store.deliveries("acme", "wh_slow").unwrap().len() == rows);
+    wait_until("the slow target's attempts", || slow.count() >= tried);
+    std::thread::sleep(settle);
+    let fast = Receiver::answering(Reply::Status(200, String::new()), vec![]);
+    subscribe_in(&s.store, account, "wh_fast", &fast.url, &signing::new_secret());
+    upload_in(&s.store, account, "fast-0");
+    (within(limit, || fast.count() == 1), slow.count())
+}
+
 // ---------------------------------------------------------------------------
 // Once a defect (fixed): a backlog of one saturated target longer than
 // MAX_REFUSED_PER_CLAIM (1,024) rows stops every claim before it reaches
@@ -24,19 +46,10 @@ use harness::*;
 #[test]
 fn a_large_backlog_of_one_hanging_target_holds_back_other_accounts() {
     let s = setup();
-    let slow = Receiver::answering(Reply::Hang(std::time::Duration::from_secs(3)), vec![]);
-    subscribe_in(&s.store, "acme", "wh_slow", &slow.url, &signing::new_secret());
-    upload_many(&s.store, "acme", "bulk", 2_000);
-    wait_until("acme's 2,000 rows", || s.store.deliveries("acme", "wh_slow").unwrap().len() == 2_000);
-    wait_until("the slow target's first attempts", || slow.count() >= 1);
-
-    let fast = Receiver::answering(Reply::Status(200, String::new()), vec![]);
-    subscribe_in(&s.store, "globex", "wh_fast", &fast.url, &signing::new_secret());
-    upload_in(&s.store, "globex", "g-0");
+    let (sent, tried) = behind_a_hanging_backlog(&s, (2_000, 1, ms(0)), "globex", std::time::Duration::from_secs(5));
     assert!(
-        within(std::time::Duration::from_secs(5), || fast.count() == 1),
-        "globex's delivery was not sent within 5 s (DESIGN §7: 2 s); the hanging target got {} attempts meanwhile",
-        slow.count()
+        sent,
+        "globex's delivery was not sent within 5 s (DESIGN §7: 2 s); the hanging target got {tried} attempts"
     );
 }
 
@@ -265,15 +278,7 @@ fn control_stop_with_many_rows_queued_for_a_hanging_target_returns() {
 #[test]
 fn control_a_backlog_under_the_refused_scan_limit_holds_back_no_one() {
     let s = setup();
-    let slow = Receiver::answering(Reply::Hang(std::time::Duration::from_secs(3)), vec![]);
-    subscribe_in(&s.store, "acme", "wh_slow", &slow.url, &signing::new_secret());
-    upload_many(&s.store, "acme", "bulk", 900);
-    wait_until("acme's 900 rows", || s.store.deliveries("acme", "wh_slow").unwrap().len() == 900);
-    wait_until("the slow target's first attempts", || slow.count() >= 1);
-    let fast = Receiver::answering(Reply::Status(200, String::new()), vec![]);
-    subscribe_in(&s.store, "globex", "wh_fast", &fast.url, &signing::new_secret());
-    upload_in(&s.store, "globex", "g-0");
-    assert!(within(std::time::Duration::from_secs(2), || fast.count() == 1));
+    assert!(behind_a_hanging_backlog(&s, (900, 1, ms(0)), "globex", std::time::Duration::from_secs(2)).0);
 }
 
 /// The engine keeps attempt slots only for targets it is sending to: once
@@ -310,21 +315,9 @@ fn the_slots_of_targets_no_longer_sent_to_are_let_go() {
 #[test]
 fn a_hanging_target_holds_back_none_of_its_accounts_other_webhooks() {
     let s = setup_with(EngineOptions { timeout: std::time::Duration::from_secs(10), ..EngineOptions::default() });
-    let slow = Receiver::answering(Reply::Hang(std::time::Duration::from_secs(30)), vec![]);
-    subscribe_in(&s.store, "acme", "wh_slow", &slow.url, &signing::new_secret());
-    upload_many(&s.store, "acme", "bulk", 300);
-    wait_until("acme's 300 rows", || s.store.deliveries("acme", "wh_slow").unwrap().len() == 300);
-    wait_until("the slow target's first attempts", || slow.count() >= 4);
-    // The next claims fill the target's room (64 rows) meanwhile.
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    let fast = Receiver::answering(Reply::Status(200, String::new()), vec![]);
-    subscribe_in(&s.store, "acme", "wh_fast", &fast.url, &signing::new_secret());
-    upload_in(&s.store, "acme", "fast-0");
-    assert!(
-        within(std::time::Duration::from_secs(2), || fast.count() == 1),
-        "acme's healthy webhook waited behind its hanging one ({} attempts meanwhile)",
-        slow.count()
-    );
+    // After the first attempts, the next claims fill the target's room (64 rows).
+    let (sent, tried) = behind_a_hanging_backlog(&s, (300, 4, ms(500)), "acme", std::time::Duration::from_secs(2));
+    assert!(sent, "acme's healthy webhook waited behind its hanging one ({tried} attempts)");
 }
 
 /// A failing subscription holds only its target's slots' worth of rows
@@ -334,19 +327,8 @@ fn a_hanging_target_holds_back_none_of_its_accounts_other_webhooks() {
 #[test]
 fn a_failing_subscription_holds_only_its_targets_slots() {
     let s = setup_with(EngineOptions { per_account: 64, ..EngineOptions::default() });
-    let slow = Receiver::answering(Reply::Hang(std::time::Duration::from_secs(30)), vec![]);
-    subscribe_in(&s.store, "acme", "wh_slow", &slow.url, &signing::new_secret());
-    upload_many(&s.store, "acme", "bulk", 400);
-    wait_until("acme's 400 rows", || s.store.deliveries("acme", "wh_slow").unwrap().len() == 400);
     // The first claim's 64 rows, 4 at a time, 300 ms each: about 5 s.
-    wait_until("the first claim's rows tried", || slow.count() >= 68);
+    let (sent, tried) = behind_a_hanging_backlog(&s, (400, 68, ms(0)), "acme", std::time::Duration::from_secs(2));
     assert!(s.store.subscription("acme", "wh_slow").unwrap().failing_since.is_some());
-    let fast = Receiver::answering(Reply::Status(200, String::new()), vec![]);
-    subscribe_in(&s.store, "acme", "wh_fast", &fast.url, &signing::new_secret());
-    upload_in(&s.store, "acme", "fast-0");
-    assert!(
-        within(std::time::Duration::from_secs(2), || fast.count() == 1),
-        "acme's healthy webhook waited behind its failing one ({} attempts meanwhile)",
-        slow.count()
-    );
+    assert!(sent, "acme's healthy webhook waited behind its failing one ({tried} attempts)");
 }

@@ -21,7 +21,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use callmeter_model::Action;
-use callmeter_store::{AlertKind, SigningSecret, Subscription, SubscriptionUpdate, Watch};
+use callmeter_store::{AlertKind, Subscription, SubscriptionUpdate, Watch};
 use chrono::{DateTime, Utc};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -310,18 +310,9 @@ pub(crate) async fn create_webhook(s: &AppState, account: String, p: WebhookBody
     let secret = callmeter_webhooks::signing::new_secret();
     let now = Utc::now();
     let sub = Subscription {
-        id: new_webhook_id(),
-        account,
-        url,
-        watch,
-        actions,
         enabled: p.enabled.unwrap_or(true),
-        disabled_reason: None,
         headers,
-        secrets: vec![SigningSecret { secret: secret.clone(), expires_at: None }],
-        failing_since: None,
-        created_at: now,
-        updated_at: now,
+        ..Subscription::new((&account, &new_webhook_id()), &url, (watch, actions), &secret, now)
     };
     let store = s.store.clone();
     let sub = blocking(move || Ok(store.create_subscription(sub)?)).await?;

@@ -100,20 +100,8 @@ mod tests {
     use std::time::Duration;
 
     pub(super) fn sub(id: &str, folder: &str, actions: &[Action]) -> Subscription {
-        Subscription {
-            id: id.into(),
-            account: "acme".into(),
-            url: "http://127.0.0.1:9/hook".into(),
-            watch: Watch::Folder { folder: folder.into() },
-            actions: actions.to_vec(),
-            enabled: true,
-            disabled_reason: None,
-            headers: Default::default(),
-            secrets: vec![crate::SigningSecret { secret: "whsec_AAAA".into(), expires_at: None }],
-            failing_since: None,
-            created_at: Utc::now(),
-            updated_at: Utc::now(),
-        }
+        let watch = (Watch::Folder { folder: folder.into() }, actions.to_vec());
+        Subscription::new(("acme", id), "http://127.0.0.1:9/hook", watch, "whsec_AAAA", Utc::now())
     }
 
     pub(super) fn call(id: &str, op: Operation, path: &str, extra: impl FnOnce(&mut CallEvent)) -> CallEvent {

@@ -65,20 +65,13 @@ pub fn subscribe(store: &EmbeddedStore, id: &str, url: &str, secret: &str) {
 pub fn subscribe_in(store: &EmbeddedStore, account: &str, id: &str, url: &str, secret: &str) {
     let now = Utc::now();
     store
-        .create_subscription(Subscription {
-            id: id.into(),
-            account: account.into(),
-            url: url.into(),
-            watch: Watch::Folder { folder: "/in".into() },
-            actions: vec![Action::Create, Action::Update, Action::Destroy],
-            enabled: true,
-            disabled_reason: None,
-            headers: Default::default(),
-            secrets: vec![SigningSecret { secret: secret.into(), expires_at: None }],
-            failing_since: None,
-            created_at: now,
-            updated_at: now,
-        })
+        .create_subscription(Subscription::new(
+            (account, id),
+            url,
+            (Watch::Folder { folder: "/in".into() }, vec![Action::Create, Action::Update, Action::Destroy]),
+            secret,
+            now,
+        ))
         .unwrap();
 }
 
