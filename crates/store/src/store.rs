@@ -161,7 +161,8 @@ pub trait Store: Send + Sync + 'static {
     /// already (decided with the write: requests at once cannot pass it).
     fn create_subscription(&self, sub: Subscription) -> Result<Subscription, StoreError>;
 
-    /// Changes a subscription; `None` when the account has none with that id.
+    /// Changes a subscription; `None` when the account has none with that
+    /// id; `Conflict` when it changed since `update.if_unchanged_since`.
     fn update_subscription(
         &self,
         account: &str,

@@ -154,6 +154,10 @@ pub struct SubscriptionUpdate {
     pub rotate_secret: Option<(String, DateTime<Utc>)>,
     /// Set (`Some(Some)`) or clear (`Some(None)`) when failures began.
     pub failing_since: Option<Option<DateTime<Utc>>>,
+    /// Applied only if the subscription is still as read (its `updated_at`
+    /// is this), else `Conflict`: for a change decided from what the
+    /// subscription was (a masked header value kept for its own host).
+    pub if_unchanged_since: Option<DateTime<Utc>>,
 }
 
 impl SubscriptionUpdate {

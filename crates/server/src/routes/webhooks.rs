@@ -403,28 +403,60 @@ pub(crate) async fn change_webhook(
     id: String,
     p: WebhookBody,
 ) -> AppResult<Subscription> {
-    let was = known_webhook(s, &account, &id)?;
-    let watched = p.watch(Some(&was))?;
+    known_webhook(s, &account, &id)?;
     let url = match p.url.as_deref() {
         Some(u) => Some(checked_url(s, u).await?),
         None => None,
     };
+    // Decided from the webhook as read, and written only if it is still so:
+    // two changes at once (a move, and a masked value kept) must not each
+    // pass against the webhook the other changes. A change in between
+    // (another request, the engine's note of failures) means reading again.
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let was = known_webhook(s, &account, &id)?;
+        let change = change_of(&was, &p, url.clone())?;
+        match update(s, account.clone(), id.clone(), change).await {
+            Err(ApiError::Conflict(_)) if tries < CHANGE_TRIES => {
+                tokio::time::sleep(std::time::Duration::from_millis(10 * tries)).await;
+            }
+            done => return done,
+        }
+    }
+}
+
+/// Reads of a webhook a change is decided from, at most, while others change it.
+const CHANGE_TRIES: u64 = 5;
+
+/// The update `p` asks of `was` (its `url` checked already).
+fn change_of(was: &Subscription, p: &WebhookBody, url: Option<String>) -> AppResult<SubscriptionUpdate> {
+    let watched = p.watch(Some(was))?;
     // Header values are shown masked because they may be credentials for
     // the target: they go to another origin only when given again, or a
     // key holder could read them by moving the webhook to a host of theirs.
     let moved = url.as_deref().is_some_and(|to| moves_origin(&was.url, to));
-    let kept = (!moved).then_some(&was);
+    let kept = (!moved).then_some(was);
     if moved && p.headers.is_none() && !was.headers.is_empty() {
         return Err(ApiError::BadRequest(
             "headers: the webhook's headers are kept for its own host only (they may hold its credentials): \
-             to move it to another host, give its headers again, or {} for none"
+             to move it to another host, give its headers again, or {} for none (through the API or \
+             `callmeter webhooks update`: the dashboard's form has no headers)"
                 .into(),
         ));
     }
     let headers = p.headers.as_ref().map(|h| checked_headers(h, kept)).transpose()?;
     let (watch, actions) = watched.map_or((None, None), |(w, a)| (Some(w), Some(a)));
-    let change = SubscriptionUpdate { url, watch, actions, enabled: p.enabled, headers, ..Default::default() };
-    update(s, account, id, change).await
+    let if_unchanged_since = Some(was.updated_at);
+    Ok(SubscriptionUpdate {
+        url,
+        watch,
+        actions,
+        enabled: p.enabled,
+        headers,
+        if_unchanged_since,
+        ..Default::default()
+    })
 }
 
 /// Delete a webhook; its undelivered events go with it.

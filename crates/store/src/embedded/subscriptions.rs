@@ -125,8 +125,13 @@ impl WriterSubscriptions {
                 }
             },
             Command::UpdateSubscription { account, id, update, reply } => {
-                let sub = self.update(engine, batch, undo, staged, (&account, &id), &update, now);
-                Some(complete_with(reply, sub))
+                match self.update(engine, batch, undo, staged, (&account, &id), &update, now) {
+                    Ok(sub) => Some(complete_with(reply, sub)),
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                        None
+                    }
+                }
             }
             Command::DeleteSubscription { account, id, reply } => {
                 Some(complete_with(reply, self.delete(engine, batch, undo, staged, (&account, &id))))
@@ -157,7 +162,8 @@ impl WriterSubscriptions {
         Ok(sub)
     }
 
-    /// Updates a subscription; `None` when there is none with that id.
+    /// Updates a subscription; `None` when there is none with that id;
+    /// `Conflict` when it changed since the update's `if_unchanged_since`.
     #[allow(clippy::too_many_arguments)]
     pub fn update(
         &self,
@@ -168,12 +174,15 @@ impl WriterSubscriptions {
         (account, id): (&str, &str),
         update: &SubscriptionUpdate,
         now: DateTime<Utc>,
-    ) -> Option<Subscription> {
+    ) -> Result<Option<Subscription>, StoreError> {
         let key = keys::subscription_key(account, id);
-        let mut sub = self.current(staged, &key)?;
+        let Some(mut sub) = self.current(staged, &key) else { return Ok(None) };
+        if update.if_unchanged_since.is_some_and(|read| read != sub.updated_at) {
+            return Err(StoreError::Conflict(format!("webhook {id:?} changed meanwhile: read it again")));
+        }
         update.apply(&mut sub, now);
         self.write(engine, batch, undo, staged, key, Some(sub.clone()));
-        Some(sub)
+        Ok(Some(sub))
     }
 
     /// Deletes a subscription; false when there was none.

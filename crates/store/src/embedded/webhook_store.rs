@@ -533,4 +533,25 @@ mod tests {
         assert_eq!(paths, ["/pre/y", "/tr/x", "/tr/x"]);
         store.shutdown();
     }
+
+    /// An update decided from the subscription as read is refused once it
+    /// changed since, and applies while it has not.
+    #[test]
+    fn an_update_of_a_subscription_as_read_is_refused_once_it_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+        let read = store.create_subscription(sub("wh", "/in", &[Action::Create])).unwrap();
+        let guarded = |url: &str| SubscriptionUpdate {
+            url: Some(url.into()),
+            if_unchanged_since: Some(read.updated_at),
+            ..Default::default()
+        };
+        std::thread::sleep(Duration::from_millis(2));
+        let moved = store.update_subscription("acme", "wh", guarded("http://127.0.0.1:9/a")).unwrap().unwrap();
+        assert_eq!(moved.url, "http://127.0.0.1:9/a");
+        let stale = store.update_subscription("acme", "wh", guarded("http://127.0.0.1:9/b"));
+        assert!(matches!(stale, Err(crate::StoreError::Conflict(_))), "{stale:?}");
+        assert_eq!(store.subscription("acme", "wh").unwrap().url, "http://127.0.0.1:9/a");
+        store.shutdown();
+    }
 }
