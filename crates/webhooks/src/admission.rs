@@ -1,14 +1,19 @@
 //! What the engine may claim: the rows it holds, counted by target, by
 //! account and by subscription, and the room a claim has left for each
 //! ([`Admission`]), so that a slow target or a busy account holds back no
-//! one else's deliveries, and a failing subscription none of its account's
-//! others.
+//! one else's deliveries, and an unproven subscription (a new one, or one
+//! whose last attempt failed) none of its account's others.
 
 use callmeter_store::Subscription;
 use std::sync::Arc;
 
 /// The claimed rows, shared by the engine and its claims.
 pub(crate) type SharedClaimed = Arc<parking_lot::Mutex<Claimed>>;
+
+/// Subscriptions whose last attempt succeeded that the engine remembers at
+/// most: past it, it forgets them all (they are unproven until their next
+/// success, and hold fewer rows meanwhile).
+const MAX_PROVEN: usize = 65_536;
 
 /// Counts by name (target, account or subscription id), looked up by
 /// `&str`: most rows are of names counted already, whose lookups copy nothing.
@@ -34,6 +39,9 @@ pub(crate) struct Claimed {
     /// By subscription id (none: no entry). Ids are random (64 bits): two
     /// accounts' subscriptions that shared one would only share its room.
     subscriptions: Counts,
+    /// Subscriptions whose last attempt (in this process) succeeded: the
+    /// others, new or failing, hold `per_unproven` rows at most.
+    proven: hashbrown::HashSet<String, foldhash::fast::RandomState>,
 }
 
 impl Claimed {
@@ -59,16 +67,28 @@ impl Claimed {
         down(&mut self.targets, &row.target);
         down(&mut self.subscriptions, &row.subscription);
     }
+
+    /// Notes how a subscription's attempt ended.
+    pub(crate) fn attempted(&mut self, subscription: &str, delivered: bool) {
+        if !delivered {
+            self.proven.remove(subscription);
+        } else if !self.proven.contains(subscription) {
+            if self.proven.len() >= MAX_PROVEN {
+                self.proven.clear();
+            }
+            self.proven.insert(subscription.to_owned());
+        }
+    }
 }
 
 /// What a claim may take now: `per_target` rows of a target, `per_account`
-/// of an account and `per_failing` of a failing subscription at most, less
-/// those claimed already.
+/// of an account and `per_unproven` of an unproven subscription at most,
+/// less those claimed already.
 pub(crate) fn admission(
     claimed: &SharedClaimed,
     per_target: usize,
     per_account: usize,
-    per_failing: usize,
+    per_unproven: usize,
 ) -> Admission {
     let now = claimed.lock();
     let targets = now.targets.iter().map(|(t, n)| (t.clone(), per_target.saturating_sub(*n))).collect();
@@ -77,11 +97,11 @@ pub(crate) fn admission(
         target_of_url: Default::default(),
         per_target,
         per_account,
-        per_failing,
+        per_unproven,
         targets,
         accounts,
         claimed: claimed.clone(),
-        failing_admitted: Counts::default(),
+        unproven_admitted: Counts::default(),
         refused: false,
     }
 }
@@ -94,17 +114,17 @@ pub(crate) struct Admission {
     pub(crate) target_of_url: hashbrown::HashMap<String, String, foldhash::fast::RandomState>,
     per_target: usize,
     per_account: usize,
-    /// Rows a failing subscription may hold: enough for its target's
-    /// slots. Its rows wait out their attempts (a hanging receiver's take
-    /// the whole timeout), and would otherwise hold its account's room.
-    per_failing: usize,
+    /// Rows an unproven subscription may hold: enough for its target's
+    /// slots. Until it answers, its rows may each wait out the timeout (a
+    /// hanging receiver's do), and more would hold its account's room.
+    per_unproven: usize,
     targets: Counts,
     accounts: Counts,
-    /// The rows claimed before, read for failing subscriptions only (rare:
-    /// copying every subscription's count at each claim would cost more).
+    /// The rows claimed before and the proven subscriptions, read at each
+    /// row (copying them at each claim would cost more).
     claimed: SharedClaimed,
-    /// Rows of failing subscriptions this claim admitted.
-    failing_admitted: Counts,
+    /// Rows of unproven subscriptions this claim admitted.
+    unproven_admitted: Counts,
     /// Whether a row was refused: then the engine waits for completions
     /// before it claims again, rather than look at the same rows at once.
     pub(crate) refused: bool,
@@ -116,18 +136,22 @@ impl Admission {
         let target = self.target_of_url.entry_ref(sub.url.as_str()).or_insert_with(|| target_of(&sub.url));
         let target = self.targets.entry_ref(target.as_str()).or_insert(self.per_target);
         let account = self.accounts.entry_ref(sub.account.as_str()).or_insert(self.per_account);
-        let failing_full = sub.failing_since.is_some() && {
-            let before = self.claimed.lock().subscriptions.get(sub.id.as_str()).copied().unwrap_or(0);
-            before + self.failing_admitted.get(sub.id.as_str()).copied().unwrap_or(0) >= self.per_failing
+        let before = {
+            let claimed = self.claimed.lock();
+            let unproven = !claimed.proven.contains(sub.id.as_str());
+            unproven.then(|| claimed.subscriptions.get(sub.id.as_str()).copied().unwrap_or(0))
         };
-        if *target == 0 || *account == 0 || failing_full {
+        let unproven_full = before.is_some_and(|before| {
+            before + self.unproven_admitted.get(sub.id.as_str()).copied().unwrap_or(0) >= self.per_unproven
+        });
+        if *target == 0 || *account == 0 || unproven_full {
             self.refused = true;
             return false;
         }
         *target -= 1;
         *account -= 1;
-        if sub.failing_since.is_some() {
-            *self.failing_admitted.entry_ref(sub.id.as_str()).or_insert(0) += 1;
+        if before.is_some() {
+            *self.unproven_admitted.entry_ref(sub.id.as_str()).or_insert(0) += 1;
         }
         true
     }
@@ -147,29 +171,29 @@ mod tests {
     use callmeter_store::{Subscription, Watch};
     use chrono::Utc;
 
-    fn sub(account: &str, id: &str, url: &str, failing: bool) -> Subscription {
+    fn sub(account: &str, id: &str, url: &str) -> Subscription {
         let folder = (Watch::Folder { folder: "/".into() }, vec![]);
-        Subscription {
-            failing_since: failing.then(Utc::now),
-            ..Subscription::new((account, id), url, folder, "whsec_AAAA", Utc::now())
-        }
+        Subscription::new((account, id), url, folder, "whsec_AAAA", Utc::now())
     }
 
-    /// A target's room, an account's room and a failing subscription's
-    /// room each stop a claim; rows already claimed count against them.
     fn holder(target: &str, account: &str, subscription: &str) -> Holder {
         Holder { target: target.into(), account: account.into(), subscription: subscription.into() }
     }
 
+    /// A target's room, an account's room and an unproven subscription's
+    /// room each stop a claim; rows already claimed count against them; a
+    /// subscription is proven by a success and unproven again by a failure.
     #[test]
     fn each_room_stops_a_claim() {
         let claimed = SharedClaimed::default();
         claimed.lock().add(&holder("http://a:80", "acme", "wh_a"));
-        let dead = sub("acme", "wh_a", "http://a/hook", true);
-        let healthy = sub("acme", "wh_b", "http://b/hook", false);
-        let other = sub("globex", "wh_c", "http://b/hook", false);
+        claimed.lock().attempted("wh_b", true);
+        claimed.lock().attempted("wh_c", true);
+        let dead = sub("acme", "wh_a", "http://a/hook");
+        let healthy = sub("acme", "wh_b", "http://b/hook");
+        let other = sub("globex", "wh_c", "http://b/hook");
         let mut room = admission(&claimed, 3, 5, 2);
-        assert!(room.admit(&dead), "a failing subscription holds one of its two");
+        assert!(room.admit(&dead), "an unproven subscription holds one of its two");
         assert!(!room.admit(&dead), "and no more");
         assert!(room.refused);
         for _ in 0..3 {
@@ -187,5 +211,9 @@ mod tests {
         assert_eq!(claimed.lock().total, 0);
         let mut room = admission(&claimed, 10, 5, 2);
         assert!(room.admit(&dead) && room.admit(&dead) && !room.admit(&dead));
+        claimed.lock().attempted("wh_a", true);
+        assert!(room.admit(&dead), "proven by a success");
+        claimed.lock().attempted("wh_a", false);
+        assert!(!room.admit(&dead), "unproven again by a failure");
     }
 }

@@ -51,7 +51,8 @@ pub struct EngineOptions {
     /// Rows of one account claimed at once at most (in flight or waiting
     /// for their target): twice a target's room (`per_target` ×
     /// [`QUEUED_PER_SLOT`]), so that one target of an account, hanging,
-    /// holds half of it at most; a failing subscription holds `per_target`.
+    /// holds half of it at most; an unproven subscription (new, or its
+    /// last attempt failed) holds `per_target`.
     pub per_account: usize,
     /// How long one attempt may take.
     pub timeout: std::time::Duration,
@@ -363,8 +364,8 @@ impl DeliveryEngine {
             return None;
         }
         let per_target = self.options.per_target.max(1) * QUEUED_PER_SLOT;
-        let per_failing = self.options.per_target.max(1);
-        Some((room, admission(&self.claimed, per_target, self.options.per_account.max(1), per_failing)))
+        let per_unproven = self.options.per_target.max(1);
+        Some((room, admission(&self.claimed, per_target, self.options.per_account.max(1), per_unproven)))
     }
 
     /// The targets being sent to now: those with rows waiting or in flight.
@@ -411,6 +412,7 @@ impl DeliveryEngine {
         }
         let at = self.clock.now();
         let sent = self.sender.send(&c, at).await;
+        self.claimed.lock().attempted(&c.subscription.id, sent.delivered);
         // Judged by the subscription as it is now: another row's attempt may have changed it.
         if let Some(latest) = self.store.subscription(&c.subscription.account, &c.subscription.id) {
             c.subscription = latest;

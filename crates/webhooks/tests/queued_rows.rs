@@ -12,26 +12,32 @@ mod harness;
 
 use harness::*;
 
-/// Acme's hanging receiver with `rows` due, tried `tried` times (and
-/// `settle` more time to claim); then one upload of `account`'s to a
-/// healthy receiver: whether it was sent within `limit`, and the hanging
-/// receiver's attempts by then.
+/// Acme's `hanging` receivers (each its own subscription) with `rows` due
+/// each, tried `tried` times in all (and `settle` more time to claim); then
+/// one upload of `account`'s to a healthy receiver: whether it was sent
+/// within `limit`, and the hanging receivers' attempts by then.
 fn behind_a_hanging_backlog(
     s: &Setup,
-    (rows, tried, settle): (usize, usize, std::time::Duration),
+    (hanging, rows, tried, settle): (usize, usize, usize, std::time::Duration),
     account: &str,
     limit: std::time::Duration,
 ) -> (bool, usize) {
-    let slow = Receiver::answering(Reply::Hang(std::time::Duration::from_secs(30)), vec![]);
-    subscribe_in(&s.store, "acme", "wh_slow", &slow.url, &signing::new_secret());
+    let slow: Vec<Receiver> =
+        (0..hanging).map(|_| Receiver::answering(Reply::Hang(std::time::Duration::from_secs(30)), vec![])).collect();
+    for (i, r) in slow.iter().enumerate() {
+        subscribe_in(&s.store, "acme", &format!("wh_slow{i}"), &r.url, &signing::new_secret());
+    }
     upload_many(&s.store, "acme", "bulk", rows);
-    wait_until("acme's rows", || s.store.deliveries("acme", "wh_slow").unwrap().len() == rows);
-    wait_until("the slow target's attempts", || slow.count() >= tried);
+    for i in 0..hanging {
+        wait_until("acme's rows", || s.store.deliveries("acme", &format!("wh_slow{i}")).unwrap().len() == rows);
+    }
+    let attempts = || slow.iter().map(Receiver::count).sum::<usize>();
+    wait_until("the slow targets' attempts", || attempts() >= tried);
     std::thread::sleep(settle);
     let fast = Receiver::answering(Reply::Status(200, String::new()), vec![]);
     subscribe_in(&s.store, account, "wh_fast", &fast.url, &signing::new_secret());
     upload_in(&s.store, account, "fast-0");
-    (within(limit, || fast.count() == 1), slow.count())
+    (within(limit, || fast.count() == 1), attempts())
 }
 
 // ---------------------------------------------------------------------------
@@ -46,7 +52,7 @@ fn behind_a_hanging_backlog(
 #[test]
 fn a_large_backlog_of_one_hanging_target_holds_back_other_accounts() {
     let s = setup();
-    let (sent, tried) = behind_a_hanging_backlog(&s, (2_000, 1, ms(0)), "globex", std::time::Duration::from_secs(5));
+    let (sent, tried) = behind_a_hanging_backlog(&s, (1, 2_000, 1, ms(0)), "globex", std::time::Duration::from_secs(5));
     assert!(
         sent,
         "globex's delivery was not sent within 5 s (DESIGN §7: 2 s); the hanging target got {tried} attempts"
@@ -278,7 +284,7 @@ fn control_stop_with_many_rows_queued_for_a_hanging_target_returns() {
 #[test]
 fn control_a_backlog_under_the_refused_scan_limit_holds_back_no_one() {
     let s = setup();
-    assert!(behind_a_hanging_backlog(&s, (900, 1, ms(0)), "globex", std::time::Duration::from_secs(2)).0);
+    assert!(behind_a_hanging_backlog(&s, (1, 900, 1, ms(0)), "globex", std::time::Duration::from_secs(2)).0);
 }
 
 /// The engine keeps attempt slots only for targets it is sending to: once
@@ -309,26 +315,26 @@ fn the_slots_of_targets_no_longer_sent_to_are_let_go() {
 // for hours. Its target could hold 64 claimed rows, the whole of the
 // account's room (64), and each row waited out the attempt timeout.
 
-/// An account's backlog for a hanging target leaves room for the same
-/// account's other webhooks (a target holds half of an account's room),
-/// before any attempt has failed (a 10 s timeout here).
+/// An account's backlogs for two new hanging targets leave room for the
+/// same account's other webhooks, before any attempt has failed (a 10 s
+/// timeout here): a subscription not yet proven by a success holds its
+/// target's slots' worth of rows (4), not a target's room (64, and two
+/// such made the account's 128).
 #[test]
-fn a_hanging_target_holds_back_none_of_its_accounts_other_webhooks() {
+fn hanging_targets_hold_back_none_of_their_accounts_other_webhooks() {
     let s = setup_with(EngineOptions { timeout: std::time::Duration::from_secs(10), ..EngineOptions::default() });
-    // After the first attempts, the next claims fill the target's room (64 rows).
-    let (sent, tried) = behind_a_hanging_backlog(&s, (300, 4, ms(500)), "acme", std::time::Duration::from_secs(2));
+    // After the first attempts, more claims come meanwhile.
+    let (sent, tried) = behind_a_hanging_backlog(&s, (2, 300, 8, ms(500)), "acme", std::time::Duration::from_secs(2));
     assert!(sent, "acme's healthy webhook waited behind its hanging one ({tried} attempts)");
 }
 
 /// A failing subscription holds only its target's slots' worth of rows
-/// (`per_target`): once its first attempts have failed, even with an
-/// account's room no bigger than a target's, the account's other webhooks
-/// go while its backlog is tried.
+/// (`per_target`): with an account's room no bigger than a target's, the
+/// account's other webhooks go while its backlog is tried.
 #[test]
 fn a_failing_subscription_holds_only_its_targets_slots() {
     let s = setup_with(EngineOptions { per_account: 64, ..EngineOptions::default() });
-    // The first claim's 64 rows, 4 at a time, 300 ms each: about 5 s.
-    let (sent, tried) = behind_a_hanging_backlog(&s, (400, 68, ms(0)), "acme", std::time::Duration::from_secs(2));
-    assert!(s.store.subscription("acme", "wh_slow").unwrap().failing_since.is_some());
+    let (sent, tried) = behind_a_hanging_backlog(&s, (1, 400, 8, ms(0)), "acme", std::time::Duration::from_secs(2));
+    assert!(s.store.subscription("acme", "wh_slow0").unwrap().failing_since.is_some());
     assert!(sent, "acme's healthy webhook waited behind its failing one ({tried} attempts)");
 }
