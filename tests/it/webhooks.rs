@@ -389,6 +389,12 @@ fn scopes_and_secrets() {
     assert_eq!(server.send(bad).0, 400);
     let bad = server.http.post(server.url(list)).bearer_auth(ADMIN).json(&json!({"url": receiver.url, "folder": "in"}));
     assert_eq!(server.send(bad).0, 400);
+    for hidden in ["/a\u{202e}b", "/a\u{200b}b", "/a\u{2028}b"] {
+        let bad =
+            server.http.post(server.url(list)).bearer_auth(ADMIN).json(&json!({"url": receiver.url, "folder": hidden}));
+        let (status, v) = server.send(bad);
+        assert_eq!(status, 400, "{hidden:?}: {v}");
+    }
 }
 
 /// The CLI end to end: create, list, deliveries, redeliver (same webhook-id),

@@ -24,6 +24,7 @@
 //! - [`key`]: the 128-bit dedup key of (account, id).
 //! - [`change`]: which calls are changes that webhooks tell about, and what
 //!   each is to a subscriber (`create`, `update`, …); folders and paths.
+//! - [`text`]: characters that make text shown to people misread.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -39,6 +40,7 @@ pub mod parse;
 pub mod period;
 pub mod plan;
 pub mod rules;
+pub mod text;
 
 pub use bucket::{bucket_of, bucket_start, BUCKET_SECONDS};
 pub use change::{folder_contains, is_change, normalize_path, Action, UnknownAction};
@@ -54,3 +56,4 @@ pub use parse::{
 pub use period::{local_midnight, AccountSchedule, PeriodKind, PeriodRule, Term, UnknownPeriodKind, UsagePeriod};
 pub use plan::{pick_plan, Overage, Plan, OVERAGE_BLOCK_CALLS};
 pub use rules::{platform_billing_start, BillingRule, BillingRules};
+pub use text::misleads;

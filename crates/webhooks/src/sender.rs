@@ -252,14 +252,13 @@ fn excerpt(answer: &[u8]) -> String {
 
 /// A receiver's answer as text fit to show: control characters (an escape
 /// sequence that would drive an operator's terminal, a NUL) and the
-/// characters that reorder text (a right-to-left override would make a
-/// listing read otherwise than it is) become spaces, runs of them one; trimmed.
+/// characters that hide or reorder text (a right-to-left override would
+/// make a listing read otherwise than it is) become spaces, runs of them
+/// one; trimmed.
 fn printable(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        let reorders =
-            matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
-        let c = if c.is_control() || reorders { ' ' } else { c };
+        let c = if c.is_control() || callmeter_model::misleads(c) { ' ' } else { c };
         if !(c == ' ' && out.ends_with(' ')) {
             out.push(c);
         }
@@ -523,5 +522,6 @@ mod tests {
         assert_eq!(printable("plain {\"error\": \"busy\"}"), "plain {\"error\": \"busy\"}");
         assert_eq!(printable("\u{7}\u{8}"), "");
         assert_eq!(printable("ok \u{202e}txt.exe\u{202c} done"), "ok txt.exe done", "no reordering");
+        assert_eq!(printable("a\u{200b}b\u{2028}c\u{feff}"), "a b c", "nothing hidden");
     }
 }

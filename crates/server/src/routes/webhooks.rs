@@ -177,8 +177,10 @@ impl WebhookBody {
 /// A folder: absolute, bounded, no control characters; normalized.
 fn checked_folder(folder: &str) -> AppResult<String> {
     bounded("folder", Some(folder))?;
-    if folder.chars().any(char::is_control) {
-        return Err(ApiError::BadRequest(format!("folder: {folder:?} has a control character")));
+    if folder.chars().any(|c| c.is_control() || callmeter_model::misleads(c)) {
+        return Err(ApiError::BadRequest(format!(
+            "folder: {folder:?} has a control, invisible or text-reordering character"
+        )));
     }
     if !folder.starts_with('/') {
         return Err(ApiError::BadRequest(format!("folder: {folder:?} is not an absolute path (/in, /)")));
