@@ -81,6 +81,13 @@ const COMPLETIONS_PER_WRITE: usize = 512;
 /// The longest the engine sleeps without looking at the clock.
 const MAX_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// After a claim that refused rows, the longest until the next, whether or
+/// not a completion frees room: a claim steps over a bounded number of
+/// refused rows (1,024) and the next goes on from there, so behind the
+/// backlogs of hanging targets (which complete nothing for their timeout)
+/// rows due later are reached this often per 1,024, not once a second.
+const REFUSED_RECLAIM: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Under load, the engine claims at most once, and the completer writes at
 /// most once, per this interval (a claim that filled its room excepted):
 /// each store call then serves many rows. Claiming as each change comes,
@@ -279,9 +286,10 @@ impl DeliveryEngine {
             if filled {
                 continue;
             }
-            // Rows due but refused (no room): the next room comes with a completion.
+            // Rows due but refused (no room): the next room comes with a
+            // completion, and rows further on may be due meanwhile.
             let wait = match refused {
-                true => MAX_IDLE,
+                true => REFUSED_RECLAIM,
                 false => match self.next_due().await {
                     Some(at) => (at - self.clock.now()).to_std().unwrap_or_default().min(MAX_IDLE),
                     None => MAX_IDLE,

@@ -338,3 +338,20 @@ fn a_failing_subscription_holds_only_its_targets_slots() {
     assert!(s.store.subscription("acme", "wh_slow0").unwrap().failing_since.is_some());
     assert!(sent, "acme's healthy webhook waited behind its failing one ({tried} attempts)");
 }
+
+// ---------------------------------------------------------------------------
+// Once a defect (fixed, found by a second hostile trial): backlogs of many
+// hanging targets delayed other accounts' deliveries by seconds. A claim
+// steps over at most 1,024 refused rows and then waited for a completion,
+// a new change or a second; with nothing completing (every target
+// hanging), the scan reached rows due later 1,024 rows a second.
+
+/// Eight hanging targets of one account with 8,000 rows due between them
+/// (4 claimed each) hold back another account's delivery for no more than
+/// the time a few claims take.
+#[test]
+fn many_hanging_backlogs_hold_back_other_accounts_briefly() {
+    let s = setup_with(EngineOptions { timeout: std::time::Duration::from_secs(10), ..EngineOptions::default() });
+    let (sent, tried) = behind_a_hanging_backlog(&s, (8, 1_000, 8, ms(0)), "globex", std::time::Duration::from_secs(2));
+    assert!(sent, "globex's delivery waited behind 8,000 refused rows ({tried} attempts)");
+}
