@@ -4,6 +4,7 @@
 //! one else's deliveries, and an unproven subscription (a new one, or one
 //! whose last attempt failed) none of its account's others.
 
+use crate::target::target_of;
 use callmeter_store::Subscription;
 use std::sync::Arc;
 
@@ -101,7 +102,7 @@ pub(crate) fn admission(
         targets,
         accounts,
         claimed: claimed.clone(),
-        unproven_admitted: Counts::default(),
+        unproven: Default::default(),
         refused: false,
     }
 }
@@ -120,11 +121,13 @@ pub(crate) struct Admission {
     per_unproven: usize,
     targets: Counts,
     accounts: Counts,
-    /// The rows claimed before and the proven subscriptions, read at each
-    /// row (copying them at each claim would cost more).
+    /// The rows claimed before and the proven subscriptions, read once per
+    /// subscription a claim meets (copying them all at each claim would
+    /// cost more).
     claimed: SharedClaimed,
-    /// Rows of unproven subscriptions this claim admitted.
-    unproven_admitted: Counts,
+    /// The subscriptions this claim met: the rows each unproven one holds
+    /// (claimed before, and admitted now), none for a proven one.
+    unproven: hashbrown::HashMap<String, Option<usize>, foldhash::fast::RandomState>,
     /// Whether a row was refused: then the engine waits for completions
     /// before it claims again, rather than look at the same rows at once.
     pub(crate) refused: bool,
@@ -136,32 +139,22 @@ impl Admission {
         let target = self.target_of_url.entry_ref(sub.url.as_str()).or_insert_with(|| target_of(&sub.url));
         let target = self.targets.entry_ref(target.as_str()).or_insert(self.per_target);
         let account = self.accounts.entry_ref(sub.account.as_str()).or_insert(self.per_account);
-        let before = {
-            let claimed = self.claimed.lock();
+        let claimed = &self.claimed;
+        let held = self.unproven.entry_ref(sub.id.as_str()).or_insert_with(|| {
+            let claimed = claimed.lock();
             let unproven = !claimed.proven.contains(sub.id.as_str());
             unproven.then(|| claimed.subscriptions.get(sub.id.as_str()).copied().unwrap_or(0))
-        };
-        let unproven_full = before.is_some_and(|before| {
-            before + self.unproven_admitted.get(sub.id.as_str()).copied().unwrap_or(0) >= self.per_unproven
         });
-        if *target == 0 || *account == 0 || unproven_full {
+        if *target == 0 || *account == 0 || held.is_some_and(|n| n >= self.per_unproven) {
             self.refused = true;
             return false;
         }
         *target -= 1;
         *account -= 1;
-        if before.is_some() {
-            *self.unproven_admitted.entry_ref(sub.id.as_str()).or_insert(0) += 1;
+        if let Some(n) = held {
+            *n += 1;
         }
         true
-    }
-}
-
-/// A target: scheme, host and port.
-fn target_of(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(u) => format!("{}://{}:{}", u.scheme(), u.host_str().unwrap_or(""), u.port_or_known_default().unwrap_or(0)),
-        Err(_) => url.to_owned(),
     }
 }
 
@@ -211,9 +204,13 @@ mod tests {
         assert_eq!(claimed.lock().total, 0);
         let mut room = admission(&claimed, 10, 5, 2);
         assert!(room.admit(&dead) && room.admit(&dead) && !room.admit(&dead));
+        // Proven or not as a claim begins (each claim a new admission).
         claimed.lock().attempted("wh_a", true);
-        assert!(room.admit(&dead), "proven by a success");
+        let mut room = admission(&claimed, 10, 5, 2);
+        assert!(room.admit(&dead) && room.admit(&dead) && room.admit(&dead), "proven by a success");
         claimed.lock().attempted("wh_a", false);
+        let mut room = admission(&claimed, 10, 5, 2);
+        assert!(room.admit(&dead) && room.admit(&dead));
         assert!(!room.admit(&dead), "unproven again by a failure");
     }
 }

@@ -34,7 +34,7 @@ pub use clock::{Clock, SystemClock, TestClock};
 pub use engine::{DeliveryEngine, EngineOptions, GATHER};
 pub use headers::{check_headers, MAX_HEADERS, MAX_HEADER_NAME_BYTES, MAX_HEADER_VALUE_BYTES, RESERVED_HEADERS};
 pub use payload::body;
-pub use target::{check_target, parse_target, refused_ip};
+pub use target::{check_target, parse_target, refused_ip, target_of};
 
 /// What can go wrong in this crate.
 #[derive(Debug, thiserror::Error)]

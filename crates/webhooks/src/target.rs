@@ -112,6 +112,15 @@ pub fn parse_target(url: &str) -> Result<Url, WebhookError> {
     Ok(parsed)
 }
 
+/// A URL's target, what per-target limits count and a subscription's
+/// header values stay with: scheme, host and port (`http://h:80`).
+pub fn target_of(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(u) => format!("{}://{}:{}", u.scheme(), u.host_str().unwrap_or(""), u.port_or_known_default().unwrap_or(0)),
+        Err(_) => url.to_owned(),
+    }
+}
+
 /// The literal address of a URL's host, if it is one.
 pub fn literal_ip(url: &Url) -> Option<IpAddr> {
     match url.host()? {

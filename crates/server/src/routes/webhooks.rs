@@ -22,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use callmeter_model::Action;
 use callmeter_store::{AlertKind, Subscription, SubscriptionUpdate, Watch};
+use callmeter_webhooks::target_of;
 use chrono::{DateTime, Utc};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -253,14 +254,6 @@ fn checked_headers(
     callmeter_webhooks::check_headers(&unmasked).map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 
-/// Whether `to` is at another origin (scheme, host, port) than `from`.
-fn moves_origin(from: &str, to: &str) -> bool {
-    match (callmeter_webhooks::parse_target(from), callmeter_webhooks::parse_target(to)) {
-        (Ok(from), Ok(to)) => from.origin() != to.origin(),
-        _ => true,
-    }
-}
-
 fn new_webhook_id() -> String {
     let mut raw = [0u8; 8];
     rand::thread_rng().fill_bytes(&mut raw);
@@ -437,7 +430,7 @@ fn change_of(was: &Subscription, p: &WebhookBody, url: Option<String>) -> AppRes
     // Header values are shown masked because they may be credentials for
     // the target: they go to another origin only when given again, or a
     // key holder could read them by moving the webhook to a host of theirs.
-    let moved = url.as_deref().is_some_and(|to| moves_origin(&was.url, to));
+    let moved = url.as_deref().is_some_and(|to| target_of(&was.url) != target_of(to));
     let kept = (!moved).then_some(was);
     if moved && p.headers.is_none() && !was.headers.is_empty() {
         return Err(ApiError::BadRequest(
