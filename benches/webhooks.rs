@@ -99,6 +99,8 @@ struct Run {
     cpu: Duration,
     /// The server's CPU while the calls were posted.
     cpu_ingest: Duration,
+    /// The server's CPU by thread name, at the end of [`cpu`](Self::cpu).
+    threads: std::collections::BTreeMap<String, Duration>,
 }
 
 /// Posts every batch at `per_second` batches a second (or as fast as it goes), counting the server's CPU.
@@ -121,7 +123,8 @@ fn ingest(
         std::thread::sleep(Duration::from_millis(10));
     }
     let cpu = cpu_time(server.pid()) - cpu_before;
-    Run { driven, cpu, cpu_ingest }
+    let threads = bench_server::cpu_by_thread(server.pid());
+    Run { driven, cpu, cpu_ingest, threads }
 }
 
 fn data_dir(root: &Path, name: &str) -> std::path::PathBuf {
@@ -320,7 +323,24 @@ fn round(setup: &Setup, r: usize, chosen: &[usize], expected: &[u64]) -> Round {
         per_delivery * 1e6,
         budget * 1e6
     );
+    println!("  server CPU by thread, off → on (whole life, threads that ended not counted): {}", by_thread(&round));
     round
+}
+
+/// Each thread name's CPU in the off and on servers, largest change first.
+fn by_thread(round: &Round) -> String {
+    let (off, on) = (&round.off.threads, &round.on.threads);
+    let mut names: Vec<&String> = off.keys().chain(on.keys()).collect();
+    names.sort();
+    names.dedup();
+    let secs = |m: &std::collections::BTreeMap<String, Duration>, n: &String| m.get(n).map_or(0.0, |d| d.as_secs_f64());
+    names.sort_by(|a, b| (secs(on, b) - secs(off, b)).abs().total_cmp(&(secs(on, a) - secs(off, a)).abs()));
+    let shown: Vec<String> = names
+        .iter()
+        .filter(|n| secs(off, n) + secs(on, n) >= 0.05)
+        .map(|n| format!("{n} {:.2} → {:.2} s", secs(off, n), secs(on, n)))
+        .collect();
+    shown.join(", ")
 }
 
 /// The median of `values`.

@@ -179,6 +179,25 @@ pub fn cpu_time(pid: u32) -> Duration {
     Duration::from_secs_f64((ticks(14) + ticks(15)) as f64 / per_second)
 }
 
+/// The CPU time (user + system) of each of a process's threads now,
+/// summed by thread name: where a run's CPU went. Threads that ended are
+/// not counted.
+pub fn cpu_by_thread(pid: u32) -> std::collections::BTreeMap<String, Duration> {
+    let mut by_name = std::collections::BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return by_name };
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    for task in tasks.flatten() {
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        let Some((head, rest)) = stat.rsplit_once(')') else { continue };
+        let name = head.split_once('(').map_or("?", |(_, n)| n).to_owned();
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i - 3).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        *by_name.entry(name).or_insert(Duration::ZERO) +=
+            Duration::from_secs_f64((ticks(14) + ticks(15)) as f64 / per_second);
+    }
+    by_name
+}
+
 pub fn dir_bytes(p: &Path) -> u64 {
     let out = Command::new("du").args(["-sb"]).arg(p).output().expect("du");
     String::from_utf8_lossy(&out.stdout).split_whitespace().next().and_then(|s| s.parse().ok()).unwrap_or(0)
