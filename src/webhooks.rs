@@ -248,18 +248,19 @@ pub fn webhooks(api: &Api, action: WebhookAction) -> Result<()> {
                 return Ok(());
             }
             println!(
-                "{:<8} {:<9} {:<30} {:<9} {:<5} {:>8}  error",
-                "attempt", "delivery", "at", "status", "code", "ms"
+                "{:<8} {:<9} {:<30} {:<9} {:<5} {:>8}  {:<30} error",
+                "attempt", "delivery", "at", "status", "code", "ms", "next try"
             );
             for a in v["attempts"].as_array().into_iter().flatten() {
                 println!(
-                    "{:<8} {:<9} {:<30} {:<9} {:<5} {:>8}  {}",
+                    "{:<8} {:<9} {:<30} {:<9} {:<5} {:>8}  {:<30} {}",
                     a["id"],
                     a["delivery"],
                     a["at"].as_str().unwrap_or(""),
                     a["status"].as_str().unwrap_or(""),
                     a["response_code"].as_u64().map(|c| c.to_string()).unwrap_or_default(),
                     a["latency_ms"],
+                    a["next_attempt_at"].as_str().unwrap_or("–"),
                     a["error"].as_str().unwrap_or("")
                 );
             }

@@ -334,6 +334,12 @@ pub struct Attempt {
     /// Why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// When its delivery is tried again, for a failed attempt that a retry
+    /// follows on the schedule (set as the attempt is recorded); none when
+    /// none follows: delivered, the tenth attempt, the webhook disabled, or
+    /// the delivery asked for again (redeliver, replay) while it was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
 /// Whether an attempt delivered its event.

@@ -436,6 +436,8 @@ impl DeliveryEngine {
             response_code: sent.response_code,
             latency_ms: sent.latency_ms,
             error: sent.error.clone(),
+            // Set by the store as it records the attempt: a resend meanwhile wins over `next`.
+            next_attempt_at: None,
         };
         tracing::debug!(
             account = %c.delivery.account,

@@ -38,6 +38,12 @@ fn failures_are_retried_on_the_schedule_until_delivered_once() {
     let attempts = s.store.delivery_attempts("acme", "wh_retry", None, 100).unwrap().attempts;
     let codes: Vec<Option<u16>> = attempts.iter().map(|a| a.response_code).collect();
     assert_eq!(codes, [Some(200), None, Some(429), Some(500)], "newest first");
+    let nexts: Vec<Option<DateTime<Utc>>> = attempts.iter().map(|a| a.next_attempt_at).collect();
+    assert_eq!(
+        nexts,
+        [None, Some(after_timeout), Some(after_429), Some(next)],
+        "each failure says when its retry comes"
+    );
     assert!(attempts[1].error.as_deref().unwrap().contains("timed out"), "{:?}", attempts[1].error);
     assert_eq!(attempts.iter().filter(|a| a.status == AttemptStatus::Delivered).count(), 1);
     let got = receiver.all();
@@ -74,6 +80,9 @@ fn ten_attempts_then_failed_and_five_days_of_failures_disable() {
         go_to(&s, next);
     }
     assert_eq!(attempt_recorded(&s, "wh_down", 10), None, "ten attempts, then no more");
+    let attempts = s.store.delivery_attempts("acme", "wh_down", None, 100).unwrap().attempts;
+    assert_eq!(attempts[0].next_attempt_at, None, "the tenth says no retry follows");
+    assert!(attempts[1..].iter().all(|a| a.next_attempt_at.is_some()), "the nine before it each say when");
     let rows = s.store.deliveries("acme", "wh_down").unwrap();
     assert_eq!((rows[0].state, rows[0].attempts), (DeliveryState::Failed, 10));
     assert!(s.store.subscription("acme", "wh_down").unwrap().enabled, "three days of failures do not disable");

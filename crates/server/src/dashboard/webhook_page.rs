@@ -177,7 +177,12 @@ fn delivery_log(
                             tr {
                                 td class="nowrap" { (format::time(a.at, tz)) }
                                 td { (a.delivery) br; span class="muted path" { (a.webhook_id) } }
-                                td { (status_words(a)) }
+                                td {
+                                    (status_words(a))
+                                    @if let Some(next) = a.next_attempt_at {
+                                        br; span class="muted nowrap" { "next try " (format::time(next, tz)) }
+                                    }
+                                }
                                 td class="num" { (a.response_code.map(|c| c.to_string()).unwrap_or_else(|| "–".into())) }
                                 td class="num" { (count(a.latency_ms)) " ms" }
                                 td class="path" { (a.error.clone().unwrap_or_default()) }
@@ -232,6 +237,7 @@ mod tests {
             response_code: Some(if status == AttemptStatus::Delivered { 200 } else { 503 }),
             latency_ms: 12,
             error: (status == AttemptStatus::Failed).then(|| "the target answered 503".into()),
+            next_attempt_at: (status == AttemptStatus::Failed).then(|| Utc::now() + chrono::Duration::minutes(5)),
         }
     }
 
@@ -263,6 +269,7 @@ mod tests {
         let html = delivery_log(chrono_tz::UTC, Some("c"), &sub, &log, None, href).into_string();
         assert_eq!(html.matches("/redeliver").count(), 2, "one a delivery: {html}");
         assert!(html.contains("the target answered 503") && html.contains("before=1"));
+        assert_eq!(html.matches("next try ").count(), 1, "the failed attempt says when its retry comes: {html}");
         let html = delivery_log(chrono_tz::UTC, None, &sub, &log, None, href).into_string();
         assert!(!html.contains("<form"), "support gets no forms");
         let empty = AttemptPage { attempts: vec![], next_before: None };

@@ -181,6 +181,12 @@ pub(crate) struct AttemptDoc {
     /// Why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    /// When the delivery is tried again, for a failed attempt a retry follows
+    /// on the schedule; absent when none follows (delivered, the tenth
+    /// attempt, the webhook disabled, or the delivery asked for again while
+    /// the attempt ran).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    next_attempt_at: Option<DateTime<Utc>>,
 }
 
 super::schema_types! {
@@ -326,9 +332,10 @@ mod tests {
             response_code: Some(500),
             latency_ms: 12,
             error: Some("HTTP 500".into()),
+            next_attempt_at: Some(Utc::now()),
         };
         mirrors::<AttemptDoc>(&attempt);
-        mirrors::<AttemptDoc>(&Attempt { response_code: None, error: None, ..attempt });
+        mirrors::<AttemptDoc>(&Attempt { response_code: None, error: None, next_attempt_at: None, ..attempt });
         let now = Utc::now();
         let alert = Alert {
             id: 1,

@@ -386,16 +386,21 @@ fn record(
     let mut batch = engine.db.batch();
     let mut next_attempt_id = locked.next_attempt_id;
     for (c, (sub_key, key)) in done.iter().zip(keys) {
+        // A redelivery or replay asked for while the attempt ran made the
+        // row pending, due at once: that stands, not the schedule's retry.
+        let resent = locked.resent.remove(key);
         if let Some(attempt) = &c.attempt {
             let mut attempt = attempt.clone();
             attempt.id = next_attempt_id;
             attempt.delivery = c.delivery.id;
+            attempt.next_attempt_at = match c.next {
+                NextStep::RetryAt(at) if !resent => Some(at),
+                _ => None,
+            };
             next_attempt_id += 1;
             batch.insert(&engine.attempts, row_key(sub_key, attempt.id), to_json(&attempt));
         }
-        // The row as it is now: a redelivery or replay asked for while it
-        // was sent made it pending, due at once, and that stands.
-        if locked.resent.remove(key) {
+        if resent {
             // Its entry was stepped over while it was claimed: back in view.
             if let Some(row) = read_row(engine, key)?.filter(|r| r.state == DeliveryState::Pending) {
                 locked.scan_from_at_most(&due_key(row.next_attempt_at, key));

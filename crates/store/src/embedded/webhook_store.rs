@@ -224,6 +224,7 @@ mod tests {
                 response_code: Some(200),
                 latency_ms: 1,
                 error: None,
+                next_attempt_at: None,
             };
             let next =
                 if i == 0 { NextStep::RetryAt(Utc::now() + chrono::Duration::hours(1)) } else { NextStep::Delivered };
@@ -307,6 +308,7 @@ mod tests {
             response_code: Some(500),
             latency_ms: 1,
             error: None,
+            next_attempt_at: None,
         };
         let retry_at = Utc::now() + chrono::Duration::minutes(1);
         // Two completions in one batch.
@@ -323,6 +325,12 @@ mod tests {
             },
         ];
         store.complete_deliveries(&done).unwrap();
+        let recorded = store.delivery_attempts("acme", "wh", None, 10).unwrap().attempts;
+        let next_of = |c: &crate::ClaimedDelivery| {
+            recorded.iter().find(|a| a.delivery == c.delivery.id).map(|a| a.next_attempt_at).unwrap()
+        };
+        assert_eq!(next_of(&claimed[1]), Some(retry_at), "a failed attempt says when its retry comes");
+        assert_eq!(next_of(&claimed[0]), None, "none follows a delivery");
         assert!(store.claim_deliveries(Utc::now(), 10, &mut |_| true).unwrap().is_empty(), "the retry is not due yet");
         assert_eq!(store.next_delivery_due().unwrap(), Some(retry_at));
         let again = store.claim_deliveries(retry_at, 10, &mut |_| true).unwrap();
@@ -455,6 +463,7 @@ mod tests {
             response_code: Some(204),
             latency_ms: 1,
             error: None,
+            next_attempt_at: None,
         };
         store
             .complete_deliveries(&[Completion {

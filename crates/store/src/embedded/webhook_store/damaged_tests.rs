@@ -69,6 +69,7 @@ fn a_damaged_record_is_stepped_over_by_listings_replays_and_expiry() {
             response_code: Some(204),
             latency_ms: 1,
             error: None,
+            next_attempt_at: None,
         }),
         next: NextStep::Delivered,
     });
