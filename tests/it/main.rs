@@ -27,5 +27,6 @@ mod logs;
 mod odd_values;
 mod operations;
 mod webhook_crash;
+mod webhook_metrics;
 mod webhook_receiver;
 mod webhooks;

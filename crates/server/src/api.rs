@@ -44,6 +44,8 @@ pub struct AppState {
     pub bodies: BodyBudget,
     /// One permit per connection that may be open (`connections.rs`).
     pub connection_slots: Arc<Semaphore>,
+    /// What the webhook delivery engine has done and holds (`/metrics`).
+    pub deliveries: Arc<callmeter_webhooks::DeliveryStats>,
 }
 
 /// What a handler answers.
@@ -152,7 +154,8 @@ async fn metrics(State(s): St, headers: HeaderMap) -> AppResult<Response> {
         open_connections: s.settings.limits.max_connections - s.connection_slots.available_permits(),
         body_bytes_in_flight: s.bodies.in_flight(),
     };
-    let body = s.metrics.render(s.store.disk_bytes(), s.store.accounts().len(), s.store.is_writable(), load);
+    let mut body = s.metrics.render(s.store.disk_bytes(), s.store.accounts().len(), s.store.is_writable(), load);
+    crate::metrics::render_deliveries(&mut body, &s.deliveries, s.store.changes_unprocessed());
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response())
 }
 

@@ -135,6 +135,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         settings,
         metrics: Default::default(),
         stopping: AtomicBool::new(false),
+        deliveries: Default::default(),
     });
     let opened = state.store.open_report();
     Metrics::add(&state.metrics.store_open_replayed_calls, opened.replayed_calls);
@@ -196,10 +197,11 @@ fn start_deliveries(
     if w.allow_private_targets {
         tracing::warn!("webhooks may be sent to loopback, private and link-local addresses (allow_private_targets)");
     }
-    let engine = callmeter_webhooks::DeliveryEngine::new(
+    let engine = callmeter_webhooks::DeliveryEngine::with_stats(
         state.store.clone(),
         Arc::new(callmeter_webhooks::SystemClock),
         options,
+        state.deliveries.clone(),
     )
     .map_err(|e| std::io::Error::other(e.to_string()))?;
     let engine = Arc::new(engine);

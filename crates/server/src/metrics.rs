@@ -1,5 +1,6 @@
 //! Counters served at `/metrics` in the Prometheus text format.
 
+use callmeter_webhooks::DeliveryStats;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -130,9 +131,74 @@ impl Metrics {
     }
 }
 
+/// Appends the webhook delivery engine's counters and gauges, and the
+/// change processor's backlog (stored changes not yet made deliveries).
+pub fn render_deliveries(s: &mut String, stats: &DeliveryStats, changes_unprocessed: u64) {
+    let get = DeliveryStats::get;
+    let counters = [
+        ("attempts_delivered", "Webhook attempts answered with a 2xx.", get(&stats.attempts_delivered)),
+        (
+            "attempts_failed",
+            "Webhook attempts that failed: another answer, none, or a refused address.",
+            get(&stats.attempts_failed),
+        ),
+        (
+            "deliveries_given_up",
+            "Webhook deliveries given up after their tenth attempt.",
+            get(&stats.deliveries_given_up),
+        ),
+        (
+            "subscriptions_disabled",
+            "Webhooks disabled by their deliveries: a 410, or five days of failures.",
+            get(&stats.subscriptions_disabled),
+        ),
+        ("claims", "Reads of due webhook deliveries from the outbox.", get(&stats.claims)),
+        ("completion_writes", "Writes recording webhook attempts, each many.", get(&stats.completion_writes)),
+    ];
+    for (name, help, v) in counters {
+        let _ = writeln!(s, "# HELP callmeter_webhook_{name}_total {help}\n# TYPE callmeter_webhook_{name}_total counter\ncallmeter_webhook_{name}_total {v}");
+    }
+    let gauges = [
+        (
+            "rows_claimed",
+            "Webhook deliveries claimed and not yet recorded: in flight, or waiting for their target.",
+            get(&stats.rows_claimed),
+        ),
+        ("attempts_in_flight", "Webhook attempts on the wire.", get(&stats.attempts_in_flight)),
+        (
+            "changes_unprocessed",
+            "Stored changes not yet turned into webhook deliveries (stays near 0).",
+            changes_unprocessed,
+        ),
+    ];
+    for (name, help, v) in gauges {
+        let _ = writeln!(s, "# HELP callmeter_webhook_{name} {help}\n# TYPE callmeter_webhook_{name} gauge\ncallmeter_webhook_{name} {v}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_delivery_engines_counters_and_gauges_are_rendered() {
+        let stats = DeliveryStats::default();
+        stats.attempts_delivered.store(7, Ordering::Relaxed);
+        stats.attempts_failed.store(2, Ordering::Relaxed);
+        stats.rows_claimed.store(3, Ordering::Relaxed);
+        let mut s = String::new();
+        render_deliveries(&mut s, &stats, 5);
+        for line in [
+            "callmeter_webhook_attempts_delivered_total 7",
+            "callmeter_webhook_attempts_failed_total 2",
+            "callmeter_webhook_deliveries_given_up_total 0",
+            "callmeter_webhook_rows_claimed 3",
+            "callmeter_webhook_changes_unprocessed 5",
+            "# TYPE callmeter_webhook_attempts_in_flight gauge",
+        ] {
+            assert!(s.lines().any(|l| l == line), "{line} in {s}");
+        }
+    }
 
     #[test]
     fn refusals_and_load_are_rendered() {

@@ -207,6 +207,10 @@ pub trait Store: Send + Sync + 'static {
     /// Notified when deliveries may have become due (new events, retries, replays).
     fn deliveries_notify(&self) -> std::sync::Arc<tokio::sync::Notify>;
 
+    /// Stored changes not yet turned into deliveries: the change
+    /// processor's backlog (`/metrics`; it should stay near zero).
+    fn changes_unprocessed(&self) -> u64;
+
     /// A subscription's attempts, newest first, before the attempt id `before`.
     fn delivery_attempts(
         &self,

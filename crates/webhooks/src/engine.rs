@@ -31,10 +31,11 @@ use crate::clock::Clock;
 use crate::lanes::Lanes;
 use crate::schedule;
 use crate::sender::{Sender, Sent};
+use crate::stats::{DeliveryStats, InFlight};
 use crate::WebhookError;
 use callmeter_store::{Attempt, AttemptStatus, ClaimedDelivery, Completion, NextStep, Store, SubscriptionUpdate};
 use chrono::{DateTime, Utc};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::sync::{mpsc, Semaphore};
 
@@ -143,9 +144,8 @@ pub struct DeliveryEngine {
     completed: tokio::sync::Notify,
     /// Raised by [`stop`](DeliveryEngine::stop): rows waiting for a slot are left unsent.
     stopped: tokio::sync::watch::Sender<bool>,
-    /// Claims made, and completion writes, so far ([`store_calls`](Self::store_calls)).
-    claims: AtomicU64,
-    completion_writes: AtomicU64,
+    /// What it has done and holds (`/metrics`).
+    stats: Arc<DeliveryStats>,
 }
 
 /// A claimed row done with, on its way to the completer: the attempt made,
@@ -216,6 +216,16 @@ impl DeliveryEngine {
         clock: Arc<dyn Clock>,
         options: EngineOptions,
     ) -> Result<DeliveryEngine, WebhookError> {
+        DeliveryEngine::with_stats(store, clock, options, Arc::default())
+    }
+
+    /// An engine that counts into `stats` (made before it, by what renders them).
+    pub fn with_stats(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        options: EngineOptions,
+        stats: Arc<DeliveryStats>,
+    ) -> Result<DeliveryEngine, WebhookError> {
         Ok(DeliveryEngine {
             sender: Sender::new(options.allow_private_targets, options.timeout, options.per_target.max(1))?,
             in_flight: Semaphore::new(options.max_in_flight.max(1)),
@@ -223,8 +233,7 @@ impl DeliveryEngine {
             claimed: SharedClaimed::default(),
             completed: tokio::sync::Notify::new(),
             stopped: tokio::sync::watch::channel(false).0,
-            claims: AtomicU64::new(0),
-            completion_writes: AtomicU64::new(0),
+            stats,
             store,
             clock,
             options,
@@ -333,7 +342,7 @@ impl DeliveryEngine {
             return Claim { refused: true, filled: false };
         };
         let (store, now) = (self.store.clone(), self.clock.now());
-        self.claims.fetch_add(1, Ordering::Relaxed);
+        DeliveryStats::count(&self.stats.claims);
         let claim = move || {
             let claimed = store.claim_deliveries(now, room, &mut |sub| admission.admit(sub));
             (claimed, admission)
@@ -355,7 +364,10 @@ impl DeliveryEngine {
                 account: c.subscription.account.clone(),
                 subscription: c.subscription.id.clone(),
             };
-            self.claimed.lock().add(&holder);
+            let mut claimed = self.claimed.lock();
+            claimed.add(&holder);
+            self.stats.rows_claimed.store(claimed.total as u64, Ordering::Relaxed);
+            drop(claimed);
             let done = DoneWith { finished: Some(finished.clone()), holder };
             if self.lanes.push(target, Queued { claimed: c, done }) {
                 tokio::spawn(self.clone().work(target.clone()));
@@ -383,7 +395,7 @@ impl DeliveryEngine {
 
     /// The store calls made so far: claims, and completion writes.
     pub fn store_calls(&self) -> (u64, u64) {
-        (self.claims.load(Ordering::Relaxed), self.completion_writes.load(Ordering::Relaxed))
+        (DeliveryStats::get(&self.stats.claims), DeliveryStats::get(&self.stats.completion_writes))
     }
 
     /// A worker of `target`'s lane: sends its rows one after another, each
@@ -419,7 +431,13 @@ impl DeliveryEngine {
             return Some(Completion { delivery: c.delivery, attempt: None, next: NextStep::Hold });
         }
         let at = self.clock.now();
+        let in_flight = InFlight::new(&self.stats.attempts_in_flight);
         let sent = self.sender.send(&c, at).await;
+        drop(in_flight);
+        DeliveryStats::count(match sent.delivered {
+            true => &self.stats.attempts_delivered,
+            false => &self.stats.attempts_failed,
+        });
         self.claimed.lock().attempted(&c.subscription.id, sent.delivered);
         // Judged by the subscription as it is now: another row's attempt may have changed it.
         if let Some(latest) = self.store.subscription(&c.subscription.account, &c.subscription.id) {
@@ -427,6 +445,12 @@ impl DeliveryEngine {
         }
         let now = self.clock.now();
         let (next, update) = decide(&c, &sent, now);
+        if matches!(next, NextStep::GiveUp) {
+            DeliveryStats::count(&self.stats.deliveries_given_up);
+        }
+        if update.as_ref().is_some_and(|u| u.enabled == Some(false)) {
+            DeliveryStats::count(&self.stats.subscriptions_disabled);
+        }
         let attempt = Attempt {
             id: 0,
             delivery: c.delivery.id,
@@ -480,7 +504,7 @@ impl DeliveryEngine {
             if !done.is_empty() {
                 let store = self.store.clone();
                 let attempts = done.len();
-                self.completion_writes.fetch_add(1, Ordering::Relaxed);
+                DeliveryStats::count(&self.stats.completion_writes);
                 match tokio::task::spawn_blocking(move || store.complete_deliveries(&done)).await {
                     Ok(Ok(())) => {}
                     // The rows are pending again, in view of the next claim: sent again (at least once).
@@ -494,6 +518,7 @@ impl DeliveryEngine {
             for f in batch.drain(..) {
                 claimed.remove(&f.holder);
             }
+            self.stats.rows_claimed.store(claimed.total as u64, Ordering::Relaxed);
             drop(claimed);
             self.completed.notify_one();
         }

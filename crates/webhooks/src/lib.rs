@@ -17,6 +17,7 @@
 //! - `sender.rs`: one attempt over HTTP: headers, timeout, no redirects, bounded answer.
 //! - `admission.rs`: the rows the engine holds, by target and account, and the room a claim has.
 //! - `lanes.rs`: claimed rows queued by target, and the count of workers sending each queue.
+//! - `stats.rs`: the engine's counters and gauges, for `/metrics`.
 //! - `engine.rs`: the loop that claims due rows, sends them with per-target limits, and completes them.
 
 mod admission;
@@ -28,12 +29,14 @@ mod payload;
 pub mod schedule;
 mod sender;
 pub mod signing;
+mod stats;
 mod target;
 
 pub use clock::{Clock, SystemClock, TestClock};
 pub use engine::{DeliveryEngine, EngineOptions, GATHER};
 pub use headers::{check_headers, MAX_HEADERS, MAX_HEADER_NAME_BYTES, MAX_HEADER_VALUE_BYTES, RESERVED_HEADERS};
 pub use payload::body;
+pub use stats::DeliveryStats;
 pub use target::{check_target, parse_target, refused_ip, target_of};
 
 /// What can go wrong in this crate.

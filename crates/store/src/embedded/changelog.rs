@@ -37,6 +37,9 @@ const VERSION: u8 = 1;
 pub(crate) struct ChangeSignal {
     /// Every change below this sequence is durable (its commit was synced).
     pub durable_below: AtomicU64,
+    /// Every change below this sequence is processed (the processor's
+    /// cursor, as of its last batch): what lies between is the backlog.
+    pub processed_below: AtomicU64,
     /// Raised when the store stops.
     pub stopping: AtomicBool,
     lock: parking_lot::Mutex<()>,
@@ -50,6 +53,12 @@ impl ChangeSignal {
             let _guard = self.lock.lock();
             self.moved.notify_all();
         }
+    }
+
+    /// Durable changes not yet processed.
+    pub fn unprocessed(&self) -> u64 {
+        let processed = self.processed_below.load(Ordering::Acquire);
+        self.durable_below.load(Ordering::Acquire).saturating_sub(processed)
     }
 
     /// Asks the waiting processor to stop.

@@ -438,6 +438,10 @@ impl Store for EmbeddedStore {
         self.shared.outbox.notify.clone()
     }
 
+    fn changes_unprocessed(&self) -> u64 {
+        self.shared.changes.unprocessed()
+    }
+
     fn delivery_attempts(
         &self,
         account: &str,

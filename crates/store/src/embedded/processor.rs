@@ -64,6 +64,7 @@ pub(crate) fn start(
                 return;
             }
         };
+        shared.changes.processed_below.store(cursor, Ordering::Release);
         loop {
             if shared.changes.stopping.load(Ordering::Acquire) {
                 return;
@@ -74,7 +75,10 @@ pub(crate) fn start(
                 continue;
             }
             match process_batch(&engine, &shared, (&path, min_free_bytes), &mut scratch, cursor, durable) {
-                Ok(next) => cursor = next,
+                Ok(next) => {
+                    cursor = next;
+                    shared.changes.processed_below.store(cursor, Ordering::Release);
+                }
                 Err(e) => {
                     // Nothing of the batch is written; it is tried again, as after a crash.
                     tracing::warn!(error = %e, "processing changes for webhooks failed; retrying in a second");
