@@ -112,6 +112,7 @@ pub(crate) fn expire_blocks(engine: &Engine, shared: &Shared, cutoff_ns: i64) ->
         // before another raised the floor would write a lower one over it.
         let _raising = shared.keys_floor_raise.lock();
         if cutoff_ns > shared.keys_complete_from_ns.load(std::sync::atomic::Ordering::Acquire) {
+            crate::failpoint::check("expiry.floor.before_write")?;
             let mut v = Vec::with_capacity(8);
             keys::push_i64(&mut v, cutoff_ns);
             engine.meta.insert(KEYS_COMPLETE_FROM_KEY, v)?;
@@ -211,6 +212,54 @@ mod tests {
     use super::super::test_event;
     use crate::{CallFilter, EmbeddedStore, Store, StoreOptions};
     use chrono::Utc;
+
+    /// Two sweeps at once: the one with the lower cutoff has looked at the
+    /// floor and waits (a failpoint) before writing it, while the other
+    /// comes with a higher one: the floor ends at the higher, in memory and
+    /// on disk, not written back down. Run in a child process of this test
+    /// binary: failpoints are read once a process.
+    #[cfg(feature = "failpoints")]
+    #[test]
+    fn two_sweeps_at_once_leave_the_higher_floor() {
+        const NAME: &str = "embedded::expiry::tests::two_sweeps_at_once_leave_the_higher_floor";
+        if std::env::var_os("CALLMETER_FLOOR_RACE_CHILD").is_none() {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+                .env("CALLMETER_FLOOR_RACE_CHILD", "1")
+                // The open's own sweep is the first to write the floor; the race's low sweep the second.
+                .env("CALLMETER_FAILPOINTS", "expiry.floor.before_write=2:sleep-400")
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success() && stdout.contains("1 passed"),
+                "{stdout}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap());
+        // Once the open's sweep has set the floor (the retention's start), both above it.
+        let floor = || store.shared.keys_complete_from_ns.load(std::sync::atomic::Ordering::Acquire);
+        let started = std::time::Instant::now();
+        while floor() == i64::MIN && started.elapsed() < std::time::Duration::from_secs(10) {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let opened = floor();
+        assert!(opened > i64::MIN, "the open's sweep set the floor");
+        let (low, high) = (opened + 1_000, opened + 2_000);
+        let first = {
+            let store = store.clone();
+            std::thread::spawn(move || super::expire_blocks(&store.engine, &store.shared, low).unwrap())
+        };
+        // The first has looked (low is above the floor) and sleeps before writing.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        super::expire_blocks(&store.engine, &store.shared, high).unwrap();
+        first.join().unwrap();
+        assert_eq!(floor(), high, "the floor in memory");
+        assert_eq!(super::keys_complete_from(&store.engine).unwrap(), high, "the floor on disk");
+    }
 
     /// Blocks older than the retention go; younger ones and the totals stay.
     #[test]
