@@ -33,7 +33,9 @@ use crate::schedule;
 use crate::sender::{Sender, Sent};
 use crate::stats::{DeliveryStats, InFlight};
 use crate::WebhookError;
-use callmeter_store::{Attempt, AttemptStatus, ClaimedDelivery, Completion, NextStep, Store, SubscriptionUpdate};
+use callmeter_store::{
+    Attempt, AttemptStatus, ClaimedDelivery, Completion, NextStep, Store, StoreError, Subscription, SubscriptionUpdate,
+};
 use chrono::{DateTime, Utc};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -75,6 +77,9 @@ impl Default for EngineOptions {
 /// enough that a fast target's next row is in memory when a slot frees, so
 /// that claims (a store read each) are rarer than attempts.
 pub const QUEUED_PER_SLOT: usize = 16;
+
+/// Tries to disable a subscription that keeps changing under the attempt.
+const DISABLE_TRIES: usize = 3;
 
 /// Completions recorded in one store write at most.
 const COMPLETIONS_PER_WRITE: usize = 512;
@@ -388,6 +393,11 @@ impl DeliveryEngine {
         Some((room, admission(&self.claimed, per_target, self.options.per_account.max(1), per_unproven)))
     }
 
+    /// What the engine has done and holds.
+    pub fn stats(&self) -> &DeliveryStats {
+        &self.stats
+    }
+
     /// The targets being sent to now: those with rows waiting or in flight.
     pub fn targets_in_use(&self) -> usize {
         self.lanes.len()
@@ -445,12 +455,6 @@ impl DeliveryEngine {
         }
         let now = self.clock.now();
         let (next, update) = decide(&c, &sent, now);
-        if matches!(next, NextStep::GiveUp) {
-            DeliveryStats::count(&self.stats.deliveries_given_up);
-        }
-        if update.as_ref().is_some_and(|u| u.enabled == Some(false)) {
-            DeliveryStats::count(&self.stats.subscriptions_disabled);
-        }
         let attempt = Attempt {
             id: 0,
             delivery: c.delivery.id,
@@ -472,16 +476,50 @@ impl DeliveryEngine {
             "webhook attempt"
         );
         if let Some(update) = update {
-            // Rare (failures begin or end, a disable): one write of its own, before the completion.
-            let store = self.store.clone();
-            let (account, id) = (c.subscription.account.clone(), c.subscription.id.clone());
-            match tokio::task::spawn_blocking(move || store.update_subscription(&account, &id, update)).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => tracing::warn!(error = %e, "cannot update a webhook subscription after an attempt"),
-                Err(e) => tracing::warn!(error = %e, "webhook subscription update task failed"),
-            }
+            self.update_after_attempt(&c.subscription, update).await;
         }
         Some(Completion { delivery: c.delivery, attempt: Some(attempt), next })
+    }
+
+    /// Writes what an attempt changes in its subscription: rare (failures
+    /// begin or end, a disable), one write of its own, before the
+    /// completion. A disable is written only over the subscription as the
+    /// decision read it (`if_unchanged_since`): of the attempts that decide
+    /// it at once (a 410 to each of a target's slots), one disables it, and
+    /// is counted; the others find it disabled. Changed otherwise meanwhile
+    /// (its owner's edit), it is read again and disabled if still enabled.
+    async fn update_after_attempt(&self, sub: &Subscription, mut update: SubscriptionUpdate) {
+        let disabling = update.enabled == Some(false);
+        let mut read_at = sub.updated_at;
+        for _ in 0..DISABLE_TRIES {
+            if disabling {
+                update.if_unchanged_since = Some(read_at);
+            }
+            let (store, change) = (self.store.clone(), update.clone());
+            let (account, id) = (sub.account.clone(), sub.id.clone());
+            match tokio::task::spawn_blocking(move || store.update_subscription(&account, &id, change)).await {
+                Ok(Ok(updated)) => {
+                    if disabling && updated.is_some() {
+                        DeliveryStats::count(&self.stats.subscriptions_disabled);
+                    }
+                    return;
+                }
+                Ok(Err(StoreError::Conflict(_))) if disabling => match self.store.subscription(&sub.account, &sub.id) {
+                    Some(latest) if latest.enabled => read_at = latest.updated_at,
+                    // Disabled by another attempt (or its owner), or deleted.
+                    _ => return,
+                },
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "cannot update a webhook subscription after an attempt");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "webhook subscription update task failed");
+                    return;
+                }
+            }
+        }
+        tracing::warn!(account = %sub.account, webhook = %sub.id, "a webhook changed under each try to disable it: left enabled, the next failure decides again");
     }
 
     /// Records completions as they come, many in one store write, until
@@ -504,9 +542,13 @@ impl DeliveryEngine {
             if !done.is_empty() {
                 let store = self.store.clone();
                 let attempts = done.len();
+                // Counted once recorded: a write that fails leaves the rows to be tried again.
+                let given_up = done.iter().filter(|c| matches!(c.next, NextStep::GiveUp)).count() as u64;
                 DeliveryStats::count(&self.stats.completion_writes);
                 match tokio::task::spawn_blocking(move || store.complete_deliveries(&done)).await {
-                    Ok(Ok(())) => {}
+                    Ok(Ok(())) => {
+                        self.stats.deliveries_given_up.fetch_add(given_up, Ordering::Relaxed);
+                    }
                     // The rows are pending again, in view of the next claim: sent again (at least once).
                     Ok(Err(e)) => {
                         tracing::warn!(error = %e, attempts, "cannot record webhook attempts; they will be sent again")

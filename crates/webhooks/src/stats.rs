@@ -11,9 +11,11 @@ pub struct DeliveryStats {
     pub attempts_delivered: AtomicU64,
     /// Attempts that failed (any other answer, no answer, a refused address).
     pub attempts_failed: AtomicU64,
-    /// Deliveries given up after their tenth attempt.
+    /// Deliveries given up after their tenth attempt, once recorded (a
+    /// redelivery asked during that attempt still counts it).
     pub deliveries_given_up: AtomicU64,
-    /// Subscriptions the engine disabled (a 410, five days of failures).
+    /// Subscriptions the engine disabled (a 410, five days of failures):
+    /// once each time, however many attempts decided it at once.
     pub subscriptions_disabled: AtomicU64,
     /// Claims made (store reads of due deliveries).
     pub claims: AtomicU64,

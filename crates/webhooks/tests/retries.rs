@@ -93,6 +93,11 @@ fn ten_attempts_then_failed_and_five_days_of_failures_disable() {
     let sub = s.store.subscription("acme", "wh_down").unwrap();
     assert!(!sub.enabled, "five days of failures disable");
     assert_eq!(sub.disabled_reason.as_deref(), Some("deliveries failed for five days"));
+    let (stats, get) = (s.engine.stats(), callmeter_webhooks::DeliveryStats::get);
+    // Counted as the engine's store calls return: a moment after the store shows them.
+    wait_until("the disable counted", || get(&stats.subscriptions_disabled) == 1);
+    assert_eq!(get(&stats.deliveries_given_up), 1, "the first delivery, after its tenth attempt");
+    assert_eq!((get(&stats.attempts_failed), get(&stats.attempts_delivered)), (11, 0));
     upload(&s.store, "c");
     wait_until("the third row", || s.store.deliveries("acme", "wh_down").unwrap().len() == 3);
     let states: Vec<DeliveryState> = s.store.deliveries("acme", "wh_down").unwrap().iter().map(|d| d.state).collect();
@@ -133,6 +138,34 @@ fn gone_disables_at_once_and_replay_sends_the_kept_events() {
     assert_eq!(replayed_a.header("webhook-id"), got[0].header("webhook-id"), "a replay keeps the event's webhook-id");
     // The 410 was answered once: the script is used up.
     assert_eq!(receiver.script_left(), 0);
+}
+
+/// A receiver that answers 410 to every request, several at once (a
+/// target's slots): the subscription is disabled once, and counted once,
+/// however many attempts decided it.
+#[test]
+fn concurrent_410s_disable_once() {
+    let s = setup();
+    let receiver = Receiver::answering(Reply::Status(410, String::new()), vec![]);
+    subscribe(&s.store, "wh_gone", &receiver.url, &signing::new_secret());
+    let events = (0..8)
+        .map(|i| {
+            let mut e = CallEvent::new(format!("g{i}"), "acme".into(), Utc::now(), Interface::Rest, Operation::Write);
+            e.path = Some(format!("/in/g{i}.csv"));
+            e
+        })
+        .collect();
+    s.store.ingest(events).wait_blocking().unwrap();
+    wait_until("the subscription disabled", || !s.store.subscription("acme", "wh_gone").unwrap().enabled);
+    wait_until("every row recorded or held", || {
+        s.store.deliveries("acme", "wh_gone").unwrap().iter().all(|d| d.state == DeliveryState::Held)
+    });
+    let stats = s.engine.stats();
+    let get = callmeter_webhooks::DeliveryStats::get;
+    wait_until("the disable counted", || get(&stats.subscriptions_disabled) >= 1);
+    assert!(receiver.count() >= 2, "several attempts at once: {}", receiver.count());
+    assert_eq!(get(&stats.attempts_failed), receiver.count() as u64, "each 410 counted as a failed attempt");
+    assert_eq!(get(&stats.subscriptions_disabled), 1, "disabled once, whatever the attempts that decided it");
 }
 
 /// Uploads to a receiver that never answers in time, then one to another:

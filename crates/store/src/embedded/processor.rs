@@ -55,16 +55,22 @@ pub(crate) fn start(
     path: PathBuf,
     min_free_bytes: u64,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
+    // Read before the thread starts: the backlog (`ChangeSignal::unprocessed`)
+    // counts from it at once. Unread, nothing is processed, and the backlog
+    // says so: every change stored.
+    let start_at = cursor(&engine);
+    if let Ok(c) = &start_at {
+        shared.changes.processed_below.store(*c, Ordering::Release);
+    }
     std::thread::Builder::new().name("callmeter-changes".into()).spawn(move || {
         let mut scratch = Scratch::default();
-        let mut cursor = match cursor(&engine) {
+        let mut cursor = match start_at {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the change processor's cursor; webhooks are not delivered");
                 return;
             }
         };
-        shared.changes.processed_below.store(cursor, Ordering::Release);
         loop {
             if shared.changes.stopping.load(Ordering::Acquire) {
                 return;
