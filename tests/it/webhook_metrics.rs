@@ -29,20 +29,18 @@ fn attempts_by_outcome_what_the_engine_holds_and_the_change_backlog() {
         harness::wait_for(Duration::from_secs(2), || metric("changes_unprocessed") == 1),
         "the stored change waits for the processor"
     );
-    receiver.wait_for(1, Duration::from_secs(10));
+    assert_eq!(receiver.wait_for(1, Duration::from_secs(10)).len(), 1);
     assert!(harness::wait_for(Duration::from_secs(2), || metric("attempts_failed_total") == 1));
     assert_eq!(metric("changes_unprocessed"), 0, "processed once its batch committed");
     assert_eq!(metric("attempts_delivered_total"), 0);
 
-    receiver.wait_for(2, Duration::from_secs(15));
+    assert_eq!(receiver.wait_for(2, Duration::from_secs(15)).len(), 2);
     assert!(harness::wait_for(Duration::from_secs(2), || metric("attempts_delivered_total") == 1));
     assert!(harness::wait_for(Duration::from_secs(2), || metric("rows_claimed") == 0), "nothing held once recorded");
     assert_eq!(metric("attempts_failed_total"), 1);
     assert_eq!(metric("attempts_in_flight"), 0);
     assert_eq!((metric("deliveries_given_up_total"), metric("subscriptions_disabled_total")), (0, 0));
-    assert!(
-        metric("claims_total") >= 2 && metric("completion_writes_total") >= 2,
-        "a claim and a write per attempt at least"
-    );
+    // (Claims also come once a second with nothing due: only the writes say something here.)
+    assert!(metric("completion_writes_total") >= 2, "a write per attempt at least");
     server.stop();
 }

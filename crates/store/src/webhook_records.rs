@@ -334,10 +334,11 @@ pub struct Attempt {
     /// Why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// When its delivery is tried again, for a failed attempt that a retry
-    /// follows on the schedule (set as the attempt is recorded); none when
-    /// none follows: delivered, the tenth attempt, the webhook disabled, or
-    /// the delivery asked for again (redeliver, replay) while it was made.
+    /// The retry the schedule set when this failed attempt was recorded (a
+    /// snapshot: a later redelivery, replay or disable changes the delivery,
+    /// not this); none when no retry was set: delivered, the tenth attempt,
+    /// the webhook disabled, or the delivery asked for again (redeliver,
+    /// replay) while the attempt ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_attempt_at: Option<DateTime<Utc>>,
 }

@@ -181,10 +181,10 @@ pub(crate) struct AttemptDoc {
     /// Why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     error: Option<String>,
-    /// When the delivery is tried again, for a failed attempt a retry follows
-    /// on the schedule; absent when none follows (delivered, the tenth
-    /// attempt, the webhook disabled, or the delivery asked for again while
-    /// the attempt ran).
+    /// The retry the schedule set when this failed attempt was recorded (a
+    /// snapshot: a later redelivery, replay or disable does not change it);
+    /// absent when no retry was set (delivered, the tenth attempt, the
+    /// webhook disabled, or the delivery asked for again while the attempt ran).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     next_attempt_at: Option<DateTime<Utc>>,
 }

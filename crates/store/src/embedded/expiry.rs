@@ -223,13 +223,24 @@ mod tests {
     fn two_sweeps_at_once_leave_the_higher_floor() {
         const NAME: &str = "embedded::expiry::tests::two_sweeps_at_once_leave_the_higher_floor";
         if std::env::var_os("CALLMETER_FLOOR_RACE_CHILD").is_none() {
-            let out = std::process::Command::new(std::env::current_exe().unwrap())
+            let mut child = std::process::Command::new(std::env::current_exe().unwrap())
                 .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
                 .env("CALLMETER_FLOOR_RACE_CHILD", "1")
                 // The open's own sweep is the first to write the floor; the race's low sweep the second.
                 .env("CALLMETER_FAILPOINTS", "expiry.floor.before_write=2:sleep-400")
-                .output()
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
                 .unwrap();
+            let started = std::time::Instant::now();
+            while child.try_wait().unwrap().is_none() {
+                if started.elapsed() > std::time::Duration::from_secs(60) {
+                    let _ = child.kill();
+                    panic!("the child test did not end in 60 s");
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            let out = child.wait_with_output().unwrap();
             let stdout = String::from_utf8_lossy(&out.stdout);
             assert!(
                 out.status.success() && stdout.contains("1 passed"),
@@ -251,12 +262,29 @@ mod tests {
         let (low, high) = (opened + 1_000, opened + 2_000);
         let first = {
             let store = store.clone();
-            std::thread::spawn(move || super::expire_blocks(&store.engine, &store.shared, low).unwrap())
+            std::thread::spawn(move || {
+                let started = std::time::Instant::now();
+                super::expire_blocks(&store.engine, &store.shared, low).unwrap();
+                started.elapsed()
+            })
         };
-        // The first has looked (low is above the floor) and sleeps before writing.
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        // The first has looked (low is above the floor) and sleeps 400 ms
+        // before writing, holding the floor's lock: the second comes once
+        // the lock is seen held, or after 300 ms (a build without the lock
+        // never shows it held: the second then runs during that sleep, and
+        // the first writes the floor down below it).
+        let waited = std::time::Instant::now();
+        while store.shared.keys_floor_raise.try_lock().is_some()
+            && waited.elapsed() < std::time::Duration::from_millis(300)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         super::expire_blocks(&store.engine, &store.shared, high).unwrap();
-        first.join().unwrap();
+        let first_took = first.join().unwrap();
+        assert!(
+            first_took >= std::time::Duration::from_millis(350),
+            "the low sweep waited at the failpoint: the race ran"
+        );
         assert_eq!(floor(), high, "the floor in memory");
         assert_eq!(super::keys_complete_from(&store.engine).unwrap(), high, "the floor on disk");
     }

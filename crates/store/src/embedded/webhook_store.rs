@@ -89,6 +89,8 @@ impl EmbeddedStore {
 }
 
 #[cfg(test)]
+mod attempt_tests;
+#[cfg(test)]
 mod damaged_tests;
 
 #[cfg(test)]

@@ -1,0 +1,56 @@
+//! What an attempt's record says of the retry after it (`next_attempt_at`).
+
+use super::tests::{call, rows, sub};
+use crate::webhook_records::{DeliveryState, NextStep};
+use crate::{Attempt, AttemptStatus, Completion, EmbeddedStore, Store, StoreOptions};
+use callmeter_model::{Action, Operation};
+use chrono::Utc;
+
+fn failed(c: &crate::ClaimedDelivery) -> Attempt {
+    Attempt {
+        id: 0,
+        delivery: 0,
+        webhook_id: c.delivery.webhook_id(),
+        at: Utc::now(),
+        status: AttemptStatus::Failed,
+        response_code: Some(503),
+        latency_ms: 1,
+        error: None,
+        next_attempt_at: None,
+    }
+}
+
+/// A redelivery asked for while a delivery's attempt ran makes it due at
+/// once: that attempt's record sets no retry, though the schedule had one;
+/// the attempt after it, failed too, says when its retry comes; held (its
+/// webhook disabled), none.
+#[test]
+fn a_resend_during_the_attempt_or_a_hold_sets_no_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+    store.create_subscription(sub("wh", "/in", &[Action::Create])).unwrap();
+    store.ingest(vec![call("1", Operation::Write, "/in/a", |_| {})]).wait_blocking().unwrap();
+    let id = rows(&store, "wh", 1)[0].id;
+    let later = Utc::now() + chrono::Duration::hours(1);
+    let complete = |c: &crate::ClaimedDelivery, next| {
+        let done = Completion { delivery: c.delivery.clone(), attempt: Some(failed(c)), next };
+        store.complete_deliveries(&[done]).unwrap();
+    };
+
+    let claimed = store.claim_deliveries(Utc::now(), 10, &mut |_| true).unwrap();
+    assert!(store.redeliver("acme", "wh", id, Utc::now()).unwrap(), "asked for again while claimed");
+    complete(&claimed[0], NextStep::RetryAt(later));
+    let newest = || store.delivery_attempts("acme", "wh", None, 1).unwrap().attempts.remove(0);
+    assert_eq!(newest().next_attempt_at, None, "the redelivery stands, not the schedule's retry");
+    assert_eq!(store.deliveries("acme", "wh").unwrap()[0].state, DeliveryState::Pending);
+
+    let claimed = store.claim_deliveries(Utc::now(), 10, &mut |_| true).unwrap();
+    assert_eq!(claimed.len(), 1, "due at once");
+    complete(&claimed[0], NextStep::RetryAt(later));
+    assert_eq!(newest().next_attempt_at, Some(later));
+
+    let claimed = store.claim_deliveries(later, 10, &mut |_| true).unwrap();
+    complete(&claimed[0], NextStep::Hold);
+    assert_eq!(newest().next_attempt_at, None, "held: no retry");
+    assert_eq!(store.deliveries("acme", "wh").unwrap()[0].state, DeliveryState::Held);
+}
