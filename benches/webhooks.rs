@@ -32,7 +32,9 @@
 //! batch to its event's first attempt at the receiver (target p99 < 2 s),
 //! and events delivered vs expected (equal, every round); and per round the
 //! webhooks' server CPU per delivery (on − off), beside what the CPU target
-//! leaves per delivery.
+//! leaves per delivery, and each thread's CPU (by name) off and on; last,
+//! the webhooks' CPU per delivery by thread, the rounds' median (steadier
+//! than the ratio: the figure to judge a change to one part by).
 
 #[path = "shared/ingest_calls.rs"]
 #[allow(dead_code)]
@@ -398,6 +400,34 @@ fn report(rounds: &[Round], calls: u64, (half, top): (f64, f64), expected: usize
         delivered.join(", "),
         verdict(all_delivered)
     );
+    // Steadier than the ratio above (a thread's ticks move by about 2 of
+    // its 300 between runs): what a change to one part costs or saves.
+    let budget = median(rounds.iter().map(|r| r.off.cpu.as_secs_f64() * CPU_TARGET / expected.max(1) as f64).collect());
+    println!();
+    println!(
+        "webhooks' server CPU per delivery by thread (on − off, median of the rounds), against {:.1} µs the CPU target leaves: {}",
+        budget * 1e6,
+        per_delivery_by_thread(rounds)
+    );
+}
+
+/// Each thread name's CPU, on − off, per event delivered: the rounds' median, largest first.
+fn per_delivery_by_thread(rounds: &[Round]) -> String {
+    let mut names: Vec<&String> = rounds.iter().flat_map(|r| r.off.threads.keys().chain(r.on.threads.keys())).collect();
+    names.sort();
+    names.dedup();
+    let secs = |m: &std::collections::BTreeMap<String, Duration>, n: &String| m.get(n).map_or(0.0, |d| d.as_secs_f64());
+    let mut rows: Vec<(&String, f64)> = names
+        .into_iter()
+        .map(|n| {
+            let each =
+                rounds.iter().map(|r| (secs(&r.on.threads, n) - secs(&r.off.threads, n)) / r.delivered.max(1) as f64);
+            (n, median(each.collect()) * 1e6)
+        })
+        .filter(|(_, us)| us.abs() >= 0.5)
+        .collect();
+    rows.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
+    rows.iter().map(|(n, us)| format!("{n} {us:+.1} µs")).collect::<Vec<_>>().join(", ")
 }
 
 /// How long the webhooks-on run may take in all: the ingest and the drain.
