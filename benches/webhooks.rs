@@ -329,13 +329,23 @@ fn round(setup: &Setup, r: usize, chosen: &[usize], expected: &[u64]) -> Round {
     round
 }
 
+/// Every thread name of the rounds' servers, once each.
+fn thread_names(rounds: &[Round]) -> Vec<&String> {
+    let mut names: Vec<&String> = rounds.iter().flat_map(|r| r.off.threads.keys().chain(r.on.threads.keys())).collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// A thread name's CPU in seconds (0 when the server had no such thread).
+fn secs(threads: &std::collections::BTreeMap<String, Duration>, name: &str) -> f64 {
+    threads.get(name).map_or(0.0, |d| d.as_secs_f64())
+}
+
 /// Each thread name's CPU in the off and on servers, largest change first.
 fn by_thread(round: &Round) -> String {
     let (off, on) = (&round.off.threads, &round.on.threads);
-    let mut names: Vec<&String> = off.keys().chain(on.keys()).collect();
-    names.sort();
-    names.dedup();
-    let secs = |m: &std::collections::BTreeMap<String, Duration>, n: &String| m.get(n).map_or(0.0, |d| d.as_secs_f64());
+    let mut names = thread_names(std::slice::from_ref(round));
     names.sort_by(|a, b| (secs(on, b) - secs(off, b)).abs().total_cmp(&(secs(on, a) - secs(off, a)).abs()));
     let shown: Vec<String> = names
         .iter()
@@ -413,11 +423,7 @@ fn report(rounds: &[Round], calls: u64, (half, top): (f64, f64), expected: usize
 
 /// Each thread name's CPU, on − off, per event delivered: the rounds' median, largest first.
 fn per_delivery_by_thread(rounds: &[Round]) -> String {
-    let mut names: Vec<&String> = rounds.iter().flat_map(|r| r.off.threads.keys().chain(r.on.threads.keys())).collect();
-    names.sort();
-    names.dedup();
-    let secs = |m: &std::collections::BTreeMap<String, Duration>, n: &String| m.get(n).map_or(0.0, |d| d.as_secs_f64());
-    let mut rows: Vec<(&String, f64)> = names
+    let mut rows: Vec<(&String, f64)> = thread_names(rounds)
         .into_iter()
         .map(|n| {
             let each =

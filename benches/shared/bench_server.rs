@@ -170,7 +170,11 @@ pub fn peak_rss_kib(pid: u32) -> u64 {
 
 /// The user + system CPU time a process has used so far, all its threads.
 pub fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat_cpu(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default())
+}
+
+/// The user + system CPU of a `/proc/…/stat` line (a process's or a thread's).
+fn stat_cpu(stat: &str) -> Duration {
     // The fields after the command name (which may hold spaces) in parentheses.
     let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
     // utime and stime are fields 14 and 15 of the line; 3 is the first after the name.
@@ -185,15 +189,11 @@ pub fn cpu_time(pid: u32) -> Duration {
 pub fn cpu_by_thread(pid: u32) -> std::collections::BTreeMap<String, Duration> {
     let mut by_name = std::collections::BTreeMap::new();
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return by_name };
-    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     for task in tasks.flatten() {
         let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-        let Some((head, rest)) = stat.rsplit_once(')') else { continue };
+        let Some((head, _)) = stat.rsplit_once(')') else { continue };
         let name = head.split_once('(').map_or("?", |(_, n)| n).to_owned();
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = |i: usize| fields.get(i - 3).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        *by_name.entry(name).or_insert(Duration::ZERO) +=
-            Duration::from_secs_f64((ticks(14) + ticks(15)) as f64 / per_second);
+        *by_name.entry(name).or_insert(Duration::ZERO) += stat_cpu(&stat);
     }
     by_name
 }

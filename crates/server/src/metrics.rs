@@ -61,9 +61,7 @@ impl Metrics {
     /// Renders every counter, plus the store's size and account count, and the load.
     pub fn render(&self, disk_bytes: u64, accounts: usize, writable: bool, load: Load) -> String {
         let mut s = String::new();
-        let mut counter = |name: &str, help: &str, v: u64| {
-            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
-        };
+        let mut counter = |name: &str, help: &str, v: u64| write_metric(&mut s, name, help, "counter", v);
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         counter("callmeter_ingest_requests_total", "Ingest requests answered.", get(&self.ingest_requests));
         counter("callmeter_events_accepted_total", "Call events stored and counted.", get(&self.events_accepted));
@@ -101,15 +99,10 @@ impl Metrics {
             "Requests whose body did not arrive in time.",
             get(&self.body_timeouts),
         );
-        let _ = writeln!(s, "# HELP callmeter_store_bytes Bytes the store takes on disk.\n# TYPE callmeter_store_bytes gauge\ncallmeter_store_bytes {disk_bytes}");
-        let _ = writeln!(
-            s,
-            "# HELP callmeter_accounts Accounts known.\n# TYPE callmeter_accounts gauge\ncallmeter_accounts {accounts}"
-        );
-        let _ = writeln!(s, "# HELP callmeter_store_writable Whether the store takes writes.\n# TYPE callmeter_store_writable gauge\ncallmeter_store_writable {}", writable as u8);
-        let mut gauge = |name: &str, help: &str, v: u64| {
-            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
-        };
+        let mut gauge = |name: &str, help: &str, v: u64| write_metric(&mut s, name, help, "gauge", v);
+        gauge("callmeter_store_bytes", "Bytes the store takes on disk.", disk_bytes);
+        gauge("callmeter_accounts", "Accounts known.", accounts as u64);
+        gauge("callmeter_store_writable", "Whether the store takes writes.", writable as u64);
         gauge(
             "callmeter_store_open_replayed_calls",
             "Calls replayed when the store opened: those since the last checkpoint before a crash.",
@@ -156,7 +149,7 @@ pub fn render_deliveries(s: &mut String, stats: &DeliveryStats, changes_unproces
         ("completion_writes", "Writes recording webhook attempts, each many.", get(&stats.completion_writes)),
     ];
     for (name, help, v) in counters {
-        let _ = writeln!(s, "# HELP callmeter_webhook_{name}_total {help}\n# TYPE callmeter_webhook_{name}_total counter\ncallmeter_webhook_{name}_total {v}");
+        write_metric(s, &format!("callmeter_webhook_{name}_total"), help, "counter", v);
     }
     let gauges = [
         (
@@ -172,8 +165,13 @@ pub fn render_deliveries(s: &mut String, stats: &DeliveryStats, changes_unproces
         ),
     ];
     for (name, help, v) in gauges {
-        let _ = writeln!(s, "# HELP callmeter_webhook_{name} {help}\n# TYPE callmeter_webhook_{name} gauge\ncallmeter_webhook_{name} {v}");
+        write_metric(s, &format!("callmeter_webhook_{name}"), help, "gauge", v);
     }
+}
+
+/// One metric in the Prometheus text format: its help, its type, its value.
+fn write_metric(s: &mut String, name: &str, help: &str, kind: &str, v: u64) {
+    let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
 }
 
 #[cfg(test)]

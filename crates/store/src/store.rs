@@ -162,7 +162,8 @@ pub trait Store: Send + Sync + 'static {
     fn create_subscription(&self, sub: Subscription) -> Result<Subscription, StoreError>;
 
     /// Changes a subscription; `None` when the account has none with that
-    /// id; `Conflict` when it changed since `update.if_unchanged_since`.
+    /// id; `Conflict` when it changed since `update.if_unchanged_since`, or is
+    /// disabled and the update is `if_enabled`.
     fn update_subscription(
         &self,
         account: &str,

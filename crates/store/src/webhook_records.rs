@@ -158,6 +158,10 @@ pub struct SubscriptionUpdate {
     /// is this), else `Conflict`: for a change decided from what the
     /// subscription was (a masked header value kept for its own host).
     pub if_unchanged_since: Option<DateTime<Utc>>,
+    /// Applied only if the subscription is enabled now, else `Conflict`:
+    /// a disable the delivery engine decided (a 410 to several attempts at
+    /// once) is made, and counted, once.
+    pub if_enabled: bool,
 }
 
 impl SubscriptionUpdate {

@@ -78,9 +78,6 @@ impl Default for EngineOptions {
 /// that claims (a store read each) are rarer than attempts.
 pub const QUEUED_PER_SLOT: usize = 16;
 
-/// Tries to disable a subscription that keeps changing under the attempt.
-const DISABLE_TRIES: usize = 3;
-
 /// Completions recorded in one store write at most.
 const COMPLETIONS_PER_WRITE: usize = 512;
 
@@ -403,11 +400,6 @@ impl DeliveryEngine {
         self.lanes.len()
     }
 
-    /// The store calls made so far: claims, and completion writes.
-    pub fn store_calls(&self) -> (u64, u64) {
-        (DeliveryStats::get(&self.stats.claims), DeliveryStats::get(&self.stats.completion_writes))
-    }
-
     /// A worker of `target`'s lane: sends its rows one after another, each
     /// once the engine has a slot for it, until the lane is empty; after a
     /// stop, hands every row it takes back unsent (its claim then holds until
@@ -483,43 +475,21 @@ impl DeliveryEngine {
 
     /// Writes what an attempt changes in its subscription: rare (failures
     /// begin or end, a disable), one write of its own, before the
-    /// completion. A disable is written only over the subscription as the
-    /// decision read it (`if_unchanged_since`): of the attempts that decide
-    /// it at once (a 410 to each of a target's slots), one disables it, and
-    /// is counted; the others find it disabled. Changed otherwise meanwhile
-    /// (its owner's edit), it is read again and disabled if still enabled.
-    async fn update_after_attempt(&self, sub: &Subscription, mut update: SubscriptionUpdate) {
+    /// completion. A disable is made only on an enabled subscription
+    /// (`if_enabled`): of the attempts that decide it at once (a 410 to each
+    /// of a target's slots), one disables it, and is counted; the others
+    /// find it disabled.
+    async fn update_after_attempt(&self, sub: &Subscription, update: SubscriptionUpdate) {
         let disabling = update.enabled == Some(false);
-        let mut read_at = sub.updated_at;
-        for _ in 0..DISABLE_TRIES {
-            if disabling {
-                update.if_unchanged_since = Some(read_at);
-            }
-            let (store, change) = (self.store.clone(), update.clone());
-            let (account, id) = (sub.account.clone(), sub.id.clone());
-            match tokio::task::spawn_blocking(move || store.update_subscription(&account, &id, change)).await {
-                Ok(Ok(updated)) => {
-                    if disabling && updated.is_some() {
-                        DeliveryStats::count(&self.stats.subscriptions_disabled);
-                    }
-                    return;
-                }
-                Ok(Err(StoreError::Conflict(_))) if disabling => match self.store.subscription(&sub.account, &sub.id) {
-                    Some(latest) if latest.enabled => read_at = latest.updated_at,
-                    // Disabled by another attempt (or its owner), or deleted.
-                    _ => return,
-                },
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "cannot update a webhook subscription after an attempt");
-                    return;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "webhook subscription update task failed");
-                    return;
-                }
-            }
+        let (store, account, id) = (self.store.clone(), sub.account.clone(), sub.id.clone());
+        match tokio::task::spawn_blocking(move || store.update_subscription(&account, &id, update)).await {
+            Ok(Ok(Some(_))) if disabling => DeliveryStats::count(&self.stats.subscriptions_disabled),
+            Ok(Ok(_)) => {}
+            // Disabled already: by another attempt, or by its owner.
+            Ok(Err(StoreError::Conflict(_))) if disabling => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot update a webhook subscription after an attempt"),
+            Err(e) => tracing::warn!(error = %e, "webhook subscription update task failed"),
         }
-        tracing::warn!(account = %sub.account, webhook = %sub.id, "a webhook changed under each try to disable it: left enabled, the next failure decides again");
     }
 
     /// Records completions as they come, many in one store write, until
@@ -602,7 +572,12 @@ fn decide(c: &ClaimedDelivery, sent: &Sent, now: DateTime<Utc>) -> (NextStep, Op
 }
 
 fn disable(reason: &str) -> SubscriptionUpdate {
-    SubscriptionUpdate { enabled: Some(false), disabled_reason: Some(reason.to_owned()), ..Default::default() }
+    SubscriptionUpdate {
+        enabled: Some(false),
+        disabled_reason: Some(reason.to_owned()),
+        if_enabled: true,
+        ..Default::default()
+    }
 }
 
 #[cfg(test)]

@@ -163,7 +163,8 @@ impl WriterSubscriptions {
     }
 
     /// Updates a subscription; `None` when there is none with that id;
-    /// `Conflict` when it changed since the update's `if_unchanged_since`.
+    /// `Conflict` when it changed since the update's `if_unchanged_since`, or
+    /// is disabled and the update is `if_enabled`.
     #[allow(clippy::too_many_arguments)]
     pub fn update(
         &self,
@@ -179,6 +180,9 @@ impl WriterSubscriptions {
         let Some(mut sub) = self.current(staged, &key) else { return Ok(None) };
         if update.if_unchanged_since.is_some_and(|read| read != sub.updated_at) {
             return Err(StoreError::Conflict(format!("webhook {id:?} changed meanwhile: read it again")));
+        }
+        if update.if_enabled && !sub.enabled {
+            return Err(StoreError::Conflict(format!("webhook {id:?} is disabled already")));
         }
         update.apply(&mut sub, now);
         self.write(engine, batch, undo, staged, key, Some(sub.clone()));

@@ -113,6 +113,21 @@ mod tests {
         e
     }
 
+    /// An attempt of a claimed row, as the engine makes one: its status and response code.
+    pub(super) fn attempt_of(c: &crate::ClaimedDelivery, status: AttemptStatus, code: u16) -> Attempt {
+        Attempt {
+            id: 0,
+            delivery: 0,
+            webhook_id: c.delivery.webhook_id(),
+            at: Utc::now(),
+            status,
+            response_code: Some(code),
+            latency_ms: 1,
+            error: None,
+            next_attempt_at: None,
+        }
+    }
+
     /// Waits until the processor has made `n` rows for `id`, then claims what is due.
     pub(super) fn rows(store: &EmbeddedStore, id: &str, n: usize) -> Vec<crate::Delivery> {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -217,17 +232,7 @@ mod tests {
         let moved = claimed.iter().find(|c| change(c).call_id == "6" && c.subscription.id == "wh_in").unwrap();
         assert_eq!(change(moved).destination.as_deref(), Some("/in/c.csv"));
         for (i, c) in claimed.iter().enumerate() {
-            let attempt = Attempt {
-                id: 0,
-                delivery: 0,
-                webhook_id: c.delivery.webhook_id(),
-                at: Utc::now(),
-                status: AttemptStatus::Delivered,
-                response_code: Some(200),
-                latency_ms: 1,
-                error: None,
-                next_attempt_at: None,
-            };
+            let attempt = attempt_of(c, AttemptStatus::Delivered, 200);
             let next =
                 if i == 0 { NextStep::RetryAt(Utc::now() + chrono::Duration::hours(1)) } else { NextStep::Delivered };
             store
@@ -301,17 +306,7 @@ mod tests {
         assert!(store.claim_deliveries(ahead, 10, &mut |_| true).unwrap().is_empty(), "every row is held");
         assert_eq!(store.next_delivery_due().unwrap(), None);
 
-        let attempt = |c: &crate::ClaimedDelivery| Attempt {
-            id: 0,
-            delivery: 0,
-            webhook_id: c.delivery.webhook_id(),
-            at: Utc::now(),
-            status: AttemptStatus::Failed,
-            response_code: Some(500),
-            latency_ms: 1,
-            error: None,
-            next_attempt_at: None,
-        };
+        let attempt = |c: &crate::ClaimedDelivery| attempt_of(c, AttemptStatus::Failed, 500);
         let retry_at = Utc::now() + chrono::Duration::minutes(1);
         // Two completions in one batch.
         let done = [
@@ -456,17 +451,7 @@ mod tests {
         store.ingest(events).wait_blocking().unwrap();
         rows(&store, "wh", 2);
         let claimed = store.claim_deliveries(Utc::now(), 1, &mut |_| true).unwrap();
-        let attempt = Attempt {
-            id: 0,
-            delivery: 0,
-            webhook_id: claimed[0].delivery.webhook_id(),
-            at: Utc::now(),
-            status: AttemptStatus::Delivered,
-            response_code: Some(204),
-            latency_ms: 1,
-            error: None,
-            next_attempt_at: None,
-        };
+        let attempt = attempt_of(&claimed[0], AttemptStatus::Delivered, 204);
         store
             .complete_deliveries(&[Completion {
                 delivery: claimed[0].delivery.clone(),

@@ -1,24 +1,10 @@
 //! What an attempt's record says of the retry after it (`next_attempt_at`).
 
-use super::tests::{call, rows, sub};
+use super::tests::{attempt_of, call, rows, sub};
 use crate::webhook_records::{DeliveryState, NextStep};
 use crate::{Attempt, AttemptStatus, Completion, EmbeddedStore, Store, StoreOptions};
 use callmeter_model::{Action, Operation};
 use chrono::Utc;
-
-fn failed(c: &crate::ClaimedDelivery) -> Attempt {
-    Attempt {
-        id: 0,
-        delivery: 0,
-        webhook_id: c.delivery.webhook_id(),
-        at: Utc::now(),
-        status: AttemptStatus::Failed,
-        response_code: Some(503),
-        latency_ms: 1,
-        error: None,
-        next_attempt_at: None,
-    }
-}
 
 /// A redelivery asked for while a delivery's attempt ran makes it due at
 /// once: that attempt's record sets no retry, though the schedule had one;
@@ -33,7 +19,8 @@ fn a_resend_during_the_attempt_or_a_hold_sets_no_retry() {
     let id = rows(&store, "wh", 1)[0].id;
     let later = Utc::now() + chrono::Duration::hours(1);
     let complete = |c: &crate::ClaimedDelivery, next| {
-        let done = Completion { delivery: c.delivery.clone(), attempt: Some(failed(c)), next };
+        let done =
+            Completion { delivery: c.delivery.clone(), attempt: Some(attempt_of(c, AttemptStatus::Failed, 503)), next };
         store.complete_deliveries(&[done]).unwrap();
     };
 

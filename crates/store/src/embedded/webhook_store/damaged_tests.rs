@@ -2,7 +2,7 @@
 //! rows of an earlier build (JSON rows, empty index entries) are sent as
 //! this build's are.
 
-use super::tests::{call, rows, sub};
+use super::tests::{attempt_of, call, rows, sub};
 use crate::embedded::outbox::{due_key, row_key};
 use crate::webhook_records::{DeliveryState, NextStep, OutboxEvent};
 use crate::{Attempt, AttemptStatus, Completion, Delivery, EmbeddedStore, Store, StoreOptions};
@@ -60,17 +60,7 @@ fn a_damaged_record_is_stepped_over_by_listings_replays_and_expiry() {
     let claimed = store.claim_deliveries(Utc::now() + chrono::Duration::hours(1), 10, &mut |_| true).unwrap();
     let done = claimed.iter().map(|c| Completion {
         delivery: c.delivery.clone(),
-        attempt: Some(Attempt {
-            id: 0,
-            delivery: 0,
-            webhook_id: c.delivery.webhook_id(),
-            at: Utc::now(),
-            status: AttemptStatus::Delivered,
-            response_code: Some(204),
-            latency_ms: 1,
-            error: None,
-            next_attempt_at: None,
-        }),
+        attempt: Some(attempt_of(c, AttemptStatus::Delivered, 204)),
         next: NextStep::Delivered,
     });
     store.complete_deliveries(&done.collect::<Vec<_>>()).unwrap();
