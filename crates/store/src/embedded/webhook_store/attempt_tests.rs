@@ -2,7 +2,7 @@
 
 use super::tests::{attempt_of, call, rows, sub};
 use crate::webhook_records::{DeliveryState, NextStep};
-use crate::{Attempt, AttemptStatus, Completion, EmbeddedStore, Store, StoreOptions};
+use crate::{AttemptStatus, Completion, EmbeddedStore, Store, StoreOptions};
 use callmeter_model::{Action, Operation};
 use chrono::Utc;
 

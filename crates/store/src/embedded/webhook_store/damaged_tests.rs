@@ -5,7 +5,7 @@
 use super::tests::{attempt_of, call, rows, sub};
 use crate::embedded::outbox::{due_key, row_key};
 use crate::webhook_records::{DeliveryState, NextStep, OutboxEvent};
-use crate::{Attempt, AttemptStatus, Completion, Delivery, EmbeddedStore, Store, StoreOptions};
+use crate::{AttemptStatus, Completion, Delivery, EmbeddedStore, Store, StoreOptions};
 use callmeter_model::{Action, Operation};
 use chrono::Utc;
 
