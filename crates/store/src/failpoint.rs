@@ -136,3 +136,36 @@ mod armed {
         }
     }
 }
+
+/// Runs the test `name` (its path in this crate) in a child process of the
+/// test binary with `CALLMETER_FAILPOINTS=spec` (failpoints are read once a
+/// process), and asserts it passed there, killing it after 60 s. True in
+/// that child, where the test's body is to run; false in the parent, once
+/// the child passed.
+#[cfg(all(test, feature = "failpoints"))]
+pub(crate) fn in_child(name: &str, spec: &str) -> bool {
+    const CHILD: &str = "CALLMETER_FAILPOINT_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        return true;
+    }
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(CHILD, "1")
+        .env("CALLMETER_FAILPOINTS", spec)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("the child test {name} did not end in 60 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains("1 passed"), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    false
+}

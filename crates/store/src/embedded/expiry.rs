@@ -222,31 +222,8 @@ mod tests {
     #[test]
     fn two_sweeps_at_once_leave_the_higher_floor() {
         const NAME: &str = "embedded::expiry::tests::two_sweeps_at_once_leave_the_higher_floor";
-        if std::env::var_os("CALLMETER_FLOOR_RACE_CHILD").is_none() {
-            let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-                .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
-                .env("CALLMETER_FLOOR_RACE_CHILD", "1")
-                // The open's own sweep is the first to write the floor; the race's low sweep the second.
-                .env("CALLMETER_FAILPOINTS", "expiry.floor.before_write=2:sleep-400")
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap();
-            let started = std::time::Instant::now();
-            while child.try_wait().unwrap().is_none() {
-                if started.elapsed() > std::time::Duration::from_secs(60) {
-                    let _ = child.kill();
-                    panic!("the child test did not end in 60 s");
-                }
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            let out = child.wait_with_output().unwrap();
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            assert!(
-                out.status.success() && stdout.contains("1 passed"),
-                "{stdout}{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+        // The open's own sweep is the first to write the floor; the race's low sweep the second.
+        if !crate::failpoint::in_child(NAME, "expiry.floor.before_write=2:sleep-400") {
             return;
         }
         let dir = tempfile::tempdir().unwrap();

@@ -59,6 +59,7 @@ mod engine;
 mod expiry;
 mod folder;
 mod outbox;
+mod outbox_fresh;
 mod outbox_rows;
 mod paths;
 mod processor;

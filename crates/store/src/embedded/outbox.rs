@@ -26,7 +26,8 @@
 //! replays and the processor's commits, so that a row and its index entry
 //! never disagree.
 
-use super::{changelog, outbox_rows, Engine, Shared};
+use super::outbox_fresh::FreshRows;
+use super::{changelog, outbox_fresh, outbox_rows, Engine, Shared};
 use crate::failpoint;
 use crate::keys;
 use crate::webhook_records::{
@@ -55,7 +56,7 @@ pub(crate) struct OutboxLocked {
     /// Claimed rows made pending again (a redelivery, a replay) while their
     /// attempt ran: their completion records the attempt and leaves the row
     /// as the resend made it.
-    resent: HashSet<Vec<u8>>,
+    pub resent: HashSet<Vec<u8>>,
     pub next_delivery_id: u64,
     pub next_attempt_id: u64,
     /// Every `outbox_due` entry of a row no one holds is at or above this
@@ -71,11 +72,13 @@ pub(crate) struct OutboxLocked {
     /// what is due, then from `due_from` to here, so that the rows behind a
     /// backlog no one has room for are reached by the claims after it.
     resume_at: Option<Vec<u8>>,
+    /// Rows the processor made and handed over in memory (`outbox_fresh.rs`).
+    pub fresh: FreshRows,
 }
 
 impl OutboxLocked {
     /// Makes sure scans start at or below `due`.
-    fn scan_from_at_most(&mut self, due: &[u8]) {
+    pub fn scan_from_at_most(&mut self, due: &[u8]) {
         if due < self.due_from.as_slice() {
             self.due_from = due.to_vec();
         }
@@ -83,7 +86,9 @@ impl OutboxLocked {
 }
 
 impl OutboxState {
+    /// The outbox's state at open, once the fresh rows a crash left are due again.
     pub fn open(engine: &Engine) -> Result<OutboxState, StoreError> {
+        outbox_fresh::recover(engine)?;
         let read = |name: &str| -> Result<u64, StoreError> {
             Ok(match engine.meta.get(name)? {
                 Some(v) => keys::read_u64(&v).ok_or_else(|| StoreError::Corrupt(name.into()))?,
@@ -98,6 +103,7 @@ impl OutboxState {
                 next_attempt_id: read(NEXT_ATTEMPT_ID_KEY)?,
                 due_from: Vec::new(),
                 resume_at: None,
+                fresh: FreshRows::default(),
             }),
             notify: Arc::new(tokio::sync::Notify::new()),
         })
@@ -172,11 +178,22 @@ fn unindex(engine: &Engine, batch: &mut fjall::OwnedWriteBatch, key: &[u8], d: &
 pub(crate) const MAX_REFUSED_PER_CLAIM: usize = 1_024;
 
 /// What a claim makes of a due row, from its subscription alone.
-enum Verdict {
+pub(crate) enum Verdict {
     Admitted(Arc<Subscription>),
     Refused,
     Deleted,
     Disabled,
+}
+
+/// The verdict on a row of the subscription `sub_key`: room is asked of
+/// `admit` last, so that a refused row costs no read of its own.
+pub(crate) fn verdict(shared: &Shared, sub_key: &[u8], admit: &mut dyn FnMut(&Subscription) -> bool) -> Verdict {
+    match shared.subscriptions.read().get(sub_key) {
+        None => Verdict::Deleted,
+        Some(sub) if !sub.enabled => Verdict::Disabled,
+        Some(sub) if admit(sub) => Verdict::Admitted(sub.clone()),
+        Some(_) => Verdict::Refused,
+    }
 }
 
 /// Claims up to `limit` rows due at `now` that no one holds and `admit`
@@ -216,9 +233,13 @@ fn claim_into(
     out: &mut Vec<ClaimedDelivery>,
 ) -> Result<(), StoreError> {
     failpoint::check("outbox.claim")?;
+    outbox_fresh::index_unindexed(engine, locked)?;
     let mut end = Vec::new();
     keys::push_i64(&mut end, crate::codec::time_ns(now).saturating_add(1));
     let mut cleanup = engine.db.batch();
+    // The fresh rows first (`outbox_fresh.rs`): taken once the cleanup is in.
+    let fresh = outbox_fresh::look(engine, shared, locked, limit, admit, &mut cleanup)?;
+    let limit = limit - fresh.admitted;
     // The first entry (in key order) this claim leaves for others: where the
     // next claims start once every due entry has been looked at (claimed
     // rows are never scanned for: a completion or a failed one puts their
@@ -257,14 +278,7 @@ fn claim_into(
             refused += 1;
             continue;
         }
-        // Room first: a refused row costs no read of its own.
-        let verdict = match shared.subscriptions.read().get(sub_key) {
-            None => Verdict::Deleted,
-            Some(sub) if !sub.enabled => Verdict::Disabled,
-            Some(sub) if admit(sub) => Verdict::Admitted(sub.clone()),
-            Some(_) => Verdict::Refused,
-        };
-        let subscription = match verdict {
+        let subscription = match verdict(shared, sub_key, admit) {
             Verdict::Admitted(subscription) => subscription,
             Verdict::Refused => {
                 // Left pending where it is: the next claims start here at the latest.
@@ -329,6 +343,7 @@ fn claim_into(
         out.push(ClaimedDelivery { delivery: d, subscription, event });
     }
     if !cleanup.is_empty() {
+        failpoint::check("outbox.claim.cleanup")?;
         cleanup.commit()?;
     }
     // Only once the cleanup is in: were it not, its entries would stay below.
@@ -336,6 +351,8 @@ fn claim_into(
     if scanned_all {
         locked.due_from = first_left.unwrap_or(end).max(locked.due_from.clone());
     }
+    // After the floor above: the index entries written for fresh rows lie below it.
+    outbox_fresh::take(locked, fresh, out);
     Ok(())
 }
 
@@ -361,7 +378,11 @@ pub(crate) fn complete(engine: &Engine, shared: &Shared, done: &[Completion]) ->
     let recorded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| record(engine, &mut locked, &keys, done)));
     if !matches!(recorded, Ok(Ok(()))) {
         for (c, (_, key)) in done.iter().zip(&keys) {
-            locked.scan_from_at_most(&due_key(c.delivery.next_attempt_at, key));
+            match locked.fresh.is_fresh(c.delivery.id) {
+                // No index entry to find it by: the next claim writes one.
+                true => locked.fresh.unindexed.push((key.clone(), c.delivery.id, c.delivery.next_attempt_at)),
+                false => locked.scan_from_at_most(&due_key(c.delivery.next_attempt_at, key)),
+            }
         }
     }
     match recorded {
@@ -385,6 +406,11 @@ fn record(
     failpoint::check("outbox.complete")?;
     let mut batch = engine.db.batch();
     let mut next_attempt_id = locked.next_attempt_id;
+    // Fresh rows have no index entry to remove, and their batch entries go with their last row.
+    let fresh = locked.fresh.plan(done.iter().map(|c| c.delivery.id));
+    for first_id in &fresh.finished {
+        batch.remove(&engine.meta, outbox_fresh::batch_key(*first_id));
+    }
     for (c, (sub_key, key)) in done.iter().zip(keys) {
         // A redelivery or replay asked for while the attempt ran made the
         // row pending, due at once: that stands, not the schedule's retry.
@@ -417,7 +443,9 @@ fn record(
             }
         }
         assert_eq!(row.state, DeliveryState::Pending, "a claimed row is pending");
-        unindex(engine, &mut batch, key, &row);
+        if !locked.fresh.is_fresh(row.id) {
+            unindex(engine, &mut batch, key, &row);
+        }
         row.attempts += u32::from(c.attempt.is_some());
         match c.next {
             NextStep::Delivered => row.state = DeliveryState::Delivered,
@@ -433,6 +461,7 @@ fn record(
     batch.insert(&engine.meta, NEXT_ATTEMPT_ID_KEY, next_attempt_id.to_be_bytes());
     batch.commit()?;
     locked.next_attempt_id = next_attempt_id;
+    locked.fresh.apply(fresh);
     Ok(())
 }
 
@@ -542,6 +571,9 @@ pub(crate) fn rows(engine: &Engine, sub_key: &[u8]) -> Result<Vec<Delivery>, Sto
 /// When the earliest pending row no one holds is due.
 pub(crate) fn next_due(engine: &Engine, shared: &Shared) -> Result<Option<DateTime<Utc>>, StoreError> {
     let locked = shared.outbox.locked.lock();
+    if let Some(at) = locked.fresh.earliest() {
+        return Ok(Some(at));
+    }
     for item in engine.outbox_due.range(locked.due_from.clone()..) {
         let due = item.key()?;
         if locked.claimed.contains(&due[8..]) {

@@ -22,10 +22,13 @@
 use super::outbox::{self, NEXT_DELIVERY_ID_KEY};
 use super::paths::PathEdits;
 use super::{changelog, Engine, Shared};
+use super::{outbox_fresh, outbox_rows};
 use crate::disk;
 use crate::failpoint;
 use crate::keys;
-use crate::webhook_records::{Change, Delivery, DeliveryState, OutboxEvent, Subscription};
+use crate::webhook_records::{
+    Change, ClaimedDelivery, DeliveredEvent, Delivery, DeliveryState, OutboxEvent, Subscription,
+};
 use crate::StoreError;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -101,7 +104,16 @@ pub(crate) fn start(
 #[derive(Default)]
 struct Scratch {
     changes: Vec<Change>,
-    rows: Vec<(Vec<u8>, Delivery)>,
+    rows: Vec<Row>,
+}
+
+/// A row a batch makes: its outbox key, itself, its subscription and the
+/// change it is of (by its place in the batch).
+struct Row {
+    key: Vec<u8>,
+    delivery: Delivery,
+    subscription: Arc<Subscription>,
+    change: usize,
 }
 
 /// Processes the changes in `[cursor, durable)`, at most [`CHANGES_PER_BATCH`]
@@ -130,7 +142,7 @@ fn process_batch(
     let mut edits = PathEdits::new(engine);
     {
         let subscriptions = shared.subscriptions.read();
-        for c in changes.iter() {
+        for (i, c) in changes.iter().enumerate() {
             let Some(action) = edits.apply(&c.account, c.operation, &c.path, c.destination.as_deref())? else {
                 continue;
             };
@@ -138,7 +150,13 @@ fn process_batch(
             let watching = subscriptions.range(account.clone()..).take_while(|(k, _)| k.starts_with(&account));
             for (sub_key, sub) in watching {
                 if sub.wants(action, &c.path, c.destination.as_deref()) {
-                    rows.push((sub_key.clone(), delivery(sub, c.seq, action, c.arrival)));
+                    rows.push(Row {
+                        // The delivery id is added under the lock.
+                        key: sub_key.clone(),
+                        delivery: delivery(sub, c.seq, action, c.arrival),
+                        subscription: sub.clone(),
+                        change: i,
+                    });
                 }
             }
         }
@@ -147,14 +165,25 @@ fn process_batch(
     // claim never sees ids out of order, and they are never taken twice.
     let mut locked = shared.outbox.locked.lock();
     let first_id = locked.next_delivery_id;
-    for (i, (_, d)) in rows.iter_mut().enumerate() {
-        d.id = first_id + i as u64;
+    for (i, row) in rows.iter_mut().enumerate() {
+        row.delivery.id = first_id + i as u64;
+        keys::push_u64(&mut row.key, row.delivery.id);
     }
     let next_id = first_id + rows.len() as u64;
+    // Pending rows go to the engine in memory when the queue has room for them (`outbox_fresh.rs`).
+    let pending = rows.iter().filter(|r| r.delivery.state == DeliveryState::Pending).count();
+    let fresh = pending > 0 && locked.fresh.has_room(pending);
     let mut batch = engine.db.batch();
     edits.write(&mut batch);
-    for (sub_key, d) in rows.iter() {
-        outbox::put_row(engine, &mut locked, &mut batch, sub_key, d);
+    for row in rows.iter() {
+        match fresh && row.delivery.state == DeliveryState::Pending {
+            true => batch.insert(&engine.outbox, row.key.as_slice(), outbox_rows::to_value(&row.delivery)),
+            false => outbox::put_row(engine, &mut locked, &mut batch, &row.key[..row.key.len() - 8], &row.delivery),
+        }
+    }
+    if fresh {
+        let listed = rows.iter().filter(|r| r.delivery.state == DeliveryState::Pending).map(|r| r.key.as_slice());
+        batch.insert(&engine.meta, outbox_fresh::batch_key(first_id), outbox_fresh::batch_value(listed));
     }
     if next_id != first_id {
         batch.insert(&engine.meta, NEXT_DELIVERY_ID_KEY, next_id.to_be_bytes());
@@ -164,9 +193,22 @@ fn process_batch(
     failpoint::check("processor.before_commit")?;
     batch.commit()?;
     locked.next_delivery_id = next_id;
+    if fresh {
+        let queued = rows.drain(..).filter(|r| r.delivery.state == DeliveryState::Pending).map(|r| {
+            let event = match r.delivery.event {
+                OutboxEvent::Change { action, .. } => DeliveredEvent::Change(changes[r.change].clone(), action),
+                OutboxEvent::Alert { .. } => unreachable!("the processor makes rows of changes"),
+            };
+            // Held as claimed until a claim takes it: a resend meanwhile is then seen as one.
+            locked.claimed.insert(r.key.clone());
+            (r.key, ClaimedDelivery { delivery: r.delivery, subscription: r.subscription, event })
+        });
+        let queued: Vec<_> = queued.collect();
+        locked.fresh.add_batch(first_id, queued);
+    }
     drop(locked);
     failpoint::hit("processor.after_commit");
-    if rows.iter().any(|(_, d)| d.state == DeliveryState::Pending) {
+    if pending > 0 {
         shared.outbox.notify.notify_one();
     }
     Ok(next_cursor)

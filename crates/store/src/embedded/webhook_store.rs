@@ -92,6 +92,8 @@ impl EmbeddedStore {
 mod attempt_tests;
 #[cfg(test)]
 mod damaged_tests;
+#[cfg(test)]
+mod fresh_tests;
 
 #[cfg(test)]
 mod tests {
@@ -139,6 +141,14 @@ mod tests {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    /// Gives the fresh rows their index entries, as a claim with no room
+    /// does (`outbox_fresh.rs`): for the tests of what claims find there.
+    pub(super) fn index_fresh(store: &EmbeddedStore) {
+        let claimed = store.claim_deliveries(Utc::now(), usize::MAX, &mut |_| false).unwrap();
+        assert!(claimed.is_empty(), "a claim with no room takes nothing");
+        assert!(store.shared.outbox.locked.lock().fresh.earliest().is_none(), "every fresh row is indexed");
     }
 
     fn actions(rows: &[crate::Delivery]) -> Vec<Action> {
@@ -417,6 +427,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(2));
         store.ingest(vec![call("f", Operation::Write, "/fast/f", |_| {})]).wait_blocking().unwrap();
         rows(&store, "wh_fast", 1);
+        index_fresh(&store);
         let only_fast = |s: &crate::Subscription| s.id == "wh_fast";
         assert!(
             store.claim_deliveries(Utc::now(), 10, &mut only_fast.clone()).unwrap().is_empty(),

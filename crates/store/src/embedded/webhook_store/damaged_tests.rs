@@ -2,7 +2,7 @@
 //! rows of an earlier build (JSON rows, empty index entries) are sent as
 //! this build's are.
 
-use super::tests::{attempt_of, call, rows, sub};
+use super::tests::{attempt_of, call, index_fresh, rows, sub};
 use crate::embedded::outbox::{due_key, row_key};
 use crate::webhook_records::{DeliveryState, NextStep, OutboxEvent};
 use crate::{AttemptStatus, Completion, Delivery, EmbeddedStore, Store, StoreOptions};
@@ -19,6 +19,7 @@ fn store_with_rows(dir: &std::path::Path, subs: &[&str], writes: usize) -> (Embe
     let events = (1..=writes).map(|i| call(&i.to_string(), Operation::Write, &format!("/in/{i}"), |_| {}));
     store.ingest(events.collect()).wait_blocking().unwrap();
     let made = subs.iter().map(|id| rows(&store, id, writes)).collect();
+    index_fresh(&store);
     (store, made)
 }
 

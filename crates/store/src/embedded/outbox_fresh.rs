@@ -1,0 +1,362 @@
+//! Fresh outbox rows: the pending rows the change processor has just made,
+//! handed to the delivery engine in memory instead of through `outbox_due`
+//! (docs/adr/0002-delivery-path-cost.md).
+//!
+//! A fresh row is written to `outbox` alone, with no index entry, and its
+//! processor batch writes one `meta` entry (`outbox_fresh/`, the batch's
+//! first delivery id) listing the batch's fresh rows. The rows wait in a
+//! bounded queue under the outbox lock, each counted as claimed (so that a
+//! resend meanwhile is one: `outbox.rs`), until a claim takes them. Per
+//! delivery that saves the index entry the processor wrote, the claim's
+//! scan of it and its read of the change, and the entry's removal at the
+//! completion.
+//!
+//! A fresh row is *done with* once what follows is in the store: its
+//! attempt recorded (`outbox::complete`), an index entry written for it (a
+//! claim with no room for it, or the claim after a completion that could not
+//! be written), or it dropped or held (its subscription deleted or
+//! disabled). The batch's entry is removed in the write that does the last
+//! of its rows. After a crash the open indexes the pending rows of the
+//! entries left ([`recover`]), and they are claimed like any due row: sent
+//! again, with their ids, at least once, as before.
+//!
+//! Past [`QUEUE_LIMIT`] waiting rows (no engine runs, or it is behind) the
+//! processor writes rows with their index entries, as it did before.
+
+use super::outbox::{self, OutboxLocked, Verdict};
+use super::{outbox_rows, Engine, Shared};
+use crate::keys;
+use crate::webhook_records::{ClaimedDelivery, Delivery, DeliveryState, Subscription};
+use crate::StoreError;
+use chrono::{DateTime, Utc};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+/// Fresh rows waiting for a claim at most: ~0.5 KiB each with its change.
+pub(crate) const QUEUE_LIMIT: usize = 8_192;
+
+/// The `meta` keys of batch entries start with this.
+const KEY_PREFIX: &[u8] = b"outbox_fresh/";
+
+/// The fresh rows not yet done with, under the outbox lock.
+#[derive(Default)]
+pub(crate) struct FreshRows {
+    /// Rows waiting for a claim, oldest first, with their outbox keys.
+    queue: VecDeque<(Vec<u8>, ClaimedDelivery)>,
+    /// Rows whose completion could not be written (key, id, due): the next
+    /// claim writes their index entries (they are no longer queued or claimed).
+    pub unindexed: Vec<(Vec<u8>, u64, DateTime<Utc>)>,
+    /// Every fresh row not yet done with, by delivery id: its batch.
+    rows: HashMap<u64, u64>,
+    /// Per batch (by its first delivery id), its rows not yet done with.
+    batches: HashMap<u64, usize>,
+}
+
+/// Fresh rows a write does with, and the batch entries it removes for that.
+#[derive(Default)]
+pub(crate) struct Done {
+    ids: Vec<u64>,
+    pub finished: Vec<u64>,
+}
+
+impl FreshRows {
+    /// Whether `n` more rows fit in the queue.
+    pub fn has_room(&self, n: usize) -> bool {
+        self.queue.len() + self.unindexed.len() + n <= QUEUE_LIMIT
+    }
+
+    /// Whether the row `id` is fresh and not yet done with.
+    pub fn is_fresh(&self, id: u64) -> bool {
+        self.rows.contains_key(&id)
+    }
+
+    /// Queues the fresh rows of a batch whose entry (`first_id`) is written.
+    pub fn add_batch(&mut self, first_id: u64, rows: impl IntoIterator<Item = (Vec<u8>, ClaimedDelivery)>) {
+        let before = self.queue.len();
+        for (key, c) in rows {
+            assert_eq!(c.delivery.state, DeliveryState::Pending, "a fresh row is pending");
+            let known = self.rows.insert(c.delivery.id, first_id);
+            assert!(known.is_none(), "a delivery id made fresh twice");
+            self.queue.push_back((key, c));
+        }
+        let n = self.queue.len() - before;
+        assert!(n > 0, "a batch entry lists some row");
+        assert!(self.batches.insert(first_id, n).is_none(), "a batch entry written twice");
+    }
+
+    /// What doing with `ids` (fresh or not) in one write means: the batch
+    /// entries it must remove. Nothing changes until [`apply`](Self::apply),
+    /// once that write is in.
+    pub fn plan(&self, ids: impl IntoIterator<Item = u64>) -> Done {
+        let mut left: HashMap<u64, usize> = HashMap::new();
+        let mut done = Done::default();
+        for id in ids {
+            let Some(batch) = self.rows.get(&id) else { continue };
+            let n = left.entry(*batch).or_insert_with(|| self.batches[batch]);
+            assert!(*n > 0, "a fresh row done with twice in one write");
+            *n -= 1;
+            if *n == 0 {
+                done.finished.push(*batch);
+            }
+            done.ids.push(id);
+        }
+        done
+    }
+
+    /// When the earliest row waiting for a claim (queued, or to be indexed) was due.
+    pub fn earliest(&self) -> Option<DateTime<Utc>> {
+        let queued = self.queue.front().map(|(_, c)| c.delivery.next_attempt_at);
+        queued.into_iter().chain(self.unindexed.iter().map(|(_, _, at)| *at)).min()
+    }
+
+    /// Counts the rows of `done` as done with: its write is in.
+    pub fn apply(&mut self, done: Done) {
+        for id in done.ids {
+            let batch = self.rows.remove(&id).expect("planned rows are fresh");
+            let n = self.batches.get_mut(&batch).expect("a fresh row's batch is counted");
+            *n -= 1;
+            if *n == 0 {
+                self.batches.remove(&batch);
+                debug_assert!(done.finished.contains(&batch), "a batch ended that its write did not remove");
+            }
+        }
+    }
+}
+
+/// What a claim made of the fresh rows, before its write is in.
+pub(crate) struct Looked {
+    /// For the queue's first rows, in order: the subscription of each admitted one.
+    verdicts: Vec<Option<Arc<Subscription>>>,
+    /// How many of them were admitted.
+    pub admitted: usize,
+    /// Index entries the write puts in: claims must scan from them on.
+    indexed: Vec<Vec<u8>>,
+    done: Done,
+}
+
+/// Writes the index entries of the rows whose completion could not be
+/// written, before a claim looks for due rows: that claim finds them.
+pub(crate) fn index_unindexed(engine: &Engine, locked: &mut OutboxLocked) -> Result<(), StoreError> {
+    if locked.fresh.unindexed.is_empty() {
+        return Ok(());
+    }
+    let mut batch = engine.db.batch();
+    let mut indexed = Vec::new();
+    for (key, _, _) in &locked.fresh.unindexed {
+        // As it is now: a resend may have changed it (its entry is then this same one).
+        if let Some((row, value)) = pending_row(engine, key)? {
+            let due = outbox::due_key(row.next_attempt_at, key);
+            batch.insert(&engine.outbox_due, due.clone(), value);
+            indexed.push(due);
+        }
+    }
+    let done = locked.fresh.plan(locked.fresh.unindexed.iter().map(|(_, id, _)| *id));
+    for first_id in &done.finished {
+        batch.remove(&engine.meta, batch_key(*first_id));
+    }
+    crate::failpoint::check("outbox.fresh.index")?;
+    batch.commit()?;
+    locked.fresh.unindexed.clear();
+    locked.fresh.apply(done);
+    for due in &indexed {
+        locked.scan_from_at_most(due);
+    }
+    Ok(())
+}
+
+/// A claim's look at the queued fresh rows, in order, while fewer than
+/// `limit` are admitted. Adds to `cleanup` what
+/// becomes of the rows not admitted (an index entry when `admit` has no room,
+/// dropped or held when their subscription was deleted or disabled), and
+/// the batch entries that ends; changes nothing in memory until [`take`].
+pub(crate) fn look(
+    engine: &Engine,
+    shared: &Shared,
+    locked: &OutboxLocked,
+    limit: usize,
+    admit: &mut dyn FnMut(&Subscription) -> bool,
+    cleanup: &mut fjall::OwnedWriteBatch,
+) -> Result<Looked, StoreError> {
+    let fresh = &locked.fresh;
+    let mut looked = Looked { verdicts: Vec::new(), admitted: 0, indexed: Vec::new(), done: Done::default() };
+    let mut done = Vec::new();
+    // Room only shrinks in a claim: a subscription refused once is refused for the rest of it.
+    let mut refused: HashSet<&[u8]> = HashSet::new();
+    for (key, c) in &fresh.queue {
+        if looked.admitted >= limit {
+            break;
+        }
+        let sub_key = &key[..key.len() - 8];
+        let verdict = match refused.contains(sub_key) {
+            true => Verdict::Refused,
+            false => outbox::verdict(shared, sub_key, admit),
+        };
+        if let Verdict::Admitted(sub) = verdict {
+            looked.verdicts.push(Some(sub));
+            looked.admitted += 1;
+            continue;
+        }
+        if locked.resent.contains(key) {
+            // Resent while queued: the resend wrote the row and its index
+            // entry, which claims skipped while it was held; released, it
+            // is found there (and dropped, held or claimed as it should be).
+            if let Some((row, _)) = pending_row(engine, key)? {
+                looked.indexed.push(outbox::due_key(row.next_attempt_at, key));
+            }
+        } else {
+            match verdict {
+                Verdict::Refused => {
+                    let due = outbox::due_key(c.delivery.next_attempt_at, key);
+                    cleanup.insert(&engine.outbox_due, due.clone(), outbox_rows::to_value(&c.delivery));
+                    looked.indexed.push(due);
+                }
+                // Its subscription was deleted: nothing will ever send it.
+                Verdict::Deleted => cleanup.remove(&engine.outbox, key.clone()),
+                // Kept, for a replay.
+                Verdict::Disabled => {
+                    let mut held = c.delivery.clone();
+                    held.state = DeliveryState::Held;
+                    cleanup.insert(&engine.outbox, key.clone(), outbox_rows::to_value(&held));
+                }
+                Verdict::Admitted(_) => unreachable!("admitted rows are taken above"),
+            }
+        }
+        if matches!(verdict, Verdict::Refused) {
+            refused.insert(sub_key);
+        }
+        looked.verdicts.push(None);
+        done.push(c.delivery.id);
+    }
+    looked.done = fresh.plan(done);
+    for first_id in &looked.done.finished {
+        cleanup.remove(&engine.meta, batch_key(*first_id));
+    }
+    Ok(looked)
+}
+
+/// The row at `key` and its value, if it is pending (a damaged one is stepped over, said once).
+fn pending_row(engine: &Engine, key: &[u8]) -> Result<Option<(Delivery, fjall::Slice)>, StoreError> {
+    let Some(value) = engine.outbox.get(key)? else { return Ok(None) };
+    let row = outbox_rows::or_step_over(outbox_rows::decode(&value), key)?;
+    Ok(row.filter(|row| row.state == DeliveryState::Pending).map(|row| (row, value)))
+}
+
+/// Once the claim's write is in: the rows it looked at leave the queue,
+/// the admitted ones into `out` (still claimed), the others released.
+pub(crate) fn take(locked: &mut OutboxLocked, looked: Looked, out: &mut Vec<ClaimedDelivery>) {
+    for verdict in looked.verdicts {
+        let (key, mut c) = locked.fresh.queue.pop_front().expect("a claim looks at queued rows");
+        match verdict {
+            Some(sub) => {
+                c.subscription = sub;
+                out.push(c);
+            }
+            None => {
+                locked.claimed.remove(&key);
+                locked.resent.remove(&key);
+            }
+        }
+    }
+    for due in &looked.indexed {
+        locked.scan_from_at_most(due);
+    }
+    locked.fresh.apply(looked.done);
+}
+
+/// The `meta` key of the batch entry whose first delivery id is `first_id`.
+pub(crate) fn batch_key(first_id: u64) -> Vec<u8> {
+    let mut k = KEY_PREFIX.to_vec();
+    keys::push_u64(&mut k, first_id);
+    k
+}
+
+/// A batch entry's value: its rows' outbox keys, each `u16 BE length | key`.
+pub(crate) fn batch_value<'a>(row_keys: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for key in row_keys {
+        let len = u16::try_from(key.len()).expect("outbox keys are short (bounded ids)");
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(key);
+    }
+    out
+}
+
+fn row_keys(value: &[u8]) -> Result<Vec<&[u8]>, StoreError> {
+    let corrupt = || StoreError::Corrupt("a fresh outbox batch entry".into());
+    let mut out = Vec::new();
+    let mut rest = value;
+    while !rest.is_empty() {
+        let (len, tail) = rest.split_first_chunk::<2>().ok_or_else(corrupt)?;
+        let len = u16::from_be_bytes(*len) as usize;
+        if tail.len() < len {
+            return Err(corrupt());
+        }
+        out.push(&tail[..len]);
+        rest = &tail[len..];
+    }
+    Ok(out)
+}
+
+/// At open, before the processor starts: the pending rows of the batch
+/// entries a crash (or a stop with rows unsent) left get their index
+/// entries, as the processor would have written them, and the entries go,
+/// in one batch. The rows already done with are not pending, or have an
+/// entry already (one the same). How many rows were indexed.
+pub(crate) fn recover(engine: &Engine) -> Result<usize, StoreError> {
+    let mut batch = engine.db.batch();
+    let mut entries = 0;
+    let mut indexed = 0;
+    for item in engine.meta.prefix(KEY_PREFIX) {
+        let (k, v) = item.into_inner()?;
+        entries += 1;
+        for key in row_keys(&v)? {
+            let Some(value) = engine.outbox.get(key)? else { continue };
+            // A damaged row is left as it is: no claim will stop at it.
+            let Some(row) = outbox_rows::or_step_over(outbox_rows::decode(&value), key)? else { continue };
+            if row.state == DeliveryState::Pending {
+                batch.insert(&engine.outbox_due, outbox::due_key(row.next_attempt_at, key), value);
+                indexed += 1;
+            }
+        }
+        batch.remove(&engine.meta, k.to_vec());
+    }
+    if entries > 0 {
+        batch.commit()?;
+        tracing::info!(entries, indexed, "fresh webhook deliveries left by the last run are due again");
+    }
+    Ok(indexed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{batch_value, row_keys, FreshRows};
+
+    #[test]
+    fn batch_values_list_their_keys() {
+        let keys: [&[u8]; 3] = [b"a\0wh_1\0\0\0\0\0\0\0\x01", b"", b"b"];
+        assert_eq!(row_keys(&batch_value(keys)).unwrap(), keys.to_vec());
+        assert!(row_keys(&[0, 5, 1]).is_err(), "a key longer than what is left");
+        assert!(row_keys(&[0]).is_err(), "half a length");
+        assert!(row_keys(&[]).unwrap().is_empty());
+    }
+
+    /// A batch's entry goes with the write that does its last row, and only
+    /// once that write is applied; rows of other batches and non-fresh ids
+    /// do not count.
+    #[test]
+    fn a_batch_is_finished_by_its_last_row() {
+        let mut fresh = FreshRows::default();
+        fresh.rows.extend([(1, 1), (2, 1), (3, 3)]);
+        fresh.batches.extend([(1, 2), (3, 1)]);
+        let plan = fresh.plan([1, 99]);
+        assert!(plan.finished.is_empty());
+        let again = fresh.plan([1, 2, 3]);
+        assert_eq!(again.finished, vec![1, 3], "planned from the counts as they are, not the plan before");
+        fresh.apply(plan);
+        assert!(!fresh.is_fresh(1) && fresh.is_fresh(2));
+        let last = fresh.plan([2]);
+        assert_eq!(last.finished, vec![1]);
+        fresh.apply(last);
+        assert!(!fresh.batches.contains_key(&1) && fresh.batches[&3] == 1);
+    }
+}

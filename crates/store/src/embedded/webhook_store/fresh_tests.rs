@@ -1,0 +1,210 @@
+//! Fresh rows (`outbox_fresh.rs`): handed to the engine in memory, with
+//! no index entry and one batch entry, and due again after a stop, a
+//! failed completion or a claim with no room for them.
+
+use super::tests::{attempt_of, call, rows, sub};
+use crate::embedded::outbox_fresh::QUEUE_LIMIT;
+use crate::webhook_records::{ClaimedDelivery, DeliveryState, NextStep};
+use crate::{AttemptStatus, Completion, EmbeddedStore, Store, StoreOptions};
+use callmeter_model::{Action, Operation};
+use chrono::Utc;
+
+/// A store in `dir` with a folder webhook on `/in` and `writes` new files there.
+fn store_with(dir: &std::path::Path, writes: usize) -> EmbeddedStore {
+    let store = EmbeddedStore::open(dir, StoreOptions::default()).unwrap();
+    store.create_subscription(sub("wh", "/in", &[Action::Create])).unwrap();
+    let events = (1..=writes).map(|i| call(&i.to_string(), Operation::Write, &format!("/in/{i}"), |_| {}));
+    store.ingest(events.collect()).wait_blocking().unwrap();
+    rows(&store, "wh", writes);
+    store
+}
+
+fn batch_entries(store: &EmbeddedStore) -> usize {
+    store.engine.meta.prefix(b"outbox_fresh/").count()
+}
+
+fn ids(claimed: &[ClaimedDelivery]) -> Vec<u64> {
+    let mut ids: Vec<u64> = claimed.iter().map(|c| c.delivery.id).collect();
+    ids.sort_unstable();
+    ids
+}
+
+fn delivered(store: &EmbeddedStore, claimed: &[ClaimedDelivery]) -> Result<(), crate::StoreError> {
+    let done: Vec<Completion> = claimed
+        .iter()
+        .map(|c| Completion {
+            delivery: c.delivery.clone(),
+            attempt: Some(attempt_of(c, AttemptStatus::Delivered, 204)),
+            next: NextStep::Delivered,
+        })
+        .collect();
+    store.complete_deliveries(&done)
+}
+
+fn later() -> chrono::DateTime<Utc> {
+    Utc::now() + chrono::Duration::hours(1)
+}
+
+/// New rows have no index entry and one batch entry; a claim takes them
+/// from memory, with their changes; once each is completed the batch entry
+/// is gone and nothing is due.
+#[test]
+fn fresh_rows_are_claimed_from_memory_and_leave_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), 3);
+    assert!(store.engine.outbox_due.is_empty().unwrap(), "no index entries");
+    assert_eq!(batch_entries(&store), 1);
+    assert!(store.next_delivery_due().unwrap().is_some(), "due");
+
+    let claimed = store.claim_deliveries(Utc::now(), 10, &mut |_| true).unwrap();
+    assert_eq!(claimed.len(), 3);
+    assert!(claimed
+        .iter()
+        .all(|c| matches!(&c.event, crate::DeliveredEvent::Change(ch, Action::Create) if ch.path.starts_with("/in/"))));
+    assert!(store.claim_deliveries(later(), 10, &mut |_| true).unwrap().is_empty(), "claimed once");
+    delivered(&store, &claimed[..2]).unwrap();
+    assert_eq!(batch_entries(&store), 1, "one row of the batch is not done with");
+    delivered(&store, &claimed[2..]).unwrap();
+    assert_eq!(batch_entries(&store), 0);
+    assert!(store.engine.outbox_due.is_empty().unwrap());
+    assert_eq!(store.next_delivery_due().unwrap(), None);
+    let states: Vec<DeliveryState> = store.deliveries("acme", "wh").unwrap().iter().map(|d| d.state).collect();
+    assert_eq!(states, [DeliveryState::Delivered; 3]);
+    store.shutdown();
+}
+
+/// Rows claimed and never completed (a stop, a crash) are due after the
+/// next open, with their ids; the one completed is not sent again.
+#[test]
+fn fresh_rows_not_completed_are_due_after_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), 3);
+    let claimed = store.claim_deliveries(Utc::now(), 10, &mut |_| true).unwrap();
+    delivered(&store, &claimed[..1]).unwrap();
+    store.shutdown();
+
+    let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+    assert_eq!(batch_entries(&store), 0, "the open indexed them");
+    let again = store.claim_deliveries(later(), 10, &mut |_| true).unwrap();
+    assert_eq!(ids(&again), ids(&claimed[1..]));
+    delivered(&store, &again).unwrap();
+    assert_eq!(store.next_delivery_due().unwrap(), None);
+    assert!(store.engine.outbox_due.is_empty().unwrap());
+    store.shutdown();
+}
+
+/// A redelivery asked for while a row waits in memory is one: the row is
+/// claimed once, and once its attempt is recorded, due again (as the
+/// redelivery asked), then done.
+#[test]
+fn a_fresh_row_resent_while_queued_is_claimed_once_then_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), 1);
+    let id = store.deliveries("acme", "wh").unwrap()[0].id;
+    assert!(store.redeliver("acme", "wh", id, Utc::now()).unwrap());
+    let claimed = store.claim_deliveries(later(), 10, &mut |_| true).unwrap();
+    assert_eq!(ids(&claimed), [id], "once, not from memory and from the index");
+    delivered(&store, &claimed).unwrap();
+    assert_eq!(store.deliveries("acme", "wh").unwrap()[0].state, DeliveryState::Pending, "the redelivery stands");
+    let again = store.claim_deliveries(later(), 10, &mut |_| true).unwrap();
+    assert_eq!(ids(&again), [id]);
+    delivered(&store, &again).unwrap();
+    assert_eq!(store.next_delivery_due().unwrap(), None);
+    assert!(store.engine.outbox_due.is_empty().unwrap());
+    assert_eq!(batch_entries(&store), 0);
+    store.shutdown();
+}
+
+/// Refused for want of room, a fresh row gets its index entry and is
+/// claimed from there later; of a disabled subscription it is held, of a
+/// deleted one dropped.
+#[test]
+fn fresh_rows_refused_held_or_dropped_by_a_claim() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+    for id in ["wh_full", "wh_off", "wh_gone"] {
+        store.create_subscription(sub(id, "/in", &[Action::Create])).unwrap();
+    }
+    store.ingest(vec![call("1", Operation::Write, "/in/a", |_| {})]).wait_blocking().unwrap();
+    rows(&store, "wh_gone", 1);
+    let disable = crate::SubscriptionUpdate { enabled: Some(false), ..Default::default() };
+    store.update_subscription("acme", "wh_off", disable).unwrap();
+    store.delete_subscription("acme", "wh_gone").unwrap();
+
+    assert!(store.claim_deliveries(Utc::now(), 10, &mut |_| false).unwrap().is_empty());
+    assert_eq!(store.engine.outbox_due.len().unwrap(), 1, "the refused row's entry");
+    assert_eq!(store.deliveries("acme", "wh_off").unwrap()[0].state, DeliveryState::Held);
+    assert_eq!(batch_entries(&store), 0, "every row of the batch done with");
+    let claimed = store.claim_deliveries(later(), 10, &mut |_| true).unwrap();
+    assert_eq!(claimed.iter().map(|c| c.subscription.id.as_str()).collect::<Vec<_>>(), ["wh_full"]);
+    delivered(&store, &claimed).unwrap();
+    assert!(store.engine.outbox_due.is_empty().unwrap());
+    assert_eq!(store.next_delivery_due().unwrap(), None);
+    store.shutdown();
+}
+
+/// Past the queue's bound, the processor writes rows with their index
+/// entries, as without fresh rows: all are claimed, none twice.
+#[test]
+fn past_the_queue_bound_rows_are_indexed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), QUEUE_LIMIT - 2);
+    assert!(store.engine.outbox_due.is_empty().unwrap());
+    let events = (0..7).map(|i| call(&format!("x{i}"), Operation::Write, &format!("/in/x{i}"), |_| {}));
+    store.ingest(events.collect()).wait_blocking().unwrap();
+    rows(&store, "wh", QUEUE_LIMIT + 5);
+    assert_eq!(store.engine.outbox_due.len().unwrap(), 7, "the batch that did not fit");
+    let claimed = store.claim_deliveries(later(), usize::MAX, &mut |_| true).unwrap();
+    let mut all = ids(&claimed);
+    all.dedup();
+    assert_eq!(all.len(), QUEUE_LIMIT + 5);
+    assert_eq!(claimed.len(), QUEUE_LIMIT + 5);
+    store.shutdown();
+}
+
+/// A completion that cannot be written leaves fresh rows with no entry to
+/// be found by: the next claim indexes and takes them (at least once), and
+/// an index write that fails too leaves them for the claim after.
+#[cfg(feature = "failpoints")]
+#[test]
+fn fresh_rows_whose_completion_failed_are_claimed_again() {
+    const NAME: &str = "embedded::webhook_store::fresh_tests::fresh_rows_whose_completion_failed_are_claimed_again";
+    if !crate::failpoint::in_child(NAME, "outbox.complete=1:error,outbox.fresh.index=1:error") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), 2);
+    let claimed = store.claim_deliveries(Utc::now(), 10, &mut |_| true).unwrap();
+    assert!(delivered(&store, &claimed).is_err(), "the failpoint");
+    assert!(store.next_delivery_due().unwrap().is_some(), "due again");
+    assert!(store.claim_deliveries(later(), 10, &mut |_| true).is_err(), "the index write's failpoint");
+    let again = store.claim_deliveries(later(), 10, &mut |_| true).unwrap();
+    assert_eq!(ids(&again), ids(&claimed));
+    delivered(&store, &again).unwrap();
+    assert_eq!(store.next_delivery_due().unwrap(), None);
+    assert!(store.engine.outbox_due.is_empty().unwrap());
+    assert_eq!(batch_entries(&store), 0);
+    store.shutdown();
+}
+
+/// A claim whose write fails (a refused row's index entry) takes nothing
+/// from memory: the rows are looked at again by the next.
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_claim_that_fails_leaves_the_fresh_rows_queued() {
+    const NAME: &str = "embedded::webhook_store::fresh_tests::a_claim_that_fails_leaves_the_fresh_rows_queued";
+    if !crate::failpoint::in_child(NAME, "outbox.claim.cleanup=1:error") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), 3);
+    let mut first = true;
+    let mut one_refused = |_: &crate::Subscription| !std::mem::replace(&mut first, false);
+    assert!(store.claim_deliveries(Utc::now(), 10, &mut one_refused).is_err(), "the failpoint");
+    assert!(store.engine.outbox_due.is_empty().unwrap(), "no entry written");
+    let claimed = store.claim_deliveries(later(), 10, &mut |_| true).unwrap();
+    assert_eq!(claimed.len(), 3, "all still queued, none lost or taken twice");
+    delivered(&store, &claimed).unwrap();
+    assert_eq!(batch_entries(&store), 0);
+    store.shutdown();
+}
