@@ -22,6 +22,7 @@
 
 mod admission;
 mod clock;
+mod connections;
 mod engine;
 mod headers;
 mod lanes;

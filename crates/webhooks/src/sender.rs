@@ -1,26 +1,25 @@
 //! One attempt of one delivery over HTTP.
 //!
 //! A POST of the delivery's body with the Standard Webhooks headers and the
-//! subscription's own, through hyper's pooled client (keep-alive
-//! connections, rustls for https), which follows no redirect (a 3xx is
-//! a failure: a redirect to an internal address must not be followed), uses
+//! subscription's own, on a kept HTTP/1.1 connection or a new one
+//! (`connections.rs`; rustls for https). It follows no redirect (a 3xx is a
+//! failure: a redirect to an internal address must not be followed), uses
 //! no proxy, connects only to addresses the
 //! [`GuardedResolver`](crate::target::GuardedResolver) checked (unless
 //! private targets are allowed), and gives up after the timeout (15 s by
 //! default). At most 64 KiB of an answer is read: enough for an error's
 //! first words, and a receiver cannot make the server hold more.
 
+use crate::connections::{Connector, KeptConnections};
 use crate::schedule::parse_retry_after;
 use crate::target::{check_literal, GuardedResolver};
 use crate::{payload, signing, WebhookError};
 use bytes::Bytes;
 use callmeter_store::ClaimedDelivery;
 use chrono::{DateTime, Duration, Utc};
-use http_body_util::{BodyExt, Full};
-use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use http_body_util::Full;
+use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE, HOST, RETRY_AFTER, USER_AGENT};
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::sync::Arc;
 use url::Url;
 
@@ -32,9 +31,6 @@ const ERROR_EXCERPT_BYTES: usize = 200;
 
 /// Targets whose checked URL a sender keeps at most: past it, it forgets them all.
 const KNOWN_TARGETS: usize = 4_096;
-
-/// How long a kept connection to a target may stay idle.
-const IDLE_CONNECTION: std::time::Duration = std::time::Duration::from_secs(60);
 
 // Names made once, not parsed from text at every attempt.
 const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
@@ -57,18 +53,12 @@ pub struct Sent {
     pub latency_ms: u64,
 }
 
-type Connector = hyper_rustls::HttpsConnector<HttpConnector<GuardedResolver>>;
-
 /// The HTTP side of deliveries.
 pub struct Sender {
-    /// hyper's pooled client, straight: the layers of a general-purpose
-    /// client (redirect and retry policies, request copies) cost more CPU
-    /// per delivery than the rest of the attempt.
-    client: Client<Connector, Full<Bytes>>,
-    /// The same, keeping no connection: a request sent again because its
-    /// kept connection was closed under it goes on a new one (the pool
-    /// may hold other connections the receiver closed too).
-    unpooled: Client<Connector, Full<Bytes>>,
+    /// Makes connections: checked addresses, the connect timeout, TLS.
+    connector: Connector,
+    /// Idle connections, by origin.
+    kept: KeptConnections,
     allow_private: bool,
     timeout: std::time::Duration,
     /// Target URLs as parsed and checked for their form and literal address
@@ -102,13 +92,8 @@ impl Sender {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(IDLE_CONNECTION)
-            .pool_max_idle_per_host(idle_per_target)
-            .build(https.clone());
-        let unpooled = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(0).build(https);
-        Ok(Sender { client, unpooled, allow_private, timeout, known: Default::default() })
+        let kept = KeptConnections::new(idle_per_target);
+        Ok(Sender { connector: https, kept, allow_private, timeout, known: Default::default() })
     }
 
     /// Sends `claimed` once, signed at `now`.
@@ -136,7 +121,8 @@ impl Sender {
     }
 
     /// The request of one attempt: the body, the Standard Webhooks headers
-    /// and the subscription's own.
+    /// and the subscription's own; to `url`'s path and query, its `host`
+    /// from `url` (the request goes on a connection to its origin).
     fn request(
         &self,
         claimed: &ClaimedDelivery,
@@ -148,11 +134,12 @@ impl Sender {
         let id = claimed.delivery.webhook_id();
         let timestamp = now.timestamp();
         let signature = signing::signature_header(sub.signing_secrets(now), &id, timestamp, &body);
-        let mut request = hyper::Request::post(url.as_str());
+        let mut request = hyper::Request::post(&url[url::Position::BeforePath..url::Position::AfterQuery]);
         for (name, value) in &sub.headers {
             request = request.header(name.as_str(), value.as_str());
         }
         request
+            .header(HOST, &url[url::Position::BeforeHost..url::Position::AfterPort])
             .header(USER_AGENT, AGENT)
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .header(WEBHOOK_ID, id)
@@ -176,49 +163,15 @@ impl Sender {
         };
         // One deadline for the whole attempt: connecting, the answer's head and its body.
         let deadline = tokio::time::Instant::now() + self.timeout;
-        let mut sends = 0;
-        let response = loop {
-            sends += 1;
-            let request = match self.request(claimed, &url, now) {
-                Ok(request) => request,
-                Err(e) => return failed(e),
-            };
-            let client = if sends == 1 { &self.client } else { &self.unpooled };
-            match tokio::time::timeout_at(deadline, client.request(request)).await {
-                Ok(Ok(r)) => break r,
-                // A kept connection the receiver closed as it was reused
-                // (legal after an answer without `connection: close`): sent
-                // again once, on a new one (`unpooled`). At most a repeat, with the same
-                // `webhook-id`, for a receiver that took it and then reset.
-                Ok(Err(e)) if sends == 1 && closed_under_it(&e) => continue,
-                Ok(Err(e)) => return failed(describe(&e)),
-                Err(_) => return failed("timed out".to_owned()),
-            }
+        let make = || self.request(claimed, &url, now);
+        let answer = match self.kept.send(&self.connector, &url, MAX_ANSWER_BYTES, deadline, make).await {
+            Ok(answer) => answer,
+            Err(e) => return failed(e),
         };
-        let status = response.status();
+        let status = answer.status;
         let retry_after =
-            response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| parse_retry_after(v, now));
-        let mut body = response.into_body();
-        let mut answer = Vec::new();
-        let mut read_error = None;
-        while answer.len() < MAX_ANSWER_BYTES {
-            match tokio::time::timeout_at(deadline, body.frame()).await {
-                Ok(Some(Ok(frame))) => {
-                    if let Some(chunk) = frame.data_ref() {
-                        answer.extend_from_slice(&chunk[..chunk.len().min(MAX_ANSWER_BYTES - answer.len())]);
-                    }
-                }
-                Ok(None) => break,
-                Ok(Some(Err(e))) => {
-                    read_error = Some(describe(&e));
-                    break;
-                }
-                Err(_) => {
-                    read_error = Some("timed out".to_owned());
-                    break;
-                }
-            }
-        }
+            answer.headers.get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| parse_retry_after(v, now));
+        let (answer, read_error) = (answer.body, answer.read_error);
         let delivered = status.is_success();
         let error = if delivered {
             None
@@ -266,32 +219,8 @@ fn printable(text: &str) -> String {
     out.trim().to_owned()
 }
 
-/// Whether a request failed because its kept connection was closed under
-/// it (reset, or ended before an answer), not in connecting.
-fn closed_under_it(e: &hyper_util::client::legacy::Error) -> bool {
-    if e.is_connect() {
-        return false;
-    }
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        if let Some(h) = s.downcast_ref::<hyper::Error>() {
-            if h.is_incomplete_message() || h.is_canceled() {
-                return true;
-            }
-        }
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
-            if matches!(io.kind(), ConnectionReset | BrokenPipe | ConnectionAborted | UnexpectedEof) {
-                return true;
-            }
-        }
-        source = s.source();
-    }
-    false
-}
-
 /// An error with its causes, which say what failed (a refused address, a refused connection).
-fn describe(e: &dyn std::error::Error) -> String {
+pub(crate) fn describe(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
@@ -304,13 +233,21 @@ fn describe(e: &dyn std::error::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{describe, excerpt, printable, Sender, Sent, KNOWN_TARGETS};
+    use super::{excerpt, printable, Sender, Sent, KNOWN_TARGETS};
     use bytes::Bytes;
     use http_body_util::Full;
     use tokio::io::AsyncReadExt;
 
-    fn post(url: &str) -> hyper::Request<Full<Bytes>> {
-        hyper::Request::post(url).body(Full::new(Bytes::from_static(b"{}"))).unwrap()
+    /// A POST of `{}` to `url` through the sender's connections.
+    async fn post(sender: &Sender, url: &str) -> Result<crate::connections::Answer, String> {
+        let url = url::Url::parse(url).unwrap();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        let make = || {
+            let request = hyper::Request::post(&url[url::Position::BeforePath..url::Position::AfterQuery])
+                .header(hyper::header::HOST, &url[url::Position::BeforeHost..url::Position::AfterPort]);
+            Ok(request.body(Full::new(Bytes::from_static(b"{}"))).unwrap())
+        };
+        sender.kept.send(&sender.connector, &url, 1024, deadline, make).await
     }
 
     /// An https target is spoken to in TLS (its first bytes are a
@@ -326,7 +263,7 @@ mod tests {
             first
         });
         let sender = Sender::new(true, std::time::Duration::from_secs(5), 4).unwrap();
-        let sent = sender.client.request(post(&format!("https://127.0.0.1:{port}/hook"))).await;
+        let sent = post(&sender, &format!("https://127.0.0.1:{port}/hook")).await;
         assert!(sent.is_err(), "a peer that never answers the handshake is no target");
         assert_eq!(peer.await.unwrap(), [0x16, 0x03, 0x01], "a TLS handshake record");
     }
@@ -367,11 +304,12 @@ mod tests {
         let sender = std::sync::Arc::new(Sender::new(true, std::time::Duration::from_secs(5), 2).unwrap());
         let sends = (0..8).map(|_| {
             let sender = sender.clone();
-            tokio::spawn(async move { sender.client.request(post(&format!("http://127.0.0.1:{port}/hook"))).await })
+            tokio::spawn(async move { post(&sender, &format!("http://127.0.0.1:{port}/hook")).await })
         });
         for send in sends.collect::<Vec<_>>() {
-            assert_eq!(send.await.unwrap().unwrap().status(), 200);
+            assert_eq!(send.await.unwrap().unwrap().status, 200);
         }
+        assert_eq!(sender.kept.idle_count(), 2, "connections kept idle");
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
         while open.load(Ordering::SeqCst) > 2 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
@@ -386,8 +324,8 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let sender = Sender::new(false, std::time::Duration::from_secs(5), 4).unwrap();
-        let e = sender.client.request(post(&format!("http://localhost:{port}/hook"))).await.unwrap_err();
-        assert!(describe(&e).contains("localhost resolves to refused addresses only"), "{}", describe(&e));
+        let e = post(&sender, &format!("http://localhost:{port}/hook")).await.err().unwrap();
+        assert!(e.contains("localhost resolves to refused addresses only"), "{e}");
         assert!(
             tokio::time::timeout(std::time::Duration::from_millis(200), listener.accept()).await.is_err(),
             "no connection"

@@ -1,0 +1,266 @@
+//! Kept HTTP/1.1 connections to targets, each driven by the attempt that
+//! uses it: no connection task, no pool, no channel between an attempt and
+//! its connection. hyper's pooled client put a task and a hand-off between
+//! the two at every request, which cost about a tenth of a delivery's CPU
+//! (docs/adr/0002-delivery-path-cost.md).
+//!
+//! An attempt takes an idle connection to its target's origin (scheme,
+//! host, port) or makes one through the guarded connector (the addresses a
+//! name resolves to are checked, the connect timeout, TLS for https),
+//! sends its request while polling the connection itself, reads the answer,
+//! and gives the connection back only when the answer was read to its end
+//! and the connection takes another request. A kept connection the target
+//! closed while it was idle (legal: a server may close an idle connection
+//! at any time) is dropped when found, or, closed under the request, the
+//! request is sent again once on a new connection. Idle connections are
+//! bounded per origin and in all, and closed once idle for
+//! [`IDLE_CONNECTION`].
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use hyper::{HeaderMap, Request, StatusCode};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioIo;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tower::Service;
+
+/// The connector every connection is made with.
+pub(crate) type Connector = hyper_rustls::HttpsConnector<HttpConnector<crate::target::GuardedResolver>>;
+
+type Io = hyper_rustls::MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>;
+
+/// How long a kept connection may stay idle.
+pub(crate) const IDLE_CONNECTION: Duration = Duration::from_secs(60);
+
+/// Idle connections kept at most, in all: each holds a socket.
+const MAX_IDLE: usize = 1_024;
+
+/// One connection and its driver, the future that moves its bytes.
+struct Connection {
+    send: http1::SendRequest<Full<Bytes>>,
+    driver: Pin<Box<http1::Connection<Io, Full<Bytes>>>>,
+    /// The driver has ended: the connection is closed.
+    ended: bool,
+}
+
+impl Connection {
+    /// Whether it ended while idle (its peer closed it): one look, no wait.
+    fn closed(&mut self) -> bool {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        if !self.ended && self.driver.as_mut().poll(&mut cx).is_ready() {
+            self.ended = true;
+        }
+        self.ended
+    }
+}
+
+/// Polls `work`, and the connection's driver with it: a request or an
+/// answer in flight moves only while its connection is polled. None when
+/// the connection has ended (closed) and `work` still waits: nothing more
+/// will come for it (the ended driver still holds hyper's side of the
+/// channels, so `work` would wait for ever).
+async fn driving<F: Future>(
+    driver: &mut Pin<Box<http1::Connection<Io, Full<Bytes>>>>,
+    ended: &mut bool,
+    work: F,
+) -> Option<F::Output> {
+    let mut work = std::pin::pin!(work);
+    std::future::poll_fn(|cx| {
+        if !*ended && driver.as_mut().poll(cx).is_ready() {
+            *ended = true;
+        }
+        match work.as_mut().poll(cx) {
+            Poll::Ready(out) => Poll::Ready(Some(out)),
+            Poll::Pending if *ended => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
+/// Why a request on a connection that closed before its answer failed.
+const CLOSED: &str = "the connection closed before the answer";
+
+/// What came back for a request.
+pub(crate) struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    /// At most `max_body` bytes of the body.
+    pub body: Vec<u8>,
+    /// Why reading the body stopped short, if it did.
+    pub read_error: Option<String>,
+}
+
+/// Idle connections by origin, each with when it was given back.
+type IdleByOrigin = hashbrown::HashMap<String, Vec<(Connection, Instant)>, foldhash::fast::RandomState>;
+
+/// Idle connections by origin.
+pub(crate) struct KeptConnections {
+    idle: parking_lot::Mutex<IdleByOrigin>,
+    per_origin: usize,
+}
+
+impl KeptConnections {
+    /// Keeps at most `per_origin` idle connections to one origin.
+    pub(crate) fn new(per_origin: usize) -> KeptConnections {
+        KeptConnections { idle: Default::default(), per_origin: per_origin.max(1) }
+    }
+
+    /// The most recently used idle connection to `origin` still open, if any.
+    fn take(&self, origin: &str) -> Option<Connection> {
+        let mut idle = self.idle.lock();
+        let kept = idle.get_mut(origin)?;
+        let mut found = None;
+        while let Some((mut c, since)) = kept.pop() {
+            // The most recent first: once one is too old, so are the rest.
+            if since.elapsed() >= IDLE_CONNECTION {
+                kept.clear();
+                break;
+            }
+            if !c.closed() {
+                found = Some(c);
+                break;
+            }
+        }
+        if kept.is_empty() {
+            idle.remove(origin);
+        }
+        found
+    }
+
+    /// Keeps `c` for the next request to `origin`, if there is room.
+    fn give_back(&self, origin: &str, c: Connection) {
+        let mut idle = self.idle.lock();
+        let mut total: usize = idle.values().map(Vec::len).sum();
+        if total >= MAX_IDLE {
+            idle.retain(|_, kept| {
+                kept.retain(|(_, since)| since.elapsed() < IDLE_CONNECTION);
+                !kept.is_empty()
+            });
+            total = idle.values().map(Vec::len).sum();
+        }
+        let kept = idle.entry_ref(origin).or_default();
+        if kept.len() < self.per_origin && total < MAX_IDLE {
+            kept.push((c, Instant::now()));
+        }
+    }
+
+    /// Idle connections kept now (tests).
+    #[cfg(test)]
+    pub(crate) fn idle_count(&self) -> usize {
+        self.idle.lock().values().map(Vec::len).sum()
+    }
+
+    /// Sends the request `make` builds (origin-form, its `host` set) to
+    /// `target` (a checked URL), on a kept connection to its origin or a
+    /// new one, and reads at most `max_body` bytes of the answer's body,
+    /// all by `deadline` (past it: "timed out", or the answer so far).
+    /// A kept connection closed under the request sends it again once, on
+    /// a new connection: at most a repeat, with the same `webhook-id`, for
+    /// a receiver that took it and then closed.
+    pub(crate) async fn send(
+        &self,
+        connector: &Connector,
+        target: &url::Url,
+        max_body: usize,
+        deadline: tokio::time::Instant,
+        make: impl Fn() -> Result<Request<Full<Bytes>>, String>,
+    ) -> Result<Answer, String> {
+        let timed_out = || "timed out".to_owned();
+        let origin = &target[..url::Position::BeforePath];
+        let mut kept = self.take(origin);
+        loop {
+            let reused = kept.is_some();
+            let mut c = match kept.take() {
+                Some(c) => c,
+                None => {
+                    tokio::time::timeout_at(deadline, connect(connector, origin)).await.map_err(|_| timed_out())??
+                }
+            };
+            let request = make()?;
+            let Connection { send, driver, ended } = &mut c;
+            let sent = tokio::time::timeout_at(deadline, driving(driver, ended, send.send_request(request)));
+            let response = match sent.await.map_err(|_| timed_out())? {
+                Some(Ok(response)) => response,
+                Some(Err(e)) if reused && closed_under_it(&e) => continue,
+                None if reused => continue,
+                Some(Err(e)) => return Err(crate::sender::describe(&e)),
+                None => return Err(CLOSED.to_owned()),
+            };
+            let (head, body) = response.into_parts();
+            let mut read = Vec::new();
+            let (read_error, whole) =
+                tokio::time::timeout_at(deadline, read_body(driver, ended, body, max_body, &mut read))
+                    .await
+                    .unwrap_or_else(|_| (Some(timed_out()), false));
+            // Kept only when the answer was read to its end and the
+            // connection takes the next request (not closed by the target).
+            if whole && matches!(driving(driver, ended, send.ready()).await, Some(Ok(()))) && !*ended {
+                self.give_back(origin, c);
+            }
+            return Ok(Answer { status: head.status, headers: head.headers, body: read, read_error });
+        }
+    }
+}
+
+/// A new connection to `origin` (`scheme://host:port`), through `connector`.
+async fn connect(connector: &Connector, origin: &str) -> Result<Connection, String> {
+    let uri: hyper::Uri = origin.parse().map_err(|e| format!("cannot connect to {origin}: {e}"))?;
+    let mut connector = connector.clone();
+    std::future::poll_fn(|cx| connector.poll_ready(cx)).await.map_err(|e| crate::sender::describe(&*e))?;
+    let io = connector.call(uri).await.map_err(|e| crate::sender::describe(&*e))?;
+    let (send, driver) = http1::handshake(io).await.map_err(|e| crate::sender::describe(&e))?;
+    Ok(Connection { send, driver: Box::pin(driver), ended: false })
+}
+
+/// Reads at most `max` bytes of `body` into `answer`; why reading stopped
+/// short if it did, and whether the body was read to its end.
+async fn read_body(
+    driver: &mut Pin<Box<http1::Connection<Io, Full<Bytes>>>>,
+    ended: &mut bool,
+    mut body: hyper::body::Incoming,
+    max: usize,
+    answer: &mut Vec<u8>,
+) -> (Option<String>, bool) {
+    loop {
+        match driving(driver, ended, body.frame()).await {
+            Some(Some(Ok(frame))) => {
+                if let Some(chunk) = frame.data_ref() {
+                    answer.extend_from_slice(&chunk[..chunk.len().min(max - answer.len())]);
+                    if answer.len() >= max {
+                        // The rest is not read: the connection cannot take another request.
+                        return (None, false);
+                    }
+                }
+            }
+            Some(None) => return (None, true),
+            Some(Some(Err(e))) => return (Some(crate::sender::describe(&e)), false),
+            None => return (Some(CLOSED.to_owned()), false),
+        }
+    }
+}
+
+/// Whether a request failed because its kept connection was closed under
+/// it (reset, or ended before an answer).
+pub(crate) fn closed_under_it(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(e);
+    while let Some(s) = source {
+        if let Some(h) = s.downcast_ref::<hyper::Error>() {
+            if h.is_incomplete_message() || h.is_canceled() || h.is_closed() {
+                return true;
+            }
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+            if matches!(io.kind(), ConnectionReset | BrokenPipe | ConnectionAborted | UnexpectedEof) {
+                return true;
+            }
+        }
+        source = s.source();
+    }
+    false
+}
