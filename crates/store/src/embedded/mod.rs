@@ -3,7 +3,7 @@
 //!
 //! | keyspace     | key                                   | value                         |
 //! |--------------|---------------------------------------|-------------------------------|
-//! | `meta`       | name                                  | format version, sequences     |
+//! | `meta`       | name (`outbox_fresh/`, first id)      | format version, sequences; a batch's fresh rows |
 //! | `dedup_keys` | 128-bit hash of (account, id)         | empty                         |
 //! | `blocks`     | account, earliest call time, sequence | LZ4 block of calls (`codec`)  |
 //! | `totals`     | account, 15-minute bucket             | counts by interface/op/flags  |
@@ -42,7 +42,8 @@
 //! batch of its call's block (`changelog.rs`); subscriptions are written
 //! through the writer too (`subscriptions.rs`). The change processor
 //! (`processor.rs`) turns durable changes into outbox rows, classifying them
-//! with the path index (`paths.rs`); the delivery engine (crate
+//! with the path index (`paths.rs`) and handing the new ones to the engine in
+//! memory (`outbox_fresh.rs`); the delivery engine (crate
 //! `callmeter-webhooks`) claims and completes them (`outbox.rs`).
 //!
 //! Usage alerts: the syncer marks the accounts whose usage changed
@@ -90,7 +91,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// The store format this build writes; older ones are upgraded on open (`upgrade.rs`).
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 
 pub(crate) const FORMAT_KEY: &str = "format_version";
 

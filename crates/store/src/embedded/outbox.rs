@@ -424,7 +424,7 @@ fn record(
                 _ => None,
             };
             next_attempt_id += 1;
-            batch.insert(&engine.attempts, row_key(sub_key, attempt.id), to_json(&attempt));
+            batch.insert(&engine.attempts, row_key(sub_key, attempt.id), outbox_rows::attempt_value(&attempt));
         }
         if resent {
             // Its entry was stepped over while it was claimed: back in view.

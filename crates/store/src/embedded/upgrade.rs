@@ -20,6 +20,12 @@
 //!   rows and empty entries are still read. The version is raised so that
 //!   an earlier build, which reads JSON rows only, refuses the store rather
 //!   than take this build's rows for damaged ones and drop their deliveries.
+//! - 4 → 5: fresh outbox rows have no due entry, only their batch's entry
+//!   in `meta` (`outbox_fresh.rs`), and attempts are written in a binary
+//!   form (`outbox_rows.rs`). Nothing is rewritten: format 4's due entries and
+//!   JSON attempts are still read. The version is raised so that an earlier
+//!   build, which would never find the fresh rows (nor read the attempts),
+//!   refuses the store rather than lose those deliveries.
 
 use super::writer::{MAX_BLOCK_SPAN_NS, NEXT_SEQ_KEY};
 use super::{Engine, Shared, FORMAT_KEY, FORMAT_VERSION};
