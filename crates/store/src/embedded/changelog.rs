@@ -42,6 +42,8 @@ pub(crate) struct ChangeSignal {
     pub processed_below: AtomicU64,
     /// Raised when the store stops.
     pub stopping: AtomicBool,
+    /// Batches the processor has committed.
+    pub batches: AtomicU64,
     lock: parking_lot::Mutex<()>,
     moved: parking_lot::Condvar,
 }

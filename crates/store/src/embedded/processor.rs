@@ -43,6 +43,14 @@ const CHANGES_PER_BATCH: usize = 4_096;
 /// How long the processor sleeps without a signal (a stop is signalled too).
 const IDLE_WAIT: Duration = Duration::from_secs(1);
 
+/// A batch begins this long after the one before at the earliest, unless a
+/// full batch is waiting: each batch has costs of its own (the free-space
+/// check, a commit, the journal's write, the engine's wake-up), and a sync
+/// every few milliseconds made batches of a few changes each, with those
+/// costs a change about a tenth of the processor's CPU. A change waits this
+/// much longer for its deliveries at most.
+const GATHER: Duration = Duration::from_millis(10);
+
 /// The processor's cursor: every change below it is processed.
 pub(crate) fn cursor(engine: &Engine) -> Result<u64, StoreError> {
     Ok(match engine.meta.get(CURSOR_KEY)? {
@@ -74,6 +82,7 @@ pub(crate) fn start(
                 return;
             }
         };
+        let mut last_batch: Option<std::time::Instant> = None;
         loop {
             if shared.changes.stopping.load(Ordering::Acquire) {
                 return;
@@ -83,10 +92,19 @@ pub(crate) fn start(
                 shared.changes.wait(durable, IDLE_WAIT);
                 continue;
             }
+            let waiting = (durable - cursor) as usize;
+            if let Some(wait) = last_batch.and_then(|at| GATHER.checked_sub(at.elapsed())) {
+                if waiting < CHANGES_PER_BATCH && !wait.is_zero() {
+                    std::thread::sleep(wait);
+                    continue;
+                }
+            }
+            last_batch = Some(std::time::Instant::now());
             match process_batch(&engine, &shared, (&path, min_free_bytes), &mut scratch, cursor, durable) {
                 Ok(next) => {
                     cursor = next;
                     shared.changes.processed_below.store(cursor, Ordering::Release);
+                    shared.changes.batches.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(e) => {
                     // Nothing of the batch is written; it is tried again, as after a crash.
@@ -230,5 +248,65 @@ fn delivery(
         attempts: 0,
         next_attempt_at: at,
         created_at: at,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GATHER;
+    use crate::webhook_records::Watch;
+    use crate::{EmbeddedStore, Store, StoreOptions, Subscription};
+    use callmeter_model::{Action, CallEvent, Interface, Operation};
+    use std::sync::atomic::Ordering;
+
+    /// Uploads from 16 threads, one call per ingest, for about a second:
+    /// the store syncs them hundreds of times a second, and the processor
+    /// takes their changes in a batch per `GATHER` at most (and a few), not
+    /// one per sync; every change is processed.
+    #[test]
+    fn batches_are_gathered_under_a_stream_of_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+        let watch = (Watch::Folder { folder: "/in".into() }, vec![Action::Create]);
+        let sub = Subscription::new(("acme", "wh"), "http://127.0.0.1:9/hook", watch, "whsec_AAAA", chrono::Utc::now());
+        store.create_subscription(sub).unwrap();
+        let started = std::time::Instant::now();
+        let before = store.shared.changes.batches.load(Ordering::Relaxed);
+        let uploads: usize = std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..16)
+                .map(|t| {
+                    let store = &store;
+                    scope.spawn(move || {
+                        let mut n = 0;
+                        while started.elapsed() < std::time::Duration::from_secs(1) {
+                            let id = format!("t{t}-{n}");
+                            let mut e = CallEvent::new(
+                                id.clone(),
+                                "acme".into(),
+                                chrono::Utc::now(),
+                                Interface::Rest,
+                                Operation::Write,
+                            );
+                            e.path = Some(format!("/in/{id}"));
+                            store.ingest(vec![e]).wait_blocking().unwrap();
+                            n += 1;
+                        }
+                        n
+                    })
+                })
+                .collect();
+            threads.into_iter().map(|t| t.join().unwrap()).sum()
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while store.shared.changes.unprocessed() > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let elapsed = started.elapsed().as_millis();
+        assert_eq!(store.deliveries("acme", "wh").unwrap().len(), uploads, "every change made its row");
+        let batches = (store.shared.changes.batches.load(Ordering::Relaxed) - before) as u128;
+        let most = elapsed / GATHER.as_millis() + 5;
+        assert!(uploads > 2 * most as usize, "{uploads} uploads in {elapsed} ms: too few for the test to tell");
+        assert!(batches <= most, "{batches} batches for {uploads} changes in {elapsed} ms (at most {most})");
+        store.shutdown();
     }
 }
