@@ -85,6 +85,13 @@ async fn driving<F: Future>(
 /// Why a request on a connection that closed before its answer failed.
 const CLOSED: &str = "the connection closed before the answer";
 
+/// Why reading an answer whose connection closed in its body stopped.
+const CLOSED_IN_BODY: &str = "the connection closed during the answer";
+
+/// How often, at most, idle connections past their time are looked for
+/// among every origin's (a connection is looked at when its origin is used too).
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
 /// What came back for a request.
 pub(crate) struct Answer {
     pub status: StatusCode,
@@ -95,12 +102,31 @@ pub(crate) struct Answer {
     pub read_error: Option<String>,
 }
 
-/// Idle connections by origin, each with when it was given back.
-type IdleByOrigin = hashbrown::HashMap<String, Vec<(Connection, Instant)>, foldhash::fast::RandomState>;
+/// Idle connections by origin, each with when it was given back, and how many in all.
+#[derive(Default)]
+struct Idle {
+    by_origin: hashbrown::HashMap<String, Vec<(Connection, Instant)>, foldhash::fast::RandomState>,
+    total: usize,
+    swept: Option<Instant>,
+}
+
+impl Idle {
+    /// Closes the connections idle for [`IDLE_CONNECTION`] or more, of every origin.
+    fn sweep(&mut self) {
+        let mut total = 0;
+        self.by_origin.retain(|_, kept| {
+            kept.retain(|(_, since)| since.elapsed() < IDLE_CONNECTION);
+            total += kept.len();
+            !kept.is_empty()
+        });
+        self.total = total;
+        self.swept = Some(Instant::now());
+    }
+}
 
 /// Idle connections by origin.
 pub(crate) struct KeptConnections {
-    idle: parking_lot::Mutex<IdleByOrigin>,
+    idle: parking_lot::Mutex<Idle>,
     per_origin: usize,
 }
 
@@ -113,7 +139,9 @@ impl KeptConnections {
     /// The most recently used idle connection to `origin` still open, if any.
     fn take(&self, origin: &str) -> Option<Connection> {
         let mut idle = self.idle.lock();
-        let kept = idle.get_mut(origin)?;
+        let Idle { by_origin, total, .. } = &mut *idle;
+        let kept = by_origin.get_mut(origin)?;
+        let before = kept.len();
         let mut found = None;
         while let Some((mut c, since)) = kept.pop() {
             // The most recent first: once one is too old, so are the rest.
@@ -126,8 +154,9 @@ impl KeptConnections {
                 break;
             }
         }
+        *total -= before - kept.len();
         if kept.is_empty() {
-            idle.remove(origin);
+            by_origin.remove(origin);
         }
         found
     }
@@ -135,24 +164,23 @@ impl KeptConnections {
     /// Keeps `c` for the next request to `origin`, if there is room.
     fn give_back(&self, origin: &str, c: Connection) {
         let mut idle = self.idle.lock();
-        let mut total: usize = idle.values().map(Vec::len).sum();
-        if total >= MAX_IDLE {
-            idle.retain(|_, kept| {
-                kept.retain(|(_, since)| since.elapsed() < IDLE_CONNECTION);
-                !kept.is_empty()
-            });
-            total = idle.values().map(Vec::len).sum();
+        if idle.total >= MAX_IDLE || idle.swept.is_none_or(|at| at.elapsed() >= SWEEP_EVERY) {
+            idle.sweep();
         }
-        let kept = idle.entry_ref(origin).or_default();
+        let total = idle.total;
+        let kept = idle.by_origin.entry_ref(origin).or_default();
         if kept.len() < self.per_origin && total < MAX_IDLE {
             kept.push((c, Instant::now()));
+            idle.total += 1;
         }
     }
 
     /// Idle connections kept now (tests).
     #[cfg(test)]
     pub(crate) fn idle_count(&self) -> usize {
-        self.idle.lock().values().map(Vec::len).sum()
+        let idle = self.idle.lock();
+        assert_eq!(idle.total, idle.by_origin.values().map(Vec::len).sum::<usize>(), "the total is counted right");
+        idle.total
     }
 
     /// Sends the request `make` builds (origin-form, its `host` set) to
@@ -199,7 +227,10 @@ impl KeptConnections {
                     .unwrap_or_else(|_| (Some(timed_out()), false));
             // Kept only when the answer was read to its end and the
             // connection takes the next request (not closed by the target).
-            if whole && matches!(driving(driver, ended, send.ready()).await, Some(Ok(()))) && !*ended {
+            // (Bounded too: a target that answered before reading the whole
+            // request and stopped reading would leave it waiting.)
+            let ready = async { tokio::time::timeout_at(deadline, driving(driver, ended, send.ready())).await };
+            if whole && matches!(ready.await, Ok(Some(Ok(())))) && !*ended {
                 self.give_back(origin, c);
             }
             return Ok(Answer { status: head.status, headers: head.headers, body: read, read_error });
@@ -239,7 +270,7 @@ async fn read_body(
             }
             Some(None) => return (None, true),
             Some(Some(Err(e))) => return (Some(crate::sender::describe(&e)), false),
-            None => return (Some(CLOSED.to_owned()), false),
+            None => return (Some(CLOSED_IN_BODY.to_owned()), false),
         }
     }
 }

@@ -134,8 +134,11 @@ pub(crate) fn fire(
     disk::require_free(data, min_free_bytes)?;
     failpoint::check("alerts.before_commit")?;
     batch.commit()?;
-    engine.db.persist(PersistMode::SyncAll)?;
+    // Taken once committed, whether or not the sync that follows fails: the
+    // rows are in the engine, and their ids must never be given again.
     locked.next_delivery_id = next_delivery;
+    failpoint::check("alerts.sync")?;
+    engine.db.persist(PersistMode::SyncAll)?;
     drop(locked);
     failpoint::hit("alerts.after_sync");
     if pending {
@@ -240,6 +243,40 @@ mod tests {
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }
+    }
+
+    /// A firing whose sync fails has its rows in the engine: their delivery
+    /// ids are taken, and the processor's next rows get others (a reuse
+    /// wrote over the alert's row, or was taken for the other's). Run in a
+    /// child process: failpoints are read once a process.
+    #[cfg(feature = "failpoints")]
+    #[test]
+    fn a_failed_alert_sync_gives_no_delivery_id_twice() {
+        const NAME: &str = "embedded::alerts::tests::a_failed_alert_sync_gives_no_delivery_id_twice";
+        if !crate::failpoint::in_child(NAME, "alerts.sync=1:error") {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+        store.create_subscription(subscription("wh_alerts", AlertKind::ALL.to_vec(), true)).unwrap();
+        let watch = (Watch::Folder { folder: "/in".into() }, vec![callmeter_model::Action::Create]);
+        let files = Subscription::new(("acme", "wh_files"), "http://127.0.0.1:9/hook", watch, "whsec_AAAA", Utc::now());
+        store.create_subscription(files).unwrap();
+        let start: DateTime<Utc> = "2026-11-01T00:00:00Z".parse().unwrap();
+        assert!(store.fire_alerts(vec![alert(50, start)]).is_err(), "the failpoint");
+        let mut upload = super::super::test_event("c1".into(), Utc::now());
+        upload.operation = callmeter_model::Operation::Write;
+        upload.path = Some("/in/a".into());
+        store.ingest(vec![upload]).wait_blocking().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while store.deliveries("acme", "wh_files").unwrap().is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let alert_rows = store.deliveries("acme", "wh_alerts").unwrap();
+        let file_rows = store.deliveries("acme", "wh_files").unwrap();
+        assert_eq!((alert_rows.len(), file_rows.len()), (1, 1));
+        assert_ne!(alert_rows[0].id, file_rows[0].id, "one delivery id a row");
+        store.shutdown();
     }
 
     /// Each alert fires once, also after a reopen; its rows go to the alert

@@ -234,6 +234,23 @@ pub(crate) fn look(
     Ok(looked)
 }
 
+/// Puts the index entry of the row `key` (its `value`) into `batch` if it
+/// is pending; 1 if it did. A damaged row is left as it is (no claim will
+/// stop at it).
+fn index_if_pending(
+    engine: &Engine,
+    batch: &mut fjall::OwnedWriteBatch,
+    key: &[u8],
+    value: &[u8],
+) -> Result<usize, StoreError> {
+    let Some(row) = outbox_rows::or_step_over(outbox_rows::decode(value), key)? else { return Ok(0) };
+    if row.state != DeliveryState::Pending {
+        return Ok(0);
+    }
+    batch.insert(&engine.outbox_due, outbox::due_key(row.next_attempt_at, key), value);
+    Ok(1)
+}
+
 /// The row at `key` and its value, if it is pending (a damaged one is stepped over, said once).
 fn pending_row(engine: &Engine, key: &[u8]) -> Result<Option<(Delivery, fjall::Slice)>, StoreError> {
     let Some(value) = engine.outbox.get(key)? else { return Ok(None) };
@@ -301,24 +318,36 @@ fn row_keys(value: &[u8]) -> Result<Vec<&[u8]>, StoreError> {
 /// entries a crash (or a stop with rows unsent) left get their index
 /// entries, as the processor would have written them, and the entries go,
 /// in one batch. The rows already done with are not pending, or have an
-/// entry already (one the same). How many rows were indexed.
+/// entry already (one the same). A damaged entry does not stop the open:
+/// said, and then every pending row gets its entry (the same again for
+/// those that have one). How many rows were indexed.
 pub(crate) fn recover(engine: &Engine) -> Result<usize, StoreError> {
     let mut batch = engine.db.batch();
     let mut entries = 0;
     let mut indexed = 0;
+    let mut damaged = false;
     for item in engine.meta.prefix(KEY_PREFIX) {
         let (k, v) = item.into_inner()?;
         entries += 1;
-        for key in row_keys(&v)? {
-            let Some(value) = engine.outbox.get(key)? else { continue };
-            // A damaged row is left as it is: no claim will stop at it.
-            let Some(row) = outbox_rows::or_step_over(outbox_rows::decode(&value), key)? else { continue };
-            if row.state == DeliveryState::Pending {
-                batch.insert(&engine.outbox_due, outbox::due_key(row.next_attempt_at, key), value);
-                indexed += 1;
-            }
-        }
         batch.remove(&engine.meta, k.to_vec());
+        let listed = match row_keys(&v) {
+            Ok(listed) => listed,
+            Err(e) => {
+                tracing::error!(error = %e, "a fresh outbox batch entry cannot be read: every pending row is made due");
+                damaged = true;
+                continue;
+            }
+        };
+        for key in listed {
+            let Some(value) = engine.outbox.get(key)? else { continue };
+            indexed += index_if_pending(engine, &mut batch, key, &value)?;
+        }
+    }
+    if damaged {
+        for item in engine.outbox.iter() {
+            let (key, value) = item.into_inner()?;
+            indexed += index_if_pending(engine, &mut batch, &key, &value)?;
+        }
     }
     if entries > 0 {
         batch.commit()?;

@@ -208,3 +208,40 @@ fn a_claim_that_fails_leaves_the_fresh_rows_queued() {
     assert_eq!(batch_entries(&store), 0);
     store.shutdown();
 }
+
+/// Under a load that fills every claim with fresh rows, a row due from the
+/// index (a redelivery, a retry, an alert) still gets a place in each claim.
+#[test]
+fn indexed_rows_get_room_beside_a_stream_of_fresh_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), 1);
+    let first = store.claim_deliveries(Utc::now(), 10, &mut |_| true).unwrap();
+    delivered(&store, &first).unwrap();
+    assert!(store.redeliver("acme", "wh", first[0].delivery.id, Utc::now()).unwrap());
+    let events = (0..20).map(|i| call(&format!("n{i}"), Operation::Write, &format!("/in/n{i}"), |_| {}));
+    store.ingest(events.collect()).wait_blocking().unwrap();
+    rows(&store, "wh", 21);
+    let claimed = store.claim_deliveries(later(), 4, &mut |_| true).unwrap();
+    assert_eq!(claimed.len(), 4);
+    assert!(ids(&claimed).contains(&first[0].delivery.id), "the redelivery is not starved: {:?}", ids(&claimed));
+    store.shutdown();
+}
+
+/// A damaged batch entry does not stop the open: every pending row is
+/// made due (once, whether or not it had its entry), the others are not.
+#[test]
+fn a_damaged_batch_entry_makes_every_pending_row_due() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), 3);
+    let claimed = store.claim_deliveries(Utc::now(), 10, &mut |_| true).unwrap();
+    delivered(&store, &claimed[..1]).unwrap();
+    let entry = store.engine.meta.prefix(b"outbox_fresh/").next().unwrap().key().unwrap();
+    store.engine.meta.insert(entry, [0xFFu8; 3]).unwrap();
+    store.shutdown();
+
+    let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+    assert_eq!(batch_entries(&store), 0, "the damaged entry is gone");
+    let again = store.claim_deliveries(later(), 10, &mut |_| true).unwrap();
+    assert_eq!(ids(&again), ids(&claimed[1..]), "the two pending rows, not the delivered one");
+    store.shutdown();
+}
