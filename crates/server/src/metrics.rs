@@ -147,6 +147,7 @@ pub fn render_deliveries(s: &mut String, stats: &DeliveryStats, changes_unproces
         ),
         ("claims", "Reads of due webhook deliveries from the outbox.", get(&stats.claims)),
         ("completion_writes", "Writes recording webhook attempts, each many.", get(&stats.completion_writes)),
+        ("workers_started", "Webhook lane workers started (each sends many attempts).", get(&stats.workers_started)),
     ];
     for (name, help, v) in counters {
         write_metric(s, &format!("callmeter_webhook_{name}_total"), help, "counter", v);

@@ -8,9 +8,17 @@
 //! per row waiting on its target's semaphore: a row costs a queue push and
 //! a pop, not a task, a semaphore wait and a wake-up.
 //!
+//! A worker whose lane is empty waits a little (`linger` in `engine.rs`)
+//! before it asks for the next row and ends: under a steady load the next
+//! claim's rows come within a gather's length, and a worker that waits for
+//! them costs a wake-up, where a new one costs a task. A push to a lane
+//! with a worker waiting wakes it rather than start another
+//! ([`wait`](Lanes::wait)).
+//!
 //! Invariant: a lane with rows has a worker; a worker that ends leaves its
 //! lane with no rows or with another worker. Pushing and ending are
-//! decided under one lock, so no row is left with no worker to send it.
+//! decided under one lock, so no row is left with no worker to send it (a
+//! worker that waits is counted, and asks again within its wait).
 
 use std::collections::VecDeque;
 
@@ -23,6 +31,33 @@ pub(crate) struct Lanes<T> {
 struct Lane<T> {
     rows: VecDeque<T>,
     workers: usize,
+    /// Of the workers, those waiting for a row and not yet woken for one,
+    /// each told by its own signal.
+    waiting: VecDeque<std::sync::Arc<tokio::sync::Notify>>,
+}
+
+/// A worker's wait for its lane's next row ([`Lanes::wait`]): counted as
+/// waiting until a push wakes it, or until it is dropped.
+pub(crate) struct Waiting<'l, T> {
+    lanes: &'l Lanes<T>,
+    target: &'l str,
+    pushed: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl<T> Waiting<'_, T> {
+    /// Waits until a row is pushed for this worker.
+    pub(crate) async fn pushed(&self) {
+        self.pushed.notified().await;
+    }
+}
+
+impl<T> Drop for Waiting<'_, T> {
+    fn drop(&mut self) {
+        let mut lanes = self.lanes.lanes.lock();
+        let lane = lanes.get_mut(self.target).expect("a worker's lane lasts as long as the worker");
+        // Still counted when no push woke it (it ended by its time, or a stop).
+        lane.waiting.retain(|w| !std::sync::Arc::ptr_eq(w, &self.pushed));
+    }
 }
 
 impl<T> Lanes<T> {
@@ -36,13 +71,36 @@ impl<T> Lanes<T> {
     #[must_use]
     pub(crate) fn push(&self, target: &str, row: T) -> bool {
         let mut lanes = self.lanes.lock();
-        let lane = lanes.entry_ref(target).or_insert_with(|| Lane { rows: VecDeque::new(), workers: 0 });
+        let lane = lanes.entry_ref(target).or_insert_with(|| Lane {
+            rows: VecDeque::new(),
+            workers: 0,
+            waiting: VecDeque::new(),
+        });
         lane.rows.push_back(row);
+        if let Some(waiting) = lane.waiting.pop_front() {
+            // (A permit if it is not yet in its wait: the wait then ends at once.)
+            waiting.notify_one();
+            return false;
+        }
         let start = lane.workers < self.per_target;
         if start {
             lane.workers += 1;
         }
         start
+    }
+
+    /// A worker's wait for a row, when `target`'s lane has none (it is
+    /// counted as waiting, and a push wakes it; it still asks [`next`](Self::next)).
+    pub(crate) fn wait<'l>(&'l self, target: &'l str) -> Option<Waiting<'l, T>> {
+        let mut lanes = self.lanes.lock();
+        let lane = lanes.get_mut(target).expect("a worker's lane lasts as long as the worker");
+        if !lane.rows.is_empty() {
+            return None;
+        }
+        let pushed = std::sync::Arc::new(tokio::sync::Notify::new());
+        lane.waiting.push_back(pushed.clone());
+        assert!(lane.waiting.len() <= lane.workers, "only workers wait, each once");
+        Some(Waiting { lanes: self, target, pushed })
     }
 
     /// The next row for a worker of `target`; none when its lane is empty,
@@ -113,6 +171,31 @@ mod tests {
         assert_eq!(lanes.next("a"), None);
         assert_eq!(lanes.len(), 1, "a let go with its last worker");
         assert!(lanes.push("a", 5), "a target sent to again gets a worker again");
+    }
+
+    /// A push to a lane with a worker waiting wakes it and starts no other,
+    /// though there is room for one; once its wait ends unwoken, a push
+    /// starts a worker again; a lane with rows has nothing to wait for.
+    #[tokio::test]
+    async fn a_push_wakes_a_waiting_worker_rather_than_start_one() {
+        let lanes = std::sync::Arc::new(Lanes::new(4));
+        assert!(lanes.push("a", 1));
+        assert!(lanes.wait("a").is_none(), "rows to take: no waiting");
+        assert_eq!(lanes.next("a"), Some(1));
+        let waiter = lanes.clone();
+        let woken = tokio::spawn(async move {
+            let wait = waiter.wait("a").expect("empty");
+            wait.pushed().await;
+        });
+        while lanes.lanes.lock()["a"].waiting.is_empty() {
+            tokio::task::yield_now().await;
+        }
+        assert!(!lanes.push("a", 2), "the waiting worker takes it: no new one");
+        tokio::time::timeout(std::time::Duration::from_secs(5), woken).await.expect("woken").unwrap();
+        assert_eq!(lanes.next("a"), Some(2));
+        drop(lanes.wait("a").expect("empty again"));
+        assert!(lanes.lanes.lock()["a"].waiting.is_empty(), "a wait that ends unwoken is counted out");
+        assert!(lanes.push("a", 3), "no one waits: a worker starts");
     }
 
     /// A worker lost with rows left and no other worker hands its place

@@ -25,6 +25,9 @@ pub struct DeliveryStats {
     pub rows_claimed: AtomicU64,
     /// Gauge: attempts in flight.
     pub attempts_in_flight: AtomicU64,
+    /// Lane workers started (a worker sends its target's rows one after
+    /// another, and waits a little for more before it ends).
+    pub workers_started: AtomicU64,
 }
 
 impl DeliveryStats {
