@@ -22,7 +22,8 @@
 //!   online backup (`backup.rs`) and the kept daily audits (`audits.rs`);
 //!   for webhooks, the change log (`changelog.rs`), subscriptions
 //!   (`subscriptions.rs`), the change processor (`processor.rs`) with its
-//!   path index (`paths.rs`), and the outbox (`outbox.rs`, `webhook_store.rs`);
+//!   path index (`paths.rs`), and the outbox (`outbox.rs`, its fresh rows
+//!   `outbox_fresh.rs`, `webhook_store.rs`);
 //!   for alerts, the accounts whose usage changed (`usage_signal.rs`) and
 //!   the alerts fired (`alerts.rs`).
 //! - `error.rs`: [`StoreError`].

@@ -14,11 +14,13 @@
 //! - `schedule.rs`: the retry schedule, jitter and `Retry-After`.
 //! - `target.rs`: refused addresses, checked at subscription and at connect.
 //! - `headers.rs`: which custom headers a subscription may add.
+//! - `connections.rs`: kept HTTP/1.1 connections, each driven by the attempt that uses it.
 //! - `sender.rs`: one attempt over HTTP: headers, timeout, no redirects, bounded answer.
 //! - `admission.rs`: the rows the engine holds, by target and account, and the room a claim has.
 //! - `lanes.rs`: claimed rows queued by target, and the count of workers sending each queue.
 //! - `stats.rs`: the engine's counters and gauges, for `/metrics`.
-//! - `engine.rs`: the loop that claims due rows, sends them with per-target limits, and completes them.
+//! - `engine.rs`: the loop that claims due rows, sends them with per-target limits, and completes them;
+//!   `engine/next_step.rs`: what follows an attempt (delivered, retried, held, given up, disabled).
 
 mod admission;
 mod clock;
