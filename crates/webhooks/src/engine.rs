@@ -27,6 +27,9 @@
 //! The engine reads time only from its [`Clock`].
 
 mod next_step;
+mod pace;
+
+use pace::Pace;
 
 use crate::admission::{admission, Admission, Holder, SharedClaimed};
 use crate::clock::Clock;
@@ -111,24 +114,12 @@ pub const GATHER: std::time::Duration = std::time::Duration::from_millis(10);
 /// wait's wake-up: about 3,000 a second at 6,000 deliveries).
 const LINGER: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// Paces a kind of store call (claims, completion writes) to one per
-/// [`GATHER`] at most.
-#[derive(Default)]
-struct Pace {
-    /// When the last call began.
-    last: Option<tokio::time::Instant>,
-}
-
-impl Pace {
-    /// Waits until [`GATHER`] after the last call began (not when the call
-    /// is to come `at_once`), and counts a call as begun now.
-    async fn begin(&mut self, at_once: bool) {
-        if let Some(last) = self.last.filter(|_| !at_once) {
-            tokio::time::sleep_until(last + GATHER).await;
-        }
-        self.last = Some(tokio::time::Instant::now());
-    }
-}
+/// How long attempts in flight may go on after a stop: past it they are
+/// given up (their claims hold until the process ends, and the rows are
+/// sent after the restart, with their ids), so that a stop does not wait
+/// for hanging receivers' whole timeout (15 s: longer than a supervisor's
+/// usual grace).
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What one claim did.
 struct Claim {
@@ -431,11 +422,29 @@ impl DeliveryEngine {
                 _ = async { stopped.wait_for(|stopped| *stopped).await.is_ok() } => None,
                 // The slot is held until what the attempt changes in its
                 // subscription is written; the worker's next row reads it.
-                _slot = self.in_flight.acquire() => self.attempt(claimed).await,
+                _slot = self.in_flight.acquire() => self.attempt_until_stopped(claimed).await,
             };
             done.send(completion);
         }
         working.engine = None;
+    }
+
+    /// An attempt, given up [`STOP_GRACE`] after a stop (then none to record).
+    async fn attempt_until_stopped(&self, claimed: ClaimedDelivery) -> Option<Completion> {
+        let mut stopped = self.stopped.subscribe();
+        let grace = async move {
+            // (The guard `wait_for` gives is dropped at once: it holds a lock.)
+            let _ = stopped.wait_for(|stopped| *stopped).await.is_ok();
+            tokio::time::sleep(STOP_GRACE).await;
+        };
+        tokio::select! {
+            biased;
+            completion = self.attempt(claimed) => completion,
+            _ = grace => {
+                tracing::warn!("a webhook attempt still running at the stop was given up: it is sent again after the restart");
+                None
+            }
+        }
     }
 
     /// While `target`'s lane is empty, waits up to [`LINGER`] for a row
@@ -562,28 +571,5 @@ impl DeliveryEngine {
             drop(claimed);
             self.completed.notify_one();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{Pace, GATHER};
-    use tokio::time::Instant;
-
-    /// A paced call waits until GATHER after the one before it began; the
-    /// first, and one asked for at once, do not wait (and count as begun).
-    #[tokio::test(start_paused = true)]
-    async fn paced_calls_are_one_per_gather_unless_at_once() {
-        let mut pace = Pace::default();
-        let start = Instant::now();
-        pace.begin(false).await;
-        assert_eq!(start.elapsed(), std::time::Duration::ZERO, "the first call comes at once");
-        pace.begin(false).await;
-        assert_eq!(start.elapsed(), GATHER, "the next one GATHER after it");
-        pace.begin(true).await;
-        assert_eq!(start.elapsed(), GATHER, "one at once does not wait");
-        tokio::time::advance(GATHER / 2).await;
-        pace.begin(false).await;
-        assert_eq!(start.elapsed(), GATHER * 2, "and the one after waits from it");
     }
 }

@@ -20,7 +20,8 @@
 //! - `lanes.rs`: claimed rows queued by target, and the count of workers sending each queue.
 //! - `stats.rs`: the engine's counters and gauges, for `/metrics`.
 //! - `engine.rs`: the loop that claims due rows, sends them with per-target limits, and completes them;
-//!   `engine/next_step.rs`: what follows an attempt (delivered, retried, held, given up, disabled).
+//!   `engine/next_step.rs`: what follows an attempt (delivered, retried, held, given up, disabled);
+//!   `engine/pace.rs`: one claim and one completion write per gather at most.
 
 mod admission;
 mod clock;

@@ -277,6 +277,36 @@ fn control_stop_with_many_rows_queued_for_a_hanging_target_returns() {
     assert!(stopped.elapsed() < std::time::Duration::from_secs(1), "{:?}", stopped.elapsed());
 }
 
+/// A stop gives attempts in flight 2 s, not their whole timeout (15 s):
+/// those to a hanging target are given up, and their rows stay for the next
+/// start (claimed until the process ends).
+#[test]
+fn a_stop_gives_up_hanging_attempts_after_a_grace() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap());
+    let clock = TestClock::at(Utc::now() + Duration::minutes(10));
+    let options = EngineOptions { allow_private_targets: true, ..EngineOptions::default() };
+    assert_eq!(options.timeout, std::time::Duration::from_secs(15));
+    let dyn_store: Arc<dyn Store> = store.clone();
+    let engine = Arc::new(DeliveryEngine::new(dyn_store, Arc::new(clock.clone()), options).unwrap());
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let task = runtime.spawn(engine.clone().run());
+    let hanging = Receiver::answering(Reply::Hang(std::time::Duration::from_secs(30)), vec![]);
+    subscribe(&store, "wh_h", &hanging.url, &signing::new_secret());
+    upload_many(&store, "acme", "f", 4);
+    wait_until("attempts in flight", || hanging.count() >= 4);
+    let stopped = std::time::Instant::now();
+    engine.stop();
+    runtime
+        .block_on(async { tokio::time::timeout(std::time::Duration::from_secs(10), task).await })
+        .expect("run returns")
+        .unwrap();
+    let took = stopped.elapsed();
+    assert!(took >= std::time::Duration::from_secs(2) && took < std::time::Duration::from_secs(4), "{took:?}");
+    assert!(store.delivery_attempts("acme", "wh_h", None, 10).unwrap().attempts.is_empty(), "nothing recorded");
+    assert!(store.deliveries("acme", "wh_h").unwrap().iter().all(|d| d.state == DeliveryState::Pending));
+}
+
 /// A control: the same with 900 rows (fewer than
 /// MAX_REFUSED_PER_CLAIM past the 64 claimed): the claim reaches the
 /// other account's row and it goes at once. The 1,024-row scan limit is
