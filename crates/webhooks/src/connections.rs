@@ -198,21 +198,21 @@ impl KeptConnections {
         deadline: tokio::time::Instant,
         make: impl Fn() -> Result<Request<Full<Bytes>>, String>,
     ) -> Result<Answer, String> {
-        let timed_out = || "timed out".to_owned();
+        let timed_out = |waiting_for: &str| format!("timed out {waiting_for}");
         let origin = &target[..url::Position::BeforePath];
         let mut kept = self.take(origin);
         loop {
             let reused = kept.is_some();
             let mut c = match kept.take() {
                 Some(c) => c,
-                None => {
-                    tokio::time::timeout_at(deadline, connect(connector, origin)).await.map_err(|_| timed_out())??
-                }
+                None => tokio::time::timeout_at(deadline, connect(connector, origin))
+                    .await
+                    .map_err(|_| timed_out("connecting"))??,
             };
             let request = make()?;
             let Connection { send, driver, ended } = &mut c;
             let sent = tokio::time::timeout_at(deadline, driving(driver, ended, send.send_request(request)));
-            let response = match sent.await.map_err(|_| timed_out())? {
+            let response = match sent.await.map_err(|_| timed_out("waiting for the answer"))? {
                 Some(Ok(response)) => response,
                 Some(Err(e)) if reused && closed_under_it(&e) => continue,
                 None if reused => continue,
@@ -224,7 +224,7 @@ impl KeptConnections {
             let (read_error, whole) =
                 tokio::time::timeout_at(deadline, read_body(driver, ended, body, max_body, &mut read))
                     .await
-                    .unwrap_or_else(|_| (Some(timed_out()), false));
+                    .unwrap_or_else(|_| (Some(timed_out("reading the answer's body")), false));
             // Kept only when the answer was read to its end and the
             // connection takes the next request (not closed by the target).
             // (Bounded too: a target that answered before reading the whole

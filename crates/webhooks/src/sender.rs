@@ -180,7 +180,8 @@ impl Sender {
         } else {
             let excerpt = excerpt(&answer);
             Some(match (excerpt.is_empty(), read_error) {
-                (true, Some(e)) => format!("HTTP {status}: {e}"),
+                // In brackets: the receiver said nothing; this is what reading it found.
+                (true, Some(e)) => format!("HTTP {status} ({e})"),
                 (false, Some(e)) => format!("HTTP {status}: {excerpt} (then: {e})"),
                 (true, None) => format!("HTTP {status}"),
                 (false, None) => format!("HTTP {status}: {excerpt}"),
