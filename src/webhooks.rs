@@ -252,14 +252,15 @@ pub fn webhooks(api: &Api, action: WebhookAction) -> Result<()> {
                 "attempt", "delivery", "at", "status", "code", "ms", "next try"
             );
             for a in v["attempts"].as_array().into_iter().flatten() {
+                // (As strings: a JSON value prints with no padding.)
                 println!(
                     "{:<8} {:<9} {:<30} {:<9} {:<5} {:>8}  {:<30} {}",
-                    a["id"],
-                    a["delivery"],
+                    a["id"].to_string(),
+                    a["delivery"].to_string(),
                     a["at"].as_str().unwrap_or(""),
                     a["status"].as_str().unwrap_or(""),
                     a["response_code"].as_u64().map(|c| c.to_string()).unwrap_or_default(),
-                    a["latency_ms"],
+                    a["latency_ms"].to_string(),
                     a["next_attempt_at"].as_str().unwrap_or("–"),
                     a["error"].as_str().unwrap_or("")
                 );

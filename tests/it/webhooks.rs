@@ -443,7 +443,12 @@ fn the_webhooks_command() {
     let v: Value = serde_json::from_str(&deliveries).unwrap();
     let delivery = v["attempts"][0]["delivery"].as_u64().unwrap().to_string();
     assert_eq!(v["attempts"][0]["status"], "delivered");
-    assert!(cli(&["deliveries", "acme", &id]).contains("delivered"));
+    let table = cli(&["deliveries", "acme", &id]);
+    let (head, row) = (table.lines().next().unwrap(), table.lines().nth(1).unwrap());
+    // The columns line up: each of the row's fields starts under its heading.
+    for (heading, field) in [("at", v["attempts"][0]["at"].as_str().unwrap()), ("status", "delivered")] {
+        assert_eq!(head.find(&format!(" {heading} ")).map(|at| at + 1), row.find(field), "{heading}:\n{table}");
+    }
 
     cli(&["redeliver", "acme", &id, &delivery]);
     let got = receiver.wait_for(2, WAIT);
