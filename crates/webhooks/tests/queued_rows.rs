@@ -385,3 +385,24 @@ fn many_hanging_backlogs_hold_back_other_accounts_briefly() {
     let (sent, tried) = behind_a_hanging_backlog(&s, (8, 1_000, 8, ms(0)), "globex", std::time::Duration::from_secs(2));
     assert!(sent, "globex's delivery waited behind 8,000 refused rows ({tried} attempts)");
 }
+
+/// Found by a hostile trial: behind a large backlog of a hanging (failing)
+/// webhook's rows, another account's burst past its room (128 rows claimed
+/// at once) waited for claims to step over the backlog, 1,024 rows every
+/// 50 ms (3,000 events took 44 s behind 30,000 rows). The rows a claim has
+/// no room for now stay in memory while their webhook's last attempt
+/// succeeded, and go as room frees.
+#[test]
+fn a_burst_past_an_accounts_room_is_not_held_behind_a_hanging_backlog() {
+    let s = setup();
+    let slow = Receiver::answering(Reply::Hang(std::time::Duration::from_secs(30)), vec![]);
+    subscribe_in(&s.store, "acme", "wh_slow", &slow.url, &signing::new_secret());
+    upload_many(&s.store, "acme", "bulk", 20_000);
+    // Its first attempts time out (300 ms): it is failing, and its rows are indexed.
+    wait_until("the slow target's attempts", || slow.count() >= 8);
+    std::thread::sleep(ms(1_000));
+    let fast = Receiver::answering(Reply::Status(200, String::new()), vec![]);
+    subscribe_in(&s.store, "globex", "wh_fast", &fast.url, &signing::new_secret());
+    upload_many(&s.store, "globex", "burst", 1_000);
+    assert!(within(std::time::Duration::from_secs(5), || fast.count() >= 1_000), "{} of 1,000 in 5 s", fast.count());
+}

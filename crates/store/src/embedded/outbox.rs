@@ -180,7 +180,10 @@ pub(crate) const MAX_REFUSED_PER_CLAIM: usize = 1_024;
 /// What a claim makes of a due row, from its subscription alone.
 pub(crate) enum Verdict {
     Admitted(Arc<Subscription>),
-    Refused,
+    /// No room: whether its last attempt succeeded (not failing since).
+    Refused {
+        proven: bool,
+    },
     Deleted,
     Disabled,
 }
@@ -192,7 +195,7 @@ pub(crate) fn verdict(shared: &Shared, sub_key: &[u8], admit: &mut dyn FnMut(&Su
         None => Verdict::Deleted,
         Some(sub) if !sub.enabled => Verdict::Disabled,
         Some(sub) if admit(sub) => Verdict::Admitted(sub.clone()),
-        Some(_) => Verdict::Refused,
+        Some(sub) => Verdict::Refused { proven: sub.failing_since.is_none() },
     }
 }
 
@@ -282,7 +285,7 @@ fn claim_into(
         }
         let subscription = match verdict(shared, sub_key, admit) {
             Verdict::Admitted(subscription) => subscription,
-            Verdict::Refused => {
+            Verdict::Refused { .. } => {
                 // Left pending where it is: the next claims start here at the latest.
                 leave();
                 refused += 1;

@@ -29,7 +29,7 @@ use crate::keys;
 use crate::webhook_records::{ClaimedDelivery, Delivery, DeliveryState, Subscription};
 use crate::StoreError;
 use chrono::{DateTime, Utc};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 /// Fresh rows waiting for a claim at most: ~0.5 KiB each with its change.
@@ -123,10 +123,20 @@ impl FreshRows {
     }
 }
 
+/// What becomes of a queued row a claim looked at.
+enum Taken {
+    /// Claimed, with its subscription as it is now.
+    Claimed(Arc<Subscription>),
+    /// Left queued, for the next claim.
+    Kept,
+    /// Done with by the claim's write: indexed, held or dropped.
+    Released,
+}
+
 /// What a claim made of the fresh rows, before its write is in.
 pub(crate) struct Looked {
-    /// For the queue's first rows, in order: the subscription of each admitted one.
-    verdicts: Vec<Option<Arc<Subscription>>>,
+    /// For the queue's first rows, in order.
+    verdicts: Vec<Taken>,
     /// How many of them were admitted.
     pub admitted: usize,
     /// Index entries the write puts in: claims must scan from them on.
@@ -165,10 +175,15 @@ pub(crate) fn index_unindexed(engine: &Engine, locked: &mut OutboxLocked) -> Res
 }
 
 /// A claim's look at the queued fresh rows, in order, while fewer than
-/// `limit` are admitted. Adds to `cleanup` what
-/// becomes of the rows not admitted (an index entry when `admit` has no room,
-/// dropped or held when their subscription was deleted or disabled), and
-/// the batch entries that ends; changes nothing in memory until [`take`].
+/// `limit` are admitted. Adds to `cleanup` what becomes of the rows not
+/// admitted and not kept, and the batch entries that ends; changes nothing
+/// in memory until [`take`]. A row `admit` has no room for stays queued
+/// when its subscription's last attempt succeeded: the next claim takes it
+/// from memory, where an index entry would put it behind every row due
+/// before it (a backlog of hanging receivers' rows, which claims step over
+/// 1,024 at a time). A failing subscription's row gets its index entry: it
+/// would only fill the queue. Dropped or held when its subscription was
+/// deleted or disabled.
 pub(crate) fn look(
     engine: &Engine,
     shared: &Shared,
@@ -181,20 +196,30 @@ pub(crate) fn look(
     let mut looked = Looked { verdicts: Vec::new(), admitted: 0, indexed: Vec::new(), done: Done::default() };
     let mut done = Vec::new();
     // Room only shrinks in a claim: a subscription refused once is refused for the rest of it.
-    let mut refused: HashSet<&[u8]> = HashSet::new();
+    let mut refused: HashMap<&[u8], bool> = HashMap::new();
     for (key, c) in &fresh.queue {
         if looked.admitted >= limit {
             break;
         }
         let sub_key = &key[..key.len() - 8];
-        let verdict = match refused.contains(sub_key) {
-            true => Verdict::Refused,
-            false => outbox::verdict(shared, sub_key, admit),
+        let verdict = match refused.get(sub_key) {
+            Some(proven) => Verdict::Refused { proven: *proven },
+            None => outbox::verdict(shared, sub_key, admit),
         };
-        if let Verdict::Admitted(sub) = verdict {
-            looked.verdicts.push(Some(sub));
-            looked.admitted += 1;
-            continue;
+        if let Verdict::Refused { proven } = verdict {
+            refused.insert(sub_key, proven);
+        }
+        match verdict {
+            Verdict::Admitted(sub) => {
+                looked.verdicts.push(Taken::Claimed(sub));
+                looked.admitted += 1;
+                continue;
+            }
+            Verdict::Refused { proven: true } if !locked.resent.contains(key) => {
+                looked.verdicts.push(Taken::Kept);
+                continue;
+            }
+            _ => {}
         }
         if locked.resent.contains(key) {
             // Resent while queued: the resend wrote the row and its index
@@ -205,7 +230,7 @@ pub(crate) fn look(
             }
         } else {
             match verdict {
-                Verdict::Refused => {
+                Verdict::Refused { .. } => {
                     let due = outbox::due_key(c.delivery.next_attempt_at, key);
                     cleanup.insert(&engine.outbox_due, due.clone(), outbox_rows::to_value(&c.delivery));
                     looked.indexed.push(due);
@@ -221,10 +246,7 @@ pub(crate) fn look(
                 Verdict::Admitted(_) => unreachable!("admitted rows are taken above"),
             }
         }
-        if matches!(verdict, Verdict::Refused) {
-            refused.insert(sub_key);
-        }
-        looked.verdicts.push(None);
+        looked.verdicts.push(Taken::Released);
         done.push(c.delivery.id);
     }
     looked.done = fresh.plan(done);
@@ -261,23 +283,55 @@ fn pending_row(engine: &Engine, key: &[u8]) -> Result<Option<(Delivery, fjall::S
 /// Once the claim's write is in: the rows it looked at leave the queue,
 /// the admitted ones into `out` (still claimed), the others released.
 pub(crate) fn take(locked: &mut OutboxLocked, looked: Looked, out: &mut Vec<ClaimedDelivery>) {
+    let mut kept = Vec::new();
     for verdict in looked.verdicts {
         let (key, mut c) = locked.fresh.queue.pop_front().expect("a claim looks at queued rows");
         match verdict {
-            Some(sub) => {
+            Taken::Claimed(sub) => {
                 c.subscription = sub;
                 out.push(c);
             }
-            None => {
+            Taken::Kept => kept.push((key, c)),
+            Taken::Released => {
                 locked.claimed.remove(&key);
                 locked.resent.remove(&key);
             }
         }
     }
+    // Back at the front, in their order.
+    for row in kept.into_iter().rev() {
+        locked.fresh.queue.push_front(row);
+    }
     for due in &looked.indexed {
         locked.scan_from_at_most(due);
     }
     locked.fresh.apply(looked.done);
+}
+
+/// Gives every queued row its index entry, as a claim does to a failing
+/// subscription's rows it has no room for (tests of what claims find in
+/// the index).
+#[cfg(test)]
+pub(crate) fn index_queue(engine: &Engine, locked: &mut OutboxLocked) {
+    let mut batch = engine.db.batch();
+    let ids: Vec<u64> = locked.fresh.queue.iter().map(|(_, c)| c.delivery.id).collect();
+    for (key, c) in &locked.fresh.queue {
+        batch.insert(
+            &engine.outbox_due,
+            outbox::due_key(c.delivery.next_attempt_at, key),
+            outbox_rows::to_value(&c.delivery),
+        );
+    }
+    let done = locked.fresh.plan(ids);
+    for first_id in &done.finished {
+        batch.remove(&engine.meta, batch_key(*first_id));
+    }
+    batch.commit().unwrap();
+    for (key, c) in std::mem::take(&mut locked.fresh.queue) {
+        locked.claimed.remove(&key);
+        locked.scan_from_at_most(&outbox::due_key(c.delivery.next_attempt_at, &key));
+    }
+    locked.fresh.apply(done);
 }
 
 /// The `meta` key of the batch entry whose first delivery id is `first_id`.

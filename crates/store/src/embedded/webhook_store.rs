@@ -143,12 +143,13 @@ mod tests {
         }
     }
 
-    /// Gives the fresh rows their index entries, as a claim with no room
-    /// does (`outbox_fresh.rs`): for the tests of what claims find there.
+    /// Gives the fresh rows their index entries, as a claim with no room for
+    /// a failing subscription's does (`outbox_fresh.rs`): for the tests of
+    /// what claims find there.
     pub(super) fn index_fresh(store: &EmbeddedStore) {
-        let claimed = store.claim_deliveries(Utc::now(), usize::MAX, &mut |_| false).unwrap();
-        assert!(claimed.is_empty(), "a claim with no room takes nothing");
-        assert!(store.shared.outbox.locked.lock().fresh.earliest().is_none(), "every fresh row is indexed");
+        let mut locked = store.shared.outbox.locked.lock();
+        crate::embedded::outbox_fresh::index_queue(&store.engine, &mut locked);
+        assert!(locked.fresh.earliest().is_none(), "every fresh row is indexed");
     }
 
     fn actions(rows: &[crate::Delivery]) -> Vec<Action> {

@@ -115,16 +115,19 @@ fn a_fresh_row_resent_while_queued_is_claimed_once_then_again() {
     store.shutdown();
 }
 
-/// Refused for want of room, a fresh row gets its index entry and is
-/// claimed from there later; of a disabled subscription it is held, of a
-/// deleted one dropped.
+/// Refused for want of room, a fresh row of a subscription whose last
+/// attempt succeeded stays queued, in its place, and a failing one's gets
+/// its index entry; both are claimed later. Of a disabled subscription it
+/// is held, of a deleted one dropped.
 #[test]
-fn fresh_rows_refused_held_or_dropped_by_a_claim() {
+fn fresh_rows_refused_kept_held_or_dropped_by_a_claim() {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
-    for id in ["wh_full", "wh_off", "wh_gone"] {
+    for id in ["wh_full", "wh_failing", "wh_off", "wh_gone"] {
         store.create_subscription(sub(id, "/in", &[Action::Create])).unwrap();
     }
+    let failing = crate::SubscriptionUpdate { failing_since: Some(Some(Utc::now())), ..Default::default() };
+    store.update_subscription("acme", "wh_failing", failing).unwrap();
     store.ingest(vec![call("1", Operation::Write, "/in/a", |_| {})]).wait_blocking().unwrap();
     rows(&store, "wh_gone", 1);
     let disable = crate::SubscriptionUpdate { enabled: Some(false), ..Default::default() };
@@ -132,14 +135,41 @@ fn fresh_rows_refused_held_or_dropped_by_a_claim() {
     store.delete_subscription("acme", "wh_gone").unwrap();
 
     assert!(store.claim_deliveries(Utc::now(), 10, &mut |_| false).unwrap().is_empty());
-    assert_eq!(store.engine.outbox_due.len().unwrap(), 1, "the refused row's entry");
+    assert_eq!(store.engine.outbox_due.len().unwrap(), 1, "the failing subscription's row's entry");
     assert_eq!(store.deliveries("acme", "wh_off").unwrap()[0].state, DeliveryState::Held);
-    assert_eq!(batch_entries(&store), 0, "every row of the batch done with");
+    assert_eq!(batch_entries(&store), 1, "the kept row is not done with");
+    assert!(store.claim_deliveries(Utc::now(), 10, &mut |_| false).unwrap().is_empty(), "kept again");
     let claimed = store.claim_deliveries(later(), 10, &mut |_| true).unwrap();
-    assert_eq!(claimed.iter().map(|c| c.subscription.id.as_str()).collect::<Vec<_>>(), ["wh_full"]);
+    let mut subs: Vec<&str> = claimed.iter().map(|c| c.subscription.id.as_str()).collect();
+    subs.sort_unstable();
+    assert_eq!(subs, ["wh_failing", "wh_full"]);
     delivered(&store, &claimed).unwrap();
     assert!(store.engine.outbox_due.is_empty().unwrap());
+    assert_eq!(batch_entries(&store), 0, "every row of the batch done with");
     assert_eq!(store.next_delivery_due().unwrap(), None);
+    store.shutdown();
+}
+
+/// Rows kept for want of room keep their order, and the rows behind them
+/// are still looked at: a claim with room for another subscription's rows
+/// takes those, and the kept ones come first in the next.
+#[test]
+fn kept_rows_keep_their_order_and_hold_back_no_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+    store.create_subscription(sub("wh_a", "/a", &[Action::Create])).unwrap();
+    store.create_subscription(sub("wh_b", "/b", &[Action::Create])).unwrap();
+    let a = (0..3).map(|i| call(&format!("a{i}"), Operation::Write, &format!("/a/{i}"), |_| {}));
+    store.ingest(a.collect()).wait_blocking().unwrap();
+    store.ingest(vec![call("b0", Operation::Write, "/b/0", |_| {})]).wait_blocking().unwrap();
+    rows(&store, "wh_a", 3);
+    rows(&store, "wh_b", 1);
+    let only_b = store.claim_deliveries(Utc::now(), 10, &mut |s| s.id == "wh_b").unwrap();
+    assert_eq!(only_b.iter().map(|c| c.subscription.id.as_str()).collect::<Vec<_>>(), ["wh_b"]);
+    let rest = store.claim_deliveries(later(), 10, &mut |_| true).unwrap();
+    let a_ids: Vec<u64> = store.deliveries("acme", "wh_a").unwrap().iter().map(|d| d.id).collect();
+    assert_eq!(rest.iter().map(|c| c.delivery.id).collect::<Vec<_>>(), a_ids, "in their order");
+    assert!(store.engine.outbox_due.is_empty().unwrap(), "kept in memory, not indexed");
     store.shutdown();
 }
 
@@ -198,6 +228,9 @@ fn a_claim_that_fails_leaves_the_fresh_rows_queued() {
     }
     let dir = tempfile::tempdir().unwrap();
     let store = store_with(dir.path(), 3);
+    // Failing: the rows it has no room for get index entries (a proven one's stay queued).
+    let failing = crate::SubscriptionUpdate { failing_since: Some(Some(Utc::now())), ..Default::default() };
+    store.update_subscription("acme", "wh", failing).unwrap();
     let mut first = true;
     let mut one_refused = |_: &crate::Subscription| !std::mem::replace(&mut first, false);
     assert!(store.claim_deliveries(Utc::now(), 10, &mut one_refused).is_err(), "the failpoint");
