@@ -216,7 +216,7 @@ impl KeptConnections {
                 Some(Ok(response)) => response,
                 Some(Err(e)) if reused && closed_under_it(&e) => continue,
                 None if reused => continue,
-                Some(Err(e)) => return Err(crate::sender::describe(&e)),
+                Some(Err(e)) => return Err(describe(&e)),
                 None => return Err(CLOSED.to_owned()),
             };
             let (head, body) = response.into_parts();
@@ -242,9 +242,9 @@ impl KeptConnections {
 async fn connect(connector: &Connector, origin: &str) -> Result<Connection, String> {
     let uri: hyper::Uri = origin.parse().map_err(|e| format!("cannot connect to {origin}: {e}"))?;
     let mut connector = connector.clone();
-    std::future::poll_fn(|cx| connector.poll_ready(cx)).await.map_err(|e| crate::sender::describe(&*e))?;
-    let io = connector.call(uri).await.map_err(|e| crate::sender::describe(&*e))?;
-    let (send, driver) = http1::handshake(io).await.map_err(|e| crate::sender::describe(&e))?;
+    std::future::poll_fn(|cx| connector.poll_ready(cx)).await.map_err(|e| describe(&*e))?;
+    let io = connector.call(uri).await.map_err(|e| describe(&*e))?;
+    let (send, driver) = http1::handshake(io).await.map_err(|e| describe(&e))?;
     Ok(Connection { send, driver: Box::pin(driver), ended: false })
 }
 
@@ -269,7 +269,7 @@ async fn read_body(
                 }
             }
             Some(None) => return (None, true),
-            Some(Some(Err(e))) => return (Some(crate::sender::describe(&e)), false),
+            Some(Some(Err(e))) => return (Some(describe(&e)), false),
             None => return (Some(CLOSED_IN_BODY.to_owned()), false),
         }
     }
@@ -277,7 +277,7 @@ async fn read_body(
 
 /// Whether a request failed because its kept connection was closed under
 /// it (reset, or ended before an answer).
-pub(crate) fn closed_under_it(e: &(dyn std::error::Error + 'static)) -> bool {
+fn closed_under_it(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut source = Some(e);
     while let Some(s) = source {
         if let Some(h) = s.downcast_ref::<hyper::Error>() {
@@ -294,4 +294,16 @@ pub(crate) fn closed_under_it(e: &(dyn std::error::Error + 'static)) -> bool {
         source = s.source();
     }
     false
+}
+
+/// An error with its causes, which say what failed (a refused address, a refused connection).
+fn describe(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }

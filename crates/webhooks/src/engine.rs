@@ -408,18 +408,16 @@ impl DeliveryEngine {
     /// its owner), and judged by its failures as they are when it ends.
     async fn work(self: Arc<Self>, target: String) {
         let mut working = Working { engine: Some(self.clone()), target };
-        let mut stopped = self.stopped.subscribe();
         DeliveryStats::count(&self.stats.workers_started);
         let mut first = true;
         loop {
             if !std::mem::replace(&mut first, false) {
-                self.linger(&working.target, &mut stopped).await;
+                self.linger(&working.target).await;
             }
             let Some(Queued { claimed, mut done }) = self.lanes.next(&working.target) else { break };
             let completion = tokio::select! {
                 biased;
-                // (The guard `wait_for` gives is dropped at once: it holds a lock.)
-                _ = async { stopped.wait_for(|stopped| *stopped).await.is_ok() } => None,
+                _ = self.stopped_for(std::time::Duration::ZERO) => None,
                 // The slot is held until what the attempt changes in its
                 // subscription is written; the worker's next row reads it.
                 _slot = self.in_flight.acquire() => self.attempt_until_stopped(claimed).await,
@@ -431,16 +429,10 @@ impl DeliveryEngine {
 
     /// An attempt, given up [`STOP_GRACE`] after a stop (then none to record).
     async fn attempt_until_stopped(&self, claimed: ClaimedDelivery) -> Option<Completion> {
-        let mut stopped = self.stopped.subscribe();
-        let grace = async move {
-            // (The guard `wait_for` gives is dropped at once: it holds a lock.)
-            let _ = stopped.wait_for(|stopped| *stopped).await.is_ok();
-            tokio::time::sleep(STOP_GRACE).await;
-        };
         tokio::select! {
             biased;
             completion = self.attempt(claimed) => completion,
-            _ = grace => {
+            _ = self.stopped_for(STOP_GRACE) => {
                 tracing::warn!("a webhook attempt still running at the stop was given up: it is sent again after the restart");
                 None
             }
@@ -449,15 +441,25 @@ impl DeliveryEngine {
 
     /// While `target`'s lane is empty, waits up to [`LINGER`] for a row
     /// pushed to it, or a stop.
-    async fn linger(&self, target: &str, stopped: &mut tokio::sync::watch::Receiver<bool>) {
-        if *stopped.borrow() {
+    async fn linger(&self, target: &str) {
+        if *self.stopped.borrow() {
             return;
         }
         let Some(wait) = self.lanes.wait(target) else { return };
         tokio::select! {
             _ = wait.pushed() => {}
             _ = tokio::time::sleep(LINGER) => {}
-            _ = stopped.changed() => {}
+            _ = self.stopped_for(std::time::Duration::ZERO) => {}
+        }
+    }
+
+    /// Ends `after` a stop (counted from the stop; at once when stopped already).
+    async fn stopped_for(&self, after: std::time::Duration) {
+        let mut stopped = self.stopped.subscribe();
+        // (The guard `wait_for` gives is dropped at once: it holds a lock.)
+        let _ = stopped.wait_for(|stopped| *stopped).await.is_ok();
+        if !after.is_zero() {
+            tokio::time::sleep(after).await;
         }
     }
 

@@ -220,18 +220,6 @@ fn printable(text: &str) -> String {
     out.trim().to_owned()
 }
 
-/// An error with its causes, which say what failed (a refused address, a refused connection).
-pub(crate) fn describe(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::{excerpt, printable, Sender, Sent, KNOWN_TARGETS};

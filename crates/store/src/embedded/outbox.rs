@@ -117,6 +117,16 @@ pub(crate) fn row_key(sub_key: &[u8], id: u64) -> Vec<u8> {
     k
 }
 
+/// The subscription key an outbox key begins with.
+pub(crate) fn subscription_of(row_key: &[u8]) -> &[u8] {
+    &row_key[..row_key.len() - 8]
+}
+
+/// The delivery id an outbox key ends with.
+pub(crate) fn id_of(row_key: &[u8]) -> u64 {
+    keys::read_u64(&row_key[row_key.len() - 8..]).expect("an outbox key ends with its delivery id")
+}
+
 /// The index entry of a pending row.
 pub(crate) fn due_key(at: DateTime<Utc>, row_key: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(8 + row_key.len());
@@ -275,7 +285,7 @@ fn claim_into(
         if locked.claimed.contains(key) {
             continue;
         }
-        let sub_key = &key[..key.len() - 8];
+        let sub_key = subscription_of(key);
         // A subscription refused once in a claim is refused for the rest of
         // it (its room only shrinks): its other rows cost no read.
         if refused_subscriptions.contains(sub_key) {
@@ -385,7 +395,7 @@ pub(crate) fn complete(engine: &Engine, shared: &Shared, done: &[Completion]) ->
         for (c, (_, key)) in done.iter().zip(&keys) {
             match locked.fresh.is_fresh(c.delivery.id) {
                 // No index entry to find it by: the next claim writes one.
-                true => locked.fresh.unindexed.push((key.clone(), c.delivery.id, c.delivery.next_attempt_at)),
+                true => locked.fresh.unindexed.push((key.clone(), c.delivery.next_attempt_at)),
                 false => locked.scan_from_at_most(&due_key(c.delivery.next_attempt_at, key)),
             }
         }

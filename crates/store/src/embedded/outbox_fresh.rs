@@ -26,7 +26,7 @@
 use super::outbox::{self, OutboxLocked, Verdict};
 use super::{outbox_rows, Engine, Shared};
 use crate::keys;
-use crate::webhook_records::{ClaimedDelivery, Delivery, DeliveryState, Subscription};
+use crate::webhook_records::{ClaimedDelivery, DeliveryState, Subscription};
 use crate::StoreError;
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, VecDeque};
@@ -43,9 +43,9 @@ const KEY_PREFIX: &[u8] = b"outbox_fresh/";
 pub(crate) struct FreshRows {
     /// Rows waiting for a claim, oldest first, with their outbox keys.
     queue: VecDeque<(Vec<u8>, ClaimedDelivery)>,
-    /// Rows whose completion could not be written (key, id, due): the next
+    /// Rows whose completion could not be written (key, due): the next
     /// claim writes their index entries (they are no longer queued or claimed).
-    pub unindexed: Vec<(Vec<u8>, u64, DateTime<Utc>)>,
+    pub unindexed: Vec<(Vec<u8>, DateTime<Utc>)>,
     /// Every fresh row not yet done with, by delivery id: its batch.
     rows: HashMap<u64, u64>,
     /// Per batch (by its first delivery id), its rows not yet done with.
@@ -106,7 +106,7 @@ impl FreshRows {
     /// When the earliest row waiting for a claim (queued, or to be indexed) was due.
     pub fn earliest(&self) -> Option<DateTime<Utc>> {
         let queued = self.queue.front().map(|(_, c)| c.delivery.next_attempt_at);
-        queued.into_iter().chain(self.unindexed.iter().map(|(_, _, at)| *at)).min()
+        queued.into_iter().chain(self.unindexed.iter().map(|(_, at)| *at)).min()
     }
 
     /// Counts the rows of `done` as done with: its write is in.
@@ -152,15 +152,14 @@ pub(crate) fn index_unindexed(engine: &Engine, locked: &mut OutboxLocked) -> Res
     }
     let mut batch = engine.db.batch();
     let mut indexed = Vec::new();
-    for (key, _, _) in &locked.fresh.unindexed {
+    for (key, _) in &locked.fresh.unindexed {
         // As it is now: a resend may have changed it (its entry is then this same one).
-        if let Some((row, value)) = pending_row(engine, key)? {
-            let due = outbox::due_key(row.next_attempt_at, key);
+        if let Some((due, value)) = stored_due(engine, key)? {
             batch.insert(&engine.outbox_due, due.clone(), value);
             indexed.push(due);
         }
     }
-    let done = locked.fresh.plan(locked.fresh.unindexed.iter().map(|(_, id, _)| *id));
+    let done = locked.fresh.plan(locked.fresh.unindexed.iter().map(|(key, _)| outbox::id_of(key)));
     for first_id in &done.finished {
         batch.remove(&engine.meta, batch_key(*first_id));
     }
@@ -201,7 +200,7 @@ pub(crate) fn look(
         if looked.admitted >= limit {
             break;
         }
-        let sub_key = &key[..key.len() - 8];
+        let sub_key = outbox::subscription_of(key);
         let verdict = match refused.get(sub_key) {
             Some(proven) => Verdict::Refused { proven: *proven },
             None => outbox::verdict(shared, sub_key, admit),
@@ -225,8 +224,8 @@ pub(crate) fn look(
             // Resent while queued: the resend wrote the row and its index
             // entry, which claims skipped while it was held; released, it
             // is found there (and dropped, held or claimed as it should be).
-            if let Some((row, _)) = pending_row(engine, key)? {
-                looked.indexed.push(outbox::due_key(row.next_attempt_at, key));
+            if let Some((due, _)) = stored_due(engine, key)? {
+                looked.indexed.push(due);
             }
         } else {
             match verdict {
@@ -256,28 +255,17 @@ pub(crate) fn look(
     Ok(looked)
 }
 
-/// Puts the index entry of the row `key` (its `value`) into `batch` if it
-/// is pending; 1 if it did. A damaged row is left as it is (no claim will
-/// stop at it).
-fn index_if_pending(
-    engine: &Engine,
-    batch: &mut fjall::OwnedWriteBatch,
-    key: &[u8],
-    value: &[u8],
-) -> Result<usize, StoreError> {
-    let Some(row) = outbox_rows::or_step_over(outbox_rows::decode(value), key)? else { return Ok(0) };
-    if row.state != DeliveryState::Pending {
-        return Ok(0);
-    }
-    batch.insert(&engine.outbox_due, outbox::due_key(row.next_attempt_at, key), value);
-    Ok(1)
+/// The index entry of the row at `key` whose value is `value`, if it is
+/// pending (a damaged row has none: no claim will stop at it; said once).
+fn due_if_pending(key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+    let row = outbox_rows::or_step_over(outbox_rows::decode(value), key)?;
+    Ok(row.filter(|row| row.state == DeliveryState::Pending).map(|row| outbox::due_key(row.next_attempt_at, key)))
 }
 
-/// The row at `key` and its value, if it is pending (a damaged one is stepped over, said once).
-fn pending_row(engine: &Engine, key: &[u8]) -> Result<Option<(Delivery, fjall::Slice)>, StoreError> {
+/// The index entry of the row stored at `key` and its value, if it is pending.
+fn stored_due(engine: &Engine, key: &[u8]) -> Result<Option<(Vec<u8>, fjall::Slice)>, StoreError> {
     let Some(value) = engine.outbox.get(key)? else { return Ok(None) };
-    let row = outbox_rows::or_step_over(outbox_rows::decode(&value), key)?;
-    Ok(row.filter(|row| row.state == DeliveryState::Pending).map(|row| (row, value)))
+    Ok(due_if_pending(key, &value)?.map(|due| (due, value)))
 }
 
 /// Once the claim's write is in: the rows it looked at leave the queue,
@@ -393,14 +381,19 @@ pub(crate) fn recover(engine: &Engine) -> Result<usize, StoreError> {
             }
         };
         for key in listed {
-            let Some(value) = engine.outbox.get(key)? else { continue };
-            indexed += index_if_pending(engine, &mut batch, key, &value)?;
+            if let Some((due, value)) = stored_due(engine, key)? {
+                batch.insert(&engine.outbox_due, due, value);
+                indexed += 1;
+            }
         }
     }
     if damaged {
         for item in engine.outbox.iter() {
             let (key, value) = item.into_inner()?;
-            indexed += index_if_pending(engine, &mut batch, &key, &value)?;
+            if let Some(due) = due_if_pending(&key, &value)? {
+                batch.insert(&engine.outbox_due, due, value);
+                indexed += 1;
+            }
         }
     }
     if entries > 0 {

@@ -72,6 +72,16 @@ pub(crate) fn to_value(d: &Delivery) -> Vec<u8> {
 
 const ATTEMPT_VERSION: u8 = 2;
 
+/// The little-endian u64 of a value at `at`, if the value is that long.
+fn u64_at(v: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(v.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// The time (ns since the epoch, little-endian) of a value at `at`.
+fn time_at(v: &[u8], at: usize) -> Option<DateTime<chrono::Utc>> {
+    u64_at(v, at).map(|ns| DateTime::from_timestamp_nanos(ns as i64))
+}
+
 /// An attempt's value.
 pub(crate) fn attempt_value(a: &Attempt) -> Vec<u8> {
     let error = a.error.as_deref().unwrap_or("");
@@ -107,8 +117,7 @@ fn decode_attempt_binary(v: &[u8]) -> Option<Attempt> {
     if *v.first()? != ATTEMPT_VERSION {
         return None;
     }
-    let u64_at = |at: usize| Some(u64::from_le_bytes(v.get(at..at + 8)?.try_into().ok()?));
-    let time_at = |at: usize| u64_at(at).map(|ns| DateTime::from_timestamp_nanos(ns as i64));
+    let (u64_at, time_at) = (|at| u64_at(v, at), |at| time_at(v, at));
     let status = match *v.get(25)? {
         1 => AttemptStatus::Delivered,
         0 => AttemptStatus::Failed,
@@ -165,12 +174,12 @@ fn decode_binary(v: &[u8]) -> Option<Delivery> {
     if *v.first()? != VERSION {
         return None;
     }
-    let u64_at = |at: usize| Some(u64::from_le_bytes(v.get(at..at + 8)?.try_into().ok()?));
+    let (u64_at, time_at) = (|at| u64_at(v, at), |at| time_at(v, at));
     let id = u64_at(1)?;
     let state = state_of(*v.get(9)?)?;
     let attempts = u32::from_le_bytes(v.get(10..14)?.try_into().ok()?);
-    let next_attempt_at = DateTime::from_timestamp_nanos(u64_at(14)? as i64);
-    let created_at = DateTime::from_timestamp_nanos(u64_at(22)? as i64);
+    let next_attempt_at = time_at(14)?;
+    let created_at = time_at(22)?;
     let n = u64_at(31)?;
     let event = match *v.get(30)? {
         CHANGE => OutboxEvent::Change { seq: n, action: Action::from_code(*v.get(39)?)? },

@@ -189,18 +189,19 @@ fn process_batch(
     }
     let next_id = first_id + rows.len() as u64;
     // Pending rows go to the engine in memory when the queue has room for them (`outbox_fresh.rs`).
-    let pending = rows.iter().filter(|r| r.delivery.state == DeliveryState::Pending).count();
+    let is_pending = |r: &Row| r.delivery.state == DeliveryState::Pending;
+    let pending = rows.iter().filter(|r| is_pending(r)).count();
     let fresh = pending > 0 && locked.fresh.has_room(pending);
     let mut batch = engine.db.batch();
     edits.write(&mut batch);
     for row in rows.iter() {
-        match fresh && row.delivery.state == DeliveryState::Pending {
+        match fresh && is_pending(row) {
             true => batch.insert(&engine.outbox, row.key.as_slice(), outbox_rows::to_value(&row.delivery)),
-            false => outbox::put_row(engine, &mut locked, &mut batch, &row.key[..row.key.len() - 8], &row.delivery),
+            false => outbox::put_row(engine, &mut locked, &mut batch, outbox::subscription_of(&row.key), &row.delivery),
         }
     }
     if fresh {
-        let listed = rows.iter().filter(|r| r.delivery.state == DeliveryState::Pending).map(|r| r.key.as_slice());
+        let listed = rows.iter().filter(|r| is_pending(r)).map(|r| r.key.as_slice());
         batch.insert(&engine.meta, outbox_fresh::batch_key(first_id), outbox_fresh::batch_value(listed));
     }
     if next_id != first_id {
@@ -212,7 +213,7 @@ fn process_batch(
     batch.commit()?;
     locked.next_delivery_id = next_id;
     if fresh {
-        let queued = rows.drain(..).filter(|r| r.delivery.state == DeliveryState::Pending).map(|r| {
+        let queued = rows.drain(..).filter(is_pending).map(|r| {
             let event = match r.delivery.event {
                 OutboxEvent::Change { action, .. } => DeliveredEvent::Change(changes[r.change].clone(), action),
                 OutboxEvent::Alert { .. } => unreachable!("the processor makes rows of changes"),
