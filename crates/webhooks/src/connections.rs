@@ -1,92 +1,38 @@
-//! Kept HTTP/1.1 connections to targets, each driven by the attempt that
-//! uses it: no connection task, no pool, no channel between an attempt and
-//! its connection. hyper's pooled client put a task and a hand-off between
-//! the two at every request, which cost about a tenth of a delivery's CPU
-//! (docs/adr/0002-delivery-path-cost.md).
+//! Kept HTTP/1.1 connections to targets, each used by one attempt at a
+//! time: no connection task, no pool task, no channel between an attempt
+//! and its connection (`http1.rs` speaks on it). hyper's pooled client put a
+//! task and a hand-off between the two at every request, which cost about a
+//! tenth of a delivery's CPU (docs/adr/0002-delivery-path-cost.md).
 //!
 //! An attempt takes an idle connection to its target's origin (scheme,
 //! host, port) or makes one through the guarded connector (the addresses a
 //! name resolves to are checked, the connect timeout, TLS for https),
-//! sends its request while polling the connection itself, reads the answer,
-//! and gives the connection back only when the answer was read to its end
-//! and the connection takes another request. A kept connection the target
-//! closed while it was idle (legal: a server may close an idle connection
-//! at any time) is dropped when found, or, closed under the request, the
-//! request is sent again once on a new connection. Idle connections are
-//! bounded per origin and in all, and closed once idle for
-//! [`IDLE_CONNECTION`].
+//! sends its request, reads the answer, and gives the connection back only
+//! when the answer was read to its end and the connection takes another
+//! request. A kept connection the target closed while it was idle (legal:
+//! a server may close an idle connection at any time) is dropped when
+//! found, or, closed under the request, the request is sent again once on a
+//! new connection. Idle connections are bounded per origin and in all, and
+//! closed once idle for [`IDLE_CONNECTION`].
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1;
-use hyper::{HeaderMap, Request, StatusCode};
+use crate::http1::{Failure, Wire};
+use hyper::StatusCode;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tower::Service;
 
 /// The connector every connection is made with.
 pub(crate) type Connector = hyper_rustls::HttpsConnector<HttpConnector<crate::target::GuardedResolver>>;
 
-type Io = hyper_rustls::MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>;
+/// A connection: TLS or not, read and written through tokio's traits.
+type Connection = Wire<TokioIo<hyper_rustls::MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>>>;
 
 /// How long a kept connection may stay idle.
 pub(crate) const IDLE_CONNECTION: Duration = Duration::from_secs(60);
 
 /// Idle connections kept at most, in all: each holds a socket.
 const MAX_IDLE: usize = 1_024;
-
-/// One connection and its driver, the future that moves its bytes.
-struct Connection {
-    send: http1::SendRequest<Full<Bytes>>,
-    driver: Pin<Box<http1::Connection<Io, Full<Bytes>>>>,
-    /// The driver has ended: the connection is closed.
-    ended: bool,
-}
-
-impl Connection {
-    /// Whether it ended while idle (its peer closed it): one look, no wait.
-    fn closed(&mut self) -> bool {
-        let mut cx = Context::from_waker(std::task::Waker::noop());
-        if !self.ended && self.driver.as_mut().poll(&mut cx).is_ready() {
-            self.ended = true;
-        }
-        self.ended
-    }
-}
-
-/// Polls `work`, and the connection's driver with it: a request or an
-/// answer in flight moves only while its connection is polled. None when
-/// the connection has ended (closed) and `work` still waits: nothing more
-/// will come for it (the ended driver still holds hyper's side of the
-/// channels, so `work` would wait for ever).
-async fn driving<F: Future>(
-    driver: &mut Pin<Box<http1::Connection<Io, Full<Bytes>>>>,
-    ended: &mut bool,
-    work: F,
-) -> Option<F::Output> {
-    let mut work = std::pin::pin!(work);
-    std::future::poll_fn(|cx| {
-        if !*ended && driver.as_mut().poll(cx).is_ready() {
-            *ended = true;
-        }
-        match work.as_mut().poll(cx) {
-            Poll::Ready(out) => Poll::Ready(Some(out)),
-            Poll::Pending if *ended => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        }
-    })
-    .await
-}
-
-/// Why a request on a connection that closed before its answer failed.
-const CLOSED: &str = "the connection closed before the answer";
-
-/// Why reading an answer whose connection closed in its body stopped.
-const CLOSED_IN_BODY: &str = "the connection closed during the answer";
 
 /// How often, at most, idle connections past their time are looked for
 /// among every origin's (a connection is looked at when its origin is used too).
@@ -95,7 +41,8 @@ const SWEEP_EVERY: Duration = Duration::from_secs(10);
 /// What came back for a request.
 pub(crate) struct Answer {
     pub status: StatusCode,
-    pub headers: HeaderMap,
+    /// Its `retry-after`, if it had one.
+    pub retry_after: Option<String>,
     /// At most `max_body` bytes of the body.
     pub body: Vec<u8>,
     /// Why reading the body stopped short, if it did.
@@ -149,7 +96,7 @@ impl KeptConnections {
                 kept.clear();
                 break;
             }
-            if !c.closed() {
+            if !c.closed_while_idle() {
                 found = Some(c);
                 break;
             }
@@ -183,9 +130,9 @@ impl KeptConnections {
         idle.total
     }
 
-    /// Sends the request `make` builds (origin-form, its `host` set) to
-    /// `target` (a checked URL), on a kept connection to its origin or a
-    /// new one, and reads at most `max_body` bytes of the answer's body,
+    /// Sends the request `make` builds (`http1::post`, to `target`'s
+    /// path) to `target` (a checked URL), on a kept connection to its origin
+    /// or a new one, and reads at most `max_body` bytes of the answer's body,
     /// all by `deadline` (past it: "timed out", or the answer so far).
     /// A kept connection closed under the request sends it again once, on
     /// a new connection: at most a repeat, with the same `webhook-id`, for
@@ -196,7 +143,7 @@ impl KeptConnections {
         target: &url::Url,
         max_body: usize,
         deadline: tokio::time::Instant,
-        make: impl Fn() -> Result<Request<Full<Bytes>>, String>,
+        make: impl Fn() -> Result<Vec<u8>, String>,
     ) -> Result<Answer, String> {
         let timed_out = |waiting_for: &str| format!("timed out {waiting_for}");
         let origin = &target[..url::Position::BeforePath];
@@ -210,30 +157,23 @@ impl KeptConnections {
                     .map_err(|_| timed_out("connecting"))??,
             };
             let request = make()?;
-            let Connection { send, driver, ended } = &mut c;
-            let sent = tokio::time::timeout_at(deadline, driving(driver, ended, send.send_request(request)));
-            let response = match sent.await.map_err(|_| timed_out("waiting for the answer"))? {
-                Some(Ok(response)) => response,
-                Some(Err(e)) if reused && closed_under_it(&e) => continue,
-                None if reused => continue,
-                Some(Err(e)) => return Err(describe(&e)),
-                None => return Err(CLOSED.to_owned()),
+            let sent = tokio::time::timeout_at(deadline, c.send(&request));
+            let head = match sent.await.map_err(|_| timed_out("waiting for the answer"))? {
+                Ok(head) => head,
+                Err(Failure::ClosedBefore(_)) if reused => continue,
+                Err(failure) => return Err(failure.into_text()),
             };
-            let (head, body) = response.into_parts();
-            let mut read = Vec::new();
-            let (read_error, whole) =
-                tokio::time::timeout_at(deadline, read_body(driver, ended, body, max_body, &mut read))
-                    .await
-                    .unwrap_or_else(|_| (Some(timed_out("reading the answer's body")), false));
+            let status = StatusCode::from_u16(head.status).expect("http1 reads statuses of 100 to 999");
+            let mut body = Vec::new();
+            let (read_error, ready) = tokio::time::timeout_at(deadline, c.read_body(&head, max_body, &mut body))
+                .await
+                .unwrap_or_else(|_| (Some(timed_out("reading the answer's body")), false));
             // Kept only when the answer was read to its end and the
             // connection takes the next request (not closed by the target).
-            // (Bounded too: a target that answered before reading the whole
-            // request and stopped reading would leave it waiting.)
-            let ready = async { tokio::time::timeout_at(deadline, driving(driver, ended, send.ready())).await };
-            if whole && matches!(ready.await, Ok(Some(Ok(())))) && !*ended {
+            if ready {
                 self.give_back(origin, c);
             }
-            return Ok(Answer { status: head.status, headers: head.headers, body: read, read_error });
+            return Ok(Answer { status, retry_after: head.retry_after, body, read_error });
         }
     }
 }
@@ -244,56 +184,7 @@ async fn connect(connector: &Connector, origin: &str) -> Result<Connection, Stri
     let mut connector = connector.clone();
     std::future::poll_fn(|cx| connector.poll_ready(cx)).await.map_err(|e| describe(&*e))?;
     let io = connector.call(uri).await.map_err(|e| describe(&*e))?;
-    let (send, driver) = http1::handshake(io).await.map_err(|e| describe(&e))?;
-    Ok(Connection { send, driver: Box::pin(driver), ended: false })
-}
-
-/// Reads at most `max` bytes of `body` into `answer`; why reading stopped
-/// short if it did, and whether the body was read to its end.
-async fn read_body(
-    driver: &mut Pin<Box<http1::Connection<Io, Full<Bytes>>>>,
-    ended: &mut bool,
-    mut body: hyper::body::Incoming,
-    max: usize,
-    answer: &mut Vec<u8>,
-) -> (Option<String>, bool) {
-    loop {
-        match driving(driver, ended, body.frame()).await {
-            Some(Some(Ok(frame))) => {
-                if let Some(chunk) = frame.data_ref() {
-                    answer.extend_from_slice(&chunk[..chunk.len().min(max - answer.len())]);
-                    if answer.len() >= max {
-                        // The rest is not read: the connection cannot take another request.
-                        return (None, false);
-                    }
-                }
-            }
-            Some(None) => return (None, true),
-            Some(Some(Err(e))) => return (Some(describe(&e)), false),
-            None => return (Some(CLOSED_IN_BODY.to_owned()), false),
-        }
-    }
-}
-
-/// Whether a request failed because its kept connection was closed under
-/// it (reset, or ended before an answer).
-fn closed_under_it(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut source = Some(e);
-    while let Some(s) = source {
-        if let Some(h) = s.downcast_ref::<hyper::Error>() {
-            if h.is_incomplete_message() || h.is_canceled() || h.is_closed() {
-                return true;
-            }
-        }
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
-            if matches!(io.kind(), ConnectionReset | BrokenPipe | ConnectionAborted | UnexpectedEof) {
-                return true;
-            }
-        }
-        source = s.source();
-    }
-    false
+    Ok(Wire::new(TokioIo::new(io)))
 }
 
 /// An error with its causes, which say what failed (a refused address, a refused connection).

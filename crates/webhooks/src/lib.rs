@@ -14,7 +14,8 @@
 //! - `schedule.rs`: the retry schedule, jitter and `Retry-After`.
 //! - `target.rs`: refused addresses, checked at subscription and at connect.
 //! - `headers.rs`: which custom headers a subscription may add.
-//! - `connections.rs`: kept HTTP/1.1 connections, each driven by the attempt that uses it.
+//! - `http1.rs`: one HTTP/1.1 exchange: the request written whole, the answer read by its framing, bounded.
+//! - `connections.rs`: kept HTTP/1.1 connections, each used by one attempt at a time.
 //! - `sender.rs`: one attempt over HTTP: headers, timeout, no redirects, bounded answer.
 //! - `admission.rs`: the rows the engine holds, by target and account, and the room a claim has.
 //! - `lanes.rs`: claimed rows queued by target, and the count of workers sending each queue.
@@ -28,6 +29,7 @@ mod clock;
 mod connections;
 mod engine;
 mod headers;
+mod http1;
 mod lanes;
 mod payload;
 pub mod schedule;

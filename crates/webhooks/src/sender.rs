@@ -12,13 +12,11 @@
 
 use crate::connections::{Connector, KeptConnections};
 use crate::schedule::parse_retry_after;
+use crate::signing::SigningKey;
 use crate::target::{check_literal, GuardedResolver};
-use crate::{payload, signing, WebhookError};
-use bytes::Bytes;
-use callmeter_store::ClaimedDelivery;
+use crate::{http1, payload, signing, WebhookError};
+use callmeter_store::{ClaimedDelivery, Subscription};
 use chrono::{DateTime, Duration, Utc};
-use http_body_util::Full;
-use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE, HOST, RETRY_AFTER, USER_AGENT};
 use hyper_util::client::legacy::connect::HttpConnector;
 use std::sync::Arc;
 use url::Url;
@@ -29,14 +27,11 @@ pub const MAX_ANSWER_BYTES: usize = 64 << 10;
 /// Bytes of an answer kept in the attempt's error.
 const ERROR_EXCERPT_BYTES: usize = 200;
 
-/// Targets whose checked URL a sender keeps at most: past it, it forgets them all.
+/// Targets whose checked URL a sender keeps at most, and secrets whose
+/// signing key: past it, it forgets them all.
 const KNOWN_TARGETS: usize = 4_096;
 
-// Names made once, not parsed from text at every attempt.
-const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
-const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
-const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
-const AGENT: HeaderValue = HeaderValue::from_static(concat!("callmeter-webhooks/", env!("CARGO_PKG_VERSION")));
+const AGENT: &str = concat!("callmeter-webhooks/", env!("CARGO_PKG_VERSION"));
 
 /// What one attempt found.
 #[derive(Debug, Clone)]
@@ -66,6 +61,8 @@ pub struct Sender {
     /// by the subscription's text: parsing costs more than the rest of an
     /// attempt's preparation. Names are still resolved and checked at connect.
     known: parking_lot::Mutex<std::collections::HashMap<String, Result<Url, String>>>,
+    /// Signing keys by secret (`None`: not a secret), made once.
+    keys: parking_lot::Mutex<hashbrown::HashMap<String, Option<SigningKey>, foldhash::fast::RandomState>>,
 }
 
 impl Sender {
@@ -93,7 +90,14 @@ impl Sender {
             .enable_http1()
             .wrap_connector(http);
         let kept = KeptConnections::new(idle_per_target);
-        Ok(Sender { connector: https, kept, allow_private, timeout, known: Default::default() })
+        Ok(Sender {
+            connector: https,
+            kept,
+            allow_private,
+            timeout,
+            known: Default::default(),
+            keys: Default::default(),
+        })
     }
 
     /// Sends `claimed` once, signed at `now`.
@@ -120,33 +124,46 @@ impl Sender {
         checked
     }
 
-    /// The request of one attempt: the body, the Standard Webhooks headers
-    /// and the subscription's own; to `url`'s path and query, its `host`
-    /// from `url` (the request goes on a connection to its origin).
-    fn request(
-        &self,
-        claimed: &ClaimedDelivery,
-        url: &Url,
-        now: DateTime<Utc>,
-    ) -> Result<hyper::Request<Full<Bytes>>, String> {
+    /// The `webhook-signature` of a delivery: one signature per secret of
+    /// `sub` that signs at `now`, with keys made once a secret.
+    fn signature(&self, sub: &Subscription, now: DateTime<Utc>, id: &str, timestamp: i64, body: &[u8]) -> String {
+        let keys: Vec<SigningKey> = {
+            let mut known = self.keys.lock();
+            if known.len() >= KNOWN_TARGETS {
+                known.clear();
+            }
+            sub.signing_secrets(now)
+                .filter_map(|secret| known.entry_ref(secret).or_insert_with(|| SigningKey::of(secret)).clone())
+                .collect()
+        };
+        signing::signatures(&keys, id, timestamp, body)
+    }
+
+    /// The request of one attempt (`http1::post`): the body, the Standard
+    /// Webhooks headers and the subscription's own; to `url`'s path and
+    /// query, its `host` from `url` (the request goes on a connection to its
+    /// origin).
+    fn request(&self, claimed: &ClaimedDelivery, url: &Url, now: DateTime<Utc>) -> Result<Vec<u8>, String> {
         let sub = &claimed.subscription;
         let body = payload::body(&claimed.event);
         let id = claimed.delivery.webhook_id();
         let timestamp = now.timestamp();
-        let signature = signing::signature_header(sub.signing_secrets(now), &id, timestamp, &body);
-        let mut request = hyper::Request::post(&url[url::Position::BeforePath..url::Position::AfterQuery]);
-        for (name, value) in &sub.headers {
-            request = request.header(name.as_str(), value.as_str());
-        }
-        request
-            .header(HOST, &url[url::Position::BeforeHost..url::Position::AfterPort])
-            .header(USER_AGENT, AGENT)
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .header(WEBHOOK_ID, id)
-            .header(WEBHOOK_TIMESTAMP, HeaderValue::from(timestamp))
-            .header(WEBHOOK_SIGNATURE, signature)
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| format!("cannot make the request: {e}"))
+        let signature = self.signature(sub, now, &id, timestamp, &body);
+        let timestamp = timestamp.to_string();
+        let ours = [
+            ("user-agent", AGENT),
+            ("content-type", "application/json"),
+            ("webhook-id", &id),
+            ("webhook-timestamp", &timestamp),
+            ("webhook-signature", &signature),
+        ];
+        let headers = sub.headers.iter().map(|(name, value)| (name.as_str(), value.as_str())).chain(ours);
+        let path = &url[url::Position::BeforePath..url::Position::AfterQuery];
+        let host = &url[url::Position::BeforeHost..url::Position::AfterPort];
+        let mut out = Vec::with_capacity(512 + body.len());
+        http1::post(&mut out, path, host, headers, &body)
+            .ok_or_else(|| "cannot make the request: a header with a line break".to_owned())?;
+        Ok(out)
     }
 
     async fn attempt(&self, claimed: &ClaimedDelivery, now: DateTime<Utc>) -> Sent {
@@ -169,8 +186,7 @@ impl Sender {
             Err(e) => return failed(e),
         };
         let status = answer.status;
-        let retry_after =
-            answer.headers.get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| parse_retry_after(v, now));
+        let retry_after = answer.retry_after.as_deref().and_then(|v| parse_retry_after(v, now));
         let (answer, read_error) = (answer.body, answer.read_error);
         let delivered = status.is_success();
         let error = if delivered {
@@ -223,8 +239,6 @@ fn printable(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::{excerpt, printable, Sender, Sent, KNOWN_TARGETS};
-    use bytes::Bytes;
-    use http_body_util::Full;
     use tokio::io::AsyncReadExt;
 
     /// A POST of `{}` to `url` through the sender's connections.
@@ -232,9 +246,11 @@ mod tests {
         let url = url::Url::parse(url).unwrap();
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
         let make = || {
-            let request = hyper::Request::post(&url[url::Position::BeforePath..url::Position::AfterQuery])
-                .header(hyper::header::HOST, &url[url::Position::BeforeHost..url::Position::AfterPort]);
-            Ok(request.body(Full::new(Bytes::from_static(b"{}"))).unwrap())
+            let mut out = Vec::new();
+            let path = &url[url::Position::BeforePath..url::Position::AfterQuery];
+            crate::http1::post(&mut out, path, &url[url::Position::BeforeHost..url::Position::AfterPort], [], b"{}")
+                .unwrap();
+            Ok(out)
         };
         sender.kept.send(&sender.connector, &url, 1024, deadline, make).await
     }

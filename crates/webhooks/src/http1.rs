@@ -1,0 +1,407 @@
+//! One HTTP/1.1 exchange of a webhook attempt on a connection: the request
+//! written whole (its head and body in one write), the answer's head parsed
+//! (`httparse`), its body read by its framing (RFC 9112 §6.3: none,
+//! `content-length`, `chunked`, or until the connection closes), at most a
+//! given number of its bytes kept.
+//!
+//! hyper's client did the same through a request and a response type, a
+//! header map each way, a body channel and a dispatcher's state machine:
+//! about a tenth of a delivery's CPU, where an attempt needs a status, one
+//! header (`retry-after`) and a bounded body (docs/adr/0002-delivery-path-cost.md).
+//!
+//! Bounded: an answer's head (and its interim 1xx heads, and a chunked
+//! body's trailers) at most [`MAX_HEAD_BYTES`] and [`MAX_HEADERS`] lines, a
+//! chunk's size line at most [`MAX_LINE_BYTES`]; what is read past that is
+//! refused, not buffered.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+
+/// Bytes of an answer's head at most.
+pub(crate) const MAX_HEAD_BYTES: usize = 16 << 10;
+
+/// Header lines of an answer's head at most.
+const MAX_HEADERS: usize = 64;
+
+/// Bytes of a chunk's size line at most (extensions included).
+const MAX_LINE_BYTES: usize = 1 << 10;
+
+/// Bytes asked of the connection by one read.
+const READ_BYTES: usize = 8 << 10;
+
+/// Why an answer's connection closed before the answer.
+pub(crate) const CLOSED: &str = "the connection closed before the answer";
+
+/// Why reading an answer whose connection closed in its body stopped.
+pub(crate) const CLOSED_IN_BODY: &str = "the connection closed during the answer";
+
+/// The request of an attempt: `POST path` to `host`, the headers given (each
+/// name and value free of line breaks: checked, `None` if not), a
+/// `content-length`, and the body, into `out`.
+pub(crate) fn post<'h>(
+    out: &mut Vec<u8>,
+    path: &str,
+    host: &str,
+    headers: impl IntoIterator<Item = (&'h str, &'h str)>,
+    body: &[u8],
+) -> Option<()> {
+    let fits = |s: &str| !s.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0);
+    if !fits(path) || !fits(host) || path.contains(' ') {
+        return None;
+    }
+    out.extend_from_slice(b"POST ");
+    out.extend_from_slice(path.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    out.extend_from_slice(host.as_bytes());
+    for (name, value) in headers {
+        if !fits(name) || !fits(value) || name.is_empty() || name.contains(':') {
+            return None;
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+    }
+    out.extend_from_slice(b"\r\ncontent-length: ");
+    out.extend_from_slice(body.len().to_string().as_bytes());
+    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(body);
+    Some(())
+}
+
+/// How an answer's body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// No body (a 204, a 304, or `content-length: 0`).
+    Empty,
+    /// `content-length` bytes.
+    Length(u64),
+    /// `transfer-encoding: chunked`.
+    Chunked,
+    /// Up to the connection's close.
+    UntilClose,
+}
+
+/// What an attempt reads of an answer's head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Head {
+    pub status: u16,
+    pub retry_after: Option<String>,
+    pub framing: Framing,
+    /// The connection may take another request once the body is read
+    /// (HTTP/1.1 or a 1.0 `keep-alive`, no `connection: close`, a body with an end).
+    pub reusable: bool,
+}
+
+/// Why an exchange failed.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// The connection closed, or was reset, before any byte of the answer:
+    /// on a kept connection, the target closed it while it was idle.
+    ClosedBefore(String),
+    /// Anything else, said.
+    Failed(String),
+}
+
+impl Failure {
+    pub(crate) fn into_text(self) -> String {
+        match self {
+            Failure::ClosedBefore(why) | Failure::Failed(why) => why,
+        }
+    }
+}
+
+/// Whether an I/O error means the peer closed or reset the connection.
+fn closed(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, NotConnected, UnexpectedEof};
+    matches!(e.kind(), BrokenPipe | ConnectionAborted | ConnectionReset | NotConnected | UnexpectedEof)
+}
+
+/// A connection and the bytes read from it that no answer has used yet.
+pub(crate) struct Wire<S> {
+    io: S,
+    buf: Vec<u8>,
+    /// Where the unused bytes of `buf` start.
+    at: usize,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
+    pub(crate) fn new(io: S) -> Wire<S> {
+        Wire { io, buf: Vec::new(), at: 0 }
+    }
+
+    fn unused(&self) -> &[u8] {
+        &self.buf[self.at..]
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.at += n;
+        debug_assert!(self.at <= self.buf.len());
+        if self.at == self.buf.len() {
+            self.buf.clear();
+            self.at = 0;
+        }
+    }
+
+    /// Reads more; how many bytes (0: the connection closed).
+    async fn fill(&mut self) -> std::io::Result<usize> {
+        if self.at > 0 {
+            self.buf.drain(..self.at);
+            self.at = 0;
+        }
+        // Into the spare room, which is not zeroed first.
+        self.buf.reserve(READ_BYTES);
+        self.io.read_buf(&mut self.buf).await
+    }
+
+    /// Whether the connection, idle, was closed by its peer (or sent
+    /// something unasked): one look, no wait.
+    pub(crate) fn closed_while_idle(&mut self) -> bool {
+        if !self.unused().is_empty() {
+            return true;
+        }
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut byte = [0u8; 1];
+        let mut read = ReadBuf::new(&mut byte);
+        !matches!(Pin::new(&mut self.io).poll_read(&mut cx, &mut read), Poll::Pending)
+    }
+
+    /// Sends `request` (made by [`post`]) and reads the answer's head.
+    pub(crate) async fn send(&mut self, request: &[u8]) -> Result<Head, Failure> {
+        if !self.unused().is_empty() {
+            return Err(Failure::Failed("the connection sent bytes nobody asked for".into()));
+        }
+        let written = async {
+            self.io.write_all(request).await?;
+            self.io.flush().await
+        };
+        if let Err(e) = written.await {
+            let why = format!("cannot send the request: {e}");
+            return Err(if closed(&e) { Failure::ClosedBefore(why) } else { Failure::Failed(why) });
+        }
+        self.read_head().await
+    }
+
+    /// Reads an answer's head, skipping interim (1xx) ones.
+    async fn read_head(&mut self) -> Result<Head, Failure> {
+        let mut answered = false;
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut answer = httparse::Response::new(&mut headers);
+            let parsed = answer.parse(&self.buf[self.at..]);
+            match parsed {
+                Ok(httparse::Status::Complete(n)) => {
+                    let head = head_of(&answer)?;
+                    self.consume(n);
+                    answered = true;
+                    match head.status {
+                        101 => return Err(Failure::Failed("the target switched protocols (101)".into())),
+                        100..=199 => continue,
+                        _ => return Ok(head),
+                    }
+                }
+                Ok(httparse::Status::Partial) => {}
+                Err(httparse::Error::TooManyHeaders) => {
+                    return Err(Failure::Failed(format!("an answer with more than {MAX_HEADERS} header lines")))
+                }
+                Err(e) => return Err(Failure::Failed(format!("not an HTTP/1.1 answer ({e})"))),
+            }
+            if self.unused().len() >= MAX_HEAD_BYTES {
+                return Err(Failure::Failed(format!("an answer's head longer than {} KiB", MAX_HEAD_BYTES >> 10)));
+            }
+            answered |= !self.unused().is_empty();
+            match self.fill().await {
+                Ok(0) if answered => {
+                    return Err(Failure::Failed("the connection closed during the answer's head".into()))
+                }
+                Ok(0) => return Err(Failure::ClosedBefore(CLOSED.into())),
+                Ok(_) => {}
+                Err(e) if closed(&e) && !answered => {
+                    return Err(Failure::ClosedBefore(format!("{CLOSED}: {e}")));
+                }
+                Err(e) => return Err(Failure::Failed(format!("cannot read the answer: {e}"))),
+            }
+        }
+    }
+
+    /// Reads the body `head` frames, keeping at most `max` bytes in `out`:
+    /// why reading stopped short if it did, and whether the connection was
+    /// left at the end of the answer, ready for another request.
+    pub(crate) async fn read_body(&mut self, head: &Head, max: usize, out: &mut Vec<u8>) -> (Option<String>, bool) {
+        let read = match head.framing {
+            Framing::Empty => Ok(true),
+            Framing::Length(n) => self.read_exact_kept(n, max, out).await,
+            Framing::Chunked => self.read_chunked(max, out).await,
+            Framing::UntilClose => self.read_to_close(max, out).await.map(|()| false),
+        };
+        match read {
+            // Bytes past the answer: the connection is not what it should be.
+            Ok(ended) => (None, ended && head.reusable && self.unused().is_empty()),
+            Err(why) => (Some(why), false),
+        }
+    }
+
+    /// Reads `n` body bytes into `out`, while it has room under `max`;
+    /// whether all `n` were (none left out, however many came in one read:
+    /// the outcome does not hang on how the bytes were split).
+    async fn read_exact_kept(&mut self, mut n: u64, max: usize, out: &mut Vec<u8>) -> Result<bool, String> {
+        loop {
+            let here = self.unused().len().min(usize::try_from(n).unwrap_or(usize::MAX));
+            let kept = here.min(max - out.len());
+            out.extend_from_slice(&self.unused()[..kept]);
+            self.consume(here);
+            n -= here as u64;
+            if kept < here {
+                return Ok(false);
+            }
+            if n == 0 {
+                return Ok(true);
+            }
+            if out.len() >= max {
+                // The rest is not read: the connection cannot take another request.
+                return Ok(false);
+            }
+            self.fill_body().await?;
+        }
+    }
+
+    /// Reads until the connection closes, keeping at most `max` bytes.
+    async fn read_to_close(&mut self, max: usize, out: &mut Vec<u8>) -> Result<(), String> {
+        loop {
+            let kept = self.unused().len().min(max - out.len());
+            out.extend_from_slice(&self.unused()[..kept]);
+            self.consume(self.unused().len());
+            if out.len() >= max {
+                return Ok(());
+            }
+            match self.fill().await {
+                Ok(0) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(format!("cannot read the answer's body: {e}")),
+            }
+        }
+    }
+
+    /// Reads a chunked body and its trailers.
+    async fn read_chunked(&mut self, max: usize, out: &mut Vec<u8>) -> Result<bool, String> {
+        loop {
+            let line = self.line().await?;
+            let size = chunk_size(&line)?;
+            if size == 0 {
+                let mut trailers = 0;
+                loop {
+                    let line = self.line().await?;
+                    trailers += line.len() + 2;
+                    if trailers > MAX_HEAD_BYTES {
+                        return Err(format!("an answer's trailers longer than {} KiB", MAX_HEAD_BYTES >> 10));
+                    }
+                    if line.is_empty() {
+                        return Ok(true);
+                    }
+                }
+            }
+            if !self.read_exact_kept(size, max, out).await? {
+                return Ok(false);
+            }
+            if !self.line().await?.is_empty() {
+                return Err("a chunk longer than its size".into());
+            }
+        }
+    }
+
+    /// The next line of a chunked body, without its line end.
+    async fn line(&mut self) -> Result<Vec<u8>, String> {
+        loop {
+            if let Some(end) = self.unused().iter().position(|&b| b == b'\n') {
+                let mut line = self.unused()[..end].to_vec();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                self.consume(end + 1);
+                return Ok(line);
+            }
+            if self.unused().len() > MAX_LINE_BYTES {
+                return Err(format!("a chunk line longer than {} KiB", MAX_LINE_BYTES >> 10));
+            }
+            self.fill_body().await?;
+        }
+    }
+
+    /// Reads more of a body that has not ended.
+    async fn fill_body(&mut self) -> Result<(), String> {
+        match self.fill().await {
+            Ok(0) => Err(CLOSED_IN_BODY.into()),
+            Ok(_) => Ok(()),
+            Err(e) => Err(format!("cannot read the answer's body: {e}")),
+        }
+    }
+}
+
+/// A chunk's size, from its line (`hex[;extensions]`).
+fn chunk_size(line: &[u8]) -> Result<u64, String> {
+    let digits = line.split(|&b| b == b';').next().unwrap_or_default();
+    let digits = digits.trim_ascii();
+    let bad = || format!("a chunk size that is not a size: {:?}", String::from_utf8_lossy(digits));
+    if digits.is_empty() || digits.len() > 16 {
+        return Err(bad());
+    }
+    let text = std::str::from_utf8(digits).map_err(|_| bad())?;
+    u64::from_str_radix(text, 16).map_err(|_| bad())
+}
+
+/// What an attempt reads of a parsed head.
+fn head_of(answer: &httparse::Response) -> Result<Head, Failure> {
+    let status = answer.code.expect("a complete head has a status");
+    if status < 100 {
+        return Err(Failure::Failed(format!("an answer with status {status:03}, which is none")));
+    }
+    let mut length: Option<u64> = None;
+    let mut transfer_coded = false;
+    let mut chunked = false;
+    let (mut close, mut keep_alive) = (false, false);
+    let mut retry_after = None;
+    for h in answer.headers.iter() {
+        let value = || std::str::from_utf8(h.value).map(str::trim).unwrap_or("");
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let v = value();
+            let n = (!v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| v.parse::<u64>().ok())
+                .flatten()
+                .ok_or_else(|| Failure::Failed(format!("an answer whose content-length is not a length: {v:?}")))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(Failure::Failed("an answer with two different content-lengths".into()));
+            }
+            length = Some(n);
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            // Chunked when the last coding of the last header is (RFC 9112 §6.3).
+            transfer_coded = true;
+            chunked = value().rsplit(',').next().is_some_and(|c| c.trim().eq_ignore_ascii_case("chunked"));
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            for token in value().split(',').map(str::trim) {
+                close |= token.eq_ignore_ascii_case("close");
+                keep_alive |= token.eq_ignore_ascii_case("keep-alive");
+            }
+        } else if h.name.eq_ignore_ascii_case("retry-after") {
+            retry_after = Some(value().to_owned());
+        }
+    }
+    let framing = match (status, transfer_coded, length) {
+        (100..=199 | 204 | 304, _, _) => Framing::Empty,
+        (_, true, _) if chunked => Framing::Chunked,
+        (_, true, _) => Framing::UntilClose,
+        (_, false, Some(0)) => Framing::Empty,
+        (_, false, Some(n)) => Framing::Length(n),
+        (_, false, None) => Framing::UntilClose,
+    };
+    // Both framings given: the answer is read by its coding, and the connection closed after it.
+    let reusable = !close
+        && (answer.version == Some(1) || keep_alive)
+        && framing != Framing::UntilClose
+        && !(transfer_coded && length.is_some());
+    Ok(Head { status, retry_after, framing, reusable })
+}
+
+#[cfg(test)]
+#[path = "http1_tests.rs"]
+mod tests;
