@@ -34,6 +34,19 @@ pub(crate) const IDLE_CONNECTION: Duration = Duration::from_secs(60);
 /// Idle connections kept at most, in all: each holds a socket.
 const MAX_IDLE: usize = 1_024;
 
+/// How soon after a request is written a close of its kept connection is
+/// taken for the target having closed it while idle (the request unread),
+/// and the request sent again on a new connection.
+const CLOSED_RACE: Duration = Duration::from_secs(1);
+
+/// A failure, after the first try's if the request went again.
+fn again(first: &Option<String>, why: String) -> String {
+    match first {
+        Some(first) => format!("{first}; sent again on a new connection: {why}"),
+        None => why,
+    }
+}
+
 /// How often, at most, idle connections past their time are looked for
 /// among every origin's (a connection is looked at when its origin is used too).
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
@@ -148,20 +161,36 @@ impl KeptConnections {
         let timed_out = |waiting_for: &str| format!("timed out {waiting_for}");
         let origin = &target[..url::Position::BeforePath];
         let mut kept = self.take(origin);
+        // The failure of the first try, when the request goes again.
+        let mut first: Option<String> = None;
         loop {
             let reused = kept.is_some();
             let mut c = match kept.take() {
                 Some(c) => c,
                 None => tokio::time::timeout_at(deadline, connect(connector, origin))
                     .await
-                    .map_err(|_| timed_out("connecting"))??,
+                    .map_err(|_| again(&first, timed_out("connecting")))?
+                    .map_err(|e| again(&first, e))?,
             };
             let request = make()?;
-            let sent = tokio::time::timeout_at(deadline, c.send(&request));
-            let head = match sent.await.map_err(|_| timed_out("waiting for the answer"))? {
+            let written_at = Instant::now();
+            let head = match tokio::time::timeout_at(deadline, c.write(&request)).await {
+                Ok(Ok(())) => tokio::time::timeout_at(deadline, c.read_head())
+                    .await
+                    .map_err(|_| again(&first, timed_out("waiting for the answer")))?,
+                Ok(Err(failure)) => Err(failure),
+                Err(_) => return Err(again(&first, timed_out("sending the request"))),
+            };
+            let head = match head {
                 Ok(head) => head,
-                Err(Failure::ClosedBefore(_)) if reused => continue,
-                Err(failure) => return Err(failure.into_text()),
+                // The target closed the kept connection as the request came
+                // (it had closed it idle): the request goes again, once. A
+                // close later may follow the request's work: not sent again.
+                Err(Failure::ClosedBefore(why)) if reused && written_at.elapsed() < CLOSED_RACE => {
+                    first = Some(why);
+                    continue;
+                }
+                Err(failure) => return Err(again(&first, failure.into_text())),
             };
             let status = StatusCode::from_u16(head.status).expect("http1 reads statuses of 100 to 999");
             let mut body = Vec::new();

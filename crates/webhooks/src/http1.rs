@@ -9,10 +9,12 @@
 //! about a tenth of a delivery's CPU, where an attempt needs a status, one
 //! header (`retry-after`) and a bounded body (docs/adr/0002-delivery-path-cost.md).
 //!
-//! Bounded: an answer's head (and its interim 1xx heads, and a chunked
-//! body's trailers) at most [`MAX_HEAD_BYTES`] and [`MAX_HEADERS`] lines, a
-//! chunk's size line at most [`MAX_LINE_BYTES`]; what is read past that is
-//! refused, not buffered.
+//! Bounded: an answer's heads (its interim 1xx ones, at most
+//! [`MAX_INTERIM`], and its own) at most [`MAX_HEAD_BYTES`] together and
+//! [`MAX_HEADERS`] lines each, a chunked body's trailers at most
+//! [`MAX_HEAD_BYTES`], a chunk's size line at most [`MAX_LINE_BYTES`]; past
+//! that the answer is refused, not buffered. What a failure quotes of the
+//! answer is at most [`QUOTED_BYTES`] of it (a failure is stored with its attempt).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -27,6 +29,12 @@ const MAX_HEADERS: usize = 64;
 /// Bytes of a chunk's size line at most (extensions included).
 const MAX_LINE_BYTES: usize = 1 << 10;
 
+/// Interim (1xx) answers before an answer at most.
+const MAX_INTERIM: usize = 8;
+
+/// Bytes of an answer a failure quotes at most.
+const QUOTED_BYTES: usize = 32;
+
 /// Bytes asked of the connection by one read.
 const READ_BYTES: usize = 8 << 10;
 
@@ -36,9 +44,14 @@ pub(crate) const CLOSED: &str = "the connection closed before the answer";
 /// Why reading an answer whose connection closed in its body stopped.
 pub(crate) const CLOSED_IN_BODY: &str = "the connection closed during the answer";
 
-/// The request of an attempt: `POST path` to `host`, the headers given (each
-/// name and value free of line breaks: checked, `None` if not), a
-/// `content-length`, and the body, into `out`.
+/// Names [`post`] writes itself, which no header given may be.
+const FRAMING: [&str; 4] = ["host", "content-length", "transfer-encoding", "connection"];
+
+/// The request of an attempt: `POST path` to `host`, the headers given, a
+/// `content-length`, and the body, into `out`. `None` when a name is no
+/// token or one of [`FRAMING`], or a value, the path or the host has a byte
+/// that cannot be in it (`check_headers` refuses these when a subscription
+/// is made; this holds the request's form whatever it is given).
 pub(crate) fn post<'h>(
     out: &mut Vec<u8>,
     path: &str,
@@ -46,22 +59,25 @@ pub(crate) fn post<'h>(
     headers: impl IntoIterator<Item = (&'h str, &'h str)>,
     body: &[u8],
 ) -> Option<()> {
-    let fits = |s: &str| !s.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0);
-    if !fits(path) || !fits(host) || path.contains(' ') {
+    let visible = |s: &str| s.bytes().all(|b| (0x21..0x7f).contains(&b));
+    let token =
+        |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    let value = |s: &str| s.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b));
+    if !visible(path) || !visible(host) {
         return None;
     }
     out.extend_from_slice(b"POST ");
     out.extend_from_slice(path.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
     out.extend_from_slice(host.as_bytes());
-    for (name, value) in headers {
-        if !fits(name) || !fits(value) || name.is_empty() || name.contains(':') {
+    for (name, text) in headers {
+        if !token(name) || FRAMING.iter().any(|f| f.eq_ignore_ascii_case(name)) || !value(text) {
             return None;
         }
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(text.as_bytes());
     }
     out.extend_from_slice(b"\r\ncontent-length: ");
     out.extend_from_slice(body.len().to_string().as_bytes());
@@ -164,11 +180,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
         let mut cx = Context::from_waker(std::task::Waker::noop());
         let mut byte = [0u8; 1];
         let mut read = ReadBuf::new(&mut byte);
-        !matches!(Pin::new(&mut self.io).poll_read(&mut cx, &mut read), Poll::Pending)
+        let io = &mut self.io;
+        // Unconstrained: with the task's budget spent, a poll would say
+        // "pending" without looking, and a closed connection pass for open.
+        let look = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *io).poll_read(cx, &mut read)));
+        let look = std::pin::pin!(tokio::task::unconstrained(look));
+        !matches!(std::future::Future::poll(look, &mut cx), Poll::Ready(Poll::Pending))
     }
 
-    /// Sends `request` (made by [`post`]) and reads the answer's head.
-    pub(crate) async fn send(&mut self, request: &[u8]) -> Result<Head, Failure> {
+    /// Writes `request` (made by [`post`]).
+    pub(crate) async fn write(&mut self, request: &[u8]) -> Result<(), Failure> {
         if !self.unused().is_empty() {
             return Err(Failure::Failed("the connection sent bytes nobody asked for".into()));
         }
@@ -176,30 +197,43 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
             self.io.write_all(request).await?;
             self.io.flush().await
         };
-        if let Err(e) = written.await {
+        written.await.map_err(|e| {
             let why = format!("cannot send the request: {e}");
-            return Err(if closed(&e) { Failure::ClosedBefore(why) } else { Failure::Failed(why) });
-        }
-        self.read_head().await
+            if closed(&e) {
+                Failure::ClosedBefore(why)
+            } else {
+                Failure::Failed(why)
+            }
+        })
     }
 
     /// Reads an answer's head, skipping interim (1xx) ones.
-    async fn read_head(&mut self) -> Result<Head, Failure> {
+    pub(crate) async fn read_head(&mut self) -> Result<Head, Failure> {
         let mut answered = false;
+        let (mut interim, mut head_bytes) = (0, 0);
+        let too_long = || Failure::Failed(format!("an answer's head longer than {} KiB", MAX_HEAD_BYTES >> 10));
         loop {
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
             let mut answer = httparse::Response::new(&mut headers);
             let parsed = answer.parse(&self.buf[self.at..]);
             match parsed {
                 Ok(httparse::Status::Complete(n)) => {
+                    head_bytes += n;
+                    if head_bytes > MAX_HEAD_BYTES {
+                        return Err(too_long());
+                    }
                     let head = head_of(&answer)?;
                     self.consume(n);
                     answered = true;
                     match head.status {
                         101 => return Err(Failure::Failed("the target switched protocols (101)".into())),
-                        100..=199 => continue,
+                        100..=199 if interim == MAX_INTERIM => {
+                            return Err(Failure::Failed(format!("more than {MAX_INTERIM} interim (1xx) answers")))
+                        }
+                        100..=199 => interim += 1,
                         _ => return Ok(head),
                     }
+                    continue;
                 }
                 Ok(httparse::Status::Partial) => {}
                 Err(httparse::Error::TooManyHeaders) => {
@@ -207,8 +241,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
                 }
                 Err(e) => return Err(Failure::Failed(format!("not an HTTP/1.1 answer ({e})"))),
             }
-            if self.unused().len() >= MAX_HEAD_BYTES {
-                return Err(Failure::Failed(format!("an answer's head longer than {} KiB", MAX_HEAD_BYTES >> 10)));
+            if head_bytes + self.unused().len() >= MAX_HEAD_BYTES {
+                return Err(too_long());
             }
             answered |= !self.unused().is_empty();
             match self.fill().await {
@@ -237,7 +271,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
         };
         match read {
             // Bytes past the answer: the connection is not what it should be.
-            Ok(ended) => (None, ended && head.reusable && self.unused().is_empty()),
+            Ok(ended) if ended && head.reusable && self.unused().is_empty() => {
+                // Kept idle, it holds no more than one read's room.
+                if self.buf.capacity() > READ_BYTES {
+                    self.buf = Vec::new();
+                }
+                (None, true)
+            }
+            Ok(_) => (None, false),
             Err(why) => (Some(why), false),
         }
     }
@@ -313,7 +354,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
     /// The next line of a chunked body, without its line end.
     async fn line(&mut self) -> Result<Vec<u8>, String> {
         loop {
-            if let Some(end) = self.unused().iter().position(|&b| b == b'\n') {
+            let found = self.unused().iter().take(MAX_LINE_BYTES + 2).position(|&b| b == b'\n');
+            if let Some(end) = found {
                 let mut line = self.unused()[..end].to_vec();
                 if line.last() == Some(&b'\r') {
                     line.pop();
@@ -340,14 +382,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
 
 /// A chunk's size, from its line (`hex[;extensions]`).
 fn chunk_size(line: &[u8]) -> Result<u64, String> {
-    let digits = line.split(|&b| b == b';').next().unwrap_or_default();
-    let digits = digits.trim_ascii();
-    let bad = || format!("a chunk size that is not a size: {:?}", String::from_utf8_lossy(digits));
-    if digits.is_empty() || digits.len() > 16 {
-        return Err(bad());
+    let digits = line.split(|&b| b == b';').next().unwrap_or_default().trim_ascii_end();
+    if digits.is_empty() || digits.len() > 16 || !digits.iter().all(u8::is_ascii_hexdigit) {
+        return Err(format!("a chunk size that is not a size: {}", quoted(digits)));
     }
-    let text = std::str::from_utf8(digits).map_err(|_| bad())?;
-    u64::from_str_radix(text, 16).map_err(|_| bad())
+    let text = std::str::from_utf8(digits).expect("hex digits are ASCII");
+    Ok(u64::from_str_radix(text, 16).expect("at most 16 hex digits fit a u64"))
+}
+
+/// At most [`QUOTED_BYTES`] of an answer's bytes, quoted and escaped.
+fn quoted(bytes: &[u8]) -> String {
+    let shown = String::from_utf8_lossy(&bytes[..bytes.len().min(QUOTED_BYTES)]);
+    let more = if bytes.len() > QUOTED_BYTES { "…" } else { "" };
+    format!("{shown:?}{more}")
 }
 
 /// What an attempt reads of a parsed head.
@@ -362,13 +409,16 @@ fn head_of(answer: &httparse::Response) -> Result<Head, Failure> {
     let (mut close, mut keep_alive) = (false, false);
     let mut retry_after = None;
     for h in answer.headers.iter() {
-        let value = || std::str::from_utf8(h.value).map(str::trim).unwrap_or("");
+        // A list's elements, trimmed, empty ones left out (RFC 9110 §5.6.1); read as bytes.
+        let elements = || h.value.split(|&b| b == b',').map(<[u8]>::trim_ascii).filter(|e| !e.is_empty());
         if h.name.eq_ignore_ascii_case("content-length") {
-            let v = value();
-            let n = (!v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
-                .then(|| v.parse::<u64>().ok())
+            let v = h.value.trim_ascii();
+            let n = (!v.is_empty() && v.len() <= 19 && v.iter().all(u8::is_ascii_digit))
+                .then(|| std::str::from_utf8(v).ok()?.parse::<u64>().ok())
                 .flatten()
-                .ok_or_else(|| Failure::Failed(format!("an answer whose content-length is not a length: {v:?}")))?;
+                .ok_or_else(|| {
+                    Failure::Failed(format!("an answer whose content-length is not a length: {}", quoted(v)))
+                })?;
             if length.is_some_and(|l| l != n) {
                 return Err(Failure::Failed("an answer with two different content-lengths".into()));
             }
@@ -376,14 +426,14 @@ fn head_of(answer: &httparse::Response) -> Result<Head, Failure> {
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
             // Chunked when the last coding of the last header is (RFC 9112 §6.3).
             transfer_coded = true;
-            chunked = value().rsplit(',').next().is_some_and(|c| c.trim().eq_ignore_ascii_case("chunked"));
+            chunked = elements().next_back().is_some_and(|c| c.eq_ignore_ascii_case(b"chunked"));
         } else if h.name.eq_ignore_ascii_case("connection") {
-            for token in value().split(',').map(str::trim) {
-                close |= token.eq_ignore_ascii_case("close");
-                keep_alive |= token.eq_ignore_ascii_case("keep-alive");
+            for token in elements() {
+                close |= token.eq_ignore_ascii_case(b"close");
+                keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
             }
         } else if h.name.eq_ignore_ascii_case("retry-after") {
-            retry_after = Some(value().to_owned());
+            retry_after = std::str::from_utf8(h.value.trim_ascii()).ok().map(str::to_owned);
         }
     }
     let framing = match (status, transfer_coded, length) {
@@ -394,11 +444,13 @@ fn head_of(answer: &httparse::Response) -> Result<Head, Failure> {
         (_, false, Some(n)) => Framing::Length(n),
         (_, false, None) => Framing::UntilClose,
     };
-    // Both framings given: the answer is read by its coding, and the connection closed after it.
+    // Both framings given: the answer is read by its coding, and the
+    // connection closed after it; so too a coded 1.0 answer (RFC 9112 §6.1).
+    let http11 = answer.version == Some(1);
     let reusable = !close
-        && (answer.version == Some(1) || keep_alive)
+        && (http11 || keep_alive)
         && framing != Framing::UntilClose
-        && !(transfer_coded && length.is_some());
+        && !(transfer_coded && (length.is_some() || !http11));
     Ok(Head { status, retry_after, framing, reusable })
 }
 

@@ -50,7 +50,8 @@ fn exchange(pieces: Vec<Vec<u8>>, max: usize) -> Outcome {
     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
     rt.block_on(async {
         let mut wire = Wire::new(Scripted { pieces: pieces.into(), written: Vec::new() });
-        let head = wire.send(b"POST / HTTP/1.1\r\n\r\n").await;
+        wire.write(b"POST / HTTP/1.1\r\n\r\n").await.unwrap();
+        let head = wire.read_head().await;
         assert_eq!(wire.io.written, b"POST / HTTP/1.1\r\n\r\n", "the request is written whole");
         let mut body = Vec::new();
         let (why, ready) = match &head {
@@ -129,6 +130,13 @@ fn a_connection_is_kept_only_when_the_answer_allows_it() {
     }
     let (_, _, _, ready) = answer(b"HTTP/1.0 200 OK\r\nconnection: keep-alive\r\ncontent-length: 0\r\n\r\n", 1024);
     assert!(ready, "a 1.0 answer that keeps the connection");
+    let coded = b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+    let (h, _, _, ready) = answer(coded, 1024);
+    assert!(h.is_ok() && !ready, "a coded 1.0 answer closes its connection (RFC 9112 §6.1)");
+    let (_, _, _, ready) = answer(b"HTTP/1.1 200 OK\r\nconnection: close, \xe9\r\ncontent-length: 0\r\n\r\n", 1024);
+    assert!(!ready, "a close beside a byte that is no text");
+    let (h, ..) = answer(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked, \r\n\r\n0\r\n\r\n", 1024);
+    assert_eq!(h.unwrap().framing, Framing::Chunked, "an empty list element is no coding");
     let (_, _, _, ready) = exchange(vec![b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\nab".to_vec()], 1024);
     assert!(!ready, "bytes past the answer");
 }
@@ -140,6 +148,19 @@ fn interim_answers_are_skipped_and_a_switch_is_refused() {
     assert_eq!((h.unwrap().status, body.as_slice()), (201, &b"ok"[..]));
     let (h, ..) = answer(b"HTTP/1.1 101 Switching Protocols\r\nupgrade: x\r\n\r\n", 64);
     assert!(matches!(h, Err(Failure::Failed(why)) if why.contains("switched protocols")));
+    // A flood of interim answers ends at once, not at the deadline.
+    let flood = b"HTTP/1.1 100 Continue\r\n\r\n".repeat(1_000);
+    let (h, ..) = exchange(vec![flood], 64);
+    assert!(matches!(&h, Err(Failure::Failed(why)) if why.contains("more than 8 interim")), "{h:?}");
+    let mut big = Vec::new();
+    for _ in 0..8 {
+        big.extend_from_slice(format!("HTTP/1.1 100 C\r\nx: {}\r\n\r\n", "v".repeat(3_000)).as_bytes());
+    }
+    let (h, ..) = exchange(vec![big], 64);
+    assert!(
+        matches!(&h, Err(Failure::Failed(why)) if why.contains("head longer than 16 KiB")),
+        "interim heads count: {h:?}"
+    );
 }
 
 #[test]
@@ -193,8 +214,11 @@ fn malformed_answers_are_said_so() {
     }
     let (h, ..) = exchange(vec![b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 1\r\n\r\nx".to_vec()], 64);
     assert!(h.is_ok(), "the same length twice is one length");
-    let (_, _, why, _) = exchange(vec![b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n".to_vec()], 64);
-    assert!(why.unwrap().contains("chunk size"));
+    for size in ["zz", "+5", " 5", "-1"] {
+        let a = format!("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n{size}\r\nabcde\r\n0\r\n\r\n");
+        let (_, _, why, _) = exchange(vec![a.into_bytes()], 64);
+        assert!(why.unwrap().contains("chunk size"), "{size:?}");
+    }
     let (_, _, why, _) =
         exchange(vec![b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n1\r\nabc\r\n".to_vec()], 64);
     assert!(why.unwrap().contains("longer than its size"));
@@ -204,15 +228,22 @@ fn malformed_answers_are_said_so() {
 fn heads_lines_and_trailers_are_bounded() {
     let mut long = b"HTTP/1.1 200 OK\r\nx-a: ".to_vec();
     long.resize(MAX_HEAD_BYTES * 3, b'a');
-    let (h, ..) = exchange(vec![long], 64);
+    let (h, ..) = exchange(vec![long.clone()], 64);
+    assert!(matches!(&h, Err(Failure::Failed(why)) if why.contains("head longer than 16 KiB")), "{h:?}");
+    // Complete in a read that the buffer's growth let in: still too long.
+    long.extend_from_slice(b"\r\n\r\n");
+    let (h, ..) = exchange(vec![long[..1].to_vec(), long[1..16_383].to_vec(), long[16_383..].to_vec()], 64);
     assert!(matches!(&h, Err(Failure::Failed(why)) if why.contains("head longer than 16 KiB")), "{h:?}");
     let many: String = (0..100).map(|i| format!("x-{i}: v\r\n")).collect();
     let (h, ..) = exchange(vec![format!("HTTP/1.1 200 OK\r\n{many}\r\n").into_bytes()], 64);
     assert!(matches!(&h, Err(Failure::Failed(why)) if why.contains("more than 64 header lines")), "{h:?}");
     let mut line = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n1".to_vec();
     line.resize(10_000, b'0');
-    let (_, _, why, _) = exchange(vec![line], 64);
+    let (_, _, why, _) = exchange(vec![line.clone()], 64);
     assert!(why.unwrap().contains("chunk line longer than 1 KiB"));
+    line.extend_from_slice(b"\r\n");
+    let (_, _, why, _) = exchange(vec![line], 64);
+    assert!(why.unwrap().contains("chunk line longer than 1 KiB"), "a long line that came whole");
     let mut trailers = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n0\r\n".to_vec();
     for _ in 0..100 {
         trailers.extend_from_slice(format!("x-t: {}\r\n", "t".repeat(500)).as_bytes());
@@ -230,7 +261,20 @@ fn a_request_is_written_whole_and_refuses_line_breaks() {
         "POST /hook?a=1 HTTP/1.1\r\nhost: example.com:8080\r\nwebhook-id: msg_1\r\nx-key: v\r\n\
          content-length: 2\r\n\r\n{}"
     );
-    for (name, value) in [("x-a", "v\r\nx-b: injected"), ("x-a\n", "v"), ("", "v"), ("x:a", "v"), ("x-a", "v\0")] {
+    let refused = [
+        ("x-a", "v\r\nx-b: injected"),
+        ("x-a\n", "v"),
+        ("", "v"),
+        ("x:a", "v"),
+        ("x-a", "v\0"),
+        ("\tx", "folded into the line before"),
+        ("x y", "v"),
+        ("x-a", "\u{7f}"),
+        ("Content-Length", "0"),
+        ("host", "elsewhere"),
+        ("transfer-encoding", "chunked"),
+    ];
+    for (name, value) in refused {
         assert!(post(&mut Vec::new(), "/", "h", [(name, value)], b"").is_none(), "{name:?}: {value:?}");
     }
     assert!(post(&mut Vec::new(), "/a b", "h", [], b"").is_none());
@@ -248,6 +292,19 @@ async fn an_idle_connection_closed_by_its_peer_is_seen() {
     let (ours, mut theirs) = tokio::io::duplex(64);
     tokio::io::AsyncWriteExt::write_all(&mut theirs, b"x").await.unwrap();
     assert!(Wire::new(ours).closed_while_idle(), "bytes nobody asked for");
+}
+
+/// A failure quotes at most a few bytes of what the target sent.
+#[test]
+fn failures_quote_little_of_the_answer() {
+    let long = "\u{80}".repeat(5_000);
+    let a = format!("HTTP/1.1 500 X\r\ncontent-length: {long}\r\n\r\n");
+    let (h, ..) = exchange(vec![a.into_bytes()], 64);
+    let why = h.unwrap_err().into_text();
+    assert!(why.len() < 300, "{} bytes: {why}", why.len());
+    let a = format!("HTTP/1.1 500 X\r\ntransfer-encoding: chunked\r\n\r\n{}\r\n", "\u{80}".repeat(400));
+    let (_, _, why, _) = exchange(vec![a.into_bytes()], 64);
+    assert!(why.as_ref().unwrap().len() < 300, "{why:?}");
 }
 
 /// Random damage to good answers, given in random pieces: an outcome, never

@@ -162,7 +162,7 @@ impl Sender {
         let host = &url[url::Position::BeforeHost..url::Position::AfterPort];
         let mut out = Vec::with_capacity(512 + body.len());
         http1::post(&mut out, path, host, headers, &body)
-            .ok_or_else(|| "cannot make the request: a header with a line break".to_owned())?;
+            .ok_or_else(|| "cannot make the request: a header name or value that cannot be sent".to_owned())?;
         Ok(out)
     }
 
@@ -435,6 +435,49 @@ mod tests {
         }
         let sent = requests.load(Ordering::SeqCst);
         assert!(sent <= 14, "{sent} requests answered");
+    }
+
+    /// A kept connection the target closes a while after it read the
+    /// request (it may have done the request's work) fails the attempt: the
+    /// request is not sent again, which a close at once would have it be.
+    #[tokio::test]
+    async fn a_kept_connection_closed_late_under_a_request_is_not_sent_again() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = std::sync::Arc::new(AtomicUsize::new(0));
+        let counted = requests.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let requests = counted.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 8192];
+                    for answered in [true, false] {
+                        let mut got = Vec::new();
+                        while !got.windows(4).any(|w| w == b"\r\n\r\n") || !got.ends_with(b"}") {
+                            match socket.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => got.extend_from_slice(&buf[..n]),
+                            }
+                        }
+                        requests.fetch_add(1, Ordering::SeqCst);
+                        if answered {
+                            socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await.unwrap();
+                        }
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+                });
+            }
+        });
+        let sender = Sender::new(true, std::time::Duration::from_secs(5), 4).unwrap();
+        let c = claimed(&format!("http://127.0.0.1:{port}/hook"));
+        assert!(sender.send(&c, chrono::Utc::now()).await.delivered);
+        let sent = sender.send(&c, chrono::Utc::now()).await;
+        assert!(!sent.delivered);
+        assert!(sent.error.as_deref().unwrap().contains("closed before the answer"), "{:?}", sent.error);
+        assert_eq!(requests.load(Ordering::SeqCst), 2, "the second request was not sent again");
     }
 
     /// Four sends of `c` at once.
