@@ -106,13 +106,13 @@ const REFUSED_RECLAIM: std::time::Duration = std::time::Duration::from_millis(50
 /// rows, more than it sends meanwhile. (A refused row's claim waits too:
 /// it then takes the room of many completions, rather than step over the
 /// same waiting rows after each, up to `MAX_REFUSED_PER_CLAIM` a claim.)
-pub const GATHER: std::time::Duration = std::time::Duration::from_millis(10);
+pub const GATHER: std::time::Duration = std::time::Duration::from_millis(25);
 
 /// How long a worker whose lane is empty waits for the lane's next row
 /// before it ends: two gathers, so that under a steady load the worker
 /// sends the next claim's rows (a task spawned a burst cost more than the
 /// wait's wake-up: about 3,000 a second at 6,000 deliveries).
-const LINGER: std::time::Duration = std::time::Duration::from_millis(20);
+const LINGER: std::time::Duration = std::time::Duration::from_millis(2 * GATHER.as_millis() as u64);
 
 /// How long attempts in flight may go on after a stop: past it they are
 /// given up (their claims hold until the process ends, and the rows are

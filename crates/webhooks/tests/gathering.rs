@@ -1,5 +1,5 @@
 //! Under a steady stream of changes the engine claims at most once, and
-//! records completions at most once, per 10 ms (`GATHER` in `engine.rs`):
+//! records completions at most once, per 25 ms (`GATHER` in `engine.rs`):
 //! claiming for each change as it became durable, and writing each attempt
 //! as it ended, once cost a thread hand-off and a store scan or commit per
 //! handful of rows, more CPU than sending them (the webhooks bench).
@@ -13,7 +13,7 @@ use harness::*;
 /// of every thread waiting: with many threads, even a slow disk makes
 /// enough of them), each sync a batch of the change processor and a
 /// wake-up of the engine. Every event is delivered,
-/// with no more claims and completion writes than one per 10 ms (and a few),
+/// with no more claims and completion writes than one per `GATHER` (and a few),
 /// and lane workers that last from burst to burst.
 #[test]
 fn claims_and_completion_writes_are_gathered_under_a_stream_of_changes() {

@@ -49,7 +49,7 @@ const IDLE_WAIT: Duration = Duration::from_secs(1);
 /// every few milliseconds made batches of a few changes each, with those
 /// costs a change about a tenth of the processor's CPU. A change waits this
 /// much longer for its deliveries at most.
-const GATHER: Duration = Duration::from_millis(10);
+const GATHER: Duration = Duration::from_millis(25);
 
 /// The processor's cursor: every change below it is processed.
 pub(crate) fn cursor(engine: &Engine) -> Result<u64, StoreError> {
