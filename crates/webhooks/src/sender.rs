@@ -391,6 +391,39 @@ mod tests {
         }
     }
 
+    /// A receiver on loopback that serves each connection with `each` (its
+    /// socket and a count of requests to add to); its port and that count.
+    async fn receiver<F, Fut>(each: F) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>)
+    where
+        F: Fn(tokio::net::TcpStream, std::sync::Arc<std::sync::atomic::AtomicUsize>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = requests.clone();
+        tokio::spawn(async move {
+            loop {
+                let (socket, _) = listener.accept().await.unwrap();
+                tokio::spawn(each(socket, counted.clone()));
+            }
+        });
+        (port, requests)
+    }
+
+    /// Reads one request (its head and a JSON body); false if the connection closed first.
+    async fn read_request(socket: &mut tokio::net::TcpStream) -> bool {
+        let mut buf = vec![0u8; 8192];
+        let mut got = Vec::new();
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") || !got.ends_with(b"}") {
+            match socket.read(&mut buf).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        true
+    }
+
     /// A receiver that answers one request a connection (HTTP/1.1, no
     /// `connection: close`) and closes it when the next comes: each reuse of
     /// a kept connection fails under the request, which goes again on a new
@@ -398,32 +431,18 @@ mod tests {
     /// every attempt is delivered, none sent more than twice.
     #[tokio::test]
     async fn a_kept_connection_closed_under_a_request_is_replaced() {
-        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::atomic::Ordering;
         use tokio::io::AsyncWriteExt;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let requests = std::sync::Arc::new(AtomicUsize::new(0));
-        let counted = requests.clone();
-        tokio::spawn(async move {
-            loop {
-                let (mut socket, _) = listener.accept().await.unwrap();
-                let requests = counted.clone();
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 8192];
-                    let mut got = Vec::new();
-                    while !got.windows(4).any(|w| w == b"\r\n\r\n") || !got.ends_with(b"}") {
-                        match socket.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => got.extend_from_slice(&buf[..n]),
-                        }
-                    }
-                    requests.fetch_add(1, Ordering::SeqCst);
-                    socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await.unwrap();
-                    // The next request's first bytes, then the close.
-                    let _ = socket.read(&mut buf).await;
-                });
+        let (port, requests) = receiver(|mut socket, requests| async move {
+            if !read_request(&mut socket).await {
+                return;
             }
-        });
+            requests.fetch_add(1, Ordering::SeqCst);
+            socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await.unwrap();
+            // The next request's first bytes, then the close.
+            let _ = socket.read(&mut [0u8; 64]).await;
+        })
+        .await;
         let sender = Sender::new(true, std::time::Duration::from_secs(5), 4).unwrap();
         let c = claimed(&format!("http://127.0.0.1:{port}/hook"));
         // Four connections at once, kept.
@@ -442,35 +461,21 @@ mod tests {
     /// request is not sent again, which a close at once would have it be.
     #[tokio::test]
     async fn a_kept_connection_closed_late_under_a_request_is_not_sent_again() {
-        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::atomic::Ordering;
         use tokio::io::AsyncWriteExt;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let requests = std::sync::Arc::new(AtomicUsize::new(0));
-        let counted = requests.clone();
-        tokio::spawn(async move {
-            loop {
-                let (mut socket, _) = listener.accept().await.unwrap();
-                let requests = counted.clone();
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 8192];
-                    for answered in [true, false] {
-                        let mut got = Vec::new();
-                        while !got.windows(4).any(|w| w == b"\r\n\r\n") || !got.ends_with(b"}") {
-                            match socket.read(&mut buf).await {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => got.extend_from_slice(&buf[..n]),
-                            }
-                        }
-                        requests.fetch_add(1, Ordering::SeqCst);
-                        if answered {
-                            socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await.unwrap();
-                        }
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
-                });
+        let (port, requests) = receiver(|mut socket, requests| async move {
+            for answered in [true, false] {
+                if !read_request(&mut socket).await {
+                    return;
+                }
+                requests.fetch_add(1, Ordering::SeqCst);
+                if answered {
+                    socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await.unwrap();
+                }
             }
-        });
+            tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+        })
+        .await;
         let sender = Sender::new(true, std::time::Duration::from_secs(5), 4).unwrap();
         let c = claimed(&format!("http://127.0.0.1:{port}/hook"));
         assert!(sender.send(&c, chrono::Utc::now()).await.delivered);

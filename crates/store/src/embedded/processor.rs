@@ -47,8 +47,9 @@ const IDLE_WAIT: Duration = Duration::from_secs(1);
 /// full batch is waiting: each batch has costs of its own (the free-space
 /// check, a commit, the journal's write, the engine's wake-up), and a sync
 /// every few milliseconds made batches of a few changes each, with those
-/// costs a change about a tenth of the processor's CPU. A change waits this
-/// much longer for its deliveries at most.
+/// costs a change about a tenth of the processor's CPU (10 ms gathers took
+/// 7.6 µs a delivery to 5.3, 25 ms to 4.3). A change waits this much longer
+/// for its deliveries at most.
 const GATHER: Duration = Duration::from_millis(25);
 
 /// The processor's cursor: every change below it is processed.
