@@ -30,6 +30,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 const VERSION: u8 = 1;
 
+/// Durable changes held for the processor in memory at most (~100 bytes
+/// each): past it, it reads them from the log.
+pub(crate) const HANDED_LIMIT: usize = 16_384;
+
+/// A change as the log stores it: its sequence and value.
+pub(crate) type Encoded = (u64, Box<[u8]>);
+
 /// How far the change log is durable, and the signal that it moved: the
 /// syncer publishes, the change processor waits (a condition variable, so
 /// that a change reaches the outbox milliseconds after its call is answered).
@@ -44,6 +51,12 @@ pub(crate) struct ChangeSignal {
     pub stopping: AtomicBool,
     /// Batches the processor has committed.
     pub batches: AtomicU64,
+    /// Durable changes handed over by the syncer, in order, each as the log
+    /// stores it: the processor takes them from here rather than read them
+    /// back from the log (a skiplist walk a change). Only durable ones
+    /// (handed over after their sync), at most [`HANDED_LIMIT`]; what is
+    /// not here (past the bound, before a restart) the log has.
+    handed: parking_lot::Mutex<std::collections::VecDeque<Encoded>>,
     lock: parking_lot::Mutex<()>,
     moved: parking_lot::Condvar,
 }
@@ -55,6 +68,32 @@ impl ChangeSignal {
             let _guard = self.lock.lock();
             self.moved.notify_all();
         }
+    }
+
+    /// Hands over a durable commit's changes, unless that passes the bound.
+    pub fn hand_over(&self, changes: Vec<Encoded>) {
+        if changes.is_empty() {
+            return;
+        }
+        let mut handed = self.handed.lock();
+        debug_assert!(
+            handed.back().zip(changes.first()).is_none_or(|(last, first)| last.0 < first.0),
+            "changes are handed over in order"
+        );
+        if handed.len() + changes.len() <= HANDED_LIMIT {
+            handed.extend(changes);
+        }
+    }
+
+    /// Takes the handed-over changes below `durable`, at most `limit`,
+    /// leaving out those below `cursor` (processed already).
+    pub fn take_handed(&self, cursor: u64, durable: u64, limit: usize) -> Vec<Encoded> {
+        let mut handed = self.handed.lock();
+        while handed.front().is_some_and(|(seq, _)| *seq < cursor) {
+            handed.pop_front();
+        }
+        let n = handed.iter().take(limit).take_while(|(seq, _)| *seq < durable).count();
+        handed.drain(..n).collect()
     }
 
     /// Durable changes not yet processed.
@@ -83,17 +122,25 @@ const HAS_DESTINATION: u8 = 1;
 const HAS_USER: u8 = 2;
 const HAS_API_KEY: u8 = 4;
 
-/// The writer's end of the change log: the next sequence, and a buffer
-/// reused from change to change.
+/// The writer's end of the change log: the next sequence, a buffer
+/// reused from change to change, and the changes of the commit being made
+/// (for the syncer to hand over once it is durable).
 pub(crate) struct ChangeAppender {
     /// The sequence the next change takes.
     pub next_seq: u64,
     buf: Vec<u8>,
+    /// The changes appended since [`begin`](Self::begin).
+    pub appended: Vec<Encoded>,
 }
 
 impl ChangeAppender {
     pub fn new(next_seq: u64) -> ChangeAppender {
-        ChangeAppender { next_seq, buf: Vec::new() }
+        ChangeAppender { next_seq, buf: Vec::new(), appended: Vec::new() }
+    }
+
+    /// A commit begins: the changes of one that failed are no one's.
+    pub fn begin(&mut self) {
+        self.appended.clear();
     }
 
     /// Appends the changes among a commit's accepted calls of one account to
@@ -116,6 +163,7 @@ impl ChangeAppender {
             encode(e, arrival, &mut self.buf);
             batch.insert(&engine.changes, key(self.next_seq), self.buf.as_slice());
             undo.push(UndoEntry::created("changes", key(self.next_seq)));
+            self.appended.push((self.next_seq, self.buf.as_slice().into()));
             self.next_seq += 1;
         }
     }

@@ -135,6 +135,51 @@ struct Row {
     change: usize,
 }
 
+/// The changes in `[cursor, durable)`, at most [`CHANGES_PER_BATCH`], in
+/// order, into `out`: those the syncer handed over in memory
+/// (`ChangeSignal::take_handed`), and from the log where it handed none
+/// (past its bound, from before a restart, or a gap a failed commit left,
+/// which the log has nothing for either); the cursor after them. Handed-over
+/// changes taken and not used (the batch full, or failed) are read from the
+/// log next time.
+fn take_changes(
+    engine: &Engine,
+    shared: &Shared,
+    cursor: u64,
+    durable: u64,
+    out: &mut Vec<Change>,
+) -> Result<u64, StoreError> {
+    let mut next = cursor;
+    for (seq, value) in shared.changes.take_handed(cursor, durable, CHANGES_PER_BATCH) {
+        debug_assert!(seq >= next && seq < durable, "handed-over changes come in order, durable");
+        if seq > next {
+            if let Some(stop) = read_log(engine, next, seq, out)? {
+                return Ok(stop);
+            }
+        }
+        if out.len() == CHANGES_PER_BATCH {
+            return Ok(seq);
+        }
+        out.push(changelog::decode(seq, &value)?);
+        next = seq + 1;
+    }
+    Ok(read_log(engine, next, durable, out)?.unwrap_or(durable))
+}
+
+/// Reads the log's changes in `[from, to)` into `out` while it has room;
+/// where it stopped for want of room, if it did.
+fn read_log(engine: &Engine, from: u64, to: u64, out: &mut Vec<Change>) -> Result<Option<u64>, StoreError> {
+    for item in engine.changes.range(changelog::key(from)..changelog::key(to)) {
+        let (k, v) = item.into_inner()?;
+        let seq = keys::read_u64(&k).ok_or_else(|| StoreError::Corrupt("change key".into()))?;
+        if out.len() == CHANGES_PER_BATCH {
+            return Ok(Some(seq));
+        }
+        out.push(changelog::decode(seq, &v)?);
+    }
+    Ok(None)
+}
+
 /// Processes the changes in `[cursor, durable)`, at most [`CHANGES_PER_BATCH`]
 /// of them, in one batch; the cursor after them.
 fn process_batch(
@@ -148,16 +193,7 @@ fn process_batch(
     let Scratch { changes, rows } = scratch;
     changes.clear();
     rows.clear();
-    let mut next_cursor = durable;
-    for item in engine.changes.range(changelog::key(cursor)..changelog::key(durable)) {
-        let (k, v) = item.into_inner()?;
-        let seq = keys::read_u64(&k).ok_or_else(|| StoreError::Corrupt("change key".into()))?;
-        if changes.len() == CHANGES_PER_BATCH {
-            next_cursor = seq;
-            break;
-        }
-        changes.push(changelog::decode(seq, &v)?);
-    }
+    let next_cursor = take_changes(engine, shared, cursor, durable, changes)?;
     let mut edits = PathEdits::new(engine);
     {
         let subscriptions = shared.subscriptions.read();
@@ -310,5 +346,67 @@ mod tests {
         assert!(uploads > 2 * most as usize, "{uploads} uploads in {elapsed} ms: too few for the test to tell");
         assert!(batches <= most, "{batches} batches for {uploads} changes in {elapsed} ms (at most {most})");
         store.shutdown();
+    }
+
+    /// Changes the syncer handed over in memory and changes read from the
+    /// log make one ordered run: the log fills what was not handed over
+    /// (before and between them, and after), and handed-over changes below
+    /// the cursor are left out.
+    #[test]
+    fn handed_over_changes_and_the_log_make_one_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+        let watch = (Watch::Folder { folder: "/in".into() }, vec![Action::Create]);
+        let sub = Subscription::new(("acme", "wh"), "http://127.0.0.1:9/hook", watch, "whsec_AAAA", chrono::Utc::now());
+        store.create_subscription(sub).unwrap();
+        for n in 0..20 {
+            let mut e =
+                CallEvent::new(format!("c{n}"), "acme".into(), chrono::Utc::now(), Interface::Rest, Operation::Write);
+            e.path = Some(format!("/in/{n}"));
+            store.ingest(vec![e]).wait_blocking().unwrap();
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while store.shared.changes.unprocessed() > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // Processed: the processor's thread takes nothing more, and has taken what it was handed.
+        let durable = store.shared.changes.durable_below.load(Ordering::Acquire);
+        assert!(store.shared.changes.take_handed(0, u64::MAX, usize::MAX).is_empty());
+        let logged: Vec<(u64, Box<[u8]>)> = store
+            .engine
+            .changes
+            .iter()
+            .map(|item| {
+                let (k, v) = item.into_inner().unwrap();
+                (crate::keys::read_u64(&k).unwrap(), (*v).into())
+            })
+            .collect();
+        assert_eq!(logged.len(), 20);
+        let decoded = |from: usize| -> Vec<crate::Change> {
+            logged[from..].iter().map(|(seq, v)| super::changelog::decode(*seq, v).unwrap()).collect()
+        };
+        for (cursor, handed) in [(0, vec![3, 4, 7, 15]), (0, vec![0, 19]), (5, vec![2, 6, 7]), (0, vec![])] {
+            let picked = handed.iter().map(|&i: &usize| logged[i].clone()).collect();
+            store.shared.changes.hand_over(picked);
+            let mut out = Vec::new();
+            let next = super::take_changes(&store.engine, &store.shared, logged[cursor].0, durable, &mut out).unwrap();
+            assert_eq!((next, out), (durable, decoded(cursor)), "handed {handed:?} from {cursor}");
+            assert!(store.shared.changes.take_handed(0, u64::MAX, usize::MAX).is_empty(), "every one taken");
+        }
+        store.shutdown();
+    }
+
+    /// Handed-over changes are bounded (past the bound the log has them),
+    /// and taken below the durable point only, at most as many as asked.
+    #[test]
+    fn handed_over_changes_are_bounded_and_taken_below_the_durable_point() {
+        let signal = super::changelog::ChangeSignal::default();
+        let change = |seq: u64| (seq, Box::from(&b"x"[..]));
+        signal.hand_over((0..10).map(change).collect());
+        signal.hand_over((10..10 + super::changelog::HANDED_LIMIT as u64).map(change).collect());
+        let seqs = |v: Vec<super::changelog::Encoded>| v.into_iter().map(|(s, _)| s).collect::<Vec<_>>();
+        assert_eq!(seqs(signal.take_handed(2, 6, 100)), vec![2, 3, 4, 5], "from the cursor, below the durable point");
+        assert_eq!(seqs(signal.take_handed(6, 100, 2)), vec![6, 7], "at most as many as asked");
+        assert_eq!(seqs(signal.take_handed(0, 100, 100)), vec![8, 9], "the commit past the bound was not kept");
     }
 }

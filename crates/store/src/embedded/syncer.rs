@@ -77,6 +77,8 @@ pub(crate) struct Committed {
     /// The change sequence after the commit's last: the change processor
     /// reads changes below it once the commit is durable.
     pub end_change_seq: u64,
+    /// Its changes, as the log stores them, for the processor.
+    pub changes: Vec<super::changelog::Encoded>,
     /// Webhook subscriptions the commit wrote (`None`: deleted), to publish.
     pub subscriptions: super::subscriptions::Staged,
     /// Accounts with an adjustment in the commit.
@@ -213,6 +215,7 @@ impl Syncer {
         self.shared.usage.mark(changed);
         // Its blocks show in the request log from now on, and its changes go to the change processor.
         self.shared.visible_below_seq.store(c.end_seq, Ordering::Release);
+        self.shared.changes.hand_over(c.changes);
         self.shared.changes.publish(c.end_change_seq);
         for done in c.completions {
             done(Ok(()));

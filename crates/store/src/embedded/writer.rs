@@ -515,6 +515,7 @@ impl Writer {
     /// publish once the commit is durable.
     fn write(&mut self, c: &mut Commit) -> Result<Committed, StoreError> {
         let seq_before = self.next_seq;
+        self.changes.begin();
         let mut logged = Vec::new();
         let mut widened = Vec::new();
         for (account, a) in c.accounts.iter_mut() {
@@ -587,6 +588,7 @@ impl Writer {
             accounts,
             end_seq: self.next_seq,
             end_change_seq: self.changes.next_seq,
+            changes: std::mem::take(&mut self.changes.appended),
             subscriptions: std::mem::take(&mut c.subscriptions),
             adjusted: std::mem::take(&mut c.adjusted),
             undo: std::mem::take(&mut c.undo),
