@@ -3,7 +3,8 @@
 //!
 //! It reads from its cursor (`meta/change_cursor`) up to what the syncer has
 //! made durable (`Shared::changes_durable_below`), waking as soon as that
-//! moves. For each change it asks the path index what the change is to
+//! moves: the changes the syncer handed over in memory with each durable
+//! commit, and from the log what it did not hand over ([`take_changes`]). For each change it asks the path index what the change is to
 //! subscribers (`create` or `update` for a write, … `paths.rs`), and puts one
 //! outbox row per subscription of the account that watches the path (or the
 //! destination) for that action: pending for an enabled subscription, held
