@@ -15,7 +15,7 @@
 //! new connection. Idle connections are bounded per origin and in all, and
 //! closed once idle for [`IDLE_CONNECTION`].
 
-use crate::http1::{Failure, Wire};
+use crate::http1::{Failure, Idle as Found, Wire};
 use hyper::StatusCode;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
@@ -33,6 +33,9 @@ pub(crate) const IDLE_CONNECTION: Duration = Duration::from_secs(60);
 
 /// Idle connections kept at most, in all: each holds a socket.
 const MAX_IDLE: usize = 1_024;
+
+/// Origins whose connections are not kept at most: past it, all are forgotten.
+const MAX_SPOILED: usize = 4_096;
 
 /// How soon after a request is written a close of its kept connection is
 /// taken for the target having closed it while idle (the request unread),
@@ -68,6 +71,27 @@ struct Idle {
     by_origin: hashbrown::HashMap<String, Vec<(Connection, Instant)>, foldhash::fast::RandomState>,
     total: usize,
     swept: Option<Instant>,
+    /// Origins that sent bytes after an answer (a late or second answer):
+    /// their connections are not kept, since a request on one could read
+    /// such bytes as its answer. (Bytes that come after the next request
+    /// is written no HTTP/1.1 client can tell from its answer; this ends
+    /// it at the first found.)
+    spoiled: hashbrown::HashSet<String, foldhash::fast::RandomState>,
+}
+
+impl Idle {
+    /// `origin` sent bytes nobody asked for: none of its connections is kept.
+    fn spoil(&mut self, origin: &str) {
+        if self.spoiled.len() >= MAX_SPOILED {
+            self.spoiled.clear();
+        }
+        if self.spoiled.insert(origin.to_owned()) {
+            tracing::warn!(origin, "a webhook target sent bytes after an answer: its connections are no longer kept");
+            if let Some(kept) = self.by_origin.remove(origin) {
+                self.total -= kept.len();
+            }
+        }
+    }
 }
 
 impl Idle {
@@ -103,20 +127,31 @@ impl KeptConnections {
         let kept = by_origin.get_mut(origin)?;
         let before = kept.len();
         let mut found = None;
+        let mut stray = false;
         while let Some((mut c, since)) = kept.pop() {
             // The most recent first: once one is too old, so are the rest.
             if since.elapsed() >= IDLE_CONNECTION {
                 kept.clear();
                 break;
             }
-            if !c.closed_while_idle() {
-                found = Some(c);
-                break;
+            match c.look_while_idle() {
+                Found::Open => {
+                    found = Some(c);
+                    break;
+                }
+                Found::Closed => {}
+                Found::Stray => {
+                    stray = true;
+                    break;
+                }
             }
         }
         *total -= before - kept.len();
         if kept.is_empty() {
             by_origin.remove(origin);
+        }
+        if stray {
+            idle.spoil(origin);
         }
         found
     }
@@ -124,6 +159,9 @@ impl KeptConnections {
     /// Keeps `c` for the next request to `origin`, if there is room.
     fn give_back(&self, origin: &str, c: Connection) {
         let mut idle = self.idle.lock();
+        if idle.spoiled.contains(origin) {
+            return;
+        }
         if idle.total >= MAX_IDLE || idle.swept.is_none_or(|at| at.elapsed() >= SWEEP_EVERY) {
             idle.sweep();
         }
@@ -201,6 +239,8 @@ impl KeptConnections {
             // connection takes the next request (not closed by the target).
             if ready {
                 self.give_back(origin, c);
+            } else if c.stray() {
+                self.idle.lock().spoil(origin);
             }
             return Ok(Answer { status, retry_after: head.retry_after, body, read_error });
         }

@@ -140,11 +140,22 @@ pub(crate) struct Wire<S> {
     buf: Vec<u8>,
     /// Where the unused bytes of `buf` start.
     at: usize,
+    /// Bytes came after the last answer.
+    stray: bool,
+}
+
+/// What an idle connection was found to be.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Idle {
+    Open,
+    Closed,
+    /// It sent bytes nobody asked for: an answer late, or twice.
+    Stray,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
     pub(crate) fn new(io: S) -> Wire<S> {
-        Wire { io, buf: Vec::new(), at: 0 }
+        Wire { io, buf: Vec::new(), at: 0, stray: false }
     }
 
     fn unused(&self) -> &[u8] {
@@ -171,21 +182,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
         self.io.read_buf(&mut self.buf).await
     }
 
-    /// Whether the connection, idle, was closed by its peer (or sent
-    /// something unasked): one look, no wait.
-    pub(crate) fn closed_while_idle(&mut self) -> bool {
+    /// Whether the connection, idle, was closed by its peer, or sent
+    /// something unasked: one look, no wait.
+    pub(crate) fn look_while_idle(&mut self) -> Idle {
         if !self.unused().is_empty() {
-            return true;
+            return Idle::Stray;
         }
         let mut cx = Context::from_waker(std::task::Waker::noop());
         let mut byte = [0u8; 1];
         let mut read = ReadBuf::new(&mut byte);
-        let io = &mut self.io;
-        // Unconstrained: with the task's budget spent, a poll would say
-        // "pending" without looking, and a closed connection pass for open.
-        let look = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *io).poll_read(cx, &mut read)));
-        let look = std::pin::pin!(tokio::task::unconstrained(look));
-        !matches!(std::future::Future::poll(look, &mut cx), Poll::Ready(Poll::Pending))
+        let pending = {
+            let (io, read) = (&mut self.io, &mut read);
+            // Unconstrained: with the task's budget spent, a poll would say
+            // "pending" without looking, and a closed connection pass for open.
+            let look = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *io).poll_read(cx, read)));
+            let look = std::pin::pin!(tokio::task::unconstrained(look));
+            matches!(std::future::Future::poll(look, &mut cx), Poll::Ready(Poll::Pending))
+        };
+        match pending {
+            true => Idle::Open,
+            false if !read.filled().is_empty() => Idle::Stray,
+            false => Idle::Closed,
+        }
+    }
+
+    /// Whether the last answer read was followed by bytes no request asked for.
+    pub(crate) fn stray(&self) -> bool {
+        self.stray
     }
 
     /// Writes `request` (made by [`post`]).
@@ -278,7 +301,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
                 }
                 (None, true)
             }
-            Ok(_) => (None, false),
+            Ok(ended) => {
+                self.stray = ended && !self.unused().is_empty();
+                (None, false)
+            }
             Err(why) => (Some(why), false),
         }
     }
@@ -325,27 +351,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
     }
 
     /// Reads a chunked body and its trailers.
+    /// (Its lines, sizes with their extensions and trailers, count
+    /// together against [`MAX_HEAD_BYTES`]: the body's bound counts data
+    /// only, and a target could otherwise send lines a byte at a time until
+    /// the deadline.)
     async fn read_chunked(&mut self, max: usize, out: &mut Vec<u8>) -> Result<bool, String> {
+        let mut framing = 0;
+        let mut line = async |wire: &mut Self| {
+            let line = wire.line().await?;
+            framing += line.len() + 2;
+            match framing > MAX_HEAD_BYTES {
+                true => Err(format!("an answer's chunk lines and trailers longer than {} KiB", MAX_HEAD_BYTES >> 10)),
+                false => Ok(line),
+            }
+        };
         loop {
-            let line = self.line().await?;
-            let size = chunk_size(&line)?;
+            let size = chunk_size(&line(self).await?)?;
             if size == 0 {
-                let mut trailers = 0;
-                loop {
-                    let line = self.line().await?;
-                    trailers += line.len() + 2;
-                    if trailers > MAX_HEAD_BYTES {
-                        return Err(format!("an answer's trailers longer than {} KiB", MAX_HEAD_BYTES >> 10));
-                    }
-                    if line.is_empty() {
-                        return Ok(true);
-                    }
-                }
+                while !line(self).await?.is_empty() {}
+                return Ok(true);
             }
             if !self.read_exact_kept(size, max, out).await? {
                 return Ok(false);
             }
-            if !self.line().await?.is_empty() {
+            if !line(self).await?.is_empty() {
                 return Err("a chunk longer than its size".into());
             }
         }

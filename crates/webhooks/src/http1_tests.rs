@@ -2,7 +2,7 @@
 //! time, cut at each place; the framings, their ends and their failures;
 //! and random damage (no panic, nothing kept past the bound).
 
-use super::{post, Failure, Framing, Head, Wire, CLOSED, CLOSED_IN_BODY, MAX_HEAD_BYTES};
+use super::{post, Failure, Framing, Head, Idle, Wire, CLOSED, CLOSED_IN_BODY, MAX_HEAD_BYTES};
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -249,7 +249,15 @@ fn heads_lines_and_trailers_are_bounded() {
         trailers.extend_from_slice(format!("x-t: {}\r\n", "t".repeat(500)).as_bytes());
     }
     let (_, _, why, _) = exchange(vec![trailers], 64);
-    assert!(why.unwrap().contains("trailers longer than 16 KiB"));
+    assert!(why.unwrap().contains("chunk lines and trailers longer than 16 KiB"));
+    // Extensions a byte at a time count too: the framing's bytes, not only its lines, are bounded.
+    let mut framed = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..40 {
+        framed.extend_from_slice(format!("1;{}\r\nz\r\n", "e".repeat(1_000)).as_bytes());
+    }
+    let (_, body, why, _) = exchange(vec![framed], 1 << 16);
+    assert!(why.unwrap().contains("chunk lines and trailers longer than 16 KiB"));
+    assert!(body.len() < 20, "stopped at the bound, {} bytes in", body.len());
 }
 
 #[test]
@@ -286,12 +294,12 @@ fn a_request_is_written_whole_and_refuses_line_breaks() {
 async fn an_idle_connection_closed_by_its_peer_is_seen() {
     let (ours, theirs) = tokio::io::duplex(64);
     let mut wire = Wire::new(ours);
-    assert!(!wire.closed_while_idle(), "open and quiet");
+    assert_eq!(wire.look_while_idle(), Idle::Open, "open and quiet");
     drop(theirs);
-    assert!(wire.closed_while_idle(), "closed");
+    assert_eq!(wire.look_while_idle(), Idle::Closed, "closed");
     let (ours, mut theirs) = tokio::io::duplex(64);
     tokio::io::AsyncWriteExt::write_all(&mut theirs, b"x").await.unwrap();
-    assert!(Wire::new(ours).closed_while_idle(), "bytes nobody asked for");
+    assert_eq!(Wire::new(ours).look_while_idle(), Idle::Stray, "bytes nobody asked for");
 }
 
 /// A failure quotes at most a few bytes of what the target sent.

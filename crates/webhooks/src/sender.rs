@@ -485,6 +485,43 @@ mod tests {
         assert_eq!(requests.load(Ordering::SeqCst), 2, "the second request was not sent again");
     }
 
+    /// A target that sends a second answer a moment after each first: the
+    /// stray answer is found on the idle connection, and no connection to
+    /// it is kept from then on, so that no request reads a stray answer as
+    /// its own (every send here is judged by its own 200).
+    #[tokio::test]
+    async fn a_target_that_answers_twice_gets_no_kept_connection() {
+        use std::sync::atomic::Ordering;
+        use tokio::io::AsyncWriteExt;
+        // The second answer a moment later, or in the same write as the first.
+        for late in [true, false] {
+            let (port, connections) = receiver(move |mut socket, connections| async move {
+                connections.fetch_add(1, Ordering::SeqCst);
+                let (first, stray) =
+                    (&b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"[..], &b"HTTP/1.1 500 Stray\r\n\r\n"[..]);
+                while read_request(&mut socket).await {
+                    if late {
+                        socket.write_all(first).await.unwrap();
+                        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                        let _ = socket.write_all(stray).await;
+                    } else {
+                        let _ = socket.write_all(&[first, stray].concat()).await;
+                    }
+                }
+            })
+            .await;
+            let sender = Sender::new(true, std::time::Duration::from_secs(5), 4).unwrap();
+            let c = claimed(&format!("http://127.0.0.1:{port}/hook"));
+            for i in 0..5 {
+                let sent = sender.send(&c, chrono::Utc::now()).await;
+                assert!(sent.delivered, "late {late}, send {i}: {:?}", sent.error);
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            assert_eq!(sender.kept.idle_count(), 0, "late {late}: none kept");
+            assert_eq!(connections.load(Ordering::SeqCst), 5, "late {late}: a connection a send");
+        }
+    }
+
     /// Four sends of `c` at once.
     async fn four_at_once(sender: &Sender, c: &callmeter_store::ClaimedDelivery) -> [Sent; 4] {
         let now = chrono::Utc::now();
