@@ -15,7 +15,7 @@
 //! new connection. Idle connections are bounded per origin and in all, and
 //! closed once idle for [`IDLE_CONNECTION`].
 
-use crate::http1::{Failure, Idle as Found, Wire};
+use crate::http1::{Failure, Found, Wire};
 use hyper::StatusCode;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;

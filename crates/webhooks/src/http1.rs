@@ -146,7 +146,7 @@ pub(crate) struct Wire<S> {
 
 /// What an idle connection was found to be.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Idle {
+pub(crate) enum Found {
     Open,
     Closed,
     /// It sent bytes nobody asked for: an answer late, or twice.
@@ -184,9 +184,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
 
     /// Whether the connection, idle, was closed by its peer, or sent
     /// something unasked: one look, no wait.
-    pub(crate) fn look_while_idle(&mut self) -> Idle {
+    pub(crate) fn look_while_idle(&mut self) -> Found {
         if !self.unused().is_empty() {
-            return Idle::Stray;
+            return Found::Stray;
         }
         let mut cx = Context::from_waker(std::task::Waker::noop());
         let mut byte = [0u8; 1];
@@ -200,9 +200,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
             matches!(std::future::Future::poll(look, &mut cx), Poll::Ready(Poll::Pending))
         };
         match pending {
-            true => Idle::Open,
-            false if !read.filled().is_empty() => Idle::Stray,
-            false => Idle::Closed,
+            true => Found::Open,
+            false if !read.filled().is_empty() => Found::Stray,
+            false => Found::Closed,
         }
     }
 

@@ -2,7 +2,7 @@
 //! time, cut at each place; the framings, their ends and their failures;
 //! and random damage (no panic, nothing kept past the bound).
 
-use super::{post, Failure, Framing, Head, Idle, Wire, CLOSED, CLOSED_IN_BODY, MAX_HEAD_BYTES};
+use super::{post, Failure, Found, Framing, Head, Wire, CLOSED, CLOSED_IN_BODY, MAX_HEAD_BYTES};
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -294,12 +294,12 @@ fn a_request_is_written_whole_and_refuses_line_breaks() {
 async fn an_idle_connection_closed_by_its_peer_is_seen() {
     let (ours, theirs) = tokio::io::duplex(64);
     let mut wire = Wire::new(ours);
-    assert_eq!(wire.look_while_idle(), Idle::Open, "open and quiet");
+    assert_eq!(wire.look_while_idle(), Found::Open, "open and quiet");
     drop(theirs);
-    assert_eq!(wire.look_while_idle(), Idle::Closed, "closed");
+    assert_eq!(wire.look_while_idle(), Found::Closed, "closed");
     let (ours, mut theirs) = tokio::io::duplex(64);
     tokio::io::AsyncWriteExt::write_all(&mut theirs, b"x").await.unwrap();
-    assert_eq!(Wire::new(ours).look_while_idle(), Idle::Stray, "bytes nobody asked for");
+    assert_eq!(Wire::new(ours).look_while_idle(), Found::Stray, "bytes nobody asked for");
 }
 
 /// A failure quotes at most a few bytes of what the target sent.

@@ -60,9 +60,30 @@ pub struct Sender {
     /// (what a subscription's URL gives every attempt the same answer to),
     /// by the subscription's text: parsing costs more than the rest of an
     /// attempt's preparation. Names are still resolved and checked at connect.
-    known: parking_lot::Mutex<std::collections::HashMap<String, Result<Url, String>>>,
+    known: Memo<Result<Url, String>>,
     /// Signing keys by secret (`None`: not a secret), made once.
-    keys: parking_lot::Mutex<hashbrown::HashMap<String, Option<SigningKey>, foldhash::fast::RandomState>>,
+    keys: Memo<Option<SigningKey>>,
+}
+
+/// Answers made once per text (a subscription's URL, a secret): at most
+/// [`KNOWN_TARGETS`], past which all are forgotten.
+struct Memo<V>(parking_lot::Mutex<hashbrown::HashMap<String, V, foldhash::fast::RandomState>>);
+
+impl<V> Default for Memo<V> {
+    fn default() -> Self {
+        Memo(Default::default())
+    }
+}
+
+impl<V: Clone> Memo<V> {
+    /// The answer for `text`, made by `make` if it is not known.
+    fn get(&self, text: &str, make: impl FnOnce() -> V) -> V {
+        let mut known = self.0.lock();
+        if known.len() >= KNOWN_TARGETS && !known.contains_key(text) {
+            known.clear();
+        }
+        known.entry_ref(text).or_insert_with(make).clone()
+    }
 }
 
 impl Sender {
@@ -110,32 +131,18 @@ impl Sender {
 
     /// A target URL parsed, with its literal address checked; why not.
     fn checked_target(&self, url: &str) -> Result<Url, String> {
-        if let Some(known) = self.known.lock().get(url) {
-            return known.clone();
-        }
-        let checked = crate::target::parse_target(url)
-            .and_then(|parsed| check_literal(&parsed, self.allow_private).map(|()| parsed))
-            .map_err(|e| e.to_string());
-        let mut known = self.known.lock();
-        if known.len() >= KNOWN_TARGETS {
-            known.clear();
-        }
-        known.insert(url.to_owned(), checked.clone());
-        checked
+        self.known.get(url, || {
+            crate::target::parse_target(url)
+                .and_then(|parsed| check_literal(&parsed, self.allow_private).map(|()| parsed))
+                .map_err(|e| e.to_string())
+        })
     }
 
     /// The `webhook-signature` of a delivery: one signature per secret of
     /// `sub` that signs at `now`, with keys made once a secret.
     fn signature(&self, sub: &Subscription, now: DateTime<Utc>, id: &str, timestamp: i64, body: &[u8]) -> String {
-        let keys: Vec<SigningKey> = {
-            let mut known = self.keys.lock();
-            if known.len() >= KNOWN_TARGETS {
-                known.clear();
-            }
-            sub.signing_secrets(now)
-                .filter_map(|secret| known.entry_ref(secret).or_insert_with(|| SigningKey::of(secret)).clone())
-                .collect()
-        };
+        let keys: Vec<SigningKey> =
+            sub.signing_secrets(now).filter_map(|secret| self.keys.get(secret, || SigningKey::of(secret))).collect();
         signing::signatures(&keys, id, timestamp, body)
     }
 
@@ -350,7 +357,7 @@ mod tests {
         }
         for i in 0..KNOWN_TARGETS + 10 {
             sender.checked_target(&format!("https://example.com/{i}")).unwrap();
-            assert!(sender.known.lock().len() <= KNOWN_TARGETS);
+            assert!(sender.known.0.lock().len() <= KNOWN_TARGETS);
         }
         assert!(sender.checked_target("http://[::1]/hook").is_err(), "refused after the kept answers were let go");
     }

@@ -256,25 +256,45 @@ fn control_an_error_recording_completions_sends_the_rows_again() {
 /// the attempts in flight time out (the queued ones give up).
 #[test]
 fn control_stop_with_many_rows_queued_for_a_hanging_target_returns() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap());
-    let clock = TestClock::at(Utc::now() + Duration::minutes(10));
-    let options = EngineOptions { allow_private_targets: true, timeout: ms(300), ..EngineOptions::default() };
-    let dyn_store: Arc<dyn Store> = store.clone();
-    let engine = Arc::new(DeliveryEngine::new(dyn_store, Arc::new(clock.clone()), options).unwrap());
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let task = runtime.spawn(engine.clone().run());
+    let mut running = Running::start(ms(300));
     let slow = Receiver::answering(Reply::Hang(std::time::Duration::from_secs(5)), vec![]);
-    subscribe(&store, "wh_h", &slow.url, &signing::new_secret());
-    upload_many(&store, "acme", "f", 200);
+    subscribe(&running.store, "wh_h", &slow.url, &signing::new_secret());
+    upload_many(&running.store, "acme", "f", 200);
     wait_until("attempts in flight", || slow.count() >= 4);
-    let stopped = std::time::Instant::now();
-    engine.stop();
-    runtime
-        .block_on(async { tokio::time::timeout(std::time::Duration::from_secs(3), task).await })
-        .expect("run returns")
-        .unwrap();
-    assert!(stopped.elapsed() < std::time::Duration::from_secs(1), "{:?}", stopped.elapsed());
+    let took = running.stop(std::time::Duration::from_secs(3));
+    assert!(took < std::time::Duration::from_secs(1), "{took:?}");
+}
+
+/// An engine on its own runtime over a fresh store, its attempts timing out after `timeout`.
+struct Running {
+    _dir: tempfile::TempDir,
+    store: Arc<EmbeddedStore>,
+    engine: Arc<DeliveryEngine>,
+    runtime: tokio::runtime::Runtime,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    fn start(timeout: std::time::Duration) -> Running {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap());
+        let clock = TestClock::at(Utc::now() + Duration::minutes(10));
+        let options = EngineOptions { allow_private_targets: true, timeout, ..EngineOptions::default() };
+        let dyn_store: Arc<dyn Store> = store.clone();
+        let engine = Arc::new(DeliveryEngine::new(dyn_store, Arc::new(clock), options).unwrap());
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let task = runtime.spawn(engine.clone().run());
+        Running { _dir: dir, store, engine, runtime, task: Some(task) }
+    }
+
+    /// Stops the engine and waits for `run` to return (within `limit`); how long that took.
+    fn stop(&mut self, limit: std::time::Duration) -> std::time::Duration {
+        let stopped = std::time::Instant::now();
+        self.engine.stop();
+        let task = self.task.take().expect("stopped once");
+        self.runtime.block_on(async { tokio::time::timeout(limit, task).await }).expect("run returns").unwrap();
+        stopped.elapsed()
+    }
 }
 
 /// A stop gives attempts in flight 2 s, not their whole timeout (15 s):
@@ -282,26 +302,15 @@ fn control_stop_with_many_rows_queued_for_a_hanging_target_returns() {
 /// start (claimed until the process ends).
 #[test]
 fn a_stop_gives_up_hanging_attempts_after_a_grace() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap());
-    let clock = TestClock::at(Utc::now() + Duration::minutes(10));
-    let options = EngineOptions { allow_private_targets: true, ..EngineOptions::default() };
-    assert_eq!(options.timeout, std::time::Duration::from_secs(15));
-    let dyn_store: Arc<dyn Store> = store.clone();
-    let engine = Arc::new(DeliveryEngine::new(dyn_store, Arc::new(clock.clone()), options).unwrap());
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let task = runtime.spawn(engine.clone().run());
+    let timeout = EngineOptions::default().timeout;
+    assert_eq!(timeout, std::time::Duration::from_secs(15));
+    let mut running = Running::start(timeout);
     let hanging = Receiver::answering(Reply::Hang(std::time::Duration::from_secs(30)), vec![]);
-    subscribe(&store, "wh_h", &hanging.url, &signing::new_secret());
-    upload_many(&store, "acme", "f", 4);
+    subscribe(&running.store, "wh_h", &hanging.url, &signing::new_secret());
+    upload_many(&running.store, "acme", "f", 4);
     wait_until("attempts in flight", || hanging.count() >= 4);
-    let stopped = std::time::Instant::now();
-    engine.stop();
-    runtime
-        .block_on(async { tokio::time::timeout(std::time::Duration::from_secs(10), task).await })
-        .expect("run returns")
-        .unwrap();
-    let took = stopped.elapsed();
+    let took = running.stop(std::time::Duration::from_secs(10));
+    let store = &running.store;
     assert!(took >= std::time::Duration::from_secs(2) && took < std::time::Duration::from_secs(4), "{took:?}");
     assert!(store.delivery_attempts("acme", "wh_h", None, 10).unwrap().attempts.is_empty(), "nothing recorded");
     assert!(store.deliveries("acme", "wh_h").unwrap().iter().all(|d| d.state == DeliveryState::Pending));

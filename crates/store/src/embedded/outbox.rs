@@ -422,10 +422,7 @@ fn record(
     let mut batch = engine.db.batch();
     let mut next_attempt_id = locked.next_attempt_id;
     // Fresh rows have no index entry to remove, and their batch entries go with their last row.
-    let fresh = locked.fresh.plan(done.iter().map(|c| c.delivery.id));
-    for first_id in &fresh.finished {
-        batch.remove(&engine.meta, outbox_fresh::batch_key(*first_id));
-    }
+    let fresh = locked.fresh.plan_in(engine, &mut batch, done.iter().map(|c| c.delivery.id));
     for (c, (sub_key, key)) in done.iter().zip(keys) {
         // A redelivery or replay asked for while the attempt ran made the
         // row pending, due at once: that stands, not the schedule's retry.

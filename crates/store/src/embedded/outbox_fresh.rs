@@ -56,7 +56,7 @@ pub(crate) struct FreshRows {
 #[derive(Default)]
 pub(crate) struct Done {
     ids: Vec<u64>,
-    pub finished: Vec<u64>,
+    finished: Vec<u64>,
 }
 
 impl FreshRows {
@@ -99,6 +99,21 @@ impl FreshRows {
                 done.finished.push(*batch);
             }
             done.ids.push(id);
+        }
+        done
+    }
+
+    /// [`plan`](Self::plan), with the removal of the batch entries it ends
+    /// added to `batch`, the write that does with `ids`.
+    pub fn plan_in(
+        &self,
+        engine: &Engine,
+        batch: &mut fjall::OwnedWriteBatch,
+        ids: impl IntoIterator<Item = u64>,
+    ) -> Done {
+        let done = self.plan(ids);
+        for first_id in &done.finished {
+            batch.remove(&engine.meta, batch_key(*first_id));
         }
         done
     }
@@ -159,10 +174,8 @@ pub(crate) fn index_unindexed(engine: &Engine, locked: &mut OutboxLocked) -> Res
             indexed.push(due);
         }
     }
-    let done = locked.fresh.plan(locked.fresh.unindexed.iter().map(|(key, _)| outbox::id_of(key)));
-    for first_id in &done.finished {
-        batch.remove(&engine.meta, batch_key(*first_id));
-    }
+    let done =
+        locked.fresh.plan_in(engine, &mut batch, locked.fresh.unindexed.iter().map(|(key, _)| outbox::id_of(key)));
     crate::failpoint::check("outbox.fresh.index")?;
     batch.commit()?;
     locked.fresh.unindexed.clear();
@@ -248,10 +261,7 @@ pub(crate) fn look(
         looked.verdicts.push(Taken::Released);
         done.push(c.delivery.id);
     }
-    looked.done = fresh.plan(done);
-    for first_id in &looked.done.finished {
-        cleanup.remove(&engine.meta, batch_key(*first_id));
-    }
+    looked.done = fresh.plan_in(engine, cleanup, done);
     Ok(looked)
 }
 
@@ -310,10 +320,7 @@ pub(crate) fn index_queue(engine: &Engine, locked: &mut OutboxLocked) {
             outbox_rows::to_value(&c.delivery),
         );
     }
-    let done = locked.fresh.plan(ids);
-    for first_id in &done.finished {
-        batch.remove(&engine.meta, batch_key(*first_id));
-    }
+    let done = locked.fresh.plan_in(engine, &mut batch, ids);
     batch.commit().unwrap();
     for (key, c) in std::mem::take(&mut locked.fresh.queue) {
         locked.claimed.remove(&key);

@@ -117,7 +117,6 @@ fn decode_attempt_binary(v: &[u8]) -> Option<Attempt> {
     if *v.first()? != ATTEMPT_VERSION {
         return None;
     }
-    let (u64_at, time_at) = (|at| u64_at(v, at), |at| time_at(v, at));
     let status = match *v.get(25)? {
         1 => AttemptStatus::Delivered,
         0 => AttemptStatus::Failed,
@@ -135,15 +134,15 @@ fn decode_attempt_binary(v: &[u8]) -> Option<Attempt> {
         return None;
     }
     Some(Attempt {
-        id: u64_at(1)?,
-        delivery: u64_at(9)?,
+        id: u64_at(v, 1)?,
+        delivery: u64_at(v, 9)?,
         webhook_id: webhook_id.to_owned(),
-        at: time_at(17)?,
+        at: time_at(v, 17)?,
         status,
         response_code: (has & 1 != 0).then_some(code),
-        latency_ms: u64_at(29)?,
+        latency_ms: u64_at(v, 29)?,
         error: (has & 4 != 0).then(|| error.to_owned()),
-        next_attempt_at: if has & 2 != 0 { Some(time_at(37)?) } else { None },
+        next_attempt_at: if has & 2 != 0 { Some(time_at(v, 37)?) } else { None },
     })
 }
 
@@ -174,13 +173,12 @@ fn decode_binary(v: &[u8]) -> Option<Delivery> {
     if *v.first()? != VERSION {
         return None;
     }
-    let (u64_at, time_at) = (|at| u64_at(v, at), |at| time_at(v, at));
-    let id = u64_at(1)?;
+    let id = u64_at(v, 1)?;
     let state = state_of(*v.get(9)?)?;
     let attempts = u32::from_le_bytes(v.get(10..14)?.try_into().ok()?);
-    let next_attempt_at = time_at(14)?;
-    let created_at = time_at(22)?;
-    let n = u64_at(31)?;
+    let next_attempt_at = time_at(v, 14)?;
+    let created_at = time_at(v, 22)?;
+    let n = u64_at(v, 31)?;
     let event = match *v.get(30)? {
         CHANGE => OutboxEvent::Change { seq: n, action: Action::from_code(*v.get(39)?)? },
         ALERT => OutboxEvent::Alert { id: n },

@@ -4,8 +4,8 @@
 //! It reads from its cursor (`meta/change_cursor`) up to what the syncer has
 //! made durable (`Shared::changes_durable_below`), waking as soon as that
 //! moves: the changes the syncer handed over in memory with each durable
-//! commit, and from the log what it did not hand over ([`take_changes`]). For each change it asks the path index what the change is to
-//! subscribers (`create` or `update` for a write, … `paths.rs`), and puts one
+//! commit, and from the log what it did not hand over ([`take_changes`]).
+//! For each change it asks the path index what the change is to subscribers (`create` or `update` for a write, … `paths.rs`), and puts one
 //! outbox row per subscription of the account that watches the path (or the
 //! destination) for that action: pending for an enabled subscription, held
 //! for a disabled one (kept, to be replayed). The index's edits, the rows
@@ -298,6 +298,30 @@ mod tests {
     use callmeter_model::{Action, CallEvent, Interface, Operation};
     use std::sync::atomic::Ordering;
 
+    /// A store with a folder webhook on `acme`'s `/in`.
+    fn watched_store(dir: &std::path::Path) -> EmbeddedStore {
+        let store = EmbeddedStore::open(dir, StoreOptions::default()).unwrap();
+        let watch = (Watch::Folder { folder: "/in".into() }, vec![Action::Create]);
+        let sub = Subscription::new(("acme", "wh"), "http://127.0.0.1:9/hook", watch, "whsec_AAAA", chrono::Utc::now());
+        store.create_subscription(sub).unwrap();
+        store
+    }
+
+    /// Uploads `/in/{id}` to `acme`, one call.
+    fn upload(store: &EmbeddedStore, id: String) {
+        let mut e = CallEvent::new(id.clone(), "acme".into(), chrono::Utc::now(), Interface::Rest, Operation::Write);
+        e.path = Some(format!("/in/{id}"));
+        store.ingest(vec![e]).wait_blocking().unwrap();
+    }
+
+    /// Waits (10 s at most) until every durable change is processed.
+    fn wait_processed(store: &EmbeddedStore) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while store.shared.changes.unprocessed() > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
     /// Uploads from 16 threads, one call per ingest, for about a second:
     /// the store syncs them hundreds of times a second, and the processor
     /// takes their changes in a batch per `GATHER` at most (and a few), not
@@ -305,10 +329,7 @@ mod tests {
     #[test]
     fn batches_are_gathered_under_a_stream_of_changes() {
         let dir = tempfile::tempdir().unwrap();
-        let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
-        let watch = (Watch::Folder { folder: "/in".into() }, vec![Action::Create]);
-        let sub = Subscription::new(("acme", "wh"), "http://127.0.0.1:9/hook", watch, "whsec_AAAA", chrono::Utc::now());
-        store.create_subscription(sub).unwrap();
+        let store = watched_store(dir.path());
         let started = std::time::Instant::now();
         let before = store.shared.changes.batches.load(Ordering::Relaxed);
         let uploads: usize = std::thread::scope(|scope| {
@@ -318,16 +339,7 @@ mod tests {
                     scope.spawn(move || {
                         let mut n = 0;
                         while started.elapsed() < std::time::Duration::from_secs(1) {
-                            let id = format!("t{t}-{n}");
-                            let mut e = CallEvent::new(
-                                id.clone(),
-                                "acme".into(),
-                                chrono::Utc::now(),
-                                Interface::Rest,
-                                Operation::Write,
-                            );
-                            e.path = Some(format!("/in/{id}"));
-                            store.ingest(vec![e]).wait_blocking().unwrap();
+                            upload(store, format!("t{t}-{n}"));
                             n += 1;
                         }
                         n
@@ -336,10 +348,7 @@ mod tests {
                 .collect();
             threads.into_iter().map(|t| t.join().unwrap()).sum()
         });
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while store.shared.changes.unprocessed() > 0 && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
+        wait_processed(&store);
         let elapsed = started.elapsed().as_millis();
         assert_eq!(store.deliveries("acme", "wh").unwrap().len(), uploads, "every change made its row");
         let batches = (store.shared.changes.batches.load(Ordering::Relaxed) - before) as u128;
@@ -356,20 +365,11 @@ mod tests {
     #[test]
     fn handed_over_changes_and_the_log_make_one_run() {
         let dir = tempfile::tempdir().unwrap();
-        let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
-        let watch = (Watch::Folder { folder: "/in".into() }, vec![Action::Create]);
-        let sub = Subscription::new(("acme", "wh"), "http://127.0.0.1:9/hook", watch, "whsec_AAAA", chrono::Utc::now());
-        store.create_subscription(sub).unwrap();
+        let store = watched_store(dir.path());
         for n in 0..20 {
-            let mut e =
-                CallEvent::new(format!("c{n}"), "acme".into(), chrono::Utc::now(), Interface::Rest, Operation::Write);
-            e.path = Some(format!("/in/{n}"));
-            store.ingest(vec![e]).wait_blocking().unwrap();
+            upload(&store, format!("c{n}"));
         }
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while store.shared.changes.unprocessed() > 0 && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
+        wait_processed(&store);
         // Processed: the processor's thread takes nothing more, and has taken what it was handed.
         let durable = store.shared.changes.durable_below.load(Ordering::Acquire);
         assert!(store.shared.changes.take_handed(0, u64::MAX, usize::MAX).is_empty());
