@@ -41,6 +41,11 @@ pub fn push_u64(k: &mut Vec<u8>, v: u64) {
     k.extend_from_slice(&v.to_be_bytes());
 }
 
+/// Reads a big-endian u32.
+pub fn read_u32(b: &[u8]) -> Option<u32> {
+    Some(u32::from_be_bytes(b.get(..4)?.try_into().ok()?))
+}
+
 /// Reads a big-endian u64.
 pub fn read_u64(b: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(b.get(..8)?.try_into().ok()?))

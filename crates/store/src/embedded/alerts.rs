@@ -107,9 +107,8 @@ pub(crate) fn fire(
         next_id += 1;
         batch.insert(&engine.alerts, record_key(&alert.account, alert.id), outbox::to_json(&alert));
         batch.insert(&engine.alerts, key, alert.id.to_be_bytes());
-        let account = keys::account_prefix(&alert.account);
-        let watching = subscriptions.range(account.clone()..).take_while(|(k, _)| k.starts_with(&account));
-        for (sub_key, sub) in watching.filter(|(_, s)| s.wants_alert(alert.kind)) {
+        for listed in subscriptions.of_account(&alert.account).filter(|l| l.sub.wants_alert(alert.kind)) {
+            let sub = &listed.sub;
             let row = Delivery {
                 id: next_delivery,
                 account: sub.account.clone(),
@@ -122,7 +121,7 @@ pub(crate) fn fire(
             };
             pending |= sub.enabled;
             next_delivery += 1;
-            outbox::put_row(engine, &mut locked, &mut batch, sub_key, &row);
+            outbox::put_row(engine, &mut locked, &mut batch, listed.number, &row);
         }
         fired.push(alert);
     }

@@ -13,12 +13,12 @@
 //! | `adjustments`| account, period start, sequence       | JSON `Adjustment`             |
 //! | `tokens`     | id                                    | JSON `TokenRecord`            |
 //! | `audits`     | day, account                          | JSON audit report             |
-//! | `webhooks`   | account, subscription id              | JSON `Subscription`           |
+//! | `webhooks`   | account, subscription id              | JSON `Subscription`, its number |
 //! | `changes`    | change sequence                       | a change (`changelog.rs`)     |
 //! | `paths`      | account, path                         | empty: a path the store knows |
-//! | `outbox`     | subscription, delivery id             | `Delivery` (`outbox_rows.rs`) |
+//! | `outbox`     | subscription number, delivery id      | `Delivery` (`outbox_rows.rs`) |
 //! | `outbox_due` | next attempt time, outbox key         | pending rows by due: the row  |
-//! | `attempts`   | subscription, attempt id              | JSON `Attempt`                |
+//! | `attempts`   | subscription number, attempt id       | `Attempt` (`outbox_rows.rs`)  |
 //! | `alerts`     | account, alert id / fired key         | JSON `Alert` / its id         |
 //!
 //! All writes but the kept audits go through one writer thread
@@ -66,6 +66,7 @@ mod paths;
 mod processor;
 mod requests;
 mod scan;
+mod subscription_index;
 mod subscriptions;
 mod syncer;
 mod undo;
@@ -91,7 +92,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// The store format this build writes; older ones are upgraded on open (`upgrade.rs`).
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 
 pub(crate) const FORMAT_KEY: &str = "format_version";
 
@@ -123,8 +124,8 @@ pub(crate) struct Shared {
     pub keys_floor_raise: parking_lot::Mutex<()>,
     /// What the open replayed after a crash.
     pub replay: ReplayCounts,
-    /// Webhook subscriptions of published commits, by key (`subscriptions.rs`).
-    pub subscriptions: RwLock<BTreeMap<Vec<u8>, Arc<crate::webhook_records::Subscription>>>,
+    /// Webhook subscriptions of published commits, by key and number (`subscription_index.rs`).
+    pub subscriptions: RwLock<subscription_index::Published>,
     /// How far the change log is durable, and its signal to the change processor.
     pub changes: changelog::ChangeSignal,
     /// The outbox's lock, claims and wake-up (`outbox.rs`).
@@ -181,6 +182,8 @@ impl EmbeddedStore {
         let started = std::time::Instant::now();
         let (engine, format) = Engine::open(path, &options)?;
         undo::apply_left_over(&engine, path)?;
+        // Before the subscriptions and the outbox are read: their keys change (`upgrade.rs`).
+        upgrade::number_webhooks(&engine, format)?;
         let mut accounts = HashMap::new();
         for item in engine.accounts.iter() {
             let (_, v) = item.into_inner()?;
@@ -198,7 +201,7 @@ impl EmbeddedStore {
             keys_complete_from_ns: std::sync::atomic::AtomicI64::new(expiry::keys_complete_from(&engine)?),
             keys_floor_raise: parking_lot::Mutex::new(()),
             replay: ReplayCounts::default(),
-            subscriptions: RwLock::new(subscriptions::load(&engine)?),
+            subscriptions: RwLock::new(subscription_index::load(&engine)?),
             changes: changelog::ChangeSignal::default(),
             outbox: outbox::OutboxState::open(&engine)?,
             usage: usage_signal::UsageSignal::default(),

@@ -3,9 +3,14 @@
 //!
 //! | keyspace     | key                                        | value            |
 //! |--------------|--------------------------------------------|------------------|
-//! | `outbox`     | subscription key, delivery id u64 BE       | the row          |
+//! | `outbox`     | subscription number u32 BE, delivery id u64 BE | the row      |
 //! | `outbox_due` | next attempt (ns, sortable), outbox key    | the row, or empty|
-//! | `attempts`   | subscription key, attempt id u64 BE        | JSON `Attempt`   |
+//! | `attempts`   | subscription number u32 BE, attempt id u64 BE | `Attempt`     |
+//!
+//! Keys begin with the subscription's number, not its account and id: 12
+//! bytes a row, 20 a due entry, short enough for the engine to keep inside
+//! its memtables' nodes (`subscription_index.rs`). Delivery ids are unique in
+//! the store, so a claimed row is known by its id alone.
 //!
 //! `outbox_due` indexes the pending rows by when they are due (a PostgreSQL
 //! store: a partial index on `next_attempt_at WHERE state = 'pending'`), so
@@ -36,7 +41,7 @@ use crate::webhook_records::{
 };
 use crate::StoreError;
 use chrono::{DateTime, Utc};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 pub(crate) const NEXT_DELIVERY_ID_KEY: &str = "next_delivery_id";
@@ -51,12 +56,12 @@ pub(crate) struct OutboxState {
 
 /// What the outbox lock guards.
 pub(crate) struct OutboxLocked {
-    /// Outbox keys of the rows claimed and not yet completed.
-    pub claimed: HashSet<Vec<u8>>,
-    /// Claimed rows made pending again (a redelivery, a replay) while their
-    /// attempt ran: their completion records the attempt and leaves the row
-    /// as the resend made it.
-    pub resent: HashSet<Vec<u8>>,
+    /// The rows claimed and not yet completed: delivery id → subscription number.
+    pub claimed: HashMap<u64, u32>,
+    /// Claimed rows (by delivery id) made pending again (a redelivery, a
+    /// replay) while their attempt ran: their completion records the attempt
+    /// and leaves the row as the resend made it.
+    pub resent: HashSet<u64>,
     pub next_delivery_id: u64,
     pub next_attempt_id: u64,
     /// Every `outbox_due` entry of a row no one holds is at or above this
@@ -97,7 +102,7 @@ impl OutboxState {
         };
         Ok(OutboxState {
             locked: parking_lot::Mutex::new(OutboxLocked {
-                claimed: HashSet::new(),
+                claimed: HashMap::new(),
                 resent: HashSet::new(),
                 next_delivery_id: read(NEXT_DELIVERY_ID_KEY)?,
                 next_attempt_id: read(NEXT_ATTEMPT_ID_KEY)?,
@@ -110,21 +115,32 @@ impl OutboxState {
     }
 }
 
-/// The key of a row.
-pub(crate) fn row_key(sub_key: &[u8], id: u64) -> Vec<u8> {
-    let mut k = sub_key.to_vec();
+/// The length of a row's key (and of an attempt's).
+pub(crate) const ROW_KEY_LEN: usize = 12;
+
+/// The key of a row of subscription `number` (of an attempt, with its id).
+pub(crate) fn row_key(number: u32, id: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(ROW_KEY_LEN);
+    k.extend_from_slice(&number.to_be_bytes());
     keys::push_u64(&mut k, id);
     k
 }
 
-/// The subscription key an outbox key begins with.
-pub(crate) fn subscription_of(row_key: &[u8]) -> &[u8] {
-    &row_key[..row_key.len() - 8]
+/// The first key of subscription `number`'s rows (and attempts).
+pub(crate) fn rows_prefix(number: u32) -> [u8; 4] {
+    number.to_be_bytes()
+}
+
+/// The subscription number an outbox key begins with.
+pub(crate) fn number_of(row_key: &[u8]) -> u32 {
+    assert_eq!(row_key.len(), ROW_KEY_LEN, "an outbox key is a number and an id");
+    keys::read_u32(row_key).expect("an outbox key begins with its subscription number")
 }
 
 /// The delivery id an outbox key ends with.
 pub(crate) fn id_of(row_key: &[u8]) -> u64 {
-    keys::read_u64(&row_key[row_key.len() - 8..]).expect("an outbox key ends with its delivery id")
+    assert_eq!(row_key.len(), ROW_KEY_LEN, "an outbox key is a number and an id");
+    keys::read_u64(&row_key[4..]).expect("an outbox key ends with its delivery id")
 }
 
 /// The index entry of a pending row.
@@ -135,16 +151,21 @@ pub(crate) fn due_key(at: DateTime<Utc>, row_key: &[u8]) -> Vec<u8> {
     k
 }
 
+/// The row key of an index entry's key (none when it is not of this format: damaged).
+fn row_key_in(due: &[u8]) -> Option<&[u8]> {
+    (due.len() == 8 + ROW_KEY_LEN).then(|| &due[8..])
+}
+
 /// Puts a row (and its index entry, when pending) into a batch; under the
 /// outbox lock, which learns where the entry is.
 pub(crate) fn put_row(
     engine: &Engine,
     locked: &mut OutboxLocked,
     batch: &mut fjall::OwnedWriteBatch,
-    sub_key: &[u8],
+    number: u32,
     d: &Delivery,
 ) {
-    let key = row_key(sub_key, d.id);
+    let key = row_key(number, d.id);
     let value = outbox_rows::to_value(d);
     if d.state == DeliveryState::Pending {
         let due = due_key(d.next_attempt_at, &key);
@@ -198,10 +219,10 @@ pub(crate) enum Verdict {
     Disabled,
 }
 
-/// The verdict on a row of the subscription `sub_key`: room is asked of
-/// `admit` last, so that a refused row costs no read of its own.
-pub(crate) fn verdict(shared: &Shared, sub_key: &[u8], admit: &mut dyn FnMut(&Subscription) -> bool) -> Verdict {
-    match shared.subscriptions.read().get(sub_key) {
+/// The verdict on a row of the subscription numbered `number`: room is
+/// asked of `admit` last, so that a refused row costs no read of its own.
+pub(crate) fn verdict(shared: &Shared, number: u32, admit: &mut dyn FnMut(&Subscription) -> bool) -> Verdict {
+    match shared.subscriptions.read().numbered(number) {
         None => Verdict::Deleted,
         Some(sub) if !sub.enabled => Verdict::Disabled,
         Some(sub) if admit(sub) => Verdict::Admitted(sub.clone()),
@@ -227,8 +248,7 @@ pub(crate) fn claim(
         Err(e) => {
             // The rows taken before the error go back: no one would complete them.
             for c in &out {
-                let sub_key = keys::subscription_key(&c.delivery.account, &c.delivery.subscription);
-                locked.claimed.remove(&row_key(&sub_key, c.delivery.id));
+                locked.claimed.remove(&c.delivery.id);
             }
             Err(e)
         }
@@ -261,7 +281,7 @@ fn claim_into(
     // entries back in view).
     let mut first_left: Option<Vec<u8>> = None;
     let mut refused = 0;
-    let mut refused_subscriptions: HashSet<Vec<u8>> = HashSet::new();
+    let mut refused_subscriptions: HashSet<u32> = HashSet::new();
     // (A clock moved back may ask for less than was scanned: nothing then.)
     let start = locked.due_from.clone().min(end.clone());
     let resume = locked.resume_at.take().filter(|r| *r > start && *r < end).unwrap_or_else(|| start.clone());
@@ -281,25 +301,29 @@ fn claim_into(
                 first_left = Some(due.to_vec());
             }
         };
-        let key = &due[8..];
-        if locked.claimed.contains(key) {
+        let Some(key) = row_key_in(&due) else {
+            tracing::error!(entry = ?due, "an outbox index entry's key is not one: dropped");
+            cleanup.remove(&engine.outbox_due, due.to_vec());
+            continue;
+        };
+        if locked.claimed.contains_key(&id_of(key)) {
             continue;
         }
-        let sub_key = subscription_of(key);
+        let number = number_of(key);
         // A subscription refused once in a claim is refused for the rest of
         // it (its room only shrinks): its other rows cost no read.
-        if refused_subscriptions.contains(sub_key) {
+        if refused_subscriptions.contains(&number) {
             leave();
             refused += 1;
             continue;
         }
-        let subscription = match verdict(shared, sub_key, admit) {
+        let subscription = match verdict(shared, number, admit) {
             Verdict::Admitted(subscription) => subscription,
             Verdict::Refused { .. } => {
                 // Left pending where it is: the next claims start here at the latest.
                 leave();
                 refused += 1;
-                refused_subscriptions.insert(sub_key.to_vec());
+                refused_subscriptions.insert(number);
                 continue;
             }
             Verdict::Deleted => {
@@ -354,7 +378,7 @@ fn claim_into(
             cleanup.insert(&engine.outbox, key.to_vec(), outbox_rows::to_value(&d));
             continue;
         };
-        locked.claimed.insert(key.to_vec());
+        locked.claimed.insert(d.id, number);
         out.push(ClaimedDelivery { delivery: d, subscription, event });
     }
     if !cleanup.is_empty() {
@@ -375,19 +399,16 @@ fn claim_into(
 /// and releases the claims.
 pub(crate) fn complete(engine: &Engine, shared: &Shared, done: &[Completion]) -> Result<(), StoreError> {
     let mut locked = shared.outbox.locked.lock();
-    let keys: Vec<(Vec<u8>, Vec<u8>)> = done
+    // Each row's subscription number, from its claim, which this releases.
+    let keys: Vec<(u32, Vec<u8>)> = done
         .iter()
         .map(|c| {
-            let sub_key = keys::subscription_key(&c.delivery.account, &c.delivery.subscription);
-            let key = row_key(&sub_key, c.delivery.id);
-            (sub_key, key)
+            let number = locked.claimed.remove(&c.delivery.id);
+            let number = number.unwrap_or_else(|| panic!("delivery {} completed but not claimed", c.delivery.id));
+            (number, row_key(number, c.delivery.id))
         })
         .collect();
-    for (_, key) in &keys {
-        let released = locked.claimed.remove(key);
-        debug_assert!(released, "completed a delivery that was not claimed");
-    }
-    let any_resent = keys.iter().any(|(_, key)| locked.resent.contains(key));
+    let any_resent = done.iter().any(|c| locked.resent.contains(&c.delivery.id));
     // A failed record, or a panic in it, leaves the rows pending where they
     // were claimed: in view again, to be sent again (at least once).
     let recorded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| record(engine, &mut locked, &keys, done)));
@@ -415,7 +436,7 @@ pub(crate) fn complete(engine: &Engine, shared: &Shared, done: &[Completion]) ->
 fn record(
     engine: &Engine,
     locked: &mut OutboxLocked,
-    keys: &[(Vec<u8>, Vec<u8>)],
+    keys: &[(u32, Vec<u8>)],
     done: &[Completion],
 ) -> Result<(), StoreError> {
     failpoint::check("outbox.complete")?;
@@ -423,10 +444,10 @@ fn record(
     let mut next_attempt_id = locked.next_attempt_id;
     // Fresh rows have no index entry to remove, and their batch entries go with their last row.
     let fresh = locked.fresh.plan_in(engine, &mut batch, done.iter().map(|c| c.delivery.id));
-    for (c, (sub_key, key)) in done.iter().zip(keys) {
+    for (c, (number, key)) in done.iter().zip(keys) {
         // A redelivery or replay asked for while the attempt ran made the
         // row pending, due at once: that stands, not the schedule's retry.
-        let resent = locked.resent.remove(key);
+        let resent = locked.resent.remove(&c.delivery.id);
         if let Some(attempt) = &c.attempt {
             let mut attempt = attempt.clone();
             attempt.id = next_attempt_id;
@@ -436,7 +457,7 @@ fn record(
                 _ => None,
             };
             next_attempt_id += 1;
-            batch.insert(&engine.attempts, row_key(sub_key, attempt.id), outbox_rows::attempt_value(&attempt));
+            batch.insert(&engine.attempts, row_key(*number, attempt.id), outbox_rows::attempt_value(&attempt));
         }
         if resent {
             // Its entry was stepped over while it was claimed: back in view.
@@ -468,7 +489,7 @@ fn record(
             NextStep::GiveUp => row.state = DeliveryState::Failed,
             NextStep::Hold => row.state = DeliveryState::Held,
         }
-        put_row(engine, locked, &mut batch, sub_key, &row);
+        put_row(engine, locked, &mut batch, *number, &row);
     }
     batch.insert(&engine.meta, NEXT_ATTEMPT_ID_KEY, next_attempt_id.to_be_bytes());
     batch.commit()?;
@@ -477,27 +498,27 @@ fn record(
     Ok(())
 }
 
-/// Makes rows pending again, due at `now`, with no attempts: `pick` says which of the subscription's.
+/// Makes rows of subscription `number` pending again, due at `now`, with
+/// no attempts: `pick` says which.
 fn resend(
     engine: &Engine,
     shared: &Shared,
-    sub: &Subscription,
+    number: u32,
     now: DateTime<Utc>,
     pick: impl Fn(&Delivery) -> bool,
     only: Option<u64>,
 ) -> Result<u64, StoreError> {
     let mut locked = shared.outbox.locked.lock();
-    let sub_key = keys::subscription_key(&sub.account, &sub.id);
     let mut batch = engine.db.batch();
     let mut n = 0;
     let rows: Vec<(Vec<u8>, Delivery)> = match only {
         Some(id) => {
-            let key = row_key(&sub_key, id);
+            let key = row_key(number, id);
             read_row(engine, &key)?.map(|d| (key, d)).into_iter().collect()
         }
         None => {
             let mut rows = Vec::new();
-            for item in engine.outbox.prefix(&sub_key) {
+            for item in engine.outbox.prefix(rows_prefix(number)) {
                 let (k, v) = item.into_inner()?;
                 if let Some(d) = outbox_rows::or_step_over(outbox_rows::decode(&v), &k)? {
                     rows.push((k.to_vec(), d));
@@ -514,9 +535,9 @@ fn resend(
         d.state = DeliveryState::Pending;
         d.attempts = 0;
         d.next_attempt_at = now;
-        put_row(engine, &mut locked, &mut batch, &sub_key, &d);
-        if locked.claimed.contains(&key) {
-            locked.resent.insert(key.clone());
+        put_row(engine, &mut locked, &mut batch, number, &d);
+        if locked.claimed.contains_key(&d.id) {
+            locked.resent.insert(d.id);
         }
         n += 1;
     }
@@ -531,33 +552,33 @@ fn resend(
 pub(crate) fn replay(
     engine: &Engine,
     shared: &Shared,
-    sub: &Subscription,
+    number: u32,
     since: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
-    resend(engine, shared, sub, now, |d| d.created_at >= since, None)
+    resend(engine, shared, number, now, |d| d.created_at >= since, None)
 }
 
 /// Sends one delivery again; false when the subscription has no such delivery.
 pub(crate) fn redeliver(
     engine: &Engine,
     shared: &Shared,
-    sub: &Subscription,
+    number: u32,
     id: u64,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    Ok(resend(engine, shared, sub, now, |_| true, Some(id))? == 1)
+    Ok(resend(engine, shared, number, now, |_| true, Some(id))? == 1)
 }
 
 /// A page of a subscription's attempts, newest first, before the attempt id `before`.
 pub(crate) fn attempts(
     engine: &Engine,
-    sub_key: &[u8],
+    number: u32,
     before: Option<u64>,
     limit: usize,
 ) -> Result<AttemptPage, StoreError> {
-    let start = sub_key.to_vec();
-    let end = row_key(sub_key, before.unwrap_or(u64::MAX));
+    let start = row_key(number, 0);
+    let end = row_key(number, before.unwrap_or(u64::MAX));
     let mut attempts = Vec::new();
     for item in engine.attempts.range(start..end).rev() {
         let (k, v) = item.into_inner()?;
@@ -571,9 +592,9 @@ pub(crate) fn attempts(
 }
 
 /// Every row of a subscription, oldest first.
-pub(crate) fn rows(engine: &Engine, sub_key: &[u8]) -> Result<Vec<Delivery>, StoreError> {
+pub(crate) fn rows(engine: &Engine, number: u32) -> Result<Vec<Delivery>, StoreError> {
     let mut out = Vec::new();
-    for item in engine.outbox.prefix(sub_key) {
+    for item in engine.outbox.prefix(rows_prefix(number)) {
         let (k, v) = item.into_inner()?;
         out.extend(outbox_rows::or_step_over(outbox_rows::decode(&v), &k)?);
     }
@@ -588,7 +609,7 @@ pub(crate) fn next_due(engine: &Engine, shared: &Shared) -> Result<Option<DateTi
     }
     for item in engine.outbox_due.range(locked.due_from.clone()..) {
         let due = item.key()?;
-        if locked.claimed.contains(&due[8..]) {
+        if row_key_in(&due).is_none_or(|key| locked.claimed.contains_key(&id_of(key))) {
             continue;
         }
         let ns = keys::read_i64(&due).ok_or_else(|| StoreError::Corrupt("outbox due key".into()))?;

@@ -36,7 +36,7 @@ use std::sync::Arc;
 pub(crate) const QUEUE_LIMIT: usize = 8_192;
 
 /// The `meta` keys of batch entries start with this.
-const KEY_PREFIX: &[u8] = b"outbox_fresh/";
+pub(crate) const KEY_PREFIX: &[u8] = b"outbox_fresh/";
 
 /// The fresh rows not yet done with, under the outbox lock.
 #[derive(Default)]
@@ -208,32 +208,33 @@ pub(crate) fn look(
     let mut looked = Looked { verdicts: Vec::new(), admitted: 0, indexed: Vec::new(), done: Done::default() };
     let mut done = Vec::new();
     // Room only shrinks in a claim: a subscription refused once is refused for the rest of it.
-    let mut refused: HashMap<&[u8], bool> = HashMap::new();
+    let mut refused: HashMap<u32, bool> = HashMap::new();
     for (key, c) in &fresh.queue {
         if looked.admitted >= limit {
             break;
         }
-        let sub_key = outbox::subscription_of(key);
-        let verdict = match refused.get(sub_key) {
+        let number = outbox::number_of(key);
+        let verdict = match refused.get(&number) {
             Some(proven) => Verdict::Refused { proven: *proven },
-            None => outbox::verdict(shared, sub_key, admit),
+            None => outbox::verdict(shared, number, admit),
         };
         if let Verdict::Refused { proven } = verdict {
-            refused.insert(sub_key, proven);
+            refused.insert(number, proven);
         }
+        let resent = locked.resent.contains(&c.delivery.id);
         match verdict {
             Verdict::Admitted(sub) => {
                 looked.verdicts.push(Taken::Claimed(sub));
                 looked.admitted += 1;
                 continue;
             }
-            Verdict::Refused { proven: true } if !locked.resent.contains(key) => {
+            Verdict::Refused { proven: true } if !resent => {
                 looked.verdicts.push(Taken::Kept);
                 continue;
             }
             _ => {}
         }
-        if locked.resent.contains(key) {
+        if resent {
             // Resent while queued: the resend wrote the row and its index
             // entry, which claims skipped while it was held; released, it
             // is found there (and dropped, held or claimed as it should be).
@@ -291,8 +292,8 @@ pub(crate) fn take(locked: &mut OutboxLocked, looked: Looked, out: &mut Vec<Clai
             }
             Taken::Kept => kept.push((key, c)),
             Taken::Released => {
-                locked.claimed.remove(&key);
-                locked.resent.remove(&key);
+                locked.claimed.remove(&c.delivery.id);
+                locked.resent.remove(&c.delivery.id);
             }
         }
     }
@@ -323,7 +324,7 @@ pub(crate) fn index_queue(engine: &Engine, locked: &mut OutboxLocked) {
     let done = locked.fresh.plan_in(engine, &mut batch, ids);
     batch.commit().unwrap();
     for (key, c) in std::mem::take(&mut locked.fresh.queue) {
-        locked.claimed.remove(&key);
+        locked.claimed.remove(&c.delivery.id);
         locked.scan_from_at_most(&outbox::due_key(c.delivery.next_attempt_at, &key));
     }
     locked.fresh.apply(done);

@@ -130,7 +130,10 @@ struct Scratch {
 /// A row a batch makes: its outbox key, itself, its subscription and the
 /// change it is of (by its place in the batch).
 struct Row {
+    /// Its outbox key (`outbox::row_key`).
     key: Vec<u8>,
+    /// Its subscription's number.
+    number: u32,
     delivery: Delivery,
     subscription: Arc<Subscription>,
     change: usize,
@@ -202,13 +205,13 @@ fn process_batch(
             let Some(action) = edits.apply(&c.account, c.operation, &c.path, c.destination.as_deref())? else {
                 continue;
             };
-            let account = keys::account_prefix(&c.account);
-            let watching = subscriptions.range(account.clone()..).take_while(|(k, _)| k.starts_with(&account));
-            for (sub_key, sub) in watching {
+            for listed in subscriptions.of_account(&c.account) {
+                let sub = &listed.sub;
                 if sub.wants(action, &c.path, c.destination.as_deref()) {
                     rows.push(Row {
-                        // The delivery id is added under the lock.
-                        key: sub_key.clone(),
+                        // The key is made under the lock, with the delivery id.
+                        key: Vec::new(),
+                        number: listed.number,
                         delivery: delivery(sub, c.seq, action, c.arrival),
                         subscription: sub.clone(),
                         change: i,
@@ -223,7 +226,7 @@ fn process_batch(
     let first_id = locked.next_delivery_id;
     for (i, row) in rows.iter_mut().enumerate() {
         row.delivery.id = first_id + i as u64;
-        keys::push_u64(&mut row.key, row.delivery.id);
+        row.key = outbox::row_key(row.number, row.delivery.id);
     }
     let next_id = first_id + rows.len() as u64;
     // Pending rows go to the engine in memory when the queue has room for them (`outbox_fresh.rs`).
@@ -235,7 +238,7 @@ fn process_batch(
     for row in rows.iter() {
         match fresh && is_pending(row) {
             true => batch.insert(&engine.outbox, row.key.as_slice(), outbox_rows::to_value(&row.delivery)),
-            false => outbox::put_row(engine, &mut locked, &mut batch, outbox::subscription_of(&row.key), &row.delivery),
+            false => outbox::put_row(engine, &mut locked, &mut batch, row.number, &row.delivery),
         }
     }
     if fresh {
@@ -257,7 +260,7 @@ fn process_batch(
                 OutboxEvent::Alert { .. } => unreachable!("the processor makes rows of changes"),
             };
             // Held as claimed until a claim takes it: a resend meanwhile is then seen as one.
-            locked.claimed.insert(r.key.clone());
+            locked.claimed.insert(r.delivery.id, r.number);
             (r.key, ClaimedDelivery { delivery: r.delivery, subscription: r.subscription, event })
         });
         let queued: Vec<_> = queued.collect();

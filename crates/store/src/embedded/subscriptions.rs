@@ -2,7 +2,7 @@
 //!
 //! | keyspace   | key                                  | value                    |
 //! |------------|--------------------------------------|--------------------------|
-//! | `webhooks` | account, length-prefixed id          | JSON `Subscription`      |
+//! | `webhooks` | account, length-prefixed id          | JSON `Subscription`, its number |
 //!
 //! Subscriptions are written through the writer, like accounts: a change is
 //! durable when it is answered, ordered with the commits around it, and
@@ -12,9 +12,11 @@
 //! only for those that one asks reads of), and it must know those sets
 //! without reading the engine per call. The
 //! readers' view (`Shared::subscriptions`, which the change processor and the
-//! API read) follows once the commit is durable (`syncer.rs`).
+//! API read) follows once the commit is durable (`syncer.rs`). The writer
+//! gives each subscription made its number (`subscription_index.rs`).
 
 use super::requests::{complete_with, Command};
+use super::subscription_index::{self, Published, NEXT_NUMBER_KEY};
 use super::syncer::Completion;
 use super::undo::UndoEntry;
 use super::Engine;
@@ -22,15 +24,18 @@ use crate::keys;
 use crate::webhook_records::{Subscription, SubscriptionUpdate, Watch, MAX_SUBSCRIPTIONS_PER_ACCOUNT};
 use crate::StoreError;
 use chrono::{DateTime, Utc};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 /// Subscription records written by a commit, to publish once it is durable
-/// (`None`: deleted), by key, in the order written.
-pub(crate) type Staged = Vec<(Vec<u8>, Option<Subscription>)>;
+/// (`None`: deleted), by key, with their numbers, in the order written.
+pub(crate) type Staged = Vec<(Vec<u8>, Option<(Subscription, u32)>)>;
 
 /// The writer's view of the subscriptions.
 pub(crate) struct WriterSubscriptions {
-    all: HashMap<Vec<u8>, Subscription>,
+    /// Each with its number.
+    all: HashMap<Vec<u8>, (Subscription, u32)>,
+    /// The number the next subscription made takes (none is given twice).
+    next_number: u32,
     /// Accounts with a subscription that asks for reads, and how many such subscriptions.
     reads_watched: HashMap<String, usize>,
     /// Accounts with a folder subscription (enabled or not), and how many.
@@ -39,28 +44,17 @@ pub(crate) struct WriterSubscriptions {
     counts: HashMap<String, usize>,
 }
 
-/// Every subscription stored, by key.
-pub(crate) fn load(engine: &Engine) -> Result<BTreeMap<Vec<u8>, std::sync::Arc<Subscription>>, StoreError> {
-    let mut out = BTreeMap::new();
-    for item in engine.webhooks.iter() {
-        let (k, v) = item.into_inner()?;
-        let sub: Subscription =
-            serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(format!("webhook subscription: {e}")))?;
-        out.insert(k.to_vec(), std::sync::Arc::new(sub));
-    }
-    Ok(out)
-}
-
 impl WriterSubscriptions {
-    pub fn new(all: &BTreeMap<Vec<u8>, std::sync::Arc<Subscription>>) -> WriterSubscriptions {
+    pub fn new(published: &Published, next_number: u32) -> WriterSubscriptions {
         let mut view = WriterSubscriptions {
             all: HashMap::new(),
+            next_number,
             reads_watched: HashMap::new(),
             folders_watched: HashMap::new(),
             counts: HashMap::new(),
         };
-        for (k, sub) in all {
-            view.set(k.clone(), Some((**sub).clone()));
+        for (k, listed) in published.iter() {
+            view.set(k.clone(), Some(((*listed.sub).clone(), listed.number)));
         }
         view
     }
@@ -98,7 +92,8 @@ impl WriterSubscriptions {
         committed + added - removed
     }
 
-    fn current(&self, staged: &Staged, key: &[u8]) -> Option<Subscription> {
+    /// The subscription of `key` with the commit's writes so far, and its number.
+    fn current(&self, staged: &Staged, key: &[u8]) -> Option<(Subscription, u32)> {
         match staged.iter().rev().find(|(k, _)| k == key) {
             Some((_, sub)) => sub.clone(),
             None => self.all.get(key).cloned(),
@@ -108,7 +103,7 @@ impl WriterSubscriptions {
     /// Puts a subscription command into the commit: its answer once the
     /// commit is durable, or `None` when it was refused (and answered) at once.
     pub fn command(
-        &self,
+        &mut self,
         engine: &Engine,
         batch: &mut fjall::OwnedWriteBatch,
         undo: &mut Vec<UndoEntry>,
@@ -142,7 +137,7 @@ impl WriterSubscriptions {
 
     /// Creates a subscription; an error if its id is taken.
     pub fn create(
-        &self,
+        &mut self,
         engine: &Engine,
         batch: &mut fjall::OwnedWriteBatch,
         undo: &mut Vec<UndoEntry>,
@@ -158,7 +153,12 @@ impl WriterSubscriptions {
                 "an account has at most {MAX_SUBSCRIPTIONS_PER_ACCOUNT} webhooks"
             )));
         }
-        self.write(engine, batch, undo, staged, key, Some(sub.clone()));
+        // Taken for good, even if the commit fails: a number is never given twice.
+        let number = self.next_number;
+        self.next_number =
+            number.checked_add(1).ok_or_else(|| StoreError::Conflict("no webhook numbers left".into()))?;
+        batch.insert(&engine.meta, NEXT_NUMBER_KEY, self.next_number.to_be_bytes());
+        self.write(engine, batch, undo, staged, key, Some((sub.clone(), number)));
         Ok(sub)
     }
 
@@ -177,7 +177,7 @@ impl WriterSubscriptions {
         now: DateTime<Utc>,
     ) -> Result<Option<Subscription>, StoreError> {
         let key = keys::subscription_key(account, id);
-        let Some(mut sub) = self.current(staged, &key) else { return Ok(None) };
+        let Some((mut sub, number)) = self.current(staged, &key) else { return Ok(None) };
         if update.if_unchanged_since.is_some_and(|read| read != sub.updated_at) {
             return Err(StoreError::Conflict(format!("webhook {id:?} changed meanwhile: read it again")));
         }
@@ -185,7 +185,7 @@ impl WriterSubscriptions {
             return Err(StoreError::Conflict(format!("webhook {id:?} is disabled already")));
         }
         update.apply(&mut sub, now);
-        self.write(engine, batch, undo, staged, key, Some(sub.clone()));
+        self.write(engine, batch, undo, staged, key, Some((sub.clone(), number)));
         Ok(Some(sub))
     }
 
@@ -215,14 +215,14 @@ impl WriterSubscriptions {
         undo: &mut Vec<UndoEntry>,
         staged: &mut Staged,
         key: Vec<u8>,
-        sub: Option<Subscription>,
+        sub: Option<(Subscription, u32)>,
     ) {
         match &sub {
-            Some(s) => batch.insert(&engine.webhooks, key.as_slice(), to_json(s)),
+            Some((s, number)) => batch.insert(&engine.webhooks, key.as_slice(), subscription_index::record(s, *number)),
             None => batch.remove(&engine.webhooks, key.as_slice()),
         }
         if !staged.iter().any(|(k, _)| *k == key) {
-            let previous = self.all.get(&key).map(to_json);
+            let previous = self.all.get(&key).map(|(s, number)| subscription_index::record(s, *number));
             undo.push(UndoEntry { keyspace: "webhooks", key: key.clone(), previous });
         }
         staged.push((key, sub));
@@ -235,8 +235,8 @@ impl WriterSubscriptions {
         }
     }
 
-    fn set(&mut self, key: Vec<u8>, sub: Option<Subscription>) {
-        if let Some(old) = self.all.remove(&key) {
+    fn set(&mut self, key: Vec<u8>, sub: Option<(Subscription, u32)>) {
+        if let Some((old, _)) = self.all.remove(&key) {
             uncount(&mut self.counts, &old.account);
             if old.watches_reads() {
                 uncount(&mut self.reads_watched, &old.account);
@@ -245,7 +245,7 @@ impl WriterSubscriptions {
                 uncount(&mut self.folders_watched, &old.account);
             }
         }
-        if let Some(sub) = sub {
+        if let Some((sub, number)) = sub {
             *self.counts.entry(sub.account.clone()).or_default() += 1;
             if sub.watches_reads() {
                 *self.reads_watched.entry(sub.account.clone()).or_default() += 1;
@@ -253,7 +253,7 @@ impl WriterSubscriptions {
             if matches!(sub.watch, Watch::Folder { .. }) {
                 *self.folders_watched.entry(sub.account.clone()).or_default() += 1;
             }
-            self.all.insert(key, sub);
+            self.all.insert(key, (sub, number));
         }
     }
 }
@@ -266,8 +266,4 @@ fn uncount(counts: &mut HashMap<String, usize>, account: &str) {
             counts.remove(account);
         }
     }
-}
-
-fn to_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
-    serde_json::to_vec(v).expect("records serialize")
 }

@@ -203,10 +203,8 @@ impl Syncer {
         if !c.subscriptions.is_empty() {
             let mut shared = self.shared.subscriptions.write();
             for (key, sub) in c.subscriptions {
-                match sub {
-                    Some(sub) => shared.insert(key, std::sync::Arc::new(sub)),
-                    None => shared.remove(&key),
-                };
+                let listed = sub.map(|(sub, number)| super::subscription_index::Listed { number, sub: sub.into() });
+                shared.set(key, listed);
             }
         }
         // Marked once the calls count and the records show: the evaluator reads both.

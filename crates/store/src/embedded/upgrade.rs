@@ -26,6 +26,13 @@
 //!   JSON attempts are still read. The version is raised so that an earlier
 //!   build, which would never find the fresh rows (nor read the attempts),
 //!   refuses the store rather than lose those deliveries.
+//! - 5 → 6: subscriptions have numbers, and the keys of outbox rows, their
+//!   due entries and attempts begin with them (`webhook_numbers.rs`). Runs
+//!   first, at the open, before anything reads those keys.
+
+mod webhook_numbers;
+
+pub(crate) use webhook_numbers::number_webhooks;
 
 use super::writer::{MAX_BLOCK_SPAN_NS, NEXT_SEQ_KEY};
 use super::{Engine, Shared, FORMAT_KEY, FORMAT_VERSION};

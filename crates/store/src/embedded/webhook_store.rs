@@ -2,6 +2,7 @@
 //! subscriptions read from the published view, the outbox from `outbox.rs`.
 //! `mod.rs` forwards the trait's methods here, so that it stays about calls.
 
+use super::subscription_index::Listed;
 use super::{outbox, EmbeddedStore};
 use crate::keys;
 use crate::webhook_records::{AttemptPage, ClaimedDelivery, Completion, Delivery, Subscription};
@@ -10,6 +11,10 @@ use chrono::{DateTime, Utc};
 
 impl EmbeddedStore {
     pub(super) fn find_subscription(&self, account: &str, id: &str) -> Option<std::sync::Arc<Subscription>> {
+        self.find_listed(account, id).map(|l| l.sub)
+    }
+
+    fn find_listed(&self, account: &str, id: &str) -> Option<Listed> {
         if id.len() > keys::MAX_SUBSCRIPTION_ID_LEN {
             return None;
         }
@@ -17,19 +22,16 @@ impl EmbeddedStore {
     }
 
     pub(super) fn list_subscriptions(&self, account: &str) -> Vec<Subscription> {
-        let prefix = keys::account_prefix(account);
         let all = self.shared.subscriptions.read();
-        let mut out: Vec<Subscription> = all
-            .range(prefix.clone()..)
-            .take_while(|(k, _)| k.starts_with(&prefix))
-            .map(|(_, s)| (**s).clone())
-            .collect();
+        let mut out: Vec<Subscription> = all.of_account(account).map(|l| (*l.sub).clone()).collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));
         out
     }
 
-    fn known_subscription(&self, account: &str, id: &str) -> Result<std::sync::Arc<Subscription>, StoreError> {
-        self.find_subscription(account, id).ok_or_else(|| StoreError::UnknownSubscription(id.to_owned()))
+    /// The number of a subscription that exists (its rows' and attempts' keys begin with it).
+    pub(super) fn known_number(&self, account: &str, id: &str) -> Result<u32, StoreError> {
+        let listed = self.find_listed(account, id);
+        listed.map(|l| l.number).ok_or_else(|| StoreError::UnknownSubscription(id.to_owned()))
     }
 
     pub(super) fn claim(
@@ -56,13 +58,11 @@ impl EmbeddedStore {
         before: Option<u64>,
         limit: usize,
     ) -> Result<AttemptPage, StoreError> {
-        self.known_subscription(account, id)?;
-        outbox::attempts(&self.engine, &keys::subscription_key(account, id), before, limit)
+        outbox::attempts(&self.engine, self.known_number(account, id)?, before, limit)
     }
 
     pub(super) fn rows_of(&self, account: &str, id: &str) -> Result<Vec<Delivery>, StoreError> {
-        self.known_subscription(account, id)?;
-        outbox::rows(&self.engine, &keys::subscription_key(account, id))
+        outbox::rows(&self.engine, self.known_number(account, id)?)
     }
 
     pub(super) fn redeliver_one(
@@ -72,8 +72,7 @@ impl EmbeddedStore {
         delivery: u64,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let sub = self.known_subscription(account, id)?;
-        outbox::redeliver(&self.engine, &self.shared, &sub, delivery, now)
+        outbox::redeliver(&self.engine, &self.shared, self.known_number(account, id)?, delivery, now)
     }
 
     pub(super) fn replay_since(
@@ -83,8 +82,7 @@ impl EmbeddedStore {
         since: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let sub = self.known_subscription(account, id)?;
-        outbox::replay(&self.engine, &self.shared, &sub, since, now)
+        outbox::replay(&self.engine, &self.shared, self.known_number(account, id)?, since, now)
     }
 }
 

@@ -72,7 +72,10 @@ pub(crate) fn start(
     // Every change on disk at open is durable.
     let next_change_seq = changelog::next_seq(&engine, super::processor::cursor(&engine)?)?;
     shared.changes.publish(next_change_seq);
-    let subscriptions = WriterSubscriptions::new(&shared.subscriptions.read());
+    let subscriptions = {
+        let published = shared.subscriptions.read();
+        WriterSubscriptions::new(&published, super::subscription_index::next_number(&engine, &published)?)
+    };
     let accounts = shared.accounts.read().clone();
     let handle_shared = shared.clone();
     let (tx, rx) = mpsc::channel::<Command>();

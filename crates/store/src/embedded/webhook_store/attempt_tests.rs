@@ -41,3 +41,34 @@ fn a_resend_during_the_attempt_or_a_hold_sets_no_retry() {
     assert_eq!(newest().next_attempt_at, None, "held: no retry");
     assert_eq!(store.deliveries("acme", "wh").unwrap()[0].state, DeliveryState::Held);
 }
+
+/// A webhook deleted and made again with the same id is a new one: a new
+/// number (also after a restart, which must not give a number again), and
+/// none of the old one's rows or attempts, which no claim sends.
+#[test]
+fn a_webhook_made_again_with_its_id_inherits_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+    store.create_subscription(sub("wh", "/in", &[Action::Create])).unwrap();
+    store.ingest(vec![call("1", Operation::Write, "/in/a", |_| {})]).wait_blocking().unwrap();
+    rows(&store, "wh", 1);
+    let claimed = store.claim_deliveries(Utc::now(), 10, &mut |_| true).unwrap();
+    let done = Completion {
+        delivery: claimed[0].delivery.clone(),
+        attempt: Some(attempt_of(&claimed[0], AttemptStatus::Failed, 503)),
+        next: NextStep::RetryAt(Utc::now()),
+    };
+    store.complete_deliveries(&[done]).unwrap();
+    let first = store.known_number("acme", "wh").unwrap();
+    assert!(store.delete_subscription("acme", "wh").unwrap());
+    store.shutdown();
+
+    let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+    store.create_subscription(sub("wh", "/in", &[Action::Create])).unwrap();
+    assert!(store.known_number("acme", "wh").unwrap() > first, "a number is never given twice");
+    assert!(store.deliveries("acme", "wh").unwrap().is_empty());
+    assert!(store.delivery_attempts("acme", "wh", None, 10).unwrap().attempts.is_empty());
+    let later = Utc::now() + chrono::Duration::hours(1);
+    assert!(store.claim_deliveries(later, 10, &mut |_| true).unwrap().is_empty(), "the old row is not sent");
+    store.shutdown();
+}

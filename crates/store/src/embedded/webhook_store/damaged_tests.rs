@@ -24,8 +24,8 @@ fn store_with_rows(dir: &std::path::Path, subs: &[&str], writes: usize) -> (Embe
 }
 
 /// A row's key in `outbox` and its entry's key in `outbox_due`.
-fn keys_of(d: &Delivery) -> (Vec<u8>, Vec<u8>) {
-    let key = row_key(&crate::keys::subscription_key(&d.account, &d.subscription), d.id);
+fn keys_of(store: &EmbeddedStore, d: &Delivery) -> (Vec<u8>, Vec<u8>) {
+    let key = row_key(store.known_number(&d.account, &d.subscription).unwrap(), d.id);
     let entry = due_key(d.next_attempt_at, &key);
     (key, entry)
 }
@@ -37,7 +37,7 @@ fn rows_of_an_earlier_build_are_claimed_and_completed() {
     let dir = tempfile::tempdir().unwrap();
     let (store, made) = store_with_rows(dir.path(), &["wh"], 1);
     let made = &made[0];
-    let (key, entry) = keys_of(&made[0]);
+    let (key, entry) = keys_of(&store, &made[0]);
     store.engine.outbox_due.insert(entry, []).unwrap();
     store.engine.outbox.insert(&key, serde_json::to_vec(&made[0]).unwrap()).unwrap();
 
@@ -65,10 +65,10 @@ fn a_damaged_record_is_stepped_over_by_listings_replays_and_expiry() {
         next: NextStep::Delivered,
     });
     store.complete_deliveries(&done.collect::<Vec<_>>()).unwrap();
-    let sub_key = crate::keys::subscription_key("acme", "wh");
+    let number = store.known_number("acme", "wh").unwrap();
     let first_attempt = store.delivery_attempts("acme", "wh", None, 10).unwrap().attempts[1].id;
-    store.engine.attempts.insert(row_key(&sub_key, first_attempt), "{not json").unwrap();
-    store.engine.outbox.insert(keys_of(&claimed[0].delivery).0, [9u8; 5]).unwrap();
+    store.engine.attempts.insert(row_key(number, first_attempt), "{not json").unwrap();
+    store.engine.outbox.insert(keys_of(&store, &claimed[0].delivery).0, [9u8; 5]).unwrap();
 
     assert_eq!(store.delivery_attempts("acme", "wh", None, 10).unwrap().attempts.len(), 1);
     assert_eq!(store.deliveries("acme", "wh").unwrap().len(), 1);
@@ -91,7 +91,7 @@ fn a_damaged_row_or_event_stops_no_claim() {
     let (store, made) = store_with_rows(dir.path(), &["wh"], 3);
     let made = &made[0];
     // Damaged where a claim reads it (its index entry holds the row) and in `outbox`.
-    let (damaged, entry) = keys_of(&made[0]);
+    let (damaged, entry) = keys_of(&store, &made[0]);
     assert!(store.engine.outbox_due.get(&entry).unwrap().is_some_and(|v| !v.is_empty()), "the entry holds the row");
     store.engine.outbox_due.insert(entry, "{not json").unwrap();
     store.engine.outbox.insert(damaged, "{not json").unwrap();
@@ -102,23 +102,28 @@ fn a_damaged_row_or_event_stops_no_claim() {
     let claimed = store.claim_deliveries(ahead, 10, &mut |_| true).unwrap();
     assert_eq!(claimed.iter().map(|c| c.delivery.id).collect::<Vec<_>>(), [made[2].id]);
     assert!(store.claim_deliveries(ahead, 10, &mut |_| true).unwrap().is_empty(), "nothing left to stop at");
-    let row = store.engine.outbox.get(keys_of(&made[1]).0).unwrap().unwrap();
+    let row = store.engine.outbox.get(keys_of(&store, &made[1]).0).unwrap().unwrap();
     let row: crate::Delivery = crate::embedded::outbox_rows::decode(&row).unwrap();
     assert_eq!(row.state, DeliveryState::Failed, "the row whose change is damaged has failed");
     store.shutdown();
 }
 
 /// A damaged index entry costs nothing when its row is whole: the claim
-/// reads the row instead and sends it.
+/// reads the row instead and sends it; one with a damaged key is dropped.
 #[test]
 fn a_damaged_index_entry_of_a_whole_row_is_sent() {
     let dir = tempfile::tempdir().unwrap();
     let (store, made) = store_with_rows(dir.path(), &["wh"], 1);
     let made = &made[0];
-    store.engine.outbox_due.insert(keys_of(&made[0]).1, [7u8; 3]).unwrap();
+    store.engine.outbox_due.insert(keys_of(&store, &made[0]).1, [7u8; 3]).unwrap();
+    // An entry whose key is not one of a row: no next due, dropped by the claim.
+    let mut bad_key = keys_of(&store, &made[0]).1;
+    bad_key.push(0);
+    store.engine.outbox_due.insert(&bad_key, [7u8; 3]).unwrap();
 
     let claimed = store.claim_deliveries(Utc::now() + chrono::Duration::hours(1), 10, &mut |_| true).unwrap();
     assert_eq!(claimed.iter().map(|c| &c.delivery).collect::<Vec<_>>(), [&made[0]]);
+    assert!(store.engine.outbox_due.get(&bad_key).unwrap().is_none(), "the entry with a bad key is gone");
     store.shutdown();
 }
 
@@ -130,7 +135,7 @@ fn a_damaged_row_of_a_disabled_subscription_stops_no_claim() {
     let (store, made) = store_with_rows(dir.path(), &["wh_off", "wh_on"], 1);
     let disable = crate::SubscriptionUpdate { enabled: Some(false), ..Default::default() };
     store.update_subscription("acme", "wh_off", disable).unwrap();
-    let (key, entry) = keys_of(&made[0][0]);
+    let (key, entry) = keys_of(&store, &made[0][0]);
     store.engine.outbox_due.insert(entry, [7u8; 3]).unwrap();
     store.engine.outbox.insert(&key, [7u8; 3]).unwrap();
 
