@@ -14,12 +14,23 @@
 //!    same batch, with its index entry when it is pending: the rows are the
 //!    truth, and every pending row is due again, as after a crash
 //!    (`outbox_fresh::recover`); rows of subscriptions deleted go;
-//! 3. the old index entries go; 4. attempts move like rows;
-//! 5. the fresh rows' batch entries go (their rows are indexed by 2).
+//! 3. the old index entries go; 4. attempts move like rows.
+//!
+//! The fresh rows' batch entries stay: those of format 5 list keys no row
+//! has any more, and `outbox_fresh::recover` drops them (their pending rows
+//! were indexed by 2); those a run of this build wrote (an open of an older
+//! store whose other upgrades wait, `upgrade.rs`, runs this again) list rows
+//! that have no index entry but that recovery.
+//!
+//! Step 1's batch records format 6 (when the store was of format 5), so that
+//! a build of format 5 refuses a store whose rewrite a crash cut, rather than
+//! read its new keys as keys of deleted subscriptions; and it marks the
+//! rewrite begun (`NUMBERING_KEY`), which its end unmarks: a store of format
+//! 6 with the mark is finished at its next open.
 
 use super::super::outbox::{self, ROW_KEY_LEN};
 use super::super::subscription_index::{self, NEXT_NUMBER_KEY};
-use super::super::{outbox_fresh, outbox_rows, Engine, FORMAT_KEY};
+use super::super::{outbox_rows, Engine, FORMAT_KEY};
 use crate::keys;
 use crate::webhook_records::DeliveryState;
 use crate::StoreError;
@@ -27,6 +38,9 @@ use std::collections::HashMap;
 
 /// The format this step brings a store to.
 const NUMBERED_FORMAT: u32 = 6;
+
+/// The `meta` key present while the rewrite is begun and not finished.
+const NUMBERING_KEY: &str = "webhook_numbering_begun";
 
 /// Entries rewritten in one engine batch.
 const PER_BATCH: usize = 10_000;
@@ -45,12 +59,12 @@ pub(crate) struct Numbered {
 /// format 6; records format 6 when `found` is 5 (an older store's other
 /// upgrades run later, `upgrade`, which records it then).
 pub(crate) fn number_webhooks(engine: &Engine, found: u32) -> Result<Numbered, StoreError> {
-    if found >= NUMBERED_FORMAT {
+    if found >= NUMBERED_FORMAT && engine.meta.get(NUMBERING_KEY)?.is_none() {
         return Ok(Numbered::default());
     }
     let started = std::time::Instant::now();
     let mut done = Numbered::default();
-    let numbers = number_subscriptions(engine, &mut done)?;
+    let numbers = number_subscriptions(engine, found, &mut done)?;
     let new_key = |old: &[u8]| -> Option<Vec<u8>> {
         let (sub_key, id) = old.split_at(old.len().checked_sub(8)?);
         Some(outbox::row_key(*numbers.get(sub_key)?, keys::read_u64(id)?))
@@ -75,21 +89,15 @@ pub(crate) fn number_webhooks(engine: &Engine, found: u32) -> Result<Numbered, S
         }
         None => done.dropped += 1,
     })?;
-    let mut batch = engine.db.batch();
-    for item in engine.meta.prefix(outbox_fresh::KEY_PREFIX) {
-        batch.remove(&engine.meta, item.key()?.to_vec());
-    }
-    if found == NUMBERED_FORMAT - 1 {
-        batch.insert(&engine.meta, FORMAT_KEY, NUMBERED_FORMAT.to_le_bytes());
-    }
-    batch.commit()?;
+    engine.meta.remove(NUMBERING_KEY)?;
     engine.db.persist(fjall::PersistMode::SyncAll)?;
     tracing::info!(?done, elapsed_ms = started.elapsed().as_millis() as u64, "webhook keys numbered");
     Ok(done)
 }
 
-/// Step 1: every subscription's number, by key; those without one get the next.
-fn number_subscriptions(engine: &Engine, done: &mut Numbered) -> Result<HashMap<Vec<u8>, u32>, StoreError> {
+/// Step 1: every subscription's number, by key; those without one get the
+/// next. Records format 6 when it was 5.
+fn number_subscriptions(engine: &Engine, found: u32, done: &mut Numbered) -> Result<HashMap<Vec<u8>, u32>, StoreError> {
     let mut numbers = HashMap::new();
     let mut next = match engine.meta.get(NEXT_NUMBER_KEY)? {
         Some(v) => keys::read_u32(&v).ok_or_else(|| StoreError::Corrupt(NEXT_NUMBER_KEY.into()))?,
@@ -106,10 +114,11 @@ fn number_subscriptions(engine: &Engine, done: &mut Numbered) -> Result<HashMap<
             (sub, None) => unnumbered.push((k.to_vec(), sub)),
         }
     }
-    if unnumbered.is_empty() {
-        return Ok(numbers);
-    }
     let mut batch = engine.db.batch();
+    batch.insert(&engine.meta, NUMBERING_KEY, []);
+    if found == NUMBERED_FORMAT - 1 {
+        batch.insert(&engine.meta, FORMAT_KEY, NUMBERED_FORMAT.to_le_bytes());
+    }
     for (k, sub) in unnumbered {
         batch.insert(&engine.webhooks, k.as_slice(), subscription_index::record(&sub, next));
         numbers.insert(k, next);
@@ -167,6 +176,7 @@ fn rewrite(
 
 #[cfg(test)]
 mod tests {
+    use super::super::super::outbox_fresh;
     use super::*;
     use crate::embedded::EmbeddedStore;
     use crate::webhook_records::{Attempt, AttemptStatus, Completion, NextStep, Subscription, Watch};
@@ -242,18 +252,22 @@ mod tests {
             }
             batch.insert(&engine.meta, k.to_vec(), outbox_fresh::batch_value(listed.iter().map(Vec::as_slice)));
         }
-        if !records_numbered {
-            batch.remove(&engine.meta, NEXT_NUMBER_KEY);
+        // As step 1 leaves a store of format 5: format 6, the rewrite begun.
+        match records_numbered {
+            true => batch.insert(&engine.meta, NUMBERING_KEY, []),
+            false => batch.remove(&engine.meta, NEXT_NUMBER_KEY),
         }
-        batch.insert(&engine.meta, FORMAT_KEY, 5u32.to_le_bytes());
+        let format: u32 = if records_numbered { 6 } else { 5 };
+        batch.insert(&engine.meta, FORMAT_KEY, format.to_le_bytes());
         batch.commit().unwrap();
     }
 
     /// A format 5 store with rows in every state (delivered, pending with an
     /// index entry, fresh, of a deleted subscription): the open numbers it;
     /// each row and attempt is where it was. `half`: as a crash during the
-    /// upgrade leaves it, the records numbered and every other key of the
-    /// remaining subscription rewritten (a deleted one's are only dropped).
+    /// upgrade leaves it, format 6 and the rewrite begun, the records
+    /// numbered and every other key of the remaining subscription rewritten
+    /// (a deleted one's are only dropped).
     fn upgrades(half: bool) {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
@@ -312,6 +326,7 @@ mod tests {
         assert_eq!(store.engine.outbox.len().unwrap(), 3, "the deleted subscription's rows went");
         assert_eq!(store.engine.attempts.len().unwrap(), 2);
         assert!(store.engine.meta.prefix(outbox_fresh::KEY_PREFIX).next().is_none(), "batch entries went");
+        assert!(store.engine.meta.get(NUMBERING_KEY).unwrap().is_none(), "the rewrite is finished");
         // The two pending rows are due again, with their ids.
         let claimed_again = store.claim_deliveries(later, 10, &mut |_| true).unwrap();
         let mut ids: Vec<u64> = claimed_again.iter().map(|c| c.delivery.id).collect();
