@@ -21,6 +21,7 @@
 //! `webhook-id`: at least once.
 
 use super::outbox::{self, NEXT_DELIVERY_ID_KEY};
+use super::path_filter::PathFilter;
 use super::paths::PathEdits;
 use super::{changelog, Engine, Shared};
 use super::{outbox_fresh, outbox_rows};
@@ -84,6 +85,7 @@ pub(crate) fn start(
                 return;
             }
         };
+        let mut filter = PathFilter::build(&engine);
         let mut last_batch: Option<std::time::Instant> = None;
         loop {
             if shared.changes.stopping.load(Ordering::Acquire) {
@@ -102,7 +104,8 @@ pub(crate) fn start(
                 }
             }
             last_batch = Some(std::time::Instant::now());
-            match process_batch(&engine, &shared, (&path, min_free_bytes), &mut scratch, cursor, durable) {
+            let state = (&mut scratch, &mut filter);
+            match process_batch(&engine, &shared, (&path, min_free_bytes), state, cursor, durable) {
                 Ok(next) => {
                     cursor = next;
                     shared.changes.processed_below.store(cursor, Ordering::Release);
@@ -190,7 +193,7 @@ fn process_batch(
     engine: &Engine,
     shared: &Shared,
     (path, min_free_bytes): (&std::path::Path, u64),
-    scratch: &mut Scratch,
+    (scratch, filter): (&mut Scratch, &mut PathFilter),
     cursor: u64,
     durable: u64,
 ) -> Result<u64, StoreError> {
@@ -198,7 +201,7 @@ fn process_batch(
     changes.clear();
     rows.clear();
     let next_cursor = take_changes(engine, shared, cursor, durable, changes)?;
-    let mut edits = PathEdits::new(engine);
+    let mut edits = PathEdits::new(engine, filter);
     {
         let subscriptions = shared.subscriptions.read();
         for (i, c) in changes.iter().enumerate() {
