@@ -62,7 +62,7 @@ mod folder;
 mod outbox;
 mod outbox_fresh;
 mod outbox_rows;
-mod path_filter;
+mod path_memory;
 mod paths;
 mod processor;
 mod requests;

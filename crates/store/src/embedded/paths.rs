@@ -10,14 +10,14 @@
 //! they came from: after a crash the index and the cursor agree, so the
 //! changes processed again are classified as before. A batch's edits are
 //! held in an overlay until it commits, so that two changes of one path in
-//! one batch see each other. A filter in memory (`path_filter.rs`) answers
-//! for most paths new to the store without a look-up.
+//! one batch see each other. What the processor remembers of the index
+//! (`path_memory.rs`) answers for most paths without a look-up.
 //!
 //! A path is known once a stored write or mkdir names it; a delete forgets
 //! it and everything under it; a move carries it and everything under it to
 //! the destination, a copy copies them there.
 
-use super::path_filter::PathFilter;
+use super::path_memory::PathMemory;
 use super::Engine;
 use crate::keys;
 use crate::StoreError;
@@ -27,8 +27,8 @@ use std::collections::BTreeMap;
 /// The index as one batch of the processor sees it: the engine's, with the batch's edits on top.
 pub(crate) struct PathEdits<'e> {
     engine: &'e Engine,
-    /// Which keys the index may hold; every key written is added.
-    filter: &'e mut PathFilter,
+    /// What the processor remembers of the index: told each committed edit.
+    memory: &'e mut PathMemory,
     /// Edits not yet committed: true for known, false for forgotten.
     overlay: BTreeMap<Vec<u8>, bool>,
 }
@@ -40,20 +40,27 @@ fn key(account: &str, path: &str) -> Vec<u8> {
 }
 
 impl<'e> PathEdits<'e> {
-    pub fn new(engine: &'e Engine, filter: &'e mut PathFilter) -> PathEdits<'e> {
-        PathEdits { engine, filter, overlay: BTreeMap::new() }
+    pub fn new(engine: &'e Engine, memory: &'e mut PathMemory) -> PathEdits<'e> {
+        PathEdits { engine, memory, overlay: BTreeMap::new() }
     }
 
-    fn contains(&self, k: &[u8]) -> Result<bool, StoreError> {
-        match self.overlay.get(k) {
-            Some(known) => Ok(*known),
-            None if !self.filter.may_contain(k) => Ok(false),
-            None => Ok(self.engine.paths.contains_key(k)?),
+    fn contains(&mut self, k: &[u8]) -> Result<bool, StoreError> {
+        if let Some(known) = self.overlay.get(k) {
+            return Ok(*known);
         }
+        if let Some(known) = self.memory.recall(k) {
+            debug_assert_eq!(Some(known), self.engine.paths.contains_key(k).ok(), "memory is the index");
+            return Ok(known);
+        }
+        let known = self.engine.paths.contains_key(k)?;
+        if known {
+            self.memory.found(k);
+        }
+        Ok(known)
     }
 
     /// The keys of `path` and of every path under it that are known.
-    fn tree(&self, account: &str, path: &str) -> Result<Vec<Vec<u8>>, StoreError> {
+    fn tree(&mut self, account: &str, path: &str) -> Result<Vec<Vec<u8>>, StoreError> {
         let own = key(account, path);
         let mut children = own.clone();
         if path != "/" {
@@ -121,13 +128,18 @@ impl<'e> PathEdits<'e> {
         Ok(Action::of(operation, path_is_new))
     }
 
-    /// Puts the edits into the batch (and the keys it adds into the filter,
-    /// first: a filter that holds more than the index costs only look-ups).
-    pub fn write(self, batch: &mut fjall::OwnedWriteBatch) {
+    /// Tells the processor's memory the edits, once their batch is committed.
+    pub fn committed(self) {
         for (k, known) in self.overlay {
-            if known {
-                self.filter.add(&k);
-                batch.insert(&self.engine.paths, k, []);
+            self.memory.committed(k, known);
+        }
+    }
+
+    /// Puts the edits into the batch.
+    pub fn write(&self, batch: &mut fjall::OwnedWriteBatch) {
+        for (k, known) in &self.overlay {
+            if *known {
+                batch.insert(&self.engine.paths, k.as_slice(), []);
             } else {
                 batch.remove(&self.engine.paths, k);
             }

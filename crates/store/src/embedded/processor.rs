@@ -21,7 +21,7 @@
 //! `webhook-id`: at least once.
 
 use super::outbox::{self, NEXT_DELIVERY_ID_KEY};
-use super::path_filter::PathFilter;
+use super::path_memory::PathMemory;
 use super::paths::PathEdits;
 use super::{changelog, Engine, Shared};
 use super::{outbox_fresh, outbox_rows};
@@ -85,7 +85,7 @@ pub(crate) fn start(
                 return;
             }
         };
-        let mut filter = PathFilter::build(&engine);
+        let mut memory = PathMemory::build(&engine);
         let mut last_batch: Option<std::time::Instant> = None;
         loop {
             if shared.changes.stopping.load(Ordering::Acquire) {
@@ -104,7 +104,7 @@ pub(crate) fn start(
                 }
             }
             last_batch = Some(std::time::Instant::now());
-            let state = (&mut scratch, &mut filter);
+            let state = (&mut scratch, &mut memory);
             match process_batch(&engine, &shared, (&path, min_free_bytes), state, cursor, durable) {
                 Ok(next) => {
                     cursor = next;
@@ -193,7 +193,7 @@ fn process_batch(
     engine: &Engine,
     shared: &Shared,
     (path, min_free_bytes): (&std::path::Path, u64),
-    (scratch, filter): (&mut Scratch, &mut PathFilter),
+    (scratch, memory): (&mut Scratch, &mut PathMemory),
     cursor: u64,
     durable: u64,
 ) -> Result<u64, StoreError> {
@@ -201,7 +201,7 @@ fn process_batch(
     changes.clear();
     rows.clear();
     let next_cursor = take_changes(engine, shared, cursor, durable, changes)?;
-    let mut edits = PathEdits::new(engine, filter);
+    let mut edits = PathEdits::new(engine, memory);
     {
         let subscriptions = shared.subscriptions.read();
         for (i, c) in changes.iter().enumerate() {
@@ -255,6 +255,7 @@ fn process_batch(
     disk::require_free(path, min_free_bytes)?;
     failpoint::check("processor.before_commit")?;
     batch.commit()?;
+    edits.committed();
     locked.next_delivery_id = next_id;
     if fresh {
         let queued = rows.drain(..).filter(is_pending).map(|r| {
