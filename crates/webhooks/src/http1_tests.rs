@@ -3,44 +3,7 @@
 //! and random damage (no panic, nothing kept past the bound).
 
 use super::{post, Failure, Found, Framing, Head, Wire, CLOSED, CLOSED_IN_BODY, MAX_HEAD_BYTES};
-use std::collections::VecDeque;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-
-/// A connection whose peer's bytes come in the pieces given, then end
-/// (closed); what is written to it is kept.
-#[derive(Default)]
-struct Scripted {
-    pieces: VecDeque<Vec<u8>>,
-    written: Vec<u8>,
-}
-
-impl AsyncRead for Scripted {
-    fn poll_read(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
-        if let Some(mut piece) = self.pieces.pop_front() {
-            let n = piece.len().min(buf.remaining());
-            buf.put_slice(&piece[..n]);
-            if n < piece.len() {
-                self.pieces.push_front(piece.split_off(n));
-            }
-        }
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl AsyncWrite for Scripted {
-    fn poll_write(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        self.written.extend_from_slice(buf);
-        Poll::Ready(Ok(buf.len()))
-    }
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-}
+use crate::fuzzing::Scripted;
 
 /// What one exchange gave: the head (or the failure), the body kept, why
 /// reading it stopped, whether the connection was left ready.

@@ -28,6 +28,7 @@ mod admission;
 mod clock;
 mod connections;
 mod engine;
+pub mod fuzzing;
 mod headers;
 mod http1;
 mod lanes;
