@@ -44,7 +44,7 @@
 //! (`processor.rs`) turns durable changes into outbox rows, classifying them
 //! with the path index (`paths.rs`) and handing the new ones to the engine in
 //! memory (`outbox_fresh.rs`); the delivery engine (crate
-//! `callmeter-webhooks`) claims and completes them (`outbox.rs`).
+//! `callmeter-webhooks`) claims them (`outbox.rs`) and completes them (`outbox_complete.rs`).
 //!
 //! Usage alerts: the syncer marks the accounts whose usage changed
 //! (`usage_signal.rs`) for the server's alert evaluator, which fires the
@@ -60,6 +60,7 @@ mod engine;
 mod expiry;
 mod folder;
 mod outbox;
+mod outbox_complete;
 mod outbox_fresh;
 mod outbox_rows;
 mod path_memory;

@@ -12,7 +12,7 @@
 //! completion.
 //!
 //! A fresh row is *done with* once what follows is in the store: its
-//! attempt recorded (`outbox::complete`), an index entry written for it (a
+//! attempt recorded (`outbox_complete::complete`), an index entry written for it (a
 //! claim with no room for it, or the claim after a completion that could not
 //! be written), or it dropped or held (its subscription deleted or
 //! disabled). The batch's entry is removed in the write that does the last

@@ -3,7 +3,7 @@
 //! `mod.rs` forwards the trait's methods here, so that it stays about calls.
 
 use super::subscription_index::Listed;
-use super::{outbox, EmbeddedStore};
+use super::{outbox, outbox_complete, EmbeddedStore};
 use crate::keys;
 use crate::webhook_records::{AttemptPage, ClaimedDelivery, Completion, Delivery, Subscription};
 use crate::StoreError;
@@ -44,7 +44,7 @@ impl EmbeddedStore {
     }
 
     pub(super) fn complete(&self, done: &[Completion]) -> Result<(), StoreError> {
-        outbox::complete(&self.engine, &self.shared, done)
+        outbox_complete::complete(&self.engine, &self.shared, done)
     }
 
     pub(super) fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
