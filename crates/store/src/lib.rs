@@ -20,10 +20,14 @@
 //!   their checkpoints (`derived.rs`), undo of failed syncs (`undo.rs`), the
 //!   time-ordered request-log scan (`scan.rs`), retention (`expiry.rs`),
 //!   online backup (`backup.rs`) and the kept daily audits (`audits.rs`);
+//!   format upgrades (`upgrade.rs`, `upgrade/`);
 //!   for webhooks, the change log (`changelog.rs`), subscriptions
-//!   (`subscriptions.rs`), the change processor (`processor.rs`) with its
-//!   path index (`paths.rs`), and the outbox (`outbox.rs`, its fresh rows
-//!   `outbox_fresh.rs`, `webhook_store.rs`);
+//!   (`subscriptions.rs`; as readers see them, with their numbers,
+//!   `subscription_index.rs`), the change processor (`processor.rs`) with
+//!   its path index (`paths.rs`) and its memory of it (`path_memory.rs`),
+//!   and the outbox (`outbox.rs`, its fresh rows `outbox_fresh.rs`, its
+//!   completions `outbox_complete.rs`, its rows' encoding `outbox_rows.rs`,
+//!   `webhook_store.rs`);
 //!   for alerts, the accounts whose usage changed (`usage_signal.rs`) and
 //!   the alerts fired (`alerts.rs`).
 //! - `error.rs`: [`StoreError`].
