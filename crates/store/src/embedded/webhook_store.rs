@@ -94,19 +94,19 @@ mod damaged_tests;
 mod fresh_tests;
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use crate::webhook_records::{DeliveryState, NextStep, OutboxEvent, SubscriptionUpdate, Watch};
     use crate::{Attempt, AttemptStatus, Completion, EmbeddedStore, Outcome, Store, StoreOptions, Subscription};
     use callmeter_model::{Action, CallEvent, Interface, Operation};
     use chrono::Utc;
     use std::time::Duration;
 
-    pub(super) fn sub(id: &str, folder: &str, actions: &[Action]) -> Subscription {
+    pub(crate) fn sub(id: &str, folder: &str, actions: &[Action]) -> Subscription {
         let watch = (Watch::Folder { folder: folder.into() }, actions.to_vec());
         Subscription::new(("acme", id), "http://127.0.0.1:9/hook", watch, "whsec_AAAA", Utc::now())
     }
 
-    pub(super) fn call(id: &str, op: Operation, path: &str, extra: impl FnOnce(&mut CallEvent)) -> CallEvent {
+    pub(crate) fn call(id: &str, op: Operation, path: &str, extra: impl FnOnce(&mut CallEvent)) -> CallEvent {
         let mut e = CallEvent::new(id.into(), "acme".into(), Utc::now(), Interface::Rest, op);
         e.path = Some(path.into());
         extra(&mut e);
@@ -114,7 +114,7 @@ mod tests {
     }
 
     /// An attempt of a claimed row, as the engine makes one: its status and response code.
-    pub(super) fn attempt_of(c: &crate::ClaimedDelivery, status: AttemptStatus, code: u16) -> Attempt {
+    pub(crate) fn attempt_of(c: &crate::ClaimedDelivery, status: AttemptStatus, code: u16) -> Attempt {
         Attempt {
             id: 0,
             delivery: 0,
@@ -129,7 +129,7 @@ mod tests {
     }
 
     /// Waits until the processor has made `n` rows for `id`, then claims what is due.
-    pub(super) fn rows(store: &EmbeddedStore, id: &str, n: usize) -> Vec<crate::Delivery> {
+    pub(crate) fn rows(store: &EmbeddedStore, id: &str, n: usize) -> Vec<crate::Delivery> {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
             let rows = store.deliveries("acme", id).unwrap();

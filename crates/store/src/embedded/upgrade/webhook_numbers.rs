@@ -178,30 +178,12 @@ fn rewrite(
 mod tests {
     use super::super::super::outbox_fresh;
     use super::*;
+    use crate::embedded::webhook_store::tests::{attempt_of, call, rows, sub};
     use crate::embedded::EmbeddedStore;
-    use crate::webhook_records::{Attempt, AttemptStatus, Completion, NextStep, Subscription, Watch};
+    use crate::webhook_records::{AttemptStatus, Completion, NextStep};
     use crate::{Store, StoreOptions};
-    use callmeter_model::{Action, CallEvent, Interface, Operation};
+    use callmeter_model::{Action, Operation};
     use chrono::Utc;
-
-    fn sub(id: &str) -> Subscription {
-        let watch = (Watch::Folder { folder: "/in".into() }, vec![Action::Create]);
-        Subscription::new(("acme", id), "http://127.0.0.1:9/hook", watch, "whsec_AAAA", Utc::now())
-    }
-
-    fn write(id: &str) -> CallEvent {
-        let mut e = CallEvent::new(id.into(), "acme".into(), Utc::now(), Interface::Rest, Operation::Write);
-        e.path = Some(format!("/in/{id}"));
-        e
-    }
-
-    fn wait_rows(store: &EmbeddedStore, id: &str, n: usize) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while store.deliveries("acme", id).unwrap().len() < n {
-            assert!(std::time::Instant::now() < deadline, "the processor made no rows");
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-    }
 
     /// Rewrites the webhooks' entries `pick` chooses as format 5 wrote them
     /// (keys with the account and id), and the records too (no numbers)
@@ -272,38 +254,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
         for id in ["wh", "gone"] {
-            store.create_subscription(sub(id)).unwrap();
+            store.create_subscription(sub(id, "/in", &[Action::Create])).unwrap();
         }
-        store.ingest(["a", "b", "c"].map(write).to_vec()).wait_blocking().unwrap();
-        wait_rows(&store, "wh", 3);
-        wait_rows(&store, "gone", 3);
+        let writes = ["a", "b", "c"].map(|id| call(id, Operation::Write, &format!("/in/{id}"), |_| {}));
+        store.ingest(writes.to_vec()).wait_blocking().unwrap();
+        rows(&store, "wh", 3);
+        rows(&store, "gone", 3);
         let later = Utc::now() + chrono::Duration::hours(1);
         let claimed = store.claim_deliveries(later, 10, &mut |s| s.id == "wh").unwrap();
         assert_eq!(claimed.len(), 3);
-        let attempt = |c: &crate::ClaimedDelivery| Attempt {
-            id: 0,
-            delivery: 0,
-            webhook_id: c.delivery.webhook_id(),
-            at: Utc::now(),
-            status: AttemptStatus::Failed,
-            response_code: Some(500),
-            latency_ms: 1,
-            error: None,
-            next_attempt_at: None,
-        };
         // The first delivered, the second to be tried again later, the third left claimed (fresh).
-        let done = [
-            Completion {
-                delivery: claimed[0].delivery.clone(),
-                attempt: Some(attempt(&claimed[0])),
-                next: NextStep::Delivered,
-            },
-            Completion {
-                delivery: claimed[1].delivery.clone(),
-                attempt: Some(attempt(&claimed[1])),
-                next: NextStep::RetryAt(later),
-            },
-        ];
+        let done: Vec<Completion> = claimed
+            .iter()
+            .zip([NextStep::Delivered, NextStep::RetryAt(later)])
+            .map(|(c, next)| Completion {
+                delivery: c.delivery.clone(),
+                attempt: Some(attempt_of(c, AttemptStatus::Failed, 500)),
+                next,
+            })
+            .collect();
         store.complete_deliveries(&done).unwrap();
         let rows_before = store.deliveries("acme", "wh").unwrap();
         let attempts_before = store.delivery_attempts("acme", "wh", None, 10).unwrap().attempts;
@@ -333,7 +302,7 @@ mod tests {
         ids.sort();
         assert_eq!(ids, [claimed[1].delivery.id, claimed[2].delivery.id]);
         // A subscription made now takes its own number, and none of the rows.
-        store.create_subscription(sub("new")).unwrap();
+        store.create_subscription(sub("new", "/in", &[Action::Create])).unwrap();
         assert_ne!(store.known_number("acme", "new").unwrap(), store.known_number("acme", "wh").unwrap());
         assert!(store.deliveries("acme", "new").unwrap().is_empty());
         assert_eq!(store.deliveries("acme", "wh").unwrap(), rows_before);
