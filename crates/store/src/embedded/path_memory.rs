@@ -6,9 +6,10 @@
 //! (docs/adr/0002-delivery-path-cost.md).
 //!
 //! - **Known paths**: the keys the index was last seen to hold (found by a
-//!   look-up, or written), at most [`KNOWN_LIMIT`], forgotten all at once
-//!   past it: a file written again and again (an update each time) is
-//!   answered from memory.
+//!   look-up, or written), at most [`KNOWN_LIMIT`] of them and
+//!   [`KNOWN_BYTES`] of key bytes (paths may be 4 KiB), forgotten all at
+//!   once past either: a file written again and again (an update each time)
+//!   is answered from memory.
 //! - **A Bloom filter** of every key the index may hold: a path new to the
 //!   store (an upload's first write) is answered from memory too. It says
 //!   "no" only of a key never added; the processor builds it from the index
@@ -24,32 +25,42 @@
 use super::Engine;
 use rustc_hash::FxHashSet;
 
-/// The filter's bits: 8 MiB, of which only the pages with a bit set are
-/// ever in memory. With [`HASHES`] bits a key it says "maybe" of a key
-/// never added about once in 200 at 5 million paths, once in 4 at 20 million.
+/// The filter's bits: 8 MiB, resident once a few thousand paths are in it
+/// (each key's bits fall on pages all over it). With [`HASHES`] bits a key
+/// it says "maybe" of a key never added about once in 200 at 5 million
+/// paths, once in 4 at 20 million.
 pub(crate) const BITS: usize = 1 << 26;
 
 /// Bits set per key.
 const HASHES: u64 = 4;
 
-/// Known paths kept at most (~1.5 MiB with keys of 40 bytes).
+/// Known paths kept at most.
 pub(crate) const KNOWN_LIMIT: usize = 16_384;
+
+/// Bytes of known paths' keys kept at most.
+pub(crate) const KNOWN_BYTES: usize = 2 << 20;
 
 pub(crate) struct PathMemory {
     /// The Bloom filter's bits; `None`: the index could not be read when it
     /// was built: every key is "maybe".
     words: Option<Box<[u64]>>,
     known: FxHashSet<Vec<u8>>,
+    /// The bytes of the keys in `known`.
+    known_bytes: usize,
 }
 
 impl PathMemory {
     /// A filter of every key in the index (one that says "maybe" of all
-    /// when the index cannot be read; said in the log), no key known.
-    pub fn build(engine: &Engine) -> PathMemory {
+    /// when the index cannot be read, said in the log, or when `stopping`
+    /// says so before the scan ends), no key known.
+    pub fn build(engine: &Engine, stopping: &dyn Fn() -> bool) -> PathMemory {
         let mut filter = PathMemory::empty();
         let started = std::time::Instant::now();
         let mut added = 0u64;
         for item in engine.paths.iter() {
+            if added.is_multiple_of(4_096) && stopping() {
+                return PathMemory::unread();
+            }
             match item.key() {
                 Ok(key) => {
                     filter.add(&key);
@@ -57,7 +68,7 @@ impl PathMemory {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read the path index: each write's path is looked up");
-                    return PathMemory { words: None, known: FxHashSet::default() };
+                    return PathMemory::unread();
                 }
             }
         }
@@ -67,7 +78,13 @@ impl PathMemory {
 
     /// A memory with no key.
     pub fn empty() -> PathMemory {
-        PathMemory { words: Some(vec![0u64; BITS / 64].into_boxed_slice()), known: FxHashSet::default() }
+        let words = Some(vec![0u64; BITS / 64].into_boxed_slice());
+        PathMemory { words, known: FxHashSet::default(), known_bytes: 0 }
+    }
+
+    /// A memory of an index not read: every key is "maybe".
+    fn unread() -> PathMemory {
+        PathMemory { words: None, known: FxHashSet::default(), known_bytes: 0 }
     }
 
     /// Whether the index holds `key`, when memory can tell (`None`: look it up).
@@ -91,16 +108,22 @@ impl PathMemory {
                 self.remember(key);
             }
             false => {
-                self.known.remove(&key);
+                if self.known.remove(&key) {
+                    self.known_bytes -= key.len();
+                }
             }
         }
     }
 
     fn remember(&mut self, key: Vec<u8>) {
-        if self.known.len() >= KNOWN_LIMIT {
+        if self.known.len() >= KNOWN_LIMIT || self.known_bytes + key.len() > KNOWN_BYTES {
             self.known.clear();
+            self.known_bytes = 0;
         }
-        self.known.insert(key);
+        let len = key.len();
+        if self.known.insert(key) {
+            self.known_bytes += len;
+        }
     }
 
     /// Adds a key to the filter.
@@ -146,8 +169,7 @@ mod tests {
         let maybe = (100_000..200_000).filter(|i| f.may_contain(&key(*i))).count();
         assert!(maybe < 10, "{maybe} of 100,000 keys never added said maybe");
         assert!(!PathMemory::empty().may_contain(&key(1)));
-        let unread = PathMemory { words: None, known: FxHashSet::default() };
-        assert_eq!(unread.recall(&key(1)), None, "an index not read: look it up");
+        assert_eq!(PathMemory::unread().recall(&key(1)), None, "an index not read: look it up");
     }
 
     #[test]
@@ -166,5 +188,14 @@ mod tests {
         }
         assert!(m.known.len() <= KNOWN_LIMIT);
         assert_eq!(m.recall(&key(1)), None);
+        // And by bytes: paths of 4 KiB fill it sooner.
+        let long = |i: u32| [key(i), vec![b'x'; 4_096]].concat();
+        for i in 0..1_000 {
+            m.committed(long(i), true);
+            assert!(m.known_bytes <= KNOWN_BYTES);
+        }
+        assert_eq!(m.known_bytes, m.known.iter().map(Vec::len).sum::<usize>());
+        m.committed(long(999), false);
+        assert_eq!(m.known_bytes, m.known.iter().map(Vec::len).sum::<usize>());
     }
 }

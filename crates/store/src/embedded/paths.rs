@@ -49,7 +49,12 @@ impl<'e> PathEdits<'e> {
             return Ok(*known);
         }
         if let Some(known) = self.memory.recall(k) {
-            debug_assert_eq!(Some(known), self.engine.paths.contains_key(k).ok(), "memory is the index");
+            // A debug build checks the answer against the index (when it can be read).
+            if cfg!(debug_assertions) {
+                if let Ok(stored) = self.engine.paths.contains_key(k) {
+                    assert_eq!(known, stored, "memory is the index");
+                }
+            }
             return Ok(known);
         }
         let known = self.engine.paths.contains_key(k)?;

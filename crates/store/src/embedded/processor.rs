@@ -85,7 +85,7 @@ pub(crate) fn start(
                 return;
             }
         };
-        let mut memory = PathMemory::build(&engine);
+        let mut memory = PathMemory::build(&engine, &|| shared.changes.stopping.load(Ordering::Acquire));
         let mut last_batch: Option<std::time::Instant> = None;
         loop {
             if shared.changes.stopping.load(Ordering::Acquire) {
