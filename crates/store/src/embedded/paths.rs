@@ -39,6 +39,20 @@ fn key(account: &str, path: &str) -> Vec<u8> {
     k
 }
 
+/// Where a move or copy of `path` to `dest` carries the key `k` of `path`
+/// (`own`) or of a path under it: `dest` itself, or `dest` and what follows
+/// `path`, one `/` between them, also when either is the root.
+fn carried(account: &str, (path, dest): (&str, &str), own: &[u8], k: &[u8]) -> Vec<u8> {
+    if k == own {
+        return key(account, dest);
+    }
+    // What follows `path`, from the `/` before it (the root's own `/` for the root's children).
+    let rest = &k[own.len() - usize::from(path == "/")..];
+    let mut to = key(account, dest.strip_suffix('/').unwrap_or(dest));
+    to.extend_from_slice(rest);
+    to
+}
+
 impl<'e> PathEdits<'e> {
     pub fn new(engine: &'e Engine, memory: &'e mut PathMemory) -> PathEdits<'e> {
         PathEdits { engine, memory, overlay: BTreeMap::new() }
@@ -114,13 +128,11 @@ impl<'e> PathEdits<'e> {
             Operation::Move | Operation::Copy => {
                 if let Some(dest) = destination {
                     let from = self.tree(account, path)?;
-                    let skip = own.len();
                     if from.is_empty() {
                         self.overlay.insert(key(account, dest), true);
                     }
                     for k in from {
-                        let mut to = key(account, dest);
-                        to.extend_from_slice(&k[skip..]);
+                        let to = carried(account, (path, dest), &own, &k);
                         if operation == Operation::Move {
                             self.overlay.insert(k, false);
                         }

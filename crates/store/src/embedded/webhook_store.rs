@@ -92,6 +92,8 @@ mod attempt_tests;
 mod damaged_tests;
 #[cfg(test)]
 mod fresh_tests;
+#[cfg(test)]
+mod path_tests;
 
 #[cfg(test)]
 pub(crate) mod tests {
@@ -150,7 +152,7 @@ pub(crate) mod tests {
         assert!(locked.fresh.earliest().is_none(), "every fresh row is indexed");
     }
 
-    fn actions(rows: &[crate::Delivery]) -> Vec<Action> {
+    pub(super) fn actions(rows: &[crate::Delivery]) -> Vec<Action> {
         rows.iter()
             .map(|d| match d.event {
                 OutboxEvent::Change { action, .. } => action,
