@@ -473,7 +473,7 @@ pub(crate) fn attempts(
     before: Option<u64>,
     limit: usize,
 ) -> Result<AttemptPage, StoreError> {
-    let start = row_key(number, 0);
+    let start = rows_prefix(number).to_vec();
     let end = row_key(number, before.unwrap_or(u64::MAX));
     let mut attempts = Vec::new();
     for item in engine.attempts.range(start..end).rev() {

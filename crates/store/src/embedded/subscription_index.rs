@@ -109,14 +109,14 @@ pub(crate) fn load(engine: &Engine) -> Result<Published, StoreError> {
     Ok(out)
 }
 
-/// The number the next subscription made takes: past every number given.
-pub(crate) fn next_number(engine: &Engine, published: &Published) -> Result<u32, StoreError> {
+/// The number the next subscription made takes: past every number given
+/// (the one `meta` keeps) and past each of `numbers` (those in use).
+pub(crate) fn next_number(engine: &Engine, numbers: impl IntoIterator<Item = u32>) -> Result<u32, StoreError> {
     let stored = match engine.meta.get(NEXT_NUMBER_KEY)? {
         Some(v) => keys::read_u32(&v).ok_or_else(|| StoreError::Corrupt(NEXT_NUMBER_KEY.into()))?,
         None => 0,
     };
-    let past_listed = published.iter().map(|(_, l)| l.number + 1).max().unwrap_or(0);
-    Ok(stored.max(past_listed))
+    Ok(numbers.into_iter().map(|n| n + 1).fold(stored, u32::max))
 }
 
 #[cfg(test)]

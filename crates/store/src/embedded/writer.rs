@@ -74,7 +74,8 @@ pub(crate) fn start(
     shared.changes.publish(next_change_seq);
     let subscriptions = {
         let published = shared.subscriptions.read();
-        WriterSubscriptions::new(&published, super::subscription_index::next_number(&engine, &published)?)
+        let numbers = published.iter().map(|(_, listed)| listed.number);
+        WriterSubscriptions::new(&published, super::subscription_index::next_number(&engine, numbers)?)
     };
     let accounts = shared.accounts.read().clone();
     let handle_shared = shared.clone();

@@ -99,21 +99,17 @@ pub(crate) fn number_webhooks(engine: &Engine, found: u32) -> Result<Numbered, S
 /// next. Records format 6 when it was 5.
 fn number_subscriptions(engine: &Engine, found: u32, done: &mut Numbered) -> Result<HashMap<Vec<u8>, u32>, StoreError> {
     let mut numbers = HashMap::new();
-    let mut next = match engine.meta.get(NEXT_NUMBER_KEY)? {
-        Some(v) => keys::read_u32(&v).ok_or_else(|| StoreError::Corrupt(NEXT_NUMBER_KEY.into()))?,
-        None => 0,
-    };
     let mut unnumbered = Vec::new();
     for item in engine.webhooks.iter() {
         let (k, v) = item.into_inner()?;
         match subscription_index::read_record(&v)? {
             (_, Some(number)) => {
-                next = next.max(number + 1);
                 numbers.insert(k.to_vec(), number);
             }
             (sub, None) => unnumbered.push((k.to_vec(), sub)),
         }
     }
+    let mut next = subscription_index::next_number(engine, numbers.values().copied())?;
     let mut batch = engine.db.batch();
     batch.insert(&engine.meta, NUMBERING_KEY, []);
     if found == NUMBERED_FORMAT - 1 {

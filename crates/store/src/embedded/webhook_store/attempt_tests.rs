@@ -6,6 +6,15 @@ use crate::{AttemptStatus, Completion, EmbeddedStore, Store, StoreOptions};
 use callmeter_model::{Action, Operation};
 use chrono::Utc;
 
+/// A store in `dir` with a webhook `wh` on `/in` and one row of it (its id).
+fn one_row(dir: &std::path::Path) -> (EmbeddedStore, u64) {
+    let store = EmbeddedStore::open(dir, StoreOptions::default()).unwrap();
+    store.create_subscription(sub("wh", "/in", &[Action::Create])).unwrap();
+    store.ingest(vec![call("1", Operation::Write, "/in/a", |_| {})]).wait_blocking().unwrap();
+    let id = rows(&store, "wh", 1)[0].id;
+    (store, id)
+}
+
 /// A redelivery asked for while a delivery's attempt ran makes it due at
 /// once: that attempt's record sets no retry, though the schedule had one;
 /// the attempt after it, failed too, says when its retry comes; held (its
@@ -13,10 +22,7 @@ use chrono::Utc;
 #[test]
 fn a_resend_during_the_attempt_or_a_hold_sets_no_retry() {
     let dir = tempfile::tempdir().unwrap();
-    let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
-    store.create_subscription(sub("wh", "/in", &[Action::Create])).unwrap();
-    store.ingest(vec![call("1", Operation::Write, "/in/a", |_| {})]).wait_blocking().unwrap();
-    let id = rows(&store, "wh", 1)[0].id;
+    let (store, id) = one_row(dir.path());
     let later = Utc::now() + chrono::Duration::hours(1);
     let complete = |c: &crate::ClaimedDelivery, next| {
         let done =
@@ -48,10 +54,7 @@ fn a_resend_during_the_attempt_or_a_hold_sets_no_retry() {
 #[test]
 fn a_webhook_made_again_with_its_id_inherits_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
-    store.create_subscription(sub("wh", "/in", &[Action::Create])).unwrap();
-    store.ingest(vec![call("1", Operation::Write, "/in/a", |_| {})]).wait_blocking().unwrap();
-    rows(&store, "wh", 1);
+    let (store, _) = one_row(dir.path());
     let claimed = store.claim_deliveries(Utc::now(), 10, &mut |_| true).unwrap();
     let done = Completion {
         delivery: claimed[0].delivery.clone(),
