@@ -94,7 +94,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// The store format this build writes; older ones are upgraded on open (`upgrade.rs`).
-pub const FORMAT_VERSION: u32 = 6;
+pub const FORMAT_VERSION: u32 = 7;
 
 pub(crate) const FORMAT_KEY: &str = "format_version";
 

@@ -407,27 +407,29 @@ fn resend(
     let mut locked = shared.outbox.locked.lock();
     let mut batch = engine.db.batch();
     let mut n = 0;
-    let rows: Vec<(Vec<u8>, Delivery)> = match only {
+    let rows = match only {
         Some(id) => {
             let key = row_key(number, id);
-            read_row(engine, &key)?.map(|d| (key, d)).into_iter().collect()
+            let row = match read_row(engine, &key)? {
+                Some(d) => Some(Stored::Written(d)),
+                None => locked.fresh.row(number, id).cloned().map(Stored::Fresh),
+            };
+            row.map(|d| (key, d)).into_iter().collect()
         }
-        None => {
-            let mut rows = Vec::new();
-            for item in engine.outbox.prefix(rows_prefix(number)) {
-                let (k, v) = item.into_inner()?;
-                if let Some(d) = outbox_rows::or_step_over(outbox_rows::decode(&v), &k)? {
-                    rows.push((k.to_vec(), d));
-                }
-            }
-            rows
-        }
+        None => rows_with_keys(engine, &locked, number)?,
     };
-    for (key, mut d) in rows {
-        if !pick(&d) {
-            continue;
-        }
-        unindex(engine, &mut batch, &key, &d);
+    for (key, d) in rows {
+        let mut d = match d {
+            Stored::Written(d) => {
+                if !pick(&d) {
+                    continue;
+                }
+                unindex(engine, &mut batch, &key, &d);
+                d
+            }
+            Stored::Fresh(d) if pick(&d) => d,
+            Stored::Fresh(_) => continue,
+        };
         d.state = DeliveryState::Pending;
         d.attempts = 0;
         d.next_attempt_at = now;
@@ -487,14 +489,38 @@ pub(crate) fn attempts(
     Ok(AttemptPage { attempts, next_before: None })
 }
 
-/// Every row of a subscription, oldest first.
-pub(crate) fn rows(engine: &Engine, number: u32) -> Result<Vec<Delivery>, StoreError> {
+/// Where a row is: in `outbox`, or only in its batch's entry and in memory (`outbox_fresh.rs`).
+enum Stored {
+    Written(Delivery),
+    Fresh(Delivery),
+}
+
+/// Every row of a subscription, oldest first, with its key: those in
+/// `outbox`, and the fresh rows it does not hold yet.
+fn rows_with_keys(engine: &Engine, locked: &OutboxLocked, number: u32) -> Result<Vec<(Vec<u8>, Stored)>, StoreError> {
     let mut out = Vec::new();
     for item in engine.outbox.prefix(rows_prefix(number)) {
         let (k, v) = item.into_inner()?;
-        out.extend(outbox_rows::or_step_over(outbox_rows::decode(&v), &k)?);
+        if let Some(d) = outbox_rows::or_step_over(outbox_rows::decode(&v), &k)? {
+            out.push((k.to_vec(), Stored::Written(d)));
+        }
     }
+    let written = out.len();
+    for d in locked.fresh.rows_of(number) {
+        let key = row_key(number, d.id);
+        if out[..written].binary_search_by(|(k, _)| k.cmp(&key)).is_err() {
+            out.push((key, Stored::Fresh(d.clone())));
+        }
+    }
+    out.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
     Ok(out)
+}
+
+/// Every row of a subscription, oldest first.
+pub(crate) fn rows(engine: &Engine, shared: &Shared, number: u32) -> Result<Vec<Delivery>, StoreError> {
+    let locked = shared.outbox.locked.lock();
+    let rows = rows_with_keys(engine, &locked, number)?;
+    Ok(rows.into_iter().map(|(_, Stored::Written(d) | Stored::Fresh(d))| d).collect())
 }
 
 /// When the earliest pending row no one holds is due.

@@ -34,7 +34,7 @@ pub(crate) fn complete(engine: &Engine, shared: &Shared, done: &[Completion]) ->
         for (c, (_, key)) in done.iter().zip(&keys) {
             match locked.fresh.is_fresh(c.delivery.id) {
                 // No index entry to find it by: the next claim writes one.
-                true => locked.fresh.unindexed.push((key.clone(), c.delivery.next_attempt_at)),
+                true => locked.fresh.unindexed.push((key.clone(), c.delivery.clone())),
                 false => locked.scan_from_at_most(&due_key(c.delivery.next_attempt_at, key)),
             }
         }
@@ -102,15 +102,18 @@ fn record(
         }
         // Not resent, the row is as it was claimed: nothing else changes
         // a claimed row (expiry leaves pending rows, a deleted
-        // subscription's rows go at a claim), so it is not read again.
+        // subscription's rows go at a claim), so it is not read again. A
+        // fresh one is in no keyspace yet, and has no index entry.
         let mut row = c.delivery.clone();
+        let is_fresh = locked.fresh.is_fresh(row.id);
         if cfg!(debug_assertions) {
             if let Ok(stored) = read_row(engine, key) {
-                assert_eq!(stored.as_ref(), Some(&row), "a claimed row changed without a resend");
+                let claimed = (!is_fresh).then_some(&row);
+                assert_eq!(stored.as_ref(), claimed, "a claimed row changed without a resend");
             }
         }
         assert_eq!(row.state, DeliveryState::Pending, "a claimed row is pending");
-        if !locked.fresh.is_fresh(row.id) {
+        if !is_fresh {
             unindex(engine, &mut batch, key, &row);
         }
         row.attempts += u32::from(c.attempt.is_some());

@@ -1,24 +1,29 @@
 //! Fresh outbox rows: the pending rows the change processor has just made,
-//! handed to the delivery engine in memory instead of through `outbox_due`
-//! (docs/adr/0002-delivery-path-cost.md).
+//! handed to the delivery engine in memory instead of through `outbox` and
+//! `outbox_due` (docs/adr/0002-delivery-path-cost.md).
 //!
-//! A fresh row is written to `outbox` alone, with no index entry, and its
-//! processor batch writes one `meta` entry (`outbox_fresh/`, the batch's
-//! first delivery id) listing the batch's fresh rows. The rows wait in a
+//! A fresh row is written nowhere but in its processor batch's one `meta`
+//! entry (`outbox_fresh/`, the batch's first delivery id), which holds the
+//! key and value of each of the batch's fresh rows. The rows wait in a
 //! bounded queue under the outbox lock, each counted as claimed (so that a
 //! resend meanwhile is one: `outbox.rs`), until a claim takes them. Per
-//! delivery that saves the index entry the processor wrote, the claim's
-//! scan of it and its read of the change, and the entry's removal at the
-//! completion.
+//! delivery that saves the row's own entry and its index entry, which the
+//! processor wrote, the claim's scan of the index and its read of the
+//! change, and the index entry's removal at the completion.
 //!
-//! A fresh row is *done with* once what follows is in the store: its
-//! attempt recorded (`outbox_complete::complete`), an index entry written for it (a
-//! claim with no room for it, or the claim after a completion that could not
-//! be written), or it dropped or held (its subscription deleted or
-//! disabled). The batch's entry is removed in the write that does the last
-//! of its rows. After a crash the open indexes the pending rows of the
-//! entries left ([`recover`]), and they are claimed like any due row: sent
-//! again, with their ids, at least once, as before.
+//! Until it is done with, a fresh row is in memory too ([`FreshRows`]): the
+//! listings and resends (`outbox.rs`) read it there when `outbox` has no
+//! row of its key. It is *done with* once what follows is in the store,
+//! each of which writes the row to `outbox`: its attempt recorded with its
+//! next state (`outbox_complete::complete`), an index entry written for it
+//! (a claim with no room for it, or the claim after a completion that could
+//! not be written), it held (its subscription disabled) or resent (a
+//! replay, a redelivery). One is dropped, written nowhere, when its
+//! subscription was deleted. The batch's entry is removed in the write that
+//! does the last of its rows. After a crash the open writes the rows of the
+//! entries left that `outbox` has no row for, with their index entries
+//! ([`recover`]), and they are claimed like any due row: sent again, with
+//! their ids, at least once, as before.
 //!
 //! Past [`QUEUE_LIMIT`] waiting rows (no engine runs, or it is behind) the
 //! processor writes rows with their index entries, as it did before.
@@ -26,7 +31,7 @@
 use super::outbox::{self, OutboxLocked, Verdict};
 use super::{outbox_rows, Engine, Shared};
 use crate::keys;
-use crate::webhook_records::{ClaimedDelivery, DeliveryState, Subscription};
+use crate::webhook_records::{ClaimedDelivery, Delivery, DeliveryState, Subscription};
 use crate::StoreError;
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, VecDeque};
@@ -43,13 +48,23 @@ pub(crate) const KEY_PREFIX: &[u8] = b"outbox_fresh/";
 pub(crate) struct FreshRows {
     /// Rows waiting for a claim, oldest first, with their outbox keys.
     queue: VecDeque<(Vec<u8>, ClaimedDelivery)>,
-    /// Rows whose completion could not be written (key, due): the next
-    /// claim writes their index entries (they are no longer queued or claimed).
-    pub unindexed: Vec<(Vec<u8>, DateTime<Utc>)>,
-    /// Every fresh row not yet done with, by delivery id: its batch.
-    rows: HashMap<u64, u64>,
+    /// Rows whose completion could not be written, with their keys: the
+    /// next claim writes them with their index entries (they are no longer
+    /// queued or claimed).
+    pub unindexed: Vec<(Vec<u8>, Delivery)>,
+    /// Every fresh row not yet done with, by delivery id.
+    rows: HashMap<u64, FreshRow>,
     /// Per batch (by its first delivery id), its rows not yet done with.
     batches: HashMap<u64, usize>,
+}
+
+/// A fresh row not yet done with, as its batch entry holds it.
+struct FreshRow {
+    /// Its batch's first delivery id.
+    batch: u64,
+    /// Its subscription's number.
+    number: u32,
+    row: Delivery,
 }
 
 /// Fresh rows a write does with, and the batch entries it removes for that.
@@ -70,12 +85,24 @@ impl FreshRows {
         self.rows.contains_key(&id)
     }
 
+    /// The fresh row `id` of subscription `number`, as its batch made it (a
+    /// resend may have written it to `outbox` since: that one stands).
+    pub fn row(&self, number: u32, id: u64) -> Option<&Delivery> {
+        self.rows.get(&id).filter(|f| f.number == number).map(|f| &f.row)
+    }
+
+    /// The fresh rows of subscription `number`, in no order.
+    pub fn rows_of(&self, number: u32) -> impl Iterator<Item = &Delivery> {
+        self.rows.values().filter(move |f| f.number == number).map(|f| &f.row)
+    }
+
     /// Queues the fresh rows of a batch whose entry (`first_id`) is written.
     pub fn add_batch(&mut self, first_id: u64, rows: impl IntoIterator<Item = (Vec<u8>, ClaimedDelivery)>) {
         let before = self.queue.len();
         for (key, c) in rows {
             assert_eq!(c.delivery.state, DeliveryState::Pending, "a fresh row is pending");
-            let known = self.rows.insert(c.delivery.id, first_id);
+            let fresh = FreshRow { batch: first_id, number: outbox::number_of(&key), row: c.delivery.clone() };
+            let known = self.rows.insert(c.delivery.id, fresh);
             assert!(known.is_none(), "a delivery id made fresh twice");
             self.queue.push_back((key, c));
         }
@@ -91,7 +118,7 @@ impl FreshRows {
         let mut left: HashMap<u64, usize> = HashMap::new();
         let mut done = Done::default();
         for id in ids {
-            let Some(batch) = self.rows.get(&id) else { continue };
+            let Some(FreshRow { batch, .. }) = self.rows.get(&id) else { continue };
             let n = left.entry(*batch).or_insert_with(|| self.batches[batch]);
             assert!(*n > 0, "a fresh row done with twice in one write");
             *n -= 1;
@@ -121,13 +148,13 @@ impl FreshRows {
     /// When the earliest row waiting for a claim (queued, or to be indexed) was due.
     pub fn earliest(&self) -> Option<DateTime<Utc>> {
         let queued = self.queue.front().map(|(_, c)| c.delivery.next_attempt_at);
-        queued.into_iter().chain(self.unindexed.iter().map(|(_, at)| *at)).min()
+        queued.into_iter().chain(self.unindexed.iter().map(|(_, row)| row.next_attempt_at)).min()
     }
 
     /// Counts the rows of `done` as done with: its write is in.
     pub fn apply(&mut self, done: Done) {
         for id in done.ids {
-            let batch = self.rows.remove(&id).expect("planned rows are fresh");
+            let batch = self.rows.remove(&id).expect("planned rows are fresh").batch;
             let n = self.batches.get_mut(&batch).expect("a fresh row's batch is counted");
             *n -= 1;
             if *n == 0 {
@@ -159,19 +186,24 @@ pub(crate) struct Looked {
     done: Done,
 }
 
-/// Writes the index entries of the rows whose completion could not be
-/// written, before a claim looks for due rows: that claim finds them.
+/// Writes the rows whose completion could not be written, with their
+/// index entries, before a claim looks for due rows: that claim finds them.
 pub(crate) fn index_unindexed(engine: &Engine, locked: &mut OutboxLocked) -> Result<(), StoreError> {
     if locked.fresh.unindexed.is_empty() {
         return Ok(());
     }
     let mut batch = engine.db.batch();
     let mut indexed = Vec::new();
-    for (key, _) in &locked.fresh.unindexed {
-        // As it is now: a resend may have changed it (its entry is then this same one).
-        if let Some((due, value)) = stored_due(engine, key)? {
-            batch.insert(&engine.outbox_due, due.clone(), value);
-            indexed.push(due);
+    for (key, row) in &locked.fresh.unindexed {
+        // As it is now: a resend may have written it (its entry is then this same one).
+        match engine.outbox.get(key)? {
+            Some(value) => {
+                if let Some(due) = due_if_pending(key, &value)? {
+                    batch.insert(&engine.outbox_due, due.clone(), value);
+                    indexed.push(due);
+                }
+            }
+            None => indexed.push(write_pending(engine, &mut batch, key, row)),
         }
     }
     let done =
@@ -243,13 +275,9 @@ pub(crate) fn look(
             }
         } else {
             match verdict {
-                Verdict::Refused { .. } => {
-                    let due = outbox::due_key(c.delivery.next_attempt_at, key);
-                    cleanup.insert(&engine.outbox_due, due.clone(), outbox_rows::to_value(&c.delivery));
-                    looked.indexed.push(due);
-                }
-                // Its subscription was deleted: nothing will ever send it.
-                Verdict::Deleted => cleanup.remove(&engine.outbox, key.clone()),
+                Verdict::Refused { .. } => looked.indexed.push(write_pending(engine, cleanup, key, &c.delivery)),
+                // Its subscription was deleted: nothing will ever send it, and it is written nowhere.
+                Verdict::Deleted => {}
                 // Kept, for a replay.
                 Verdict::Disabled => {
                     let mut held = c.delivery.clone();
@@ -264,6 +292,17 @@ pub(crate) fn look(
     }
     looked.done = fresh.plan_in(engine, cleanup, done);
     Ok(looked)
+}
+
+/// Writes a pending row that `outbox` does not hold, with its index entry
+/// (whose key it returns), into `batch`.
+fn write_pending(engine: &Engine, batch: &mut fjall::OwnedWriteBatch, key: &[u8], row: &Delivery) -> Vec<u8> {
+    assert_eq!(row.state, DeliveryState::Pending, "a fresh row is pending");
+    let value = outbox_rows::to_value(row);
+    let due = outbox::due_key(row.next_attempt_at, key);
+    batch.insert(&engine.outbox_due, due.clone(), value.as_slice());
+    batch.insert(&engine.outbox, key.to_vec(), value);
+    due
 }
 
 /// The index entry of the row at `key` whose value is `value`, if it is
@@ -307,7 +346,7 @@ pub(crate) fn take(locked: &mut OutboxLocked, looked: Looked, out: &mut Vec<Clai
     locked.fresh.apply(looked.done);
 }
 
-/// Gives every queued row its index entry, as a claim does to a failing
+/// Writes every queued row with its index entry, as a claim does to a failing
 /// subscription's rows it has no room for (tests of what claims find in
 /// the index).
 #[cfg(test)]
@@ -315,11 +354,7 @@ pub(crate) fn index_queue(engine: &Engine, locked: &mut OutboxLocked) {
     let mut batch = engine.db.batch();
     let ids: Vec<u64> = locked.fresh.queue.iter().map(|(_, c)| c.delivery.id).collect();
     for (key, c) in &locked.fresh.queue {
-        batch.insert(
-            &engine.outbox_due,
-            outbox::due_key(c.delivery.next_attempt_at, key),
-            outbox_rows::to_value(&c.delivery),
-        );
+        write_pending(engine, &mut batch, key, &c.delivery);
     }
     let done = locked.fresh.plan_in(engine, &mut batch, ids);
     batch.commit().unwrap();
@@ -337,40 +372,79 @@ pub(crate) fn batch_key(first_id: u64) -> Vec<u8> {
     k
 }
 
-/// A batch entry's value: its rows' outbox keys, each `u16 BE length | key`.
-pub(crate) fn batch_value<'a>(row_keys: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
+/// The first byte of a batch entry that holds its rows (format 7). One of
+/// format 6 listed keys only, `u16 BE length | key` each, and began with 0
+/// (keys are short): its rows were written to `outbox` by the processor.
+const ROWS_VERSION: u8 = 1;
+
+/// A batch entry's value: `ROWS_VERSION`, then each fresh row's outbox key
+/// (`outbox::ROW_KEY_LEN` bytes), its value's length (u16 BE) and its value
+/// (`outbox_rows.rs`).
+pub(crate) fn batch_value<'a>(rows: impl IntoIterator<Item = (&'a [u8], &'a Delivery)>) -> Vec<u8> {
+    let mut out = vec![ROWS_VERSION];
+    for (key, row) in rows {
+        assert_eq!(key.len(), outbox::ROW_KEY_LEN, "an outbox key is a number and an id");
+        let len = u16::try_from(outbox_rows::value_len(row)).expect("a row's value is short (bounded ids)");
+        out.extend_from_slice(key);
+        out.extend_from_slice(&len.to_be_bytes());
+        outbox_rows::push_value(&mut out, row);
+    }
+    out
+}
+
+/// A batch entry of format 6: its rows' keys.
+#[cfg(test)]
+pub(crate) fn format_6_value<'a>(row_keys: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
     let mut out = Vec::new();
     for key in row_keys {
-        let len = u16::try_from(key.len()).expect("outbox keys are short (bounded ids)");
-        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&(key.len() as u16).to_be_bytes());
         out.extend_from_slice(key);
     }
     out
 }
 
-fn row_keys(value: &[u8]) -> Result<Vec<&[u8]>, StoreError> {
+/// A row a batch entry lists: its key, and its value when the entry holds
+/// it (format 7; format 6 wrote it to `outbox`).
+pub(crate) type Listed<'a> = (&'a [u8], Option<&'a [u8]>);
+
+/// The rows a batch entry lists.
+pub(crate) fn listed(value: &[u8]) -> Result<Vec<Listed<'_>>, StoreError> {
     let corrupt = || StoreError::Corrupt("a fresh outbox batch entry".into());
+    fn take<'a>(rest: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        let (head, tail) = rest.split_at_checked(n)?;
+        *rest = tail;
+        Some(head)
+    }
+    let len = |rest: &mut &[u8]| take(rest, 2).map(|b| u16::from_be_bytes([b[0], b[1]]) as usize);
     let mut out = Vec::new();
-    let mut rest = value;
-    while !rest.is_empty() {
-        let (len, tail) = rest.split_first_chunk::<2>().ok_or_else(corrupt)?;
-        let len = u16::from_be_bytes(*len) as usize;
-        if tail.len() < len {
-            return Err(corrupt());
+    match value.split_first() {
+        Some((&ROWS_VERSION, mut rest)) => {
+            while !rest.is_empty() {
+                let key = take(&mut rest, outbox::ROW_KEY_LEN).ok_or_else(corrupt)?;
+                let n = len(&mut rest).ok_or_else(corrupt)?;
+                out.push((key, Some(take(&mut rest, n).ok_or_else(corrupt)?)));
+            }
         }
-        out.push(&tail[..len]);
-        rest = &tail[len..];
+        _ => {
+            let mut rest = value;
+            while !rest.is_empty() {
+                let n = len(&mut rest).ok_or_else(corrupt)?;
+                out.push((take(&mut rest, n).ok_or_else(corrupt)?, None));
+            }
+        }
     }
     Ok(out)
 }
 
 /// At open, before the processor starts: the pending rows of the batch
-/// entries a crash (or a stop with rows unsent) left get their index
-/// entries, as the processor would have written them, and the entries go,
-/// in one batch. The rows already done with are not pending, or have an
-/// entry already (one the same). A damaged entry does not stop the open:
-/// said, and then every pending row gets its entry (the same again for
-/// those that have one). How many rows were indexed.
+/// entries a crash (or a stop with rows unsent) left are written, or for
+/// those `outbox` holds already, indexed, as the processor would have
+/// written them, and the entries go, in one batch. A row `outbox` holds was
+/// done with (it is not pending, or has an entry already: the same) or
+/// resent (its entry is the same too). A damaged entry does not stop the
+/// open: said, and then every pending row in `outbox` gets its entry (the
+/// same again for those that have one); the rows only it held are lost.
+/// How many rows were indexed.
 pub(crate) fn recover(engine: &Engine) -> Result<usize, StoreError> {
     let mut batch = engine.db.batch();
     let mut entries = 0;
@@ -380,18 +454,31 @@ pub(crate) fn recover(engine: &Engine) -> Result<usize, StoreError> {
         let (k, v) = item.into_inner()?;
         entries += 1;
         batch.remove(&engine.meta, k.to_vec());
-        let listed = match row_keys(&v) {
-            Ok(listed) => listed,
+        let rows = match listed(&v) {
+            Ok(rows) => rows,
             Err(e) => {
                 tracing::error!(error = %e, "a fresh outbox batch entry cannot be read: every pending row is made due");
                 damaged = true;
                 continue;
             }
         };
-        for key in listed {
-            if let Some((due, value)) = stored_due(engine, key)? {
-                batch.insert(&engine.outbox_due, due, value);
-                indexed += 1;
+        for (key, held) in rows {
+            match (engine.outbox.get(key)?, held) {
+                (Some(value), _) => {
+                    if let Some(due) = due_if_pending(key, &value)? {
+                        batch.insert(&engine.outbox_due, due, value);
+                        indexed += 1;
+                    }
+                }
+                (None, Some(value)) => {
+                    // Never written but here: still pending, unless damaged (said, and left out).
+                    if let Some(row) = outbox_rows::or_step_over(outbox_rows::decode(value), key)? {
+                        write_pending(engine, &mut batch, key, &row);
+                        indexed += 1;
+                    }
+                }
+                // Format 6, and the row gone: its subscription's rows were dropped.
+                (None, None) => {}
             }
         }
     }
@@ -413,15 +500,49 @@ pub(crate) fn recover(engine: &Engine) -> Result<usize, StoreError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{batch_value, row_keys, FreshRows};
+    use super::{batch_value, format_6_value, listed, FreshRow, FreshRows};
+    use crate::embedded::{outbox, outbox_rows};
+    use crate::webhook_records::{Delivery, DeliveryState, OutboxEvent};
+    use callmeter_model::Action;
+
+    fn row(id: u64) -> Delivery {
+        let at = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        Delivery {
+            id,
+            account: "acme".into(),
+            subscription: "wh_1".into(),
+            event: OutboxEvent::Change { seq: 7, action: Action::Create },
+            state: DeliveryState::Pending,
+            attempts: 0,
+            next_attempt_at: at,
+            created_at: at,
+        }
+    }
 
     #[test]
-    fn batch_values_list_their_keys() {
-        let keys: [&[u8]; 3] = [b"a\0wh_1\0\0\0\0\0\0\0\x01", b"", b"b"];
-        assert_eq!(row_keys(&batch_value(keys)).unwrap(), keys.to_vec());
-        assert!(row_keys(&[0, 5, 1]).is_err(), "a key longer than what is left");
-        assert!(row_keys(&[0]).is_err(), "half a length");
-        assert!(row_keys(&[]).unwrap().is_empty());
+    fn batch_values_hold_their_rows() {
+        let rows = [row(1), row(2)];
+        let keys = rows.each_ref().map(|r| outbox::row_key(3, r.id));
+        let value = batch_value(keys.iter().map(Vec::as_slice).zip(&rows));
+        let read = listed(&value).unwrap();
+        assert_eq!(read.len(), 2);
+        for ((key, held), (k, r)) in read.into_iter().zip(keys.iter().zip(&rows)) {
+            assert_eq!(key, k.as_slice());
+            assert_eq!(outbox_rows::decode(held.unwrap()).unwrap(), *r);
+        }
+        assert!(listed(&value[..value.len() - 1]).is_err(), "a value cut short");
+        assert!(listed(&value[..5]).is_err(), "a key cut short");
+        assert!(listed(&[1]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn batch_values_of_format_6_list_their_keys() {
+        let keys: [&[u8]; 3] = [b"\0\0\0\x01\0\0\0\0\0\0\0\x01", b"", b"b"];
+        let value = format_6_value(keys);
+        assert_eq!(listed(&value).unwrap(), keys.map(|k| (k, None)).to_vec());
+        assert!(listed(&[0, 5, 1]).is_err(), "a key longer than what is left");
+        assert!(listed(&[0]).is_err(), "half a length");
+        assert!(listed(&[]).unwrap().is_empty());
     }
 
     /// A batch's entry goes with the write that does its last row, and only
@@ -430,7 +551,9 @@ mod tests {
     #[test]
     fn a_batch_is_finished_by_its_last_row() {
         let mut fresh = FreshRows::default();
-        fresh.rows.extend([(1, 1), (2, 1), (3, 3)]);
+        fresh
+            .rows
+            .extend([(1, 1), (2, 1), (3, 3)].map(|(id, batch)| (id, FreshRow { batch, number: 3, row: row(id) })));
         fresh.batches.extend([(1, 2), (3, 1)]);
         let plan = fresh.plan([1, 99]);
         assert!(plan.finished.is_empty());

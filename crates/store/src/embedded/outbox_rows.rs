@@ -49,7 +49,19 @@ fn state_of(code: u8) -> Option<DeliveryState> {
 
 /// A row's value.
 pub(crate) fn to_value(d: &Delivery) -> Vec<u8> {
-    let mut out = Vec::with_capacity(48 + d.account.len() + d.subscription.len());
+    let mut out = Vec::with_capacity(value_len(d));
+    push_value(&mut out, d);
+    out
+}
+
+/// The length of a row's value.
+pub(crate) fn value_len(d: &Delivery) -> usize {
+    44 + d.account.len() + d.subscription.len()
+}
+
+/// Appends a row's value to `out`.
+pub(crate) fn push_value(out: &mut Vec<u8>, d: &Delivery) {
+    let start = out.len();
     out.push(VERSION);
     out.extend_from_slice(&d.id.to_le_bytes());
     out.push(state_code(d.state));
@@ -65,9 +77,9 @@ pub(crate) fn to_value(d: &Delivery) -> Vec<u8> {
     out.push(action);
     for s in [d.account.as_str(), d.subscription.as_str()] {
         assert!(s.len() <= u16::MAX as usize, "account and subscription ids are bounded");
-        keys::push_str16(&mut out, s);
+        keys::push_str16(out, s);
     }
-    out
+    debug_assert_eq!(out.len() - start, value_len(d));
 }
 
 const ATTEMPT_VERSION: u8 = 2;

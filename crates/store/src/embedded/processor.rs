@@ -8,7 +8,9 @@
 //! For each change it asks the path index what the change is to subscribers (`create` or `update` for a write, … `paths.rs`), and puts one
 //! outbox row per subscription of the account that watches the path (or the
 //! destination) for that action: pending for an enabled subscription, held
-//! for a disabled one (kept, to be replayed). The index's edits, the rows
+//! for a disabled one (kept, to be replayed); pending rows go to the
+//! delivery engine in memory and are written in one entry per batch
+//! (`outbox_fresh.rs`). The index's edits, the rows
 //! and the cursor past the changes go into **one atomic batch**: after a
 //! crash, the changes after the cursor are processed again against the index
 //! as it was, and make the same rows with the same ids, so nothing is lost
@@ -21,10 +23,10 @@
 //! `webhook-id`: at least once.
 
 use super::outbox::{self, NEXT_DELIVERY_ID_KEY};
+use super::outbox_fresh;
 use super::path_memory::PathMemory;
 use super::paths::PathEdits;
 use super::{changelog, Engine, Shared};
-use super::{outbox_fresh, outbox_rows};
 use crate::disk;
 use crate::failpoint;
 use crate::keys;
@@ -238,14 +240,12 @@ fn process_batch(
     let fresh = pending > 0 && locked.fresh.has_room(pending);
     let mut batch = engine.db.batch();
     edits.write(&mut batch);
-    for row in rows.iter() {
-        match fresh && is_pending(row) {
-            true => batch.insert(&engine.outbox, row.key.as_slice(), outbox_rows::to_value(&row.delivery)),
-            false => outbox::put_row(engine, &mut locked, &mut batch, row.number, &row.delivery),
-        }
+    // Fresh rows are written in their batch's entry alone (`outbox_fresh.rs`).
+    for row in rows.iter().filter(|r| !(fresh && is_pending(r))) {
+        outbox::put_row(engine, &mut locked, &mut batch, row.number, &row.delivery);
     }
     if fresh {
-        let listed = rows.iter().filter(|r| is_pending(r)).map(|r| r.key.as_slice());
+        let listed = rows.iter().filter(|r| is_pending(r)).map(|r| (r.key.as_slice(), &r.delivery));
         batch.insert(&engine.meta, outbox_fresh::batch_key(first_id), outbox_fresh::batch_value(listed));
     }
     if next_id != first_id {

@@ -29,6 +29,12 @@
 //! - 5 → 6: subscriptions have numbers, and the keys of outbox rows, their
 //!   due entries and attempts begin with them (`webhook_numbers.rs`). Runs
 //!   first, at the open, before anything reads those keys.
+//! - 6 → 7: a fresh outbox row is written only in its batch's entry in
+//!   `meta`, which now holds the rows (`outbox_fresh.rs`), not in `outbox`.
+//!   Nothing is rewritten: format 6's entries, which list keys of rows in
+//!   `outbox`, are still read. The version is raised so that an earlier
+//!   build, which would read an entry of rows as a damaged list of keys and
+//!   never find those rows, refuses the store rather than lose them.
 
 mod webhook_numbers;
 

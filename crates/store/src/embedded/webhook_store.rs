@@ -62,7 +62,7 @@ impl EmbeddedStore {
     }
 
     pub(super) fn rows_of(&self, account: &str, id: &str) -> Result<Vec<Delivery>, StoreError> {
-        outbox::rows(&self.engine, self.known_number(account, id)?)
+        outbox::rows(&self.engine, &self.shared, self.known_number(account, id)?)
     }
 
     pub(super) fn redeliver_one(

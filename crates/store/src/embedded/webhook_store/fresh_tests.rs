@@ -53,8 +53,11 @@ fn fresh_rows_are_claimed_from_memory_and_leave_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_with(dir.path(), 3);
     assert!(store.engine.outbox_due.is_empty().unwrap(), "no index entries");
+    assert!(store.engine.outbox.is_empty().unwrap(), "no rows but in the batch entry");
     assert_eq!(batch_entries(&store), 1);
     assert!(store.next_delivery_due().unwrap().is_some(), "due");
+    let listed: Vec<DeliveryState> = store.deliveries("acme", "wh").unwrap().iter().map(|d| d.state).collect();
+    assert_eq!(listed, [DeliveryState::Pending; 3], "listed from memory");
 
     let claimed = store.claim_deliveries(Utc::now(), 10, &mut |_| true).unwrap();
     assert_eq!(claimed.len(), 3);
@@ -112,6 +115,30 @@ fn a_fresh_row_resent_while_queued_is_claimed_once_then_again() {
     assert_eq!(store.next_delivery_due().unwrap(), None);
     assert!(store.engine.outbox_due.is_empty().unwrap());
     assert_eq!(batch_entries(&store), 0);
+    store.shutdown();
+}
+
+/// A replay while fresh rows are out with the engine (claimed, in no
+/// keyspace yet) resends each of them once, also when asked twice; once
+/// their attempts are recorded they are due again, and then done.
+#[test]
+fn a_replay_of_fresh_rows_in_flight_resends_each_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), 2);
+    let claimed = store.claim_deliveries(Utc::now(), 10, &mut |_| true).unwrap();
+    assert_eq!(claimed.len(), 2);
+    let epoch = chrono::DateTime::UNIX_EPOCH;
+    assert_eq!(store.replay("acme", "wh", epoch, Utc::now()).unwrap(), 2);
+    assert_eq!(store.replay("acme", "wh", epoch, Utc::now()).unwrap(), 2, "each once, not from memory and outbox");
+    assert!(store.claim_deliveries(later(), 10, &mut |_| true).unwrap().is_empty(), "still claimed");
+    delivered(&store, &claimed).unwrap();
+    assert_eq!(batch_entries(&store), 0, "resent rows are written: done with");
+    let again = store.claim_deliveries(later(), 10, &mut |_| true).unwrap();
+    assert_eq!(ids(&again), ids(&claimed));
+    delivered(&store, &again).unwrap();
+    assert_eq!(store.next_delivery_due().unwrap(), None);
+    let states: Vec<DeliveryState> = store.deliveries("acme", "wh").unwrap().iter().map(|d| d.state).collect();
+    assert_eq!(states, [DeliveryState::Delivered; 2]);
     store.shutdown();
 }
 
@@ -260,14 +287,22 @@ fn indexed_rows_get_room_beside_a_stream_of_fresh_ones() {
     store.shutdown();
 }
 
-/// A damaged batch entry does not stop the open: every pending row is
-/// made due (once, whether or not it had its entry), the others are not.
+/// A damaged batch entry does not stop the open: it goes, said, and every
+/// pending row `outbox` holds is made due (once, whether or not it had its
+/// entry), the others are not. A row only the entry held is lost with it
+/// (the engine's checksums make that damage a failing disk's, not a crash's).
 #[test]
 fn a_damaged_batch_entry_makes_every_pending_row_due() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_with(dir.path(), 3);
     let claimed = store.claim_deliveries(Utc::now(), 10, &mut |_| true).unwrap();
     delivered(&store, &claimed[..1]).unwrap();
+    let retry = Completion {
+        delivery: claimed[1].delivery.clone(),
+        attempt: Some(attempt_of(&claimed[1], AttemptStatus::Failed, 500)),
+        next: NextStep::RetryAt(Utc::now()),
+    };
+    store.complete_deliveries(&[retry]).unwrap();
     let entry = store.engine.meta.prefix(b"outbox_fresh/").next().unwrap().key().unwrap();
     store.engine.meta.insert(entry, [0xFFu8; 3]).unwrap();
     store.shutdown();
@@ -275,6 +310,31 @@ fn a_damaged_batch_entry_makes_every_pending_row_due() {
     let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
     assert_eq!(batch_entries(&store), 0, "the damaged entry is gone");
     let again = store.claim_deliveries(later(), 10, &mut |_| true).unwrap();
-    assert_eq!(ids(&again), ids(&claimed[1..]), "the two pending rows, not the delivered one");
+    assert_eq!(ids(&again), ids(&claimed[1..2]), "the pending row, not the delivered one");
+    store.shutdown();
+}
+
+/// A batch entry of format 6 lists the keys of rows in `outbox`: after an
+/// upgrade its pending rows are due, the others are not.
+#[test]
+fn a_format_6_batch_entry_makes_its_pending_rows_due() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), 2);
+    let claimed = store.claim_deliveries(Utc::now(), 10, &mut |_| true).unwrap();
+    delivered(&store, &claimed[..1]).unwrap();
+    // As format 6 left it: the pending row written, its key listed.
+    let entry = store.engine.meta.prefix(b"outbox_fresh/").next().unwrap().key().unwrap();
+    let number = store.known_number("acme", "wh").unwrap();
+    let keys = claimed.iter().map(|c| crate::embedded::outbox::row_key(number, c.delivery.id)).collect::<Vec<_>>();
+    let pending = crate::embedded::outbox_rows::to_value(&claimed[1].delivery);
+    store.engine.outbox.insert(&keys[1], pending).unwrap();
+    let listed = crate::embedded::outbox_fresh::format_6_value(keys.iter().map(Vec::as_slice));
+    store.engine.meta.insert(entry, listed).unwrap();
+    store.shutdown();
+
+    let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+    assert_eq!(batch_entries(&store), 0);
+    let again = store.claim_deliveries(later(), 10, &mut |_| true).unwrap();
+    assert_eq!(ids(&again), ids(&claimed[1..]));
     store.shutdown();
 }
