@@ -3,10 +3,21 @@
 //! ([`Admission`]), so that a slow target or a busy account holds back no
 //! one else's deliveries, and an unproven subscription (a new one, or one
 //! whose last attempt failed) none of its account's others.
+//!
+//! A target here is an account's: its id and the URL's scheme, host and
+//! port ([`lane_of`]). Accounts whose webhooks share a host (an automation
+//! service's, a gateway) each get its room and its workers (`lanes.rs`), so
+//! one account's hanging receiver path holds back none of the others'.
 
 use crate::target::target_of;
 use callmeter_store::Subscription;
 use std::sync::Arc;
+
+/// The target a subscription's rows count against and queue in: its
+/// account's, at its URL's scheme, host and port.
+pub(crate) fn lane_of(sub: &Subscription) -> String {
+    format!("{} {}", sub.account, target_of(&sub.url))
+}
 
 /// The claimed rows, shared by the engine and its claims.
 pub(crate) type SharedClaimed = Arc<parking_lot::Mutex<Claimed>>;
@@ -95,7 +106,7 @@ pub(crate) fn admission(
     let targets = now.targets.iter().map(|(t, n)| (t.clone(), per_target.saturating_sub(*n))).collect();
     let accounts = now.accounts.iter().map(|(a, n)| (a.clone(), per_account.saturating_sub(*n))).collect();
     Admission {
-        target_of_url: Default::default(),
+        lane_of_subscription: Default::default(),
         per_target,
         per_account,
         per_unproven,
@@ -111,8 +122,8 @@ pub(crate) fn admission(
 /// left, counted down as rows are admitted, and the rows each subscription
 /// holds, counted up. A target or account not seen yet has all of its room.
 pub(crate) struct Admission {
-    /// Targets by subscription URL: parsing a URL costs more than the rest.
-    pub(crate) target_of_url: hashbrown::HashMap<String, String, foldhash::fast::RandomState>,
+    /// Targets ([`lane_of`]) by subscription id: parsing a URL costs more than the rest.
+    pub(crate) lane_of_subscription: hashbrown::HashMap<String, String, foldhash::fast::RandomState>,
     per_target: usize,
     per_account: usize,
     /// Rows an unproven subscription may hold: enough for its target's
@@ -136,7 +147,7 @@ pub(crate) struct Admission {
 impl Admission {
     /// Whether a row of `sub` has room (and counts it).
     pub(crate) fn admit(&mut self, sub: &Subscription) -> bool {
-        let target = self.target_of_url.entry_ref(sub.url.as_str()).or_insert_with(|| target_of(&sub.url));
+        let target = self.lane_of_subscription.entry_ref(sub.id.as_str()).or_insert_with(|| lane_of(sub));
         let target = self.targets.entry_ref(target.as_str()).or_insert(self.per_target);
         let account = self.accounts.entry_ref(sub.account.as_str()).or_insert(self.per_account);
         let claimed = &self.claimed;
@@ -173,13 +184,13 @@ mod tests {
         Holder { target: target.into(), account: account.into(), subscription: subscription.into() }
     }
 
-    /// A target's room, an account's room and an unproven subscription's
-    /// room each stop a claim; rows already claimed count against them; a
+    /// A target's room (an account's, at a host), an account's room and an
+    /// unproven subscription's room each stop a claim; rows already claimed count against them; a
     /// subscription is proven by a success and unproven again by a failure.
     #[test]
     fn each_room_stops_a_claim() {
         let claimed = SharedClaimed::default();
-        claimed.lock().add(&holder("http://a:80", "acme", "wh_a"));
+        claimed.lock().add(&holder("acme http://a:80", "acme", "wh_a"));
         claimed.lock().attempted("wh_b", true);
         claimed.lock().attempted("wh_c", true);
         let dead = sub("acme", "wh_a", "http://a/hook");
@@ -192,7 +203,8 @@ mod tests {
         for _ in 0..3 {
             assert!(room.admit(&healthy), "its account's others go on");
         }
-        assert!(!room.admit(&other), "b's room is 3");
+        assert!(!room.admit(&healthy), "acme's room at b is 3");
+        assert!(room.admit(&other), "globex has its own room at b: one account's target holds back no other's");
         let mut room = admission(&claimed, 10, 5, 2);
         assert!(room.admit(&dead));
         for _ in 0..3 {
@@ -200,7 +212,7 @@ mod tests {
         }
         assert!(!room.admit(&healthy), "acme's room is 5, one claimed already");
         assert!(room.admit(&other), "globex has its own");
-        claimed.lock().remove(&holder("http://a:80", "acme", "wh_a"));
+        claimed.lock().remove(&holder("acme http://a:80", "acme", "wh_a"));
         assert_eq!(claimed.lock().total, 0);
         let mut room = admission(&claimed, 10, 5, 2);
         assert!(room.admit(&dead) && room.admit(&dead) && !room.admit(&dead));

@@ -367,6 +367,33 @@ fn hanging_targets_hold_back_none_of_their_accounts_other_webhooks() {
     assert!(sent, "acme's healthy webhook waited behind its hanging one ({tried} attempts)");
 }
 
+/// Found by a careless trial: two accounts whose webhooks share a host (an
+/// automation service's, a gateway) shared its slots, so one account's
+/// hanging receiver held back the other's deliveries for the attempt
+/// timeout (minutes behind 20 such webhooks). A target's room and workers
+/// are each account's own.
+#[test]
+fn accounts_sharing_a_host_hold_back_none_of_each_other() {
+    let s = setup_with(EngineOptions { timeout: std::time::Duration::from_secs(10), ..EngineOptions::default() });
+    let hang = || Reply::Hang(std::time::Duration::from_secs(30));
+    let shared = Receiver::answering(Reply::Status(200, String::new()), (0..4).map(|_| hang()).collect());
+    subscribe_in(&s.store, "acme", "wh_acme", &shared.url, &signing::new_secret());
+    upload_many(&s.store, "acme", "bulk", 20);
+    wait_until("acme's four attempts, hanging", || shared.count() >= 4);
+    std::thread::sleep(ms(200));
+    assert_eq!(shared.count(), 4, "an unproven webhook's rows take its target's four slots at most");
+    subscribe_in(&s.store, "globex", "wh_globex", &shared.url, &signing::new_secret());
+    upload_in(&s.store, "globex", "fast-0");
+    assert!(
+        within(std::time::Duration::from_secs(3), || shared.count() >= 5),
+        "globex's delivery waited behind acme's hanging attempts at the same host"
+    );
+    wait_until("globex's attempt recorded", || {
+        let page = s.store.delivery_attempts("globex", "wh_globex", None, 10).unwrap();
+        page.attempts.iter().any(|a| a.status == AttemptStatus::Delivered)
+    });
+}
+
 /// A failing subscription holds only its target's slots' worth of rows
 /// (`per_target`): with an account's room no bigger than a target's, the
 /// account's other webhooks go while its backlog is tried.
