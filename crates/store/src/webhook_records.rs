@@ -111,12 +111,28 @@ impl Subscription {
         }
     }
 
-    /// Whether a change of `action` at `path` (or to `destination`) is for this subscription.
+    /// Whether a change of `action` at `path` (or to `destination`) is for
+    /// this subscription: one at or under its folder, and a delete, move or
+    /// copy of a folder that holds it, which changes what is under it too
+    /// (a delete or move of `/data` takes `/data/inbox` with it; a move or
+    /// copy to `/data` may bring one). A copy from a folder that holds it
+    /// changes nothing there.
     pub fn wants(&self, action: Action, path: &str, destination: Option<&str>) -> bool {
+        use callmeter_model::folder_contains;
         let Watch::Folder { folder } = &self.watch else { return false };
-        self.actions.contains(&action)
-            && (callmeter_model::folder_contains(folder, path)
-                || destination.is_some_and(|d| callmeter_model::folder_contains(folder, d)))
+        if !self.actions.contains(&action) {
+            return false;
+        }
+        let under = |p: &str| folder_contains(folder, p);
+        let holds = |p: &str| folder_contains(p, folder);
+        under(path)
+            || destination.is_some_and(under)
+            || match action {
+                Action::Destroy => holds(path),
+                Action::Move => holds(path) || destination.is_some_and(holds),
+                Action::Copy => destination.is_some_and(holds),
+                Action::Create | Action::Update | Action::Read => false,
+            }
     }
 
     /// Whether an alert of `kind` is for this subscription.
@@ -395,6 +411,33 @@ pub struct AttemptPage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A webhook on a folder is told of changes under it, and of a delete,
+    /// move or copy of a folder that holds it; not of a copy from one, nor
+    /// of changes beside it.
+    #[test]
+    fn a_folder_webhook_wants_changes_under_it_and_to_what_holds_it() {
+        let every = vec![Action::Create, Action::Update, Action::Destroy, Action::Move, Action::Copy];
+        let watch = (Watch::Folder { folder: "/data/inbox".into() }, every);
+        let sub = Subscription::new(("acme", "wh_1"), "https://x.example/hook", watch, "whsec_x", Utc::now());
+        let wants = |action, path, dest: Option<&str>| sub.wants(action, path, dest);
+        assert!(wants(Action::Create, "/data/inbox/a.csv", None));
+        assert!(wants(Action::Update, "/data/inbox", None));
+        assert!(!wants(Action::Create, "/data", None), "a parent made holds nothing yet");
+        assert!(!wants(Action::Create, "/data/inboxes/a", None), "beside it");
+        assert!(wants(Action::Destroy, "/data", None));
+        assert!(wants(Action::Destroy, "/", None));
+        assert!(!wants(Action::Destroy, "/data/other", None));
+        assert!(wants(Action::Move, "/data", Some("/archive")), "moved away");
+        assert!(wants(Action::Move, "/archive", Some("/data")), "moved in");
+        assert!(wants(Action::Move, "/data/inbox/a", Some("/elsewhere")));
+        assert!(wants(Action::Copy, "/archive", Some("/data")), "copied in");
+        assert!(wants(Action::Copy, "/data/inbox/a", Some("/elsewhere")), "copied out, as before");
+        assert!(!wants(Action::Copy, "/data", Some("/archive")), "a copy from a parent changes nothing here");
+        let some = (Watch::Folder { folder: "/data/inbox".into() }, vec![Action::Create]);
+        let creates = Subscription::new(("acme", "wh_2"), "https://x.example/hook", some, "whsec_x", Utc::now());
+        assert!(!creates.wants(Action::Destroy, "/data", None), "an action it did not ask for");
+    }
 
     /// A rotation keeps the current secret signing until its end and retires
     /// the one rotated before: two sign at most, however often it rotates.

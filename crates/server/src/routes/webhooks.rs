@@ -150,14 +150,32 @@ impl WebhookBody {
     /// What it watches, if it says: `events` make an alert subscription;
     /// `folder` or `actions` a folder one (`was`: what it watched before,
     /// whose folder and actions fill in what is left out).
+    /// A webhook keeps its kind: a change that names the other kind's
+    /// fields is refused, not taken as a new kind (which would drop the
+    /// folder, or the events, unasked).
     fn watch(&self, was: Option<&Subscription>) -> AppResult<Option<(Watch, Vec<Action>)>> {
+        let was_alerts = was.map(|s| matches!(s.watch, Watch::Alerts { .. }));
         if let Some(events) = &self.events {
             if self.folder.is_some() || self.actions.is_some() {
                 return Err(ApiError::BadRequest(
                     "events: an alert subscription has no folder or actions: give events, or folder and actions".into(),
                 ));
             }
+            if was_alerts == Some(false) {
+                return Err(ApiError::BadRequest(
+                    "events: this webhook watches a folder, and a webhook keeps its kind: create an alert \
+                     subscription for the events (and delete this one if it is no longer wanted)"
+                        .into(),
+                ));
+            }
             return Ok(Some((Watch::Alerts { events: checked_events(events)? }, Vec::new())));
+        }
+        if (self.folder.is_some() || self.actions.is_some()) && was_alerts == Some(true) {
+            return Err(ApiError::BadRequest(
+                "folder: this webhook is an alert subscription, and a webhook keeps its kind: create a folder \
+                 webhook (and delete this one if it is no longer wanted)"
+                    .into(),
+            ));
         }
         if self.folder.is_none() && self.actions.is_none() && was.is_some() {
             return Ok(None);
@@ -592,7 +610,21 @@ mod tests {
         let (watch, actions) = body(r#"{"actions": ["destroy"]}"#).watch(Some(&was)).unwrap().unwrap();
         assert_eq!((watch, actions), (Watch::Folder { folder: "/in".into() }, vec![Action::Destroy]));
         let alerts = Subscription { watch: Watch::Alerts { events: vec![AlertKind::Spike] }, actions: vec![], ..was };
-        let (watch, actions) = body(r#"{"folder": "/out/"}"#).watch(Some(&alerts)).unwrap().unwrap();
-        assert_eq!((watch, actions), (Watch::Folder { folder: "/out".into() }, DEFAULT_ACTIONS.to_vec()));
+        let (watch, _) = body(r#"{"events": ["usage.spike"]}"#).watch(Some(&alerts)).unwrap().unwrap();
+        assert_eq!(watch, Watch::Alerts { events: vec![AlertKind::Spike] });
+    }
+
+    /// A change that names the other kind's fields is refused: a folder
+    /// webhook given events would lose its folder, unasked.
+    #[test]
+    fn a_change_keeps_the_kind() {
+        let was = folder_sub();
+        let e = body(r#"{"events": ["usage.spike"]}"#).watch(Some(&was)).unwrap_err();
+        assert!(e.to_string().contains("keeps its kind"), "{e}");
+        let alerts = Subscription { watch: Watch::Alerts { events: vec![AlertKind::Spike] }, actions: vec![], ..was };
+        for change in [r#"{"folder": "/out/"}"#, r#"{"actions": ["create"]}"#] {
+            let e = body(change).watch(Some(&alerts)).unwrap_err();
+            assert!(e.to_string().contains("keeps its kind"), "{change}: {e}");
+        }
     }
 }
