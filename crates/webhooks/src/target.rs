@@ -109,6 +109,10 @@ pub fn parse_target(url: &str) -> Result<Url, WebhookError> {
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err(WebhookError::Target(format!("{url:?}: no credentials in the URL (use a custom header)")));
     }
+    // A fragment is never sent: stored, the URL would say more than is posted to.
+    if parsed.fragment().is_some() {
+        return Err(WebhookError::Target(format!("{url:?} has a fragment (#…), which is never sent: leave it out")));
+    }
     Ok(parsed)
 }
 
@@ -285,6 +289,8 @@ mod tests {
             "https://8.8.8.8:0/",
             "http://8.8.8.8/\r\nX-Injected: 1",
             "http://exam\tple.com/",
+            "https://hooks.example.com/x#frag",
+            "https://hooks.example.com/x#",
         ] {
             assert!(parse_target(bad).is_err(), "{bad}");
         }
