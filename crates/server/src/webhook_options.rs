@@ -12,7 +12,7 @@ pub struct WebhookTable {
     pub allow_private_targets: Option<bool>,
     /// Delivery attempts in flight at once [default: 256; 1 to 1024].
     pub max_in_flight: Option<usize>,
-    /// Delivery attempts of one account in flight to one target (scheme, host, port) at once [default: 4; 1 to 64].
+    /// Delivery attempts in flight to one target (scheme, host, port) at once [default: 4; 1 to 64].
     pub per_target: Option<usize>,
     /// Deliveries of one account claimed at once (in flight or waiting for
     /// their target's room), so that an account with many slow targets

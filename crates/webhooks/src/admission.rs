@@ -4,19 +4,27 @@
 //! one else's deliveries, and an unproven subscription (a new one, or one
 //! whose last attempt failed) none of its account's others.
 //!
-//! A target here is an account's: its id and the URL's scheme, host and
-//! port ([`lane_of`]). Accounts whose webhooks share a host (an automation
-//! service's, a gateway) each get its room and its workers (`lanes.rs`), so
-//! one account's hanging receiver path holds back none of the others'.
+//! A target is a URL's scheme, host and port, shared by every account whose
+//! proven webhooks post there: their attempts share its slots, its workers
+//! and its kept connections. An unproven subscription's rows (a new one's,
+//! a failing one's) count against its account's own target at that host
+//! ([`lane_of`]), so that accounts whose webhooks share a host (an
+//! automation service's, a gateway) do not wait for one account's hanging
+//! receiver path: it is unproven from its first failure on, and until then
+//! (a proven webhook that starts to hang) holds the shared slots for one
+//! timeout at most.
 
 use crate::target::target_of;
 use callmeter_store::Subscription;
 use std::sync::Arc;
 
-/// The target a subscription's rows count against and queue in: its
-/// account's, at its URL's scheme, host and port.
-pub(crate) fn lane_of(sub: &Subscription) -> String {
-    format!("{} {}", sub.account, target_of(&sub.url))
+/// The target a subscription's rows count against and queue in: its URL's
+/// scheme, host and port, its account's own there while it is unproven.
+pub(crate) fn lane_of(sub: &Subscription, proven: bool) -> String {
+    match proven {
+        true => target_of(&sub.url),
+        false => format!("{} {}", sub.account, target_of(&sub.url)),
+    }
 }
 
 /// The claimed rows, shared by the engine and its claims.
@@ -54,6 +62,10 @@ pub(crate) struct Claimed {
     /// Subscriptions whose last attempt (in this process) succeeded: the
     /// others, new or failing, hold `per_unproven` rows at most.
     proven: hashbrown::HashSet<String, foldhash::fast::RandomState>,
+    /// The target ([`lane_of`]) of each subscription's rows held: one at a
+    /// time, so that its attempts end in turn where a target sends one at a
+    /// time (each attempt judged after the one before it).
+    lanes: hashbrown::HashMap<String, String, foldhash::fast::RandomState>,
 }
 
 impl Claimed {
@@ -61,23 +73,33 @@ impl Claimed {
         self.total += 1;
         *self.targets.entry_ref(row.target.as_str()).or_insert(0) += 1;
         *self.accounts.entry_ref(row.account.as_str()).or_insert(0) += 1;
-        *self.subscriptions.entry_ref(row.subscription.as_str()).or_insert(0) += 1;
+        let n = self.subscriptions.entry_ref(row.subscription.as_str()).or_insert(0);
+        *n += 1;
+        if *n == 1 {
+            self.lanes.insert(row.subscription.clone(), row.target.clone());
+        }
+        debug_assert_eq!(self.lanes.get(&row.subscription), Some(&row.target), "one target a subscription");
     }
 
     /// Counts a row's completion.
     pub(crate) fn remove(&mut self, row: &Holder) {
-        fn down(map: &mut Counts, key: &str) {
+        /// Whether that was the last.
+        fn down(map: &mut Counts, key: &str) -> bool {
             let n = map.get_mut(key).expect("counted when claimed");
             *n -= 1;
-            if *n == 0 {
+            let last = *n == 0;
+            if last {
                 map.remove(key);
             }
+            last
         }
         assert!(self.total > 0, "a completion of a row not counted as claimed");
         self.total -= 1;
         down(&mut self.accounts, &row.account);
         down(&mut self.targets, &row.target);
-        down(&mut self.subscriptions, &row.subscription);
+        if down(&mut self.subscriptions, &row.subscription) {
+            self.lanes.remove(&row.subscription);
+        }
     }
 
     /// Notes how a subscription's attempt ended.
@@ -122,7 +144,8 @@ pub(crate) fn admission(
 /// left, counted down as rows are admitted, and the rows each subscription
 /// holds, counted up. A target or account not seen yet has all of its room.
 pub(crate) struct Admission {
-    /// Targets ([`lane_of`]) by subscription id: parsing a URL costs more than the rest.
+    /// Targets ([`lane_of`]) by subscription id, as this claim found it (its
+    /// rows held, or proven or not): parsing a URL costs more than the rest.
     pub(crate) lane_of_subscription: hashbrown::HashMap<String, String, foldhash::fast::RandomState>,
     per_target: usize,
     per_account: usize,
@@ -137,7 +160,8 @@ pub(crate) struct Admission {
     /// cost more).
     claimed: SharedClaimed,
     /// The subscriptions this claim met: the rows each unproven one holds
-    /// (claimed before, and admitted now), none for a proven one.
+    /// (claimed before, and admitted now; `usize::MAX` while its rows end in
+    /// the shared target), none for a proven one.
     unproven: hashbrown::HashMap<String, Option<usize>, foldhash::fast::RandomState>,
     /// Whether a row was refused: then the engine waits for completions
     /// before it claims again, rather than look at the same rows at once.
@@ -147,15 +171,25 @@ pub(crate) struct Admission {
 impl Admission {
     /// Whether a row of `sub` has room (and counts it).
     pub(crate) fn admit(&mut self, sub: &Subscription) -> bool {
-        let target = self.lane_of_subscription.entry_ref(sub.id.as_str()).or_insert_with(|| lane_of(sub));
-        let target = self.targets.entry_ref(target.as_str()).or_insert(self.per_target);
-        let account = self.accounts.entry_ref(sub.account.as_str()).or_insert(self.per_account);
-        let claimed = &self.claimed;
+        let (claimed, lanes) = (&self.claimed, &mut self.lane_of_subscription);
         let held = self.unproven.entry_ref(sub.id.as_str()).or_insert_with(|| {
             let claimed = claimed.lock();
             let unproven = !claimed.proven.contains(sub.id.as_str());
-            unproven.then(|| claimed.subscriptions.get(sub.id.as_str()).copied().unwrap_or(0))
+            let held = claimed.subscriptions.get(sub.id.as_str()).copied().unwrap_or(0);
+            // Its rows stay in the target they are in while it holds any.
+            let (lane, draining) = match claimed.lanes.get(sub.id.as_str()) {
+                // Unproven with rows in the shared target (it was proven as
+                // they were claimed): no more there, and none in its own
+                // until they end, within a timeout.
+                Some(lane) => (lane.clone(), unproven && *lane != lane_of(sub, false)),
+                None => (lane_of(sub, !unproven), false),
+            };
+            lanes.insert(sub.id.clone(), lane);
+            unproven.then_some(if draining { usize::MAX } else { held })
         });
+        let target = &self.lane_of_subscription[sub.id.as_str()];
+        let target = self.targets.entry_ref(target.as_str()).or_insert(self.per_target);
+        let account = self.accounts.entry_ref(sub.account.as_str()).or_insert(self.per_account);
         if *target == 0 || *account == 0 || held.is_some_and(|n| n >= self.per_unproven) {
             self.refused = true;
             return false;
@@ -184,8 +218,8 @@ mod tests {
         Holder { target: target.into(), account: account.into(), subscription: subscription.into() }
     }
 
-    /// A target's room (an account's, at a host), an account's room and an
-    /// unproven subscription's room each stop a claim; rows already claimed count against them; a
+    /// A target's room, an account's room and an unproven subscription's
+    /// room each stop a claim; rows already claimed count against them; a
     /// subscription is proven by a success and unproven again by a failure.
     #[test]
     fn each_room_stops_a_claim() {
@@ -203,8 +237,7 @@ mod tests {
         for _ in 0..3 {
             assert!(room.admit(&healthy), "its account's others go on");
         }
-        assert!(!room.admit(&healthy), "acme's room at b is 3");
-        assert!(room.admit(&other), "globex has its own room at b: one account's target holds back no other's");
+        assert!(!room.admit(&other), "b's room is 3, shared by the proven webhooks posting there");
         let mut room = admission(&claimed, 10, 5, 2);
         assert!(room.admit(&dead));
         for _ in 0..3 {
@@ -224,5 +257,54 @@ mod tests {
         let mut room = admission(&claimed, 10, 5, 2);
         assert!(room.admit(&dead) && room.admit(&dead));
         assert!(!room.admit(&dead), "unproven again by a failure");
+    }
+
+    /// Unproven webhooks of two accounts at one host each count against
+    /// their account's own target there; proven ones share the host's.
+    #[test]
+    fn an_unproven_webhook_has_its_accounts_own_target() {
+        let claimed = SharedClaimed::default();
+        let new = sub("acme", "wh_new", "http://hooks/a");
+        let other_new = sub("globex", "wh_other_new", "http://hooks/b");
+        let mut room = admission(&claimed, 2, 100, 10);
+        assert!(room.admit(&new) && room.admit(&new) && !room.admit(&new), "acme's room at the host");
+        assert!(room.admit(&other_new), "globex's own, though the host is the same");
+        assert_eq!(room.lane_of_subscription["wh_new"], "acme http://hooks:80");
+        claimed.lock().attempted("wh_new", true);
+        claimed.lock().attempted("wh_other_new", true);
+        let mut room = admission(&claimed, 2, 100, 10);
+        assert!(room.admit(&new) && room.admit(&other_new) && !room.admit(&new), "proven, they share the host's");
+        assert_eq!(room.lane_of_subscription["wh_new"], "http://hooks:80");
+    }
+
+    /// A subscription's rows stay in one target while it holds any: proven
+    /// meanwhile, it stays in its account's; unproven meanwhile, it takes
+    /// no more rows until those in the shared target end.
+    #[test]
+    fn a_subscriptions_rows_stay_in_one_target_while_it_holds_any() {
+        let claimed = SharedClaimed::default();
+        let s = sub("acme", "wh_s", "http://hooks/a");
+        let mut room = admission(&claimed, 10, 100, 4);
+        assert!(room.admit(&s));
+        let own = room.lane_of_subscription["wh_s"].clone();
+        assert_eq!(own, "acme http://hooks:80");
+        claimed.lock().add(&holder(&own, "acme", "wh_s"));
+        claimed.lock().attempted("wh_s", true);
+        let mut room = admission(&claimed, 10, 100, 4);
+        assert!(room.admit(&s));
+        assert_eq!(room.lane_of_subscription["wh_s"], own, "proven, but a row of it is held in its account's");
+        claimed.lock().remove(&holder(&own, "acme", "wh_s"));
+        let mut room = admission(&claimed, 10, 100, 4);
+        assert!(room.admit(&s));
+        let shared = room.lane_of_subscription["wh_s"].clone();
+        assert_eq!(shared, "http://hooks:80", "none held: the host's");
+        claimed.lock().add(&holder(&shared, "acme", "wh_s"));
+        claimed.lock().attempted("wh_s", false);
+        let mut room = admission(&claimed, 10, 100, 4);
+        assert!(!room.admit(&s), "unproven with a row in the shared target: none more until it ends");
+        claimed.lock().remove(&holder(&shared, "acme", "wh_s"));
+        let mut room = admission(&claimed, 10, 100, 4);
+        assert!(room.admit(&s));
+        assert_eq!(room.lane_of_subscription["wh_s"], own);
     }
 }

@@ -370,8 +370,8 @@ fn hanging_targets_hold_back_none_of_their_accounts_other_webhooks() {
 /// Found by a careless trial: two accounts whose webhooks share a host (an
 /// automation service's, a gateway) shared its slots, so one account's
 /// hanging receiver held back the other's deliveries for the attempt
-/// timeout (minutes behind 20 such webhooks). A target's room and workers
-/// are each account's own.
+/// timeout (minutes behind 20 such webhooks). An unproven webhook (new, or
+/// failing) counts against its account's own target at the host.
 #[test]
 fn accounts_sharing_a_host_hold_back_none_of_each_other() {
     let s = setup_with(EngineOptions { timeout: std::time::Duration::from_secs(10), ..EngineOptions::default() });

@@ -186,6 +186,7 @@ impl EmbeddedStore {
         undo::apply_left_over(&engine, path)?;
         // Before the subscriptions and the outbox are read: their keys change (`upgrade.rs`).
         upgrade::number_webhooks(&engine, format)?;
+        upgrade::record_version_early(&engine, format)?;
         let mut accounts = HashMap::new();
         for item in engine.accounts.iter() {
             let (_, v) = item.into_inner()?;

@@ -407,6 +407,7 @@ fn resend(
     let mut locked = shared.outbox.locked.lock();
     let mut batch = engine.db.batch();
     let mut n = 0;
+    let mut resent = Vec::new();
     let rows = match only {
         Some(id) => {
             let key = row_key(number, id);
@@ -416,7 +417,7 @@ fn resend(
             };
             row.map(|d| (key, d)).into_iter().collect()
         }
-        None => rows_with_keys(engine, &locked, number)?,
+        None => rows_with_keys(engine, number, locked.fresh.rows_of(number).cloned())?,
     };
     for (key, d) in rows {
         let mut d = match d {
@@ -435,12 +436,16 @@ fn resend(
         d.next_attempt_at = now;
         put_row(engine, &mut locked, &mut batch, number, &d);
         if locked.claimed.contains_key(&d.id) {
-            locked.resent.insert(d.id);
+            resent.push(d.id);
         }
         n += 1;
     }
     if n > 0 {
+        failpoint::check("outbox.resend")?;
         batch.commit()?;
+        // Only once the rows are written: a claimed row marked resent is
+        // taken to be in `outbox` (a fresh one would be counted done with).
+        locked.resent.extend(resent);
         shared.outbox.notify.notify_one();
     }
     Ok(n)
@@ -496,8 +501,13 @@ enum Stored {
 }
 
 /// Every row of a subscription, oldest first, with its key: those in
-/// `outbox`, and the fresh rows it does not hold yet.
-fn rows_with_keys(engine: &Engine, locked: &OutboxLocked, number: u32) -> Result<Vec<(Vec<u8>, Stored)>, StoreError> {
+/// `outbox`, and of `fresh` (its fresh rows, read from memory before the
+/// scan) those `outbox` does not hold: a row done with since is in the scan.
+fn rows_with_keys(
+    engine: &Engine,
+    number: u32,
+    fresh: impl IntoIterator<Item = Delivery>,
+) -> Result<Vec<(Vec<u8>, Stored)>, StoreError> {
     let mut out = Vec::new();
     for item in engine.outbox.prefix(rows_prefix(number)) {
         let (k, v) = item.into_inner()?;
@@ -505,21 +515,24 @@ fn rows_with_keys(engine: &Engine, locked: &OutboxLocked, number: u32) -> Result
             out.push((k.to_vec(), Stored::Written(d)));
         }
     }
+    // In key order, as the scan gives them.
     let written = out.len();
-    for d in locked.fresh.rows_of(number) {
+    for d in fresh {
         let key = row_key(number, d.id);
         if out[..written].binary_search_by(|(k, _)| k.cmp(&key)).is_err() {
-            out.push((key, Stored::Fresh(d.clone())));
+            out.push((key, Stored::Fresh(d)));
         }
     }
     out.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
     Ok(out)
 }
 
-/// Every row of a subscription, oldest first.
+/// Every row of a subscription, oldest first. The outbox lock is held only
+/// to copy the fresh rows: not for the scan, which claims and the processor
+/// would wait for.
 pub(crate) fn rows(engine: &Engine, shared: &Shared, number: u32) -> Result<Vec<Delivery>, StoreError> {
-    let locked = shared.outbox.locked.lock();
-    let rows = rows_with_keys(engine, &locked, number)?;
+    let fresh: Vec<Delivery> = shared.outbox.locked.lock().fresh.rows_of(number).cloned().collect();
+    let rows = rows_with_keys(engine, number, fresh)?;
     Ok(rows.into_iter().map(|(_, Stored::Written(d) | Stored::Fresh(d))| d).collect())
 }
 

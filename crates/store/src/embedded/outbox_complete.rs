@@ -32,6 +32,8 @@ pub(crate) fn complete(engine: &Engine, shared: &Shared, done: &[Completion]) ->
     let recorded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| record(engine, &mut locked, &keys, done)));
     if !matches!(recorded, Ok(Ok(()))) {
         for (c, (_, key)) in done.iter().zip(&keys) {
+            // No longer claimed: its next claim's completion is of the row the resend wrote.
+            locked.resent.remove(&c.delivery.id);
             match locked.fresh.is_fresh(c.delivery.id) {
                 // No index entry to find it by: the next claim writes one.
                 true => locked.fresh.unindexed.push((key.clone(), c.delivery.clone())),
@@ -110,6 +112,9 @@ fn record(
             if let Ok(stored) = read_row(engine, key) {
                 let claimed = (!is_fresh).then_some(&row);
                 assert_eq!(stored.as_ref(), claimed, "a claimed row changed without a resend");
+            }
+            if is_fresh {
+                assert_eq!(locked.fresh.row(*number, row.id), Some(&row), "a fresh row is completed as it was made");
             }
         }
         assert_eq!(row.state, DeliveryState::Pending, "a claimed row is pending");

@@ -46,6 +46,22 @@ use crate::codec::{self, StoredCall};
 use crate::keys;
 use crate::StoreError;
 
+/// Formats from which [`upgrade`] rewrites nothing: only the version is raised.
+const REWRITES_NOTHING_FROM: u32 = 3;
+
+/// Records [`FORMAT_VERSION`] at open, before the processor writes anything
+/// of it, when [`upgrade`] has nothing to rewrite (once the webhooks are
+/// numbered). `upgrade` runs only after the writer's recovery checkpoint,
+/// which may fail or wait for the next start; meanwhile the processor
+/// writes fresh rows as format 7 keeps them (`outbox_fresh.rs`), and a build
+/// of format 6 must refuse the store rather than read them.
+pub(crate) fn record_version_early(engine: &Engine, found: u32) -> Result<(), StoreError> {
+    if (REWRITES_NOTHING_FROM..FORMAT_VERSION).contains(&found) {
+        engine.meta.insert(FORMAT_KEY, FORMAT_VERSION.to_le_bytes())?;
+    }
+    Ok(())
+}
+
 /// Brings a store of format `found` to [`FORMAT_VERSION`]. Runs before the
 /// writer starts and after recovery, so the block log is empty (no entry
 /// points at a block this replaces).
@@ -255,6 +271,23 @@ mod tests {
             assert!(outcomes.iter().all(|o| matches!(o, Outcome::Duplicate)), "{left}: {outcomes:?}");
             store.shutdown();
         }
+    }
+
+    /// A store whose upgrade rewrites nothing has its version raised at
+    /// open, whether or not the writer's upgrade runs; one with rewrites to
+    /// come keeps its version until they are done.
+    #[test]
+    fn the_version_is_raised_early_only_when_nothing_is_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+        let version =
+            || u32::from_le_bytes(store.engine.meta.get(FORMAT_KEY).unwrap().unwrap().as_ref().try_into().unwrap());
+        for (found, raised) in [(6u32, true), (5, true), (3, true), (2, false), (1, false)] {
+            store.engine.meta.insert(FORMAT_KEY, found.to_le_bytes()).unwrap();
+            super::record_version_early(&store.engine, found).unwrap();
+            assert_eq!(version(), if raised { FORMAT_VERSION } else { found }, "from {found}");
+        }
+        store.shutdown();
     }
 
     /// A store of a newer format is refused before this build makes any of

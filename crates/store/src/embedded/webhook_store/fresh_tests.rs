@@ -244,6 +244,48 @@ fn fresh_rows_whose_completion_failed_are_claimed_again() {
     store.shutdown();
 }
 
+/// A redelivery whose write fails changes nothing: the fresh row it asked
+/// for, queued or out with the engine, is still sent once (found by a
+/// review: marked resent before the write, a queued row was counted done
+/// with, its batch entry removed, and the row written nowhere).
+#[cfg(feature = "failpoints")]
+fn a_resend_that_fails_loses_no_fresh_row(name: &str, of_the_row_in_flight: bool) {
+    if !crate::failpoint::in_child(name, "outbox.resend=1:error") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), 2);
+    let rows = store.deliveries("acme", "wh").unwrap();
+    let in_flight = store.claim_deliveries(Utc::now(), 1, &mut |_| true).unwrap();
+    assert_eq!(in_flight.len(), 1);
+    let queued = rows.iter().find(|r| r.id != in_flight[0].delivery.id).unwrap().id;
+    let asked = if of_the_row_in_flight { in_flight[0].delivery.id } else { queued };
+    assert!(store.redeliver("acme", "wh", asked, Utc::now()).is_err(), "the failpoint");
+    let claimed = store.claim_deliveries(later(), 10, &mut |_| true).unwrap();
+    assert_eq!(ids(&claimed), [queued], "the queued row, from memory");
+    delivered(&store, &claimed).unwrap();
+    delivered(&store, &in_flight).unwrap();
+    let states: Vec<DeliveryState> = store.deliveries("acme", "wh").unwrap().iter().map(|d| d.state).collect();
+    assert_eq!(states, [DeliveryState::Delivered; 2]);
+    assert_eq!(store.next_delivery_due().unwrap(), None, "the failed redelivery asked for nothing");
+    assert_eq!(batch_entries(&store), 0);
+    store.shutdown();
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_resend_of_a_queued_row_that_fails_loses_nothing() {
+    let name = "embedded::webhook_store::fresh_tests::a_resend_of_a_queued_row_that_fails_loses_nothing";
+    a_resend_that_fails_loses_no_fresh_row(name, false);
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_resend_of_a_row_in_flight_that_fails_loses_nothing() {
+    let name = "embedded::webhook_store::fresh_tests::a_resend_of_a_row_in_flight_that_fails_loses_nothing";
+    a_resend_that_fails_loses_no_fresh_row(name, true);
+}
+
 /// A claim whose write fails (a refused row's index entry) takes nothing
 /// from memory: the rows are looked at again by the next.
 #[cfg(feature = "failpoints")]
