@@ -18,7 +18,7 @@
 //! | `paths`      | account, path                         | empty: a path the store knows |
 //! | `outbox`     | subscription number, delivery id      | `Delivery` (`outbox_rows.rs`) |
 //! | `outbox_due` | next attempt time, outbox key         | pending rows by due: the row  |
-//! | `attempts`   | subscription number, attempt id       | `Attempt` (`outbox_rows.rs`)  |
+//! | `attempts`   | subscription number, attempt id       | `Attempt` (`outbox_rows.rs`); a fresh row's first, delivered: with its row |
 //! | `alerts`     | account, alert id / fired key         | JSON `Alert` / its id         |
 //!
 //! All writes but the kept audits go through one writer thread
@@ -43,8 +43,11 @@
 //! through the writer too (`subscriptions.rs`). The change processor
 //! (`processor.rs`) turns durable changes into outbox rows, classifying them
 //! with the path index (`paths.rs`) and handing the new ones to the engine in
-//! memory (`outbox_fresh.rs`); the delivery engine (crate
-//! `callmeter-webhooks`) claims them (`outbox.rs`) and completes them (`outbox_complete.rs`).
+//! memory (`outbox_fresh.rs`), written in one entry per batch
+//! (`outbox_batch_entry.rs`); the delivery engine (crate
+//! `callmeter-webhooks`) claims them (`outbox.rs`) and completes them
+//! (`outbox_complete.rs`); listings and resends find a row wherever it is
+//! (`outbox_lookup.rs`).
 //!
 //! Usage alerts: the syncer marks the accounts whose usage changed
 //! (`usage_signal.rs`) for the server's alert evaluator, which fires the
@@ -60,8 +63,10 @@ mod engine;
 mod expiry;
 mod folder;
 mod outbox;
+mod outbox_batch_entry;
 mod outbox_complete;
 mod outbox_fresh;
+mod outbox_lookup;
 mod outbox_rows;
 mod path_memory;
 mod paths;

@@ -32,6 +32,7 @@
 //! never disagree.
 
 use super::outbox_fresh::FreshRows;
+use super::outbox_lookup::{self, Stored};
 use super::{changelog, outbox_fresh, outbox_rows, Engine, Shared};
 use crate::failpoint;
 use crate::keys;
@@ -404,20 +405,20 @@ fn resend(
     pick: impl Fn(&Delivery) -> bool,
     only: Option<u64>,
 ) -> Result<u64, StoreError> {
+    // The rows attempts hold, read before the lock (a long scan), and
+    // under it those written meanwhile.
+    let (mut delivered, seen) = outbox_lookup::delivered_rows(engine, number, None, only)?;
     let mut locked = shared.outbox.locked.lock();
+    delivered.extend(outbox_lookup::delivered_rows(engine, number, seen.as_deref(), only)?.0);
     let mut batch = engine.db.batch();
     let mut n = 0;
     let mut resent = Vec::new();
     let rows = match only {
         Some(id) => {
-            let key = row_key(number, id);
-            let row = match read_row(engine, &key)? {
-                Some(d) => Some(Stored::Written(d)),
-                None => locked.fresh.row(number, id).cloned().map(Stored::Fresh),
-            };
-            row.map(|d| (key, d)).into_iter().collect()
+            let fresh = locked.fresh.row(number, id);
+            outbox_lookup::row_with_key(engine, fresh, number, id, delivered)?.into_iter().collect()
         }
-        None => rows_with_keys(engine, number, locked.fresh.rows_of(number).cloned())?,
+        None => outbox_lookup::rows_with_keys(engine, number, delivered, locked.fresh.rows_of(number).cloned())?,
     };
     for (key, d) in rows {
         let mut d = match d {
@@ -492,48 +493,6 @@ pub(crate) fn attempts(
         attempts.extend(outbox_rows::or_step_over(outbox_rows::decode_attempt(&v), &k)?);
     }
     Ok(AttemptPage { attempts, next_before: None })
-}
-
-/// Where a row is: in `outbox`, or only in its batch's entry and in memory (`outbox_fresh.rs`).
-enum Stored {
-    Written(Delivery),
-    Fresh(Delivery),
-}
-
-/// Every row of a subscription, oldest first, with its key: those in
-/// `outbox`, and of `fresh` (its fresh rows, read from memory before the
-/// scan) those `outbox` does not hold: a row done with since is in the scan.
-fn rows_with_keys(
-    engine: &Engine,
-    number: u32,
-    fresh: impl IntoIterator<Item = Delivery>,
-) -> Result<Vec<(Vec<u8>, Stored)>, StoreError> {
-    let mut out = Vec::new();
-    for item in engine.outbox.prefix(rows_prefix(number)) {
-        let (k, v) = item.into_inner()?;
-        if let Some(d) = outbox_rows::or_step_over(outbox_rows::decode(&v), &k)? {
-            out.push((k.to_vec(), Stored::Written(d)));
-        }
-    }
-    // In key order, as the scan gives them.
-    let written = out.len();
-    for d in fresh {
-        let key = row_key(number, d.id);
-        if out[..written].binary_search_by(|(k, _)| k.cmp(&key)).is_err() {
-            out.push((key, Stored::Fresh(d)));
-        }
-    }
-    out.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
-    Ok(out)
-}
-
-/// Every row of a subscription, oldest first. The outbox lock is held only
-/// to copy the fresh rows: not for the scan, which claims and the processor
-/// would wait for.
-pub(crate) fn rows(engine: &Engine, shared: &Shared, number: u32) -> Result<Vec<Delivery>, StoreError> {
-    let fresh: Vec<Delivery> = shared.outbox.locked.lock().fresh.rows_of(number).cloned().collect();
-    let rows = rows_with_keys(engine, number, fresh)?;
-    Ok(rows.into_iter().map(|(_, Stored::Written(d) | Stored::Fresh(d))| d).collect())
 }
 
 /// When the earliest pending row no one holds is due.

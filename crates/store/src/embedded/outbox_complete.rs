@@ -84,7 +84,7 @@ fn record(
         // A redelivery or replay asked for while the attempt ran made the
         // row pending, due at once: that stands, not the schedule's retry.
         let resent = locked.resent.remove(&c.delivery.id);
-        if let Some(attempt) = &c.attempt {
+        let attempt = c.attempt.as_ref().map(|attempt| {
             let mut attempt = attempt.clone();
             attempt.id = next_attempt_id;
             attempt.delivery = c.delivery.id;
@@ -93,9 +93,15 @@ fn record(
                 _ => None,
             };
             next_attempt_id += 1;
-            batch.insert(&engine.attempts, row_key(*number, attempt.id), outbox_rows::attempt_value(&attempt));
-        }
+            (row_key(*number, attempt.id), attempt)
+        });
+        let attempt_alone = |batch: &mut fjall::OwnedWriteBatch| {
+            if let Some((attempt_key, attempt)) = &attempt {
+                batch.insert(&engine.attempts, attempt_key.clone(), outbox_rows::attempt_value(attempt));
+            }
+        };
         if resent {
+            attempt_alone(&mut batch);
             // Its entry was stepped over while it was claimed: back in view.
             if let Some(row) = read_row(engine, key)?.filter(|r| r.state == DeliveryState::Pending) {
                 locked.scan_from_at_most(&due_key(row.next_attempt_at, key));
@@ -131,7 +137,18 @@ fn record(
             NextStep::GiveUp => row.state = DeliveryState::Failed,
             NextStep::Hold => row.state = DeliveryState::Held,
         }
-        put_row(engine, locked, &mut batch, *number, &row);
+        match &attempt {
+            // A fresh row delivered at its first attempt: one entry, the
+            // attempt holding the row, which is written nowhere else
+            // (`outbox_fresh.rs` says who reads it there).
+            Some((attempt_key, attempt)) if is_fresh && row.state == DeliveryState::Delivered => {
+                batch.insert(&engine.attempts, attempt_key.clone(), outbox_rows::attempt_value_with_row(attempt, &row));
+            }
+            _ => {
+                attempt_alone(&mut batch);
+                put_row(engine, locked, &mut batch, *number, &row);
+            }
+        }
     }
     batch.insert(&engine.meta, NEXT_ATTEMPT_ID_KEY, next_attempt_id.to_be_bytes());
     batch.commit()?;

@@ -12,25 +12,26 @@
 //! change, and the index entry's removal at the completion.
 //!
 //! Until it is done with, a fresh row is in memory too ([`FreshRows`]): the
-//! listings and resends (`outbox.rs`) read it there when `outbox` has no
+//! listings and resends (`outbox_lookup.rs`) read it there when `outbox` has no
 //! row of its key. It is *done with* once what follows is in the store,
 //! each of which writes the row to `outbox`: its attempt recorded with its
-//! next state (`outbox_complete::complete`), an index entry written for it
+//! next state (`outbox_complete::complete`; delivered, the row is held by
+//! its attempt instead, in one entry), an index entry written for it
 //! (a claim with no room for it, or the claim after a completion that could
 //! not be written), it held (its subscription disabled) or resent (a
 //! replay, a redelivery). One is dropped, written nowhere, when its
 //! subscription was deleted. The batch's entry is removed in the write that
 //! does the last of its rows. After a crash the open writes the rows of the
-//! entries left that `outbox` has no row for, with their index entries
-//! ([`recover`]), and they are claimed like any due row: sent again, with
-//! their ids, at least once, as before.
+//! entries left that neither `outbox` nor an attempt holds, with their
+//! index entries ([`recover`]), and they are claimed like any due row: sent
+//! again, with their ids, at least once, as before.
 //!
 //! Past [`QUEUE_LIMIT`] waiting rows (no engine runs, or it is behind) the
 //! processor writes rows with their index entries, as it did before.
 
 use super::outbox::{self, OutboxLocked, Verdict};
+use super::outbox_batch_entry::{self, KEY_PREFIX};
 use super::{outbox_rows, Engine, Shared};
-use crate::keys;
 use crate::webhook_records::{ClaimedDelivery, Delivery, DeliveryState, Subscription};
 use crate::StoreError;
 use chrono::{DateTime, Utc};
@@ -39,9 +40,6 @@ use std::sync::Arc;
 
 /// Fresh rows waiting for a claim at most: ~0.5 KiB each with its change.
 pub(crate) const QUEUE_LIMIT: usize = 8_192;
-
-/// The `meta` keys of batch entries start with this.
-pub(crate) const KEY_PREFIX: &[u8] = b"outbox_fresh/";
 
 /// The fresh rows not yet done with, under the outbox lock.
 #[derive(Default)]
@@ -140,7 +138,7 @@ impl FreshRows {
     ) -> Done {
         let done = self.plan(ids);
         for first_id in &done.finished {
-            batch.remove(&engine.meta, batch_key(*first_id));
+            batch.remove(&engine.meta, outbox_batch_entry::batch_key(*first_id));
         }
         done
     }
@@ -365,121 +363,73 @@ pub(crate) fn index_queue(engine: &Engine, locked: &mut OutboxLocked) {
     locked.fresh.apply(done);
 }
 
-/// The `meta` key of the batch entry whose first delivery id is `first_id`.
-pub(crate) fn batch_key(first_id: u64) -> Vec<u8> {
-    let mut k = KEY_PREFIX.to_vec();
-    keys::push_u64(&mut k, first_id);
-    k
-}
-
-/// The first byte of a batch entry that holds its rows (format 7). One of
-/// format 6 listed keys only, `u16 BE length | key` each, and began with 0
-/// (keys are short): its rows were written to `outbox` by the processor.
-const ROWS_VERSION: u8 = 1;
-
-/// A batch entry's value: `ROWS_VERSION`, then each fresh row's outbox key
-/// (`outbox::ROW_KEY_LEN` bytes), its value's length (u16 BE) and its value
-/// (`outbox_rows.rs`).
-pub(crate) fn batch_value<'a>(rows: impl IntoIterator<Item = (&'a [u8], &'a Delivery)>) -> Vec<u8> {
-    let mut out = vec![ROWS_VERSION];
-    for (key, row) in rows {
-        assert_eq!(key.len(), outbox::ROW_KEY_LEN, "an outbox key is a number and an id");
-        let len = u16::try_from(outbox_rows::value_len(row)).expect("a row's value is short (bounded ids)");
-        out.extend_from_slice(key);
-        out.extend_from_slice(&len.to_be_bytes());
-        outbox_rows::push_value(&mut out, row);
-    }
-    out
-}
-
-/// A batch entry of format 6: its rows' keys.
-#[cfg(test)]
-pub(crate) fn format_6_value<'a>(row_keys: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
-    let mut out = Vec::new();
-    for key in row_keys {
-        out.extend_from_slice(&(key.len() as u16).to_be_bytes());
-        out.extend_from_slice(key);
-    }
-    out
-}
-
-/// A row a batch entry lists: its key, and its value when the entry holds
-/// it (format 7; format 6 wrote it to `outbox`).
-pub(crate) type Listed<'a> = (&'a [u8], Option<&'a [u8]>);
-
-/// The rows a batch entry lists.
-pub(crate) fn listed(value: &[u8]) -> Result<Vec<Listed<'_>>, StoreError> {
-    let corrupt = || StoreError::Corrupt("a fresh outbox batch entry".into());
-    fn take<'a>(rest: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
-        let (head, tail) = rest.split_at_checked(n)?;
-        *rest = tail;
-        Some(head)
-    }
-    let len = |rest: &mut &[u8]| take(rest, 2).map(|b| u16::from_be_bytes([b[0], b[1]]) as usize);
-    let mut out = Vec::new();
-    match value.split_first() {
-        Some((&ROWS_VERSION, mut rest)) => {
-            while !rest.is_empty() {
-                let key = take(&mut rest, outbox::ROW_KEY_LEN).ok_or_else(corrupt)?;
-                let n = len(&mut rest).ok_or_else(corrupt)?;
-                out.push((key, Some(take(&mut rest, n).ok_or_else(corrupt)?)));
-            }
-        }
-        _ => {
-            let mut rest = value;
-            while !rest.is_empty() {
-                let n = len(&mut rest).ok_or_else(corrupt)?;
-                out.push((take(&mut rest, n).ok_or_else(corrupt)?, None));
-            }
-        }
-    }
-    Ok(out)
-}
-
 /// At open, before the processor starts: the pending rows of the batch
 /// entries a crash (or a stop with rows unsent) left are written, or for
 /// those `outbox` holds already, indexed, as the processor would have
 /// written them, and the entries go, in one batch. A row `outbox` holds was
 /// done with (it is not pending, or has an entry already: the same) or
-/// resent (its entry is the same too). A damaged entry does not stop the
-/// open: said, and then every pending row in `outbox` gets its entry (the
-/// same again for those that have one); the rows only it held are lost.
-/// How many rows were indexed.
+/// resent (its entry is the same too); one an attempt holds was delivered
+/// (its attempts are read from the entry's `attempts_from` on). A damaged
+/// entry does not stop the open: said, and then every pending row in
+/// `outbox` gets its entry (the same again for those that have one); the
+/// rows only it held are lost. How many rows were indexed.
 pub(crate) fn recover(engine: &Engine) -> Result<usize, StoreError> {
     let mut batch = engine.db.batch();
-    let mut entries = 0;
-    let mut indexed = 0;
+    let mut entries = Vec::new();
     let mut damaged = false;
     for item in engine.meta.prefix(KEY_PREFIX) {
         let (k, v) = item.into_inner()?;
-        entries += 1;
         batch.remove(&engine.meta, k.to_vec());
-        let rows = match listed(&v) {
-            Ok(rows) => rows,
+        entries.push(v);
+    }
+    // The rows held by attempts since the earliest entry, by subscription.
+    let mut attempts_from: HashMap<u32, u64> = HashMap::new();
+    let mut read = Vec::new();
+    for v in &entries {
+        match outbox_batch_entry::entry(v) {
+            Ok(e) => {
+                for (key, _) in e.rows.iter().filter(|(_, held)| held.is_some()) {
+                    let from = attempts_from.entry(outbox::number_of(key)).or_insert(u64::MAX);
+                    *from = (*from).min(e.attempts_from.expect("an entry that holds rows says from when"));
+                }
+                read.push(e);
+            }
             Err(e) => {
                 tracing::error!(error = %e, "a fresh outbox batch entry cannot be read: every pending row is made due");
                 damaged = true;
-                continue;
             }
-        };
-        for (key, held) in rows {
-            match (engine.outbox.get(key)?, held) {
-                (Some(value), _) => {
-                    if let Some(due) = due_if_pending(key, &value)? {
-                        batch.insert(&engine.outbox_due, due, value);
-                        indexed += 1;
-                    }
-                }
-                (None, Some(value)) => {
-                    // Never written but here: still pending, unless damaged (said, and left out).
-                    if let Some(row) = outbox_rows::or_step_over(outbox_rows::decode(value), key)? {
-                        write_pending(engine, &mut batch, key, &row);
-                        indexed += 1;
-                    }
-                }
-                // Format 6, and the row gone: its subscription's rows were dropped.
-                (None, None) => {}
+        }
+    }
+    let mut delivered = std::collections::HashSet::new();
+    for (number, from) in attempts_from {
+        let start = outbox::row_key(number, from);
+        for item in engine.attempts.range(start..=outbox::row_key(number, u64::MAX)) {
+            let (k, v) = item.into_inner()?;
+            if let Some(row) = outbox_rows::or_step_over(outbox_rows::row_of_attempt(&v), &k)?.flatten() {
+                delivered.insert(row.id);
             }
+        }
+    }
+    let mut indexed = 0;
+    for (key, held) in read.iter().flat_map(|e| e.rows.iter().copied()) {
+        match (engine.outbox.get(key)?, held) {
+            (Some(value), _) => {
+                if let Some(due) = due_if_pending(key, &value)? {
+                    batch.insert(&engine.outbox_due, due, value);
+                    indexed += 1;
+                }
+            }
+            // Delivered, the attempt holding it.
+            (None, Some(_)) if delivered.contains(&outbox::id_of(key)) => {}
+            (None, Some(value)) => {
+                // Never written but here: still pending, unless damaged (said, and left out).
+                if let Some(row) = outbox_rows::or_step_over(outbox_rows::decode(value), key)? {
+                    write_pending(engine, &mut batch, key, &row);
+                    indexed += 1;
+                }
+            }
+            // Format 6, and the row gone: its subscription's rows were dropped.
+            (None, None) => {}
         }
     }
     if damaged {
@@ -491,17 +441,16 @@ pub(crate) fn recover(engine: &Engine) -> Result<usize, StoreError> {
             }
         }
     }
-    if entries > 0 {
+    if !entries.is_empty() {
         batch.commit()?;
-        tracing::info!(entries, indexed, "fresh webhook deliveries left by the last run are due again");
+        tracing::info!(entries = entries.len(), indexed, "fresh webhook deliveries left by the last run are due again");
     }
     Ok(indexed)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{batch_value, format_6_value, listed, FreshRow, FreshRows};
-    use crate::embedded::{outbox, outbox_rows};
+    use super::{FreshRow, FreshRows};
     use crate::webhook_records::{Delivery, DeliveryState, OutboxEvent};
     use callmeter_model::Action;
 
@@ -517,32 +466,6 @@ mod tests {
             next_attempt_at: at,
             created_at: at,
         }
-    }
-
-    #[test]
-    fn batch_values_hold_their_rows() {
-        let rows = [row(1), row(2)];
-        let keys = rows.each_ref().map(|r| outbox::row_key(3, r.id));
-        let value = batch_value(keys.iter().map(Vec::as_slice).zip(&rows));
-        let read = listed(&value).unwrap();
-        assert_eq!(read.len(), 2);
-        for ((key, held), (k, r)) in read.into_iter().zip(keys.iter().zip(&rows)) {
-            assert_eq!(key, k.as_slice());
-            assert_eq!(outbox_rows::decode(held.unwrap()).unwrap(), *r);
-        }
-        assert!(listed(&value[..value.len() - 1]).is_err(), "a value cut short");
-        assert!(listed(&value[..5]).is_err(), "a key cut short");
-        assert!(listed(&[1]).unwrap().is_empty());
-    }
-
-    #[test]
-    fn batch_values_of_format_6_list_their_keys() {
-        let keys: [&[u8]; 3] = [b"\0\0\0\x01\0\0\0\0\0\0\0\x01", b"", b"b"];
-        let value = format_6_value(keys);
-        assert_eq!(listed(&value).unwrap(), keys.map(|k| (k, None)).to_vec());
-        assert!(listed(&[0, 5, 1]).is_err(), "a key longer than what is left");
-        assert!(listed(&[0]).is_err(), "half a length");
-        assert!(listed(&[]).unwrap().is_empty());
     }
 
     /// A batch's entry goes with the write that does its last row, and only

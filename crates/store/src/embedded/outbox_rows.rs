@@ -94,11 +94,27 @@ fn time_at(v: &[u8], at: usize) -> Option<DateTime<chrono::Utc>> {
     u64_at(v, at).map(|ns| DateTime::from_timestamp_nanos(ns as i64))
 }
 
+/// An attempt that holds its delivered row (format 7): the row is in no
+/// other keyspace (`outbox_complete.rs`).
+const ATTEMPT_WITH_ROW_VERSION: u8 = 3;
+
 /// An attempt's value.
 pub(crate) fn attempt_value(a: &Attempt) -> Vec<u8> {
+    attempt_value_with(a, None)
+}
+
+/// The value of an attempt that delivered the fresh row `row`, which it
+/// holds: `attempt_value`'s bytes (version 3), then the row's value's
+/// length (u16 BE) and its value.
+pub(crate) fn attempt_value_with_row(a: &Attempt, row: &Delivery) -> Vec<u8> {
+    attempt_value_with(a, Some(row))
+}
+
+fn attempt_value_with(a: &Attempt, row: Option<&Delivery>) -> Vec<u8> {
     let error = a.error.as_deref().unwrap_or("");
-    let mut out = Vec::with_capacity(56 + a.webhook_id.len() + error.len());
-    out.push(ATTEMPT_VERSION);
+    let row_len = row.map_or(0, |r| 2 + value_len(r));
+    let mut out = Vec::with_capacity(56 + a.webhook_id.len() + error.len() + row_len);
+    out.push(if row.is_some() { ATTEMPT_WITH_ROW_VERSION } else { ATTEMPT_VERSION });
     out.extend_from_slice(&a.id.to_le_bytes());
     out.extend_from_slice(&a.delivery.to_le_bytes());
     out.extend_from_slice(&time_ns(a.at).to_le_bytes());
@@ -114,6 +130,11 @@ pub(crate) fn attempt_value(a: &Attempt) -> Vec<u8> {
     let len = u32::try_from(error.len()).expect("an attempt's error is bounded");
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(error.as_bytes());
+    if let Some(row) = row {
+        let len = u16::try_from(value_len(row)).expect("a row's value is short (bounded ids)");
+        out.extend_from_slice(&len.to_be_bytes());
+        push_value(&mut out, row);
+    }
     out
 }
 
@@ -125,10 +146,27 @@ pub(crate) fn decode_attempt(v: &[u8]) -> Result<Attempt, StoreError> {
     decode_attempt_binary(v).ok_or_else(|| StoreError::Corrupt("attempt: not an attempt this build writes".into()))
 }
 
-fn decode_attempt_binary(v: &[u8]) -> Option<Attempt> {
-    if *v.first()? != ATTEMPT_VERSION {
-        return None;
+/// The row an attempt's value holds (version 3), if it holds one: none
+/// for an attempt of another version, an error for a damaged one.
+pub(crate) fn row_of_attempt(v: &[u8]) -> Result<Option<Delivery>, StoreError> {
+    if v.first() != Some(&ATTEMPT_WITH_ROW_VERSION) {
+        return Ok(None);
     }
+    let row = attempt_parts(v).and_then(|(_, row)| decode_binary(row?));
+    row.map(Some).ok_or_else(|| StoreError::Corrupt("attempt: a row it holds cannot be read".into()))
+}
+
+fn decode_attempt_binary(v: &[u8]) -> Option<Attempt> {
+    attempt_parts(v).map(|(attempt, _)| attempt)
+}
+
+/// An attempt's value read: the attempt, and the row's value it holds (version 3).
+fn attempt_parts(v: &[u8]) -> Option<(Attempt, Option<&[u8]>)> {
+    let with_row = match *v.first()? {
+        ATTEMPT_VERSION => false,
+        ATTEMPT_WITH_ROW_VERSION => true,
+        _ => return None,
+    };
     let status = match *v.get(25)? {
         1 => AttemptStatus::Delivered,
         0 => AttemptStatus::Failed,
@@ -141,11 +179,17 @@ fn decode_attempt_binary(v: &[u8]) -> Option<Attempt> {
     let code = u16::from_le_bytes(v.get(27..29)?.try_into().ok()?);
     let (webhook_id, rest) = keys::read_str16(v.get(45..)?)?;
     let len = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
-    let error = std::str::from_utf8(rest.get(4..)?).ok()?;
-    if error.len() != len {
-        return None;
-    }
-    Some(Attempt {
+    let (error, rest) = rest.get(4..)?.split_at_checked(len)?;
+    let error = std::str::from_utf8(error).ok()?;
+    let row = match with_row {
+        false if rest.is_empty() => None,
+        false => return None,
+        true => {
+            let (len, row) = rest.split_first_chunk::<2>()?;
+            (row.len() == u16::from_be_bytes(*len) as usize).then_some(row)?.into()
+        }
+    };
+    let attempt = Attempt {
         id: u64_at(v, 1)?,
         delivery: u64_at(v, 9)?,
         webhook_id: webhook_id.to_owned(),
@@ -155,7 +199,8 @@ fn decode_attempt_binary(v: &[u8]) -> Option<Attempt> {
         latency_ms: u64_at(v, 29)?,
         error: (has & 4 != 0).then(|| error.to_owned()),
         next_attempt_at: if has & 2 != 0 { Some(time_at(v, 37)?) } else { None },
-    })
+    };
+    Some((attempt, row))
 }
 
 /// A decoded record, or none for a damaged one, said: listings, replays and
@@ -264,6 +309,20 @@ mod tests {
                 a,
                 "a JSON attempt of an earlier build"
             );
+        }
+    }
+
+    /// An attempt that holds its delivered row reads as the attempt, and its row.
+    #[test]
+    fn attempts_hold_their_delivered_rows() {
+        let a = attempt(None, Some(204), false);
+        let d = row(OutboxEvent::Change { seq: 5, action: Action::Create }, DeliveryState::Delivered);
+        let v = attempt_value_with_row(&a, &d);
+        assert_eq!(decode_attempt(&v).unwrap(), a);
+        assert_eq!(row_of_attempt(&v).unwrap(), Some(d));
+        assert_eq!(row_of_attempt(&attempt_value(&a)).unwrap(), None, "an attempt alone");
+        for cut in 0..v.len() {
+            assert!(decode_attempt(&v[..cut]).is_err() || row_of_attempt(&v[..cut]).is_err(), "cut at {cut}");
         }
     }
 

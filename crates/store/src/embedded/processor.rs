@@ -23,7 +23,7 @@
 //! `webhook-id`: at least once.
 
 use super::outbox::{self, NEXT_DELIVERY_ID_KEY};
-use super::outbox_fresh;
+use super::outbox_batch_entry;
 use super::path_memory::PathMemory;
 use super::paths::PathEdits;
 use super::{changelog, Engine, Shared};
@@ -246,7 +246,8 @@ fn process_batch(
     }
     if fresh {
         let listed = rows.iter().filter(|r| is_pending(r)).map(|r| (r.key.as_slice(), &r.delivery));
-        batch.insert(&engine.meta, outbox_fresh::batch_key(first_id), outbox_fresh::batch_value(listed));
+        let value = outbox_batch_entry::batch_value(locked.next_attempt_id, listed);
+        batch.insert(&engine.meta, outbox_batch_entry::batch_key(first_id), value);
     }
     if next_id != first_id {
         batch.insert(&engine.meta, NEXT_DELIVERY_ID_KEY, next_id.to_be_bytes());

@@ -3,7 +3,7 @@
 //! `mod.rs` forwards the trait's methods here, so that it stays about calls.
 
 use super::subscription_index::Listed;
-use super::{outbox, outbox_complete, EmbeddedStore};
+use super::{outbox, outbox_complete, outbox_lookup, EmbeddedStore};
 use crate::keys;
 use crate::webhook_records::{AttemptPage, ClaimedDelivery, Completion, Delivery, Subscription};
 use crate::StoreError;
@@ -62,7 +62,7 @@ impl EmbeddedStore {
     }
 
     pub(super) fn rows_of(&self, account: &str, id: &str) -> Result<Vec<Delivery>, StoreError> {
-        outbox::rows(&self.engine, &self.shared, self.known_number(account, id)?)
+        outbox_lookup::rows(&self.engine, &self.shared, self.known_number(account, id)?)
     }
 
     pub(super) fn redeliver_one(
@@ -473,7 +473,7 @@ pub(crate) mod tests {
             .unwrap();
         let later = Utc::now() + chrono::Duration::hours(1);
         let removed = super::super::expiry::expire_webhook_records(&store.engine, &store.shared, later).unwrap();
-        assert_eq!(removed, 2 + 1 + 1, "two processed changes, the delivered row, its attempt");
+        assert_eq!(removed, 2 + 1, "two processed changes, the delivered row's attempt (which holds the row)");
         let left = store.deliveries("acme", "wh").unwrap();
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].state, DeliveryState::Pending);

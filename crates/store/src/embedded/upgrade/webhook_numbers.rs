@@ -13,11 +13,11 @@
 //! 2. each row is written under its new key and its old one removed, in the
 //!    same batch, with its index entry when it is pending: the rows are the
 //!    truth, and every pending row is due again, as after a crash
-//!    (`outbox_fresh::recover`); rows of subscriptions deleted go;
+//!    (`outbox_batch_entry::recover`); rows of subscriptions deleted go;
 //! 3. the old index entries go; 4. attempts move like rows.
 //!
 //! The fresh rows' batch entries stay: those of format 5 list keys no row
-//! has any more, and `outbox_fresh::recover` drops them (their pending rows
+//! has any more, and `outbox_batch_entry::recover` drops them (their pending rows
 //! were indexed by 2); those a run of this build wrote (an open of an older
 //! store whose other upgrades wait, `upgrade.rs`, runs this again) hold
 //! rows of new keys that only that recovery writes.
@@ -172,7 +172,7 @@ fn rewrite(
 
 #[cfg(test)]
 mod tests {
-    use super::super::super::outbox_fresh;
+    use super::super::super::outbox_batch_entry;
     use super::*;
     use crate::embedded::webhook_store::tests::{attempt_of, call, rows, sub};
     use crate::embedded::EmbeddedStore;
@@ -201,6 +201,17 @@ mod tests {
             let (sub, _) = subscription_index::read_record(&v).unwrap();
             batch.insert(&engine.webhooks, k.to_vec(), serde_json::to_vec(&sub).unwrap());
         }
+        // Format 5 wrote a delivered row to `outbox`, and its attempt alone.
+        for item in engine.attempts.iter() {
+            let (k, v) = item.into_inner().unwrap();
+            let Some(row) = outbox_rows::row_of_attempt(&v).unwrap() else { continue };
+            let attempt = outbox_rows::attempt_value(&outbox_rows::decode_attempt(&v).unwrap());
+            batch.insert(&engine.attempts, k.to_vec(), attempt);
+            let key = outbox::row_key(outbox::number_of(&k), row.id);
+            batch.insert(&engine.outbox, key, outbox_rows::to_value(&row));
+        }
+        batch.commit().unwrap();
+        let mut batch = engine.db.batch();
         for keyspace in [&engine.outbox, &engine.attempts] {
             for item in keyspace.iter() {
                 let (k, v) = item.into_inner().unwrap();
@@ -220,17 +231,21 @@ mod tests {
             }
         }
         // Format 5 wrote fresh rows to `outbox` too, and listed their keys.
-        for item in engine.meta.prefix(outbox_fresh::KEY_PREFIX) {
+        for item in engine.meta.prefix(outbox_batch_entry::KEY_PREFIX) {
             let (k, v) = item.into_inner().unwrap();
             let mut listed = Vec::new();
-            for (key, held) in outbox_fresh::listed(&v).unwrap() {
+            for (key, held) in outbox_batch_entry::listed(&v).unwrap() {
                 let old = if pick(key) { old_key(key) } else { key.to_vec() };
                 if let Some(value) = held.filter(|_| engine.outbox.get(key).unwrap().is_none()) {
                     batch.insert(&engine.outbox, old.clone(), value.to_vec());
                 }
                 listed.push(old);
             }
-            batch.insert(&engine.meta, k.to_vec(), outbox_fresh::format_6_value(listed.iter().map(Vec::as_slice)));
+            batch.insert(
+                &engine.meta,
+                k.to_vec(),
+                outbox_batch_entry::format_6_value(listed.iter().map(Vec::as_slice)),
+            );
         }
         // As step 1 leaves a store of format 5: format 6, the rewrite begun.
         match records_numbered {
@@ -292,7 +307,7 @@ mod tests {
         assert_eq!(store.delivery_attempts("acme", "wh", None, 10).unwrap().attempts, attempts_before);
         assert_eq!(store.engine.outbox.len().unwrap(), 3, "the deleted subscription's rows went");
         assert_eq!(store.engine.attempts.len().unwrap(), 2);
-        assert!(store.engine.meta.prefix(outbox_fresh::KEY_PREFIX).next().is_none(), "batch entries went");
+        assert!(store.engine.meta.prefix(outbox_batch_entry::KEY_PREFIX).next().is_none(), "batch entries went");
         assert!(store.engine.meta.get(NUMBERING_KEY).unwrap().is_none(), "the rewrite is finished");
         // The two pending rows are due again, with their ids.
         let claimed_again = store.claim_deliveries(later, 10, &mut |_| true).unwrap();

@@ -76,6 +76,39 @@ fn fresh_rows_are_claimed_from_memory_and_leave_nothing_behind() {
     store.shutdown();
 }
 
+/// A fresh row delivered at its first attempt is written once, in its
+/// attempt: no `outbox` row. It is listed, delivered, from there, and a
+/// replay or a redelivery finds it there and sends it again.
+#[test]
+fn a_delivered_fresh_row_is_held_by_its_attempt_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), 2);
+    let claimed = store.claim_deliveries(Utc::now(), 10, &mut |_| true).unwrap();
+    delivered(&store, &claimed).unwrap();
+    assert!(store.engine.outbox.is_empty().unwrap(), "no outbox row");
+    assert_eq!(store.engine.attempts.len().unwrap(), 2);
+    let rows = store.deliveries("acme", "wh").unwrap();
+    assert_eq!(rows.iter().map(|d| (d.state, d.attempts)).collect::<Vec<_>>(), [(DeliveryState::Delivered, 1); 2]);
+    assert_eq!(store.delivery_attempts("acme", "wh", None, 10).unwrap().attempts.len(), 2);
+    assert!(store.redeliver("acme", "wh", claimed[1].delivery.id, Utc::now()).unwrap());
+    assert!(!store.redeliver("acme", "wh", claimed[1].delivery.id + 100, Utc::now()).unwrap(), "no such delivery");
+    let again = store.claim_deliveries(later(), 10, &mut |_| true).unwrap();
+    assert_eq!(ids(&again), ids(&claimed[1..]));
+    delivered(&store, &again).unwrap();
+    let epoch = chrono::DateTime::UNIX_EPOCH;
+    assert_eq!(
+        store.replay("acme", "wh", epoch, Utc::now()).unwrap(),
+        2,
+        "the one in outbox and the one its attempt holds"
+    );
+    let replayed = store.claim_deliveries(later(), 10, &mut |_| true).unwrap();
+    assert_eq!(ids(&replayed), ids(&claimed));
+    delivered(&store, &replayed).unwrap();
+    let rows = store.deliveries("acme", "wh").unwrap();
+    assert_eq!(rows.iter().map(|d| d.state).collect::<Vec<_>>(), [DeliveryState::Delivered; 2]);
+    store.shutdown();
+}
+
 /// Rows claimed and never completed (a stop, a crash) are due after the
 /// next open, with their ids; the one completed is not sent again.
 #[test]
@@ -370,7 +403,7 @@ fn a_format_6_batch_entry_makes_its_pending_rows_due() {
     let keys = claimed.iter().map(|c| crate::embedded::outbox::row_key(number, c.delivery.id)).collect::<Vec<_>>();
     let pending = crate::embedded::outbox_rows::to_value(&claimed[1].delivery);
     store.engine.outbox.insert(&keys[1], pending).unwrap();
-    let listed = crate::embedded::outbox_fresh::format_6_value(keys.iter().map(Vec::as_slice));
+    let listed = crate::embedded::outbox_batch_entry::format_6_value(keys.iter().map(Vec::as_slice));
     store.engine.meta.insert(entry, listed).unwrap();
     store.shutdown();
 
