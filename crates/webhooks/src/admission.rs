@@ -12,7 +12,8 @@
 //! automation service's, a gateway) do not wait for one account's hanging
 //! receiver path: it is unproven from its first failure on, and until then
 //! (a proven webhook that starts to hang) holds the shared slots for one
-//! timeout at most.
+//! timeout at most: its rows queued there are handed back unsent once it is
+//! unproven (`engine.rs`), and claimed again into its account's own target.
 
 use crate::target::target_of;
 use callmeter_store::Subscription;
@@ -25,6 +26,12 @@ pub(crate) fn lane_of(sub: &Subscription, proven: bool) -> String {
         true => target_of(&sub.url),
         false => format!("{} {}", sub.account, target_of(&sub.url)),
     }
+}
+
+/// Whether a target is a host's, shared by accounts (a URL's scheme, host
+/// and port have no space; an account's own target is its id, a space, then those).
+pub(crate) fn is_shared(target: &str) -> bool {
+    !target.contains(' ')
 }
 
 /// The claimed rows, shared by the engine and its claims.
@@ -102,6 +109,11 @@ impl Claimed {
         }
     }
 
+    /// Whether a subscription's last attempt (in this process) succeeded.
+    pub(crate) fn is_proven(&self, subscription: &str) -> bool {
+        self.proven.contains(subscription)
+    }
+
     /// Notes how a subscription's attempt ended.
     pub(crate) fn attempted(&mut self, subscription: &str, delivered: bool) {
         if !delivered {
@@ -160,8 +172,8 @@ pub(crate) struct Admission {
     /// cost more).
     claimed: SharedClaimed,
     /// The subscriptions this claim met: the rows each unproven one holds
-    /// (claimed before, and admitted now; `usize::MAX` while its rows end in
-    /// the shared target), none for a proven one.
+    /// (claimed before, and admitted now), none for a proven one;
+    /// `usize::MAX` for one whose rows must end before it takes more.
     unproven: hashbrown::HashMap<String, Option<usize>, foldhash::fast::RandomState>,
     /// Whether a row was refused: then the engine waits for completions
     /// before it claims again, rather than look at the same rows at once.
@@ -179,13 +191,21 @@ impl Admission {
             // Its rows stay in the target they are in while it holds any.
             let (lane, draining) = match claimed.lanes.get(sub.id.as_str()) {
                 // Unproven with rows in the shared target (it was proven as
-                // they were claimed): no more there, and none in its own
-                // until they end, within a timeout.
-                Some(lane) => (lane.clone(), unproven && *lane != lane_of(sub, false)),
+                // they were claimed), or its URL moved to another host since:
+                // no more rows until those end, within a timeout.
+                Some(lane) => {
+                    let own = lane_of(sub, false);
+                    let moved = *lane != own && *lane != lane_of(sub, true);
+                    (lane.clone(), moved || (unproven && *lane != own))
+                }
                 None => (lane_of(sub, !unproven), false),
             };
             lanes.insert(sub.id.clone(), lane);
-            unproven.then_some(if draining { usize::MAX } else { held })
+            if draining {
+                Some(usize::MAX)
+            } else {
+                unproven.then_some(held)
+            }
         });
         let target = &self.lane_of_subscription[sub.id.as_str()];
         let target = self.targets.entry_ref(target.as_str()).or_insert(self.per_target);
@@ -306,5 +326,20 @@ mod tests {
         let mut room = admission(&claimed, 10, 100, 4);
         assert!(room.admit(&s));
         assert_eq!(room.lane_of_subscription["wh_s"], own);
+    }
+
+    /// A subscription whose URL moved to another host while it held rows
+    /// takes no more until they end, then goes to the new host's target.
+    #[test]
+    fn a_moved_subscription_waits_for_its_rows_at_the_old_host() {
+        let claimed = SharedClaimed::default();
+        claimed.lock().attempted("wh_m", true);
+        claimed.lock().add(&holder("http://old:80", "acme", "wh_m"));
+        let moved = sub("acme", "wh_m", "http://new/hook");
+        assert!(!admission(&claimed, 10, 100, 4).admit(&moved), "rows still at the old host");
+        claimed.lock().remove(&holder("http://old:80", "acme", "wh_m"));
+        let mut room = admission(&claimed, 10, 100, 4);
+        assert!(room.admit(&moved));
+        assert_eq!(room.lane_of_subscription["wh_m"], "http://new:80");
     }
 }

@@ -31,7 +31,7 @@ mod pace;
 
 use pace::Pace;
 
-use crate::admission::{admission, Admission, Holder, SharedClaimed};
+use crate::admission::{self, admission, Admission, Holder, SharedClaimed};
 use crate::clock::Clock;
 use crate::lanes::Lanes;
 
@@ -415,6 +415,12 @@ impl DeliveryEngine {
                 self.linger(&working.target).await;
             }
             let Some(Queued { claimed, mut done }) = self.lanes.next(&working.target) else { break };
+            if self.hands_back(&working.target, &claimed) {
+                // Due again at once: the next claim queues it in its account's own target.
+                let now = self.clock.now();
+                done.send(Some(Completion { delivery: claimed.delivery, attempt: None, next: NextStep::RetryAt(now) }));
+                continue;
+            }
             let completion = tokio::select! {
                 biased;
                 _ = self.stopped_for(std::time::Duration::ZERO) => None,
@@ -425,6 +431,14 @@ impl DeliveryEngine {
             done.send(completion);
         }
         working.engine = None;
+    }
+
+    /// Whether a row queued in a host's shared target is of a subscription
+    /// unproven since it was claimed (its receiver failed, or hangs): sent
+    /// from there, each of its rows might wait out the timeout in a slot
+    /// other accounts' webhooks at that host share (`admission.rs`).
+    fn hands_back(&self, target: &str, claimed: &ClaimedDelivery) -> bool {
+        admission::is_shared(target) && !self.claimed.lock().is_proven(&claimed.subscription.id)
     }
 
     /// An attempt, given up [`STOP_GRACE`] after a stop (then none to record).

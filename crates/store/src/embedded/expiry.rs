@@ -197,7 +197,10 @@ pub(crate) fn expire_webhook_records(
     for item in engine.attempts.iter() {
         let (k, v) = item.into_inner()?;
         let Some(a) = super::outbox_rows::or_step_over(super::outbox_rows::decode_attempt(&v), &k)? else { continue };
-        if a.at < cutoff {
+        // One that holds its row goes with the row's time, as the row would from `outbox`:
+        // never after a copy a resend wrote there.
+        let held = super::outbox_rows::row_of_attempt(&v).ok().flatten();
+        if a.at.min(held.map_or(a.at, |row| row.created_at)) < cutoff {
             batch.remove(&engine.attempts, k);
             removed += 1;
             flush(&mut batch, false)?;

@@ -20,10 +20,17 @@ pub(crate) fn batch_key(first_id: u64) -> Vec<u8> {
     k
 }
 
-/// The first byte of a batch entry that holds its rows (format 7). One of
-/// format 6 listed keys only, `u16 BE length | key` each, and began with 0
-/// (keys are short): its rows were written to `outbox` by the processor.
-const ROWS_VERSION: u8 = 1;
+/// The first byte of a batch entry that holds its rows and the attempt id
+/// they start from (format 7). One of format 6 listed keys only, `u16 BE
+/// length | key` each, and began with 0 (keys are short): its rows were
+/// written to `outbox` by the processor. One that began with
+/// [`ROWS_ONLY_VERSION`] (builds of this format before their delivered
+/// rows were held by attempts) holds its rows alone, still read.
+const ROWS_VERSION: u8 = 2;
+
+/// An entry that holds its rows, with no attempt id: none of them can be
+/// held by an attempt, which the build that wrote it did not write.
+const ROWS_ONLY_VERSION: u8 = 1;
 
 /// A batch entry's value: `ROWS_VERSION`, the next attempt id when it was
 /// written (u64 BE: every attempt of its rows has this id or a later one),
@@ -57,8 +64,8 @@ pub(crate) fn format_6_value<'a>(row_keys: impl IntoIterator<Item = &'a [u8]>) -
 /// it (format 7; format 6 wrote it to `outbox`).
 pub(crate) type Listed<'a> = (&'a [u8], Option<&'a [u8]>);
 
-/// A batch entry read: from which attempt id its rows' attempts are (format
-/// 7), and its rows.
+/// A batch entry read: from which attempt id its rows' attempts are (none:
+/// no attempt holds any of its rows), and its rows.
 pub(crate) struct Entry<'a> {
     pub attempts_from: Option<u64>,
     pub rows: Vec<Listed<'a>>,
@@ -82,9 +89,11 @@ pub(crate) fn entry(value: &[u8]) -> Result<Entry<'_>, StoreError> {
     let mut out = Vec::new();
     let mut attempts_from = None;
     match value.split_first() {
-        Some((&ROWS_VERSION, mut rest)) => {
-            let from = take(&mut rest, 8).ok_or_else(corrupt)?;
-            attempts_from = Some(u64::from_be_bytes(from.try_into().expect("8 bytes")));
+        Some((&version @ (ROWS_VERSION | ROWS_ONLY_VERSION), mut rest)) => {
+            if version == ROWS_VERSION {
+                let from = take(&mut rest, 8).ok_or_else(corrupt)?;
+                attempts_from = Some(u64::from_be_bytes(from.try_into().expect("8 bytes")));
+            }
             while !rest.is_empty() {
                 let key = take(&mut rest, outbox::ROW_KEY_LEN).ok_or_else(corrupt)?;
                 let n = len(&mut rest).ok_or_else(corrupt)?;
@@ -138,7 +147,12 @@ mod tests {
         assert!(listed(&value[..value.len() - 1]).is_err(), "a value cut short");
         assert!(listed(&value[..13]).is_err(), "a key cut short");
         assert!(listed(&value[..5]).is_err(), "the attempt id cut short");
-        assert!(listed(&[1, 0, 0, 0, 0, 0, 0, 0, 0]).unwrap().is_empty());
+        assert!(listed(&[2, 0, 0, 0, 0, 0, 0, 0, 0]).unwrap().is_empty());
+        // As the first builds of format 7 wrote it: the rows, no attempt id.
+        let rows_only = [&[1u8][..], &value[9..]].concat();
+        let earlier = super::entry(&rows_only).unwrap();
+        assert_eq!(earlier.attempts_from, None);
+        assert_eq!(earlier.rows, listed(&value).unwrap());
     }
 
     #[test]

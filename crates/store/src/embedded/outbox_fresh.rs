@@ -388,9 +388,10 @@ pub(crate) fn recover(engine: &Engine) -> Result<usize, StoreError> {
     for v in &entries {
         match outbox_batch_entry::entry(v) {
             Ok(e) => {
-                for (key, _) in e.rows.iter().filter(|(_, held)| held.is_some()) {
+                // An entry with no attempt id was written before attempts held rows.
+                for (key, _) in e.rows.iter().filter(|(_, held)| held.is_some() && e.attempts_from.is_some()) {
                     let from = attempts_from.entry(outbox::number_of(key)).or_insert(u64::MAX);
-                    *from = (*from).min(e.attempts_from.expect("an entry that holds rows says from when"));
+                    *from = (*from).min(e.attempts_from.unwrap_or(u64::MAX));
                 }
                 read.push(e);
             }

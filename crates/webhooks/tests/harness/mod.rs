@@ -18,7 +18,7 @@ pub use std::sync::{Arc, Mutex};
 /// The scriptable receiver the whole-flow tests use too (one receiver for every test).
 #[path = "../../../../tests/it/webhook_receiver.rs"]
 mod webhook_receiver;
-pub use webhook_receiver::{Received, Receiver, Reply};
+pub use webhook_receiver::{Received, Receiver, Reply, ALWAYS_OK};
 
 pub struct Setup {
     pub _dir: tempfile::TempDir,

@@ -13,11 +13,11 @@
 //! 2. each row is written under its new key and its old one removed, in the
 //!    same batch, with its index entry when it is pending: the rows are the
 //!    truth, and every pending row is due again, as after a crash
-//!    (`outbox_batch_entry::recover`); rows of subscriptions deleted go;
+//!    (`outbox_fresh::recover`); rows of subscriptions deleted go;
 //! 3. the old index entries go; 4. attempts move like rows.
 //!
 //! The fresh rows' batch entries stay: those of format 5 list keys no row
-//! has any more, and `outbox_batch_entry::recover` drops them (their pending rows
+//! has any more, and `outbox_fresh::recover` drops them (their pending rows
 //! were indexed by 2); those a run of this build wrote (an open of an older
 //! store whose other upgrades wait, `upgrade.rs`, runs this again) hold
 //! rows of new keys that only that recovery writes.
