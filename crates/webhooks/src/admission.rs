@@ -72,20 +72,26 @@ pub(crate) struct Claimed {
     /// The target ([`lane_of`]) of each subscription's rows held: one at a
     /// time, so that its attempts end in turn where a target sends one at a
     /// time (each attempt judged after the one before it).
-    lanes: hashbrown::HashMap<String, String, foldhash::fast::RandomState>,
+    /// With the URL it was found for: a subscription moved since has another.
+    lanes: hashbrown::HashMap<String, (String, String), foldhash::fast::RandomState>,
 }
 
 impl Claimed {
-    pub(crate) fn add(&mut self, row: &Holder) {
+    /// Counts a row claimed, of a subscription at `url`.
+    pub(crate) fn add(&mut self, row: &Holder, url: &str) {
         self.total += 1;
         *self.targets.entry_ref(row.target.as_str()).or_insert(0) += 1;
         *self.accounts.entry_ref(row.account.as_str()).or_insert(0) += 1;
         let n = self.subscriptions.entry_ref(row.subscription.as_str()).or_insert(0);
         *n += 1;
         if *n == 1 {
-            self.lanes.insert(row.subscription.clone(), row.target.clone());
+            self.lanes.insert(row.subscription.clone(), (row.target.clone(), url.to_owned()));
         }
-        debug_assert_eq!(self.lanes.get(&row.subscription), Some(&row.target), "one target a subscription");
+        debug_assert_eq!(
+            self.lanes.get(&row.subscription).map(|l| &l.0),
+            Some(&row.target),
+            "one target a subscription"
+        );
     }
 
     /// Counts a row's completion.
@@ -190,14 +196,12 @@ impl Admission {
             let held = claimed.subscriptions.get(sub.id.as_str()).copied().unwrap_or(0);
             // Its rows stay in the target they are in while it holds any.
             let (lane, draining) = match claimed.lanes.get(sub.id.as_str()) {
-                // Unproven with rows in the shared target (it was proven as
-                // they were claimed), or its URL moved to another host since:
-                // no more rows until those end, within a timeout.
-                Some(lane) => {
-                    let own = lane_of(sub, false);
-                    let moved = *lane != own && *lane != lane_of(sub, true);
-                    (lane.clone(), moved || (unproven && *lane != own))
-                }
+                // Proven or not since they were claimed (their target is
+                // not the one it would take now), or its URL moved to
+                // another host: no more rows until those end (a proven
+                // one's within milliseconds, an unproven one's within a
+                // timeout), then it takes its target as it is then.
+                Some((lane, url)) => (lane.clone(), *url != sub.url || is_shared(lane) == unproven),
                 None => (lane_of(sub, !unproven), false),
             };
             lanes.insert(sub.id.clone(), lane);
@@ -244,7 +248,7 @@ mod tests {
     #[test]
     fn each_room_stops_a_claim() {
         let claimed = SharedClaimed::default();
-        claimed.lock().add(&holder("acme http://a:80", "acme", "wh_a"));
+        claimed.lock().add(&holder("acme http://a:80", "acme", "wh_a"), "http://a/hook");
         claimed.lock().attempted("wh_b", true);
         claimed.lock().attempted("wh_c", true);
         let dead = sub("acme", "wh_a", "http://a/hook");
@@ -298,8 +302,8 @@ mod tests {
     }
 
     /// A subscription's rows stay in one target while it holds any: proven
-    /// meanwhile, it stays in its account's; unproven meanwhile, it takes
-    /// no more rows until those in the shared target end.
+    /// or unproven since, it takes no more rows until those end, then goes
+    /// to the target it would take now.
     #[test]
     fn a_subscriptions_rows_stay_in_one_target_while_it_holds_any() {
         let claimed = SharedClaimed::default();
@@ -308,17 +312,16 @@ mod tests {
         assert!(room.admit(&s));
         let own = room.lane_of_subscription["wh_s"].clone();
         assert_eq!(own, "acme http://hooks:80");
-        claimed.lock().add(&holder(&own, "acme", "wh_s"));
+        claimed.lock().add(&holder(&own, "acme", "wh_s"), "http://hooks/a");
         claimed.lock().attempted("wh_s", true);
         let mut room = admission(&claimed, 10, 100, 4);
-        assert!(room.admit(&s));
-        assert_eq!(room.lane_of_subscription["wh_s"], own, "proven, but a row of it is held in its account's");
+        assert!(!room.admit(&s), "proven, with a row still in its account's: none more until it ends");
         claimed.lock().remove(&holder(&own, "acme", "wh_s"));
         let mut room = admission(&claimed, 10, 100, 4);
         assert!(room.admit(&s));
         let shared = room.lane_of_subscription["wh_s"].clone();
         assert_eq!(shared, "http://hooks:80", "none held: the host's");
-        claimed.lock().add(&holder(&shared, "acme", "wh_s"));
+        claimed.lock().add(&holder(&shared, "acme", "wh_s"), "http://hooks/a");
         claimed.lock().attempted("wh_s", false);
         let mut room = admission(&claimed, 10, 100, 4);
         assert!(!room.admit(&s), "unproven with a row in the shared target: none more until it ends");
@@ -334,7 +337,7 @@ mod tests {
     fn a_moved_subscription_waits_for_its_rows_at_the_old_host() {
         let claimed = SharedClaimed::default();
         claimed.lock().attempted("wh_m", true);
-        claimed.lock().add(&holder("http://old:80", "acme", "wh_m"));
+        claimed.lock().add(&holder("http://old:80", "acme", "wh_m"), "http://old/hook");
         let moved = sub("acme", "wh_m", "http://new/hook");
         assert!(!admission(&claimed, 10, 100, 4).admit(&moved), "rows still at the old host");
         claimed.lock().remove(&holder("http://old:80", "acme", "wh_m"));

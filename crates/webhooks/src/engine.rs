@@ -366,7 +366,7 @@ impl DeliveryEngine {
                 subscription: c.subscription.id.clone(),
             };
             let mut claimed = self.claimed.lock();
-            claimed.add(&holder);
+            claimed.add(&holder, &c.subscription.url);
             self.stats.rows_claimed.store(claimed.total as u64, Ordering::Relaxed);
             drop(claimed);
             let done = DoneWith { finished: Some(finished.clone()), holder };
