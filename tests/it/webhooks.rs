@@ -329,7 +329,7 @@ fn scopes_and_secrets() {
     let other = Receiver::start();
     let patch = |body: Value| server.send(server.http.patch(server.url(&one)).bearer_auth(&acme_key).json(&body));
     let (status, v) = patch(json!({"url": other.url}));
-    assert_eq!(status, 400, "{v}");
+    assert_eq!(status, 409, "{v}");
     assert!(v.to_string().contains("give its headers again"), "{v}");
     assert_eq!(patch(json!({"url": other.url, "headers": {"authorization": "***"}})).0, 400);
     assert_eq!(patch(json!({"url": format!("{}?moved=1", receiver.url)})).0, 200, "same host");

@@ -53,7 +53,8 @@ schema_types! {
     /// Calls of one adjustment.
     AdjustmentCalls => json!({"type": "integer", "format": "int64", "minimum": -MAX_ADJUSTMENT_CALLS, "maximum": MAX_ADJUSTMENT_CALLS});
     /// A reason: not blank, at most [`MAX_PARAM_BYTES`].
-    Reason => json!({"type": "string", "minLength": 1, "maxLength": MAX_PARAM_BYTES, "pattern": "\\S"});
+    /// (JSON Schema's `\s` is ECMAScript's, which leaves out U+0085; `trim` does not.)
+    Reason => json!({"type": "string", "minLength": 1, "maxLength": MAX_PARAM_BYTES, "pattern": "[^\\s\\u0085]"});
     /// The scopes a token can be made with (account keys are made under their account).
     TokenScope => json!({"type": "string", "enum": ["admin", "ingest", "support"]});
     /// An IANA time zone name.

@@ -151,8 +151,9 @@ impl WebhookBody {
     /// `folder` or `actions` a folder one (`was`: what it watched before,
     /// whose folder and actions fill in what is left out).
     /// A webhook keeps its kind: a change that names the other kind's
-    /// fields is refused, not taken as a new kind (which would drop the
-    /// folder, or the events, unasked).
+    /// fields is refused (409: valid, but not for this webhook as it is),
+    /// not taken as a new kind (which would drop the folder, or the events,
+    /// unasked).
     fn watch(&self, was: Option<&Subscription>) -> AppResult<Option<(Watch, Vec<Action>)>> {
         let was_alerts = was.map(|s| matches!(s.watch, Watch::Alerts { .. }));
         if let Some(events) = &self.events {
@@ -162,7 +163,7 @@ impl WebhookBody {
                 ));
             }
             if was_alerts == Some(false) {
-                return Err(ApiError::BadRequest(
+                return Err(ApiError::Conflict(
                     "events: this webhook watches a folder, and a webhook keeps its kind: create an alert \
                      subscription for the events (and delete this one if it is no longer wanted)"
                         .into(),
@@ -171,7 +172,7 @@ impl WebhookBody {
             return Ok(Some((Watch::Alerts { events: checked_events(events)? }, Vec::new())));
         }
         if (self.folder.is_some() || self.actions.is_some()) && was_alerts == Some(true) {
-            return Err(ApiError::BadRequest(
+            return Err(ApiError::Conflict(
                 "folder: this webhook is an alert subscription, and a webhook keeps its kind: create a folder \
                  webhook (and delete this one if it is no longer wanted)"
                     .into(),
@@ -395,6 +396,7 @@ async fn update(s: &AppState, account: String, id: String, update: SubscriptionU
     responses(
         (status = 200, description = "The webhook as changed", body = WebhookAnswer),
         (status = 404, response = responses::NotFound),
+        (status = 409, response = responses::Conflict),
         (status = 507, response = responses::DiskFull),
     ),
     security(("bearer" = [])))]
@@ -450,8 +452,9 @@ fn change_of(was: &Subscription, p: &WebhookBody, url: Option<String>) -> AppRes
     // key holder could read them by moving the webhook to a host of theirs.
     let moved = url.as_deref().is_some_and(|to| target_of(&was.url) != target_of(to));
     let kept = (!moved).then_some(was);
+    // 409: well formed, but not for this webhook as it is (its headers).
     if moved && p.headers.is_none() && !was.headers.is_empty() {
-        return Err(ApiError::BadRequest(
+        return Err(ApiError::Conflict(
             "headers: the webhook's headers are kept for its own host only (they may hold its credentials): \
              to move it to another host, give its headers again, or {} for none (through the API or \
              `callmeter webhooks update`: the dashboard's form has no headers)"

@@ -112,13 +112,14 @@ pub(crate) fn entry(value: &[u8]) -> Result<Entry<'_>, StoreError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::{batch_value, format_6_value, listed};
     use crate::embedded::{outbox, outbox_rows};
     use crate::webhook_records::{Delivery, DeliveryState, OutboxEvent};
     use callmeter_model::Action;
 
-    fn row(id: u64) -> Delivery {
+    /// A pending row of `acme`'s `wh_1` (the fresh rows' tests share it).
+    pub(crate) fn row(id: u64) -> Delivery {
         let at = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
         Delivery {
             id,

@@ -452,22 +452,7 @@ pub(crate) fn recover(engine: &Engine) -> Result<usize, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::{FreshRow, FreshRows};
-    use crate::webhook_records::{Delivery, DeliveryState, OutboxEvent};
-    use callmeter_model::Action;
-
-    fn row(id: u64) -> Delivery {
-        let at = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
-        Delivery {
-            id,
-            account: "acme".into(),
-            subscription: "wh_1".into(),
-            event: OutboxEvent::Change { seq: 7, action: Action::Create },
-            state: DeliveryState::Pending,
-            attempts: 0,
-            next_attempt_at: at,
-            created_at: at,
-        }
-    }
+    use crate::embedded::outbox_batch_entry::tests::row;
 
     /// A batch's entry goes with the write that does its last row, and only
     /// once that write is applied; rows of other batches and non-fresh ids
