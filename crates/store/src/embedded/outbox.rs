@@ -165,14 +165,27 @@ pub(crate) fn put_row(
     number: u32,
     d: &Delivery,
 ) {
-    let key = row_key(number, d.id);
-    let value = outbox_rows::to_value(d);
-    if d.state == DeliveryState::Pending {
-        let due = due_key(d.next_attempt_at, &key);
+    if let Some(due) = put_row_at(engine, batch, &row_key(number, d.id), d) {
         locked.scan_from_at_most(&due);
-        batch.insert(&engine.outbox_due, due, value.as_slice());
     }
-    batch.insert(&engine.outbox, key, value);
+}
+
+/// Puts the row at `key` (and its index entry, when pending) into a batch;
+/// the index entry's key, for the caller to tell the claims (or, at the
+/// open, before any claim, no one).
+pub(crate) fn put_row_at(
+    engine: &Engine,
+    batch: &mut fjall::OwnedWriteBatch,
+    key: &[u8],
+    d: &Delivery,
+) -> Option<Vec<u8>> {
+    let value = outbox_rows::to_value(d);
+    let due = (d.state == DeliveryState::Pending).then(|| due_key(d.next_attempt_at, key));
+    if let Some(due) = &due {
+        batch.insert(&engine.outbox_due, due.clone(), value.as_slice());
+    }
+    batch.insert(&engine.outbox, key.to_vec(), value);
+    due
 }
 
 pub(crate) fn read_row(engine: &Engine, key: &[u8]) -> Result<Option<Delivery>, StoreError> {
@@ -406,10 +419,20 @@ fn resend(
     only: Option<u64>,
 ) -> Result<u64, StoreError> {
     // The rows attempts hold, read before the lock (a long scan), and
-    // under it those written meanwhile.
-    let (mut delivered, seen) = outbox_lookup::delivered_rows(engine, number, None, only)?;
+    // under it those written meanwhile; none for one delivery `outbox`
+    // holds (a row written there stays there, the newest of its states).
+    let scan = match only {
+        Some(id) => read_row(engine, &row_key(number, id))?.is_none(),
+        None => true,
+    };
+    let (mut delivered, seen) = match scan {
+        true => outbox_lookup::delivered_rows(engine, number, None, only)?,
+        false => Default::default(),
+    };
     let mut locked = shared.outbox.locked.lock();
-    delivered.extend(outbox_lookup::delivered_rows(engine, number, seen.as_deref(), only)?.0);
+    if scan {
+        delivered.extend(outbox_lookup::delivered_rows(engine, number, seen.as_deref(), only)?.0);
+    }
     let mut batch = engine.db.batch();
     let mut n = 0;
     let mut resent = Vec::new();
@@ -420,18 +443,16 @@ fn resend(
         }
         None => outbox_lookup::rows_with_keys(engine, number, delivered, locked.fresh.rows_of(number).cloned())?,
     };
-    for (key, d) in rows {
-        let mut d = match d {
-            Stored::Written(d) => {
-                if !pick(&d) {
-                    continue;
-                }
-                unindex(engine, &mut batch, &key, &d);
-                d
-            }
-            Stored::Fresh(d) if pick(&d) => d,
-            Stored::Fresh(_) => continue,
-        };
+    for (key, stored) in rows {
+        let (Stored::Written(d) | Stored::Fresh(d)) = &stored;
+        if !pick(d) {
+            continue;
+        }
+        // A fresh row has no index entry to remove.
+        if let Stored::Written(d) = &stored {
+            unindex(engine, &mut batch, &key, d);
+        }
+        let (Stored::Written(mut d) | Stored::Fresh(mut d)) = stored;
         d.state = DeliveryState::Pending;
         d.attempts = 0;
         d.next_attempt_at = now;

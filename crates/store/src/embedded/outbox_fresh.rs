@@ -31,6 +31,7 @@
 
 use super::outbox::{self, OutboxLocked, Verdict};
 use super::outbox_batch_entry::{self, KEY_PREFIX};
+use super::outbox_lookup;
 use super::{outbox_rows, Engine, Shared};
 use crate::webhook_records::{ClaimedDelivery, Delivery, DeliveryState, Subscription};
 use crate::StoreError;
@@ -195,12 +196,7 @@ pub(crate) fn index_unindexed(engine: &Engine, locked: &mut OutboxLocked) -> Res
     for (key, row) in &locked.fresh.unindexed {
         // As it is now: a resend may have written it (its entry is then this same one).
         match engine.outbox.get(key)? {
-            Some(value) => {
-                if let Some(due) = due_if_pending(key, &value)? {
-                    batch.insert(&engine.outbox_due, due.clone(), value);
-                    indexed.push(due);
-                }
-            }
+            Some(value) => indexed.extend(index_if_pending(engine, &mut batch, key, value)?),
             None => indexed.push(write_pending(engine, &mut batch, key, row)),
         }
     }
@@ -295,12 +291,22 @@ pub(crate) fn look(
 /// Writes a pending row that `outbox` does not hold, with its index entry
 /// (whose key it returns), into `batch`.
 fn write_pending(engine: &Engine, batch: &mut fjall::OwnedWriteBatch, key: &[u8], row: &Delivery) -> Vec<u8> {
-    assert_eq!(row.state, DeliveryState::Pending, "a fresh row is pending");
-    let value = outbox_rows::to_value(row);
-    let due = outbox::due_key(row.next_attempt_at, key);
-    batch.insert(&engine.outbox_due, due.clone(), value.as_slice());
-    batch.insert(&engine.outbox, key.to_vec(), value);
-    due
+    outbox::put_row_at(engine, batch, key, row).expect("a fresh row is pending")
+}
+
+/// Puts the index entry of the row `outbox` holds at `key` (its value
+/// `value`) into `batch` when it is pending; its key.
+fn index_if_pending(
+    engine: &Engine,
+    batch: &mut fjall::OwnedWriteBatch,
+    key: &[u8],
+    value: fjall::Slice,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let due = due_if_pending(key, &value)?;
+    if let Some(due) = &due {
+        batch.insert(&engine.outbox_due, due.clone(), value);
+    }
+    Ok(due)
 }
 
 /// The index entry of the row at `key` whose value is `value`, if it is
@@ -403,23 +409,14 @@ pub(crate) fn recover(engine: &Engine) -> Result<usize, StoreError> {
     }
     let mut delivered = std::collections::HashSet::new();
     for (number, from) in attempts_from {
-        let start = outbox::row_key(number, from);
-        for item in engine.attempts.range(start..=outbox::row_key(number, u64::MAX)) {
-            let (k, v) = item.into_inner()?;
-            if let Some(row) = outbox_rows::or_step_over(outbox_rows::row_of_attempt(&v), &k)?.flatten() {
-                delivered.insert(row.id);
-            }
-        }
+        let after = from.checked_sub(1).map(|before| outbox::row_key(number, before));
+        let (rows, _) = outbox_lookup::delivered_rows(engine, number, after.as_deref(), None)?;
+        delivered.extend(rows.into_iter().map(|(_, row)| row.id));
     }
     let mut indexed = 0;
     for (key, held) in read.iter().flat_map(|e| e.rows.iter().copied()) {
         match (engine.outbox.get(key)?, held) {
-            (Some(value), _) => {
-                if let Some(due) = due_if_pending(key, &value)? {
-                    batch.insert(&engine.outbox_due, due, value);
-                    indexed += 1;
-                }
-            }
+            (Some(value), _) => indexed += index_if_pending(engine, &mut batch, key, value)?.is_some() as usize,
             // Delivered, the attempt holding it.
             (None, Some(_)) if delivered.contains(&outbox::id_of(key)) => {}
             (None, Some(value)) => {
@@ -436,10 +433,7 @@ pub(crate) fn recover(engine: &Engine) -> Result<usize, StoreError> {
     if damaged {
         for item in engine.outbox.iter() {
             let (key, value) = item.into_inner()?;
-            if let Some(due) = due_if_pending(&key, &value)? {
-                batch.insert(&engine.outbox_due, due, value);
-                indexed += 1;
-            }
+            indexed += index_if_pending(engine, &mut batch, &key, value)?.is_some() as usize;
         }
     }
     if !entries.is_empty() {
