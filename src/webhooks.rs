@@ -73,6 +73,9 @@ pub enum WebhookAction {
         /// New headers, `Name: value` (replace all; repeatable).
         #[arg(long = "header")]
         headers: Vec<String>,
+        /// Remove every custom header.
+        #[arg(long, conflicts_with = "headers")]
+        no_headers: bool,
         /// Enable it (clears the reason it was disabled).
         #[arg(long, conflicts_with = "disable")]
         enable: bool,
@@ -140,14 +143,6 @@ fn headers_json(headers: &[String]) -> Result<Value> {
     Ok(Value::Object(out))
 }
 
-/// Alert event names, `all` standing for every one.
-fn events_json(events: &[String]) -> Value {
-    if events.iter().any(|e| e == "all") {
-        return json!(["usage.threshold_reached", "usage.projected_overage", "usage.spike"]);
-    }
-    json!(events)
-}
-
 pub(crate) fn path(account: &str, rest: &str) -> String {
     format!("/v1/accounts/{account}/webhooks{rest}")
 }
@@ -193,7 +188,7 @@ pub fn webhooks(api: &Api, action: WebhookAction) -> Result<()> {
                 body["actions"] = json!(a);
             }
             if let Some(e) = events {
-                body["events"] = events_json(&e);
+                body["events"] = json!(e);
             }
             let v: Value = api.send(api.request(Method::POST, &path(&account, "")).json(&body))?.json()?;
             print_created(&v);
@@ -209,7 +204,7 @@ pub fn webhooks(api: &Api, action: WebhookAction) -> Result<()> {
                 print_webhook(w);
             }
         }
-        WebhookAction::Update { account, id, url, folder, actions, events, headers, enable, disable } => {
+        WebhookAction::Update { account, id, url, folder, actions, events, headers, no_headers, enable, disable } => {
             let mut body = Map::new();
             if let Some(u) = url {
                 body.insert("url".into(), json!(u));
@@ -221,9 +216,9 @@ pub fn webhooks(api: &Api, action: WebhookAction) -> Result<()> {
                 body.insert("actions".into(), json!(a));
             }
             if let Some(e) = events {
-                body.insert("events".into(), events_json(&e));
+                body.insert("events".into(), json!(e));
             }
-            if !headers.is_empty() {
+            if !headers.is_empty() || no_headers {
                 body.insert("headers".into(), headers_json(&headers)?);
             }
             if enable || disable {
@@ -279,6 +274,11 @@ pub fn webhooks(api: &Api, action: WebhookAction) -> Result<()> {
                 api.request(Method::POST, &path(&account, &format!("/{id}/replay"))).json(&json!({ "since": since }));
             let v: Value = api.send(req)?.json()?;
             println!("{} events will be sent again", v["replaying"]);
+            // The server took the time (RFC 3339) already: only a hint if it is yet to come.
+            let ahead = chrono::DateTime::parse_from_rfc3339(&since).is_ok_and(|t| t > chrono::Utc::now());
+            if ahead && v["replaying"] == 0 {
+                eprintln!("note: --since {since} is in the future: no event has arrived after it yet");
+            }
         }
         WebhookAction::RotateSecret { account, id } => {
             let req = api.request(Method::POST, &path(&account, &format!("/{id}/rotate-secret")));

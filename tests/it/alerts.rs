@@ -48,7 +48,8 @@ fn subscribe_alerts(server: &Server, url: &str) -> (String, String) {
             .json(&json!({"period_anchor": anchor, "timezone": "UTC"})),
     );
     assert_eq!(s, 200, "{v}");
-    let body = json!({"url": url, "events": ["usage.threshold_reached", "usage.projected_overage", "usage.spike"]});
+    // `all`: every alert event.
+    let body = json!({"url": url, "events": ["all"]});
     let (s, v) = server.send(server.http.post(server.url("/v1/accounts/acme/webhooks")).bearer_auth(ADMIN).json(&body));
     assert_eq!(s, 201, "{v}");
     assert_eq!(v["webhook"]["events"].as_array().unwrap().len(), 3, "{v}");

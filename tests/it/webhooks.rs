@@ -461,6 +461,8 @@ fn the_webhooks_command() {
     let got = receiver.wait_for(3, WAIT);
     assert_eq!(got[2].header("webhook-signature").split(' ').count(), 2, "both secrets sign for 24 h");
     assert!(got[2].signed_with(&secret) && got[2].signed_with(&new_secret));
+    assert_eq!(got[2].header("x-env"), "test");
+    cli(&["update", "acme", &id, "--no-headers"]);
 
     let before_disable = Utc::now().to_rfc3339();
     cli(&["update", "acme", &id, "--disable"]);
@@ -475,6 +477,14 @@ fn the_webhooks_command() {
     let got = receiver.wait_for(4, WAIT);
     assert_eq!(got[3].change(), change("create", "/in/c.csv", None));
     assert!(got[3].signed_with(&new_secret));
+    assert_eq!(got[3].header("x-env"), "", "--no-headers took the header away");
+
+    let ahead = (Utc::now() + chrono::Duration::days(1)).to_rfc3339();
+    let out =
+        callmeter(&["webhooks", "--server", &server.base, "--token", ADMIN, "replay", "acme", &id, "--since", &ahead]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("0 events"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is in the future"), "a hint for a time yet to come");
 
     cli(&["delete", "acme", &id]);
     assert!(!cli(&["list", "acme"]).contains(&id));

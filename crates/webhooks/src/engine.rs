@@ -534,9 +534,14 @@ impl DeliveryEngine {
     /// find it disabled.
     async fn update_after_attempt(&self, sub: &Subscription, update: SubscriptionUpdate) {
         let disabling = update.enabled == Some(false);
+        let reason = update.disabled_reason.clone().unwrap_or_default();
         let (store, account, id) = (self.store.clone(), sub.account.clone(), sub.id.clone());
         match tokio::task::spawn_blocking(move || store.update_subscription(&account, &id, update)).await {
-            Ok(Ok(Some(_))) if disabling => DeliveryStats::count(&self.stats.subscriptions_disabled),
+            Ok(Ok(Some(_))) if disabling => {
+                // Logged here, once: the other attempts that decide it find it disabled.
+                tracing::warn!(account = %sub.account, webhook = %sub.id, url = %sub.url, %reason, "webhook subscription disabled");
+                DeliveryStats::count(&self.stats.subscriptions_disabled)
+            }
             Ok(Ok(_)) => {}
             // Disabled already: by another attempt, or by its owner.
             Ok(Err(StoreError::Conflict(_))) if disabling => {}

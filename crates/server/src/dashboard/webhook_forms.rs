@@ -24,7 +24,9 @@ use super::webhooks_page::{webhook_href, webhooks_href};
 use super::{layout, Ds};
 use crate::error::ApiError;
 use crate::routes::deliveries::{redeliver_one, replay_since};
-use crate::routes::webhooks::{change_webhook, create_webhook, remove_webhook, rotate_webhook_secret, WebhookBody};
+use crate::routes::webhooks::{
+    change_webhook, create_webhook, remove_webhook, rotate_webhook_secret, EventName, WebhookBody,
+};
 use axum::response::{IntoResponse, Redirect, Response};
 use callmeter_model::Action;
 use callmeter_store::AlertKind;
@@ -78,7 +80,9 @@ impl WebhookForm {
                 .events
                 .iter()
                 .map(|e| {
-                    AlertKind::parse(e).ok_or_else(|| ApiError::BadRequest(format!("events: {e:?} is not an alert")))
+                    AlertKind::parse(e)
+                        .map(EventName::Kind)
+                        .ok_or_else(|| ApiError::BadRequest(format!("events: {e:?} is not an alert")))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             return Ok(WebhookBody { url, events: Some(events), ..Default::default() });
@@ -299,7 +303,7 @@ mod tests {
         assert_eq!((b.folder.as_deref(), b.actions), (Some("/in"), Some(vec![Action::Create, Action::Destroy])));
         assert!(b.events.is_none(), "a folder webhook's form ignores its alert boxes");
         let b = form(&[("watch", "alerts"), ("events", "usage.spike"), ("folder", "/in")]).body().unwrap();
-        assert_eq!((b.events, b.folder), (Some(vec![AlertKind::Spike]), None));
+        assert_eq!((b.events, b.folder), (Some(vec![EventName::Kind(AlertKind::Spike)]), None));
         let none_ticked = form(&[("url", "https://x.example/h"), ("folder", "")]).body().unwrap();
         assert_eq!((none_ticked.folder.as_deref(), none_ticked.actions), (Some("/"), Some(vec![])));
         assert!(form(&[("actions", "explode")]).body().is_err());

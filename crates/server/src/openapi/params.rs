@@ -67,6 +67,12 @@ schema_types! {
     ActionName => json!({"type": "string", "enum": Action::ALL.map(Action::as_str)});
     /// A usage alert's event type (DESIGN §7).
     AlertEventName => json!({"type": "string", "enum": AlertKind::ALL.map(AlertKind::as_str)});
+    /// A usage alert's event type in a request, or `all` for every one.
+    AlertEventChoice => {
+        let mut names = AlertKind::ALL.map(AlertKind::as_str).to_vec();
+        names.push(crate::routes::webhooks::ALL_EVENTS);
+        json!({"type": "string", "enum": names})
+    };
     /// An id of a delivery or an attempt.
     RecordId => json!({"type": "integer", "minimum": 0, "maximum": u64::MAX});
     /// Entries in a page of attempts or alerts.

@@ -3,7 +3,7 @@
 //! other, never both), and mirrors of the store's attempts and alerts that
 //! tests hold to the real types (as `answers.rs` does).
 
-use super::params::{ActionName, AlertEventName};
+use super::params::{ActionName, AlertEventChoice, AlertEventName};
 use super::schema;
 use crate::extract::MAX_PARAM_BYTES;
 use callmeter_webhooks::{MAX_HEADERS, MAX_HEADER_NAME_BYTES, MAX_HEADER_VALUE_BYTES, RESERVED_HEADERS};
@@ -74,8 +74,8 @@ fn fields() -> [(&'static str, Value); 6] {
         ),
         (
             "events",
-            json!({"type": "array", "minItems": 1, "items": AlertEventName::schema(),
-                "description": "The usage alerts told of: an alert subscription (no folder, no actions)"}),
+            json!({"type": "array", "minItems": 1, "items": AlertEventChoice::schema(),
+                "description": "The usage alerts told of (`all`: every one): an alert subscription (no folder, no actions)"}),
         ),
         ("enabled", nullable(json!({"type": "boolean", "description": "Whether deliveries are sent [default: true]"}))),
         (

@@ -139,7 +139,7 @@ pub(crate) struct WebhookBody {
     #[serde(default)]
     pub actions: Option<Vec<Action>>,
     #[serde(default)]
-    pub events: Option<Vec<AlertKind>>,
+    pub events: Option<Vec<EventName>>,
     #[serde(default)]
     pub enabled: Option<bool>,
     #[serde(default)]
@@ -223,9 +223,38 @@ fn checked_actions(actions: Vec<Action>) -> AppResult<Vec<Action>> {
     Ok(sorted)
 }
 
-/// Alert events: at least one, each once.
-fn checked_events(events: &[AlertKind]) -> AppResult<Vec<AlertKind>> {
-    let mut sorted = events.to_vec();
+/// What a request may name instead of the alert events: every one.
+pub(crate) const ALL_EVENTS: &str = "all";
+
+/// An alert event a request names, or [`ALL_EVENTS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EventName {
+    All,
+    Kind(AlertKind),
+}
+
+impl<'de> Deserialize<'de> for EventName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<EventName, D::Error> {
+        let name = std::borrow::Cow::<str>::deserialize(d)?;
+        if name == ALL_EVENTS {
+            return Ok(EventName::All);
+        }
+        AlertKind::parse(&name).map(EventName::Kind).ok_or_else(|| {
+            let known = AlertKind::ALL.map(AlertKind::as_str).join(", ");
+            serde::de::Error::custom(format!("unknown event {name:?}: one of {known}, or {ALL_EVENTS}"))
+        })
+    }
+}
+
+/// Alert events: at least one, each once (`all`: every one).
+fn checked_events(events: &[EventName]) -> AppResult<Vec<AlertKind>> {
+    let mut sorted: Vec<AlertKind> = events
+        .iter()
+        .flat_map(|e| match e {
+            EventName::All => AlertKind::ALL.to_vec(),
+            EventName::Kind(kind) => vec![*kind],
+        })
+        .collect();
     sorted.sort();
     sorted.dedup();
     if sorted.is_empty() {
@@ -284,7 +313,7 @@ fn new_webhook_id() -> String {
 /// Scopes: admin, its key. A folder subscription (`folder`, default `/`;
 /// `actions`, default every change but `read`) is told of every change at or
 /// under the folder; an alert subscription (`events`: `usage.threshold_reached`,
-/// `usage.projected_overage`, `usage.spike`) of the account's usage alerts;
+/// `usage.projected_overage`, `usage.spike`, or `all`) of the account's usage alerts;
 /// never both. The answer carries the signing secret, shown this once. At
 /// most 100 webhooks an account (409 `conflict` past it).
 #[utoipa::path(post, path = "/v1/accounts/{account}/webhooks", tag = "webhooks",
@@ -602,7 +631,12 @@ mod tests {
         let both = body(r#"{"events": ["usage.spike"], "folder": "/in"}"#).watch(None).unwrap_err();
         assert!(both.to_string().contains("no folder or actions"), "{both}");
         assert!(body(r#"{"events": []}"#).watch(None).is_err());
-        assert!(serde_json::from_str::<WebhookBody>(r#"{"events": ["usage.other"]}"#).is_err());
+        let unknown = serde_json::from_str::<WebhookBody>(r#"{"events": ["usage.other"]}"#).err().unwrap().to_string();
+        assert!(unknown.contains(r#"unknown event "usage.other": one of usage.threshold_reached"#), "{unknown}");
+        for all in [r#"{"events": ["all"]}"#, r#"{"events": ["usage.spike", "all"]}"#] {
+            let (watch, _) = body(all).watch(None).unwrap().unwrap();
+            assert_eq!(watch, Watch::Alerts { events: AlertKind::ALL.to_vec() }, "{all}");
+        }
         assert!(body(r#"{"events": ["usage.spike"], "folder": null}"#).watch(None).is_ok(), "null is left out");
     }
 

@@ -21,13 +21,12 @@ pub(super) fn decide(c: &ClaimedDelivery, sent: &Sent, now: DateTime<Utc>) -> (N
         // Disabled while this attempt ran (a 410 to another row): kept, for replay.
         return (NextStep::Hold, None);
     }
+    // (The disable is logged where it is written, once: `update_after_attempt`.)
     if sent.response_code == Some(410) {
-        tracing::warn!(account = %sub.account, webhook = %sub.id, url = %sub.url, "webhook target answered 410 Gone: subscription disabled");
         return (NextStep::Hold, Some(disable("the target answered 410 Gone")));
     }
     let failing_since = sub.failing_since.unwrap_or(now);
     if now - failing_since >= schedule::disable_after() {
-        tracing::warn!(account = %sub.account, webhook = %sub.id, url = %sub.url, "webhook deliveries failed for five days: subscription disabled");
         return (NextStep::Hold, Some(disable("deliveries failed for five days")));
     }
     let update = sub
