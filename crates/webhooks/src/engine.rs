@@ -487,7 +487,8 @@ impl DeliveryEngine {
         }
         let at = self.clock.now();
         let in_flight = InFlight::new(&self.stats.attempts_in_flight);
-        let sent = self.sender.send(&c, at).await;
+        let webhook_id = c.delivery.webhook_id();
+        let sent = self.sender.send(&c, &webhook_id, at).await;
         drop(in_flight);
         DeliveryStats::count(match sent.delivered {
             true => &self.stats.attempts_delivered,
@@ -503,7 +504,7 @@ impl DeliveryEngine {
         let attempt = Attempt {
             id: 0,
             delivery: c.delivery.id,
-            webhook_id: c.delivery.webhook_id(),
+            webhook_id,
             at,
             status: if sent.delivered { AttemptStatus::Delivered } else { AttemptStatus::Failed },
             response_code: sent.response_code,

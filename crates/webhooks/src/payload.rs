@@ -29,7 +29,7 @@ use serde::Serialize;
 struct Body<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
-    timestamp: String,
+    timestamp: &'a str,
     data: Data<'a>,
 }
 
@@ -41,7 +41,7 @@ struct Data<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     destination: Option<&'a str>,
     call_id: &'a str,
-    time: String,
+    time: &'a str,
     interface: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     user: Option<&'a str>,
@@ -53,7 +53,7 @@ struct Data<'a> {
 struct AlertBody<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
-    timestamp: String,
+    timestamp: &'a str,
     data: &'a Alert,
 }
 
@@ -68,10 +68,10 @@ pub fn body(event: &DeliveredEvent) -> Vec<u8> {
 fn alert_body(alert: &Alert) -> Vec<u8> {
     let body = AlertBody {
         kind: alert.kind.as_str(),
-        timestamp: alert.fired_at.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+        timestamp: &alert.fired_at.to_rfc3339_opts(SecondsFormat::AutoSi, true),
         data: alert,
     };
-    serde_json::to_vec(&body).expect("a body serializes")
+    to_json(&body)
 }
 
 /// The body of a delivery of `change` as `action`.
@@ -79,20 +79,30 @@ fn change_body(change: &Change, action: Action) -> Vec<u8> {
     let time = change.time.to_rfc3339_opts(SecondsFormat::AutoSi, true);
     let body = Body {
         kind: action.event_type(),
-        timestamp: time.clone(),
+        timestamp: &time,
         data: Data {
             account: &change.account,
             action,
             path: &change.path,
             destination: change.destination.as_deref(),
             call_id: &change.call_id,
-            time,
+            time: &time,
             interface: change.interface.as_str(),
             user: change.user.as_deref(),
             api_key: change.api_key.as_deref(),
         },
     };
-    serde_json::to_vec(&body).expect("a body serializes")
+    to_json(&body)
+}
+
+/// Bytes a body is given at first: most change bodies fit, so the body is
+/// not grown (copied) field by field.
+const BODY_BYTES: usize = 512;
+
+fn to_json(body: &impl Serialize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(BODY_BYTES);
+    serde_json::to_writer(&mut out, body).expect("a body serializes");
+    out
 }
 
 #[cfg(test)]

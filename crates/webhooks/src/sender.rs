@@ -60,7 +60,7 @@ pub struct Sender {
     /// (what a subscription's URL gives every attempt the same answer to),
     /// by the subscription's text: parsing costs more than the rest of an
     /// attempt's preparation. Names are still resolved and checked at connect.
-    known: Memo<Result<Url, String>>,
+    known: Memo<Arc<Result<Url, String>>>,
     /// Signing keys by secret (`None`: not a secret), made once.
     keys: Memo<Option<SigningKey>>,
 }
@@ -121,46 +121,45 @@ impl Sender {
         })
     }
 
-    /// Sends `claimed` once, signed at `now`.
-    pub async fn send(&self, claimed: &ClaimedDelivery, now: DateTime<Utc>) -> Sent {
+    /// Sends `claimed` once, as `webhook_id` (its delivery's), signed at `now`.
+    pub async fn send(&self, claimed: &ClaimedDelivery, webhook_id: &str, now: DateTime<Utc>) -> Sent {
         let started = std::time::Instant::now();
-        let mut sent = self.attempt(claimed, now).await;
+        let mut sent = self.attempt(claimed, webhook_id, now).await;
         sent.latency_ms = started.elapsed().as_millis() as u64;
         sent
     }
 
     /// A target URL parsed, with its literal address checked; why not.
-    fn checked_target(&self, url: &str) -> Result<Url, String> {
+    fn checked_target(&self, url: &str) -> Arc<Result<Url, String>> {
         self.known.get(url, || {
-            crate::target::parse_target(url)
-                .and_then(|parsed| check_literal(&parsed, self.allow_private).map(|()| parsed))
-                .map_err(|e| e.to_string())
+            Arc::new(
+                crate::target::parse_target(url)
+                    .and_then(|parsed| check_literal(&parsed, self.allow_private).map(|()| parsed))
+                    .map_err(|e| e.to_string()),
+            )
         })
     }
 
     /// The `webhook-signature` of a delivery: one signature per secret of
     /// `sub` that signs at `now`, with keys made once a secret.
-    fn signature(&self, sub: &Subscription, now: DateTime<Utc>, id: &str, timestamp: i64, body: &[u8]) -> String {
-        let keys: Vec<SigningKey> =
-            sub.signing_secrets(now).filter_map(|secret| self.keys.get(secret, || SigningKey::of(secret))).collect();
-        signing::signatures(&keys, id, timestamp, body)
+    fn signature(&self, sub: &Subscription, now: DateTime<Utc>, id: &str, timestamp: &str, body: &[u8]) -> String {
+        let keys = sub.signing_secrets(now).filter_map(|secret| self.keys.get(secret, || SigningKey::of(secret)));
+        signing::signatures(keys, id, timestamp, body)
     }
 
     /// The request of one attempt (`http1::post`): the body, the Standard
     /// Webhooks headers and the subscription's own; to `url`'s path and
     /// query, its `host` from `url` (the request goes on a connection to its
     /// origin).
-    fn request(&self, claimed: &ClaimedDelivery, url: &Url, now: DateTime<Utc>) -> Result<Vec<u8>, String> {
+    fn request(&self, claimed: &ClaimedDelivery, id: &str, url: &Url, now: DateTime<Utc>) -> Result<Vec<u8>, String> {
         let sub = &claimed.subscription;
         let body = payload::body(&claimed.event);
-        let id = claimed.delivery.webhook_id();
-        let timestamp = now.timestamp();
-        let signature = self.signature(sub, now, &id, timestamp, &body);
-        let timestamp = timestamp.to_string();
+        let timestamp = now.timestamp().to_string();
+        let signature = self.signature(sub, now, id, &timestamp, &body);
         let ours = [
             ("user-agent", AGENT),
             ("content-type", "application/json"),
-            ("webhook-id", &id),
+            ("webhook-id", id),
             ("webhook-timestamp", &timestamp),
             ("webhook-signature", &signature),
         ];
@@ -173,7 +172,7 @@ impl Sender {
         Ok(out)
     }
 
-    async fn attempt(&self, claimed: &ClaimedDelivery, now: DateTime<Utc>) -> Sent {
+    async fn attempt(&self, claimed: &ClaimedDelivery, webhook_id: &str, now: DateTime<Utc>) -> Sent {
         let failed = |error: String| Sent {
             response_code: None,
             delivered: false,
@@ -181,14 +180,15 @@ impl Sender {
             error: Some(error),
             latency_ms: 0,
         };
-        let url = match self.checked_target(&claimed.subscription.url) {
+        let checked = self.checked_target(&claimed.subscription.url);
+        let url = match &*checked {
             Ok(url) => url,
-            Err(e) => return failed(e),
+            Err(e) => return failed(e.clone()),
         };
         // One deadline for the whole attempt: connecting, the answer's head and its body.
         let deadline = tokio::time::Instant::now() + self.timeout;
-        let make = || self.request(claimed, &url, now);
-        let answer = match self.kept.send(&self.connector, &url, MAX_ANSWER_BYTES, deadline, make).await {
+        let make = || self.request(claimed, webhook_id, url, now);
+        let answer = match self.kept.send(&self.connector, url, MAX_ANSWER_BYTES, deadline, make).await {
             Ok(answer) => answer,
             Err(e) => return failed(e),
         };
@@ -350,13 +350,14 @@ mod tests {
     fn checked_targets_keep_their_answer_and_are_bounded() {
         let sender = Sender::new(false, std::time::Duration::from_secs(1), 4).unwrap();
         for _ in 0..2 {
-            let refused = sender.checked_target("http://127.0.0.1:9/hook").unwrap_err();
+            let refused = (*sender.checked_target("http://127.0.0.1:9/hook")).clone().unwrap_err();
             assert!(refused.contains("127.0.0.1"), "{refused}");
             assert!(sender.checked_target("ftp://example.com/").is_err());
-            assert_eq!(sender.checked_target("https://example.com/hook").unwrap().as_str(), "https://example.com/hook");
+            let checked = sender.checked_target("https://example.com/hook");
+            assert_eq!(checked.as_ref().as_ref().unwrap().as_str(), "https://example.com/hook");
         }
         for i in 0..KNOWN_TARGETS + 10 {
-            sender.checked_target(&format!("https://example.com/{i}")).unwrap();
+            assert!(sender.checked_target(&format!("https://example.com/{i}")).is_ok());
             assert!(sender.known.0.lock().len() <= KNOWN_TARGETS);
         }
         assert!(sender.checked_target("http://[::1]/hook").is_err(), "refused after the kept answers were let go");
@@ -456,7 +457,7 @@ mod tests {
         let first = four_at_once(&sender, &c).await;
         assert!(first.iter().all(|s| s.delivered), "{first:?}");
         for i in 0..10 {
-            let sent = sender.send(&c, chrono::Utc::now()).await;
+            let sent = sender.send(&c, &c.delivery.webhook_id(), chrono::Utc::now()).await;
             assert!(sent.delivered, "attempt {i}: {:?}", sent.error);
         }
         let sent = requests.load(Ordering::SeqCst);
@@ -485,8 +486,8 @@ mod tests {
         .await;
         let sender = Sender::new(true, std::time::Duration::from_secs(5), 4).unwrap();
         let c = claimed(&format!("http://127.0.0.1:{port}/hook"));
-        assert!(sender.send(&c, chrono::Utc::now()).await.delivered);
-        let sent = sender.send(&c, chrono::Utc::now()).await;
+        assert!(sender.send(&c, &c.delivery.webhook_id(), chrono::Utc::now()).await.delivered);
+        let sent = sender.send(&c, &c.delivery.webhook_id(), chrono::Utc::now()).await;
         assert!(!sent.delivered);
         assert!(sent.error.as_deref().unwrap().contains("closed before the answer"), "{:?}", sent.error);
         assert_eq!(requests.load(Ordering::SeqCst), 2, "the second request was not sent again");
@@ -520,7 +521,7 @@ mod tests {
             let sender = Sender::new(true, std::time::Duration::from_secs(5), 4).unwrap();
             let c = claimed(&format!("http://127.0.0.1:{port}/hook"));
             for i in 0..5 {
-                let sent = sender.send(&c, chrono::Utc::now()).await;
+                let sent = sender.send(&c, &c.delivery.webhook_id(), chrono::Utc::now()).await;
                 assert!(sent.delivered, "late {late}, send {i}: {:?}", sent.error);
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
@@ -531,9 +532,13 @@ mod tests {
 
     /// Four sends of `c` at once.
     async fn four_at_once(sender: &Sender, c: &callmeter_store::ClaimedDelivery) -> [Sent; 4] {
-        let now = chrono::Utc::now();
-        let (a, b, c2, d) =
-            tokio::join!(sender.send(c, now), sender.send(c, now), sender.send(c, now), sender.send(c, now));
+        let (now, id) = (chrono::Utc::now(), c.delivery.webhook_id());
+        let (a, b, c2, d) = tokio::join!(
+            sender.send(c, &id, now),
+            sender.send(c, &id, now),
+            sender.send(c, &id, now),
+            sender.send(c, &id, now)
+        );
         [a, b, c2, d]
     }
 
