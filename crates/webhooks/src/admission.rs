@@ -8,7 +8,7 @@
 //! proven webhooks post there: their attempts share its slots, its workers
 //! and its kept connections. An unproven subscription's rows (a new one's,
 //! a failing one's) count against its account's own target at that host
-//! ([`lane_of`]), so that accounts whose webhooks share a host (an
+//! ([`Claimed::lane_of`]), so that accounts whose webhooks share a host (an
 //! automation service's, a gateway) do not wait for one account's hanging
 //! receiver path: it is unproven from its first failure on, and until then
 //! (a proven webhook that starts to hang) holds the shared slots for one
@@ -19,15 +19,6 @@ use crate::target::target_of;
 use callmeter_store::Subscription;
 use std::sync::Arc;
 
-/// The target a subscription's rows count against and queue in: its URL's
-/// scheme, host and port, its account's own there while it is unproven.
-pub(crate) fn lane_of(sub: &Subscription, proven: bool) -> String {
-    match proven {
-        true => target_of(&sub.url),
-        false => format!("{} {}", sub.account, target_of(&sub.url)),
-    }
-}
-
 /// Whether a target is a host's, shared by accounts (a URL's scheme, host
 /// and port have no space; an account's own target is its id, a space, then those).
 pub(crate) fn is_shared(target: &str) -> bool {
@@ -36,6 +27,10 @@ pub(crate) fn is_shared(target: &str) -> bool {
 
 /// The claimed rows, shared by the engine and its claims.
 pub(crate) type SharedClaimed = Arc<parking_lot::Mutex<Claimed>>;
+
+/// Subscription URLs whose host target the engine keeps at most: past it,
+/// it forgets them all (and parses them again).
+const MAX_KNOWN_URLS: usize = 4_096;
 
 /// Subscriptions whose last attempt succeeded that the engine remembers at
 /// most: past it, it forgets them all (they are unproven until their next
@@ -69,14 +64,31 @@ pub(crate) struct Claimed {
     /// Subscriptions whose last attempt (in this process) succeeded: the
     /// others, new or failing, hold `per_unproven` rows at most.
     proven: hashbrown::HashSet<String, foldhash::fast::RandomState>,
-    /// The target ([`lane_of`]) of each subscription's rows held: one at a
+    /// The target ([`Claimed::lane_of`]) of each subscription's rows held: one at a
     /// time, so that its attempts end in turn where a target sends one at a
     /// time (each attempt judged after the one before it).
     /// With the URL it was found for: a subscription moved since has another.
     lanes: hashbrown::HashMap<String, (String, String), foldhash::fast::RandomState>,
+    /// Each subscription URL's host target (scheme, host, port), parsed
+    /// once: a URL parse per subscription and claim cost more than the rest
+    /// of its admission. At most [`MAX_KNOWN_URLS`].
+    hosts: hashbrown::HashMap<String, String, foldhash::fast::RandomState>,
 }
 
 impl Claimed {
+    /// The target a subscription's rows count against and queue in: its
+    /// URL's scheme, host and port, its account's own there while it is unproven.
+    fn lane_of(&mut self, sub: &Subscription, proven: bool) -> String {
+        if self.hosts.len() >= MAX_KNOWN_URLS && !self.hosts.contains_key(sub.url.as_str()) {
+            self.hosts.clear();
+        }
+        let host = self.hosts.entry_ref(sub.url.as_str()).or_insert_with(|| target_of(&sub.url));
+        match proven {
+            true => host.clone(),
+            false => format!("{} {host}", sub.account),
+        }
+    }
+
     /// Counts a row claimed, of a subscription at `url`.
     pub(crate) fn add(&mut self, row: &Holder, url: &str) {
         self.total += 1;
@@ -162,7 +174,7 @@ pub(crate) fn admission(
 /// left, counted down as rows are admitted, and the rows each subscription
 /// holds, counted up. A target or account not seen yet has all of its room.
 pub(crate) struct Admission {
-    /// Targets ([`lane_of`]) by subscription id, as this claim found it (its
+    /// Targets ([`Claimed::lane_of`]) by subscription id, as this claim found it (its
     /// rows held, or proven or not): parsing a URL costs more than the rest.
     pub(crate) lane_of_subscription: hashbrown::HashMap<String, String, foldhash::fast::RandomState>,
     per_target: usize,
@@ -191,7 +203,7 @@ impl Admission {
     pub(crate) fn admit(&mut self, sub: &Subscription) -> bool {
         let (claimed, lanes) = (&self.claimed, &mut self.lane_of_subscription);
         let held = self.unproven.entry_ref(sub.id.as_str()).or_insert_with(|| {
-            let claimed = claimed.lock();
+            let mut claimed = claimed.lock();
             let unproven = !claimed.proven.contains(sub.id.as_str());
             let held = claimed.subscriptions.get(sub.id.as_str()).copied().unwrap_or(0);
             // Its rows stay in the target they are in while it holds any.
@@ -202,7 +214,7 @@ impl Admission {
                 // one's within milliseconds, an unproven one's within a
                 // timeout), then it takes its target as it is then.
                 Some((lane, url)) => (lane.clone(), *url != sub.url || is_shared(lane) == unproven),
-                None => (lane_of(sub, !unproven), false),
+                None => (claimed.lane_of(sub, !unproven), false),
             };
             lanes.insert(sub.id.clone(), lane);
             if draining {
@@ -236,6 +248,24 @@ mod tests {
     fn sub(account: &str, id: &str, url: &str) -> Subscription {
         let folder = (Watch::Folder { folder: "/".into() }, vec![]);
         Subscription::new((account, id), url, folder, "whsec_AAAA", Utc::now())
+    }
+
+    /// A subscription's target is its URL's host (its account's own there
+    /// while unproven), as it was before the host was kept; the kept hosts
+    /// are bounded.
+    #[test]
+    fn targets_are_hosts_and_the_kept_ones_are_bounded() {
+        let mut claimed = super::Claimed::default();
+        for _ in 0..2 {
+            assert_eq!(claimed.lane_of(&sub("acme", "wh_a", "http://hooks/a?x=1"), true), "http://hooks:80");
+            assert_eq!(claimed.lane_of(&sub("acme", "wh_a", "https://hooks/a"), false), "acme https://hooks:443");
+            assert_eq!(claimed.lane_of(&sub("globex", "wh_b", "http://hooks/a?x=1"), false), "globex http://hooks:80");
+        }
+        for i in 0..super::MAX_KNOWN_URLS + 10 {
+            let url = format!("http://h{i}.example:8080/hook");
+            assert_eq!(claimed.lane_of(&sub("acme", "wh_a", &url), true), format!("http://h{i}.example:8080"));
+            assert!(claimed.hosts.len() <= super::MAX_KNOWN_URLS);
+        }
     }
 
     fn holder(target: &str, account: &str, subscription: &str) -> Holder {

@@ -54,7 +54,7 @@ pub struct EngineOptions {
     /// Attempts in flight at most: twice `per_account`, so that one
     /// account's hanging targets hold half of them at most.
     pub max_in_flight: usize,
-    /// Attempts in flight to one target at most (`admission::lane_of`).
+    /// Attempts in flight to one target at most (`Claimed::lane_of` in `admission.rs`).
     pub per_target: usize,
     /// Rows of one account claimed at once at most (in flight or waiting
     /// for their target): twice a target's room (`per_target` ×
