@@ -421,12 +421,19 @@ impl DeliveryEngine {
                 done.send(Some(Completion { delivery: claimed.delivery, attempt: None, next: NextStep::RetryAt(now) }));
                 continue;
             }
-            let completion = tokio::select! {
-                biased;
-                _ = self.stopped_for(std::time::Duration::ZERO) => None,
-                // The slot is held until what the attempt changes in its
-                // subscription is written; the worker's next row reads it.
-                _slot = self.in_flight.acquire() => self.attempt_until_stopped(claimed).await,
+            // The slot is held until what the attempt changes in its
+            // subscription is written; the worker's next row reads it.
+            let completion = if *self.stopped.borrow() {
+                None
+            } else if let Ok(_slot) = self.in_flight.try_acquire() {
+                // A free slot (the usual case): no wait to race against a stop.
+                self.attempt_until_stopped(claimed).await
+            } else {
+                tokio::select! {
+                    biased;
+                    _ = self.stopped_for(std::time::Duration::ZERO) => None,
+                    _slot = self.in_flight.acquire() => self.attempt_until_stopped(claimed).await,
+                }
             };
             done.send(completion);
         }
