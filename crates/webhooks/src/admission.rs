@@ -28,6 +28,12 @@ pub(crate) fn is_shared(target: &str) -> bool {
 /// The claimed rows, shared by the engine and its claims.
 pub(crate) type SharedClaimed = Arc<parking_lot::Mutex<Claimed>>;
 
+/// The longest a successful attempt may take and prove its subscription: a
+/// slower receiver, though it answers 2xx, would hold the slots of a host's
+/// shared target that long each time, and other accounts' first attempts
+/// there are due within 2 s (DESIGN §7).
+pub(crate) const PROVEN_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Subscription URLs whose host target the engine keeps at most: past it,
 /// it forgets them all (and parses them again).
 const MAX_KNOWN_URLS: usize = 4_096;
@@ -133,8 +139,11 @@ impl Claimed {
     }
 
     /// Notes how a subscription's attempt ended.
-    pub(crate) fn attempted(&mut self, subscription: &str, delivered: bool) {
-        if !delivered {
+    /// A success proves a subscription only when it came within
+    /// [`PROVEN_WITHIN`]: a receiver that takes longer holds a host's shared
+    /// slots as long, and is sent to from its account's own target.
+    pub(crate) fn attempted(&mut self, subscription: &str, delivered: bool, took: std::time::Duration) {
+        if !delivered || took >= PROVEN_WITHIN {
             self.proven.remove(subscription);
         } else if !self.proven.contains(subscription) {
             if self.proven.len() >= MAX_PROVEN {
@@ -241,7 +250,10 @@ impl Admission {
 
 #[cfg(test)]
 mod tests {
-    use super::{admission, Holder, SharedClaimed};
+    use super::{admission, Holder, SharedClaimed, PROVEN_WITHIN};
+
+    /// An attempt that took no time.
+    const FAST: std::time::Duration = std::time::Duration::ZERO;
     use callmeter_store::{Subscription, Watch};
     use chrono::Utc;
 
@@ -268,6 +280,19 @@ mod tests {
         }
     }
 
+    /// A success proves a subscription if it came within PROVEN_WITHIN; a
+    /// slower one leaves it unproven, or unproves it.
+    #[test]
+    fn a_slow_success_proves_nothing() {
+        let mut claimed = super::Claimed::default();
+        claimed.attempted("wh_a", true, PROVEN_WITHIN);
+        assert!(!claimed.is_proven("wh_a"));
+        claimed.attempted("wh_a", true, PROVEN_WITHIN / 2);
+        assert!(claimed.is_proven("wh_a"));
+        claimed.attempted("wh_a", true, PROVEN_WITHIN * 14);
+        assert!(!claimed.is_proven("wh_a"), "a proven subscription that turns slow is unproven");
+    }
+
     fn holder(target: &str, account: &str, subscription: &str) -> Holder {
         Holder { target: target.into(), account: account.into(), subscription: subscription.into() }
     }
@@ -279,8 +304,8 @@ mod tests {
     fn each_room_stops_a_claim() {
         let claimed = SharedClaimed::default();
         claimed.lock().add(&holder("acme http://a:80", "acme", "wh_a"), "http://a/hook");
-        claimed.lock().attempted("wh_b", true);
-        claimed.lock().attempted("wh_c", true);
+        claimed.lock().attempted("wh_b", true, FAST);
+        claimed.lock().attempted("wh_c", true, FAST);
         let dead = sub("acme", "wh_a", "http://a/hook");
         let healthy = sub("acme", "wh_b", "http://b/hook");
         let other = sub("globex", "wh_c", "http://b/hook");
@@ -304,10 +329,10 @@ mod tests {
         let mut room = admission(&claimed, 10, 5, 2);
         assert!(room.admit(&dead) && room.admit(&dead) && !room.admit(&dead));
         // Proven or not as a claim begins (each claim a new admission).
-        claimed.lock().attempted("wh_a", true);
+        claimed.lock().attempted("wh_a", true, FAST);
         let mut room = admission(&claimed, 10, 5, 2);
         assert!(room.admit(&dead) && room.admit(&dead) && room.admit(&dead), "proven by a success");
-        claimed.lock().attempted("wh_a", false);
+        claimed.lock().attempted("wh_a", false, FAST);
         let mut room = admission(&claimed, 10, 5, 2);
         assert!(room.admit(&dead) && room.admit(&dead));
         assert!(!room.admit(&dead), "unproven again by a failure");
@@ -324,8 +349,8 @@ mod tests {
         assert!(room.admit(&new) && room.admit(&new) && !room.admit(&new), "acme's room at the host");
         assert!(room.admit(&other_new), "globex's own, though the host is the same");
         assert_eq!(room.lane_of_subscription["wh_new"], "acme http://hooks:80");
-        claimed.lock().attempted("wh_new", true);
-        claimed.lock().attempted("wh_other_new", true);
+        claimed.lock().attempted("wh_new", true, FAST);
+        claimed.lock().attempted("wh_other_new", true, FAST);
         let mut room = admission(&claimed, 2, 100, 10);
         assert!(room.admit(&new) && room.admit(&other_new) && !room.admit(&new), "proven, they share the host's");
         assert_eq!(room.lane_of_subscription["wh_new"], "http://hooks:80");
@@ -343,7 +368,7 @@ mod tests {
         let own = room.lane_of_subscription["wh_s"].clone();
         assert_eq!(own, "acme http://hooks:80");
         claimed.lock().add(&holder(&own, "acme", "wh_s"), "http://hooks/a");
-        claimed.lock().attempted("wh_s", true);
+        claimed.lock().attempted("wh_s", true, FAST);
         let mut room = admission(&claimed, 10, 100, 4);
         assert!(!room.admit(&s), "proven, with a row still in its account's: none more until it ends");
         claimed.lock().remove(&holder(&own, "acme", "wh_s"));
@@ -352,7 +377,7 @@ mod tests {
         let shared = room.lane_of_subscription["wh_s"].clone();
         assert_eq!(shared, "http://hooks:80", "none held: the host's");
         claimed.lock().add(&holder(&shared, "acme", "wh_s"), "http://hooks/a");
-        claimed.lock().attempted("wh_s", false);
+        claimed.lock().attempted("wh_s", false, FAST);
         let mut room = admission(&claimed, 10, 100, 4);
         assert!(!room.admit(&s), "unproven with a row in the shared target: none more until it ends");
         claimed.lock().remove(&holder(&shared, "acme", "wh_s"));
@@ -366,7 +391,7 @@ mod tests {
     #[test]
     fn a_moved_subscription_waits_for_its_rows_at_the_old_host() {
         let claimed = SharedClaimed::default();
-        claimed.lock().attempted("wh_m", true);
+        claimed.lock().attempted("wh_m", true, FAST);
         claimed.lock().add(&holder("http://old:80", "acme", "wh_m"), "http://old/hook");
         let moved = sub("acme", "wh_m", "http://new/hook");
         assert!(!admission(&claimed, 10, 100, 4).admit(&moved), "rows still at the old host");

@@ -441,7 +441,7 @@ impl DeliveryEngine {
     }
 
     /// Whether a row queued in a host's shared target is of a subscription
-    /// unproven since it was claimed (its receiver failed, or hangs): sent
+    /// unproven since it was claimed (its receiver failed, hangs, or is slow): sent
     /// from there, each of its rows might wait out the timeout in a slot
     /// other accounts' webhooks at that host share (`admission.rs`).
     fn hands_back(&self, target: &str, claimed: &ClaimedDelivery) -> bool {
@@ -501,7 +501,8 @@ impl DeliveryEngine {
             true => &self.stats.attempts_delivered,
             false => &self.stats.attempts_failed,
         });
-        self.claimed.lock().attempted(&c.subscription.id, sent.delivered);
+        let took = std::time::Duration::from_millis(sent.latency_ms);
+        self.claimed.lock().attempted(&c.subscription.id, sent.delivered, took);
         // Judged by the subscription as it is now: another row's attempt may have changed it.
         if let Some(latest) = self.store.subscription(&c.subscription.account, &c.subscription.id) {
             c.subscription = latest;

@@ -424,6 +424,40 @@ fn a_proven_webhook_that_starts_to_hang_holds_back_other_accounts_at_its_host_br
     );
 }
 
+/// Found by a hostile trial: a receiver that answers 200, but only after
+/// 14 s, held another account's webhook at the same host back for 6
+/// minutes: its successes kept it proven, so its rows filled the host's
+/// shared target. A success that takes a second or more proves nothing:
+/// after its first slow attempts, its queued rows are handed back to its
+/// account's own target, and the other account waits one slow attempt at most.
+#[test]
+fn a_slow_but_successful_webhook_holds_back_other_accounts_at_its_host_briefly() {
+    let s = setup_with(EngineOptions { timeout: std::time::Duration::from_secs(10), ..EngineOptions::default() });
+    let ok = || Reply::Status(200, String::new());
+    let shared = Receiver::answering(Reply::Hang(std::time::Duration::from_secs(3)), (0..5).map(|_| ok()).collect());
+    let other = format!("{}{ALWAYS_OK}", shared.url);
+    let others = || shared.all().iter().filter(|r| r.path.ends_with(ALWAYS_OK)).count();
+    subscribe_in(&s.store, "acme", "wh_acme", &shared.url, &signing::new_secret());
+    subscribe_in(&s.store, "globex", "wh_globex", &other, &signing::new_secret());
+    upload_in(&s.store, "globex", "first");
+    upload_many(&s.store, "acme", "proving", 5);
+    wait_until("both proven", || others() == 1 && shared.count() == 6);
+    std::thread::sleep(ms(300));
+    upload_many(&s.store, "acme", "bulk", 60);
+    wait_until("acme's slow attempts", || shared.count() >= 10);
+    std::thread::sleep(ms(300));
+    upload_in(&s.store, "globex", "second");
+    assert!(
+        within(std::time::Duration::from_secs(6), || others() == 2),
+        "globex's delivery waited behind acme's slow rows at the same host ({} requests)",
+        shared.count()
+    );
+    wait_until("acme's slow rows delivered all the same", || {
+        let page = s.store.delivery_attempts("acme", "wh_acme", None, 100).unwrap();
+        page.attempts.iter().filter(|a| a.status == AttemptStatus::Delivered).count() >= 12
+    });
+}
+
 /// A failing subscription holds only its target's slots' worth of rows
 /// (`per_target`): with an account's room no bigger than a target's, the
 /// account's other webhooks go while its backlog is tried.
