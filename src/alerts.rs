@@ -1,14 +1,14 @@
 //! `callmeter alerts ACCOUNT`: the usage alerts an account's usage fired
 //! (DESIGN §7), newest first, through the server's API.
 
-use crate::client::Api;
+use crate::client::{segment, Api};
 use anyhow::Result;
 use serde_json::Value;
 
 /// Prints an account's alerts, newest first, `limit` at most.
 pub fn alerts(api: &Api, account: &str, limit: usize, json: bool) -> Result<()> {
     let query = [("per_page", limit.clamp(1, 1_000).to_string())];
-    let v = api.get_json(&format!("/v1/accounts/{account}/alerts"), &query)?;
+    let v = api.get_json(&format!("/v1/accounts/{}/alerts", segment(account)?), &query)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());

@@ -8,6 +8,7 @@
 
 mod log_files;
 
+use crate::client::segment;
 use crate::import::{load_config, LineArgs};
 use anyhow::{bail, Context, Result};
 use callmeter_audit::simulate::{self, ScenarioShape};
@@ -375,13 +376,14 @@ fn audit_server(
     };
     let api = crate::client::Api::streaming(server, token)?;
     let base = api.base();
-    let record = api.get_json(&format!("/v1/accounts/{account}"), &[])?;
+    let record = api.get_json(&format!("/v1/accounts/{}", segment(account)?), &[])?;
     let mut auditor = auditor_for(record["list_page_size"].as_u64())?;
     let mut query = vec![("format", "ndjson".to_owned())];
     let rfc = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
     query.extend(from.map(|t| ("from", rfc(t))));
     query.extend(to.map(|t| ("to", rfc(t))));
-    let resp = api.send(api.request(reqwest::Method::GET, &format!("/v1/accounts/{account}/calls")).query(&query))?;
+    let resp = api
+        .send(api.request(reqwest::Method::GET, &format!("/v1/accounts/{}/calls", segment(account)?)).query(&query))?;
     // The server's calls carry their ids and accounts: nothing is filled in.
     let ctx = callmeter_formats::Context::new(callmeter_formats::AccountRule::Unset);
     let reader = BufReader::with_capacity(1 << 20, resp);

@@ -93,3 +93,41 @@ impl Api {
         Ok(self.send(self.request(reqwest::Method::GET, path).query(query))?.json()?)
     }
 }
+
+/// A value from the command line (an account, a webhook's or a token's id)
+/// made one segment of an API path: every byte but letters, digits and
+/// `-._~` percent-encoded, so that a `/`, `?`, `#` or `%` in it reaches no
+/// other route. `.` and `..` are refused: a URL resolves them (encoded or
+/// not) against the path before it (`webhooks delete acme
+/// ../../../tokens/ID` would have deleted a token).
+pub fn segment(value: &str) -> Result<String> {
+    if value.is_empty() || value == "." || value == ".." {
+        bail!("{value:?} names nothing the server has");
+    }
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod segment_tests {
+    use super::segment;
+
+    #[test]
+    fn a_value_stays_one_segment() {
+        assert_eq!(segment("acme-co.eu_1~").unwrap(), "acme-co.eu_1~");
+        assert_eq!(segment("../../tokens/ab").unwrap(), "..%2F..%2Ftokens%2Fab");
+        assert_eq!(segment("wh_1?x=1#f").unwrap(), "wh_1%3Fx%3D1%23f");
+        assert_eq!(segment("%2e%2e").unwrap(), "%252e%252e");
+        assert_eq!(segment("é").unwrap(), "%C3%A9");
+        for nothing in ["", ".", ".."] {
+            assert!(segment(nothing).is_err(), "{nothing:?}");
+        }
+    }
+}

@@ -1,6 +1,6 @@
 //! What each subcommand does.
 
-use crate::client::Api;
+use crate::client::{segment, Api};
 use anyhow::{Context, Result};
 use callmeter_model::Money;
 use callmeter_server::ServerOptions;
@@ -19,7 +19,7 @@ pub fn serve(config: Option<PathBuf>, options: ServerOptions) -> Result<()> {
 
 /// `callmeter usage`.
 pub fn usage(api: &Api, account: &str, period: &str, json: bool) -> Result<()> {
-    let v = api.get_json(&format!("/v1/accounts/{account}/usage"), &[("period", period.to_owned())])?;
+    let v = api.get_json(&format!("/v1/accounts/{}/usage", segment(account)?), &[("period", period.to_owned())])?;
     if json {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
@@ -71,7 +71,7 @@ pub fn usage(api: &Api, account: &str, period: &str, json: bool) -> Result<()> {
 pub fn calls(api: &Api, account: &str, filters: &[(&str, Option<String>)], limit: usize, json: bool) -> Result<()> {
     let mut query: Vec<(&str, String)> = filters.iter().filter_map(|(k, v)| v.clone().map(|v| (*k, v))).collect();
     query.push(("per_page", limit.clamp(1, 10_000).to_string()));
-    let v = api.get_json(&format!("/v1/accounts/{account}/calls"), &query)?;
+    let v = api.get_json(&format!("/v1/accounts/{}/calls", segment(account)?), &query)?;
     let calls = v["calls"].as_array().cloned().unwrap_or_default();
     if json {
         for c in calls {
@@ -165,7 +165,7 @@ pub fn tokens(api: &Api, action: TokenAction) -> Result<()> {
         TokenAction::Create { scope, account, label } => {
             let req = match account {
                 Some(a) => api
-                    .request(Method::POST, &format!("/v1/accounts/{a}/keys"))
+                    .request(Method::POST, &format!("/v1/accounts/{}/keys", segment(&a)?))
                     .json(&serde_json::json!({ "label": label })),
                 None => {
                     api.request(Method::POST, "/v1/tokens").json(&serde_json::json!({ "scope": scope, "label": label }))
@@ -176,7 +176,7 @@ pub fn tokens(api: &Api, action: TokenAction) -> Result<()> {
             println!("secret: {}  (shown once)", v["secret"].as_str().unwrap_or(""));
         }
         TokenAction::Revoke { id } => {
-            api.send(api.request(Method::DELETE, &format!("/v1/tokens/{id}")))?;
+            api.send(api.request(Method::DELETE, &format!("/v1/tokens/{}", segment(&id)?)))?;
             println!("revoked {id}");
         }
         TokenAction::RotateAdmin => {

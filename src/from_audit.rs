@@ -6,6 +6,7 @@
 //! none where a webhook to this URL watches the folder already; each asked
 //! for on the terminal unless `--yes`.
 
+use crate::client::segment;
 use crate::webhooks::{path, print_created};
 use anyhow::Result;
 use reqwest::Method;
@@ -65,13 +66,13 @@ fn confirm(question: &str) -> Result<bool> {
 
 /// Creates the webhooks `account`'s audit proposes, each with `body`'s url, headers and state.
 pub fn create(api: &crate::client::Api, account: &str, body: &Value, yes: bool) -> Result<()> {
-    let audit = api.get_json(&format!("/v1/accounts/{account}/audit"), &[])?;
+    let audit = api.get_json(&format!("/v1/accounts/{}/audit", segment(account)?), &[])?;
     let proposed = proposals(&audit);
     if proposed.is_empty() {
         println!("the audit of {account} finds no polling: no webhook to propose");
         return Ok(());
     }
-    let existing = api.get_json(&path(account, ""), &[])?;
+    let existing = api.get_json(&path(account, "")?, &[])?;
     let url = body["url"].as_str().unwrap_or("");
     let (mut created, mut skipped) = (0, 0);
     for (folder, p) in &proposed {
@@ -96,7 +97,7 @@ pub fn create(api: &crate::client::Api, account: &str, body: &Value, yes: bool) 
         let mut post = body.clone();
         post["folder"] = json!(folder);
         post["actions"] = json!(p.actions);
-        let v: Value = api.send(api.request(Method::POST, &path(account, "")).json(&post))?.json()?;
+        let v: Value = api.send(api.request(Method::POST, &path(account, "")?).json(&post))?.json()?;
         print_created(&v);
         created += 1;
     }

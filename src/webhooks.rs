@@ -3,7 +3,7 @@
 //! through the server's API (DESIGN §7). `create --from-audit` subscribes to
 //! the folders the account's audit finds polled (`from_audit.rs`).
 
-use crate::client::Api;
+use crate::client::{segment, Api};
 use anyhow::{bail, Result};
 use reqwest::Method;
 use serde_json::{json, Map, Value};
@@ -143,8 +143,15 @@ fn headers_json(headers: &[String]) -> Result<Value> {
     Ok(Value::Object(out))
 }
 
-pub(crate) fn path(account: &str, rest: &str) -> String {
-    format!("/v1/accounts/{account}/webhooks{rest}")
+/// A comma-separated list's names as JSON, each trimmed (`create, update`
+/// is `create,update`), so that a space does not make an unknown name.
+fn names(list: &[String]) -> Value {
+    json!(list.iter().map(|n| n.trim()).collect::<Vec<_>>())
+}
+
+/// `/v1/accounts/{account}/webhooks`, then `rest` (made of [`segment`]s).
+pub(crate) fn path(account: &str, rest: &str) -> Result<String> {
+    Ok(format!("/v1/accounts/{}/webhooks{rest}", segment(account)?))
 }
 
 /// Prints a created webhook's id and its secret (shown this once).
@@ -185,16 +192,16 @@ pub fn webhooks(api: &Api, action: WebhookAction) -> Result<()> {
                 body["folder"] = json!(f);
             }
             if let Some(a) = actions {
-                body["actions"] = json!(a);
+                body["actions"] = names(&a);
             }
             if let Some(e) = events {
-                body["events"] = json!(e);
+                body["events"] = names(&e);
             }
-            let v: Value = api.send(api.request(Method::POST, &path(&account, "")).json(&body))?.json()?;
+            let v: Value = api.send(api.request(Method::POST, &path(&account, "")?).json(&body))?.json()?;
             print_created(&v);
         }
         WebhookAction::List { account, json } => {
-            let v = api.get_json(&path(&account, ""), &[])?;
+            let v = api.get_json(&path(&account, "")?, &[])?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(());
@@ -213,10 +220,10 @@ pub fn webhooks(api: &Api, action: WebhookAction) -> Result<()> {
                 body.insert("folder".into(), json!(f));
             }
             if let Some(a) = actions {
-                body.insert("actions".into(), json!(a));
+                body.insert("actions".into(), names(&a));
             }
             if let Some(e) = events {
-                body.insert("events".into(), json!(e));
+                body.insert("events".into(), names(&e));
             }
             if !headers.is_empty() || no_headers {
                 body.insert("headers".into(), headers_json(&headers)?);
@@ -224,12 +231,13 @@ pub fn webhooks(api: &Api, action: WebhookAction) -> Result<()> {
             if enable || disable {
                 body.insert("enabled".into(), json!(enable));
             }
-            let req = api.request(Method::PATCH, &path(&account, &format!("/{id}"))).json(&Value::Object(body));
+            let req =
+                api.request(Method::PATCH, &path(&account, &format!("/{}", segment(&id)?))?).json(&Value::Object(body));
             let v: Value = api.send(req)?.json()?;
             print_webhook(&v["webhook"]);
         }
         WebhookAction::Delete { account, id } => {
-            api.send(api.request(Method::DELETE, &path(&account, &format!("/{id}"))))?;
+            api.send(api.request(Method::DELETE, &path(&account, &format!("/{}", segment(&id)?))?))?;
             println!("deleted {id}");
         }
         WebhookAction::Deliveries { account, id, limit, before, json } => {
@@ -237,7 +245,7 @@ pub fn webhooks(api: &Api, action: WebhookAction) -> Result<()> {
             if let Some(b) = before {
                 query.push(("before", b.to_string()));
             }
-            let v = api.get_json(&path(&account, &format!("/{id}/deliveries")), &query)?;
+            let v = api.get_json(&path(&account, &format!("/{}/deliveries", segment(&id)?))?, &query)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(());
@@ -265,13 +273,17 @@ pub fn webhooks(api: &Api, action: WebhookAction) -> Result<()> {
             }
         }
         WebhookAction::Redeliver { account, id, delivery } => {
-            let req = api.request(Method::POST, &path(&account, &format!("/{id}/deliveries/{delivery}/redeliver")));
+            let req = api.request(
+                Method::POST,
+                &path(&account, &format!("/{}/deliveries/{delivery}/redeliver", segment(&id)?))?,
+            );
             api.send(req)?;
             println!("delivery {delivery} will be sent again");
         }
         WebhookAction::Replay { account, id, since } => {
-            let req =
-                api.request(Method::POST, &path(&account, &format!("/{id}/replay"))).json(&json!({ "since": since }));
+            let req = api
+                .request(Method::POST, &path(&account, &format!("/{}/replay", segment(&id)?))?)
+                .json(&json!({ "since": since }));
             let v: Value = api.send(req)?.json()?;
             println!("{} events will be sent again", v["replaying"]);
             // The server took the time (RFC 3339) already: only a hint if it is yet to come.
@@ -281,7 +293,7 @@ pub fn webhooks(api: &Api, action: WebhookAction) -> Result<()> {
             }
         }
         WebhookAction::RotateSecret { account, id } => {
-            let req = api.request(Method::POST, &path(&account, &format!("/{id}/rotate-secret")));
+            let req = api.request(Method::POST, &path(&account, &format!("/{}/rotate-secret", segment(&id)?))?);
             let v: Value = api.send(req)?.json()?;
             println!(
                 "secret: {}  (shown once; the previous one still signs for 24 hours)",

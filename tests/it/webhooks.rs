@@ -422,7 +422,7 @@ fn the_webhooks_command() {
         "--folder",
         "/in",
         "--actions",
-        "create,update",
+        "create, update",
         "--header",
         "X-Env: test",
     ]);
@@ -485,6 +485,20 @@ fn the_webhooks_command() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("0 events"));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is in the future"), "a hint for a time yet to come");
+
+    // A value from the command line stays one path segment: this once deleted the token.
+    let (s, v) =
+        server.send(server.http.post(server.url("/v1/tokens")).bearer_auth(ADMIN).json(&json!({"scope": "support"})));
+    assert_eq!(s, 201, "{v}");
+    let token = v["token"]["id"].as_str().unwrap().to_owned();
+    let traversal = format!("../../../tokens/{token}");
+    let out = callmeter(&["webhooks", "--server", &server.base, "--token", ADMIN, "delete", "acme", &traversal]);
+    assert!(!out.status.success(), "no webhook has that id");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("404"), "{}", String::from_utf8_lossy(&out.stderr));
+    let (_, tokens) = server.send(server.http.get(server.url("/v1/tokens")).bearer_auth(ADMIN));
+    assert!(tokens.to_string().contains(&token), "the token is still there: {tokens}");
+    let out = callmeter(&["webhooks", "--server", &server.base, "--token", ADMIN, "delete", "acme", ".."]);
+    assert!(!out.status.success());
 
     cli(&["delete", "acme", &id]);
     assert!(!cli(&["list", "acme"]).contains(&id));
