@@ -291,6 +291,10 @@ mod tests {
         assert!(claimed.is_proven("wh_a"));
         claimed.attempted("wh_a", true, PROVEN_WITHIN * 14);
         assert!(!claimed.is_proven("wh_a"), "a proven subscription that turns slow is unproven");
+        claimed.attempted("wh_a", false, PROVEN_WITHIN / 2);
+        assert!(!claimed.is_proven("wh_a"));
+        claimed.attempted("wh_a", true, PROVEN_WITHIN / 2);
+        assert!(claimed.is_proven("wh_a"));
     }
 
     fn holder(target: &str, account: &str, subscription: &str) -> Holder {

@@ -44,7 +44,7 @@ use callmeter_store::{
 use chrono::{DateTime, Utc};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, Semaphore, SemaphorePermit};
 
 /// How the engine sends.
 #[derive(Debug, Clone)]
@@ -52,7 +52,9 @@ pub struct EngineOptions {
     /// Send to loopback, private and other refused addresses (tests, closed networks).
     pub allow_private_targets: bool,
     /// Attempts in flight at most: twice `per_account`, so that one
-    /// account's hanging targets hold half of them at most.
+    /// account's hanging targets hold half of them at most; unproven
+    /// subscriptions' rows (new, failing or slow), of every account, hold
+    /// half at most.
     pub max_in_flight: usize,
     /// Attempts in flight to one target at most (`Claimed::lane_of` in `admission.rs`).
     pub per_target: usize,
@@ -137,6 +139,11 @@ pub struct DeliveryEngine {
     options: EngineOptions,
     /// Attempts in flight.
     in_flight: Semaphore,
+    /// Attempts in flight of unproven subscriptions' rows (new, failing or
+    /// slow: in their account's own target, `admission.rs`): half the slots
+    /// at most, so that receivers that hang, however many accounts have
+    /// them, leave the other half to proven webhooks.
+    unproven_in_flight: Semaphore,
     /// Claimed rows waiting for their target's workers (`per_target` at most).
     lanes: Lanes<Queued>,
     /// Rows claimed and not yet completed.
@@ -230,6 +237,7 @@ impl DeliveryEngine {
         Ok(DeliveryEngine {
             sender: Sender::new(options.allow_private_targets, options.timeout, options.per_target.max(1))?,
             in_flight: Semaphore::new(options.max_in_flight.max(1)),
+            unproven_in_flight: Semaphore::new(options.max_in_flight.div_ceil(2).max(1)),
             lanes: Lanes::new(options.per_target),
             claimed: SharedClaimed::default(),
             completed: tokio::sync::Notify::new(),
@@ -423,21 +431,40 @@ impl DeliveryEngine {
             }
             // The slot is held until what the attempt changes in its
             // subscription is written; the worker's next row reads it.
-            let completion = if *self.stopped.borrow() {
-                None
-            } else if let Ok(_slot) = self.in_flight.try_acquire() {
-                // A free slot (the usual case): no wait to race against a stop.
-                self.attempt_until_stopped(claimed).await
-            } else {
-                tokio::select! {
-                    biased;
-                    _ = self.stopped_for(std::time::Duration::ZERO) => None,
-                    _slot = self.in_flight.acquire() => self.attempt_until_stopped(claimed).await,
-                }
+            let completion = match self.slot(&working.target).await {
+                Some(_slot) => self.attempt_until_stopped(claimed).await,
+                None => None,
             };
             done.send(completion);
         }
         working.engine = None;
+    }
+
+    /// An attempt slot for a row of `target`, and for a row in an account's
+    /// own target (its subscription new, failing or slow) one of their half;
+    /// none once the engine stops, also while waiting for one.
+    async fn slot(&self, target: &str) -> Option<(SemaphorePermit<'_>, Option<SemaphorePermit<'_>>)> {
+        if *self.stopped.borrow() {
+            return None;
+        }
+        let unproven = match admission::is_shared(target) {
+            true => None,
+            false => Some(self.permit(&self.unproven_in_flight).await?),
+        };
+        Some((self.permit(&self.in_flight).await?, unproven))
+    }
+
+    /// A permit of `slots`: at once when one is free (the usual case: no
+    /// wait to race against a stop), else when one frees; none at a stop.
+    async fn permit<'s>(&self, slots: &'s Semaphore) -> Option<SemaphorePermit<'s>> {
+        if let Ok(permit) = slots.try_acquire() {
+            return Some(permit);
+        }
+        tokio::select! {
+            biased;
+            _ = self.stopped_for(std::time::Duration::ZERO) => None,
+            permit = slots.acquire() => permit.ok(),
+        }
     }
 
     /// Whether a row queued in a host's shared target is of a subscription

@@ -458,6 +458,40 @@ fn a_slow_but_successful_webhook_holds_back_other_accounts_at_its_host_briefly()
     });
 }
 
+/// Found by a hostile trial: two or three accounts with many hanging
+/// webhooks filled all of the engine's attempt slots (each account may
+/// hold half), and every other account's deliveries waited for their
+/// timeouts. Unproven subscriptions' rows (new, failing or slow), of all
+/// accounts, hold half the slots at most: here three accounts' hanging
+/// receivers, 4 slots each wanted of 8, leave 4 to another account's
+/// proven webhook.
+#[test]
+fn hanging_webhooks_of_several_accounts_leave_slots_to_the_others() {
+    let options =
+        EngineOptions { max_in_flight: 8, timeout: std::time::Duration::from_secs(4), ..EngineOptions::default() };
+    let s = setup_with(options);
+    let fast = Receiver::answering(Reply::Status(200, String::new()), vec![]);
+    subscribe_in(&s.store, "globex", "wh_globex", &fast.url, &signing::new_secret());
+    upload_in(&s.store, "globex", "proving");
+    wait_until("globex proven", || fast.count() == 1);
+    let hanging: Vec<Receiver> =
+        (0..3).map(|_| Receiver::answering(Reply::Hang(std::time::Duration::from_secs(30)), vec![])).collect();
+    for (i, r) in hanging.iter().enumerate() {
+        subscribe_in(&s.store, &format!("h{i}"), &format!("wh_h{i}"), &r.url, &signing::new_secret());
+        upload_many(&s.store, &format!("h{i}"), "bulk", 40);
+    }
+    wait_until("the hanging webhooks' attempts", || hanging.iter().map(Receiver::count).sum::<usize>() >= 4);
+    std::thread::sleep(ms(500));
+    upload_in(&s.store, "globex", "second");
+    assert!(
+        within(std::time::Duration::from_millis(1_500), || fast.count() == 2),
+        "globex's delivery waited for the hanging webhooks' slots ({} hanging attempts; in flight {})",
+        hanging.iter().map(Receiver::count).sum::<usize>(),
+        callmeter_webhooks::DeliveryStats::get(&s.engine.stats().attempts_in_flight),
+    );
+    assert_eq!(hanging.iter().map(Receiver::count).sum::<usize>(), 4, "they hold half the slots");
+}
+
 /// A failing subscription holds only its target's slots' worth of rows
 /// (`per_target`): with an account's room no bigger than a target's, the
 /// account's other webhooks go while its backlog is tried.
