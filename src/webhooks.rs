@@ -145,8 +145,12 @@ fn headers_json(headers: &[String]) -> Result<Value> {
 
 /// A comma-separated list's names as JSON, each trimmed (`create, update`
 /// is `create,update`), so that a space does not make an unknown name.
-fn names(list: &[String]) -> Value {
-    json!(list.iter().map(|n| n.trim()).collect::<Vec<_>>())
+fn names(list: &[String]) -> Result<Value> {
+    let names: Vec<&str> = list.iter().map(|n| n.trim()).collect();
+    if names.iter().any(|n| n.is_empty()) {
+        bail!("an empty name in {:?}: give names separated by commas", list.join(","));
+    }
+    Ok(json!(names))
 }
 
 /// `/v1/accounts/{account}/webhooks`, then `rest` (made of [`segment`]s).
@@ -163,10 +167,11 @@ pub(crate) fn print_created(v: &Value) {
     );
 }
 
-fn print_webhook(w: &Value) {
+/// A webhook's line: id, folder (`alerts` for an alert subscription),
+/// actions (its events), url, state.
+fn webhook_row(w: &Value) -> [String; 5] {
     let s = |k: &str| w[k].as_str().unwrap_or("").to_owned();
     let names = |k: &str| -> Vec<&str> { w[k].as_array().into_iter().flatten().filter_map(Value::as_str).collect() };
-    // An alert subscription shows `alerts` for its folder and its events for its actions.
     let (folder, actions) = match w.get("events") {
         Some(_) => ("alerts".to_owned(), names("events")),
         None => (s("folder"), names("actions")),
@@ -176,7 +181,21 @@ fn print_webhook(w: &Value) {
     } else {
         format!("disabled ({})", w["disabled_reason"].as_str().unwrap_or("by its owner"))
     };
-    println!("{:<20} {:<10} {:<24} {:<36} {state}", s("id"), folder, actions.join(","), s("url"));
+    [s("id"), folder, actions.join(","), s("url"), state]
+}
+
+/// Webhooks as a table, each column as wide as its longest value, under
+/// a heading line if `heading`.
+fn print_webhooks<'w>(webhooks: impl IntoIterator<Item = &'w Value>, heading: bool) {
+    let head = ["id", "folder", "actions", "url", "state"].map(str::to_owned);
+    let rows: Vec<[String; 5]> =
+        heading.then_some(head).into_iter().chain(webhooks.into_iter().map(webhook_row)).collect();
+    let width = |c: usize| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0);
+    let widths = [width(0), width(1), width(2), width(3)];
+    for [id, folder, actions, url, state] in &rows {
+        let [a, b, c, d] = widths;
+        println!("{id:<a$}  {folder:<b$}  {actions:<c$}  {url:<d$}  {state}");
+    }
 }
 
 /// `callmeter webhooks`.
@@ -192,10 +211,10 @@ pub fn webhooks(api: &Api, action: WebhookAction) -> Result<()> {
                 body["folder"] = json!(f);
             }
             if let Some(a) = actions {
-                body["actions"] = names(&a);
+                body["actions"] = names(&a)?;
             }
             if let Some(e) = events {
-                body["events"] = names(&e);
+                body["events"] = names(&e)?;
             }
             let v: Value = api.send(api.request(Method::POST, &path(&account, "")?).json(&body))?.json()?;
             print_created(&v);
@@ -206,10 +225,7 @@ pub fn webhooks(api: &Api, action: WebhookAction) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(());
             }
-            println!("{:<20} {:<10} {:<24} {:<36} state", "id", "folder", "actions", "url");
-            for w in v["webhooks"].as_array().into_iter().flatten() {
-                print_webhook(w);
-            }
+            print_webhooks(v["webhooks"].as_array().into_iter().flatten(), true);
         }
         WebhookAction::Update { account, id, url, folder, actions, events, headers, no_headers, enable, disable } => {
             let mut body = Map::new();
@@ -220,10 +236,10 @@ pub fn webhooks(api: &Api, action: WebhookAction) -> Result<()> {
                 body.insert("folder".into(), json!(f));
             }
             if let Some(a) = actions {
-                body.insert("actions".into(), names(&a));
+                body.insert("actions".into(), names(&a)?);
             }
             if let Some(e) = events {
-                body.insert("events".into(), names(&e));
+                body.insert("events".into(), names(&e)?);
             }
             if !headers.is_empty() || no_headers {
                 body.insert("headers".into(), headers_json(&headers)?);
@@ -234,7 +250,7 @@ pub fn webhooks(api: &Api, action: WebhookAction) -> Result<()> {
             let req =
                 api.request(Method::PATCH, &path(&account, &format!("/{}", segment(&id)?))?).json(&Value::Object(body));
             let v: Value = api.send(req)?.json()?;
-            print_webhook(&v["webhook"]);
+            print_webhooks([&v["webhook"]], false);
         }
         WebhookAction::Delete { account, id } => {
             api.send(api.request(Method::DELETE, &path(&account, &format!("/{}", segment(&id)?))?))?;

@@ -433,6 +433,11 @@ fn the_webhooks_command() {
     assert!(secret.starts_with("whsec_"));
     let listed = cli(&["list", "acme"]);
     assert!(listed.contains(&id) && listed.contains("create,update") && listed.contains("enabled"), "{listed}");
+    let (head, row) = (listed.lines().next().unwrap(), listed.lines().find(|l| l.contains(&id)).unwrap());
+    assert_eq!(head.find(" url "), row.find(&receiver.url).map(|at| at - 1), "the columns line up:\n{listed}");
+    let empty = ["webhooks", "--server", &server.base, "--token", ADMIN, "create", "acme", "--url", &receiver.url];
+    let out = callmeter(&[&empty[..], &["--actions", ""]].concat());
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("an empty name"));
 
     server.post_events(ADMIN, &write("c1", "/in/a.csv", ""));
     let got = receiver.wait_for(1, WAIT);
