@@ -47,13 +47,6 @@ impl SigningKey {
         SigningKey(Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length"))
     }
 
-    /// `v1,` + the base64 HMAC-SHA256 of `id.timestamp.body`.
-    pub fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
-        let mut out = String::with_capacity(SIGNATURE_CHARS);
-        self.sign_into(&mut out, id, &timestamp.to_string(), body);
-        out
-    }
-
     /// Appends `v1,` + the base64 HMAC-SHA256 of `id.timestamp.body` to
     /// `out` (`timestamp`: the header's decimal text), with no allocation
     /// of its own: an attempt signs once per secret.
@@ -74,7 +67,7 @@ const SIGNATURE_CHARS: usize = 3 + 44;
 
 /// `v1,` + the base64 HMAC-SHA256 of `id.timestamp.body` under `key`.
 pub fn sign(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
-    SigningKey::new(key).sign(id, timestamp, body)
+    signatures([SigningKey::new(key)], id, &timestamp.to_string(), body)
 }
 
 /// The `webhook-signature` header: one signature per key, space-separated

@@ -251,9 +251,10 @@ fn checked_events(events: &[EventName]) -> AppResult<Vec<AlertKind>> {
     let mut sorted: Vec<AlertKind> = events
         .iter()
         .flat_map(|e| match e {
-            EventName::All => AlertKind::ALL.to_vec(),
-            EventName::Kind(kind) => vec![*kind],
+            EventName::All => &AlertKind::ALL[..],
+            EventName::Kind(kind) => std::slice::from_ref(kind),
         })
+        .copied()
         .collect();
     sorted.sort();
     sorted.dedup();

@@ -444,15 +444,17 @@ fn resend(
         None => outbox_lookup::rows_with_keys(engine, number, delivered, locked.fresh.rows_of(number).cloned())?,
     };
     for (key, stored) in rows {
-        let (Stored::Written(d) | Stored::Fresh(d)) = &stored;
-        if !pick(d) {
+        let (written, mut d) = match stored {
+            Stored::Written(d) => (true, d),
+            Stored::Fresh(d) => (false, d),
+        };
+        if !pick(&d) {
             continue;
         }
         // A fresh row has no index entry to remove.
-        if let Stored::Written(d) = &stored {
-            unindex(engine, &mut batch, &key, d);
+        if written {
+            unindex(engine, &mut batch, &key, &d);
         }
-        let (Stored::Written(mut d) | Stored::Fresh(mut d)) = stored;
         d.state = DeliveryState::Pending;
         d.attempts = 0;
         d.next_attempt_at = now;
