@@ -32,7 +32,9 @@
 //! batch to its event's first attempt at the receiver (target p99 < 2 s),
 //! and events delivered vs expected (equal, every round); and per round the
 //! webhooks' server CPU per delivery (on − off), beside what the CPU target
-//! leaves per delivery, and each thread's CPU (by name) off and on; last,
+//! leaves per delivery, its part in the kernel (system time: on loopback a
+//! send also runs the receiver's side of TCP, which a remote receiver would
+//! not charge here), and each thread's CPU (by name) off and on; last,
 //! the webhooks' CPU per delivery by thread, the rounds' median (steadier
 //! than the ratio: the figure to judge a change to one part by).
 
@@ -47,7 +49,7 @@ mod bench_server;
 #[path = "shared/counting_receiver.rs"]
 mod counting_receiver;
 
-use bench_server::{cpu_model, cpu_time, drive, ms, percentile, BenchServer, Driven, TOKEN};
+use bench_server::{cpu_model, cpu_split, cpu_time, drive, ms, percentile, BenchServer, Driven, TOKEN};
 use counting_receiver::CountingReceiver;
 use ingest_calls::{call, serial_at, BATCH};
 use serde_json::json;
@@ -101,6 +103,8 @@ struct Run {
     cpu: Duration,
     /// The server's CPU while the calls were posted.
     cpu_ingest: Duration,
+    /// The part of [`cpu`](Self::cpu) spent in the kernel (system time).
+    kernel: Duration,
     /// The server's CPU by thread name, at the end of [`cpu`](Self::cpu).
     threads: std::collections::BTreeMap<String, Duration>,
 }
@@ -115,7 +119,8 @@ fn ingest(
 ) -> Run {
     let http = bench_server::clients(clients);
     let accepted = AtomicUsize::new(0);
-    let cpu_before = cpu_time(server.pid());
+    let (user_before, kernel_before) = cpu_split(server.pid());
+    let cpu_before = user_before + kernel_before;
     let driven = drive(bodies.len(), clients, per_second, |client, b| {
         accepted.fetch_add(bench_server::post_batch(&http[client], &server.base, &bodies[b]), Ordering::Relaxed);
     });
@@ -124,9 +129,10 @@ fn ingest(
     while !until_done() || ended.elapsed() < SETTLE {
         std::thread::sleep(Duration::from_millis(10));
     }
-    let cpu = cpu_time(server.pid()) - cpu_before;
+    let (user, kernel) = cpu_split(server.pid());
+    let (cpu, kernel) = (user + kernel - cpu_before, kernel - kernel_before);
     let threads = bench_server::cpu_by_thread(server.pid());
-    Run { driven, cpu, cpu_ingest, threads }
+    Run { driven, cpu, cpu_ingest, kernel, threads }
 }
 
 fn data_dir(root: &Path, name: &str) -> std::path::PathBuf {
@@ -225,6 +231,11 @@ impl Round {
     /// Server CPU per call, off and on.
     fn cpu_per_call(&self, calls: u64) -> (f64, f64) {
         (self.off.cpu.as_secs_f64() / calls as f64, self.on.cpu.as_secs_f64() / calls as f64)
+    }
+
+    /// The webhooks' kernel (system) CPU per event delivered, on − off.
+    fn kernel_per_delivery(&self) -> f64 {
+        (self.on.kernel.as_secs_f64() - self.off.kernel.as_secs_f64()) / self.delivered.max(1) as f64
     }
 }
 
@@ -325,6 +336,11 @@ fn round(setup: &Setup, r: usize, chosen: &[usize], expected: &[u64]) -> Round {
         per_delivery * 1e6,
         budget * 1e6
     );
+    println!(
+        "  of which in the kernel (system time; on loopback a send also runs the receiver's TCP): {:.1} µs a delivery, in user space {:.1} µs",
+        round.kernel_per_delivery() * 1e6,
+        (per_delivery - round.kernel_per_delivery()) * 1e6
+    );
     println!("  server CPU by thread, off → on (whole life, threads that ended not counted): {}", by_thread(&round));
     round
 }
@@ -419,6 +435,8 @@ fn report(rounds: &[Round], calls: u64, (half, top): (f64, f64), expected: usize
         budget * 1e6,
         per_delivery_by_thread(rounds)
     );
+    let kernel = median(rounds.iter().map(Round::kernel_per_delivery).collect());
+    println!("of which in the kernel (median of the rounds): {:.1} µs", kernel * 1e6);
 }
 
 /// Each thread name's CPU, on − off, per event delivered: the rounds' median, largest first.

@@ -170,17 +170,30 @@ pub fn peak_rss_kib(pid: u32) -> u64 {
 
 /// The user + system CPU time a process has used so far, all its threads.
 pub fn cpu_time(pid: u32) -> Duration {
-    stat_cpu(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default())
+    let (user, system) = cpu_split(pid);
+    user + system
+}
+
+/// The user and the system (kernel) CPU of a process, apart.
+pub fn cpu_split(pid: u32) -> (Duration, Duration) {
+    stat_split(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default())
 }
 
 /// The user + system CPU of a `/proc/…/stat` line (a process's or a thread's).
 fn stat_cpu(stat: &str) -> Duration {
+    let (user, system) = stat_split(stat);
+    user + system
+}
+
+/// The user and the system CPU of a `/proc/…/stat` line.
+fn stat_split(stat: &str) -> (Duration, Duration) {
     // The fields after the command name (which may hold spaces) in parentheses.
     let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
     // utime and stime are fields 14 and 15 of the line; 3 is the first after the name.
     let ticks = |i: usize| fields.get(i - 3).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    Duration::from_secs_f64((ticks(14) + ticks(15)) as f64 / per_second)
+    let time = |i: usize| Duration::from_secs_f64(ticks(i) as f64 / per_second);
+    (time(14), time(15))
 }
 
 /// The CPU time (user + system) of each of a process's threads now,

@@ -181,8 +181,11 @@ pub struct SubscriptionUpdate {
 }
 
 impl SubscriptionUpdate {
-    /// Applies the update to `sub` at `now`.
+    /// Applies the update to `sub` at `now`. `updated_at` moves only when
+    /// something else changed: a `PATCH {}`, or one that sets what is
+    /// already so, changes nothing a reader could see.
     pub fn apply(&self, sub: &mut Subscription, now: DateTime<Utc>) {
+        let was = sub.clone();
         if let Some(url) = &self.url {
             sub.url = url.clone();
         }
@@ -218,7 +221,9 @@ impl SubscriptionUpdate {
         if let Some(failing) = self.failing_since {
             sub.failing_since = failing;
         }
-        sub.updated_at = now;
+        if *sub != was {
+            sub.updated_at = now;
+        }
     }
 }
 
@@ -437,6 +442,24 @@ mod tests {
         let some = (Watch::Folder { folder: "/data/inbox".into() }, vec![Action::Create]);
         let creates = Subscription::new(("acme", "wh_2"), "https://x.example/hook", some, "whsec_x", Utc::now());
         assert!(!creates.wants(Action::Destroy, "/data", None), "an action it did not ask for");
+    }
+
+    /// An update that changes nothing (a `PATCH {}`, or one that sets what
+    /// is already so) leaves `updated_at`; one that changes something moves it.
+    #[test]
+    fn only_a_change_moves_updated_at() {
+        let t0 = Utc::now();
+        let folder = (Watch::Folder { folder: "/".into() }, vec![Action::Create]);
+        let mut sub = Subscription::new(("acme", "wh_1"), "https://x.example/hook", folder, "whsec_first", t0);
+        let t1 = t0 + chrono::Duration::minutes(5);
+        SubscriptionUpdate::default().apply(&mut sub, t1);
+        assert_eq!(sub.updated_at, t0, "nothing asked");
+        let same = SubscriptionUpdate { url: Some(sub.url.clone()), enabled: Some(true), ..Default::default() };
+        same.apply(&mut sub, t1);
+        assert_eq!(sub.updated_at, t0, "what is already so");
+        let moved = SubscriptionUpdate { url: Some("https://y.example/hook".into()), ..Default::default() };
+        moved.apply(&mut sub, t1);
+        assert_eq!((sub.url.as_str(), sub.updated_at), ("https://y.example/hook", t1));
     }
 
     /// A rotation keeps the current secret signing until its end and retires
