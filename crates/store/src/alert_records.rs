@@ -112,7 +112,7 @@ pub struct Alert {
     pub percent_used: f64,
     /// The threshold reached, in percent of the included calls (`usage.threshold_reached`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub threshold_percent: Option<u32>,
+    pub threshold_percent: Option<u64>,
     /// Billed calls expected by the period's end at the pace so far (`usage.projected_overage`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub projected_calls: Option<u64>,
@@ -139,7 +139,7 @@ impl Alert {
     /// key was fired before is never fired again.
     pub fn fired_key(&self) -> [u8; 17] {
         let detail: u64 = match self.kind {
-            AlertKind::ThresholdReached => self.threshold_percent.unwrap_or(0).into(),
+            AlertKind::ThresholdReached => self.threshold_percent.unwrap_or(0),
             AlertKind::ProjectedOverage => 0,
             AlertKind::Spike => self.day.map_or(0, |d| chrono::Datelike::num_days_from_ce(&d) as u64),
         };
@@ -164,7 +164,7 @@ pub struct AlertPage {
 mod tests {
     use super::*;
 
-    fn alert(kind: AlertKind, threshold: Option<u32>, day: Option<NaiveDate>) -> Alert {
+    fn alert(kind: AlertKind, threshold: Option<u64>, day: Option<NaiveDate>) -> Alert {
         let start: DateTime<Utc> = "2026-11-01T00:00:00Z".parse().unwrap();
         Alert {
             id: 0,

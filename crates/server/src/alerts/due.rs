@@ -11,19 +11,21 @@ use chrono::{DateTime, Utc};
 /// at or below the usage, and, of those a step apart above 100 %
 /// (`100 + step`, `100 + 2 × step` …), only the highest reached: a jump
 /// from 90 % to 400 % says 100 % and 400 %, not twelve alerts at once.
-/// None when the plan includes no calls (no percentage of nothing).
-pub fn thresholds_reached(list: &[u32], overage_step: u32, billed: u64, included: u64) -> Vec<u32> {
+/// None when the plan includes no calls (no percentage of nothing). In
+/// `u64`: a threshold above 100 % is only bounded by the usage (with 100
+/// calls included, it reaches `u64::MAX` % past 10^17 calls, where it stays).
+pub fn thresholds_reached(list: &[u32], overage_step: u32, billed: u64, included: u64) -> Vec<u64> {
     if included == 0 {
         return Vec::new();
     }
     let reached = |t: u32| u128::from(billed) * 100 >= u128::from(t) * u128::from(included);
-    let mut out: Vec<u32> = list.iter().copied().filter(|t| reached(*t)).collect();
+    let mut out: Vec<u64> = list.iter().copied().filter(|t| reached(*t)).map(u64::from).collect();
     if overage_step > 0 && reached(100) {
         let above = u128::from(billed) * 100 - 100 * u128::from(included);
         let steps = above / (u128::from(overage_step) * u128::from(included));
         if steps > 0 {
             let highest = 100 + steps.saturating_mul(u128::from(overage_step));
-            out.push(u32::try_from(highest).unwrap_or(u32::MAX));
+            out.push(u64::try_from(highest).unwrap_or(u64::MAX));
         }
     }
     out.sort_unstable();
@@ -100,7 +102,7 @@ mod tests {
     #[test]
     fn listed_thresholds_each_and_only_the_highest_step_above_100() {
         let t = |billed| thresholds_reached(&[50, 80, 100], 25, billed, 1_000);
-        assert_eq!(t(499), Vec::<u32>::new());
+        assert_eq!(t(499), Vec::<u64>::new());
         assert_eq!(t(500), [50]);
         assert_eq!(t(1_000), [50, 80, 100], "one batch past 50, 80 and 100 %: three");
         assert_eq!(t(1_249), [50, 80, 100]);
@@ -109,7 +111,10 @@ mod tests {
         assert_eq!(thresholds_reached(&[50, 150], 25, 1_600, 1_000), [50, 150]);
         assert_eq!(thresholds_reached(&[90], 0, 5_000, 1_000), [90], "no steps");
         assert!(thresholds_reached(&[50], 25, 5, 0).is_empty(), "nothing included: no percentage");
-        assert_eq!(thresholds_reached(&[100], 25, u64::MAX, 1), [100, u32::MAX], "never overflows");
+        assert_eq!(thresholds_reached(&[100], 25, u64::MAX, 1), [100, u64::MAX], "never overflows");
+        // Past u32's percentages (10^12 calls of a 100-call plan), and a step further.
+        assert_eq!(thresholds_reached(&[100], 25, 1_000_000_000_000, 100), [100, 1_000_000_000_000]);
+        assert_eq!(thresholds_reached(&[100], 25, 2_000_000_000_000, 100), [100, 2_000_000_000_000]);
         assert_eq!(percent_of(812, 1_000), 81.2);
         assert_eq!(percent_of(5, 0), 0.0);
     }

@@ -65,7 +65,7 @@ fn calls(store: &EmbeddedStore, tag: &str, n: usize, at: DateTime<Utc>) {
 }
 
 /// The thresholds of the alerts, in the order fired.
-fn thresholds(fired: &[Alert]) -> Vec<Option<u32>> {
+fn thresholds(fired: &[Alert]) -> Vec<Option<u64>> {
     fired.iter().map(|a| a.threshold_percent).collect()
 }
 
@@ -138,6 +138,35 @@ fn thresholds_fire_once_each_per_period_also_when_added_mid_period() {
     assert_eq!(thresholds(&fired), [Some(90), Some(110)]);
     assert!(fired.iter().all(|a| a.period.start == today_start));
     assert_eq!(store.alerts("acme", None, 100).unwrap().alerts.len(), 8);
+    store.shutdown();
+}
+
+/// Overage thresholds are not bounded by a 32-bit percentage: an
+/// adjustment of 10^12 calls on a 1,000-call plan fires its step
+/// (100,000,000,100 %), and a second one the next.
+#[test]
+fn huge_overages_fire_their_own_thresholds() {
+    let (_dir, store, mut settings) = setup();
+    settings.alerts.spike_min_calls = u64::MAX;
+    let clock = TestClock::at(Utc::now());
+    account(&store, today() - Duration::days(30));
+    let mut memory = FiredMemory::default();
+    calls(&store, "y", 1_000, local_midnight(chrono_tz::UTC, today()) - Duration::hours(2));
+    let fired = evaluate(&store, &settings, "acme", clock.now(), &mut memory).unwrap();
+    assert_eq!(thresholds(&fired), [Some(50), Some(80), Some(100)]);
+    let period_start = fired[0].period.start;
+    for expected in [100_000_000_100, 200_000_000_100] {
+        let adjustment = callmeter_store::Adjustment {
+            account: "acme".into(),
+            period_start,
+            calls: 1_000_000_000_000,
+            reason: "a test".into(),
+            created_at: clock.now(),
+        };
+        store.add_adjustment(adjustment).unwrap();
+        let fired = evaluate(&store, &settings, "acme", clock.now(), &mut memory).unwrap();
+        assert_eq!(thresholds(&fired), [Some(expected)]);
+    }
     store.shutdown();
 }
 

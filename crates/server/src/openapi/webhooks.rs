@@ -264,7 +264,7 @@ pub(crate) struct AlertDoc {
     percent_used: f64,
     /// `usage.threshold_reached`: the threshold, in percent of the included calls.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    threshold_percent: Option<u32>,
+    threshold_percent: Option<u64>,
     /// `usage.projected_overage`: billed calls expected by the period's end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     projected_calls: Option<u64>,

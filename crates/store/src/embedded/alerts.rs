@@ -206,7 +206,7 @@ mod tests {
     use callmeter_model::UsagePeriod;
     use chrono::{DateTime, Utc};
 
-    fn alert(threshold: u32, start: DateTime<Utc>) -> Alert {
+    fn alert(threshold: u64, start: DateTime<Utc>) -> Alert {
         Alert {
             id: 0,
             account: "acme".into(),
