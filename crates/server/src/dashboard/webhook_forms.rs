@@ -29,7 +29,6 @@ use crate::routes::webhooks::{
 };
 use axum::response::{IntoResponse, Redirect, Response};
 use callmeter_model::Action;
-use callmeter_store::AlertKind;
 
 /// A webhook form's fields; `actions` and `events` are checkboxes, so they repeat.
 #[derive(Debug, Default)]
@@ -79,11 +78,7 @@ impl WebhookForm {
             let events = self
                 .events
                 .iter()
-                .map(|e| {
-                    AlertKind::parse(e)
-                        .map(EventName::Kind)
-                        .ok_or_else(|| ApiError::BadRequest(format!("events: {e:?} is not an alert")))
-                })
+                .map(|e| EventName::parse(e).map_err(|why| ApiError::BadRequest(format!("events: {why}"))))
                 .collect::<Result<Vec<_>, _>>()?;
             return Ok(WebhookBody { url, events: Some(events), ..Default::default() });
         }
@@ -303,7 +298,7 @@ mod tests {
         assert_eq!((b.folder.as_deref(), b.actions), (Some("/in"), Some(vec![Action::Create, Action::Destroy])));
         assert!(b.events.is_none(), "a folder webhook's form ignores its alert boxes");
         let b = form(&[("watch", "alerts"), ("events", "usage.spike"), ("folder", "/in")]).body().unwrap();
-        assert_eq!((b.events, b.folder), (Some(vec![EventName::Kind(AlertKind::Spike)]), None));
+        assert_eq!((b.events, b.folder), (Some(vec![EventName::Kind(callmeter_store::AlertKind::Spike)]), None));
         let none_ticked = form(&[("url", "https://x.example/h"), ("folder", "")]).body().unwrap();
         assert_eq!((none_ticked.folder.as_deref(), none_ticked.actions), (Some("/"), Some(vec![])));
         assert!(form(&[("actions", "explode")]).body().is_err());

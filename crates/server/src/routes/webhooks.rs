@@ -233,16 +233,22 @@ pub(crate) enum EventName {
     Kind(AlertKind),
 }
 
-impl<'de> Deserialize<'de> for EventName {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<EventName, D::Error> {
-        let name = std::borrow::Cow::<str>::deserialize(d)?;
+impl EventName {
+    /// The event `name` names; why not, when it names none.
+    pub(crate) fn parse(name: &str) -> Result<EventName, String> {
         if name == ALL_EVENTS {
             return Ok(EventName::All);
         }
-        AlertKind::parse(&name).map(EventName::Kind).ok_or_else(|| {
+        AlertKind::parse(name).map(EventName::Kind).ok_or_else(|| {
             let known = AlertKind::ALL.map(AlertKind::as_str).join(", ");
-            serde::de::Error::custom(format!("unknown event {name:?}: one of {known}, or {ALL_EVENTS}"))
+            format!("unknown event {name:?}: one of {known}, or {ALL_EVENTS}")
         })
+    }
+}
+
+impl<'de> Deserialize<'de> for EventName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<EventName, D::Error> {
+        EventName::parse(&std::borrow::Cow::<str>::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }
 
