@@ -106,7 +106,7 @@ pub struct ServerOptions {
     #[arg(long, env = "CALLMETER_WEBHOOKS_ALLOW_PRIVATE_TARGETS")]
     #[serde(skip)]
     pub webhooks_allow_private_targets: Option<bool>,
-    /// How webhooks are delivered (config file only) [default: no private targets, 64 attempts in
+    /// How webhooks are delivered (config file only) [default: no private targets, 256 attempts in
     /// flight, 4 per target]. Boxed, as `audit`: the CLI's command enum stays small.
     #[arg(skip)]
     pub webhooks: Option<Box<WebhookTable>>,
