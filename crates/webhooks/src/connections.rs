@@ -25,8 +25,10 @@ use tower::Service;
 /// The connector every connection is made with.
 pub(crate) type Connector = hyper_rustls::HttpsConnector<HttpConnector<crate::target::GuardedResolver>>;
 
-/// A connection: TLS or not, read and written through tokio's traits.
-type Connection = Wire<TokioIo<hyper_rustls::MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>>>;
+/// A connection: TLS or not, read and written through tokio's traits. Boxed:
+/// a TLS stream's state is kilobytes, which every take, give-back and
+/// future holding a connection would otherwise copy at each move.
+type Connection = Box<Wire<TokioIo<hyper_rustls::MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>>>>;
 
 /// How long a kept connection may stay idle.
 pub(crate) const IDLE_CONNECTION: Duration = Duration::from_secs(60);
@@ -253,7 +255,7 @@ async fn connect(connector: &Connector, origin: &str) -> Result<Connection, Stri
     let mut connector = connector.clone();
     std::future::poll_fn(|cx| connector.poll_ready(cx)).await.map_err(|e| describe(&*e))?;
     let io = connector.call(uri).await.map_err(|e| describe(&*e))?;
-    Ok(Wire::new(TokioIo::new(io)))
+    Ok(Box::new(Wire::new(TokioIo::new(io))))
 }
 
 /// An error with its causes, which say what failed (a refused address, a refused connection).

@@ -236,33 +236,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
         let (mut interim, mut head_bytes) = (0, 0);
         let too_long = || Failure::Failed(format!("an answer's head longer than {} KiB", MAX_HEAD_BYTES >> 10));
         loop {
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut answer = httparse::Response::new(&mut headers);
-            let parsed = answer.parse(&self.buf[self.at..]);
-            match parsed {
-                Ok(httparse::Status::Complete(n)) => {
-                    head_bytes += n;
-                    if head_bytes > MAX_HEAD_BYTES {
-                        return Err(too_long());
-                    }
-                    let head = head_of(&answer)?;
-                    self.consume(n);
-                    answered = true;
-                    match head.status {
-                        101 => return Err(Failure::Failed("the target switched protocols (101)".into())),
-                        100..=199 if interim == MAX_INTERIM => {
-                            return Err(Failure::Failed(format!("more than {MAX_INTERIM} interim (1xx) answers")))
-                        }
-                        100..=199 => interim += 1,
-                        _ => return Ok(head),
-                    }
-                    continue;
+            if let Some((head, n)) = parse_head(self.unused())? {
+                head_bytes += n;
+                if head_bytes > MAX_HEAD_BYTES {
+                    return Err(too_long());
                 }
-                Ok(httparse::Status::Partial) => {}
-                Err(httparse::Error::TooManyHeaders) => {
-                    return Err(Failure::Failed(format!("an answer with more than {MAX_HEADERS} header lines")))
+                self.consume(n);
+                answered = true;
+                match head.status {
+                    101 => return Err(Failure::Failed("the target switched protocols (101)".into())),
+                    100..=199 if interim == MAX_INTERIM => {
+                        return Err(Failure::Failed(format!("more than {MAX_INTERIM} interim (1xx) answers")))
+                    }
+                    100..=199 => interim += 1,
+                    _ => return Ok(head),
                 }
-                Err(e) => return Err(Failure::Failed(format!("not an HTTP/1.1 answer ({e})"))),
+                continue;
             }
             if head_bytes + self.unused().len() >= MAX_HEAD_BYTES {
                 return Err(too_long());
@@ -427,6 +416,24 @@ fn quoted(bytes: &[u8]) -> String {
 }
 
 /// What an attempt reads of a parsed head.
+/// The answer head at the start of `bytes` and its length, or `None` while
+/// it is incomplete. Apart from [`Wire::read_head`] so that its header
+/// slots (2 KiB) are on this call's stack, not held in the reading future
+/// across its waits, which would make every future around it that much
+/// bigger to move.
+fn parse_head(bytes: &[u8]) -> Result<Option<(Head, usize)>, Failure> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut answer = httparse::Response::new(&mut headers);
+    match answer.parse(bytes) {
+        Ok(httparse::Status::Complete(n)) => Ok(Some((head_of(&answer)?, n))),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(httparse::Error::TooManyHeaders) => {
+            Err(Failure::Failed(format!("an answer with more than {MAX_HEADERS} header lines")))
+        }
+        Err(e) => Err(Failure::Failed(format!("not an HTTP/1.1 answer ({e})"))),
+    }
+}
+
 fn head_of(answer: &httparse::Response) -> Result<Head, Failure> {
     let status = answer.code.expect("a complete head has a status");
     if status < 100 {
