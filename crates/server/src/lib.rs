@@ -165,10 +165,10 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         tracing::warn!("the alert evaluator's stop failed");
     }
     // Attempts in flight finish (each within its timeout); the rest stay in the outbox.
-    let (engine, task) = deliveries;
+    let (engine, thread) = deliveries;
     engine.stop();
-    if let Err(e) = task.await {
-        tracing::warn!(error = %e, "webhook deliveries task failed");
+    if !matches!(tokio::task::spawn_blocking(move || thread.join()).await, Ok(Ok(()))) {
+        tracing::warn!("the webhook delivery engine's thread failed");
     }
     drop(engine); // it holds the store: the store's clean stop below needs the last handle
 
@@ -182,10 +182,19 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     Ok(())
 }
 
-/// Starts the webhook delivery engine over the state's store, on the system clock.
+/// Starts the webhook delivery engine over the state's store, on the system
+/// clock, on a thread of its own (`webhook-engine`, with its own runtime;
+/// its store calls on that runtime's blocking threads, `webhook-store`).
+///
+/// Apart from the request-serving runtime because every part of a delivery
+/// (claims, lanes, the kept connections, admission) is then touched by one
+/// core: spread over the shared workers, a delivery's state moved between
+/// cores and woke parked workers, and the webhooks' CPU a delivery was a
+/// third higher (ADR 0002, "Built (seventh session)"). At ~19 µs a
+/// delivery, one thread has room for about 50,000 a second.
 fn start_deliveries(
     state: &Arc<api::AppState>,
-) -> std::io::Result<(Arc<callmeter_webhooks::DeliveryEngine>, tokio::task::JoinHandle<()>)> {
+) -> std::io::Result<(Arc<callmeter_webhooks::DeliveryEngine>, std::thread::JoinHandle<()>)> {
     let w = &state.settings.webhooks;
     let options = callmeter_webhooks::EngineOptions {
         allow_private_targets: w.allow_private_targets,
@@ -205,8 +214,13 @@ fn start_deliveries(
     )
     .map_err(|e| std::io::Error::other(e.to_string()))?;
     let engine = Arc::new(engine);
-    let task = tokio::spawn(engine.clone().run());
-    Ok((engine, task))
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().thread_name("webhook-store").build()?;
+    let running = engine.clone();
+    let thread = std::thread::Builder::new().name("webhook-engine".into()).spawn(move || {
+        // It returns once the attempts in flight have ended and their completions are written.
+        runtime.block_on(running.run());
+    })?;
+    Ok((engine, thread))
 }
 
 /// SIGTERM or Ctrl-C. The listeners are made here, at once, not when the
