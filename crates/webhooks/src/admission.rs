@@ -38,10 +38,44 @@ pub(crate) const PROVEN_WITHIN: std::time::Duration = std::time::Duration::from_
 /// it forgets them all (and parses them again).
 const MAX_KNOWN_URLS: usize = 4_096;
 
-/// Subscriptions whose last attempt succeeded that the engine remembers at
-/// most: past it, it forgets them all (they are unproven until their next
-/// success, and hold fewer rows meanwhile).
+/// Subscriptions whose last attempt's outcome the engine remembers at most:
+/// past it, it forgets them all (each is then judged as at a start,
+/// [`Standing::of`]).
 const MAX_PROVEN: usize = 65_536;
+
+/// How a subscription stands for the engine, which decides where its rows
+/// queue and which attempt slots they may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Standing {
+    /// Its last attempt succeeded quickly: its rows go to its URL's host
+    /// target, shared by accounts.
+    Proven,
+    /// Made since the engine started, and not attempted yet: its account's
+    /// own target, and the unproven half of the slots.
+    Untried,
+    /// Its last attempt failed or was slow (in this process, or, before its
+    /// first attempt here, as its stored `failing_since` says): its
+    /// account's own target, and at most a quarter of the slots, so that a
+    /// backlog of hanging receivers never holds the slots new webhooks need.
+    Failing,
+}
+
+impl Standing {
+    /// How `sub` stands: by its last outcome in this process when there is
+    /// one (`last`: proven or not); else, for one made before the engine
+    /// started at `started`, proven unless its stored failures say
+    /// otherwise (a restart forgets nothing a receiver showed), and for one
+    /// made since, untried.
+    pub(crate) fn of(sub: &Subscription, last: Option<bool>, started: chrono::DateTime<chrono::Utc>) -> Standing {
+        match last {
+            Some(true) => Standing::Proven,
+            Some(false) => Standing::Failing,
+            None if sub.failing_since.is_some() => Standing::Failing,
+            None if sub.created_at < started => Standing::Proven,
+            None => Standing::Untried,
+        }
+    }
+}
 
 /// Counts by name (target, account or subscription id), looked up by
 /// `&str`: most rows are of names counted already, whose lookups copy nothing.
@@ -57,7 +91,6 @@ pub(crate) struct Holder {
 
 /// Rows claimed and not yet completed, counted as a claim admits them and
 /// until their completion is recorded.
-#[derive(Default)]
 pub(crate) struct Claimed {
     pub(crate) total: usize,
     /// By target (none: no entry).
@@ -67,9 +100,13 @@ pub(crate) struct Claimed {
     /// By subscription id (none: no entry). Ids are random (64 bits): two
     /// accounts' subscriptions that shared one would only share its room.
     subscriptions: Counts,
-    /// Subscriptions whose last attempt (in this process) succeeded: the
-    /// others, new or failing, hold `per_unproven` rows at most.
-    proven: hashbrown::HashSet<String, foldhash::fast::RandomState>,
+    /// Each subscription's last attempt in this process: whether it proved
+    /// it ([`Claimed::attempted`]). The unproven, new or failing, hold
+    /// `per_unproven` rows at most.
+    outcomes: hashbrown::HashMap<String, bool, foldhash::fast::RandomState>,
+    /// When the engine started: a subscription made before it, and not
+    /// attempted since, is judged by its stored failures ([`Standing::of`]).
+    pub(crate) started: chrono::DateTime<chrono::Utc>,
     /// The target ([`Claimed::lane_of`]) of each subscription's rows held: one at a
     /// time, so that its attempts end in turn where a target sends one at a
     /// time (each attempt judged after the one before it).
@@ -79,6 +116,13 @@ pub(crate) struct Claimed {
     /// once: a URL parse per subscription and claim cost more than the rest
     /// of its admission. At most [`MAX_KNOWN_URLS`].
     hosts: hashbrown::HashMap<String, String, foldhash::fast::RandomState>,
+}
+
+#[cfg(test)]
+impl Default for Claimed {
+    fn default() -> Claimed {
+        Claimed::new(chrono::DateTime::<chrono::Utc>::MIN_UTC)
+    }
 }
 
 impl Claimed {
@@ -133,9 +177,26 @@ impl Claimed {
         }
     }
 
-    /// Whether a subscription's last attempt (in this process) succeeded.
-    pub(crate) fn is_proven(&self, subscription: &str) -> bool {
-        self.proven.contains(subscription)
+    /// Nothing claimed, by an engine started at `started`.
+    pub(crate) fn new(started: chrono::DateTime<chrono::Utc>) -> Claimed {
+        Claimed {
+            total: 0,
+            targets: Counts::default(),
+            accounts: Counts::default(),
+            subscriptions: Counts::default(),
+            outcomes: Default::default(),
+            started,
+            lanes: Default::default(),
+            hosts: Default::default(),
+        }
+    }
+
+    /// How a subscription stands now.
+    ///
+    /// (Tests make a `Claimed` with `Default`: an engine started at the
+    /// beginning of time, so that every subscription is untried until attempted.)
+    pub(crate) fn standing(&self, sub: &Subscription) -> Standing {
+        Standing::of(sub, self.outcomes.get(sub.id.as_str()).copied(), self.started)
     }
 
     /// Notes how a subscription's attempt ended.
@@ -143,14 +204,15 @@ impl Claimed {
     /// [`PROVEN_WITHIN`]: a receiver that takes longer holds a host's shared
     /// slots as long, and is sent to from its account's own target.
     pub(crate) fn attempted(&mut self, subscription: &str, delivered: bool, took: std::time::Duration) {
-        if !delivered || took >= PROVEN_WITHIN {
-            self.proven.remove(subscription);
-        } else if !self.proven.contains(subscription) {
-            if self.proven.len() >= MAX_PROVEN {
-                self.proven.clear();
-            }
-            self.proven.insert(subscription.to_owned());
+        let proven = delivered && took < PROVEN_WITHIN;
+        if let Some(last) = self.outcomes.get_mut(subscription) {
+            *last = proven;
+            return;
         }
+        if self.outcomes.len() >= MAX_PROVEN {
+            self.outcomes.clear();
+        }
+        self.outcomes.insert(subscription.to_owned(), proven);
     }
 }
 
@@ -213,7 +275,7 @@ impl Admission {
         let (claimed, lanes) = (&self.claimed, &mut self.lane_of_subscription);
         let held = self.unproven.entry_ref(sub.id.as_str()).or_insert_with(|| {
             let mut claimed = claimed.lock();
-            let unproven = !claimed.proven.contains(sub.id.as_str());
+            let unproven = claimed.standing(sub) != Standing::Proven;
             let held = claimed.subscriptions.get(sub.id.as_str()).copied().unwrap_or(0);
             // Its rows stay in the target they are in while it holds any.
             let (lane, draining) = match claimed.lanes.get(sub.id.as_str()) {
@@ -250,7 +312,7 @@ impl Admission {
 
 #[cfg(test)]
 mod tests {
-    use super::{admission, Holder, SharedClaimed, PROVEN_WITHIN};
+    use super::{admission, Holder, SharedClaimed, Standing, PROVEN_WITHIN};
 
     /// An attempt that took no time.
     const FAST: std::time::Duration = std::time::Duration::ZERO;
@@ -281,20 +343,47 @@ mod tests {
     }
 
     /// A success proves a subscription if it came within PROVEN_WITHIN; a
-    /// slower one leaves it unproven, or unproves it.
+    /// slower one, or a failure, makes it failing.
     #[test]
     fn a_slow_success_proves_nothing() {
         let mut claimed = super::Claimed::default();
+        let a = sub("acme", "wh_a", "http://hooks/a");
+        assert_eq!(claimed.standing(&a), Standing::Untried, "made since the start, not tried");
         claimed.attempted("wh_a", true, PROVEN_WITHIN);
-        assert!(!claimed.is_proven("wh_a"));
+        assert_eq!(claimed.standing(&a), Standing::Failing);
         claimed.attempted("wh_a", true, PROVEN_WITHIN / 2);
-        assert!(claimed.is_proven("wh_a"));
+        assert_eq!(claimed.standing(&a), Standing::Proven);
         claimed.attempted("wh_a", true, PROVEN_WITHIN * 14);
-        assert!(!claimed.is_proven("wh_a"), "a proven subscription that turns slow is unproven");
+        assert_eq!(claimed.standing(&a), Standing::Failing, "a proven subscription that turns slow");
         claimed.attempted("wh_a", false, PROVEN_WITHIN / 2);
-        assert!(!claimed.is_proven("wh_a"));
+        assert_eq!(claimed.standing(&a), Standing::Failing);
         claimed.attempted("wh_a", true, PROVEN_WITHIN / 2);
-        assert!(claimed.is_proven("wh_a"));
+        assert_eq!(claimed.standing(&a), Standing::Proven);
+    }
+
+    /// Found by a hostile trial: after a restart every webhook was unproven,
+    /// so a healthy one waited minutes behind other accounts' hanging ones
+    /// for the unproven half of the slots. One made before the engine
+    /// started is judged by its stored failures until attempted here.
+    #[test]
+    fn a_restart_keeps_what_the_stored_failures_say() {
+        let started = Utc::now();
+        let mut claimed = super::Claimed::new(started);
+        let mut before = sub("acme", "wh_old", "http://hooks/a");
+        before.created_at = started - chrono::Duration::days(3);
+        assert_eq!(claimed.standing(&before), Standing::Proven, "no failures stored");
+        let mut failing = before.clone();
+        failing.id = "wh_failing".into();
+        failing.failing_since = Some(started - chrono::Duration::hours(1));
+        assert_eq!(claimed.standing(&failing), Standing::Failing, "failures stored");
+        let mut since = before.clone();
+        since.id = "wh_new".into();
+        since.created_at = started + chrono::Duration::seconds(1);
+        assert_eq!(claimed.standing(&since), Standing::Untried, "made since the start");
+        claimed.attempted("wh_old", false, PROVEN_WITHIN / 2);
+        assert_eq!(claimed.standing(&before), Standing::Failing, "what happens here wins");
+        claimed.attempted("wh_failing", true, PROVEN_WITHIN / 2);
+        assert_eq!(claimed.standing(&failing), Standing::Proven);
     }
 
     fn holder(target: &str, account: &str, subscription: &str) -> Holder {

@@ -31,7 +31,7 @@ mod pace;
 
 use pace::Pace;
 
-use crate::admission::{self, admission, Admission, Holder, SharedClaimed};
+use crate::admission::{self, admission, Admission, Claimed, Holder, SharedClaimed, Standing};
 use crate::clock::Clock;
 use crate::lanes::Lanes;
 
@@ -144,6 +144,11 @@ pub struct DeliveryEngine {
     /// at most, so that receivers that hang, however many accounts have
     /// them, leave the other half to proven webhooks.
     unproven_in_flight: Semaphore,
+    /// Attempts in flight of failing subscriptions' rows (`Standing::Failing`):
+    /// a quarter of the slots at most, taken before one of the unproven
+    /// half, so that a backlog of hanging receivers leaves at least a
+    /// quarter to webhooks made since the start, not yet tried.
+    failing_in_flight: Semaphore,
     /// Claimed rows waiting for their target's workers (`per_target` at most).
     lanes: Lanes<Queued>,
     /// Rows claimed and not yet completed.
@@ -238,8 +243,11 @@ impl DeliveryEngine {
             sender: Sender::new(options.allow_private_targets, options.timeout, options.per_target.max(1))?,
             in_flight: Semaphore::new(options.max_in_flight.max(1)),
             unproven_in_flight: Semaphore::new(options.max_in_flight.div_ceil(2).max(1)),
+            failing_in_flight: Semaphore::new(options.max_in_flight.div_ceil(4).max(1)),
             lanes: Lanes::new(options.per_target),
-            claimed: SharedClaimed::default(),
+            // The wall clock, as subscriptions' `created_at` is stamped (not
+            // the engine's clock, which tests move).
+            claimed: Arc::new(parking_lot::Mutex::new(Claimed::new(Utc::now()))),
             completed: tokio::sync::Notify::new(),
             stopped: tokio::sync::watch::channel(false).0,
             stats,
@@ -431,7 +439,7 @@ impl DeliveryEngine {
             }
             // The slot is held until what the attempt changes in its
             // subscription is written; the worker's next row reads it.
-            let completion = match self.slot(&working.target).await {
+            let completion = match self.slot(&working.target, &claimed.subscription).await {
                 Some(_slot) => self.attempt_until_stopped(claimed).await,
                 None => None,
             };
@@ -440,18 +448,26 @@ impl DeliveryEngine {
         working.engine = None;
     }
 
-    /// An attempt slot for a row of `target`, and for a row in an account's
-    /// own target (its subscription new, failing or slow) one of their half;
-    /// none once the engine stops, also while waiting for one.
-    async fn slot(&self, target: &str) -> Option<(SemaphorePermit<'_>, Option<SemaphorePermit<'_>>)> {
+    /// An attempt slot for a row of `target`; for a row in an account's own
+    /// target (its subscription new, failing or slow) one of their half too,
+    /// and first, for a failing one's, one of their quarter; none once the
+    /// engine stops, also while waiting for one.
+    async fn slot(&self, target: &str, sub: &Subscription) -> Option<[Option<SemaphorePermit<'_>>; 3]> {
         if *self.stopped.borrow() {
             return None;
         }
-        let unproven = match admission::is_shared(target) {
-            true => None,
-            false => Some(self.permit(&self.unproven_in_flight).await?),
+        let (failing, unproven) = match admission::is_shared(target) {
+            true => (None, None),
+            false => {
+                let standing = self.claimed.lock().standing(sub);
+                let failing = match standing {
+                    Standing::Failing => Some(self.permit(&self.failing_in_flight).await?),
+                    Standing::Proven | Standing::Untried => None,
+                };
+                (failing, Some(self.permit(&self.unproven_in_flight).await?))
+            }
         };
-        Some((self.permit(&self.in_flight).await?, unproven))
+        Some([failing, unproven, Some(self.permit(&self.in_flight).await?)])
     }
 
     /// A permit of `slots`: at once when one is free (the usual case: no
@@ -472,7 +488,7 @@ impl DeliveryEngine {
     /// from there, each of its rows might wait out the timeout in a slot
     /// other accounts' webhooks at that host share (`admission.rs`).
     fn hands_back(&self, target: &str, claimed: &ClaimedDelivery) -> bool {
-        admission::is_shared(target) && !self.claimed.lock().is_proven(&claimed.subscription.id)
+        admission::is_shared(target) && self.claimed.lock().standing(&claimed.subscription) != Standing::Proven
     }
 
     /// An attempt, given up [`STOP_GRACE`] after a stop (then none to record).

@@ -134,6 +134,45 @@ pub fn literal_ip(url: &Url) -> Option<IpAddr> {
     }
 }
 
+/// Name lookups running at most in this process. A lookup runs on a
+/// blocking thread until the system resolver answers, which may be long
+/// after the attempt that asked gave up (a resolver that never answers:
+/// its timeouts times its attempts). Unbounded, such lookups filled the
+/// blocking threads the engine's store calls need, and every webhook
+/// stalled (found by a hostile trial: 525 threads). Past the bound a lookup
+/// waits, within its attempt's deadline.
+const MAX_LOOKUPS: usize = 32;
+
+/// The slots of [`MAX_LOOKUPS`].
+static LOOKUPS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_LOOKUPS);
+
+/// The addresses `host` resolves to (with `port`), through the system
+/// resolver on a blocking thread that holds one of [`LOOKUPS`] until the
+/// resolver answers, also when the caller stopped waiting.
+pub(crate) async fn lookup(host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
+    lookup_with(&LOOKUPS, host, port, |host, port| {
+        std::net::ToSocketAddrs::to_socket_addrs(&(host, port)).map(Iterator::collect)
+    })
+    .await
+}
+
+/// [`lookup`] with its slots and its resolver given (tests).
+async fn lookup_with(
+    slots: &'static tokio::sync::Semaphore,
+    host: &str,
+    port: u16,
+    resolve: fn(&str, u16) -> std::io::Result<Vec<SocketAddr>>,
+) -> std::io::Result<Vec<SocketAddr>> {
+    let slot = slots.acquire().await.map_err(std::io::Error::other)?;
+    let host = host.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        resolve(&host, port)
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
 /// Checks a target when a subscription is made: its form, and its literal
 /// address or every address its name resolves to, unless private targets are allowed.
 pub async fn check_target(url: &str, allow_private: bool) -> Result<Url, WebhookError> {
@@ -146,10 +185,8 @@ pub async fn check_target(url: &str, allow_private: bool) -> Result<Url, Webhook
     }
     let host = parsed.host_str().expect("parse_target checked the host").to_owned();
     let port = parsed.port_or_known_default().unwrap_or(443);
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .map_err(|e| WebhookError::Target(format!("{host}: cannot resolve: {e}")))?
-        .collect();
+    let addrs: Vec<SocketAddr> =
+        lookup(&host, port).await.map_err(|e| WebhookError::Target(format!("{host}: cannot resolve: {e}")))?;
     if addrs.is_empty() {
         return Err(WebhookError::Target(format!("{host}: resolves to no address")));
     }
@@ -198,7 +235,7 @@ impl tower::Service<Name> for GuardedResolver {
     fn call(&mut self, name: Name) -> Self::Future {
         let (host, allow_private) = (name.as_str().to_owned(), self.allow_private);
         Box::pin(async move {
-            let all: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let all: Vec<SocketAddr> = lookup(&host, 0).await?;
             if allow_private {
                 return Ok(all.into_iter());
             }
@@ -311,5 +348,35 @@ mod tests {
         assert!(refused.is_err(), "the connection's resolver refuses it too");
         let allowed = GuardedResolver { allow_private: true }.call(localhost).await.unwrap();
         assert!(allowed.into_iter().all(|a| a.ip().is_loopback()), "allowed by the operator");
+    }
+
+    /// Lookups hold their slot until the resolver answers, also once their
+    /// caller gave up: at most the bound run at once, and a resolver that
+    /// hangs cannot take more threads than that.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lookups_are_bounded_also_when_given_up() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+        static RUNNING: AtomicUsize = AtomicUsize::new(0);
+        static MOST: AtomicUsize = AtomicUsize::new(0);
+        fn slow(_: &str, _: u16) -> std::io::Result<Vec<std::net::SocketAddr>> {
+            let now = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
+            MOST.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            RUNNING.fetch_sub(1, Ordering::SeqCst);
+            Ok(vec![])
+        }
+        for _ in 0..6 {
+            let given_up = tokio::time::timeout(
+                std::time::Duration::from_millis(20),
+                super::lookup_with(&SLOTS, "slow.example", 80, slow),
+            )
+            .await;
+            assert!(given_up.is_err(), "the caller gave up");
+        }
+        assert_eq!(SLOTS.available_permits(), 0, "the given-up lookups still hold their slots");
+        let answered = super::lookup_with(&SLOTS, "slow.example", 80, slow).await.unwrap();
+        assert!(answered.is_empty());
+        assert_eq!(MOST.load(Ordering::SeqCst), 2, "two at once at most");
     }
 }

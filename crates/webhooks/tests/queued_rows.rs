@@ -481,6 +481,41 @@ fn hanging_webhooks_of_several_accounts_leave_slots_to_the_others() {
     assert_eq!(hanging.iter().map(Receiver::count).sum::<usize>(), 4, "they hold half the slots");
 }
 
+/// Found by a hostile trial: a webhook made while other accounts' hanging
+/// webhooks held the unproven half of the slots waited for them (400
+/// hanging webhooks: 147 s). Failing subscriptions' rows now hold a
+/// quarter of the slots at most, so a new webhook's first attempt goes at once.
+#[test]
+fn a_new_webhook_is_not_held_behind_other_accounts_failing_webhooks() {
+    let options =
+        EngineOptions { max_in_flight: 8, timeout: std::time::Duration::from_secs(2), ..EngineOptions::default() };
+    let s = setup_with(options);
+    let hanging: Vec<Receiver> =
+        (0..6).map(|_| Receiver::answering(Reply::Hang(std::time::Duration::from_secs(30)), vec![])).collect();
+    for (i, r) in hanging.iter().enumerate() {
+        subscribe_in(&s.store, &format!("h{i}"), &format!("wh_h{i}"), &r.url, &signing::new_secret());
+        upload_many(&s.store, &format!("h{i}"), "bulk", 40);
+    }
+    let failing = |i: usize| s.store.subscription(&format!("h{i}"), &format!("wh_h{i}")).unwrap().failing_since;
+    wait_until("every hanging webhook failing", || (0..6).all(|i| failing(i).is_some()));
+    let in_flight = || callmeter_webhooks::DeliveryStats::get(&s.engine.stats().attempts_in_flight);
+    // Attempts begun while some were still untried end within a timeout;
+    // from then on the failing ones hold a quarter of the 8 slots.
+    wait_until("the untried ones' attempts ended", || in_flight() <= 2);
+    for _ in 0..20 {
+        assert!(in_flight() <= 2, "failing webhooks' attempts hold a quarter of 8 slots: {}", in_flight());
+        std::thread::sleep(ms(100));
+    }
+    let fresh = Receiver::answering(Reply::Status(200, String::new()), vec![]);
+    subscribe_in(&s.store, "globex", "wh_new", &fresh.url, &signing::new_secret());
+    upload_in(&s.store, "globex", "first");
+    assert!(
+        within(std::time::Duration::from_millis(1_000), || fresh.count() == 1),
+        "the new webhook waited for the failing ones' slots (in flight {})",
+        in_flight()
+    );
+}
+
 /// A failing subscription holds only its target's slots' worth of rows
 /// (`per_target`): with an account's room no bigger than a target's, the
 /// account's other webhooks go while its backlog is tried.
