@@ -304,6 +304,13 @@ fn scopes_and_secrets() {
     let (_, v) = server.get(&support, &one);
     assert_eq!(v["webhook"]["folder"], "/in");
     assert_eq!(v["webhook"]["actions"], json!(["create"]));
+    // A change to what is already so changes nothing, `updated_at` included.
+    assert!(v["webhook"]["updated_at"].is_string(), "{v}");
+    for same in [json!({}), json!({"actions": ["create"], "enabled": true})] {
+        let (status, after) = server.send(server.http.patch(server.url(&one)).bearer_auth(&acme_key).json(&same));
+        assert_eq!(status, 200, "{after}");
+        assert_eq!(after["webhook"]["updated_at"], v["webhook"]["updated_at"], "{same}");
+    }
     let text = v.to_string();
     assert!(!text.contains(&secret) && !text.contains("whsec_"), "no secret is read back: {text}");
     // Custom headers: bounded, never the delivery's own, values masked when read.

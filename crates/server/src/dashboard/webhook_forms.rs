@@ -74,6 +74,10 @@ impl WebhookForm {
     /// unticked is left out, and the API's checks say so).
     fn body(&self) -> Result<WebhookBody, ApiError> {
         let url = self.url.clone().filter(|u| !u.is_empty());
+        match self.watch.as_deref() {
+            None | Some("folder" | "alerts") => {}
+            Some(other) => return Err(ApiError::BadRequest(format!("watch: {other:?}: folder or alerts"))),
+        }
         if self.watch.as_deref() == Some("alerts") {
             let events = self
                 .events
@@ -303,6 +307,8 @@ mod tests {
         assert_eq!((none_ticked.folder.as_deref(), none_ticked.actions), (Some("/"), Some(vec![])));
         assert!(form(&[("actions", "explode")]).body().is_err());
         assert!(form(&[("watch", "alerts"), ("events", "usage.other")]).body().is_err());
+        let unknown = form(&[("watch", "bogus"), ("folder", "/in")]).body().err().unwrap();
+        assert!(unknown.to_string().contains("folder or alerts"), "{unknown}");
         assert!(form(&[("url", "")]).body().unwrap().url.is_none(), "an empty url is a missing one");
     }
 }
