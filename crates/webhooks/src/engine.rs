@@ -54,7 +54,7 @@ pub struct EngineOptions {
     /// Attempts in flight at most: twice `per_account`, so that one
     /// account's hanging targets hold half of them at most; unproven
     /// subscriptions' rows (new, failing or slow), of every account, hold
-    /// half at most.
+    /// half at most, and failing ones' a quarter.
     pub max_in_flight: usize,
     /// Attempts in flight to one target at most (`Claimed::lane_of` in `admission.rs`).
     pub per_target: usize,

@@ -74,11 +74,12 @@ impl WebhookForm {
     /// unticked is left out, and the API's checks say so).
     fn body(&self) -> Result<WebhookBody, ApiError> {
         let url = self.url.clone().filter(|u| !u.is_empty());
-        match self.watch.as_deref() {
-            None | Some("folder" | "alerts") => {}
+        let alerts = match self.watch.as_deref() {
+            None | Some("folder") => false,
+            Some("alerts") => true,
             Some(other) => return Err(ApiError::BadRequest(format!("watch: {other:?}: folder or alerts"))),
-        }
-        if self.watch.as_deref() == Some("alerts") {
+        };
+        if alerts {
             let events = self
                 .events
                 .iter()

@@ -468,14 +468,6 @@ pub(crate) async fn change_webhook(
         tries += 1;
         let was = known_webhook(s, &account, &id)?;
         let change = change_of(&was, &p, url.clone())?;
-        // A change to what is already so is none: nothing to write, and no
-        // conflict with changes made meanwhile (a hostile trial saw `PATCH {}`
-        // answered 409 under 32 changes at once).
-        let mut after = was.clone();
-        change.apply(&mut after, Utc::now());
-        if after == was {
-            return Ok(was);
-        }
         match update(s, account.clone(), id.clone(), change).await {
             Err(ApiError::Conflict(_)) if tries < CHANGE_TRIES => {
                 tokio::time::sleep(std::time::Duration::from_millis(10 * tries)).await;

@@ -178,13 +178,20 @@ impl WriterSubscriptions {
     ) -> Result<Option<Subscription>, StoreError> {
         let key = keys::subscription_key(account, id);
         let Some((mut sub, number)) = self.current(staged, &key) else { return Ok(None) };
-        if update.if_unchanged_since.is_some_and(|read| read != sub.updated_at) {
-            return Err(StoreError::Conflict(format!("webhook {id:?} changed meanwhile: read it again")));
-        }
         if update.if_enabled && !sub.enabled {
             return Err(StoreError::Conflict(format!("webhook {id:?} is disabled already")));
         }
+        let was = sub.clone();
         update.apply(&mut sub, now);
+        // What is already so (`updated_at` included: it moves only with a
+        // change) is nothing to write, and nothing a change made since the
+        // update's read can conflict with.
+        if sub == was {
+            return Ok(Some(sub));
+        }
+        if update.if_unchanged_since.is_some_and(|read| read != was.updated_at) {
+            return Err(StoreError::Conflict(format!("webhook {id:?} changed meanwhile: read it again")));
+        }
         self.write(engine, batch, undo, staged, key, Some((sub.clone(), number)));
         Ok(Some(sub))
     }
